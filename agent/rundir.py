@@ -1,0 +1,134 @@
+"""The run directory: the product of a run and its durable memory.
+
+Every path inside it is built here from program-made ids (s01, take-2), never from user or model text.
+Writes are atomic (write to a temporary file, then rename) so a run killed at any moment leaves either the
+old file or the new one, never half of one. `manifest.json` is derived from the take and clip records on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from agent.state import Clip, Take
+
+SHOT_ID = re.compile(r"s\d{2,3}")
+_manifest_lock = threading.Lock()
+
+MARKER = "run.json"  # present in every run directory; --resume refuses folders without it
+
+
+class RunDirError(ValueError):
+    """The folder given is not usable as a run directory; the message says why."""
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: BaseModel | dict | list) -> None:
+    if isinstance(obj, BaseModel):
+        text = obj.model_dump_json(indent=2)
+    else:
+        text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+    write_atomic(path, text + "\n")
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_shot_id(shot_id: str) -> str:
+    if not SHOT_ID.fullmatch(shot_id):
+        raise ValueError(f"shot id {shot_id!r} is not program-made (expected s01, s02, ...)")
+    return shot_id
+
+
+class RunDir:
+    """Paths and records of one run."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # --- paths -------------------------------------------------------------------------------------------
+    def shot_dir(self, shot_id: str) -> Path:
+        return self.root / "shots" / check_shot_id(shot_id)
+
+    def take_image(self, shot_id: str, n: int) -> Path:
+        return self.shot_dir(shot_id) / f"take-{int(n)}.png"
+
+    def take_record(self, shot_id: str, n: int) -> Path:
+        return self.shot_dir(shot_id) / f"take-{int(n)}.json"
+
+    def clip_path(self, shot_id: str) -> Path:
+        return self.root / "clips" / f"{check_shot_id(shot_id)}.mp4"
+
+    def clip_record(self, shot_id: str) -> Path:
+        return self.root / "clips" / f"{check_shot_id(shot_id)}.json"
+
+    def rel(self, path: Path) -> str:
+        return Path(path).relative_to(self.root).as_posix()
+
+    def abs(self, rel: str) -> Path:
+        p = (self.root / rel).resolve()
+        if self.root.resolve() not in p.parents and p != self.root.resolve():
+            raise ValueError(f"path {rel!r} escapes the run directory")
+        return p
+
+    # --- records -----------------------------------------------------------------------------------------
+    def load_take(self, shot_id: str, n: int) -> Take | None:
+        """The recorded take, if its record and its image (when it has one) are both on disk."""
+        rec = self.take_record(shot_id, n)
+        if not rec.exists():
+            return None
+        take = Take.model_validate(read_json(rec))
+        if take.error is None and not self.take_image(shot_id, n).exists():
+            return None
+        return take
+
+    def save_take(self, take: Take) -> None:
+        write_json(self.take_record(take.shot_id, take.n), take)
+        self.write_manifest()
+
+    def load_clip(self, shot_id: str) -> Clip | None:
+        rec = self.clip_record(shot_id)
+        if not rec.exists() or not self.clip_path(shot_id).exists():
+            return None
+        return Clip.model_validate(read_json(rec))
+
+    def save_clip(self, clip: Clip) -> None:
+        write_json(self.clip_record(clip.shot_id), clip)
+        self.write_manifest()
+
+    def takes(self) -> list[Take]:
+        out = []
+        for rec in sorted(self.root.glob("shots/s*/take-*.json")):
+            out.append(Take.model_validate(read_json(rec)))
+        return sorted(out, key=lambda t: (t.shot_id, t.n))
+
+    def clips(self) -> list[Clip]:
+        return [Clip.model_validate(read_json(p)) for p in sorted(self.root.glob("clips/s*.json"))]
+
+    def write_manifest(self, extra: dict | None = None) -> None:
+        """Rebuild manifest.json from the records on disk (the single source of truth)."""
+        with _manifest_lock:
+            path = self.root / "manifest.json"
+            base = read_json(path) if path.exists() else {}
+            base.update(extra or {})
+            base["takes"] = [t.model_dump(mode="json") for t in self.takes()]
+            base["clips"] = [c.model_dump(mode="json") for c in self.clips()]
+            write_json(path, base)
