@@ -6,7 +6,6 @@ data (JSON-serialisable) so that the SQLite checkpointer and `manifest.json` can
 
 from __future__ import annotations
 
-import operator
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -188,6 +187,14 @@ def merge_results(left: list[ShotResult], right: list[ShotResult]) -> list[ShotR
     return sorted(by_id.values(), key=lambda r: r.shot_id)
 
 
+def merge_takes(left: list[Take], right: list[Take]) -> list[Take]:
+    """Reducer for a shot's takes: a take with the same number replaces the older record (e.g. once critiqued)."""
+    by_n = {t.n: t for t in left}
+    for t in right:
+        by_n[t.n] = t
+    return [by_n[n] for n in sorted(by_n)]
+
+
 class FilmState(BaseModel):
     """The top-level graph state."""
 
@@ -203,9 +210,9 @@ class ShotState(BaseModel):
     """The state of one shot's branch (render → critique → repair loop → animate)."""
 
     shot: Shot
-    takes: Annotated[list[Take], operator.add] = Field(default_factory=list)
-    pending_repair: Repair | None = None
-    results: list[ShotResult] = Field(default_factory=list)
+    takes: Annotated[list[Take], merge_takes] = Field(default_factory=list)
+    repair_plan: dict | None = Field(default=None, description="The next attempt (tools.critique.RepairPlan).")
+    results: Annotated[list[ShotResult], merge_results] = Field(default_factory=list)
 
 
 class ShotOutput(BaseModel):

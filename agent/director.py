@@ -1,0 +1,152 @@
+"""Running a film: open the run directory, run the graph with its SQLite checkpointer, resume, report progress.
+
+`start()` makes a new run directory; `resume()` continues one. Both return a `Film` once the graph is done (or
+has stopped for approval). Progress events come from the graph's update stream, not from inside nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
+
+from agent.graph import build_graph
+from agent.rundir import MARKER, RunDir, RunDirError, read_json, write_json
+from agent.settings import RunSettings
+from agent.state import Brief, FilmState
+
+THREAD = {"thread_id": "film"}
+
+
+@dataclass
+class Film:
+    run_dir: Path
+    state: FilmState | None
+    waiting_for_approval: bool = False
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def prepare_new(out: str | None) -> Path:
+    """Choose and check the run directory for a new run; nothing is created yet."""
+    path = Path(out) if out else Path("runs") / new_run_id()
+    if path.exists():
+        if (path / MARKER).exists():
+            raise RunDirError(f"{path} already holds a run; continue it with --resume {path}, or pick another --out")
+        if not path.is_dir():
+            raise RunDirError(f"--out {path} exists and is not a folder")
+        if any(path.iterdir()):
+            raise RunDirError(f"--out {path} is not empty; give a new or empty folder")
+    return path
+
+
+def check_run_dir(path: str | Path) -> Path:
+    """A folder that --resume can continue: it must hold the marker, settings and brief of a run."""
+    p = Path(path)
+    if not p.is_dir():
+        raise RunDirError(f"--resume {p}: no such folder")
+    missing = [n for n in (MARKER, "settings.json", "brief.json") if not (p / n).exists()]
+    if missing:
+        raise RunDirError(f"--resume {p}: not a run directory (missing {', '.join(missing)})")
+    return p
+
+
+def _config(settings: RunSettings) -> dict:
+    # Each take is 3 steps (render, critique, repair); leave room for the film graph's own steps.
+    return {"configurable": dict(THREAD), "recursion_limit": 20 + 4 * settings.max_takes}
+
+
+def _run(graph_input, settings: RunSettings, on_event: Callable[[str, dict], None] | None) -> Film:
+    root = settings.path
+    with closing(sqlite3.connect(root / "checkpoints.sqlite", check_same_thread=False)) as conn:
+        graph = build_graph(SqliteSaver(conn))
+        config = _config(settings)
+        for namespace, update in graph.stream(
+            graph_input, config, context=settings, stream_mode="updates", subgraphs=True
+        ):
+            if on_event:
+                for node, value in update.items():
+                    on_event(node, value if isinstance(value, dict) else {})
+        snapshot = graph.get_state(config)
+    waiting = bool(snapshot.interrupts)
+    state = FilmState.model_validate(snapshot.values) if snapshot.values else None
+    _set_status(root, "waiting-for-approval" if waiting else "done")
+    return Film(root, state, waiting_for_approval=waiting)
+
+
+def _set_status(root: Path, status: str) -> None:
+    marker = read_json(root / MARKER)
+    marker.update(status=status, updated=time.time())
+    write_json(root / MARKER, marker)
+
+
+def start(brief: Brief, settings: RunSettings, on_event=None) -> Film:
+    """A new run in settings.run_dir. If planning fails, the folder is removed: nothing pretends to be a result."""
+    root = settings.path
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(root / MARKER, {"id": root.name, "status": "running", "created": time.time()})
+    write_json(root / "brief.json", brief)
+    write_json(root / "settings.json", settings.model_dump(mode="json"))
+    try:
+        return _run(FilmState(brief=brief), settings, on_event)
+    except BaseException:
+        has_takes = any(root.glob("shots/*/take-*.png"))
+        if has_takes:
+            _set_status(root, "stopped")
+        elif created:
+            shutil.rmtree(root)
+        else:
+            _remove_contents(root)
+        raise
+
+
+def _remove_contents(root: Path) -> None:
+    for child in root.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def load_settings(root: Path, **overrides) -> RunSettings:
+    """The settings the run started with (secrets come from the environment again), with `run_dir` = root."""
+    saved = read_json(root / "settings.json")
+    saved.update(run_dir=str(root), **overrides)
+    return RunSettings.model_validate(saved)
+
+
+def resume(root: str | Path, on_event=None, approval=None, **overrides) -> Film:
+    """Continue a run from its last checkpoint; takes and clips already on disk are not made again.
+
+    `approval` answers a run waiting for approval: True, or {"storyboard": {...}} with an edited storyboard.
+    """
+    root = check_run_dir(root)
+    settings = load_settings(root, **overrides)
+    brief = Brief.model_validate(read_json(root / "brief.json"))
+    with closing(sqlite3.connect(root / "checkpoints.sqlite", check_same_thread=False)) as conn:
+        snapshot = build_graph(SqliteSaver(conn)).get_state(_config(settings))
+    _set_status(root, "running")
+    if approval is not None:
+        graph_input = Command(resume=approval)
+    elif snapshot.values and snapshot.next:
+        graph_input = None  # continue where it stopped
+    elif snapshot.values and not snapshot.next:
+        return Film(root, FilmState.model_validate(snapshot.values))  # already finished
+    else:
+        graph_input = FilmState(brief=brief)  # killed before the first checkpoint
+    return _run(graph_input, settings, on_event)
+
+
+def pending_storyboard(root: Path) -> dict:
+    return json.loads((root / "storyboard.json").read_text(encoding="utf-8"))

@@ -1,0 +1,262 @@
+"""The graph's nodes: each one a verb, each calling one tool.
+
+Nodes read the run settings from `runtime.context` and keep the state small: takes, clips and the cut are
+records whose media live in the run directory. Every node that makes media first looks for its record on disk,
+so a resumed run never renders again a take that was already recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Send, interrupt
+
+from agent.rundir import RunDir, write_json
+from agent.settings import RunSettings
+from agent.state import Clip, Critique, FilmState, Issue, ShotResult, ShotState, Storyboard, Take
+
+_GRADE_RANK = {"A": 0, "B": 1, "C": 2}
+_backends: dict[str, tuple] = {}
+_backends_lock = threading.Lock()
+
+
+def backends(settings: RunSettings) -> dict:
+    """The run's backends, chosen once per process and settings (loading a model is expensive)."""
+    from tools.animate import select_video_backend
+    from tools.generate_image import select_image_backend
+
+    key = settings.model_dump_json(exclude={"run_dir"})
+    with _backends_lock:
+        if key not in _backends:
+            image, image_why = select_image_backend(settings)
+            video, video_why = select_video_backend(settings)
+            _backends[key] = {"image": image, "image_why": image_why, "video": video, "video_why": video_why}
+        return _backends[key]
+
+
+def take_seed(base: int, shot_index: int, n: int) -> int:
+    """A per-shot, per-take seed: stable across runs, different for every shot and take."""
+    return (base * 1_000_003 + shot_index * 7_919 + n * 104_729) % (2**31 - 1)
+
+
+# --- film graph ---------------------------------------------------------------------------------------------
+
+
+def plan(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
+    """Brief → storyboard (LLM or offline planner), written to storyboard.json."""
+    from tools.plan import plan_storyboard
+
+    settings = runtime.context
+    storyboard = plan_storyboard(state.brief, settings)
+    write_json(settings.path / "storyboard.json", storyboard)
+    return {"storyboard": storyboard}
+
+
+def approve(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
+    """Wait for a person to approve (or edit) the storyboard when the run asks for approval."""
+    if not runtime.context.approve or state.approved:
+        return {"approved": True}
+    answer = interrupt({"storyboard": state.storyboard.model_dump(mode="json")})
+    if isinstance(answer, dict) and "storyboard" in answer:
+        edited = Storyboard.model_validate(answer["storyboard"])
+        write_json(runtime.context.path / "storyboard.json", edited)
+        return {"approved": True, "storyboard": edited}
+    if answer is True or answer == "approve":
+        return {"approved": True}
+    raise ValueError(f"approval answer must be True or {{'storyboard': ...}}, got {answer!r}")
+
+
+def fan_out(state: FilmState) -> list[Send]:
+    """One branch per shot, run in parallel."""
+    return [Send("shoot", ShotState(shot=shot)) for shot in state.storyboard.shots]
+
+
+def cut(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
+    """Join: the kept clips in shot order → final.mp4 + final.srt."""
+    from tools.cut import cut_film
+
+    settings = runtime.context
+    run = RunDir(settings.run_dir)
+    by_id = {r.shot_id: r for r in state.results}
+    shots = [s for s in state.storyboard.shots if by_id.get(s.id) and by_id[s.id].clip]
+    if not shots:
+        raise RuntimeError("no shot produced a clip; see report.html and the takes under shots/")
+    film = cut_film(shots, [by_id[s.id].clip for s in shots], run, settings)
+    run.write_manifest({"cut": film.model_dump(mode="json")})
+    return {"cut": film}
+
+
+def report(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
+    """contact_sheet.png and report.html: what a person looks at first."""
+    from agent.report import write_report
+
+    path = write_report(state, RunDir(runtime.context.run_dir), runtime.context)
+    return {"report": path}
+
+
+# --- shot graph ---------------------------------------------------------------------------------------------
+
+
+def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
+    """Render the next take of the shot (the first, or the one the repair plan asks for)."""
+    from tools.critique import RepairPlan
+    from tools.generate_image import BackendError, ImageRequest
+
+    settings = runtime.context
+    run = RunDir(settings.run_dir)
+    shot = state.shot
+    n = len(state.takes) + 1
+    recorded = run.load_take(shot.id, n)
+    if recorded is not None:
+        return {"takes": [recorded], "repair_plan": None}
+
+    plan = RepairPlan.model_validate(state.repair_plan) if state.repair_plan else None
+    init_image = run.take_image(shot.id, plan.init_take).as_posix() if plan and plan.init_take else None
+    req = ImageRequest(
+        prompt=plan.prompt if plan else shot.prompt,
+        negative_prompt=plan.negative_prompt if plan else shot.negative_prompt,
+        width=settings.width,
+        height=settings.height,
+        seed=plan.seed if plan else take_seed(settings.seed, shot.index, n),
+        num_inference_steps=(plan.num_inference_steps if plan else None) or settings.num_inference_steps,
+        guidance_scale=plan.guidance_scale if plan else None,
+        output_path=run.take_image(shot.id, n).as_posix(),
+        shot=shot,
+        take=n,
+        init_image=init_image,
+        mask_region=plan.mask_region if plan else None,
+    )
+    backend = backends(settings)["image"]
+    take = Take(
+        shot_id=shot.id,
+        n=n,
+        path=run.rel(run.take_image(shot.id, n)),
+        backend=backend.name,
+        model=backend.model,
+        seed=req.seed,
+        prompt=req.prompt,
+        negative_prompt=req.negative_prompt,
+        parent=n - 1 if plan else None,
+        repair=None if plan is None else {"actions": plan.actions, "reason": plan.reason},
+    )
+    start = time.perf_counter()
+    try:
+        result = backend.generate(req)
+    except BackendError as err:  # the service failed this take: record it and let the loop re-shoot
+        take.error = str(err)
+        take.timings = {"wall_s": round(time.perf_counter() - start, 3)}
+    else:
+        take.backend, take.model = result.backend, result.model
+        take.parameters = result.parameters
+        take.timings = {"wall_s": round(time.perf_counter() - start, 3), **result.timings}
+    run.save_take(take)
+    return {"takes": [take], "repair_plan": None}
+
+
+def critique(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
+    """Score the newest take; the verdict is recorded on the take."""
+    from tools.critique import CritiqueRequest, critique_image
+
+    settings = runtime.context
+    run = RunDir(settings.run_dir)
+    take = state.takes[-1]
+    if take.critique is not None:
+        return {}
+    if take.error:
+        verdict = Critique(
+            passed=False,
+            grade="C",
+            issues=[Issue(category="backend", reason=take.error, critic="backend")],
+        )
+    else:
+        verdict = critique_image(
+            CritiqueRequest(
+                image_path=run.abs(take.path).as_posix(),
+                prompt=state.shot.prompt,
+                width=settings.width,
+                height=settings.height,
+                expect_text=state.shot.expect_text,
+            ),
+            settings,
+        )
+    take = take.model_copy(update={"critique": verdict})
+    run.save_take(take)
+    return {"takes": [take]}
+
+
+def after_critique(state: ShotState, runtime: Runtime[RunSettings]) -> Literal["animate", "repair"]:
+    """Keep the take if it passed; re-shoot while takes remain (the loop's cap); else keep the best."""
+    last = state.takes[-1]
+    if last.critique and last.critique.passed:
+        return "animate"
+    if len(state.takes) >= runtime.context.max_takes:
+        return "animate"
+    return "repair"
+
+
+def repair(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
+    """Turn the failing take's critique into the next attempt."""
+    from tools.critique import plan_repair
+
+    plan = plan_repair(state.shot, state.takes, runtime.context)
+    return {"repair_plan": plan.model_dump(mode="json")}
+
+
+def best_take(takes: list[Take]) -> Take | None:
+    """The take to keep: best grade, then fewest issues, then the earliest."""
+    usable = [t for t in takes if t.error is None and t.critique is not None]
+    if not usable:
+        return None
+    return min(usable, key=lambda t: (_GRADE_RANK[t.critique.grade], len(t.critique.issues), t.n))
+
+
+def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
+    """Animate the kept take into a clip of the shot's duration, and check the clip."""
+    from tools.animate import AnimateRequest
+    from tools.critique import critique_clip
+
+    settings = runtime.context
+    run = RunDir(settings.run_dir)
+    shot = state.shot
+    kept = best_take(state.takes)
+    if kept is None:
+        return {"results": [ShotResult(shot_id=shot.id, takes=state.takes, best=None, flagged=True)]}
+
+    clip = run.load_clip(shot.id)
+    if clip is None or clip.take != kept.n:
+        backend = backends(settings)["video"]
+        req = AnimateRequest(
+            image_path=run.abs(kept.path).as_posix(),
+            output_path=run.clip_path(shot.id).as_posix(),
+            prompt=kept.prompt,
+            negative_prompt=kept.negative_prompt,
+            duration=shot.duration,
+            fps=settings.fps,
+            width=settings.width,
+            height=settings.height,
+            motion=shot.motion,
+            seed=kept.seed,
+        )
+        start = time.perf_counter()
+        result = backend.animate(req)
+        clip = Clip(
+            shot_id=shot.id,
+            take=kept.n,
+            path=run.rel(run.clip_path(shot.id)),
+            backend=result.backend,
+            model=result.model,
+            motion=shot.motion,
+            duration=shot.duration,
+            fps=settings.fps,
+            width=settings.width,
+            height=settings.height,
+            parameters=result.parameters,
+            timings={"wall_s": round(time.perf_counter() - start, 3), **result.timings},
+        )
+        clip.critique = critique_clip(run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), settings)
+        run.save_clip(clip)
+    flagged = not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
+    return {"results": [ShotResult(shot_id=shot.id, takes=state.takes, best=kept.n, flagged=flagged, clip=clip)]}
