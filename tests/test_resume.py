@@ -1,0 +1,63 @@
+"""Kill -9 at any point and resume: the run finishes and no recorded take is rendered again."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_cli import ROOT, cli
+
+BRIEF = "Morning in a small bakery. The baker shapes the dough. Bread comes out of the oven. A customer smiles."
+
+
+def start_run(out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "run", BRIEF, "--shots", "4", "--duration", "8",
+         "--size", "320x180", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def take_stamps(out: Path) -> dict[str, int]:
+    """Each recorded take's image, by its inode and modification time: a re-render changes them."""
+    return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns for p in out.glob("shots/*/take-*.png")}
+
+
+@pytest.mark.parametrize("kill_after", ["first-take", "first-clip"])
+def test_kill_and_resume(tmp_path, kill_after):
+    out = tmp_path / "run"
+    proc = start_run(out)
+    deadline = time.time() + 90
+    pattern = "shots/*/take-*.json" if kill_after == "first-take" else "clips/*.json"
+    while time.time() < deadline and not list(out.glob(pattern)):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    recorded = {
+        p.with_suffix(".png").relative_to(out).as_posix()
+        for p in out.glob("shots/*/take-*.json")
+    }
+    before = take_stamps(out)
+    assert recorded, "the run was killed before any take was recorded; the test did not test anything"
+    assert not (out / "final.mp4").exists()
+
+    done = cli("run", "--resume", str(out))
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip().splitlines()[-1] == str(out)
+    after = take_stamps(out)
+    for name in recorded:  # every take recorded before the kill is the same file, untouched
+        assert after[name] == before[name], name
+    assert (out / "final.mp4").exists() and (out / "report.html").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len({t["shot_id"] for t in manifest["takes"]}) == 4
+    assert len(manifest["clips"]) == 4
+
+    again = cli("run", "--resume", str(out))  # a finished run resumes to itself, rendering nothing
+    assert again.returncode == 0
+    assert take_stamps(out) == after
