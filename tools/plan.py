@@ -27,6 +27,7 @@ import random
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
@@ -402,7 +403,21 @@ KIND_NAMES: dict[str, dict[str, str]] = {
 }
 # A further angle on a beat that another shot already shows.
 COVERAGE_NOTE = {"en": "{text} (another angle: {kind})", "zh": "{text}（另一角度：{kind}）"}
-DIRECTION_CUES = ("price", "end on", "close on", "open on", "finish", "价格", "结尾", "最后", "收尾")
+DIRECTION_CUES = (
+    "price",
+    "end on",
+    "close on",
+    "open on",
+    "finish",
+    "last",
+    "final",
+    "价格",
+    "结尾",
+    "最后",
+    "收尾",
+)
+# Longest subtitle line, in characters: two lines of a readable size in each language.
+SUBTITLE_CHARS = {"en": 84, "zh": 32}
 # Words that choose a shot size. English entries are word prefixes; Chinese ones are substrings.
 KIND_CUES: list[tuple[str, tuple[str, ...]]] = [
     (
@@ -617,23 +632,43 @@ _QUOTED = re.compile(r"“([^”]{1,60})”|\"([^\"]{1,60})\"|「([^」]{1,60})�
 _PRICE = re.compile(r"[¥￥$€£]\s?\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s?(?:元|块|RMB|USD)")
 
 
+@cache
+def _cue_pattern(cues: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex per cue list: English cues match at a word start (so 'celebrat' finds 'celebration'), Chinese
+    cues anywhere (Chinese has no spaces between words)."""
+    return re.compile("|".join(rf"\b{re.escape(c)}" if c.isascii() else re.escape(c) for c in cues))
+
+
 def _has(text: str, cues: tuple[str, ...]) -> bool:
-    low = f" {text.lower()} "
-    return any((re.search(r"\b" + re.escape(c), low) if c.isascii() else c in low) for c in cues)
+    return bool(_cue_pattern(cues).search(text.lower()))
+
+
+def _shorten(text: str, limit: int) -> str:
+    """Cut long text at a word boundary (anywhere for Chinese) and mark the cut with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if " " in cut and not _CJK.search(cut[-1]):
+        cut = cut.rsplit(" ", 1)[0]
+    return _trim(cut) + "…"
 
 
 def _first_cue(table: list[tuple[str, tuple[str, ...]]], text: str) -> str | None:
     return next((name for name, cues in table if _has(text, cues)), None)
 
 
-def _look(*texts: str) -> tuple[str, str]:
+@lru_cache(maxsize=512)  # coverage shots of one beat ask again with the same text
+def _look(*texts: str) -> tuple[str, str] | None:
+    """(lighting, mood) from the first text that names a look, or None."""
     for text in texts:
         for cues, lighting, mood in LOOKS:
             if text and _has(text, cues):
                 return lighting, mood
-    return DEFAULT_LOOK
+    return None
 
 
+@lru_cache(maxsize=512)
 def find_expected_text(sentence: str) -> str | None:
     """On-image text a sentence asks for: prices, and quoted words when the sentence talks about text on screen
     (or when the quote is short and nobody is saying it)."""
@@ -759,6 +794,7 @@ def plan_offline(brief: Brief, settings, notes: list[str] | None = None) -> Stor
         product = product_phrase(brief.text) or ("the product" if lang == "en" else "产品")
 
     _assign_kinds(units, product, rng)
+    brief_look = _look(brief.text) or DEFAULT_LOOK
     weights, shots = [], []
     for unit in units:
         base = {"establishing": 1.2, "hero": 1.3, "insert": 0.8, "detail": 0.8}.get(unit.kind, 1.0)
@@ -768,12 +804,13 @@ def plan_offline(brief: Brief, settings, notes: list[str] | None = None) -> Stor
 
     texts_seen: set[str] = set()
     for i, (unit, seconds) in enumerate(zip(units, durations, strict=True), start=1):
-        request = _has(unit.text, REQUEST_CUES) and not unit.speaker
+        # A request to the crew ("a launch film for ...") is filmed as coverage of the product it names.
+        request = bool(product) and _has(unit.text, REQUEST_CUES) and not unit.speaker
         found = find_expected_text(unit.text)
         # A line about text on screen ("end on the slogan ...") directs the crew: its shots show the product and
         # the text goes on the beat's last shot; text that is part of the action goes on the beat's first shot.
         direction = bool(found and _has(unit.text, TEXT_CUES + DIRECTION_CUES))
-        request = request or direction
+        request = request or (direction and bool(product))
         carries = unit.last if direction else unit.coverage == 0
         expect = found if carries else None
         subject = (product if request and product else unit.text).strip()
@@ -795,8 +832,11 @@ def plan_offline(brief: Brief, settings, notes: list[str] | None = None) -> Stor
         elif unit.coverage:
             subtitle = ""
         else:
-            subtitle = unit.text
-        lighting, mood = _look(unit.text, unit.scene, brief.text)
+            # A shot that covers several sentences shows the first; a subtitle must be readable in its time.
+            subtitle = _shorten(split_sentences(unit.text)[0], SUBTITLE_CHARS[lang])
+        lighting, mood = _look(unit.text, unit.scene) or brief_look
+        description = _shorten(description, 320)
+        subject = _shorten(subject, 240)
         camera = f"{FRAMING[unit.kind]}, {MOTION_WORDS[unit.motion]}"
         variables = {
             "framing": FRAMING[unit.kind].split(",")[0].capitalize(),
