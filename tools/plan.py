@@ -247,13 +247,15 @@ def _scene_beats(scene: str, index: int, lines: list[str]) -> list[Beat]:
             beats.append(Beat(sentence, scene, index, speaker))
         paragraph.clear()
 
+    # Character cues and "名字：台词" lines count as dialogue only under a scene heading, i.e. in a script; in a
+    # brief an all-caps line is more likely a product name.
     for line in lines:
         if not line:
             flush()
             speaker = None
         elif _PAREN.match(line):
             continue  # parentheticals such as (beat) direct the actor, not the camera
-        elif _CUE.match(line) and len(line.split()) <= 4 and not line.endswith((".", "!", "?")):
+        elif scene and _CUE.match(line) and len(line.split()) <= 4 and not line.endswith((".", "!", "?")):
             flush()
             speaker = line.split("(")[0].strip().title()
         elif scene and (m := _ZH_DIALOGUE.match(line)):
