@@ -92,7 +92,9 @@ class RunSettings(BaseModel):
     height: int = Field(default=720, description="Frame height in pixels.")
     fps: int = Field(default=24, description="Frames per second of clips and the cut.")
     shots: int | None = Field(default=None, ge=1, le=60, description="Number of shots; derived from duration if None.")
-    duration: float = Field(default=20.0, gt=0, le=600, description="Target film length in seconds.")
+    duration: float | None = Field(
+        default=None, gt=0, le=600, description="Film length in seconds; None: 2.5 s per shot with --shots, else 20."
+    )
     lang: Literal["en", "zh"] | None = Field(default=None, description="Subtitle language; the brief's if None.")
     style: str = Field(default="", description="Visual style words added to every image prompt.")
     seed: int = Field(default=0, description="Base seed; each shot and take derives its own from it.")
@@ -150,7 +152,13 @@ class RunSettings(BaseModel):
         return Path(self.run_dir)
 
     def shot_count(self) -> int:
-        """Shots to plan: --shots if given, else one per ~2.5 s of the target duration."""
+        """Shots to plan: --shots if given, else one per ~2.5 s of the film."""
         if self.shots:
             return self.shots
-        return max(1, min(60, round(self.duration / 2.5)))
+        return max(1, min(60, round(self.film_seconds() / 2.5)))
+
+    def film_seconds(self) -> float:
+        """The film's length: --duration if given, else 2.5 s per shot when --shots is given, else 20 s."""
+        if self.duration:
+            return self.duration
+        return 2.5 * self.shots if self.shots else 20.0

@@ -10,9 +10,8 @@ Which planner runs is `settings.planner`: `offline`; `llm` (fails loudly when th
 `auto` (the endpoint when one is configured and it answers, else offline, with the reason logged and appended to
 `notes`). `planner_description(settings)` is the one-line answer for the startup banner.
 
-Offline timing: the shot count is `settings.shot_count()`. The film lasts `settings.duration` seconds when the
-duration drives the count (no `--shots`) or when both were given; with `--shots` alone each shot averages
-`SECONDS_PER_SHOT`. No shot is shorter than `MIN_SHOT_SECONDS`.
+Offline timing: the shot count is `settings.shot_count()` and the film lasts `settings.film_seconds()`: the
+`--duration` when given, else `SECONDS_PER_SHOT` per shot with `--shots` alone, else 20 s. No shot is shorter than `MIN_SHOT_SECONDS`.
 
 Offline language: subtitles are the brief's own words. When `settings.lang` asks for another language the offline
 planner keeps the brief's language (it does not translate), says so in the notes, and the storyboard's `lang` is
@@ -744,8 +743,7 @@ def _setting(scene: str) -> str:
 
 
 def _total_seconds(settings, n: int) -> float:
-    duration_given = "duration" in settings.model_fields_set or not settings.shots
-    total = float(settings.duration) if duration_given else SECONDS_PER_SHOT * n
+    total = settings.film_seconds()
     if total < MIN_SHOT_SECONDS * n - 1e-9:
         raise PlanError(
             f"{n} shots of at least {MIN_SHOT_SECONDS} s need {MIN_SHOT_SECONDS * n:g} s, but the film "
