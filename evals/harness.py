@@ -448,7 +448,7 @@ def run_eval(args: argparse.Namespace) -> int:
         return 2
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # messages stay one line each (greppable logs)
     for problem in plan.problems:
         console.print(f"[yellow]warning:[/] {problem}", highlight=False)
     out = Path(plan.settings.run_dir)
