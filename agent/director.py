@@ -12,20 +12,24 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from agent.graph import build_graph
 from agent.rundir import MARKER, RunDir, RunDirError, read_json, write_json
 from agent.settings import RunSettings
+from agent import state
 from agent.state import Brief, FilmState
 
 THREAD = {"thread_id": "film"}
+# The checkpointer restores only the state's own classes: nothing else is ever unpacked from the file.
+STATE_TYPES = [("agent.state", name) for name in state.__all__]
 
 
 @dataclass
@@ -69,10 +73,16 @@ def _config(settings: RunSettings) -> dict:
     return {"configurable": dict(THREAD), "recursion_limit": 20 + 4 * settings.max_takes}
 
 
+@contextmanager
+def _checkpointer(root: Path):
+    with closing(sqlite3.connect(root / "checkpoints.sqlite", check_same_thread=False)) as conn:
+        yield SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES))
+
+
 def _run(graph_input, settings: RunSettings, on_event: Callable[[str, dict], None] | None) -> Film:
     root = settings.path
-    with closing(sqlite3.connect(root / "checkpoints.sqlite", check_same_thread=False)) as conn:
-        graph = build_graph(SqliteSaver(conn))
+    with _checkpointer(root) as saver:
+        graph = build_graph(saver)
         config = _config(settings)
         for namespace, update in graph.stream(
             graph_input, config, context=settings, stream_mode="updates", subgraphs=True
@@ -134,8 +144,8 @@ def resume(root: str | Path, on_event=None, approval=None, **overrides) -> Film:
     root = check_run_dir(root)
     settings = load_settings(root, **overrides)
     brief = Brief.model_validate(read_json(root / "brief.json"))
-    with closing(sqlite3.connect(root / "checkpoints.sqlite", check_same_thread=False)) as conn:
-        snapshot = build_graph(SqliteSaver(conn)).get_state(_config(settings))
+    with _checkpointer(root) as saver:
+        snapshot = build_graph(saver).get_state(_config(settings))
     _set_status(root, "running")
     if approval is not None:
         graph_input = Command(resume=approval)

@@ -10,6 +10,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+__all__ = [
+    "Brief", "Shot", "Storyboard", "Issue", "CriticResult", "Critique", "Repair", "Take", "Clip", "ShotResult",
+    "Cut", "FilmState", "ShotState", "ShotOutput",
+]  # fmt: skip
+
 ShotKind = Literal["establishing", "wide", "medium", "close-up", "insert", "hero", "detail", "over-the-shoulder"]
 Grade = Literal["A", "B", "C"]
 IssueCategory = Literal[

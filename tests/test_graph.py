@@ -1,0 +1,109 @@
+"""The whole graph, in process: an LLM planner behind a scripted endpoint, offline backends, a real cut."""
+
+from __future__ import annotations
+
+import json
+
+from fakes import FakeOpenAI
+from PIL import Image
+
+from agent import director
+from agent.settings import RunSettings
+from agent.state import Brief
+from tools.cut import probe
+
+BRIEF = Brief(text="A short film about a lighthouse keeper's last night.", lang="en")
+
+
+def planned_shot(i: int, subtitle: str) -> dict:
+    return {
+        "kind": ["establishing", "close-up", "hero"][i % 3],
+        "description": f"The lighthouse keeper, beat {i + 1}",
+        "camera": "slow push-in, 35mm",
+        "lighting": "low-key moonlight",
+        "mood": "quiet, tender",
+        "duration": 2.0,
+        "subtitle": subtitle,
+        "prompt": f"cinematic still of an old lighthouse keeper, beat {i + 1}, moonlight",
+        "negative_prompt": "blurry, text artifacts",
+        "expect_text": None,
+        "motion": "push-in",
+    }
+
+
+SUBTITLES = ["The last night.", "He lights the lamp.", "The sea answers."]
+
+
+def settings(tmp_path, **kw) -> RunSettings:
+    values = dict(run_dir=str(tmp_path / "run"), width=320, height=180, shots=3, duration=6.0, max_takes=2) | kw
+    return RunSettings(**values)
+
+
+def test_full_graph_with_llm_planner(tmp_path):
+    with FakeOpenAI() as server:
+        answer = {"title": "Last Light", "shots": [planned_shot(i, s) for i, s in enumerate(SUBTITLES)]}
+        server.script("/v1/chat/completions", [json.dumps(answer)])
+        s = settings(tmp_path, planner="llm", llm_base_url=server.base_url, llm_model="fake-director")
+        film = director.start(BRIEF, s)
+        assert len(server.requests["/v1/chat/completions"]) == 1
+
+    root = film.run_dir
+    board = json.loads((root / "storyboard.json").read_text())
+    assert board["planner"] == "llm:fake-director"
+    assert [shot["id"] for shot in board["shots"]] == ["s01", "s02", "s03"]
+    for shot in board["shots"]:
+        for field in ("description", "camera", "lighting", "mood", "duration", "subtitle", "prompt"):
+            assert shot[field], field
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert {t["shot_id"] for t in manifest["takes"]} == {"s01", "s02", "s03"}
+    for take in manifest["takes"]:
+        assert (root / take["path"]).is_file()
+        assert take["backend"] == "draft" and take["model"] and take["prompt"]
+        assert isinstance(take["seed"], int) and "wall_s" in take["timings"]
+        assert take["critique"]["grade"] in "ABC"
+        assert "technical" in [c["name"] for c in take["critique"]["critics"] if c["ran"]]
+    assert [c["shot_id"] for c in manifest["clips"]] == ["s01", "s02", "s03"]
+    assert manifest["cut"]["path"] == "final.mp4"
+
+    info = probe(root / "final.mp4")
+    assert (info["width"], info["height"]) == (320, 180)
+    assert abs(info["duration"] - film.state.cut.duration) < 0.15
+    kinds = [st["type"] for st in info["streams"]]
+    assert "video" in kinds and "subtitle" in kinds
+    srt = (root / "final.srt").read_text()
+    for line in SUBTITLES:
+        assert line in srt
+
+    with Image.open(root / "contact_sheet.png") as sheet:
+        assert sheet.width > 300
+    report = (root / "report.html").read_text()
+    for shot_id in ("s01", "s02", "s03"):
+        assert f'id="{shot_id}"' in report
+    assert json.loads((root / "run.json").read_text())["status"] == "done"
+
+
+def test_repair_loop_stops_at_the_cap_and_keeps_the_best(tmp_path):
+    # A sharpness bar no image can clear: every take fails, so each shot uses exactly max_takes takes.
+    s = settings(tmp_path, shots=2, duration=4.0, max_takes=3, thresholds={"sharpness_fail": 1e9})
+    film = director.start(Brief(text="Rain on a window. A cat watches.", lang="en"), s)
+    for result in film.state.results:
+        assert len(result.takes) == 3
+        assert result.flagged and result.best in (1, 2, 3)
+        assert result.clip is not None and result.clip.take == result.best
+        attempts = {(t.prompt, t.seed, json.dumps(t.parameters, sort_keys=True)) for t in result.takes}
+        assert len(attempts) == 3, "an attempt was repeated exactly"
+        assert all(t.repair and t.repair.reason for t in result.takes[1:])
+    assert "re-shot because" in (film.run_dir / "report.html").read_text()
+    assert (film.run_dir / "final.mp4").is_file()
+
+
+def test_approval_interrupt_then_edit_and_resume(tmp_path):
+    s = settings(tmp_path, shots=2, duration=4.0, approve=True)
+    film = director.start(Brief(text="Two friends share an umbrella.", lang="en"), s)
+    assert film.waiting_for_approval and not (film.run_dir / "shots").exists()
+    board = json.loads((film.run_dir / "storyboard.json").read_text())
+    board["shots"][1]["subtitle"] = "Edited by a person."
+    done = director.resume(film.run_dir, approval={"storyboard": board})
+    assert done.state.cut is not None
+    assert "Edited by a person." in (film.run_dir / "final.srt").read_text()
