@@ -16,8 +16,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 MOTIONS = ("push-in", "pull-out", "pan-left", "pan-right", "drift", "static")
-ZOOM = 0.15  # how far a push-in / pull-out travels (1.0 → 1.15): visible, not dizzying
-PAN_ZOOM = 1.12  # pans need a margin to travel across
+ZOOM = 0.10  # a push-in travels 1.0 → 1.10: visible, and title-safe text stays in frame
+PAN_ZOOM = 1.08  # pans need a margin to travel across
 MAX_PRESCALED_SIDE = 8192
 
 
@@ -63,7 +63,9 @@ def run_ffmpeg(args: list[str], *, cwd: str | Path | None = None, env: dict[str,
     import imageio_ffmpeg
 
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, errors="replace")
+    proc = subprocess.run(
+        cmd, check=False, cwd=cwd, env=env, capture_output=True, text=True, errors="replace"
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
         raise RuntimeError(f"ffmpeg failed (exit {proc.returncode}):\n{tail}")
@@ -93,7 +95,7 @@ def _motion_exprs(motion: str, n: int, seed: int) -> tuple[str, str, str]:
             sx, sy = -sx, -sy
         fx = f"(0.5+{0.3 * sx}*({p}-0.5))"
         fy = f"(0.5+{0.3 * sy}*({p}-0.5))"
-        return f"1.08+0.04*{p}", f"(iw-iw/zoom)*{fx}", f"(ih-ih/zoom)*{fy}"
+        return f"1.05+0.03*{p}", f"(iw-iw/zoom)*{fx}", f"(ih-ih/zoom)*{fy}"
     raise ValueError(f"unknown motion {motion!r}; use one of: {', '.join(MOTIONS)}")
 
 

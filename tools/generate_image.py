@@ -38,7 +38,9 @@ class ImageRequest(BaseModel):
     output_path: str = Field(description="Absolute path of the PNG to write.")
     shot: Shot | None = Field(default=None, description="The shot, for backends that draw from its fields.")
     take: int = 1
-    init_image: str | None = Field(default=None, description="Image to edit (img2img / inpaint), absolute path.")
+    init_image: str | None = Field(
+        default=None, description="Image to edit (img2img / inpaint), absolute path."
+    )
     mask_region: tuple[int, int, int, int] | None = Field(default=None, description="Box to inpaint.")
     reference_images: list[str] = Field(default_factory=list, description="Reference images for consistency.")
     strength: float | None = None
@@ -78,21 +80,14 @@ PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
     "neutral": ((120, 140, 160), (200, 205, 210), (110, 115, 120), (40, 44, 52), (250, 250, 250)),
 }
 # Words (English and Chinese) that point at a palette; counted over the shot's mood, lighting and description.
-PALETTE_WORDS: dict[str, tuple[str, ...]] = {
-    "warm": ("warm", "golden", "sunset", "sunrise", "dawn", "amber", "cozy", "candle", "fire", "暖", "金", "夕阳",
-             "日落", "黄昏", "温馨", "烛"),
-    "cool": ("cool", "cold", "blue", "night", "moon", "winter", "rain", "ice", "steel", "冷", "蓝", "夜", "月",
-             "雨", "冬", "清冷"),
-    "dark": ("dark", "moody", "noir", "dramatic", "low-key", "shadow", "mystery", "tense", "暗", "阴影", "神秘",
-             "紧张", "戏剧"),
-    "bright": ("bright", "airy", "high-key", "clean", "fresh", "daylight", "morning", "white", "明亮", "清新",
-               "白天", "早晨", "干净"),
-    "vibrant": ("vibrant", "energetic", "bold", "neon", "playful", "fun", "dynamic", "活力", "霓虹", "动感",
-                "热烈", "欢快"),
-    "calm": ("calm", "soft", "serene", "gentle", "quiet", "peaceful", "tranquil", "宁静", "柔和", "安静", "平静",
-             "舒缓"),
-    "premium": ("premium", "luxury", "elegant", "sleek", "refined", "minimal", "高级", "奢华", "优雅", "简约",
-                "质感"),
+PALETTE_WORDS: dict[str, str] = {  # space-separated
+    "warm": "warm golden sunset sunrise dawn amber cozy candle fire 暖 金 夕阳 日落 黄昏 温馨 烛",
+    "cool": "cool cold blue night moon winter rain ice steel 冷 蓝 夜 月 雨 冬 清冷",
+    "dark": "dark moody noir dramatic low-key shadow mystery tense 暗 阴影 神秘 紧张 戏剧",
+    "bright": "bright airy high-key clean fresh daylight morning white 明亮 清新 白天 早晨 干净",
+    "vibrant": "vibrant energetic bold neon playful fun dynamic 活力 霓虹 动感 热烈 欢快",
+    "calm": "calm soft serene gentle quiet peaceful tranquil 宁静 柔和 安静 平静 舒缓",
+    "premium": "premium luxury elegant sleek refined minimal 高级 奢华 优雅 简约 质感",
 }
 KIND_WORDS: dict[str, tuple[str, ...]] = {
     "establishing": ("establishing", "aerial", "skyline", "全景", "远景"),
@@ -109,7 +104,7 @@ RGB = tuple[int, int, int]
 def pick_palette(words: str) -> str:
     """The palette whose words occur most often in `words` (ties: the order of PALETTE_WORDS); else neutral."""
     text = words.lower()
-    counts = {name: sum(text.count(w) for w in vocab) for name, vocab in PALETTE_WORDS.items()}
+    counts = {name: sum(text.count(w) for w in vocab.split()) for name, vocab in PALETTE_WORDS.items()}
     best = max(counts, key=lambda name: counts[name])
     return best if counts[best] else "neutral"
 
@@ -147,7 +142,9 @@ class DraftBackend(ImageBackend):
 
         t0 = time.perf_counter()
         if req.width < 8 or req.height < 8:
-            raise ValueError(f"panel size {req.width}x{req.height} is too small; each side must be at least 8 px")
+            raise ValueError(
+                f"panel size {req.width}x{req.height} is too small; each side must be at least 8 px"
+            )
         w, h = req.width, req.height
         shot = req.shot
         rng = random.Random(req.seed)
@@ -158,7 +155,9 @@ class DraftBackend(ImageBackend):
 
         img = Image.new("RGB", (w, h))
         draw = ImageDraw.Draw(img, "RGBA")
-        horizon = {"establishing": 0.62, "wide": 0.64, "medium": 0.72, "over-the-shoulder": 0.7}.get(kind, 0.68)
+        horizon = {"establishing": 0.62, "wide": 0.64, "medium": 0.72, "over-the-shoulder": 0.7}.get(
+            kind, 0.68
+        )
         horizon_y = round(h * (horizon + rng.uniform(-0.04, 0.04)))
         self._gradient(draw, w, 0, horizon_y, sky_top, sky_bottom)
         self._gradient(draw, w, horizon_y, h, ground, _mix(ground, subject, 0.5))
@@ -195,7 +194,9 @@ class DraftBackend(ImageBackend):
         draw.ellipse([cx - head, top, cx + head, top + 2 * head], fill=color)
         body_top = top + 2.1 * head
         draw.rounded_rectangle(
-            [cx - 2.1 * head, body_top, cx + 2.1 * head, foot_y - height * 0.42], radius=max(1, int(head)), fill=color
+            [cx - 2.1 * head, body_top, cx + 2.1 * head, foot_y - height * 0.42],
+            radius=max(1, int(head)),
+            fill=color,
         )
         draw.polygon(
             [(cx - 1.6 * head, foot_y - height * 0.45), (cx + 1.6 * head, foot_y - height * 0.45),
@@ -249,7 +250,9 @@ class DraftBackend(ImageBackend):
         self._bust(draw, w * rng.choice((0.42, 0.5, 0.58)), h * 0.45, r, subject, w, h)
         draw.ellipse([w * 0.5 - r * 0.3, h * 0.42, w * 0.5 - r * 0.05, h * 0.45], fill=(*accent, 160))
 
-    def _product(self, draw, cx: float, base_y: float, size: float, rng: random.Random, color: RGB, accent: RGB):
+    def _product(
+        self, draw, cx: float, base_y: float, size: float, rng: random.Random, color: RGB, accent: RGB
+    ):
         shape = rng.choice(("box", "bottle", "disc"))
         if shape == "box":
             draw.rounded_rectangle([cx - size * 0.45, base_y - size, cx + size * 0.45, base_y],
@@ -257,7 +260,9 @@ class DraftBackend(ImageBackend):
         elif shape == "bottle":
             draw.rounded_rectangle([cx - size * 0.28, base_y - size * 0.8, cx + size * 0.28, base_y],
                                    radius=max(1, int(size * 0.1)), fill=color)  # fmt: skip
-            draw.rectangle([cx - size * 0.1, base_y - size, cx + size * 0.1, base_y - size * 0.78], fill=color)
+            draw.rectangle(
+                [cx - size * 0.1, base_y - size, cx + size * 0.1, base_y - size * 0.78], fill=color
+            )
         else:
             draw.ellipse([cx - size * 0.5, base_y - size, cx + size * 0.5, base_y], fill=color)
         # A highlight stripe: the edge a key light would catch on the product.
@@ -271,7 +276,9 @@ class DraftBackend(ImageBackend):
                      fill=(*accent, 50))  # fmt: skip
         ped_w, ped_h = size * 0.8, h * 0.12
         draw.rectangle([cx - ped_w, top, cx + ped_w, top + ped_h], fill=_mix(subject, sky, 0.35))
-        draw.ellipse([cx - ped_w, top - ped_h * 0.25, cx + ped_w, top + ped_h * 0.25], fill=_mix(subject, sky, 0.55))
+        draw.ellipse(
+            [cx - ped_w, top - ped_h * 0.25, cx + ped_w, top + ped_h * 0.25], fill=_mix(subject, sky, 0.55)
+        )
         self._product(draw, cx, top, size, rng, subject, accent)
 
     def _insert(self, draw, w, h, horizon_y, rng, subject, accent, sky) -> None:
@@ -292,7 +299,9 @@ class DraftBackend(ImageBackend):
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=subject)
         for i in range(rng.randint(4, 7)):  # texture lines: the surface a macro shot would show
             y = cy - r * 0.6 + i * r * 0.22
-            draw.line([(cx - r * 0.7, y), (cx + r * 0.7, y + r * 0.05)], fill=(*accent, 140), width=max(1, w // 300))
+            draw.line(
+                [(cx - r * 0.7, y), (cx + r * 0.7, y + r * 0.05)], fill=(*accent, 140), width=max(1, w // 300)
+            )
         draw.ellipse([cx - r * 1.1, cy - r * 1.1, cx + r * 1.1, cy + r * 1.1], outline=(*accent, 200),
                      width=max(1, w // 200))  # fmt: skip
 
@@ -322,6 +331,8 @@ class DraftBackend(ImageBackend):
         shot = req.shot
         base = min(w, h * 1.4)  # a tall frame is as narrow as its width; a wide one as short as its height
         pad = max(2, round(base * 0.025))
+        # Text stays inside the title-safe area: the camera moves of the animatic crop up to ~5% of each edge.
+        pad_x, pad_y = max(pad, round(w * 0.06)), max(pad, round(h * 0.05))
         header = f"SHOT {shot.index:02d} · {kind.upper()}" if shot else f"DRAFT · {kind.upper()}"
         right = f"{shot.duration:g} s · take {req.take}" if shot else f"take {req.take}"
         description = shot.description if shot else req.prompt
@@ -334,36 +345,38 @@ class DraftBackend(ImageBackend):
             ]
 
         head_font = pil_font(max(6, round(base * 0.062)), "Bold")
-        while head_font.size > 6 and head_font.getlength(header) > w - 2 * pad:
+        while head_font.size > 6 and head_font.getlength(header) > w - 2 * pad_x:
             head_font = pil_font(head_font.size - 1, "Bold")
-        head_h = head_font.size * 1.3 + 2 * pad
+        head_h = head_font.size * 1.3 + pad_y + pad
         draw.rectangle([0, 0, w, head_h], fill=(0, 0, 0, 150))
-        draw.text((pad, pad), header, font=head_font, fill=(255, 255, 255))
+        draw.text((pad_x, pad_y), header, font=head_font, fill=(255, 255, 255))
         small = pil_font(max(6, round(base * 0.027)))
-        if small.getlength(right) + head_font.getlength(header) + 4 * pad < w:
-            draw.text((w - pad - small.getlength(right), pad + head_font.size * 0.35), right, font=small,
+        if small.getlength(right) + head_font.getlength(header) + 2 * pad_x + 2 * pad < w:
+            draw.text((w - pad_x - small.getlength(right), pad_y + head_font.size * 0.35), right, font=small,
                       fill=(255, 255, 255, 220))  # fmt: skip
 
         body = pil_font(max(6, round(base * 0.035)), "Medium")
-        lines = wrap_text(description, w - 2 * pad, body.getlength)
-        extra_lines = [ln for e in extra for ln in wrap_text(e, w - 2 * pad, small.getlength)]
+        lines = wrap_text(description, w - 2 * pad_x, body.getlength)
+        extra_lines = [ln for e in extra for ln in wrap_text(e, w - 2 * pad_x, small.getlength)]
         # Keep the footer within 35% of the frame: shorten the description (with an ellipsis) before the rest;
         # on a tiny frame the camera and mood lines go too.
-        extra_lines = extra_lines[: max(0, int((h * 0.35 - 2 * pad - body.size * 1.25) // (small.size * 1.25)))]
-        room = h * 0.35 - 2 * pad - len(extra_lines) * small.size * 1.25
+        extra_lines = extra_lines[
+            : max(0, int((h * 0.35 - pad - pad_y - body.size * 1.25) // (small.size * 1.25)))
+        ]
+        room = h * 0.35 - pad - pad_y - len(extra_lines) * small.size * 1.25
         max_desc = max(1, int(room // (body.size * 1.25)))
         if len(lines) > max_desc:
             lines = lines[:max_desc]
             lines[-1] = lines[-1][: max(1, len(lines[-1]) - 1)] + "…"
-        foot_h = len(lines) * body.size * 1.25 + len(extra_lines) * small.size * 1.25 + 2 * pad
+        foot_h = len(lines) * body.size * 1.25 + len(extra_lines) * small.size * 1.25 + pad + pad_y
         top = max(head_h, h - foot_h)
         draw.rectangle([0, top, w, h], fill=(0, 0, 0, 150))
         y = top + pad
         for ln in lines:
-            draw.text((pad, y), ln, font=body, fill=(255, 255, 255))
+            draw.text((pad_x, y), ln, font=body, fill=(255, 255, 255))
             y += body.size * 1.25
         for ln in extra_lines:
-            draw.text((pad, y), ln, font=small, fill=(225, 225, 225))
+            draw.text((pad_x, y), ln, font=small, fill=(225, 225, 225))
             y += small.size * 1.25
 
 
