@@ -93,12 +93,16 @@ def image_backend(settings: RunSettings) -> tuple:
 
 
 def _shot(item: EvalPrompt, prompt: str) -> Shot:
-    """The eval prompt as a one-shot storyboard, so the director's renderer and repair planner can take it."""
+    """The strategy's prompt as a one-shot storyboard, so the director's renderer and repair planner can take it.
+
+    The description is the strategy's prompt too: the draft renderer draws the shot's words, and its panel should
+    show what the image model was asked, not the original.
+    """
     return Shot(
         id="s01",
         index=1,
         kind="medium",
-        description=item.prompt,
+        description=prompt,
         camera="as the prompt describes",
         lighting="as the prompt describes",
         mood="as the prompt describes",
@@ -183,7 +187,9 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
         timing["render_seconds"] += t1 - t0
         if take.error:
             take.critique = Critique(
-                passed=False, grade="C", issues=[Issue(category="backend", reason=take.error, critic="backend")]
+                passed=False,
+                grade="C",
+                issues=[Issue(category="backend", reason=take.error, critic="backend")],
             )
         else:
             take.critique = critique_image(
@@ -216,7 +222,9 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
         for t in takes
     ]
     if kept is None:
-        row = _failed_row(row, takes[-1].error or "no take produced an image", timing, start, takes=len(takes))
+        row = _failed_row(
+            row, takes[-1].error or "no take produced an image", timing, start, takes=len(takes)
+        )
         row["final_prompt"] = prompt
         row["attempts"] = attempts
         return row
@@ -299,7 +307,9 @@ def load_results(path: Path) -> tuple[dict[tuple, dict], list[str]]:
             key = row_key(row)
         except (ValueError, KeyError, TypeError) as e:
             where = "an unfinished last line" if n == len(lines) else f"line {n}"
-            dropped.append(f"{path.name}: {where} is not a complete record ({type(e).__name__}); it will be redone")
+            dropped.append(
+                f"{path.name}: {where} is not a complete record ({type(e).__name__}); it will be redone"
+            )
             continue
         if key in rows:
             dropped.append(f"{path.name}: line {n} repeats {key}; the first record is kept")
@@ -327,9 +337,15 @@ def append_result(path: Path, row: dict) -> None:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """The `eval` command's flags (backend flags use the same names as `run`)."""
     g = parser.add_argument_group("prompt set")
-    g.add_argument("--prompts", required=True, help="'parti' (bundled PartiPrompts) or a .tsv/.csv/.jsonl file")
-    g.add_argument("--category", action="append", default=[], help="keep only this category (repeatable, or a,b)")
-    g.add_argument("--challenge", action="append", default=[], help="keep only this challenge (repeatable, or a,b)")
+    g.add_argument(
+        "--prompts", required=True, help="'parti' (bundled PartiPrompts) or a .tsv/.csv/.jsonl file"
+    )
+    g.add_argument(
+        "--category", action="append", default=[], help="keep only this category (repeatable, or a,b)"
+    )
+    g.add_argument(
+        "--challenge", action="append", default=[], help="keep only this challenge (repeatable, or a,b)"
+    )
     g.add_argument("--limit", type=int, help="sample this many prompts (after filtering)")
     g.add_argument("--sample-seed", type=int, default=0, help="seed of the --limit sample (default 0)")
     g = parser.add_argument_group("design")
@@ -338,7 +354,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         default="raw,template",
         help=f"comma-separated, the first is the baseline (default raw,template; registered: {', '.join(STRATEGIES)})",
     )
-    g.add_argument("--seeds", type=int, default=1, help="image seeds per prompt: 0..N-1 plus --seed (default 1)")
+    g.add_argument(
+        "--seeds", type=int, default=1, help="image seeds per prompt: 0..N-1 plus --seed (default 1)"
+    )
     g.add_argument("--seed", type=int, default=0, help="first image seed (default 0)")
     g.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
     g = parser.add_argument_group("backends (as for `run`)")
@@ -426,7 +444,9 @@ def plan_eval(args: argparse.Namespace) -> EvalPlan:
     if out.exists() and not out.is_dir():
         raise EvalInputError(f"--out {str(out)!r} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / CONFIG).exists():
-        raise EvalInputError(f"--out {str(out)!r} is not empty and holds no eval run ({CONFIG}); pick another folder")
+        raise EvalInputError(
+            f"--out {str(out)!r} is not empty and holds no eval run ({CONFIG}); pick another folder"
+        )
     if (out / CONFIG).exists():
         before = json.loads((out / CONFIG).read_text(encoding="utf-8"))["settings"]
         changed = {k: (before.get(k), v) for k, v in config["settings"].items() if before.get(k) != v}
@@ -457,7 +477,9 @@ def run_eval(args: argparse.Namespace) -> int:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"error: another eval is writing to {out}; wait for it or use another --out", file=sys.stderr)
+            print(
+                f"error: another eval is writing to {out}; wait for it or use another --out", file=sys.stderr
+            )
             return 2
         return _run_locked(plan, out, console)
 
@@ -491,7 +513,9 @@ def _run_locked(plan: EvalPlan, out: Path, console) -> int:
         # Loading the renderer and critics (weights, OCR models) costs seconds once per process; paying it on a
         # throwaway image keeps it out of the first strategy's `seconds`, which would otherwise look slower.
         with tempfile.TemporaryDirectory() as tmp:
-            run_unit(Unit("raw", todo[0].item, todo[0].seed), plan.settings.model_copy(update={"run_dir": tmp}))
+            run_unit(
+                Unit("raw", todo[0].item, todo[0].seed), plan.settings.model_copy(update={"run_dir": tmp})
+            )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     start = time.perf_counter()
     try:
@@ -525,6 +549,8 @@ def _run_locked(plan: EvalPlan, out: Path, console) -> int:
     }
     summary = write_summary(rows, [s.name for s in plan.strategies], out, meta)
     report = write_report(rows, summary, [s.name for s in plan.strategies], out)
-    console.print(f"made {len(todo)} images in {elapsed:.1f} s; summary: {out / 'summary.json'}", highlight=False)
+    console.print(
+        f"made {len(todo)} images in {elapsed:.1f} s; summary: {out / 'summary.json'}", highlight=False
+    )
     print(report)
     return 0

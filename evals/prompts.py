@@ -64,7 +64,9 @@ def load_prompt_set(source: str) -> LoadReport:
         return _load_table(PARTI_PATH, "\t", id_prefix="parti-")
     path = Path(source)
     if not path.is_file():
-        raise PromptSetError(f"prompt file {source!r} not found (give a .tsv, .csv or .jsonl file, or 'parti').")
+        raise PromptSetError(
+            f"prompt file {source!r} not found (give a .tsv, .csv or .jsonl file, or 'parti')."
+        )
     suffix = path.suffix.lower()
     if suffix in {".tsv", ".tab"}:
         report = _load_table(path, "\t")
@@ -171,9 +173,7 @@ def _load_table(path: Path, delimiter: str, id_prefix: str = "row-") -> LoadRepo
             rows.bad(line, f"expected {len(header)} fields, got {len(fields)}")
             continue
 
-        def get(name: str) -> str | None:
-            return fields[columns[name]] if name in columns else None
-
+        get = {name: fields[i] for name, i in columns.items()}.get
         # Bundled-set ids count data rows (header excluded), the way the set's own documentation numbers them;
         # a user's file without ids gets its line number, which a person can find in an editor.
         default_id = f"{id_prefix}{data_rows:04d}" if id_prefix == "parti-" else f"{id_prefix}{line}"
@@ -195,7 +195,9 @@ def _load_jsonl(path: Path) -> LoadReport:
             rows.bad(n, f"expected a JSON object, got {type(obj).__name__}")
             continue
         keys = {str(k).lower(): v for k, v in obj.items()}
-        rows.add(n, keys.get("prompt"), keys.get("id"), keys.get("category"), keys.get("challenge"), f"row-{n}")
+        rows.add(
+            n, keys.get("prompt"), keys.get("id"), keys.get("category"), keys.get("challenge"), f"row-{n}"
+        )
     return LoadReport(rows.prompts, rows.problems)
 
 
@@ -218,7 +220,9 @@ def filter_prompts(
     # filter removed its prompts.
     cats = _match("category", categories, sorted({p.category for p in prompts})) if categories else None
     chals = _match("challenge", challenges, sorted({p.challenge for p in prompts})) if challenges else None
-    kept = [p for p in prompts if (cats is None or p.category in cats) and (chals is None or p.challenge in chals)]
+    kept = [
+        p for p in prompts if (cats is None or p.category in cats) and (chals is None or p.challenge in chals)
+    ]
     if not kept:
         raise PromptSetError(
             f"no prompt has category in {sorted(cats or [])} and challenge in {sorted(chals or [])}"

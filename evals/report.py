@@ -19,16 +19,9 @@ from agent.rundir import write_atomic, write_json
 from evals.stats import describe, paired_comparison
 
 _LOWER_IS_BETTER = re.compile(r"(seconds$|^takes$|cer$|aspect_error$|clipped_\w+$|issues$)")
-# Descriptive numbers of the technical critic: recorded and summarised, but neither more nor less is better.
-NEUTRAL = {
-    "tech.width",
-    "tech.height",
-    "tech.exposure_mean",
-    "tech.exposure_p01",
-    "tech.exposure_p99",
-    "tech.luma_std",
-    "ocr.lines",
-}
+# Descriptive numbers of the critics (size, exposure level, spread, lines read): recorded and summarised, but
+# neither more nor less is better.
+_NEUTRAL = re.compile(r"^(tech\.(width|height|exposure_\w+|luma_std)|ocr\.lines)$")
 # Shown first in the report's tables and plots, when present.
 HEADLINE = [
     "passed",
@@ -53,7 +46,7 @@ CONVENTIONS = {
 
 def higher_is_better(metric: str) -> bool | None:
     """True/False for metrics with a better direction, None for descriptive ones."""
-    if metric in NEUTRAL:
+    if _NEUTRAL.match(metric):
         return None
     return not _LOWER_IS_BETTER.search(metric)
 
@@ -85,7 +78,9 @@ def _cost(rows: list[dict]) -> dict:
         cost["takes_per_accepted"] = sum(r["scores"]["takes"] for r in rows) / accepted
         cost["seconds_per_accepted"] = sum(r["scores"]["seconds"] for r in rows) / accepted
         if any("gpu_seconds" in r["scores"] for r in rows):
-            cost["gpu_seconds_per_accepted"] = sum(r["scores"].get("gpu_seconds", 0.0) for r in rows) / accepted
+            cost["gpu_seconds_per_accepted"] = (
+                sum(r["scores"].get("gpu_seconds", 0.0) for r in rows) / accepted
+            )
     return cost
 
 
@@ -105,7 +100,11 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict:
     base = {(r["prompt_id"], r["seed"]): r for r in by_strategy[strategies[0]]}
     for name in strategies[1:]:
         comparisons: dict[str, dict] = {}
-        pairs = [(r, base[(r["prompt_id"], r["seed"])]) for r in by_strategy[name] if (r["prompt_id"], r["seed"]) in base]
+        pairs = [
+            (r, base[(r["prompt_id"], r["seed"])])
+            for r in by_strategy[name]
+            if (r["prompt_id"], r["seed"]) in base
+        ]
         metrics = sorted({m for r, b in pairs for m in r["scores"] if m in b["scores"]})
         for metric in metrics:
             a = [r["scores"][metric] for r, b in pairs if metric in r["scores"] and metric in b["scores"]]
@@ -157,7 +156,9 @@ def _plot_groups(summary: dict, strategies: list[str], metric: str, field: str, 
     from matplotlib.figure import Figure
 
     groups = sorted({g for s in strategies for g in summary["strategies"][s][field]})
-    fig = Figure(figsize=(max(6.0, 0.9 * len(groups) * max(1, len(strategies)) / 2 + 2), 4), layout="constrained")
+    fig = Figure(
+        figsize=(max(6.0, 0.9 * len(groups) * max(1, len(strategies)) / 2 + 2), 4), layout="constrained"
+    )
     ax = fig.subplots()
     width = 0.8 / len(strategies)
     x = np.arange(len(groups))
@@ -169,7 +170,14 @@ def _plot_groups(summary: dict, strategies: list[str], metric: str, field: str, 
             means.append(m)
             err_lo.append(m - d["ci95"][0] if d else 0)
             err_hi.append(d["ci95"][1] - m if d else 0)
-        ax.bar(x + (k - (len(strategies) - 1) / 2) * width, means, width, yerr=[err_lo, err_hi], capsize=2, label=s)
+        ax.bar(
+            x + (k - (len(strategies) - 1) / 2) * width,
+            means,
+            width,
+            yerr=[err_lo, err_hi],
+            capsize=2,
+            label=s,
+        )
     ax.set_xticks(x, groups, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} by {field.removeprefix('by_')} (95% CI)", fontsize=10)

@@ -66,7 +66,9 @@ def describe(values: Sequence[float], seed: int = BOOTSTRAP_SEED) -> dict:
     return {"mean": mean(values), "ci95": list(ci) if ci else None, "std": std(values), "n": len(values)}
 
 
-def win_rate(strategy: Sequence[float], baseline: Sequence[float], higher_is_better: bool = True) -> float | None:
+def win_rate(
+    strategy: Sequence[float], baseline: Sequence[float], higher_is_better: bool = True
+) -> float | None:
     """Share of pairs where `strategy` beats `baseline`: a win counts 1, a tie 1/2, a loss 0."""
     a, b = np.asarray(strategy, dtype=float), np.asarray(baseline, dtype=float)
     if a.shape != b.shape:

@@ -80,7 +80,12 @@ def strategy_slug(name: str) -> str:
 
 
 def register(
-    name: str, template: str, *, needs_llm: bool = False, repair_loop: bool = False, description: str | None = None
+    name: str,
+    template: str,
+    *,
+    needs_llm: bool = False,
+    repair_loop: bool = False,
+    description: str | None = None,
 ):
     """Register the decorated function as strategy `name`, rendering `prompts/<template>`.
 
@@ -156,8 +161,10 @@ _CATEGORY_MEDIA = {"illustrations": "a polished illustration", "arts": "a fine a
 _LIGHTING = [
     (r"\b(night|dark|moon|moonlit|neon|candle|midnight|starry)\b", "moody low-key lighting"),
     (r"\b(sunset|sunrise|dusk|dawn)\b", "warm golden-hour light"),
-    (r"\b(beach|mountain|field|forest|desert|ocean|sky|garden|park|street|city|river|lake|outdoors?)\b",
-     "natural daylight"),
+    (
+        r"\b(beach|mountain|field|forest|desert|ocean|sky|garden|park|street|city|river|lake|outdoors?)\b",
+        "natural daylight",
+    ),
 ]
 _CATEGORY_LIGHTING = {"outdoor scenes": "natural daylight", "indoor scenes": "soft interior light"}
 _COMPOSITION = {
@@ -171,13 +178,14 @@ _COMPOSITION = {
     "artifacts": "the object fully in frame, clean background",
 }
 _COUNT = re.compile(
-    r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|several|pair of|\d+)\b", re.I
+    r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|several|pair of|\d+)\b",
+    re.IGNORECASE,
 )
 _QUOTED = re.compile(r'"([^"]{1,80})"|“([^”]{1,80})”')
 
 
 def _first(rules: list[tuple[str, str]], text: str) -> str | None:
-    return next((words for pattern, words in rules if re.search(pattern, text, re.I)), None)
+    return next((words for pattern, words in rules if re.search(pattern, text, re.IGNORECASE)), None)
 
 
 @register("template", template="strategies/template.j2")
@@ -240,7 +248,7 @@ def llm_rewrite(item: EvalPrompt, seed: int, settings: RunSettings, render: Rend
 def _clean_reply(text: str) -> str:
     """The prompt inside a chat reply: without code fences, a 'Prompt:' label or quotes around the whole."""
     text = re.sub(r"^```\w*\s*|\s*```$", "", text.strip())
-    text = re.sub(r"^(rewritten prompt|prompt)\s*:\s*", "", text, flags=re.I)
+    text = re.sub(r"^(rewritten prompt|prompt)\s*:\s*", "", text, flags=re.IGNORECASE)
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1]
     text = " ".join(text.split())

@@ -175,7 +175,9 @@ def test_templates_render_strictly():
     assert "photograph" in out and "clean background" in out
     sketch = EvalPrompt(id="y", prompt="a sketch of three camels", category="Animals", challenge="Quantity")
     out = STRATEGIES["template"].rewrite(sketch, 0, settings)
-    assert "drawing" in out and "photograph" not in out and "countable" not in out and "clearly separate" in out
+    assert (
+        "drawing" in out and "photograph" not in out and "countable" not in out and "clearly separate" in out
+    )
     assert STRATEGIES["raw"].rewrite(item, 0, settings) == item.prompt
 
 
@@ -206,12 +208,17 @@ def test_llm_rewrite_through_fake_endpoint():
     item = EvalPrompt(id="p1", prompt="a red cube", category="Abstract", challenge="Basic")
     with FakeOpenAI() as server:
         settings = RunSettings(run_dir="x", llm_base_url=server.base_url, llm_model="m", llm_retries=0)
-        server.script("/v1/chat/completions", ['```\nPrompt: "A glossy red cube on white, studio light."\n```'])
+        server.script(
+            "/v1/chat/completions", ['```\nPrompt: "A glossy red cube on white, studio light."\n```']
+        )
         assert STRATEGIES["llm"].rewrite(item, 5, settings) == "A glossy red cube on white, studio light."
         body = server.requests["/v1/chat/completions"][0]
         assert body["model"] == "m" and body["seed"] == 5
         assert body["messages"][1] == {"role": "user", "content": "a red cube"}
-        assert '"Abstract"' in body["messages"][0]["content"] and "at most 80 words" in body["messages"][0]["content"]
+        assert (
+            '"Abstract"' in body["messages"][0]["content"]
+            and "at most 80 words" in body["messages"][0]["content"]
+        )
 
         server.script("/v1/chat/completions", ["   "])
         with pytest.raises(RewriteFailed, match="empty"):
@@ -220,7 +227,8 @@ def test_llm_rewrite_through_fake_endpoint():
         with pytest.raises(RewriteFailed, match="content policy"):
             STRATEGIES["llm"].rewrite(item, 0, settings)
         server.script("/v1/chat/completions", [Status(503)])
-        with pytest.raises(openai.APIStatusError):  # an outage is not this prompt's fault: it must not be recorded
+        # An outage is not this prompt's fault: it must raise, not be recorded as the prompt's failure.
+        with pytest.raises(openai.APIStatusError):
             STRATEGIES["llm"].rewrite(item, 0, settings)
 
 
@@ -229,21 +237,36 @@ def test_llm_rewrite_through_fake_endpoint():
 
 def _row(strategy, pid, seed, passed, seconds, width=512.0, category="A"):
     scores = {"passed": passed, "seconds": seconds, "takes": 1.0, "tech.width": width}
-    return {"strategy": strategy, "prompt_id": pid, "seed": seed, "category": category, "challenge": "Basic",
-            "passed": bool(passed), "scores": scores}
+    return {
+        "strategy": strategy,
+        "prompt_id": pid,
+        "seed": seed,
+        "category": category,
+        "challenge": "Basic",
+        "passed": bool(passed),
+        "scores": scores,
+    }
 
 
 def test_summary_numbers_by_hand():
     rows = [
-        _row("raw", "p1", 0, 1.0, 2.0), _row("raw", "p2", 0, 0.0, 4.0), _row("raw", "p3", 0, 1.0, 6.0, category="B"),
-        _row("t", "p1", 0, 1.0, 1.0), _row("t", "p2", 0, 1.0, 4.0), _row("t", "p3", 0, 0.0, 9.0, category="B"),
+        _row("raw", "p1", 0, 1.0, 2.0),
+        _row("raw", "p2", 0, 0.0, 4.0),
+        _row("raw", "p3", 0, 1.0, 6.0, category="B"),
+        _row("t", "p1", 0, 1.0, 1.0),
+        _row("t", "p2", 0, 1.0, 4.0),
+        _row("t", "p3", 0, 0.0, 9.0, category="B"),
     ]
     s = report.summarise(rows, ["raw", "t"])
     raw = s["strategies"]["raw"]
     assert raw["n"] == 3 and raw["metrics"]["passed"]["mean"] == pytest.approx(2 / 3)
     assert raw["metrics"]["seconds"]["std"] == pytest.approx(2.0)  # 2, 4, 6
-    assert raw["cost"] == {"accepted": 2, "acceptance_rate": pytest.approx(2 / 3), "takes_per_accepted": 1.5,
-                           "seconds_per_accepted": 6.0}
+    assert raw["cost"] == {
+        "accepted": 2,
+        "acceptance_rate": pytest.approx(2 / 3),
+        "takes_per_accepted": 1.5,
+        "seconds_per_accepted": 6.0,
+    }
     assert raw["by_category"]["A"]["n"] == 2 and raw["by_category"]["B"]["metrics"]["passed"]["mean"] == 1.0
     c = s["comparisons"]["t"]
     # seconds, t - raw: -1, 0, +3 -> mean 2/3; lower is better: one win, one tie, one loss -> 0.5
@@ -273,8 +296,20 @@ def prompt_file(tmp_path) -> Path:
 
 def test_offline_run_writes_results_summary_and_report(tmp_path, prompt_file):
     out = tmp_path / "eval"
-    args = ("--prompts", str(prompt_file), "--strategies", "raw,template", "--seeds", "2", "--size", "320x320",
-            "--image-backend", "draft", "--out", str(out))
+    args = (
+        "--prompts",
+        str(prompt_file),
+        "--strategies",
+        "raw,template",
+        "--seeds",
+        "2",
+        "--size",
+        "320x320",
+        "--image-backend",
+        "draft",
+        "--out",
+        str(out),
+    )
     assert run(*args) == 0
     rows = rows_of(out)
     assert len(rows) == 3 * 2 * 2
@@ -282,13 +317,27 @@ def test_offline_run_writes_results_summary_and_report(tmp_path, prompt_file):
         (s, p, seed) for s in ("raw", "template") for p in ("cube", "fox/1", "owls") for seed in (0, 1)
     }
     for r in rows:
-        assert {"strategy", "prompt_id", "seed", "category", "challenge", "final_prompt", "image", "scores",
-                "critics_run", "critics_not_run", "grade", "passed"} <= set(r)
+        assert {
+            "strategy",
+            "prompt_id",
+            "seed",
+            "category",
+            "challenge",
+            "final_prompt",
+            "image",
+            "scores",
+            "critics_run",
+            "critics_not_run",
+            "grade",
+            "passed",
+        } <= set(r)
         assert r["image"].startswith("images/") and (out / r["image"]).is_file()
         assert "technical" in r["critics_run"] and "technical.pass" in r["scores"]
         assert all(isinstance(v, float) for v in r["scores"].values())
         assert r["scores"]["takes"] == 1.0 and r["scores"]["seconds"] > 0
-    fox = next(r for r in rows if r["prompt_id"] == "fox/1" and r["strategy"] == "template" and r["seed"] == 1)
+    fox = next(
+        r for r in rows if r["prompt_id"] == "fox/1" and r["strategy"] == "template" and r["seed"] == 1
+    )
     assert fox["image"] == f"images/template/{EvalPrompt(id='fox/1', prompt='').slug}-s1.png"
     assert fox["final_prompt"].startswith("a fox in a snowy forest at dawn, ")
 
@@ -306,7 +355,7 @@ def test_offline_run_writes_results_summary_and_report(tmp_path, prompt_file):
     assert "raw" not in summary["comparisons"]
 
     html = (out / "report.html").read_text()
-    assert html.count("<img src=\"images/") == 12 and "plot-metrics.png" in html
+    assert html.count('<img src="images/') == 12 and "plot-metrics.png" in html
     assert "draft backend draws storyboard panels" in html
     for png in ("plot-metrics.png", "plot-by-category.png", "plot-by-challenge.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -314,8 +363,18 @@ def test_offline_run_writes_results_summary_and_report(tmp_path, prompt_file):
 
 def test_resume_skips_done_units_and_redoes_a_cut_line(tmp_path, prompt_file, capsys):
     out = tmp_path / "eval"
-    args = ("--prompts", str(prompt_file), "--strategies", "raw,template", "--size", "256x256",
-            "--image-backend", "draft", "--out", str(out))
+    args = (
+        "--prompts",
+        str(prompt_file),
+        "--strategies",
+        "raw,template",
+        "--size",
+        "256x256",
+        "--image-backend",
+        "draft",
+        "--out",
+        str(out),
+    )
     assert run(*args) == 0
     first = (out / "results.jsonl").read_text()
     assert len(first.splitlines()) == 6
@@ -340,8 +399,18 @@ def test_resume_skips_done_units_and_redoes_a_cut_line(tmp_path, prompt_file, ca
 
 def test_interrupted_run_continues(tmp_path, prompt_file, monkeypatch):
     out = tmp_path / "eval"
-    args = ("--prompts", str(prompt_file), "--strategies", "raw,template", "--size", "256x256",
-            "--image-backend", "draft", "--out", str(out))
+    args = (
+        "--prompts",
+        str(prompt_file),
+        "--strategies",
+        "raw,template",
+        "--size",
+        "256x256",
+        "--image-backend",
+        "draft",
+        "--out",
+        str(out),
+    )
     real = harness.run_unit
     calls = {"n": 0}
 
@@ -363,7 +432,16 @@ def test_interrupted_run_continues(tmp_path, prompt_file, monkeypatch):
 
 def test_rerun_with_other_settings_is_refused(tmp_path, prompt_file, capsys):
     out = tmp_path / "eval"
-    base = ("--prompts", str(prompt_file), "--strategies", "raw", "--image-backend", "draft", "--out", str(out))
+    base = (
+        "--prompts",
+        str(prompt_file),
+        "--strategies",
+        "raw",
+        "--image-backend",
+        "draft",
+        "--out",
+        str(out),
+    )
     assert run(*base, "--size", "256x256", "--limit", "1") == 0
     assert run(*base, "--size", "320x320") == 2
     assert "width: 256 then, 320 now" in capsys.readouterr().err
@@ -378,8 +456,14 @@ def test_repair_loop_strategy_keeps_best_take(tmp_path):
     # cap, each repair differs from the attempt before, and the record says so.
     register("test-loop", template="strategies/raw.j2", repair_loop=True)(strategies.raw)
     try:
-        settings = RunSettings(run_dir=str(tmp_path), width=256, height=256, image_backend="draft", max_takes=3,
-                               thresholds={"min_side": 400})
+        settings = RunSettings(
+            run_dir=str(tmp_path),
+            width=256,
+            height=256,
+            image_backend="draft",
+            max_takes=3,
+            thresholds={"min_side": 400},
+        )
         item = EvalPrompt(id="p", prompt="a lighthouse on a cliff")
         row = harness.run_unit(harness.Unit("test-loop", item, 7), settings)
     finally:
@@ -396,9 +480,24 @@ def test_llm_strategies_end_to_end_with_fake_endpoint(tmp_path, prompt_file):
     out = tmp_path / "eval"
     with FakeOpenAI() as server:
         server.script("/v1/chat/completions", ["A crisp studio photograph of the subject, soft light."])
-        args = ("--prompts", str(prompt_file), "--strategies", "raw,llm,llm+critique", "--limit", "2",
-                "--size", "256x256", "--image-backend", "draft", "--llm-base-url", server.base_url,
-                "--llm-model", "fake", "--out", str(out))
+        args = (
+            "--prompts",
+            str(prompt_file),
+            "--strategies",
+            "raw,llm,llm+critique",
+            "--limit",
+            "2",
+            "--size",
+            "256x256",
+            "--image-backend",
+            "draft",
+            "--llm-base-url",
+            server.base_url,
+            "--llm-model",
+            "fake",
+            "--out",
+            str(out),
+        )
         assert run(*args) == 0
         rows = rows_of(out)
         assert len(rows) == 6
