@@ -103,9 +103,9 @@ def _shot(item: EvalPrompt, prompt: str) -> Shot:
         index=1,
         kind="medium",
         description=prompt,
-        camera="as the prompt describes",
-        lighting="as the prompt describes",
-        mood="as the prompt describes",
+        camera="from the prompt",
+        lighting="from the prompt",
+        mood="from the prompt",
         duration=1.0,
         prompt=prompt,
     )

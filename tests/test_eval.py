@@ -514,3 +514,19 @@ def test_llm_strategies_end_to_end_with_fake_endpoint(tmp_path, prompt_file):
         code = run(*args[:-1], str(tmp_path / "eval2"), "--seeds", "1")
     assert code == 1
     assert len(rows_of(tmp_path / "eval2")) == 1  # raw on the first prompt, before the first rewrite
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--seeds", "0"), "--seeds must be at least 1"),
+        (("--limit", "0"), "--limit must be at least 1"),
+        (("--max-takes", "11"), "--max-takes must be between 1 and 10"),
+        (("--size", "7x0"), "out of range"),
+        (("--strategies", "raw,raw"), "named twice"),
+    ],
+)
+def test_bad_flags_exit_2(tmp_path, capsys, flags, message):
+    assert run("--prompts", "parti", "--out", str(tmp_path / "o"), *flags) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
