@@ -286,7 +286,7 @@ def cmd_critique(args, console) -> int:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     args = build_parser().parse_args(argv)
     from agent.rundir import RunDirError
     from agent.settings import SettingsError
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_eval(args)
         return commands[args.command](args, console)
     except (UsageError, BriefError, SettingsError, RunDirError, PlanError) as err:
-        console.print(f"[red]error:[/] {err}", highlight=False)
+        print(f"error: {err}", file=sys.stderr)  # one plain line: no wrapping, easy to grep
         return EXIT_USAGE
     except KeyboardInterrupt:
         console.print("[yellow]stopped; continue with --resume DIR (nothing finished is lost)[/]")
