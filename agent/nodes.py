@@ -69,9 +69,12 @@ def approve(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
     raise ValueError(f"approval answer must be True or {{'storyboard': ...}}, got {answer!r}")
 
 
-def fan_out(state: FilmState) -> list[Send]:
-    """One branch per shot, run in parallel."""
-    return [Send("shoot", ShotState(shot=shot)) for shot in state.storyboard.shots]
+def fan_out(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send]:
+    """One branch per shot, run in parallel. Every clip but the last runs on under the crossfade into the next,
+    so that the cut lasts as long as the storyboard."""
+    shots = state.storyboard.shots
+    fade = runtime.context.crossfade
+    return [Send("shoot", ShotState(shot=s, tail=fade if i < len(shots) - 1 else 0.0)) for i, s in enumerate(shots)]
 
 
 def cut(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
@@ -233,7 +236,7 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
             output_path=run.clip_path(shot.id).as_posix(),
             prompt=kept.prompt,
             negative_prompt=kept.negative_prompt,
-            duration=shot.duration,
+            duration=shot.duration + state.tail,
             fps=settings.fps,
             width=settings.width,
             height=settings.height,
@@ -249,7 +252,7 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
             backend=result.backend,
             model=result.model,
             motion=shot.motion,
-            duration=shot.duration,
+            duration=result.parameters.get("duration", req.duration),
             fps=settings.fps,
             width=settings.width,
             height=settings.height,

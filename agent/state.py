@@ -215,6 +215,7 @@ class ShotState(BaseModel):
     """The state of one shot's branch (render → critique → repair loop → animate)."""
 
     shot: Shot
+    tail: float = Field(default=0.0, description="Seconds the clip runs on under the crossfade into the next shot.")
     takes: Annotated[list[Take], merge_takes] = Field(default_factory=list)
     repair_plan: dict | None = Field(default=None, description="The next attempt (tools.critique.RepairPlan).")
     results: Annotated[list[ShotResult], merge_results] = Field(default_factory=list)
