@@ -101,8 +101,8 @@ class RunDir:
         return take
 
     def save_take(self, take: Take) -> None:
+        # The take's own record is the durable truth; the manifest is rebuilt from the records per shot and per cut.
         write_json(self.take_record(take.shot_id, take.n), take)
-        self.write_manifest()
 
     def load_clip(self, shot_id: str) -> Clip | None:
         rec = self.clip_record(shot_id)
