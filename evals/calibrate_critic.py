@@ -197,11 +197,62 @@ def write_clip(path: Path, still: Image.Image, frames: int, fps: int, mode: str)
             x0 = (w - cw) * (0.5 + 0.5 * t) if i else (w - cw) * 0.5
             frame = still.resize((w, h), Image.BILINEAR, box=(x0, (h - ch) / 2, x0 + cw, (h + ch) / 2))
         elif mode == "flicker":
-            frame = Image.eval(still, lambda v: min(255, int(v * 1.35))) if i % 5 == 2 else still
+            frame = Image.eval(still, lambda v: min(255, v + 60)) if i % 5 == 2 else still
         else:  # frozen
             frame = still
         writer.send(np.ascontiguousarray(np.asarray(frame.convert("RGB"))))
     writer.close()
+
+
+SHOT_KINDS = ["establishing", "wide", "medium", "close-up", "insert", "hero", "detail", "over-the-shoulder"]
+MOODS = ["warm sunset", "cool night rain", "dark moody noir", "bright airy morning", "vibrant neon", "calm soft",
+         "premium elegant", "plain"]
+
+
+def draft_shot(rng: random.Random, k: int, lang: str = "en"):
+    """A storyboard shot with varied kind and mood, as the planner writes them."""
+    from agent.state import Shot
+
+    desc = ("城市清晨，耳机放在桌上" if lang == "zh" else f"a {' '.join(rng.sample(WORDS, 3))} scene")
+    mood = rng.choice(MOODS)
+    return Shot(id=f"s{k + 1:02d}", index=k + 1, kind=rng.choice(SHOT_KINDS), description=desc,
+                camera="slow push-in, 35mm", lighting=mood, mood=mood, duration=2.5, prompt=f"{desc}, {mood}")
+
+
+def make_draft_cases(root: Path, n: int, seed: int) -> list[Case]:
+    """The project's own offline storyboard panels (tools/generate_image.py DraftBackend): must all pass."""
+    from tools.generate_image import DraftBackend, ImageRequest
+
+    cases = []
+    for k in range(n):
+        rng = random.Random(f"{seed}:draft:{k}")
+        w, h = rng.choice(SIZES)
+        shot = draft_shot(rng, k, "zh" if k % 3 == 2 else "en")
+        path = root / f"good_draft_panel-{k:02d}.png"
+        DraftBackend().generate(ImageRequest(prompt=shot.prompt, width=w, height=h, seed=rng.randrange(2**31),
+                                             output_path=str(path), shot=shot, take=1))
+        cases.append(Case("good draft panel", False, str(path), shot.prompt, w, h))
+    return cases
+
+
+def make_motion_cases(root: Path, n: int, seed: int) -> list[Case]:
+    """Clips from the project's offline motion backend (tools/animate.py), every camera move: must all pass."""
+    from tools.animate import MOTIONS, AnimateRequest, MotionBackend
+    from tools.generate_image import DraftBackend, ImageRequest
+
+    cases = []
+    motions = list(MOTIONS)
+    for k in range(n):
+        rng = random.Random(f"{seed}:motion:{k}")
+        shot = draft_shot(rng, k)
+        still = root / f"good_motion_clip-{k:02d}.png"
+        DraftBackend().generate(ImageRequest(prompt=shot.prompt, width=320, height=192, seed=k, output_path=str(still), shot=shot))
+        motion = motions[k % len(motions)]
+        clip = still.with_suffix(".mp4")
+        MotionBackend().animate(AnimateRequest(image_path=str(still), output_path=str(clip), duration=2.0, fps=12,
+                                               width=320, height=192, motion=motion, seed=k))
+        cases.append(Case("good motion clip", False, str(clip), "", 320, 192, still=str(still), motion=motion))
+    return cases
 
 
 def make_clip_cases(root: Path, n: int, seed: int) -> list[Case]:
@@ -211,12 +262,12 @@ def make_clip_cases(root: Path, n: int, seed: int) -> list[Case]:
                        ("flicker clip", "flicker")]:
         for k in range(n):
             rng = random.Random(f"{seed}:{kind}:{k}")
-            still = base_image(rng, (320, 180))
+            still = base_image(rng, (320, 192))
             still_path = root / f"{kind.replace(' ', '_')}-{k:02d}.png"
             still.save(still_path)
             clip_path = still_path.with_suffix(".mp4")
             write_clip(clip_path, still, frames=36, fps=12, mode=mode)
-            cases.append(Case(kind, not kind.startswith("good"), str(clip_path), "", 320, 180, still=str(still_path), motion="push-in"))
+            cases.append(Case(kind, not kind.startswith("good"), str(clip_path), "", 320, 192, still=str(still_path), motion="push-in"))
     return cases
 
 
@@ -255,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     # Only the offline critics: no CLIP weights, no VLM endpoint, whatever the environment says.
     settings = RunSettings(run_dir=str(root), clip_model="none", vlm_base_url=None, vlm_model=None)
     t0 = time.perf_counter()
-    cases = make_image_cases(root, args.n, args.seed) + make_clip_cases(root, args.n, args.seed)
+    cases = make_image_cases(root, args.n, args.seed) + make_draft_cases(root, args.n, args.seed)
+    cases += make_clip_cases(root, args.n, args.seed) + make_motion_cases(root, args.n, args.seed)
     t_build = time.perf_counter() - t0
     verdicts: dict[str, str] = {}
     rows: dict[str, list[bool]] = {}

@@ -76,11 +76,11 @@ class Thresholds(BaseModel):
         default=0.03, description="Largest relative difference between the image's and the asked aspect ratio."
     )
     sharpness_fail: float = Field(
-        default=0.06,
+        default=0.12,
         description="Contrast-normalised edge strength (strongest 0.5% of Laplacian responses at a 512 px working "
         "size, divided by the luminance range) below which the take is blurred.",
     )
-    sharpness_review: float = Field(default=0.10, description="Edge strength below which a take is flagged as soft.")
+    sharpness_review: float = Field(default=0.2, description="Edge strength below which a take is flagged as soft.")
     blank_std: float = Field(
         default=0.01, description="Luminance standard deviation below which the frame is blank or near-uniform."
     )
@@ -89,9 +89,9 @@ class Thresholds(BaseModel):
         default=0.35,
         description="Brightest 0.1% luminance below which a dark frame has no highlights at all (under-exposed).",
     )
-    bright_mean: float = Field(default=0.80, description="Mean luminance above which a frame may be over-exposed.")
+    bright_mean: float = Field(default=0.5, description="Mean luminance above which a frame may be over-exposed.")
     bright_tail_min: float = Field(
-        default=0.22,
+        default=0.45,
         description="Darkest 0.1% luminance above which a bright frame has no shadows at all (over-exposed).",
     )
     ocr_cer_fail: float = Field(
@@ -178,7 +178,9 @@ def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
     review: list[Issue] = []
     asked_ar = req.width / req.height
     aspect_error = abs(math.log((w / h) / asked_ar))
-    gray = _luma(img, 512)
+    # Judge sharpness at one working scale (long side 512) so it does not depend on the size; never upscale,
+    # which would blur a small image.
+    gray = _luma(img, min(512, max(img.size)))
     mean = float(gray.mean())
     std = float(gray.std())
     # Tails at a finer scale: a storyboard's thin black lines are few pixels, and downscaling greys them out.
@@ -325,7 +327,10 @@ def ocr_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
     cer = dist / max(len(target), 1)
     matched = sorted({owner[i] for i in range(start, end)})
     region = None
-    if matched and cer < 1.0:
+    # Beyond this error rate the best match is other words on the image, not a misspelling of ours: the text is
+    # missing, and there is no region to inpaint.
+    located = bool(matched) and cer <= 0.6
+    if located:
         boxes = [lines[k][1] for k in matched]
         region = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
     read = "".join(lines[k][0] for k in matched) if matched else ""
@@ -336,9 +341,9 @@ def ocr_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
     }
     issues = []
     if cer > th.ocr_cer_fail:
-        what = f'read "{read}"' if read and cer < 1.0 else "not found"
+        what = f'misread as "{read}"' if located else "not found"
         reason = f'requested text "{expected}" {what} (character error rate {cer:.2f})'
-        issues.append(Issue(category="text", reason=reason, critic="ocr", region=region if read else None))
+        issues.append(Issue(category="text", reason=reason, critic="ocr", region=region))
         return CriticResult(name="ocr", ran=True, passed=False, scores=scores, issues=issues)
     if cer > th.ocr_cer_review:
         reason = f'requested text "{expected}" read as "{read}" (character error rate {cer:.2f})'
@@ -815,6 +820,7 @@ def plan_repair(shot: Shot, takes: list[Take], settings) -> RepairPlan:
     if "sharpness" in cats:
         prompt = _add_words(prompt, "sharp focus, highly detailed")
         negative = _add_words(negative, "blurry, out of focus")
+        actions.append("sharpen-prompt")
         more_steps()
     if "text" in cats:
         expected = shot.expect_text or requested_text(shot.prompt) or ""
