@@ -22,9 +22,20 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 SIZES = [(1280, 720), (720, 1280), (1024, 1024), (960, 1280)]
-EN_TEXTS = ["SUMMER SALE", "$129", "NEW ARRIVAL", "Quiet Power", "OPEN 24H", "50% OFF", "Sound of Silence", "$89.99"]
+EN_TEXTS = [
+    "SUMMER SALE",
+    "$129",
+    "NEW ARRIVAL",
+    "Quiet Power",
+    "OPEN 24H",
+    "50% OFF",
+    "Sound of Silence",
+    "$89.99",
+]
 ZH_TEXTS = ["限时特价", "¥199", "新品上市", "静享好声音", "买一送一", "¥1299", "夏日清凉", "全场五折"]
-WORDS = "harbour dawn city rooftop lantern runner forest kitchen studio coffee market skyline neon rain".split()
+WORDS = (
+    ["harbour", "dawn", "city", "rooftop", "lantern", "runner", "forest", "kitchen", "studio", "coffee", "market", "skyline", "neon", "rain"]
+)
 PALETTES = [  # background, accent, ink: light, dark (night), mid-tone and paper-white panels
     ((236, 226, 208), (200, 120, 80), (30, 30, 40)),
     ((18, 22, 40), (80, 110, 200), (235, 235, 240)),
@@ -60,7 +71,12 @@ def storyboard_panel(rng: random.Random, size: tuple[int, int], text: str | None
         shape = d.ellipse if rng.random() < 0.5 else d.rectangle
         shape([x0, y0, x1, y1], fill=accent, outline=ink, width=max(1, s // 300))
     small = font(max(14, s // 28))
-    d.text((s * 0.06, s * 0.06), f"SHOT {rng.randint(1, 12):02d}  {rng.choice(['WIDE', 'MEDIUM', 'CLOSE-UP'])}", font=small, fill=ink)
+    d.text(
+        (s * 0.06, s * 0.06),
+        f"SHOT {rng.randint(1, 12):02d}  {rng.choice(['WIDE', 'MEDIUM', 'CLOSE-UP'])}",
+        font=small,
+        fill=ink,
+    )
     desc = " ".join(rng.sample(WORDS, 4))
     d.text((s * 0.06, h - s * 0.16), desc, font=small, fill=ink)
     if text:
@@ -87,12 +103,20 @@ def photo_scene(rng: random.Random, size: tuple[int, int], text: str | None = No
         cx, cy, r = rng.uniform(0, w), rng.uniform(horizon * h * 0.8, h), rng.uniform(0.04, 0.15) * s
         col = tuple(rng.randint(20, 230) for _ in range(3))
         d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col)
-        d.ellipse([cx - r * 0.5, cy - r * 0.7, cx + r * 0.2, cy - r * 0.1], fill=tuple(min(255, c + 40) for c in col))
+        d.ellipse(
+            [cx - r * 0.5, cy - r * 0.7, cx + r * 0.2, cy - r * 0.1],
+            fill=tuple(min(255, c + 40) for c in col),
+        )
     if text:
         f = font(max(24, s // 11))
         box = d.textbbox((w / 2, h * 0.3), text, font=f, anchor="mm")
         pad = s * 0.03
-        d.rectangle([box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad], fill=(245, 240, 230), outline=(40, 30, 20), width=3)
+        d.rectangle(
+            [box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad],
+            fill=(245, 240, 230),
+            outline=(40, 30, 20),
+            width=3,
+        )
         d.text((w / 2, h * 0.3), text, font=f, fill=(180, 20, 30), anchor="mm")
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8)))  # lenses are never perfectly sharp
     noise = np_rng.normal(0, rng.uniform(2, 6), (h, w, 3))
@@ -105,7 +129,11 @@ def base_image(rng: random.Random, size, text=None) -> Image.Image:
 
 def corrupt_text(rng: random.Random, text: str, zh: bool) -> str:
     """A visibly wrong spelling: about half the characters replaced (as a diffusion model garbles text)."""
-    pool = "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年" if zh else "ABCDEFGHKMNPRSTUVWXZ0123456789"
+    pool = (
+        "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年"
+        if zh
+        else "ABCDEFGHKMNPRSTUVWXZ0123456789"
+    )
     chars = list(text)
     idx = [i for i, c in enumerate(chars) if not c.isspace()]
     for i in rng.sample(idx, max(1, len(idx) // 2)):
@@ -130,9 +158,22 @@ class Case:
 def make_image_cases(root: Path, n: int, seed: int) -> list[Case]:
     """The labelled still images: n of each kind."""
     cases: list[Case] = []
-    for kind in ["good panel", "good photo", "good text EN", "good text ZH", "blurred", "blank", "under-exposed",
-                 "over-exposed", "too small", "wrong aspect", "wrong text EN", "missing text EN", "wrong text ZH",
-                 "missing text ZH"]:
+    for kind in [
+        "good panel",
+        "good photo",
+        "good text EN",
+        "good text ZH",
+        "blurred",
+        "blank",
+        "under-exposed",
+        "over-exposed",
+        "too small",
+        "wrong aspect",
+        "wrong text EN",
+        "missing text EN",
+        "wrong text ZH",
+        "missing text ZH",
+    ]:
         for k in range(n):
             rng = random.Random(f"{seed}:{kind}:{k}")
             size = rng.choice(SIZES)
@@ -163,7 +204,9 @@ def make_image_cases(root: Path, n: int, seed: int) -> list[Case]:
                     noise = np.random.default_rng(k).normal(0, rng.uniform(0, 2), (h, w, 1))
                     img = Image.fromarray(np.clip(col + noise, 0, 255).astype(np.uint8))
                 elif kind == "under-exposed":
-                    img = Image.fromarray((np.asarray(img, dtype=np.float32) * rng.uniform(0.1, 0.25)).astype(np.uint8))
+                    img = Image.fromarray(
+                        (np.asarray(img, dtype=np.float32) * rng.uniform(0.1, 0.25)).astype(np.uint8)
+                    )
                 elif kind == "over-exposed":
                     a = np.asarray(img, dtype=np.float32) * rng.uniform(1.8, 2.6) + rng.uniform(60, 100)
                     img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
@@ -182,7 +225,9 @@ def write_clip(path: Path, still: Image.Image, frames: int, fps: int, mode: str)
     import imageio_ffmpeg
 
     w, h = still.size
-    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", quality=7, macro_block_size=16)
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (w, h), fps=fps, codec="libx264", quality=7, macro_block_size=16
+    )
     writer.send(None)
     for i in range(frames):
         t = i / max(frames - 1, 1)
@@ -205,18 +250,35 @@ def write_clip(path: Path, still: Image.Image, frames: int, fps: int, mode: str)
 
 
 SHOT_KINDS = ["establishing", "wide", "medium", "close-up", "insert", "hero", "detail", "over-the-shoulder"]
-MOODS = ["warm sunset", "cool night rain", "dark moody noir", "bright airy morning", "vibrant neon", "calm soft",
-         "premium elegant", "plain"]
+MOODS = [
+    "warm sunset",
+    "cool night rain",
+    "dark moody noir",
+    "bright airy morning",
+    "vibrant neon",
+    "calm soft",
+    "premium elegant",
+    "plain",
+]
 
 
 def draft_shot(rng: random.Random, k: int, lang: str = "en"):
     """A storyboard shot with varied kind and mood, as the planner writes them."""
     from agent.state import Shot
 
-    desc = ("城市清晨，耳机放在桌上" if lang == "zh" else f"a {' '.join(rng.sample(WORDS, 3))} scene")
+    desc = "城市清晨，耳机放在桌上" if lang == "zh" else f"a {' '.join(rng.sample(WORDS, 3))} scene"
     mood = rng.choice(MOODS)
-    return Shot(id=f"s{k + 1:02d}", index=k + 1, kind=rng.choice(SHOT_KINDS), description=desc,
-                camera="slow push-in, 35mm", lighting=mood, mood=mood, duration=2.5, prompt=f"{desc}, {mood}")
+    return Shot(
+        id=f"s{k + 1:02d}",
+        index=k + 1,
+        kind=rng.choice(SHOT_KINDS),
+        description=desc,
+        camera="slow push-in, 35mm",
+        lighting=mood,
+        mood=mood,
+        duration=2.5,
+        prompt=f"{desc}, {mood}",
+    )
 
 
 def make_draft_cases(root: Path, n: int, seed: int) -> list[Case]:
@@ -229,8 +291,17 @@ def make_draft_cases(root: Path, n: int, seed: int) -> list[Case]:
         w, h = rng.choice(SIZES)
         shot = draft_shot(rng, k, "zh" if k % 3 == 2 else "en")
         path = root / f"good_draft_panel-{k:02d}.png"
-        DraftBackend().generate(ImageRequest(prompt=shot.prompt, width=w, height=h, seed=rng.randrange(2**31),
-                                             output_path=str(path), shot=shot, take=1))
+        DraftBackend().generate(
+            ImageRequest(
+                prompt=shot.prompt,
+                width=w,
+                height=h,
+                seed=rng.randrange(2**31),
+                output_path=str(path),
+                shot=shot,
+                take=1,
+            )
+        )
         cases.append(Case("good draft panel", False, str(path), shot.prompt, w, h))
     return cases
 
@@ -246,20 +317,38 @@ def make_motion_cases(root: Path, n: int, seed: int) -> list[Case]:
         rng = random.Random(f"{seed}:motion:{k}")
         shot = draft_shot(rng, k)
         still = root / f"good_motion_clip-{k:02d}.png"
-        DraftBackend().generate(ImageRequest(prompt=shot.prompt, width=320, height=192, seed=k, output_path=str(still), shot=shot))
+        DraftBackend().generate(
+            ImageRequest(prompt=shot.prompt, width=320, height=192, seed=k, output_path=str(still), shot=shot)
+        )
         motion = motions[k % len(motions)]
         clip = still.with_suffix(".mp4")
-        MotionBackend().animate(AnimateRequest(image_path=str(still), output_path=str(clip), duration=2.0, fps=12,
-                                               width=320, height=192, motion=motion, seed=k))
-        cases.append(Case("good motion clip", False, str(clip), "", 320, 192, still=str(still), motion=motion))
+        MotionBackend().animate(
+            AnimateRequest(
+                image_path=str(still),
+                output_path=str(clip),
+                duration=2.0,
+                fps=12,
+                width=320,
+                height=192,
+                motion=motion,
+                seed=k,
+            )
+        )
+        cases.append(
+            Case("good motion clip", False, str(clip), "", 320, 192, still=str(still), motion=motion)
+        )
     return cases
 
 
 def make_clip_cases(root: Path, n: int, seed: int) -> list[Case]:
     """The labelled clips: camera moves over stills (good) and frozen or flickering clips (bad)."""
     cases = []
-    for kind, mode in [("good clip push-in", "push-in"), ("good clip pan", "pan"), ("frozen clip", "frozen"),
-                       ("flicker clip", "flicker")]:
+    for kind, mode in [
+        ("good clip push-in", "push-in"),
+        ("good clip pan", "pan"),
+        ("frozen clip", "frozen"),
+        ("flicker clip", "flicker"),
+    ]:
         for k in range(n):
             rng = random.Random(f"{seed}:{kind}:{k}")
             still = base_image(rng, (320, 192))
@@ -267,7 +356,18 @@ def make_clip_cases(root: Path, n: int, seed: int) -> list[Case]:
             still.save(still_path)
             clip_path = still_path.with_suffix(".mp4")
             write_clip(clip_path, still, frames=36, fps=12, mode=mode)
-            cases.append(Case(kind, not kind.startswith("good"), str(clip_path), "", 320, 192, still=str(still_path), motion="push-in"))
+            cases.append(
+                Case(
+                    kind,
+                    not kind.startswith("good"),
+                    str(clip_path),
+                    "",
+                    320,
+                    192,
+                    still=str(still_path),
+                    motion="push-in",
+                )
+            )
     return cases
 
 
@@ -286,7 +386,12 @@ def contact_sheet(cases: list[Case], verdicts: dict[str, str], out: Path, per_ki
             im.thumbnail((tw, th))
             x = 160 + c_i * (tw + 10)
             sheet.paste(im, (x, y))
-            d.text((x, y + th + 2), verdicts[case.path], font=f, fill="darkred" if "C" in verdicts[case.path] else "darkgreen")
+            d.text(
+                (x, y + th + 2),
+                verdicts[case.path],
+                font=f,
+                fill="darkred" if "C" in verdicts[case.path] else "darkgreen",
+            )
     sheet.save(out)
 
 
@@ -294,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=12, help="examples per kind")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="folder for the labelled set and contact sheet (default: temporary)")
+    ap.add_argument(
+        "--out", default=None, help="folder for the labelled set and contact sheet (default: temporary)"
+    )
     ap.add_argument("--verbose", action="store_true", help="print every miss with its scores")
     args = ap.parse_args(argv)
 
@@ -316,7 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         if c.still:
             crit = critique_clip(c.path, c.still, settings, motion=c.motion)
         else:
-            req = CritiqueRequest(image_path=c.path, prompt=c.prompt, width=c.width, height=c.height, expect_text=c.expect_text)
+            req = CritiqueRequest(
+                image_path=c.path, prompt=c.prompt, width=c.width, height=c.height, expect_text=c.expect_text
+            )
             crit = critique_image(req, settings)
         rejected = not crit.passed
         verdicts[c.path] = f"{crit.grade} " + ",".join(sorted({i.category for i in crit.issues}))[:28]

@@ -13,7 +13,7 @@ from fakes import FakeOpenAI, Status
 from PIL import Image, ImageDraw, ImageFilter
 
 from agent.settings import RunSettings
-from agent.state import Critique, CriticResult, Issue, Shot, Take
+from agent.state import CriticResult, Critique, Issue, Shot, Take
 from evals.calibrate_critic import font, photo_scene, storyboard_panel, write_clip
 from tools import critique as C
 from tools.critique import CritiqueRequest, critique_clip, critique_files, critique_image, plan_repair
@@ -28,7 +28,10 @@ def judge(img: Image.Image, tmp_path, settings, name="take.png", size=None, **kw
     path = tmp_path / name
     img.save(path)
     w, h = size or img.size
-    return critique_image(CritiqueRequest(image_path=str(path), prompt=kw.pop("prompt", "a shot"), width=w, height=h, **kw), settings)
+    return critique_image(
+        CritiqueRequest(image_path=str(path), prompt=kw.pop("prompt", "a shot"), width=w, height=h, **kw),
+        settings,
+    )
 
 
 def critic(c: Critique, name: str) -> CriticResult:
@@ -66,8 +69,14 @@ def test_technical_passes_draft_panels_and_photo_scenes(tmp_path, settings):
     for k, size in enumerate([(1280, 720), (720, 1280), (1024, 1024)]):
         shot = draft_shot(random.Random(k), k, "zh" if k == 2 else "en")
         path = tmp_path / f"draft{k}.png"
-        DraftBackend().generate(ImageRequest(prompt=shot.prompt, width=size[0], height=size[1], seed=k, output_path=str(path), shot=shot))
-        c = critique_image(CritiqueRequest(image_path=str(path), prompt=shot.prompt, width=size[0], height=size[1]), settings)
+        DraftBackend().generate(
+            ImageRequest(
+                prompt=shot.prompt, width=size[0], height=size[1], seed=k, output_path=str(path), shot=shot
+            )
+        )
+        c = critique_image(
+            CritiqueRequest(image_path=str(path), prompt=shot.prompt, width=size[0], height=size[1]), settings
+        )
         assert c.grade == "A", c.issues
         assert c.critics_run == ["technical"]
         assert {"tech.sharpness", "tech.exposure_mean", "tech.luma_std", "tech.aspect_error"} <= set(c.scores)
@@ -96,8 +105,14 @@ def _bad(kind: str, img: Image.Image) -> tuple[Image.Image, tuple[int, int]]:
 
 @pytest.mark.parametrize(
     "kind,category",
-    [("blurred", "sharpness"), ("blank", "blank"), ("under-exposed", "exposure"), ("over-exposed", "exposure"),
-     ("too small", "resolution"), ("wrong aspect", "aspect")],
+    [
+        ("blurred", "sharpness"),
+        ("blank", "blank"),
+        ("under-exposed", "exposure"),
+        ("over-exposed", "exposure"),
+        ("too small", "resolution"),
+        ("wrong aspect", "aspect"),
+    ],
 )
 @pytest.mark.parametrize("base", ["panel", "photo"])
 def test_technical_fails_each_bad_kind_for_its_own_reason(tmp_path, settings, kind, category, base):
@@ -112,7 +127,9 @@ def test_technical_fails_each_bad_kind_for_its_own_reason(tmp_path, settings, ki
 
 def test_minimum_side_only_when_no_size_was_asked(tmp_path, settings):
     img = photo_scene(random.Random(2), (400, 300))
-    req = CritiqueRequest(image_path=str(tmp_path / "a.png"), prompt="x", width=400, height=300, exact_size=False)
+    req = CritiqueRequest(
+        image_path=str(tmp_path / "a.png"), prompt="x", width=400, height=300, exact_size=False
+    )
     img.save(req.image_path)
     assert critique_image(req, settings).passed
     img.resize((200, 150)).save(req.image_path)
@@ -132,14 +149,22 @@ def test_unreadable_take_is_a_failure_with_the_reason(tmp_path, settings):
 def text_image(text: str | None, size=(960, 540)) -> Image.Image:
     img = storyboard_panel(random.Random(5), size)
     if text:
-        ImageDraw.Draw(img).text((size[0] / 2, size[1] * 0.25), text, font=font(64), fill=(10, 10, 10), anchor="mm")
+        ImageDraw.Draw(img).text(
+            (size[0] / 2, size[1] * 0.25), text, font=font(64), fill=(10, 10, 10), anchor="mm"
+        )
     return img
 
 
 @pytest.mark.parametrize(
     "expected,shown,ok",
-    [("SUMMER SALE", "SUMMER SALE", True), ("SUMMER SALE", "SUNNER SAIF", False), ("SUMMER SALE", None, False),
-     ("限时特价 ¥199", "限时特价 ¥199", True), ("限时特价 ¥199", "限时持价 ¥189", False), ("新品上市", None, False)],
+    [
+        ("SUMMER SALE", "SUMMER SALE", True),
+        ("SUMMER SALE", "SUNNER SAIF", False),
+        ("SUMMER SALE", None, False),
+        ("限时特价 ¥199", "限时特价 ¥199", True),
+        ("限时特价 ¥199", "限时持价 ¥189", False),
+        ("新品上市", None, False),
+    ],
 )
 def test_ocr_reads_requested_english_and_chinese_text(tmp_path, settings, expected, shown, ok):
     c = judge(text_image(shown), tmp_path, settings, expect_text=expected)
@@ -210,15 +235,24 @@ def test_clip_critic_loads_a_local_model_and_scores(tmp_path, settings, tiny_cli
         paths.append(str(p))
     scores = C.clip_alignment(paths, ["a red ball", "a quiet beach", "a city"], settings, batch_size=2)
     assert len(scores) == 3 and all(-1 <= s <= 1 for s in scores)
-    assert scores == C.clip_alignment(paths, ["a red ball", "a quiet beach", "a city"], settings)  # deterministic
+    assert scores == C.clip_alignment(
+        paths, ["a red ball", "a quiet beach", "a city"], settings
+    )  # deterministic
     cons = C.clip_consistency(paths[:2], paths, settings)
     assert len(cons) == 2
     with pytest.raises(ValueError, match="3 images but 1 prompts"):
         C.clip_alignment(paths, ["x"], settings)
 
-    req = CritiqueRequest(image_path=paths[0], prompt="a red ball", width=96, height=64, reference_images=paths[1:])
-    settings.thresholds = {"min_side": 32, "clip_alignment_fail": -1.0, "clip_alignment_review": -1.0,
-                           "clip_consistency_fail": -1.0, "clip_consistency_review": -1.0}
+    req = CritiqueRequest(
+        image_path=paths[0], prompt="a red ball", width=96, height=64, reference_images=paths[1:]
+    )
+    settings.thresholds = {
+        "min_side": 32,
+        "clip_alignment_fail": -1.0,
+        "clip_alignment_review": -1.0,
+        "clip_consistency_fail": -1.0,
+        "clip_consistency_review": -1.0,
+    }
     c = critique_image(req, settings)
     clip = critic(c, "clip")
     assert clip.ran and clip.passed and {"clip.alignment", "clip.consistency"} <= set(c.scores)
@@ -226,8 +260,12 @@ def test_clip_critic_loads_a_local_model_and_scores(tmp_path, settings, tiny_cli
     settings.thresholds = {"min_side": 32, "clip_alignment_fail": 1.01}
     c = critique_image(req, settings)
     assert not c.passed and any(i.category == "subject" and i.critic == "clip" for i in c.issues)
-    settings.thresholds = {"min_side": 32, "clip_alignment_fail": -1.0, "clip_alignment_review": -1.0,
-                           "clip_consistency_fail": 1.01}
+    settings.thresholds = {
+        "min_side": 32,
+        "clip_alignment_fail": -1.0,
+        "clip_alignment_review": -1.0,
+        "clip_consistency_fail": 1.01,
+    }
     c = critique_image(req, settings)
     assert not c.passed and [i.category for i in c.issues] == ["style"]
 
@@ -236,9 +274,13 @@ def test_clip_without_weights_is_not_run_with_a_reason(tmp_path, settings, monke
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    for spec, says in [(None, "not in the local Hugging Face cache"), ("ViT-B-32", "huggingface-cli download"),
-                       ("no-such-model", "unknown CLIP model"), (str(tmp_path), "no open_clip_config.json"),
-                       ("none", "turned off")]:
+    for spec, says in [
+        (None, "not in the local Hugging Face cache"),
+        ("ViT-B-32", "huggingface-cli download"),
+        ("no-such-model", "unknown CLIP model"),
+        (str(tmp_path), "no open_clip_config.json"),
+        ("none", "turned off"),
+    ]:
         settings.clip_model = spec
         c = judge(photo_scene(random.Random(0), (400, 300)), tmp_path, settings)
         clip = critic(c, "clip")
@@ -257,7 +299,9 @@ def vlm(settings):
 
 
 def run_vlm(tmp_path, settings) -> Critique:
-    return judge(photo_scene(random.Random(0), (400, 300)), tmp_path, settings, prompt="a red bicycle by the sea")
+    return judge(
+        photo_scene(random.Random(0), (400, 300)), tmp_path, settings, prompt="a red bicycle by the sea"
+    )
 
 
 def test_vlm_pass_and_fail_with_categorised_issues(tmp_path, settings, vlm):
@@ -269,11 +313,19 @@ def test_vlm_pass_and_fail_with_categorised_issues(tmp_path, settings, vlm):
     assert body["model"] == "fake-vl" and "a red bicycle" in parts[0]["text"]
     assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
 
-    answer = {"verdict": "fail", "issues": [{"category": "count", "reason": "two bicycles"},
-                                            {"category": "artifacts", "reason": "melted wheel"}]}
+    answer = {
+        "verdict": "fail",
+        "issues": [
+            {"category": "count", "reason": "two bicycles"},
+            {"category": "artifacts", "reason": "melted wheel"},
+        ],
+    }
     vlm.script("/v1/chat/completions", ["```json\n" + json.dumps(answer) + "\n```"])
     c = run_vlm(tmp_path, settings)
-    assert c.grade == "C" and [(i.category, i.critic) for i in c.issues] == [("count", "vlm"), ("artifacts", "vlm")]
+    assert c.grade == "C" and [(i.category, i.critic) for i in c.issues] == [
+        ("count", "vlm"),
+        ("artifacts", "vlm"),
+    ]
 
 
 def test_vlm_malformed_answer_is_retried_once_then_not_run(tmp_path, settings, vlm):
@@ -294,8 +346,19 @@ def test_vlm_refusal_is_not_run(tmp_path, settings, vlm):
     vlm.script("/v1/chat/completions", ["I'm sorry, but I can't help with judging this image."])
     v = critic(run_vlm(tmp_path, settings), "vlm")
     assert not v.ran and v.passed is None and v.not_run_reason.startswith("VLM refused")
-    refusal = {"id": "x", "object": "chat.completion", "created": 0, "model": "fake-vl", "choices": [
-        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": None, "refusal": "policy"}}]}
+    refusal = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake-vl",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": None, "refusal": "policy"},
+            }
+        ],
+    }
     vlm.script("/v1/chat/completions", [refusal])
     v = critic(run_vlm(tmp_path, settings), "vlm")
     assert not v.ran and "policy" in v.not_run_reason
@@ -320,8 +383,13 @@ def test_vlm_server_error_and_dead_endpoint_are_not_run(tmp_path, settings, vlm)
 
 @pytest.mark.parametrize(
     "mode,motion,ok,frozen",
-    [("push-in", "push-in", True, 0.0), ("pan", "pan-left", True, 0.0), ("frozen", "push-in", False, 1.0),
-     ("frozen", "static", True, 1.0), ("flicker", "push-in", False, 0.0)],
+    [
+        ("push-in", "push-in", True, 0.0),
+        ("pan", "pan-left", True, 0.0),
+        ("frozen", "push-in", False, 1.0),
+        ("frozen", "static", True, 1.0),
+        ("flicker", "push-in", False, 0.0),
+    ],
 )
 def test_clip_critic(tmp_path, settings, mode, motion, ok, frozen):
     still = storyboard_panel(random.Random(4), (320, 192))
@@ -341,8 +409,17 @@ def test_clip_drift_from_the_still_and_motion_backend_clips(tmp_path, settings):
     photo_scene(random.Random(9), (320, 192)).save(tmp_path / "other.png")
     for motion in ("push-in", "pan-right", "static"):
         out = tmp_path / f"{motion}.mp4"
-        MotionBackend().animate(AnimateRequest(image_path=str(tmp_path / "still.png"), output_path=str(out),
-                                               duration=1.5, fps=12, width=320, height=192, motion=motion))
+        MotionBackend().animate(
+            AnimateRequest(
+                image_path=str(tmp_path / "still.png"),
+                output_path=str(out),
+                duration=1.5,
+                fps=12,
+                width=320,
+                height=192,
+                motion=motion,
+            )
+        )
         assert critique_clip(str(out), str(tmp_path / "still.png"), settings, motion=motion).grade == "A"
     c = critique_clip(str(tmp_path / "push-in.mp4"), str(tmp_path / "other.png"), settings, motion="push-in")
     assert not c.passed and "drifts" in c.issues[0].reason
@@ -354,17 +431,42 @@ def test_clip_drift_from_the_still_and_motion_backend_clips(tmp_path, settings):
 # --- repair ----------------------------------------------------------------------------------------------------
 
 
-SHOT = Shot(id="s02", index=2, kind="hero", description="wireless headphones on a marble table", camera="slow push-in",
-            lighting="soft key", mood="premium", duration=2.5, prompt="headphones on marble, premium",
-            expect_text="¥199")
+SHOT = Shot(
+    id="s02",
+    index=2,
+    kind="hero",
+    description="wireless headphones on a marble table",
+    camera="slow push-in",
+    lighting="soft key",
+    mood="premium",
+    duration=2.5,
+    prompt="headphones on marble, premium",
+    expect_text="¥199",
+)
 
 
-def failed_take(n: int, *issues: Issue, error: str | None = None, prompt: str = SHOT.prompt, seed: int = 1, **params) -> Take:
+def failed_take(
+    n: int, *issues: Issue, error: str | None = None, prompt: str = SHOT.prompt, seed: int = 1, **params
+) -> Take:
     critics = sorted({i.critic for i in issues})
-    crit = Critique(passed=False, grade="C", issues=list(issues),
-                    critics=[CriticResult(name=c, ran=True, passed=False) for c in critics])
-    return Take(shot_id=SHOT.id, n=n, path=f"shots/s02/take-{n}.png", backend="draft", model="m", seed=seed,
-                prompt=prompt, parameters=params, critique=None if error else crit, error=error)
+    crit = Critique(
+        passed=False,
+        grade="C",
+        issues=list(issues),
+        critics=[CriticResult(name=c, ran=True, passed=False) for c in critics],
+    )
+    return Take(
+        shot_id=SHOT.id,
+        n=n,
+        path=f"shots/s02/take-{n}.png",
+        backend="draft",
+        model="m",
+        seed=seed,
+        prompt=prompt,
+        parameters=params,
+        critique=None if error else crit,
+        error=error,
+    )
 
 
 def issue(category, reason="bad", critic="technical", region=None) -> Issue:
@@ -373,11 +475,17 @@ def issue(category, reason="bad", critic="technical", region=None) -> Issue:
 
 def test_repair_actions_follow_what_failed(settings):
     under = plan_repair(SHOT, [failed_take(1, issue("exposure", "under-exposed: mean 0.05"))], settings)
-    assert "relight-prompt" in under.actions and "bright" in under.prompt and "too dark" in under.negative_prompt
+    assert (
+        "relight-prompt" in under.actions and "bright" in under.prompt and "too dark" in under.negative_prompt
+    )
     over = plan_repair(SHOT, [failed_take(1, issue("exposure", "over-exposed: mean 0.9"))], settings)
     assert "washed out" in over.negative_prompt
     blank = plan_repair(SHOT, [failed_take(1, issue("blank"), num_inference_steps=9)], settings)
-    assert blank.actions == ["more-steps", "new-seed"] and blank.num_inference_steps > 9 and blank.prompt == SHOT.prompt
+    assert (
+        blank.actions == ["more-steps", "new-seed"]
+        and blank.num_inference_steps > 9
+        and blank.prompt == SHOT.prompt
+    )
     sharp = plan_repair(SHOT, [failed_take(1, issue("sharpness"))], settings)
     assert "sharp focus" in sharp.prompt and "more-steps" in sharp.actions
     text = plan_repair(SHOT, [failed_take(1, issue("text", "misread", "ocr", (10, 20, 110, 60)))], settings)
@@ -386,14 +494,19 @@ def test_repair_actions_follow_what_failed(settings):
     missing = plan_repair(SHOT, [failed_take(1, issue("text", "not found", "ocr"))], settings)
     assert missing.mask_region is None and "inpaint-region" not in missing.actions
     subject = plan_repair(SHOT, [failed_take(1, issue("subject", "no headphones", "vlm"))], settings)
-    assert subject.actions == ["rewrite-prompt", "new-seed"] and "clearly showing wireless headphones" in subject.prompt
+    assert (
+        subject.actions == ["rewrite-prompt", "new-seed"]
+        and "clearly showing wireless headphones" in subject.prompt
+    )
     backend = plan_repair(SHOT, [failed_take(1, error="server said 503")], settings)
     assert backend.actions == ["new-seed"] and "503" in backend.reason and backend.prompt == SHOT.prompt
     plans = [under, blank, sharp, text, subject, backend]
     assert len({tuple(p.actions) for p in plans}) == len(plans)
     assert all(p.seed != 1 for p in plans)
     # Seeds derive from the run seed: the same inputs give the same plan.
-    assert plan_repair(SHOT, [failed_take(1, issue("blank"))], settings) == plan_repair(SHOT, [failed_take(1, issue("blank"))], settings)
+    assert plan_repair(SHOT, [failed_take(1, issue("blank"))], settings) == plan_repair(
+        SHOT, [failed_take(1, issue("blank"))], settings
+    )
 
 
 def test_repair_never_repeats_an_attempt(settings):
@@ -418,7 +531,9 @@ def test_repair_never_repeats_an_attempt(settings):
 def test_repair_rewrites_with_the_llm_when_configured(settings):
     with FakeOpenAI() as server:
         settings.llm_base_url, settings.llm_model = server.base_url, "fake-chat"
-        server.script("/v1/chat/completions", ["Matte black wireless headphones centred on white marble, premium"])
+        server.script(
+            "/v1/chat/completions", ["Matte black wireless headphones centred on white marble, premium"]
+        )
         plan = plan_repair(SHOT, [failed_take(1, issue("composition", "subject cut off", "vlm"))], settings)
         assert plan.prompt.startswith("Matte black") and "rewrite-prompt-llm" in plan.actions
         assert "subject cut off" in server.requests["/v1/chat/completions"][0]["messages"][1]["content"]
@@ -437,7 +552,9 @@ def test_critique_files_judges_the_good_and_names_the_bad(tmp_path, settings):
     Image.new("RGB", (640, 360), "gray").save(blank)
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
-    out = critique_files([str(good), str(notes), str(blank), str(tmp_path / "gone.png")], "a scene", settings=settings)
+    out = critique_files(
+        [str(good), str(notes), str(blank), str(tmp_path / "gone.png")], "a scene", settings=settings
+    )
     json.dumps(out)  # JSON-ready as it is
     assert [o["path"] for o in out] == [str(good), str(notes), str(blank), str(tmp_path / "gone.png")]
     assert out[0]["pass"] is True and out[0]["grade"] == "A" and out[0]["critics_run"] == ["technical"]

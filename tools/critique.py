@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from agent.state import Critique, CriticResult, Grade, Issue, Shot, Take
+from agent.state import CriticResult, Critique, Grade, Issue, Shot, Take
 
 
 class CritiqueRequest(BaseModel):
@@ -37,7 +37,9 @@ class CritiqueRequest(BaseModel):
     width: int = Field(description="Width that was asked for.")
     height: int = Field(description="Height that was asked for.")
     expect_text: str | None = Field(default=None, description="On-image text that must be readable.")
-    reference_images: list[str] = Field(default_factory=list, description="Accepted shots to stay consistent with.")
+    reference_images: list[str] = Field(
+        default_factory=list, description="Accepted shots to stay consistent with."
+    )
     exact_size: bool = Field(
         default=True,
         description="False when no size was asked (CLI without --size): only the minimum side is checked.",
@@ -53,7 +55,9 @@ class RepairPlan(BaseModel):
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
     mask_region: tuple[int, int, int, int] | None = None
-    init_take: int | None = Field(default=None, description="Take number to edit instead of rendering afresh.")
+    init_take: int | None = Field(
+        default=None, description="Take number to edit instead of rendering afresh."
+    )
     actions: list[str]
     reason: str
 
@@ -68,28 +72,39 @@ class Thresholds(BaseModel):
     Luminance values are in 0..1. "fail" limits make a take C (re-shoot); "review" limits make it B.
     """
 
-    min_side: int = Field(default=256, description="Smallest acceptable image side in pixels, whatever was asked.")
+    min_side: int = Field(
+        default=256, description="Smallest acceptable image side in pixels, whatever was asked."
+    )
     size_tolerance: float = Field(
-        default=0.02, description="How far (fraction) each side may fall short of the asked size before failing."
+        default=0.02,
+        description="How far (fraction) each side may fall short of the asked size before failing.",
     )
     aspect_tolerance: float = Field(
-        default=0.03, description="Largest relative difference between the image's and the asked aspect ratio."
+        default=0.03,
+        description="Largest relative difference between the image's and the asked aspect ratio.",
     )
     sharpness_fail: float = Field(
         default=0.12,
         description="Contrast-normalised edge strength (strongest 0.5% of Laplacian responses at a 512 px working "
         "size, divided by the luminance range) below which the take is blurred.",
     )
-    sharpness_review: float = Field(default=0.2, description="Edge strength below which a take is flagged as soft.")
-    blank_std: float = Field(
-        default=0.01, description="Luminance standard deviation below which the frame is blank or near-uniform."
+    sharpness_review: float = Field(
+        default=0.2, description="Edge strength below which a take is flagged as soft."
     )
-    dark_mean: float = Field(default=0.13, description="Mean luminance below which a frame may be under-exposed.")
+    blank_std: float = Field(
+        default=0.01,
+        description="Luminance standard deviation below which the frame is blank or near-uniform.",
+    )
+    dark_mean: float = Field(
+        default=0.13, description="Mean luminance below which a frame may be under-exposed."
+    )
     dark_tail_max: float = Field(
         default=0.35,
         description="Brightest 0.1% luminance below which a dark frame has no highlights at all (under-exposed).",
     )
-    bright_mean: float = Field(default=0.5, description="Mean luminance above which a frame may be over-exposed.")
+    bright_mean: float = Field(
+        default=0.5, description="Mean luminance above which a frame may be over-exposed."
+    )
     bright_tail_min: float = Field(
         default=0.45,
         description="Darkest 0.1% luminance above which a bright frame has no shadows at all (over-exposed).",
@@ -97,15 +112,23 @@ class Thresholds(BaseModel):
     ocr_cer_fail: float = Field(
         default=0.2, description="Character error rate of the requested text above which the take fails."
     )
-    ocr_cer_review: float = Field(default=0.0, description="Character error rate above which the take is flagged.")
+    ocr_cer_review: float = Field(
+        default=0.0, description="Character error rate above which the take is flagged."
+    )
     clip_alignment_fail: float = Field(
-        default=0.18, description="CLIP image-prompt cosine similarity below which the take fails (ViT-B-32 scale)."
+        default=0.18,
+        description="CLIP image-prompt cosine similarity below which the take fails (ViT-B-32 scale).",
     )
-    clip_alignment_review: float = Field(default=0.22, description="CLIP alignment below which a take is flagged.")
+    clip_alignment_review: float = Field(
+        default=0.22, description="CLIP alignment below which a take is flagged."
+    )
     clip_consistency_fail: float = Field(
-        default=0.45, description="Mean CLIP image-image similarity to the reference shots below which it fails."
+        default=0.45,
+        description="Mean CLIP image-image similarity to the reference shots below which it fails.",
     )
-    clip_consistency_review: float = Field(default=0.6, description="Consistency below which a take is flagged.")
+    clip_consistency_review: float = Field(
+        default=0.6, description="Consistency below which a take is flagged."
+    )
     frozen_motion: float = Field(
         default=0.004,
         description="Mean absolute luminance difference (first to last frame and the largest frame to frame) "
@@ -115,7 +138,8 @@ class Thresholds(BaseModel):
         default=0.06, description="Largest frame-to-frame jump in mean luminance above which a clip flickers."
     )
     drift_fail: float = Field(
-        default=0.12, description="Mean absolute difference (at 64 px) between first frame and still above which "
+        default=0.12,
+        description="Mean absolute difference (at 64 px) between first frame and still above which "
         "the clip has drifted from the still it was animated from.",
     )
 
@@ -126,7 +150,9 @@ def thresholds_for(settings) -> Thresholds:
     valid = set(Thresholds.model_fields)
     unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise ValueError(f"unknown critique threshold(s) {', '.join(unknown)}; valid names: {', '.join(sorted(valid))}")
+        raise ValueError(
+            f"unknown critique threshold(s) {', '.join(unknown)}; valid names: {', '.join(sorted(valid))}"
+        )
     return Thresholds(**overrides)
 
 
@@ -149,7 +175,9 @@ def _luma(img, long_side: int | None = None) -> np.ndarray:
 
     if long_side and max(img.size) != long_side:
         scale = long_side / max(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
+        img = img.resize(
+            (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR
+        )
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
@@ -159,9 +187,7 @@ def sharpness(gray: np.ndarray) -> float:
     A high percentile rather than the Laplacian's variance, because a storyboard panel is mostly flat colour and
     a variance would call it blurred; dividing by the range keeps a dark but sharp frame sharp.
     """
-    lap = (
-        gray[1:-1, :-2] + gray[1:-1, 2:] + gray[:-2, 1:-1] + gray[2:, 1:-1] - 4.0 * gray[1:-1, 1:-1]
-    )
+    lap = gray[1:-1, :-2] + gray[1:-1, 2:] + gray[:-2, 1:-1] + gray[2:, 1:-1] - 4.0 * gray[1:-1, 1:-1]
     strength = float(np.percentile(np.abs(lap), 99.5))
     lo, hi = np.percentile(gray, [1, 99])
     return strength / max(float(hi - lo), 0.05)
@@ -205,23 +231,35 @@ def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
 
     if min(w, h) < th.min_side:
         fail("resolution", f"{w}x{h} is below the minimum side of {th.min_side} px")
-    elif req.exact_size and (w < req.width * (1 - th.size_tolerance) or h < req.height * (1 - th.size_tolerance)):
+    elif req.exact_size and (
+        w < req.width * (1 - th.size_tolerance) or h < req.height * (1 - th.size_tolerance)
+    ):
         fail("resolution", f"{w}x{h} is smaller than the asked {req.width}x{req.height}")
     if req.exact_size and aspect_error > th.aspect_tolerance:
-        fail("aspect", f"aspect {w / h:.3f} ({w}x{h}) differs from the asked {asked_ar:.3f} ({req.width}x{req.height})")
+        fail(
+            "aspect",
+            f"aspect {w / h:.3f} ({w}x{h}) differs from the asked {asked_ar:.3f} ({req.width}x{req.height})",
+        )
     if std < th.blank_std:
         fail("blank", f"the frame is blank or near-uniform (luminance spread {std:.4f})")
     else:
         # Exposure needs both a shifted mean and a missing tail: a night scene keeps its highlights, a white
         # storyboard panel keeps its dark lines; a badly exposed frame has lost one end of the histogram.
         if mean < th.dark_mean and bright_tail < th.dark_tail_max:
-            fail("exposure", f"under-exposed: mean luminance {mean:.2f}, brightest pixels only {bright_tail:.2f}")
+            fail(
+                "exposure",
+                f"under-exposed: mean luminance {mean:.2f}, brightest pixels only {bright_tail:.2f}",
+            )
         elif mean > th.bright_mean and dark_tail > th.bright_tail_min:
-            fail("exposure", f"over-exposed: mean luminance {mean:.2f}, darkest pixels already {dark_tail:.2f}")
+            fail(
+                "exposure", f"over-exposed: mean luminance {mean:.2f}, darkest pixels already {dark_tail:.2f}"
+            )
         if sharp < th.sharpness_fail:
             fail("sharpness", f"blurred: edge strength {sharp:.3f} below {th.sharpness_fail}")
         elif sharp < th.sharpness_review:
-            review.append(Issue(category="sharpness", reason=f"soft: edge strength {sharp:.3f}", critic="technical"))
+            review.append(
+                Issue(category="sharpness", reason=f"soft: edge strength {sharp:.3f}", critic="technical")
+            )
     return CriticResult(name="technical", ran=True, passed=not issues, scores=scores, issues=issues + review)
 
 
@@ -332,7 +370,12 @@ def ocr_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
     located = bool(matched) and cer <= 0.6
     if located:
         boxes = [lines[k][1] for k in matched]
-        region = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        region = (
+            min(b[0] for b in boxes),
+            min(b[1] for b in boxes),
+            max(b[2] for b in boxes),
+            max(b[3] for b in boxes),
+        )
     read = "".join(lines[k][0] for k in matched) if matched else ""
     scores = {
         "ocr.cer": cer,
@@ -370,12 +413,14 @@ def _resolve_clip(spec: str | None) -> tuple[str, str | None, str]:
     `NAME:/path/to/weights`, `NAME` or `NAME:TAG` of a published model, or `hf-hub:org/repo`; the last two only
     when the weights are already in the local Hugging Face cache.
     """
-    import open_clip
-    from huggingface_hub import try_to_load_from_cache
-
     spec = (spec or f"{DEFAULT_CLIP_MODEL}:{DEFAULT_CLIP_PRETRAINED}").strip()
     if spec.lower() in {"none", "off"}:
         raise ClipUnavailable(f"CLIP critic turned off (clip_model={spec})")
+    try:
+        import open_clip
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError as e:
+        raise ClipUnavailable(f"open_clip is not installed ({e}): pip install open_clip_torch") from e
     if Path(spec).is_dir():
         if not (Path(spec) / "open_clip_config.json").is_file():
             raise ClipUnavailable(f"CLIP folder {spec} has no open_clip_config.json")
@@ -390,7 +435,9 @@ def _resolve_clip(spec: str | None) -> tuple[str, str | None, str]:
         if tag and Path(tag).is_file():
             return name, tag, spec
         tags = open_clip.list_pretrained_tags_by_model(name)
-        tag = tag or (DEFAULT_CLIP_PRETRAINED if DEFAULT_CLIP_PRETRAINED in tags else (tags[0] if tags else ""))
+        tag = tag or (
+            DEFAULT_CLIP_PRETRAINED if DEFAULT_CLIP_PRETRAINED in tags else (tags[0] if tags else "")
+        )
         repo = (open_clip.get_pretrained_cfg(name, tag).get("hf_hub") or "").strip("/")
         if not repo:
             raise ClipUnavailable(f"no published weights for CLIP {name}:{tag}; give a local folder")
@@ -416,10 +463,8 @@ def load_clip(spec: str | None):
         key = spec or ""
         if key not in _clip_cache:
             name, pretrained, label = _resolve_clip(spec)
-            try:
-                import open_clip
-            except ImportError as e:
-                raise ImportError("the CLIP critic needs open_clip: pip install open_clip_torch") from e
+            import open_clip
+
             model, _, preprocess = open_clip.create_model_and_transforms(
                 name, pretrained=pretrained, require_pretrained=True
             )
@@ -452,7 +497,9 @@ def clip_alignment(image_paths: list[str], prompts: list[str], settings, batch_s
     return [float(v) for v in (images * text).sum(-1)]
 
 
-def clip_consistency(image_paths: list[str], reference_paths: list[str], settings, batch_size: int = 16) -> list[float]:
+def clip_consistency(
+    image_paths: list[str], reference_paths: list[str], settings, batch_size: int = 16
+) -> list[float]:
     """Mean cosine similarity of each image with the reference images (batched)."""
     model, preprocess, _, _ = load_clip(getattr(settings, "clip_model", None))
     images = _image_features(image_paths, model, preprocess, batch_size)
@@ -467,7 +514,9 @@ def clip_critic(req: CritiqueRequest, settings, th: Thresholds) -> CriticResult:
     except ClipUnavailable as e:
         return CriticResult(name="clip", ran=False, not_run_reason=str(e))
     except (OSError, RuntimeError, ValueError, KeyError) as e:
-        return CriticResult(name="clip", ran=False, not_run_reason=f"CLIP could not load: {type(e).__name__}: {e}")
+        return CriticResult(
+            name="clip", ran=False, not_run_reason=f"CLIP could not load: {type(e).__name__}: {e}"
+        )
     scores = {"clip.alignment": clip_alignment([req.image_path], [req.prompt], settings)[0]}
     refs = [r for r in req.reference_images if Path(r).resolve() != Path(req.image_path).resolve()]
     if refs:
@@ -475,15 +524,31 @@ def clip_critic(req: CritiqueRequest, settings, th: Thresholds) -> CriticResult:
     issues, review = [], []
     a = scores["clip.alignment"]
     if a < th.clip_alignment_fail:
-        issues.append(Issue(category="subject", reason=f"image does not match the prompt (CLIP {a:.3f}, {label})", critic="clip"))
+        issues.append(
+            Issue(
+                category="subject",
+                reason=f"image does not match the prompt (CLIP {a:.3f}, {label})",
+                critic="clip",
+            )
+        )
     elif a < th.clip_alignment_review:
-        review.append(Issue(category="subject", reason=f"weak match with the prompt (CLIP {a:.3f})", critic="clip"))
+        review.append(
+            Issue(category="subject", reason=f"weak match with the prompt (CLIP {a:.3f})", critic="clip")
+        )
     if "clip.consistency" in scores:
         c = scores["clip.consistency"]
         if c < th.clip_consistency_fail:
-            issues.append(Issue(category="style", reason=f"inconsistent with the other shots (CLIP {c:.3f})", critic="clip"))
+            issues.append(
+                Issue(
+                    category="style",
+                    reason=f"inconsistent with the other shots (CLIP {c:.3f})",
+                    critic="clip",
+                )
+            )
         elif c < th.clip_consistency_review:
-            review.append(Issue(category="style", reason=f"drifting from the other shots (CLIP {c:.3f})", critic="clip"))
+            review.append(
+                Issue(category="style", reason=f"drifting from the other shots (CLIP {c:.3f})", critic="clip")
+            )
     return CriticResult(name="clip", ran=True, passed=not issues, scores=scores, issues=issues + review)
 
 
@@ -501,7 +566,9 @@ class VlmIssue(BaseModel):
 class VlmVerdict(BaseModel):
     """What the vision model must answer, as JSON."""
 
-    verdict: Literal["pass", "fail"] = Field(description="pass if the image is usable for the shot, else fail.")
+    verdict: Literal["pass", "fail"] = Field(
+        description="pass if the image is usable for the shot, else fail."
+    )
     issues: list[VlmIssue] = Field(default_factory=list, description="Every problem seen, also for a pass.")
 
 
@@ -509,11 +576,13 @@ VLM_SYSTEM = (
     "You are the critic of a film's creative director. You judge one generated still against its shot prompt. "
     "Answer with one JSON object only, no prose, matching this schema: "
     + json.dumps(VlmVerdict.model_json_schema())
-    + ' Categories: subject (missing or wrong), count (wrong number of things), composition, text (requested '
+    + " Categories: subject (missing or wrong), count (wrong number of things), composition, text (requested "
     "on-image text missing or misspelled), artifacts (anatomy, distortions), style (inconsistent look), product "
     "(product not faithful). Fail only for problems that make the still unusable."
 )
-_REFUSAL = re.compile(r"\b(i can(?:no|')t|i am unable|i'm unable|i won't|sorry|cannot help|can't assist)\b", re.I)
+_REFUSAL = re.compile(
+    r"\b(i can(?:no|')t|i am unable|i'm unable|i won't|sorry|cannot help|can't assist)\b", re.IGNORECASE
+)
 
 
 def _data_url(img, long_side: int = 1024) -> str:
@@ -530,7 +599,7 @@ def _data_url(img, long_side: int = 1024) -> str:
 
 def _parse_verdict(content: str) -> VlmVerdict:
     """Parse the model's JSON answer, tolerating a ```json fence around it."""
-    m = re.search(r"\{.*\}", content, re.S)
+    m = re.search(r"\{.*\}", content, re.DOTALL)
     if not m:
         raise ValueError("the answer holds no JSON object")
     return VlmVerdict.model_validate_json(m.group(0))
@@ -540,7 +609,9 @@ def vlm_critic(img, req: CritiqueRequest, settings) -> CriticResult:
     """Ask the vision endpoint for a verdict; malformed JSON gets one retry; never a pass when it did not run."""
     base_url, model = getattr(settings, "vlm_base_url", None), getattr(settings, "vlm_model", None)
     if not (base_url and model):
-        return CriticResult(name="vlm", ran=False, not_run_reason="no VLM endpoint configured (vlm_base_url, vlm_model)")
+        return CriticResult(
+            name="vlm", ran=False, not_run_reason="no VLM endpoint configured (vlm_base_url, vlm_model)"
+        )
     import openai
 
     key = getattr(settings, "llm_api_key", None)
@@ -555,18 +626,28 @@ def vlm_critic(img, req: CritiqueRequest, settings) -> CriticResult:
         ask += f'\nRequested on-image text: "{expected}"'
     messages: list[dict] = [
         {"role": "system", "content": VLM_SYSTEM},
-        {"role": "user", "content": [{"type": "text", "text": ask}, {"type": "image_url", "image_url": {"url": _data_url(img)}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": ask},
+                {"type": "image_url", "image_url": {"url": _data_url(img)}},
+            ],
+        },
     ]
     for attempt in range(2):
         try:
             resp = client.chat.completions.create(model=model, messages=messages, temperature=0)
         except openai.APIError as e:
-            return CriticResult(name="vlm", ran=False, not_run_reason=f"VLM endpoint failed: {type(e).__name__}: {e}")
+            return CriticResult(
+                name="vlm", ran=False, not_run_reason=f"VLM endpoint failed: {type(e).__name__}: {e}"
+            )
         choice = resp.choices[0]
         content = choice.message.content or ""
         refusal = getattr(choice.message, "refusal", None)
         if refusal or choice.finish_reason == "content_filter":
-            return CriticResult(name="vlm", ran=False, not_run_reason=f"VLM refused: {refusal or choice.finish_reason}")
+            return CriticResult(
+                name="vlm", ran=False, not_run_reason=f"VLM refused: {refusal or choice.finish_reason}"
+            )
         try:
             verdict = _parse_verdict(content)
         except (ValueError, ValidationError) as e:
@@ -574,18 +655,31 @@ def vlm_critic(img, req: CritiqueRequest, settings) -> CriticResult:
                 return CriticResult(name="vlm", ran=False, not_run_reason=f"VLM refused: {content[:200]}")
             if attempt == 1:
                 return CriticResult(
-                    name="vlm", ran=False, not_run_reason=f"VLM answer malformed twice: {str(e).splitlines()[0][:200]}"
+                    name="vlm",
+                    ran=False,
+                    not_run_reason=f"VLM answer malformed twice: {str(e).splitlines()[0][:200]}",
                 )
             messages += [
                 {"role": "assistant", "content": content},
-                {"role": "user", "content": f"That answer was not valid: {e}. Reply with the JSON object only."},
+                {
+                    "role": "user",
+                    "content": f"That answer was not valid: {e}. Reply with the JSON object only.",
+                },
             ]
             continue
         issues = [Issue(category=i.category, reason=i.reason, critic="vlm") for i in verdict.issues]
         if verdict.verdict == "fail" and not issues:
-            issues = [Issue(category="subject", reason="the vision model failed the image without a reason", critic="vlm")]
+            issues = [
+                Issue(
+                    category="subject",
+                    reason="the vision model failed the image without a reason",
+                    critic="vlm",
+                )
+            ]
         scores = {"vlm.pass": 1.0 if verdict.verdict == "pass" else 0.0, "vlm.issues": float(len(issues))}
-        return CriticResult(name="vlm", ran=True, passed=verdict.verdict == "pass", scores=scores, issues=issues)
+        return CriticResult(
+            name="vlm", ran=True, passed=verdict.verdict == "pass", scores=scores, issues=issues
+        )
     raise AssertionError("unreachable: the loop returns on its second attempt")
 
 
@@ -610,9 +704,14 @@ def critique_image(req: CritiqueRequest, settings) -> Critique:
     except (OSError, ValueError) as e:
         reason = f"image {req.image_path} cannot be read: {type(e).__name__}: {e}"
         tech = CriticResult(
-            name="technical", ran=True, passed=False, issues=[Issue(category="backend", reason=reason, critic="technical")]
+            name="technical",
+            ran=True,
+            passed=False,
+            issues=[Issue(category="backend", reason=reason, critic="technical")],
         )
-        others = [CriticResult(name=n, ran=False, not_run_reason="image unreadable") for n in ("ocr", "clip", "vlm")]
+        others = [
+            CriticResult(name=n, ran=False, not_run_reason="image unreadable") for n in ("ocr", "clip", "vlm")
+        ]
         return grade([tech, *others])
     try:
         ocr = ocr_critic(img, req, th)
@@ -653,10 +752,28 @@ def critique_clip(clip_path: str, still_path: str, settings, motion: str | None 
         frames = list(_clip_frames(clip_path))
     except (OSError, RuntimeError, StopIteration) as e:
         reason = f"clip {clip_path} cannot be decoded: {type(e).__name__}: {e}"
-        return grade([CriticResult(name="motion", ran=True, passed=False, issues=[Issue(category="backend", reason=reason, critic="motion")])])
+        return grade(
+            [
+                CriticResult(
+                    name="motion",
+                    ran=True,
+                    passed=False,
+                    issues=[Issue(category="backend", reason=reason, critic="motion")],
+                )
+            ]
+        )
     if len(frames) < 2:
         reason = f"clip {clip_path} has {len(frames)} frame(s)"
-        return grade([CriticResult(name="motion", ran=True, passed=False, issues=[Issue(category="motion", reason=reason, critic="motion")])])
+        return grade(
+            [
+                CriticResult(
+                    name="motion",
+                    ran=True,
+                    passed=False,
+                    issues=[Issue(category="motion", reason=reason, critic="motion")],
+                )
+            ]
+        )
     stack = np.stack(frames)
     steps = np.abs(np.diff(stack, axis=0)).mean(axis=(1, 2))
     means = stack.mean(axis=(1, 2))
@@ -672,21 +789,47 @@ def critique_clip(clip_path: str, still_path: str, settings, motion: str | None 
     }
     issues = []
     if frozen and motion != "static":
-        issues.append(Issue(category="motion", reason=f"frozen: the clip barely changes (difference {span:.4f})", critic="motion"))
+        issues.append(
+            Issue(
+                category="motion",
+                reason=f"frozen: the clip barely changes (difference {span:.4f})",
+                critic="motion",
+            )
+        )
     if jumps.max() > th.flicker_jump:
-        issues.append(Issue(category="motion", reason=f"flicker: brightness jumps by {jumps.max():.3f} between frames", critic="motion"))
+        issues.append(
+            Issue(
+                category="motion",
+                reason=f"flicker: brightness jumps by {jumps.max():.3f} between frames",
+                critic="motion",
+            )
+        )
     try:
         from PIL import Image
 
         still = _load_rgb(still_path).convert("L").resize(frames[0].shape[::-1], Image.BOX)
     except (OSError, ValueError) as e:
-        drift_result = CriticResult(name="drift", ran=False, not_run_reason=f"still {still_path} unreadable: {e}")
+        drift_result = CriticResult(
+            name="drift", ran=False, not_run_reason=f"still {still_path} unreadable: {e}"
+        )
     else:
         drift = float(np.abs(np.asarray(still, dtype=np.float32) / 255.0 - frames[0]).mean())
         drift_issues = []
         if drift > th.drift_fail:
-            drift_issues.append(Issue(category="motion", reason=f"first frame drifts from the still (difference {drift:.3f})", critic="drift"))
-        drift_result = CriticResult(name="drift", ran=True, passed=not drift_issues, scores={"motion.drift": drift}, issues=drift_issues)
+            drift_issues.append(
+                Issue(
+                    category="motion",
+                    reason=f"first frame drifts from the still (difference {drift:.3f})",
+                    critic="drift",
+                )
+            )
+        drift_result = CriticResult(
+            name="drift",
+            ran=True,
+            passed=not drift_issues,
+            scores={"motion.drift": drift},
+            issues=drift_issues,
+        )
     motion_result = CriticResult(name="motion", ran=True, passed=not issues, scores=scores, issues=issues)
     return grade([motion_result, drift_result])
 
@@ -705,13 +848,22 @@ def take_seed(settings, shot: Shot, n: int, salt: int = 0) -> int:
 
 
 def _attempt_key(prompt, negative, seed, steps, guidance, mask) -> tuple:
-    return (prompt.strip(), (negative or "").strip(), int(seed), steps, guidance, tuple(mask) if mask else None)
+    return (
+        prompt.strip(),
+        (negative or "").strip(),
+        int(seed),
+        steps,
+        guidance,
+        tuple(mask) if mask else None,
+    )
 
 
 def _take_key(t: Take) -> tuple:
     p = t.parameters or {}
     mask = p.get("mask_region")
-    return _attempt_key(t.prompt, t.negative_prompt, t.seed, p.get("num_inference_steps"), p.get("guidance_scale"), mask)
+    return _attempt_key(
+        t.prompt, t.negative_prompt, t.seed, p.get("num_inference_steps"), p.get("guidance_scale"), mask
+    )
 
 
 def _add_words(text: str, words: str, sep: str = ", ") -> str:
@@ -726,7 +878,9 @@ def _failing_issues(take: Take) -> list[Issue]:
     if not take.critique:
         return []
     failed = {c.name for c in take.critique.critics if c.ran and c.passed is False}
-    return [i for i in take.critique.issues if i.critic in failed] or (list(take.critique.issues) if not take.critique.passed else [])
+    return [i for i in take.critique.issues if i.critic in failed] or (
+        list(take.critique.issues) if not take.critique.passed else []
+    )
 
 
 def _llm_rewrite(shot: Shot, prompt: str, issues: list[Issue], settings) -> str:
@@ -745,10 +899,16 @@ def _llm_rewrite(shot: Shot, prompt: str, issues: list[Issue], settings) -> str:
         model=settings.llm_model,
         temperature=0,
         messages=[
-            {"role": "system", "content": "You rewrite text-to-image prompts so the next render fixes the critic's "
-             "problems. Keep the shot's subject, camera and mood. Reply with the new prompt only, one paragraph."},
-            {"role": "user", "content": f"Shot: {shot.description}\nCamera: {shot.camera}\nPrompt: {prompt}\n"
-             f"Problems:\n{problems}"},
+            {
+                "role": "system",
+                "content": "You rewrite text-to-image prompts so the next render fixes the critic's "
+                "problems. Keep the shot's subject, camera and mood. Reply with the new prompt only, one paragraph.",
+            },
+            {
+                "role": "user",
+                "content": f"Shot: {shot.description}\nCamera: {shot.camera}\nPrompt: {prompt}\n"
+                f"Problems:\n{problems}",
+            },
         ],
     )
     text = (resp.choices[0].message.content or "").strip().strip('"')
@@ -810,8 +970,15 @@ def plan_repair(shot: Shot, takes: list[Take], settings) -> RepairPlan:
 
     if "exposure" in cats:
         dark = any("under" in i.reason for i in issues if i.category == "exposure")
-        prompt = _add_words(prompt, "bright, evenly lit, balanced exposure" if dark else "soft diffused light, balanced exposure, detailed highlights")
-        negative = _add_words(negative, "underexposed, too dark" if dark else "overexposed, washed out, blown highlights")
+        prompt = _add_words(
+            prompt,
+            "bright, evenly lit, balanced exposure"
+            if dark
+            else "soft diffused light, balanced exposure, detailed highlights",
+        )
+        negative = _add_words(
+            negative, "underexposed, too dark" if dark else "overexposed, washed out, blown highlights"
+        )
         actions.append("relight-prompt")
     if cats & {"blank", "artifacts"}:
         if "artifacts" in cats:
@@ -834,7 +1001,9 @@ def plan_repair(shot: Shot, takes: list[Take], settings) -> RepairPlan:
             actions.append("inpaint-region")
         actions.append("spell-out-text")
     if cats & {"subject", "composition", "count", "product", "style"}:
-        rewrite_issues = [i for i in issues if i.category in {"subject", "composition", "count", "product", "style"}]
+        rewrite_issues = [
+            i for i in issues if i.category in {"subject", "composition", "count", "product", "style"}
+        ]
         if getattr(settings, "llm_base_url", None) and getattr(settings, "llm_model", None):
             import openai
 
@@ -854,7 +1023,9 @@ def plan_repair(shot: Shot, takes: list[Take], settings) -> RepairPlan:
     earlier = {_take_key(t) for t in takes}
     salt = 0
     seed = take_seed(settings, shot, n_next)
-    while _attempt_key(prompt, negative, seed, steps, guidance, mask) in earlier or seed in {t.seed for t in takes}:
+    while _attempt_key(prompt, negative, seed, steps, guidance, mask) in earlier or seed in {
+        t.seed for t in takes
+    }:
         salt += 1
         seed = take_seed(settings, shot, n_next, salt)
     actions.append("new-seed")
