@@ -96,7 +96,7 @@ class Thresholds(BaseModel):
         description="Luminance standard deviation below which the frame is blank or near-uniform.",
     )
     dark_mean: float = Field(
-        default=0.13, description="Mean luminance below which a frame may be under-exposed."
+        default=0.25, description="Mean luminance below which a frame may be under-exposed."
     )
     dark_tail_max: float = Field(
         default=0.35,
@@ -108,6 +108,15 @@ class Thresholds(BaseModel):
     bright_tail_min: float = Field(
         default=0.45,
         description="Darkest 0.1% luminance above which a bright frame has no shadows at all (over-exposed).",
+    )
+    washed_mean: float = Field(
+        default=0.93,
+        description="Mean luminance above which a nearly all-white frame is checked for lifted blacks.",
+    )
+    washed_dark_tail: float = Field(
+        default=0.15,
+        description="Darkest 0.1% luminance above which a nearly all-white frame is washed out (over-exposed); a "
+        "white storyboard panel keeps its black lines.",
     )
     ocr_cer_fail: float = Field(
         default=0.2, description="Character error rate of the requested text above which the take fails."
@@ -135,7 +144,9 @@ class Thresholds(BaseModel):
         "below which a clip counts as frozen.",
     )
     flicker_jump: float = Field(
-        default=0.06, description="Largest frame-to-frame jump in mean luminance above which a clip flickers."
+        default=0.02,
+        description="Largest brightness spike (a frame brighter or darker than both neighbours, by the smaller of "
+        "the two differences in mean luminance) above which a clip flickers.",
     )
     drift_fail: float = Field(
         default=0.12,
@@ -250,7 +261,9 @@ def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
                 "exposure",
                 f"under-exposed: mean luminance {mean:.2f}, brightest pixels only {bright_tail:.2f}",
             )
-        elif mean > th.bright_mean and dark_tail > th.bright_tail_min:
+        elif (mean > th.bright_mean and dark_tail > th.bright_tail_min) or (
+            mean > th.washed_mean and dark_tail > th.washed_dark_tail
+        ):
             fail(
                 "exposure", f"over-exposed: mean luminance {mean:.2f}, darkest pixels already {dark_tail:.2f}"
             )
@@ -777,14 +790,17 @@ def critique_clip(clip_path: str, still_path: str, settings, motion: str | None 
     stack = np.stack(frames)
     steps = np.abs(np.diff(stack, axis=0)).mean(axis=(1, 2))
     means = stack.mean(axis=(1, 2))
-    jumps = np.abs(np.diff(means))
+    # Flicker is a spike: a frame that jumps away from its neighbours and back. A camera move or a fade changes
+    # brightness steadily in one direction and so has no spike.
+    d = np.diff(means)
+    spikes = np.where(d[:-1] * d[1:] < 0, np.minimum(np.abs(d[:-1]), np.abs(d[1:])), 0.0)
     span = float(np.abs(stack[-1] - stack[0]).mean())
     frozen = span < th.frozen_motion and float(steps.max()) < th.frozen_motion
     scores = {
         "motion.frames": float(len(frames)),
         "motion.span": span,
         "motion.max_step": float(steps.max()),
-        "motion.max_luma_jump": float(jumps.max()),
+        "motion.flicker": float(spikes.max()) if spikes.size else 0.0,
         "motion.frozen": 1.0 if frozen else 0.0,
     }
     issues = []
@@ -796,11 +812,11 @@ def critique_clip(clip_path: str, still_path: str, settings, motion: str | None 
                 critic="motion",
             )
         )
-    if jumps.max() > th.flicker_jump:
+    if scores["motion.flicker"] > th.flicker_jump:
         issues.append(
             Issue(
                 category="motion",
-                reason=f"flicker: brightness jumps by {jumps.max():.3f} between frames",
+                reason=f"flicker: brightness spikes by {scores['motion.flicker']:.3f} between frames",
                 critic="motion",
             )
         )
