@@ -37,11 +37,6 @@ def backends(settings: RunSettings) -> dict:
         return _backends[key]
 
 
-def take_seed(base: int, shot_index: int, n: int) -> int:
-    """A per-shot, per-take seed: stable across runs, different for every shot and take."""
-    return (base * 1_000_003 + shot_index * 7_919 + n * 104_729) % (2**31 - 1)
-
-
 # --- film graph ---------------------------------------------------------------------------------------------
 
 
@@ -105,7 +100,7 @@ def report(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
 
 def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     """Render the next take of the shot (the first, or the one the repair plan asks for)."""
-    from tools.critique import RepairPlan
+    from tools.critique import RepairPlan, take_seed
     from tools.generate_image import BackendError, ImageRequest
 
     settings = runtime.context
@@ -123,7 +118,7 @@ def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
         negative_prompt=plan.negative_prompt if plan else shot.negative_prompt,
         width=settings.width,
         height=settings.height,
-        seed=plan.seed if plan else take_seed(settings.seed, shot.index, n),
+        seed=plan.seed if plan else take_seed(settings, shot, n),
         num_inference_steps=(plan.num_inference_steps if plan else None) or settings.num_inference_steps,
         guidance_scale=plan.guidance_scale if plan else None,
         output_path=run.take_image(shot.id, n).as_posix(),
@@ -144,6 +139,13 @@ def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
         negative_prompt=req.negative_prompt,
         parent=n - 1 if plan else None,
         repair=None if plan is None else {"actions": plan.actions, "reason": plan.reason},
+        # What was asked; the repair planner compares attempts on these so that none is repeated exactly.
+        parameters={
+            "num_inference_steps": req.num_inference_steps,
+            "guidance_scale": req.guidance_scale,
+            "mask_region": req.mask_region,
+            "init_take": plan.init_take if plan else None,
+        },
     )
     start = time.perf_counter()
     try:
@@ -153,7 +155,7 @@ def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
         take.timings = {"wall_s": round(time.perf_counter() - start, 3)}
     else:
         take.backend, take.model = result.backend, result.model
-        take.parameters = result.parameters
+        take.parameters = {**take.parameters, **result.parameters}
         take.timings = {"wall_s": round(time.perf_counter() - start, 3), **result.timings}
     run.save_take(take)
     return {"takes": [take], "repair_plan": None}
@@ -216,21 +218,18 @@ def best_take(takes: list[Take]) -> Take | None:
     return min(usable, key=lambda t: (_GRADE_RANK[t.critique.grade], len(t.critique.issues), t.n))
 
 
-def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
-    """Animate the kept take into a clip of the shot's duration, and check the clip."""
+CLIP_TAKES = 2  # a failing clip (frozen, flickering, drifting) is made once more with another seed and motion
+_OTHER_MOTION = {"push-in": "drift", "drift": "push-in", "pull-out": "drift", "static": "push-in"}
+
+
+def _animate_take(state: ShotState, kept: Take, settings: RunSettings, run: RunDir) -> Clip:
+    """Animate `kept`, check the clip, and make it again once if the check fails (keeping the better one)."""
     from tools.animate import AnimateRequest
     from tools.critique import critique_clip
 
-    settings = runtime.context
-    run = RunDir(settings.run_dir)
-    shot = state.shot
-    kept = best_take(state.takes)
-    if kept is None:
-        return {"results": [ShotResult(shot_id=shot.id, takes=state.takes, best=None, flagged=True)]}
-
-    clip = run.load_clip(shot.id)
-    if clip is None or clip.take != kept.n:
-        backend = backends(settings)["video"]
+    shot, backend = state.shot, backends(settings)["video"]
+    motion, seed, reason = shot.motion, kept.seed, None
+    for attempt in range(1, CLIP_TAKES + 1):
         req = AnimateRequest(
             image_path=run.abs(kept.path).as_posix(),
             output_path=run.clip_path(shot.id).as_posix(),
@@ -240,8 +239,8 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
             fps=settings.fps,
             width=settings.width,
             height=settings.height,
-            motion=shot.motion,
-            seed=kept.seed,
+            motion=motion,
+            seed=seed,
         )
         start = time.perf_counter()
         result = backend.animate(req)
@@ -251,15 +250,34 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
             path=run.rel(run.clip_path(shot.id)),
             backend=result.backend,
             model=result.model,
-            motion=shot.motion,
+            motion=motion,
             duration=result.parameters.get("duration", req.duration),
             fps=settings.fps,
             width=settings.width,
             height=settings.height,
-            parameters=result.parameters,
+            parameters={**result.parameters, "seed": seed, "attempt": attempt, "remade_because": reason},
             timings={"wall_s": round(time.perf_counter() - start, 3), **result.timings},
         )
-        clip.critique = critique_clip(run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), settings)
+        clip.critique = critique_clip(run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), settings, motion)
+        if clip.critique.passed:
+            break
+        reason = "; ".join(i.reason for i in clip.critique.issues) or "clip failed its check"
+        motion, seed = _OTHER_MOTION.get(motion, "push-in"), seed + 1
+    return clip
+
+
+def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
+    """Animate the kept take into a clip of the shot's duration, and check the clip."""
+    settings = runtime.context
+    run = RunDir(settings.run_dir)
+    shot = state.shot
+    kept = best_take(state.takes)
+    if kept is None:
+        return {"results": [ShotResult(shot_id=shot.id, takes=state.takes, best=None, flagged=True)]}
+
+    clip = run.load_clip(shot.id)
+    if clip is None or clip.take != kept.n:
+        clip = _animate_take(state, kept, settings, run)
         run.save_clip(clip)
     flagged = not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
     return {"results": [ShotResult(shot_id=shot.id, takes=state.takes, best=kept.n, flagged=flagged, clip=clip)]}

@@ -35,7 +35,8 @@ SUBTITLES = ["The last night.", "He lights the lamp.", "The sea answers."]
 
 
 def settings(tmp_path, **kw) -> RunSettings:
-    values = dict(run_dir=str(tmp_path / "run"), width=320, height=180, shots=3, duration=6.0, max_takes=2) | kw
+    values = {"run_dir": str(tmp_path / "run"), "width": 320, "height": 180, "shots": 3, "duration": 6.0}
+    values |= {"max_takes": 2} | kw
     return RunSettings(**values)
 
 
@@ -107,3 +108,16 @@ def test_approval_interrupt_then_edit_and_resume(tmp_path):
     done = director.resume(film.run_dir, approval={"storyboard": board})
     assert done.state.cut is not None
     assert "Edited by a person." in (film.run_dir / "final.srt").read_text()
+
+
+def test_failing_clip_is_made_again_with_another_motion(tmp_path):
+    # A frozen-clip bar no moving clip can clear: each clip is judged frozen and made once more, differently.
+    s = settings(tmp_path, shots=2, duration=4.0, thresholds={"frozen_motion": 10.0})
+    film = director.start(Brief(text="Waves at dusk. A gull lands.", lang="en"), s)
+    for result in film.state.results:
+        clip = result.clip
+        assert clip.parameters["attempt"] == 2
+        assert "frozen" in clip.parameters["remade_because"]
+        assert result.flagged and not clip.critique.passed
+    first = film.state.storyboard.shots
+    assert any(r.clip.motion != s0.motion for r, s0 in zip(film.state.results, first, strict=True))
