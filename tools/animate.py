@@ -168,6 +168,60 @@ class MotionBackend(VideoBackend):
         )
 
 
+class DiffusersVideoBackend(VideoBackend):
+    """Image-to-video (LTX-Video, Wan 2.2 TI2V / I2V) from the accepted still, or text-to-video (Wan 2.2 T2V).
+
+    Frame count and size follow the model's rules by construction (tools/models.py: LTX 8k+1 frames and sides
+    multiples of 32, Wan 4k+1 and 16 or 32): the model makes at least duration*fps frames at the size rounded up,
+    and the clip keeps exactly duration*fps frames, centre-cropped to the requested size, encoded as H.264 at
+    the requested fps.
+    """
+
+    name = "diffusers"
+
+    def __init__(self, model: str, manager=None, num_inference_steps: int | None = None):
+        from tools.models import model_manager
+
+        self.model = model
+        self.manager = manager or model_manager()
+        self.num_inference_steps = num_inference_steps
+
+    def animate(self, req: AnimateRequest) -> AnimateResult:
+        import numpy as np
+        from diffusers.utils import export_to_video
+        from PIL import Image
+
+        from tools.generate_image import BackendError
+        from tools.models import OutOfMemory, call_kwargs, fit_to, frame_count, round_size
+
+        start = time.perf_counter()
+        spec = self.manager.spec(self.model)
+        needed, frames = frame_count(req.duration, req.fps, spec.frame_step)
+        gw, gh = round_size(req.width, req.height, spec.size_multiple)
+        kw = call_kwargs(spec, req.prompt, req.negative_prompt, self.num_inference_steps, None)
+        kw.update(height=gh, width=gw, num_frames=frames, generator=self.manager.generator(req.seed),
+                  output_type="np")
+        task = "i2v" if "i2v" in spec.pipelines else "t2v"
+        if task == "i2v":
+            with Image.open(req.image_path) as im:
+                kw["image"] = fit_to(im.convert("RGB"), gw, gh)
+        if spec.pipelines[task].startswith("LTX"):
+            kw["frame_rate"] = req.fps
+        try:
+            video = self.manager.run(self.model, task, **kw).frames[0][:needed]
+        except OutOfMemory as e:
+            raise BackendError(str(e)) from e
+        clip = [np.asarray(fit_to(Image.fromarray((np.clip(f, 0, 1) * 255).astype("uint8")), req.width, req.height))
+                for f in video]
+        Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
+        export_to_video([f / 255.0 for f in clip], req.output_path, fps=req.fps)
+        params = {k: v for k, v in kw.items() if isinstance(v, (int, float, str)) and k != "prompt"}
+        params.update(task=task, pipeline=spec.pipelines[task], generated_size=[gw, gh], generated_frames=frames,
+                      frames=len(clip))
+        return AnimateResult(path=req.output_path, backend=self.name, model=self.model, parameters=params,
+                             timings={"wall_s": round(time.perf_counter() - start, 3)})
+
+
 def select_video_backend(settings) -> tuple[VideoBackend, str]:
     """Pick the video backend for a run and say why, in one plain line.
 
@@ -175,7 +229,7 @@ def select_video_backend(settings) -> tuple[VideoBackend, str]:
     """
     if settings.video_model is None:
         return MotionBackend(), "motion: no --video-model given; camera moves over the still with ffmpeg"
-    raise ValueError(
-        f"--video-model {settings.video_model!r}: diffusers video backends are not available in this build; "
-        "leave --video-model unset to use the ffmpeg motion backend"
-    )
+    from tools.models import model_manager
+
+    return DiffusersVideoBackend(settings.video_model, model_manager(settings), settings.num_inference_steps), (
+        f"diffusers: {settings.video_model} (--video-model)")

@@ -176,5 +176,5 @@ def edit_image(req: EditRequest, manager=None, source: str | None = None) -> Edi
         model=source,
         seed=req.seed,
         parameters=params,
-        timings={"wall": time.perf_counter() - start},
+        timings={"wall_s": round(time.perf_counter() - start, 3)},
     )

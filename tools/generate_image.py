@@ -380,6 +380,152 @@ class DraftBackend(ImageBackend):
             y += small.size * 1.25
 
 
+class DiffusersImageBackend(ImageBackend):
+    """Text-to-image (and edits, through tools/edit_image.py) with a diffusers pipeline by id or local folder.
+
+    The model runs at the request's size rounded up to its multiple (tools/models.py's table); the image is then
+    centre-cropped back to exactly the requested size, so the critic sees the size it asked for.
+    """
+
+    name = "diffusers"
+
+    def __init__(self, model: str, manager=None, num_inference_steps: int | None = None):
+        from tools.models import model_manager
+
+        self.model = model
+        self.manager = manager or model_manager()
+        self.num_inference_steps = num_inference_steps
+
+    def generate(self, req: ImageRequest) -> ImageResult:
+        from tools.edit_image import EditRequest, run_edit
+        from tools.models import OutOfMemory, call_kwargs, fit_to, round_size
+
+        start = time.perf_counter()
+        steps = req.num_inference_steps or self.num_inference_steps
+        try:
+            if req.init_image or req.reference_images:
+                mode = "reference" if req.reference_images and not req.init_image else (
+                    "inpaint" if req.mask_region else "img2img")
+                edit = EditRequest(mode=mode, prompt=req.prompt, negative_prompt=req.negative_prompt,
+                                   image=req.init_image, mask_region=req.mask_region,
+                                   reference_images=req.reference_images, width=req.width, height=req.height,
+                                   seed=req.seed, strength=req.strength, num_inference_steps=steps,
+                                   guidance_scale=req.guidance_scale, output_path=req.output_path)
+                image, params = run_edit(self.manager, self.model, edit)
+            else:
+                spec = self.manager.spec(self.model)
+                gw, gh = round_size(req.width, req.height, spec.size_multiple)
+                kw = call_kwargs(spec, req.prompt, req.negative_prompt, steps, req.guidance_scale)
+                out = self.manager.run(self.model, "t2i", height=gh, width=gw,
+                                       generator=self.manager.generator(req.seed), **kw)
+                image = fit_to(out.images[0], req.width, req.height)
+                params = {k: v for k, v in kw.items() if k != "prompt"}
+                params.update(mode="t2i", generated_size=[gw, gh], pipeline=spec.pipelines["t2i"])
+        except OutOfMemory as e:
+            raise BackendError(str(e)) from e
+        Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
+        image.save(req.output_path)
+        return ImageResult(path=req.output_path, backend=self.name, model=self.model, seed=req.seed,
+                           parameters=params, timings={"wall_s": round(time.perf_counter() - start, 3)})
+
+
+class RemoteImageBackend(ImageBackend):
+    """An OpenAI-compatible image server: `/v1/images/generations`, and `/v1/images/edits` for edits.
+
+    SGLang Diffusion, vLLM-Omni and OpenAI speak this API. Answers come as `b64_json`. Every failure (HTTP
+    error, refusal, timeout, an answer without an image) becomes a `BackendError` that names the reason; the
+    client's timeout and bounded retries mean nothing hangs.
+    """
+
+    name = "remote"
+
+    def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None,
+                 timeout: float = 120.0, max_retries: int = 2):
+        from openai import OpenAI
+
+        self.model = model or "default"
+        self.base_url = base_url
+        self.client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout,
+                             max_retries=max_retries)
+
+    def generate(self, req: ImageRequest) -> ImageResult:
+        import base64
+
+        import openai
+        from PIL import Image
+
+        from tools.models import fit_to
+
+        start = time.perf_counter()
+        size = f"{req.width}x{req.height}"
+        # Servers read the diffusers-style extras they know (SGLang Diffusion: seed, steps, guidance).
+        extra = {"seed": req.seed}
+        if req.negative_prompt:
+            extra["negative_prompt"] = req.negative_prompt
+        if req.num_inference_steps:
+            extra["num_inference_steps"] = req.num_inference_steps
+        if req.guidance_scale is not None:
+            extra["guidance_scale"] = req.guidance_scale
+        edit_source = req.init_image or (req.reference_images[0] if req.reference_images else None)
+        try:
+            if edit_source:
+                files = {"image": open(edit_source, "rb")}
+                if req.mask_region:
+                    files["mask"] = io.BytesIO(_alpha_mask(edit_source, req.mask_region))
+                try:
+                    resp = self.client.images.edit(model=self.model, prompt=req.prompt, size=size, n=1,
+                                                   response_format="b64_json", extra_body=extra, **files)
+                finally:
+                    files["image"].close()
+            else:
+                resp = self.client.images.generate(model=self.model, prompt=req.prompt, size=size, n=1,
+                                                   response_format="b64_json", extra_body=extra)
+        except openai.APITimeoutError as e:
+            raise BackendError(f"image server {self.base_url} timed out: {e}") from e
+        except openai.APIStatusError as e:
+            kind = "refused the prompt" if e.status_code in (400, 403, 422) else f"failed (HTTP {e.status_code})"
+            raise BackendError(f"image server {kind}: {e.message}") from e
+        except openai.APIConnectionError as e:
+            raise BackendError(f"image server {self.base_url} unreachable: {e}") from e
+        data = resp.data or []
+        if not data or not data[0].b64_json:
+            raise BackendError("image server answered without an image (no b64_json)")
+        try:
+            image = Image.open(io.BytesIO(base64.b64decode(data[0].b64_json))).convert("RGB")
+        except (ValueError, OSError) as e:
+            raise BackendError(f"image server sent data that is not an image: {e}") from e
+        image = fit_to(image, req.width, req.height)
+        Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
+        image.save(req.output_path)
+        params = {"size": size, **extra, "endpoint": "edits" if edit_source else "generations",
+                  "server": self.base_url}
+        return ImageResult(path=req.output_path, backend=self.name, model=self.model, seed=req.seed,
+                           parameters=params, timings={"wall_s": round(time.perf_counter() - start, 3)})
+
+
+def _alpha_mask(image_path: str, box: tuple[int, int, int, int]) -> bytes:
+    """OpenAI-style edit mask: a PNG the size of the image, transparent where the image may change."""
+    from PIL import Image, ImageDraw
+
+    with Image.open(image_path) as im:
+        mask = Image.new("RGBA", im.size, (0, 0, 0, 255))
+    ImageDraw.Draw(mask).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=(0, 0, 0, 0))
+    buf = io.BytesIO()
+    mask.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _default_image_model_ready() -> bool:
+    """CUDA present and Z-Image-Turbo's weights in the local Hugging Face cache (checked without a network)."""
+    from tools.models import DEFAULT_IMAGE_MODEL, weights_cached
+
+    if not weights_cached(DEFAULT_IMAGE_MODEL):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def select_image_backend(settings) -> tuple[ImageBackend, str]:
     """Pick the image backend for a run and say why, in one plain line.
 
@@ -389,16 +535,30 @@ def select_image_backend(settings) -> tuple[ImageBackend, str]:
     choice = settings.image_backend
     if choice == "draft":
         return DraftBackend(), "draft: asked for with --image-backend draft"
-    if choice in ("diffusers", "remote"):
-        raise ValueError(
-            f"--image-backend {choice}: this backend is not available in this build; use --image-backend draft or auto"
-        )
+    from tools.models import DEFAULT_IMAGE_MODEL, model_manager
+
+    def diffusers(model: str) -> DiffusersImageBackend:
+        # The process's one ModelManager, sized by --gpu-memory, with --compile and --lora applied.
+        return DiffusersImageBackend(model, model_manager(settings), settings.num_inference_steps)
+
+    if choice == "diffusers":
+        model = settings.image_model or DEFAULT_IMAGE_MODEL
+        return diffusers(model), f"diffusers: {model} (asked for)"
+    if choice == "remote":
+        if not settings.image_server:
+            raise ValueError("--image-backend remote needs --image-server URL")
+        return RemoteImageBackend(settings.image_server, settings.image_server_model), (
+            f"remote: {settings.image_server} ({settings.image_server_model or 'server default model'})")
     if choice != "auto":
         raise ValueError(f"unknown image backend {choice!r}; use auto, draft, diffusers or remote")
+    if settings.image_model:
+        return diffusers(settings.image_model), (
+            f"diffusers: {settings.image_model} (--image-model)")
     if settings.image_server:
-        why = "an image server is configured but the remote backend is not available in this build"
-    elif not settings.image_model:
-        why = "no --image-model given"
-    else:
-        why = "the diffusers backend is not available in this build"
+        return RemoteImageBackend(settings.image_server, settings.image_server_model), (
+            f"remote: {settings.image_server} (--image-server)")
+    if _default_image_model_ready():
+        return diffusers(DEFAULT_IMAGE_MODEL), (
+            f"diffusers: {DEFAULT_IMAGE_MODEL} (CUDA GPU and cached weights found)")
+    why = "no --image-model or --image-server, and no CUDA GPU with Z-Image-Turbo in the Hugging Face cache"
     return DraftBackend(), f"draft: {why}; drawing storyboard panels (offline, no weights)"

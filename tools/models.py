@@ -267,6 +267,17 @@ class ModelManager:
                 entry.pipes[task].set_progress_bar_config(disable=True)
             return entry.pipes[task]
 
+    def adopt(self, source: str, pipe) -> None:
+        """Put a pipeline built in this process (not loaded from `source`) under management, e.g. for benchmarks."""
+        with self._lock:
+            if source in self._entries:
+                raise ValueError(f"{source} is already managed")
+            spec = spec_for(source)
+            pipe.set_progress_bar_config(disable=True)
+            entry = _Entry(source, spec, {self._task_of(pipe, spec): pipe}, module_bytes(pipe), on_device=False)
+            self._entries[source] = entry
+            self._ensure_on_device(entry)  # holds the budget: may move others to host memory
+
     def _load(self, source: str) -> _Entry:
         import torch
         from diffusers import DiffusionPipeline

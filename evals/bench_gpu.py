@@ -1,0 +1,356 @@
+"""GPU benchmark: full-size Z-Image-Turbo, LTX-Video and Wan 2.2 TI2V-5B architectures with random weights.
+
+Speed does not depend on weight values, so the real architectures (configs copied from the published
+config.json files) with random bf16 weights time what the real models cost. Weights are created directly on the
+GPU; tokenizers are the small local ones from tests/tiny_pipelines.py (a byte-level tokenizer yields more tokens
+per prompt than Qwen's BPE, so text encoding is, if anything, timed pessimistically).
+
+    python evals/bench_gpu.py --zimage --out bench.json             # Z-Image variants (plain, compiled, fast)
+    python evals/bench_gpu.py --video --switch --out bench.json     # LTX, Wan TI2V-5B clips; model switch
+    python evals/bench_gpu.py --tiny --zimage --video --switch       # the same code on tiny configs, on a CPU
+
+Every image time is end to end (prompt text in, decoded image out: text encoding, 9 steps, VAE decode), median
+of --repeats runs after warm-up. Prints a table last; writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+PROMPT = (
+    "A cinematic product photo of wireless noise-cancelling headphones on a walnut desk, soft window light, "
+    "shallow depth of field, 35mm"
+)
+
+# Published configs (Tongyi-MAI/Z-Image-Turbo transformer/, text_encoder/ (Qwen3-4B), vae/).
+ZIMAGE_DIT = dict(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=3840, n_layers=30,
+                  n_refiner_layers=2, n_heads=30, n_kv_heads=30, norm_eps=1e-5, qk_norm=True, cap_feat_dim=2560,
+                  rope_theta=256.0, t_scale=1000.0, axes_dims=[32, 48, 48], axes_lens=[1536, 512, 512])
+QWEN3_4B = dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+                num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
+                rope_theta=1000000.0, rms_norm_eps=1e-6)
+FLUX_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=[128, 256, 512, 512],
+                layers_per_block=2, down_block_types=["DownEncoderBlock2D"] * 4,
+                up_block_types=["UpDecoderBlock2D"] * 4, scaling_factor=0.3611, shift_factor=0.1159,
+                use_quant_conv=False, use_post_quant_conv=False, sample_size=1024)
+# Wan-AI/Wan2.2-TI2V-5B-Diffusers transformer/ and vae/; UMT5-XXL text encoder.
+WAN5B_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48,
+                 out_channels=48, text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=30, cross_attn_norm=True,
+                 qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
+WAN22_VAE = dict(base_dim=160, decoder_base_dim=256, z_dim=48, in_channels=12, out_channels=12, is_residual=True,
+                 patch_size=2, dim_mult=[1, 2, 4, 4], num_res_blocks=2, scale_factor_spatial=16,
+                 scale_factor_temporal=4, temperal_downsample=[False, True, True],
+                 latents_mean=[0.0] * 48, latents_std=[1.0] * 48)
+UMT5_XXL = dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
+T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+              feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
+# Lightricks/LTX-Video 0.9.x: the transformer and VAE classes' defaults are the 2B model's.
+
+TINY = dict(
+    zimage_dit=dict(ZIMAGE_DIT, dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, n_kv_heads=2, cap_feat_dim=16,
+                    axes_dims=[8, 4, 4], axes_lens=[256, 32, 32]),
+    qwen3=dict(QWEN3_4B, hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+               num_key_value_heads=2, head_dim=8, vocab_size=300),
+    flux_vae=dict(FLUX_VAE, block_out_channels=[32, 32], layers_per_block=1, down_block_types=["DownEncoderBlock2D"] * 2,
+                  up_block_types=["UpDecoderBlock2D"] * 2),
+    wan_dit=dict(WAN5B_DIT, num_attention_heads=2, attention_head_dim=12, text_dim=32, ffn_dim=32, num_layers=2,
+                 rope_max_seq_len=32),
+    wan_vae=dict(WAN22_VAE, base_dim=3, decoder_base_dim=None, dim_mult=[1, 1, 1, 1], num_res_blocks=1),
+    t5=dict(T5_XXL, vocab_size=200, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4),
+    ltx_dit=dict(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4,
+                 attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=32),
+    ltx_vae=dict(latent_channels=8, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                 layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1),
+                 spatio_temporal_scaling=(True, True, False, False),
+                 decoder_spatio_temporal_scaling=(True, True, False, False),
+                 decoder_inject_noise=(False, False, False, False, False), upsample_residual=(False,) * 4,
+                 upsample_factor=(1, 1, 1, 1), timestep_conditioning=False),
+)
+
+
+@contextmanager
+def default_dtype(dtype):
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+class Bench:
+    def __init__(self, tiny: bool, repeats: int):
+        import torch
+
+        self.tiny = tiny
+        self.repeats = repeats
+        self.device = "cuda" if torch.cuda.is_available() and not tiny else "cpu"
+        self.dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        self.rows: list[dict] = []
+        self.jsonl: str | None = None  # rows are appended here as they come, so a killed run keeps them
+        self.gpu = torch.cuda.get_device_name() if self.device == "cuda" else "cpu"
+
+    def cfg(self, name: str, full: dict) -> dict:
+        return TINY[name] if self.tiny else full
+
+    def sync(self):
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def reset_peak(self):
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+
+    def peak_gib(self) -> float:
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**30 if self.device == "cuda" else 0.0
+
+    def timed(self, fn, repeats: int | None = None, warmup: int = 1) -> list[float]:
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(repeats or self.repeats):
+            self.sync()
+            t = time.perf_counter()
+            fn()
+            self.sync()
+            times.append(time.perf_counter() - t)
+        return times
+
+    def row(self, **kw):
+        kw.setdefault("gpu", self.gpu)
+        self.rows.append(kw)
+        print(json.dumps(kw), flush=True)
+        if self.jsonl:
+            with open(self.jsonl, "a") as f:
+                f.write(json.dumps(kw) + "\n")
+
+    # ---- builders ----------------------------------------------------------------------------------------
+
+    def build_zimage(self):
+        import torch
+        from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+        from tiny_pipelines import qwen_tokenizer
+        from transformers import Qwen3Config, Qwen3Model
+
+        with torch.device(self.device), default_dtype(self.dtype):
+            dit = ZImageTransformer2DModel(**self.cfg("zimage_dit", ZIMAGE_DIT))
+            dit.x_pad_token.data.fill_(1.0)
+            dit.cap_pad_token.data.fill_(1.0)
+            te = Qwen3Model(Qwen3Config(**self.cfg("qwen3", QWEN3_4B)))
+            vae = AutoencoderKL(**self.cfg("flux_vae", FLUX_VAE))
+        pipe = ZImagePipeline(FlowMatchEulerDiscreteScheduler(shift=3.0), vae, te, qwen_tokenizer(), dit)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def build_wan5b(self):
+        import torch
+        from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+        from tiny_pipelines import t5_tokenizer
+        from transformers import UMT5Config, UMT5EncoderModel
+
+        with torch.device(self.device), default_dtype(self.dtype):
+            dit = WanTransformer3DModel(**self.cfg("wan_dit", WAN5B_DIT))
+            te = UMT5EncoderModel(UMT5Config(**self.cfg("t5", UMT5_XXL)))
+            vae = AutoencoderKLWan(**self.cfg("wan_vae", WAN22_VAE))
+        sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
+        pipe = WanImageToVideoPipeline(t5_tokenizer(), te, vae, sched, transformer=dit, expand_timesteps=True)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def build_ltx(self):
+        import torch
+        from diffusers import (AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXImageToVideoPipeline,
+                               LTXVideoTransformer3DModel)
+        from tiny_pipelines import t5_tokenizer
+        from transformers import T5Config, T5EncoderModel
+
+        with torch.device(self.device), default_dtype(self.dtype):
+            dit = LTXVideoTransformer3DModel(**self.cfg("ltx_dit", {}))
+            te = T5EncoderModel(T5Config(**self.cfg("t5", T5_XXL)))
+            vae = AutoencoderKLLTXVideo(**self.cfg("ltx_vae", {}))
+        pipe = LTXImageToVideoPipeline(FlowMatchEulerDiscreteScheduler(), vae, te, t5_tokenizer(), dit)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    # ---- Z-Image -----------------------------------------------------------------------------------------
+
+    def zimage(self, variants: list[str], batches: list[int]):
+        import torch
+
+        pipe = self.build_zimage()
+        size = 64 if self.tiny else 1024
+        steps = 9
+
+        def gen(batch=1):
+            return pipe(prompt=[PROMPT] * batch, height=size, width=size, num_inference_steps=steps,
+                        guidance_scale=0.0, generator=torch.Generator(self.device).manual_seed(0), output_type="pil")
+
+        for variant in variants:
+            t0 = time.perf_counter()
+            if variant == "compile":
+                pipe.transformer.compile_repeated_blocks(fullgraph=True)
+            elif variant == "fast":
+                # On top of compiled blocks: cuDNN attention (faster than FA2 SDPA on Hopper), Inductor's
+                # coordinate-descent tuning and 1x1-convs-as-matmul, a channels-last VAE. (max-autotune was tried:
+                # its autotuning of the VAE's 1024x1024 convolutions alone outran a 10-minute device call.)
+                import torch._inductor.config as ic
+
+                ic.conv_1x1_as_mm = True
+                ic.coordinate_descent_tuning = True
+                ic.epilogue_fusion = False
+                ic.coordinate_descent_check_all_directions = True
+                if self.device == "cuda":
+                    pipe.transformer.set_attention_backend("_native_cudnn")
+                torch._dynamo.reset()
+                pipe.transformer.compile_repeated_blocks(fullgraph=True)
+                pipe.vae.to(memory_format=torch.channels_last)
+            self.reset_peak()
+            gen()  # warm-up: compilation happens here
+            gen()
+            warm = time.perf_counter() - t0
+            for batch in batches:
+                self.reset_peak()
+                times = self.timed(lambda: gen(batch), warmup=1 if batch > 1 else 0)
+                med = statistics.median(times)
+                self.row(model="Z-Image-Turbo", variant=variant, size=f"{size}x{size}", steps=steps, batch=batch,
+                         s_per_image=round(med / batch, 3), images_per_s=round(batch / med, 3),
+                         peak_gib=round(self.peak_gib(), 1), warmup_s=round(warm, 1),
+                         runs=[round(t, 3) for t in times])
+        return pipe
+
+    # ---- video -------------------------------------------------------------------------------------------
+
+    def clip(self, name: str, pipe, width: int, height: int, frames: int, steps: int, full_steps: int, **kw):
+        """Time one clip at `steps`, then report the full-step clip time from measured parts (labelled)."""
+        import torch
+        from PIL import Image
+
+        image = Image.new("RGB", (width, height), (120, 90, 60))
+        step_times: list[float] = []
+        marks: list[float] = []
+
+        def on_step(p, i, t, kwargs):
+            self.sync()
+            marks.append(time.perf_counter())
+            return kwargs
+
+        def run(n):
+            marks.clear()
+            self.sync()
+            start = time.perf_counter()
+            pipe(image=image, prompt=PROMPT, height=height, width=width, num_frames=frames, num_inference_steps=n,
+                 generator=torch.Generator(self.device).manual_seed(0), output_type="np",
+                 callback_on_step_end=on_step, **kw)
+            self.sync()
+            return start, time.perf_counter()
+
+        self.reset_peak()
+        start, end = run(steps)
+        total = end - start
+        step_times = [b - a for a, b in zip(marks, marks[1:])]
+        per_step = statistics.median(step_times) if step_times else 0.0
+        before = marks[0] - start - per_step  # text encoding, image encoding, latents
+        after = end - marks[-1]  # VAE decode
+        self.row(model=name, variant="plain", size=f"{width}x{height}", frames=frames, steps=steps, measured_s=round(total, 2),
+                 s_per_step=round(per_step, 3), encode_s=round(before, 2), decode_s=round(after, 2),
+                 clip_s_at_full_steps=round(before + full_steps * per_step + after, 1), full_steps=full_steps,
+                 peak_gib=round(self.peak_gib(), 1))
+
+    def video(self, steps: int):
+        from tools.models import frame_count, round_size
+
+        w, h = (64, 64) if self.tiny else (1280, 720)
+        needed, frames_ltx = frame_count(5.0, 24, 8)
+        _, frames_wan = frame_count(5.0, 24, 4)
+        if self.tiny:
+            frames_ltx = frames_wan = 9
+        ltx = self.build_ltx()
+        lw, lh = round_size(w, h, 32)
+        self.clip("LTX-Video 2B", ltx, lw, lh, frames_ltx, steps, 50, frame_rate=24, guidance_scale=3.0)
+        wan = self.build_wan5b()
+        ww, wh = round_size(w, h, 32)
+        self.clip("Wan2.2-TI2V-5B", wan, ww, wh, frames_wan, steps, 50, guidance_scale=5.0)
+        return ltx, wan
+
+    # ---- model switch inside one ModelManager ------------------------------------------------------------
+
+    def switch(self, image_pipe, video_pipe, budget_gib: float | None):
+        import torch
+
+        from tools.models import ModelManager, module_bytes
+
+        mm = ModelManager(gpu_memory=budget_gib, device=self.device)
+        mm.adopt("Tongyi-MAI/Z-Image-Turbo", image_pipe)
+        mm.adopt("Wan-AI/Wan2.2-TI2V-5B-Diffusers", video_pipe)
+        times = []
+        for source, task in [("Wan-AI/Wan2.2-TI2V-5B-Diffusers", "i2v"), ("Tongyi-MAI/Z-Image-Turbo", "t2i")] * 2:
+            self.sync()
+            t = time.perf_counter()
+            mm.get(source, task)
+            self.sync()
+            times.append(time.perf_counter() - t)
+        self.row(model="switch image<->video", variant=f"budget {budget_gib or 'auto'} GiB",
+                 image_gib=round(module_bytes(image_pipe) / 2**30, 1),
+                 video_gib=round(module_bytes(video_pipe) / 2**30, 1),
+                 switch_s=[round(x, 3) for x in times], loads=sum(mm.load_counts.values()), events=mm.events[-6:])
+        torch.cuda.empty_cache() if self.device == "cuda" else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tiny", action="store_true", help="tiny configs on the CPU (checks the script, not speed)")
+    ap.add_argument("--zimage", action="store_true")
+    ap.add_argument("--variants", default="plain,compile,fast")
+    ap.add_argument("--batches", default="1,2,4")
+    ap.add_argument("--video", action="store_true")
+    ap.add_argument("--video-steps", type=int, default=4, help="steps actually run per clip (time per step is "
+                    "measured and the 50-step clip time computed from it)")
+    ap.add_argument("--switch", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default="bench_gpu.json")
+    args = ap.parse_args(argv)
+
+    bench = Bench(args.tiny, args.repeats)
+    bench.jsonl = args.out + "l"
+    zpipe = None
+    try:
+        if args.zimage:
+            zpipe = bench.zimage(args.variants.split(","), [int(b) for b in args.batches.split(",")])
+        if args.video or args.switch:
+            ltx, wan = bench.video(args.video_steps) if args.video else (None, bench.build_wan5b())
+            if args.switch:
+                del ltx
+                zpipe = zpipe or bench.build_zimage()
+                bench.switch(zpipe, wan, None)
+                bench.switch(zpipe, wan, 40.0 if not args.tiny else 1e-6)
+    finally:
+        Path(args.out).write_text(json.dumps({"gpu": bench.gpu, "rows": bench.rows}, indent=1))
+        print("\n| model | variant | config | result |\n|---|---|---|---|")
+        for r in bench.rows:
+            cfg = ", ".join(f"{k}={r[k]}" for k in ("size", "steps", "batch", "frames") if k in r)
+            res = ", ".join(f"{k}={r[k]}" for k in ("s_per_image", "images_per_s", "clip_s_at_full_steps",
+                                                     "s_per_step", "switch_s", "loads", "peak_gib") if k in r)
+            print(f"| {r['model']} | {r['variant']} | {cfg} | {res} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
