@@ -452,7 +452,7 @@ def test_rerun_with_other_settings_is_refused(tmp_path, prompt_file, capsys):
 
 
 def test_repair_loop_strategy_keeps_best_take(tmp_path):
-    # Every take fails the technical critic (the minimum side is above the size asked): the loop runs to its
+    # Every take fails the technical critic (a sharpness bar no image clears): the loop runs to its
     # cap, each repair differs from the attempt before, and the record says so.
     register("test-loop", template="strategies/raw.j2", repair_loop=True)(strategies.raw)
     try:
@@ -462,7 +462,7 @@ def test_repair_loop_strategy_keeps_best_take(tmp_path):
             height=256,
             image_backend="draft",
             max_takes=3,
-            thresholds={"min_side": 400},
+            thresholds={"sharpness_fail": 1e9},
         )
         item = EvalPrompt(id="p", prompt="a lighthouse on a cliff")
         row = harness.run_unit(harness.Unit("test-loop", item, 7), settings)
