@@ -105,3 +105,52 @@ def test_llm_planner_down_is_a_clear_error(tmp_path):
 def test_llm_planner_without_endpoint_names_the_flag(tmp_path):
     proc = cli("run", "a film about tea", "--planner", "llm", "--out", str(tmp_path / "r"))
     assert_usage_error(proc, "--llm-base-url")
+
+
+def test_storyboard_command_on_a_chinese_script(tmp_path):
+    script = tmp_path / "script.md"
+    script.write_text(
+        "场景一 清晨的茶园\n薄雾笼罩着山坡。采茶人走进茶田。\n\n场景二 茶室\n水开了，茶叶在杯中舒展。她微笑着端起茶杯。\n",
+        encoding="utf-8",
+    )
+    proc = cli("storyboard", str(script), "--out", str(tmp_path / "board"), "--shots", "5", "--platform", "douyin")
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = tmp_path / "board"
+    assert proc.stdout.decode().strip().splitlines()[-1] == str(out)
+    import json
+
+    from PIL import Image
+
+    board = json.loads((out / "storyboard.json").read_text(encoding="utf-8"))
+    assert [s["id"] for s in board["shots"]] == ["s01", "s02", "s03", "s04", "s05"]
+    assert (board["width"], board["height"]) == (720, 1280)
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in s["subtitle"]) for s in board["shots"] if s["subtitle"])
+    with Image.open(out / "storyboard.png") as sheet:
+        assert sheet.height > sheet.width / 4
+    assert "s05" in (out / "storyboard.html").read_text(encoding="utf-8")
+    assert not (out / "final.mp4").exists()
+
+
+def test_critique_command_json(tmp_path):
+    from PIL import Image, ImageDraw
+
+    good = tmp_path / "good.png"
+    img = Image.new("RGB", (512, 288), (90, 110, 140))
+    draw = ImageDraw.Draw(img)
+    for x in range(0, 512, 24):
+        draw.line([(x, 0), (x + 100, 288)], fill=(230, 220, 200), width=3)
+    img.save(good)
+    Image.new("RGB", (512, 288), (0, 0, 0)).save(tmp_path / "black.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    proc = cli(
+        "critique", str(good), str(tmp_path / "black.png"), str(tmp_path / "notes.txt"),
+        "--prompt", "diagonal light through blinds", "--size", "512x288", "--json", "--clip-model", "none",
+    )  # fmt: skip
+    import json
+
+    results = json.loads(proc.stdout)
+    assert [r["path"].rsplit("/", 1)[-1] for r in results] == ["good.png", "black.png", "notes.txt"]
+    assert results[0]["pass"] is True
+    assert results[1]["pass"] is False and results[1]["grade"] == "C"
+    assert "notes.txt" in results[2]["error"]
+    assert proc.returncode == 1  # one file could not be judged; the others were
