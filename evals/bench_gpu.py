@@ -58,7 +58,7 @@ T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24
 
 TINY = dict(
     zimage_dit=dict(ZIMAGE_DIT, dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, n_kv_heads=2, cap_feat_dim=16,
-                    axes_dims=[8, 4, 4], axes_lens=[256, 32, 32]),
+                    axes_dims=[8, 4, 4], axes_lens=[1024, 32, 32]),
     qwen3=dict(QWEN3_4B, hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
                num_key_value_heads=2, head_dim=8, vocab_size=300),
     flux_vae=dict(FLUX_VAE, block_out_channels=[32, 32], layers_per_block=1, down_block_types=["DownEncoderBlock2D"] * 2,

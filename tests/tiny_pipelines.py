@@ -86,7 +86,7 @@ def _z_image_transformer(siglip_feat_dim: int | None = None):
         cap_feat_dim=16,
         siglip_feat_dim=siglip_feat_dim,
         axes_dims=[8, 4, 4],
-        axes_lens=[256, 32, 32],
+        axes_lens=[1024, 32, 32],
     )
     # The pad tokens start as torch.empty: fix them so saved weights hold no NaN garbage.
     with torch.no_grad():

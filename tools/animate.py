@@ -187,8 +187,8 @@ class DiffusersVideoBackend(VideoBackend):
         self.num_inference_steps = num_inference_steps
 
     def animate(self, req: AnimateRequest) -> AnimateResult:
+        import imageio_ffmpeg
         import numpy as np
-        from diffusers.utils import export_to_video
         from PIL import Image
 
         from tools.generate_image import BackendError
@@ -214,7 +214,13 @@ class DiffusersVideoBackend(VideoBackend):
         clip = [np.asarray(fit_to(Image.fromarray((np.clip(f, 0, 1) * 255).astype("uint8")), req.width, req.height))
                 for f in video]
         Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
-        export_to_video([f / 255.0 for f in clip], req.output_path, fps=req.fps)
+        # H.264 at exactly the asked size: macro_block_size=1 stops imageio from padding to multiples of 16.
+        writer = imageio_ffmpeg.write_frames(req.output_path, (req.width, req.height), fps=req.fps, codec="libx264",
+                                             pix_fmt_out="yuv420p", macro_block_size=1, quality=8)
+        writer.send(None)
+        for frame in clip:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
         params = {k: v for k, v in kw.items() if isinstance(v, (int, float, str)) and k != "prompt"}
         params.update(task=task, pipeline=spec.pipelines[task], generated_size=[gw, gh], generated_frames=frames,
                       frames=len(clip))

@@ -263,8 +263,12 @@ class ModelManager:
                 if name is None:
                     raise ValueError(f"{source} ({entry.spec.family}) cannot do {task}")
                 base = next(iter(entry.pipes.values()))
-                entry.pipes[task] = getattr(diffusers, name).from_pipe(base)
-                entry.pipes[task].set_progress_bar_config(disable=True)
+                if type(base).__name__ == name:
+                    entry.pipes[task] = base
+                else:
+                    # from_pipe casts to float32 unless told otherwise, and the modules are shared: keep the dtype.
+                    entry.pipes[task] = getattr(diffusers, name).from_pipe(base, dtype=base.dtype)
+                    entry.pipes[task].set_progress_bar_config(disable=True)
             return entry.pipes[task]
 
     def adopt(self, source: str, pipe) -> None:
@@ -285,7 +289,7 @@ class ModelManager:
         spec = spec_for(source)
         dtype = self.dtype if self.device == "cuda" else getattr(torch, spec.cpu_dtype)
         start = time.perf_counter()
-        pipe = DiffusionPipeline.from_pretrained(source, torch_dtype=dtype)
+        pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
         self.load_counts[source] += 1
         nbytes = module_bytes(pipe)
