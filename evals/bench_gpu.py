@@ -16,6 +16,7 @@ of --repeats runs after warm-up. Prints a table last; writes JSON.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -146,7 +147,12 @@ class Bench:
 
     def build_zimage(self):
         import torch
-        from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+        from diffusers import (
+            AutoencoderKL,
+            FlowMatchEulerDiscreteScheduler,
+            ZImagePipeline,
+            ZImageTransformer2DModel,
+        )
         from tiny_pipelines import qwen_tokenizer
         from transformers import Qwen3Config, Qwen3Model
 
@@ -162,7 +168,12 @@ class Bench:
 
     def build_wan5b(self):
         import torch
-        from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+        from diffusers import (
+            AutoencoderKLWan,
+            UniPCMultistepScheduler,
+            WanImageToVideoPipeline,
+            WanTransformer3DModel,
+        )
         from tiny_pipelines import t5_tokenizer
         from transformers import UMT5Config, UMT5EncoderModel
 
@@ -177,8 +188,12 @@ class Bench:
 
     def build_ltx(self):
         import torch
-        from diffusers import (AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXImageToVideoPipeline,
-                               LTXVideoTransformer3DModel)
+        from diffusers import (
+            AutoencoderKLLTXVideo,
+            FlowMatchEulerDiscreteScheduler,
+            LTXImageToVideoPipeline,
+            LTXVideoTransformer3DModel,
+        )
         from tiny_pipelines import t5_tokenizer
         from transformers import T5Config, T5EncoderModel
 
@@ -228,7 +243,7 @@ class Bench:
             warm = time.perf_counter() - t0
             for batch in batches:
                 self.reset_peak()
-                times = self.timed(lambda: gen(batch), warmup=1 if batch > 1 else 0)
+                times = self.timed(lambda b=batch: gen(b), warmup=1 if batch > 1 else 0)
                 med = statistics.median(times)
                 self.row(model="Z-Image-Turbo", variant=variant, size=f"{size}x{size}", steps=steps, batch=batch,
                          s_per_image=round(med / batch, 3), images_per_s=round(batch / med, 3),
@@ -265,7 +280,7 @@ class Bench:
         self.reset_peak()
         start, end = run(steps)
         total = end - start
-        step_times = [b - a for a, b in zip(marks, marks[1:])]
+        step_times = [b - a for a, b in itertools.pairwise(marks)]
         per_step = statistics.median(step_times) if step_times else 0.0
         before = marks[0] - start - per_step  # text encoding, image encoding, latents
         after = end - marks[-1]  # VAE decode
@@ -278,7 +293,7 @@ class Bench:
         from tools.models import frame_count, round_size
 
         w, h = (64, 64) if self.tiny else (1280, 720)
-        needed, frames_ltx = frame_count(5.0, 24, 8)
+        _, frames_ltx = frame_count(5.0, 24, 8)
         _, frames_wan = frame_count(5.0, 24, 4)
         if self.tiny:
             frames_ltx = frames_wan = 9

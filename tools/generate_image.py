@@ -469,14 +469,12 @@ class RemoteImageBackend(ImageBackend):
         edit_source = req.init_image or (req.reference_images[0] if req.reference_images else None)
         try:
             if edit_source:
-                files = {"image": open(edit_source, "rb")}
-                if req.mask_region:
-                    files["mask"] = io.BytesIO(_alpha_mask(edit_source, req.mask_region))
-                try:
+                with open(edit_source, "rb") as image_file:
+                    files = {"image": image_file}
+                    if req.mask_region:
+                        files["mask"] = io.BytesIO(_alpha_mask(edit_source, req.mask_region))
                     resp = self.client.images.edit(model=self.model, prompt=req.prompt, size=size, n=1,
                                                    response_format="b64_json", extra_body=extra, **files)
-                finally:
-                    files["image"].close()
             else:
                 resp = self.client.images.generate(model=self.model, prompt=req.prompt, size=size, n=1,
                                                    response_format="b64_json", extra_body=extra)

@@ -124,7 +124,7 @@ def spec_for(source: str) -> ModelSpec:
     for spec in MODEL_SPECS:
         if class_name in spec.class_names:
             return spec
-    if class_name.startswith("Wan") or class_name.startswith("LTX"):
+    if class_name.startswith(("Wan", "LTX")):
         raise ValueError(f"{source}: video pipeline {class_name} is not in the model table (tools/models.py)")
     return GENERIC_IMAGE
 
@@ -228,7 +228,7 @@ class ModelManager:
             return math.inf
         import torch
 
-        free, total = torch.cuda.mem_get_info()
+        _, total = torch.cuda.mem_get_info()
         return total * 0.85  # leave room for activations, the VAE decode and the allocator's slack
 
     @property
