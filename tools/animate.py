@@ -7,6 +7,8 @@ Backends:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import os
 import subprocess
 import tempfile
@@ -43,12 +45,13 @@ class AnimateResult(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
 
 
-class VideoBackend:
+class VideoBackend(ABC):
     name: str = "base"
     model: str = ""
 
-    def animate(self, req: AnimateRequest) -> AnimateResult:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def animate(self, req: AnimateRequest) -> AnimateResult:
+        """Make one result from the request; raise BackendError when the service cannot."""
 
 
 def frame_count(duration: float, fps: int) -> int:

@@ -11,6 +11,8 @@ Input is an `ImageRequest`, output an `ImageResult`. A backend that fails for re
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import io
 import random
 import time
@@ -55,14 +57,15 @@ class ImageResult(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
 
 
-class ImageBackend:
+class ImageBackend(ABC):
     """Base of image backends: `name` and `model` go into the manifest; `generate` renders one request."""
 
     name: str = "base"
     model: str = ""
 
-    def generate(self, req: ImageRequest) -> ImageResult:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def generate(self, req: ImageRequest) -> ImageResult:
+        """Make one result from the request; raise BackendError when the service cannot."""
 
 
 # --- draft: the offline storyboard panel ---------------------------------------------------------------------
