@@ -35,6 +35,8 @@ def _add_backend_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora", action="append", default=None, help="LoRA style lock PATH[:weight] (repeatable)")
     g.add_argument("--gpu-memory", type=float, help="GiB of GPU memory models may keep resident")
     g.add_argument("--compile", action="store_true", default=None, help="compile the image model's blocks")
+    g.add_argument("--quantize", choices=["none", "fp8"], help="fp8: FP8 linear layers in the image model "
+                   "(torchao; GPUs with FP8 tensor cores such as H100); with --compile, the fastest setting")
     g.add_argument("--steps", type=int, dest="num_inference_steps", help="override the model's default steps")
     g.add_argument("--vlm-base-url", help="OpenAI-compatible vision endpoint for the critic")
     g.add_argument("--vlm-model", help="vision model name")
@@ -134,7 +136,7 @@ def make_settings(args, run_dir: str, **extra):
     for name in [
         "shots", "duration", "lang", "style", "seed", "max_takes", "planner", "llm_base_url", "llm_model",
         "image_backend", "image_model", "image_server", "image_server_model", "video_model", "lora",
-        "gpu_memory", "compile", "num_inference_steps", "vlm_base_url", "vlm_model", "clip_model",
+        "gpu_memory", "compile", "quantize", "num_inference_steps", "vlm_base_url", "vlm_model", "clip_model",
     ]:  # fmt: skip
         value = getattr(args, name, None)
         if value is not None:

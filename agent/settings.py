@@ -135,6 +135,9 @@ class RunSettings(BaseModel):
     lora: list[str] = Field(default_factory=list, description="LoRA weights PATH[:weight] for style lock.")
     gpu_memory: float | None = Field(default=None, description="GPU memory budget in GiB for resident models.")
     compile: bool = Field(default=False, description="torch.compile repeated blocks of the image model.")
+    quantize: Literal["none", "fp8"] = Field(
+        default="none", description="fp8: FP8 linear layers in the image model's denoiser (torchao, FP8 GPUs)."
+    )
     num_inference_steps: int | None = Field(default=None, description="Override the model's default steps.")
 
     vlm_base_url: str | None = Field(

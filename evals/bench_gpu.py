@@ -16,6 +16,7 @@ of --repeats runs after warm-up. Prints a table last; writes JSON.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import statistics
@@ -208,20 +209,42 @@ class Bench:
     # ---- Z-Image -----------------------------------------------------------------------------------------
 
     def zimage(self, variants: list[str], batches: list[int]):
+        """Each variant on a freshly built pipeline (a quantized or compiled model is not undone in place)."""
         import torch
 
-        pipe = self.build_zimage()
+        from tools.models import speed_up
+
         size = 64 if self.tiny else 1024
         steps = 9
-
-        def gen(batch=1):
-            return pipe(prompt=[PROMPT] * batch, height=size, width=size, num_inference_steps=steps,
-                        guidance_scale=0.0, generator=torch.Generator(self.device).manual_seed(0), output_type="pil")
-
+        pipe = None
         for variant in variants:
+            del pipe
+            gc.collect()
+            if self.device == "cuda":
+                torch.cuda.empty_cache()
+            torch._dynamo.reset()
+            pipe = self.build_zimage()
+            marks: list[float] = []
+
+            def on_step(p, i, t, kwargs, marks=marks):
+                self.sync()
+                marks.append(time.perf_counter())
+                return kwargs
+
+            def gen(batch=1, pipe=pipe, marks=marks, breakdown=False):
+                marks.clear()
+                return pipe(prompt=[PROMPT] * batch, height=size, width=size, num_inference_steps=steps,
+                            guidance_scale=0.0, generator=torch.Generator(self.device).manual_seed(0),
+                            output_type="pil", callback_on_step_end=on_step if breakdown else None)
+
             t0 = time.perf_counter()
-            if variant == "compile":
-                pipe.transformer.compile_repeated_blocks(fullgraph=True)
+            if variant == "compile":  # what --compile does
+                speed_up(pipe, compile=True)
+            elif variant in ("fp8", "fp8-all"):  # what --quantize fp8 --compile does (+ compiled VAE and encoder)
+                speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8")
+                if variant == "fp8-all":
+                    pipe.vae.decoder.compile()
+                    pipe.text_encoder.compile()
             elif variant == "fast":
                 # On top of compiled blocks: cuDNN attention (faster than FA2 SDPA on Hopper), Inductor's
                 # coordinate-descent tuning and 1x1-convs-as-matmul, a channels-last VAE. (max-autotune was tried:
@@ -234,21 +257,33 @@ class Bench:
                 ic.coordinate_descent_check_all_directions = True
                 if self.device == "cuda":
                     pipe.transformer.set_attention_backend("_native_cudnn")
-                torch._dynamo.reset()
-                pipe.transformer.compile_repeated_blocks(fullgraph=True)
+                speed_up(pipe, compile=True)
                 pipe.vae.to(memory_format=torch.channels_last)
             self.reset_peak()
             gen()  # warm-up: compilation happens here
             gen()
             warm = time.perf_counter() - t0
+            from torch._dynamo.utils import counters
+
+            graphs = dict(counters["stats"])
             for batch in batches:
                 self.reset_peak()
                 times = self.timed(lambda b=batch: gen(b), warmup=1 if batch > 1 else 0)
                 med = statistics.median(times)
+                # One more run with a synchronising callback after every step, for where the time goes (the
+                # syncs stop the CPU from queueing ahead, so these parts add up to a little more than `med`).
+                self.sync()
+                start = time.perf_counter()
+                gen(batch, breakdown=True)
+                self.sync()
+                end = time.perf_counter()
+                step = statistics.median(b2 - a for a, b2 in itertools.pairwise(marks))
+                encode, decode = marks[0] - start - step, end - marks[-1]  # text encoding + latents; VAE decode
                 self.row(model="Z-Image-Turbo", variant=variant, size=f"{size}x{size}", steps=steps, batch=batch,
                          s_per_image=round(med / batch, 3), images_per_s=round(batch / med, 3),
                          peak_gib=round(self.peak_gib(), 1), warmup_s=round(warm, 1),
-                         runs=[round(t, 3) for t in times])
+                         encode_s=round(encode, 3), s_per_step=round(step, 4), decode_s=round(decode, 3),
+                         runs=[round(t, 3) for t in times], dynamo=graphs)
         return pipe
 
     # ---- video -------------------------------------------------------------------------------------------
@@ -333,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiny", action="store_true", help="tiny configs on the CPU (checks the script, not speed)")
     ap.add_argument("--zimage", action="store_true")
-    ap.add_argument("--variants", default="plain,compile,fast")
+    ap.add_argument("--variants", default="plain,compile,fp8,fp8-all", help="plain, compile, fp8, fp8-all, fast")
     ap.add_argument("--batches", default="1,2,4")
     ap.add_argument("--video", action="store_true")
     ap.add_argument("--video-steps", type=int, default=4, help="steps actually run per clip (time per step is "
@@ -361,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n| model | variant | config | result |\n|---|---|---|---|")
         for r in bench.rows:
             cfg = ", ".join(f"{k}={r[k]}" for k in ("size", "steps", "batch", "frames") if k in r)
-            res = ", ".join(f"{k}={r[k]}" for k in ("s_per_image", "images_per_s", "clip_s_at_full_steps",
+            res = ", ".join(f"{k}={r[k]}" for k in ("s_per_image", "images_per_s", "encode_s", "decode_s", "clip_s_at_full_steps",
                                                      "s_per_step", "switch_s", "loads", "peak_gib") if k in r)
             print(f"| {r['model']} | {r['variant']} | {cfg} | {res} |")
     return 0

@@ -45,6 +45,7 @@ def assert_usage_error(proc, *words: str) -> None:
         (["run", "--brief", "does-not-exist.md"], ["does-not-exist.md"]),
         (["run", "a film about tea", "--shots", "0"], ["--shots"]),
         (["run"], ["no brief"]),
+        (["run", "a film about tea", "--image-backend", "remote"], ["--image-server"]),
     ],
 )
 def test_bad_run_input(tmp_path, args, words):

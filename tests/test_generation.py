@@ -356,3 +356,30 @@ def test_main_run_end_to_end_with_tiny_models(models, tmp_path):
     assert manifest["clips"] and all(c["backend"] == "diffusers" and c["model"] == models("ltx-i2v")
                                      for c in manifest["clips"])
     assert (out / "final.mp4").exists()
+
+
+def test_fp8_layers_are_the_block_projections():
+    """--quantize fp8 converts the attention and MLP projections of every block and nothing small."""
+    from diffusers import ZImageTransformer2DModel
+
+    from tools.models import fp8_layers
+
+    dit = ZImageTransformer2DModel(dim=1024, n_layers=1, n_refiner_layers=1, n_heads=8, n_kv_heads=8,
+                                   cap_feat_dim=64, axes_dims=[32, 48, 48], axes_lens=[64, 32, 32])
+    blocks = ["layers.0", "noise_refiner.0", "context_refiner.0"]
+    parts = ["attention.to_q", "attention.to_k", "attention.to_v", "attention.to_out.0",
+             "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"]
+    assert set(fp8_layers(dit)) == {f"{b}.{p}" for b in blocks for p in parts}
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without FP8")
+def test_fp8_refused_without_an_fp8_gpu(models, tmp_path):
+    from tools.models import speed_up
+
+    pipe = ModelManager(device="cpu").get(models("z-image"))
+    with pytest.raises(RuntimeError, match="compute capability 8.9"):
+        speed_up(pipe, quantize="fp8")
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "run", "tea", "--quantize", "fp8",
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--quantize fp8 needs a CUDA GPU" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()

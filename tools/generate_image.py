@@ -536,18 +536,24 @@ def select_image_backend(settings) -> tuple[ImageBackend, str]:
     choice = settings.image_backend
     if choice == "draft":
         return DraftBackend(), "draft: asked for with --image-backend draft"
-    from tools.models import DEFAULT_IMAGE_MODEL, model_manager
+    from agent.settings import SettingsError
+    from tools.models import DEFAULT_IMAGE_MODEL, fp8_unavailable, model_manager
 
     def diffusers(model: str) -> DiffusersImageBackend:
-        # The process's one ModelManager, sized by --gpu-memory, with --compile and --lora applied.
+        # The process's one ModelManager, sized by --gpu-memory, with --compile, --quantize and --lora applied.
         return DiffusersImageBackend(model, model_manager(settings), settings.num_inference_steps)
+
+    if settings.quantize == "fp8":  # asked for explicitly: fail now, not at the first take
+        problem = fp8_unavailable()
+        if problem:
+            raise SettingsError(problem)
 
     if choice == "diffusers":
         model = settings.image_model or DEFAULT_IMAGE_MODEL
         return diffusers(model), f"diffusers: {model} (asked for)"
     if choice == "remote":
         if not settings.image_server:
-            raise ValueError("--image-backend remote needs --image-server URL")
+            raise SettingsError("--image-backend remote needs --image-server URL")
         return RemoteImageBackend(settings.image_server, settings.image_server_model), (
             f"remote: {settings.image_server} ({settings.image_server_model or 'server default model'})")
     if choice != "auto":
