@@ -31,6 +31,9 @@ def _add_backend_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-model", help="diffusers model id or local folder (e.g. Tongyi-MAI/Z-Image-Turbo)")
     g.add_argument("--image-server", help="OpenAI-compatible image server base URL (SGLang Diffusion, vLLM-Omni)")
     g.add_argument("--image-server-model", help="model name to ask the image server for")
+    g.add_argument("--image-server-timeout", type=float, help="seconds before one image request times out (120)")
+    g.add_argument("--image-server-retries", type=int, help="retries of a failed image request (2)")
+    g.add_argument("--video-backend", choices=["auto", "motion", "diffusers"])
     g.add_argument("--video-model", help="diffusers video model id or local folder (LTX-Video, Wan 2.2)")
     g.add_argument("--lora", action="append", default=None, help="LoRA style lock PATH[:weight] (repeatable)")
     g.add_argument("--gpu-memory", type=float, help="GiB of GPU memory models may keep resident")
@@ -135,7 +138,8 @@ def make_settings(args, run_dir: str, **extra):
     fields = dict(run_dir=run_dir, platform=platform, width=width, height=height, **extra)
     for name in [
         "shots", "duration", "lang", "style", "seed", "max_takes", "planner", "llm_base_url", "llm_model",
-        "image_backend", "image_model", "image_server", "image_server_model", "video_model", "lora",
+        "image_backend", "image_model", "image_server", "image_server_model", "image_server_timeout",
+        "image_server_retries", "video_backend", "video_model", "lora",
         "gpu_memory", "compile", "quantize", "num_inference_steps", "vlm_base_url", "vlm_model", "clip_model",
     ]:  # fmt: skip
         value = getattr(args, name, None)

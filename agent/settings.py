@@ -129,6 +129,11 @@ class RunSettings(BaseModel):
         default_factory=lambda: _env("image_server"), description="OpenAI-compatible image server base URL."
     )
     image_server_model: str | None = Field(default=None, description="Model name to ask the image server for.")
+    image_server_timeout: float = Field(default=120.0, gt=0, description="Seconds before an image request times out.")
+    image_server_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed image request.")
+    video_backend: Literal["auto", "motion", "diffusers"] = Field(
+        default_factory=lambda: _env("video_backend", "auto"), description="Which video backend makes clips."
+    )
     video_model: str | None = Field(
         default_factory=lambda: _env("video_model"), description="Diffusers video model id or local folder."
     )

@@ -383,3 +383,44 @@ def test_fp8_refused_without_an_fp8_gpu(models, tmp_path):
                            "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--quantize fp8 needs a CUDA GPU" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
+
+
+def test_defaults_chosen_only_with_a_gpu_and_cached_weights(tmp_path, monkeypatch):
+    """Z-Image-Turbo and LTX-Video are picked by `auto` when CUDA is there and their weights are in the HF cache;
+    otherwise the offline backends, each with its reason. Explicit choices and the server settings are honoured."""
+    import huggingface_hub.constants
+    import torch
+
+    import tools.models
+    from agent.settings import RunSettings
+    from tools.models import DEFAULT_IMAGE_MODEL, DEFAULT_VIDEO_MODEL
+
+    hub = tmp_path / "hub"
+    for repo in (DEFAULT_IMAGE_MODEL, DEFAULT_VIDEO_MODEL):
+        folder = hub / f"models--{repo.replace('/', '--')}"
+        (folder / "snapshots" / "abc").mkdir(parents=True)
+        (folder / "snapshots" / "abc" / "model_index.json").write_text("{}")
+        (folder / "refs").mkdir()
+        (folder / "refs" / "main").write_text("abc")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    monkeypatch.setattr(tools.models, "_MANAGER", ModelManager(device="cpu"))  # no real GPU behind the fake one
+    settings = RunSettings(run_dir=str(tmp_path))
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_image_backend(settings)[0].name == "draft"
+    video, why = select_video_backend(settings)
+    assert video.name == "motion" and DEFAULT_VIDEO_MODEL in why
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    image, why = select_image_backend(settings)
+    assert (image.name, image.model) == ("diffusers", DEFAULT_IMAGE_MODEL) and "cached weights" in why
+    video, why = select_video_backend(settings)
+    assert (video.name, video.model) == ("diffusers", DEFAULT_VIDEO_MODEL) and "cached weights" in why
+    assert select_video_backend(settings.model_copy(update={"video_backend": "motion"}))[0].name == "motion"
+
+    (hub / f"models--{DEFAULT_VIDEO_MODEL.replace('/', '--')}" / "refs" / "main").unlink()  # weights gone
+    assert select_video_backend(settings)[0].name == "motion"
+
+    remote, _ = select_image_backend(settings.model_copy(update={
+        "image_server": "http://127.0.0.1:9/v1", "image_server_timeout": 1.5, "image_server_retries": 0}))
+    assert (remote.client.timeout, remote.client.max_retries) == (1.5, 0)

@@ -234,11 +234,23 @@ class DiffusersVideoBackend(VideoBackend):
 def select_video_backend(settings) -> tuple[VideoBackend, str]:
     """Pick the video backend for a run and say why, in one plain line.
 
-    One branch per backend; a diffusers image-to-video backend plugs in above the offline default.
+    One branch per backend: `motion` and `diffusers` are honoured as asked; `auto` takes --video-model, else
+    the default video model when a CUDA GPU and its cached weights are here, else the offline camera moves.
     """
-    if settings.video_model is None:
-        return MotionBackend(), "motion: no --video-model given; camera moves over the still with ffmpeg"
-    from tools.models import model_manager
+    from tools.models import DEFAULT_VIDEO_MODEL, model_manager, ready_on_gpu
 
-    return DiffusersVideoBackend(settings.video_model, model_manager(settings), settings.num_inference_steps), (
-        f"diffusers: {settings.video_model} (--video-model)")
+    def diffusers(model: str) -> DiffusersVideoBackend:
+        return DiffusersVideoBackend(model, model_manager(settings), settings.num_inference_steps)
+
+    choice = settings.video_backend
+    if choice == "motion":
+        return MotionBackend(), "motion: asked for with --video-backend motion; camera moves over the still"
+    if choice == "diffusers":
+        model = settings.video_model or DEFAULT_VIDEO_MODEL
+        return diffusers(model), f"diffusers: {model} (asked for)"
+    if settings.video_model:
+        return diffusers(settings.video_model), f"diffusers: {settings.video_model} (--video-model)"
+    if ready_on_gpu(DEFAULT_VIDEO_MODEL):
+        return diffusers(DEFAULT_VIDEO_MODEL), f"diffusers: {DEFAULT_VIDEO_MODEL} (CUDA GPU and cached weights found)"
+    return MotionBackend(), (f"motion: no --video-model, and no CUDA GPU with {DEFAULT_VIDEO_MODEL} in the Hugging "
+                             "Face cache; camera moves over the still with ffmpeg")

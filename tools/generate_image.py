@@ -516,17 +516,6 @@ def _alpha_mask(image_path: str, box: tuple[int, int, int, int]) -> bytes:
     return buf.getvalue()
 
 
-def _default_image_model_ready() -> bool:
-    """CUDA present and Z-Image-Turbo's weights in the local Hugging Face cache (checked without a network)."""
-    from tools.models import DEFAULT_IMAGE_MODEL, weights_cached
-
-    if not weights_cached(DEFAULT_IMAGE_MODEL):
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def select_image_backend(settings) -> tuple[ImageBackend, str]:
     """Pick the image backend for a run and say why, in one plain line.
 
@@ -537,11 +526,15 @@ def select_image_backend(settings) -> tuple[ImageBackend, str]:
     if choice == "draft":
         return DraftBackend(), "draft: asked for with --image-backend draft"
     from agent.settings import SettingsError
-    from tools.models import DEFAULT_IMAGE_MODEL, fp8_unavailable, model_manager
+    from tools.models import DEFAULT_IMAGE_MODEL, fp8_unavailable, model_manager, ready_on_gpu
 
     def diffusers(model: str) -> DiffusersImageBackend:
         # The process's one ModelManager, sized by --gpu-memory, with --compile, --quantize and --lora applied.
         return DiffusersImageBackend(model, model_manager(settings), settings.num_inference_steps)
+
+    def remote() -> RemoteImageBackend:
+        return RemoteImageBackend(settings.image_server, settings.image_server_model,
+                                  timeout=settings.image_server_timeout, max_retries=settings.image_server_retries)
 
     if settings.quantize == "fp8":  # asked for explicitly: fail now, not at the first take
         problem = fp8_unavailable()
@@ -554,7 +547,7 @@ def select_image_backend(settings) -> tuple[ImageBackend, str]:
     if choice == "remote":
         if not settings.image_server:
             raise SettingsError("--image-backend remote needs --image-server URL")
-        return RemoteImageBackend(settings.image_server, settings.image_server_model), (
+        return remote(), (
             f"remote: {settings.image_server} ({settings.image_server_model or 'server default model'})")
     if choice != "auto":
         raise ValueError(f"unknown image backend {choice!r}; use auto, draft, diffusers or remote")
@@ -562,9 +555,8 @@ def select_image_backend(settings) -> tuple[ImageBackend, str]:
         return diffusers(settings.image_model), (
             f"diffusers: {settings.image_model} (--image-model)")
     if settings.image_server:
-        return RemoteImageBackend(settings.image_server, settings.image_server_model), (
-            f"remote: {settings.image_server} (--image-server)")
-    if _default_image_model_ready():
+        return remote(), f"remote: {settings.image_server} (--image-server)"
+    if ready_on_gpu(DEFAULT_IMAGE_MODEL):
         return diffusers(DEFAULT_IMAGE_MODEL), (
             f"diffusers: {DEFAULT_IMAGE_MODEL} (CUDA GPU and cached weights found)")
     why = "no --image-model or --image-server, and no CUDA GPU with Z-Image-Turbo in the Hugging Face cache"
