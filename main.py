@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-takes", type=int, help="cap on takes per shot (default 3)")
     run.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE", help="critique threshold")
     run.add_argument("--approve", action="store_true", help="stop after planning until `approve DIR`")
+    run.add_argument("--reference", action="append", default=None, metavar="IMG",
+                     help="image every shot is conditioned on: a product photo, a character (repeatable, 4 at most)")
+    run.add_argument("--anchor", type=int, nargs="?", const=1, metavar="N",
+                     help="shoot shot N (default 1) first; its kept take conditions the other shots")
     run.add_argument("--resume", metavar="DIR", help="continue a stopped run; nothing recorded is made again")
     _add_backend_flags(run)
 
@@ -137,7 +141,8 @@ def make_settings(args, run_dir: str, **extra):
     platform, width, height = resolve_size(getattr(args, "platform", None), getattr(args, "size", None))
     fields = dict(run_dir=run_dir, platform=platform, width=width, height=height, **extra)
     for name in [
-        "shots", "duration", "lang", "style", "seed", "max_takes", "planner", "llm_base_url", "llm_model",
+        "shots", "duration", "lang", "style", "seed", "reference", "anchor", "max_takes", "planner", "llm_base_url",
+        "llm_model",
         "image_backend", "image_model", "image_server", "image_server_model", "image_server_timeout",
         "image_server_retries", "video_backend", "video_model", "lora",
         "gpu_memory", "compile", "quantize", "num_inference_steps", "vlm_base_url", "vlm_model", "clip_model",
@@ -150,7 +155,11 @@ def make_settings(args, run_dir: str, **extra):
     try:
         return RunSettings(**fields)
     except ValidationError as err:
-        problems = "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(
+            (f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ")
+            for e in err.errors()
+        )
         raise UsageError(problems) from None
 
 

@@ -22,7 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from agent.graph import build_graph
-from agent.rundir import MARKER, RunDir, RunDirError, read_json, write_json
+from agent.rundir import MARKER, RunDirError, load_references, read_json, save_references, write_json
 from agent.settings import RunSettings
 from agent import state
 from agent.state import Brief, FilmState
@@ -109,10 +109,12 @@ def _set_status(root: Path, status: str) -> None:
 def start(brief: Brief, settings: RunSettings, on_event=None) -> Film:
     """A new run in settings.run_dir. If planning fails, the folder is removed: nothing pretends to be a result."""
     root = settings.path
+    references = load_references(settings.reference)  # before anything is created: a bad file leaves nothing
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / MARKER, {"id": root.name, "status": "running", "created": time.time()})
     write_json(root / "brief.json", brief)
+    settings = settings.model_copy(update={"reference": save_references(references, root)})
     write_json(root / "settings.json", settings.model_dump(mode="json"))
     try:
         return _run(FilmState(brief=brief), settings, on_event)

@@ -1,6 +1,7 @@
 """The director's graph. Wires nodes and edges, nothing else.
 
     plan → approve → (one `shoot` branch per shot, in parallel) → cut → report
+    with --anchor N:  approve → `anchor` (shot N alone) → `shoot` (the others, conditioned on its kept take) → cut
 
     shoot:  render → critique ─┬─ passed, or takes used up ─► animate
                  ▲             └─ failed ─► repair ─┐
@@ -35,12 +36,15 @@ def build_graph(checkpointer=None):
     g = StateGraph(FilmState, context_schema=RunSettings)
     g.add_node("plan", nodes.plan)
     g.add_node("approve", nodes.approve)
-    g.add_node("shoot", build_shot_graph())
+    shot_graph = build_shot_graph()
+    g.add_node("anchor", shot_graph)  # the same branch, for the shot the others are conditioned on
+    g.add_node("shoot", shot_graph)
     g.add_node("cut", nodes.cut)
     g.add_node("report", nodes.report)
     g.add_edge(START, "plan")
     g.add_edge("plan", "approve")
-    g.add_conditional_edges("approve", nodes.fan_out, ["shoot"])
+    g.add_conditional_edges("approve", nodes.fan_out, ["shoot", "anchor"])
+    g.add_conditional_edges("anchor", nodes.fan_out_rest, ["shoot", "cut"])
     g.add_edge("shoot", "cut")
     g.add_edge("cut", "report")
     g.add_edge("report", END)

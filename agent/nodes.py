@@ -64,12 +64,41 @@ def approve(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
     raise ValueError(f"approval answer must be True or {{'storyboard': ...}}, got {answer!r}")
 
 
-def fan_out(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send]:
-    """One branch per shot, run in parallel. Every clip but the last runs on under the crossfade into the next,
-    so that the cut lasts as long as the storyboard."""
+def _branch(state: FilmState, settings: RunSettings, index: int, references: list[str]) -> ShotState:
+    """The branch input of shot `index`. Every clip but the last runs on under the crossfade into the next, so
+    that the cut lasts as long as the storyboard."""
     shots = state.storyboard.shots
-    fade = runtime.context.crossfade
-    return [Send("shoot", ShotState(shot=s, tail=fade if i < len(shots) - 1 else 0.0)) for i, s in enumerate(shots)]
+    tail = settings.crossfade if index < len(shots) - 1 else 0.0
+    return ShotState(shot=shots[index], tail=tail, references=references)
+
+
+def anchor_index(state: FilmState, settings: RunSettings) -> int | None:
+    """0-based index of the anchor shot, or None. An anchor past the storyboard's end is its last shot."""
+    if settings.anchor is None:
+        return None
+    return min(settings.anchor, len(state.storyboard.shots)) - 1
+
+
+def fan_out(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send]:
+    """One branch per shot, run in parallel; with --anchor, the anchor shot alone first."""
+    settings = runtime.context
+    refs = list(settings.reference)
+    first = anchor_index(state, settings)
+    if first is not None:
+        return [Send("anchor", _branch(state, settings, first, refs))]
+    return [Send("shoot", _branch(state, settings, i, refs)) for i in range(len(state.storyboard.shots))]
+
+
+def fan_out_rest(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send] | str:
+    """After the anchor: the other shots in parallel, conditioned on the anchor's kept take as well."""
+    settings = runtime.context
+    first = anchor_index(state, settings)
+    anchor_id = state.storyboard.shots[first].id
+    done = next((r for r in state.results if r.shot_id == anchor_id), None)
+    kept = next((t for t in done.takes if t.n == done.best), None) if done else None
+    refs = list(settings.reference) + ([kept.path] if kept else [])
+    rest = [i for i in range(len(state.storyboard.shots)) if i != first]
+    return [Send("shoot", _branch(state, settings, i, refs)) for i in rest] or "cut"
 
 
 def cut(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
@@ -113,6 +142,8 @@ def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
 
     plan = RepairPlan.model_validate(state.repair_plan) if state.repair_plan else None
     init_image = run.take_image(shot.id, plan.init_take).as_posix() if plan and plan.init_take else None
+    # A repair that edits this shot's own take needs no references; a fresh render is conditioned on them.
+    references = [] if init_image else list(state.references)
     req = ImageRequest(
         prompt=plan.prompt if plan else shot.prompt,
         negative_prompt=plan.negative_prompt if plan else shot.negative_prompt,
@@ -126,6 +157,7 @@ def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
         take=n,
         init_image=init_image,
         mask_region=plan.mask_region if plan else None,
+        reference_images=[run.abs(r).as_posix() for r in references],
     )
     backend = backends(settings)["image"]
     take = Take(
@@ -145,6 +177,7 @@ def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
             "guidance_scale": req.guidance_scale,
             "mask_region": req.mask_region,
             "init_take": plan.init_take if plan else None,
+            "references": references,
         },
     )
     start = time.perf_counter()
@@ -184,6 +217,7 @@ def critique(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
                 width=settings.width,
                 height=settings.height,
                 expect_text=state.shot.expect_text,
+                reference_images=[run.abs(r).as_posix() for r in state.references],
             ),
             settings,
         )

@@ -49,6 +49,8 @@ table{border-collapse:collapse;font-size:12px} td{padding:1px 6px 1px 0}
 <b>take {{ t.n }}</b> {% if t.grade %}<span class="grade-{{ t.grade }}">grade {{ t.grade }}</span>{% endif %}
 {% if t.kept %} · kept{% endif %}<br>
 <span class="muted">{{ t.backend }} · {{ t.model }} · seed {{ t.seed }}</span>
+{% if t.references %}<br><span class="muted">conditioned on</span>{% for r in t.references %}
+<a href="{{ r }}"><img src="{{ r }}" alt="{{ r }}" style="width:56px;display:inline;vertical-align:middle"></a>{% endfor %}{% endif %}
 {% if t.repair %}<br><i>re-shot because: {{ t.repair }}</i>{% endif %}
 {% if t.error %}<br><span class="grade-C">error: {{ t.error }}</span>{% endif %}
 {% if t.issues %}<ul>{% for i in t.issues %}<li>{{ i }}</li>{% endfor %}</ul>{% endif %}
@@ -186,6 +188,7 @@ def _take_view(take, kept: int | None) -> dict:
         "model": take.model,
         "seed": take.seed,
         "repair": take.repair.reason if take.repair else None,
+        "references": take.parameters.get("references") or [],
         "error": take.error,
         "issues": [f"{i.category}: {i.reason}" for i in crit.issues] if crit else [],
         "scores": sorted((k, round(v, 3)) for k, v in crit.scores.items()) if crit else [],

@@ -7,6 +7,7 @@ old file or the new one, never half of one. `manifest.json` is derived from the 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -22,6 +23,8 @@ SHOT_ID = re.compile(r"s\d{2,3}")
 _manifest_lock = threading.Lock()
 
 MARKER = "run.json"  # present in every run directory; --resume refuses folders without it
+MAX_REFERENCES = 4
+MAX_REFERENCE_BYTES = 50 * 1024 * 1024
 
 
 class RunDirError(ValueError):
@@ -132,3 +135,41 @@ class RunDir:
             base["takes"] = [t.model_dump(mode="json") for t in self.takes()]
             base["clips"] = [c.model_dump(mode="json") for c in self.clips()]
             write_json(path, base)
+
+
+def load_references(paths: list[str]) -> list:
+    """Open the user's --reference images (RGB), or raise SettingsError naming the file and what is wrong.
+
+    Called before the run directory exists, so a bad reference leaves nothing behind.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from agent.settings import SettingsError
+
+    if len(paths) > MAX_REFERENCES:
+        raise SettingsError(f"{len(paths)} --reference images given; at most {MAX_REFERENCES}")
+    images = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_file():
+            raise SettingsError(f"--reference {raw}: no such file")
+        if path.stat().st_size > MAX_REFERENCE_BYTES:
+            raise SettingsError(f"--reference {raw}: larger than {MAX_REFERENCE_BYTES // 2**20} MB")
+        try:
+            with Image.open(path) as im:
+                im.load()
+                images.append(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise SettingsError(f"--reference {raw}: not an image this program can read ({err})") from None
+    return images
+
+
+def save_references(images: list, root: Path) -> list[str]:
+    """Write the references into the run as refs/ref-N.png (program-made names); returns run-relative paths."""
+    rels = []
+    for i, image in enumerate(images, 1):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        write_atomic(root / "refs" / f"ref-{i}.png", buf.getvalue())
+        rels.append(f"refs/ref-{i}.png")
+    return rels

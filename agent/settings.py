@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 # Named platform presets: aspect ratio and the default pixel size for it.
 PLATFORMS: dict[str, tuple[str, int, int]] = {
@@ -154,6 +154,19 @@ class RunSettings(BaseModel):
     )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Critique threshold overrides.")
     approve: bool = Field(default=False, description="Stop after planning until the storyboard is approved.")
+    reference: list[str] = Field(
+        default_factory=list,
+        description="Reference images every shot is conditioned on (copied into the run as refs/ref-N.png).",
+    )
+    anchor: int | None = Field(
+        default=None, ge=1, description="Shoot this shot (1-based) first; its kept take conditions all the others."
+    )
+
+    @model_validator(mode="after")
+    def _anchor_within_shots(self):
+        if self.anchor is not None and self.shots is not None and self.anchor > self.shots:
+            raise ValueError(f"--anchor {self.anchor} is past the last of {self.shots} shots")
+        return self
 
     @property
     def path(self) -> Path:

@@ -216,6 +216,9 @@ class ShotState(BaseModel):
 
     shot: Shot
     tail: float = Field(default=0.0, description="Seconds the clip runs on under the crossfade into the next shot.")
+    references: list[str] = Field(
+        default_factory=list, description="Run-relative images the takes are conditioned on (user refs, anchor)."
+    )
     takes: Annotated[list[Take], merge_takes] = Field(default_factory=list)
     repair_plan: dict | None = Field(default=None, description="The next attempt (tools.critique.RepairPlan).")
     results: Annotated[list[ShotResult], merge_results] = Field(default_factory=list)

@@ -46,6 +46,8 @@ def assert_usage_error(proc, *words: str) -> None:
         (["run", "a film about tea", "--shots", "0"], ["--shots"]),
         (["run"], ["no brief"]),
         (["run", "a film about tea", "--image-backend", "remote"], ["--image-server"]),
+        (["run", "a film about tea", "--reference", "nope.png"], ["--reference nope.png", "no such file"]),
+        (["run", "a film about tea", "--anchor", "5", "--shots", "3"], ["--anchor 5", "3 shots"]),
     ],
 )
 def test_bad_run_input(tmp_path, args, words):
@@ -155,3 +157,11 @@ def test_critique_command_json(tmp_path):
     assert results[1]["pass"] is False and results[1]["grade"] == "C"
     assert "notes.txt" in results[2]["error"]
     assert proc.returncode == 1  # one file could not be judged; the others were
+
+
+def test_reference_that_is_not_an_image(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    proc = cli("run", "tea", "--reference", str(bad), "--out", str(tmp_path / "run"))
+    assert_usage_error(proc, "notes.png", "not an image")
+    assert not (tmp_path / "run").exists()

@@ -121,3 +121,38 @@ def test_failing_clip_is_made_again_with_another_motion(tmp_path):
         assert result.flagged and not clip.critique.passed
     first = film.state.storyboard.shots
     assert any(r.clip.motion != s0.motion for r, s0 in zip(film.state.results, first, strict=True))
+
+
+def _mean_rgb(path) -> tuple[float, ...]:
+    with Image.open(path) as im:
+        return im.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+
+
+def test_anchor_shot_first_then_the_others_conditioned_on_its_kept_take(tmp_path):
+    """--anchor 2 with a user reference: the anchor is shot alone first, conditioned on the reference; every other
+    shot gets the reference and the anchor's kept take, and its panel takes the references' colours."""
+    green = tmp_path / "product.jpg"
+    Image.new("RGB", (400, 300), (40, 170, 60)).save(green)
+    s = settings(tmp_path, shots=3, anchor=2, reference=[str(green)])
+    film = director.start(Brief(text="A forest at night. A fox runs. The moon rises.", lang="en"), s)
+    root = film.run_dir
+    assert (root / "refs" / "ref-1.png").is_file()
+    assert json.loads((root / "settings.json").read_text())["reference"] == ["refs/ref-1.png"]
+
+    takes = {t.shot_id: t for r in film.state.results for t in r.takes if t.n == r.best}
+    anchor = takes["s02"]
+    assert anchor.parameters["references"] == ["refs/ref-1.png"]
+    for shot_id in ("s01", "s03"):
+        assert takes[shot_id].parameters["references"] == ["refs/ref-1.png", anchor.path]
+        # the branch started after the anchor's kept take existed
+        assert (root / takes[shot_id].path).stat().st_mtime_ns >= (root / anchor.path).stat().st_mtime_ns
+        r, g, b = _mean_rgb(root / takes[shot_id].path)
+        assert g > r and g > b, "the reference's green did not carry into the panel"
+    assert (root / "final.mp4").is_file()
+
+    plain = director.start(Brief(text="A forest at night. A fox runs. The moon rises.", lang="en"),
+                           settings(tmp_path / "plain", shots=3))
+    for r in plain.state.results:
+        assert all(t.parameters["references"] == [] for t in r.takes)
+        red, green_, blue = _mean_rgb(plain.run_dir / r.takes[0].path)
+        assert not (green_ > red and green_ > blue)  # without a reference, night panels are not green

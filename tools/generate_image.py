@@ -112,6 +112,29 @@ def pick_palette(words: str) -> str:
     return best if counts[best] else "neutral"
 
 
+def reference_palette(path: str) -> tuple[RGB, ...]:
+    """A draft palette (sky top, sky bottom, ground, subject, accent) read from a reference image.
+
+    Sky and ground are the mean colours of the top, middle and bottom bands; subject and accent are the darkest
+    and the most saturated of its six main colours. Channels are kept within 24..240, like the built-in
+    palettes, so that a very dark or bright reference does not make every panel fail the exposure check.
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").resize((48, 48))
+    bands = [small.crop((0, y0, 48, y1)).resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+             for y0, y1 in ((0, 12), (18, 30), (36, 48))]
+    colours = [c for _, c in small.quantize(colors=6).convert("RGB").getcolors(48 * 48) or [(1, bands[1])]]
+    subject = min(colours, key=sum)
+    accent = max(colours, key=lambda c: max(c) - min(c))
+
+    def clamp(c) -> RGB:
+        return tuple(max(24, min(240, v)) for v in c)  # type: ignore[return-value]
+
+    return tuple(clamp(c) for c in (bands[0], bands[1], bands[2], subject, accent))
+
+
 def guess_kind(prompt: str) -> str:
     """A shot kind from a bare prompt (no storyboard shot): the first kind whose words occur, else medium."""
     text = prompt.lower()
@@ -154,7 +177,15 @@ class DraftBackend(ImageBackend):
         kind = shot.kind if shot else guess_kind(req.prompt)
         words = " ".join([shot.mood, shot.lighting, shot.description] if shot else [req.prompt])
         palette_name = pick_palette(words)
-        sky_top, sky_bottom, ground, subject, accent = (_jitter(c, rng) for c in PALETTES[palette_name])
+        colours = PALETTES[palette_name]
+        if req.reference_images:
+            # Consistency: subject and accent come from the (first) reference, sky and ground are two thirds
+            # the reference's and one third the shot's own mood, as a reference-conditioned model keeps identity
+            # while the prompt still sets the light.
+            ref = reference_palette(req.reference_images[0])
+            colours = (*(_mix(r, m, 0.35) for r, m in zip(ref[:3], colours[:3], strict=True)), *ref[3:])
+            palette_name = f"reference+{palette_name}"
+        sky_top, sky_bottom, ground, subject, accent = (_jitter(c, rng) for c in colours)
 
         img = Image.new("RGB", (w, h))
         draw = ImageDraw.Draw(img, "RGBA")
