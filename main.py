@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--approve", action="store_true", help="stop after planning until `approve DIR`")
     run.add_argument("--reference", action="append", default=None, metavar="IMG",
                      help="image every shot is conditioned on: a product photo, a character (repeatable, 4 at most)")
+    run.add_argument("--variants", metavar="PLATFORMS", type=lambda v: [x for x in v.split(",") if x.strip()],
+                     help="also deliver every kept still for these platforms, outpainted: tiktok,instagram,4:5")
     run.add_argument("--anchor", type=int, nargs="?", const=1, metavar="N",
                      help="shoot shot N (default 1) first; its kept take conditions the other shots")
     run.add_argument("--resume", metavar="DIR", help="continue a stopped run; nothing recorded is made again")
@@ -141,8 +143,8 @@ def make_settings(args, run_dir: str, **extra):
     platform, width, height = resolve_size(getattr(args, "platform", None), getattr(args, "size", None))
     fields = dict(run_dir=run_dir, platform=platform, width=width, height=height, **extra)
     for name in [
-        "shots", "duration", "lang", "style", "seed", "reference", "anchor", "max_takes", "planner", "llm_base_url",
-        "llm_model",
+        "shots", "duration", "lang", "style", "seed", "reference", "anchor", "variants", "max_takes", "planner",
+        "llm_base_url", "llm_model",
         "image_backend", "image_model", "image_server", "image_server_model", "image_server_timeout",
         "image_server_retries", "video_backend", "video_model", "lora",
         "gpu_memory", "compile", "quantize", "num_inference_steps", "vlm_base_url", "vlm_model", "clip_model",

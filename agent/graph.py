@@ -3,7 +3,7 @@
     plan → approve → (one `shoot` branch per shot, in parallel) → cut → report
     with --anchor N:  approve → `anchor` (shot N alone) → `shoot` (the others, conditioned on its kept take) → cut
 
-    shoot:  render → critique ─┬─ passed, or takes used up ─► animate
+    shoot:  render → critique ─┬─ passed, or takes used up ─► animate → adapt (--variants: outpaint per platform)
                  ▲             └─ failed ─► repair ─┐
                  └──────────────────────────────────┘   (at most settings.max_takes takes)
 """
@@ -23,11 +23,13 @@ def build_shot_graph():
     g.add_node("critique", nodes.critique)
     g.add_node("repair", nodes.repair)
     g.add_node("animate", nodes.animate)
+    g.add_node("adapt", nodes.adapt)
     g.add_edge(START, "render")
     g.add_edge("render", "critique")
     g.add_conditional_edges("critique", nodes.after_critique)
     g.add_edge("repair", "render")
-    g.add_edge("animate", END)
+    g.add_edge("animate", "adapt")
+    g.add_edge("adapt", END)
     return g.compile()
 
 

@@ -7,6 +7,7 @@ so a resumed run never renders again a take that was already recorded.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from typing import Literal
@@ -14,9 +15,9 @@ from typing import Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from agent.rundir import RunDir, write_json
+from agent.rundir import RunDir, write_atomic, write_json
 from agent.settings import RunSettings
-from agent.state import Clip, Critique, FilmState, Issue, ShotResult, ShotState, Storyboard, Take
+from agent.state import Clip, Critique, FilmState, Issue, ShotResult, ShotState, Storyboard, Take, Variant
 
 _GRADE_RANK = {"A": 0, "B": 1, "C": 2}
 _backends: dict[str, tuple] = {}
@@ -315,3 +316,73 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
         run.save_clip(clip)
     flagged = not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
     return {"results": [ShotResult(shot_id=shot.id, takes=state.takes, best=kept.n, flagged=flagged, clip=clip)]}
+
+
+VARIANT_TRIES = 2  # a variant that fails its critique (or the backend) is made once more with another seed
+
+
+def _make_variant(shot, kept: Take, platform: str, settings: RunSettings, run: RunDir) -> Variant:
+    """The kept take for `platform`: resized when the aspect ratio matches, else outpainted; then critiqued."""
+    from PIL import Image
+
+    from agent.settings import resolve_size
+    from tools.critique import CritiqueRequest, critique_image
+    from tools.generate_image import BackendError, ImageRequest
+
+    _, width, height = resolve_size(platform, None)
+    source, out = run.abs(kept.path), run.variant_path(shot.id, platform)
+    same_aspect = abs(width / height - settings.width / settings.height) < 0.01
+    backend = backends(settings)["image"]
+    variant = None
+    for attempt in range(1, VARIANT_TRIES + 1):
+        seed = kept.seed + 7919 * attempt  # differs from every take's seed and between attempts
+        variant = Variant(shot_id=shot.id, platform=platform, take=kept.n, path=run.rel(out), width=width,
+                          height=height, mode="resize" if same_aspect else "outpaint", backend=backend.name,
+                          model=backend.model, seed=seed, parameters={"attempt": attempt})
+        start = time.perf_counter()
+        if same_aspect:
+            with Image.open(source) as im:
+                resized = im.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+            buf = io.BytesIO()
+            resized.save(buf, format="PNG")
+            write_atomic(out, buf.getvalue())
+            variant.backend, variant.model = "resize", "lanczos"
+        else:
+            req = ImageRequest(prompt=kept.prompt, negative_prompt=kept.negative_prompt, width=width, height=height,
+                               seed=seed, output_path=out.as_posix(), shot=shot, init_image=source.as_posix(),
+                               outpaint=True)
+            try:
+                result = backend.generate(req)
+            except BackendError as err:
+                variant.error = str(err)
+            else:
+                variant.backend, variant.model = result.backend, result.model
+                variant.parameters.update(result.parameters)
+        variant.timings = {"wall_s": round(time.perf_counter() - start, 3)}
+        if variant.error is None:
+            variant.critique = critique_image(
+                CritiqueRequest(image_path=out.as_posix(), prompt=shot.prompt, width=width, height=height,
+                                expect_text=shot.expect_text),
+                settings,
+            )
+            if variant.critique.passed:
+                break
+    return variant
+
+
+def adapt(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
+    """Deliver the kept take for every --variants platform (outpainted to its aspect ratio), each critiqued."""
+    settings = runtime.context
+    result = next((r for r in state.results if r.shot_id == state.shot.id), None)
+    if not settings.variants or result is None or result.best is None:
+        return {}
+    run = RunDir(settings.run_dir)
+    kept = next(t for t in result.takes if t.n == result.best)
+    variants = []
+    for platform in settings.variants:
+        variant = run.load_variant(state.shot.id, platform, kept.n)
+        if variant is None:
+            variant = _make_variant(state.shot, kept, platform, settings, run)
+            run.save_variant(variant)
+        variants.append(variant)
+    return {"results": [result.model_copy(update={"variants": variants})]}

@@ -60,6 +60,13 @@ table{border-collapse:collapse;font-size:12px} td{padding:1px 6px 1px 0}
 {% endfor %}
 </div>
 {% if s.clip %}<p class="muted">clip: <a href="{{ s.clip }}">{{ s.clip }}</a> · {{ s.clip_verdict }}</p>{% endif %}
+{% if s.variants %}<div class="takes">{% for v in s.variants %}
+<div class="take" style="width:160px">{% if v.path %}<a href="{{ v.path }}"><img src="{{ v.path }}"></a>{% endif %}
+<b>{{ v.platform }}</b> {{ v.width }}×{{ v.height }} · {{ v.mode }}
+{% if v.grade %}<span class="grade-{{ v.grade }}">grade {{ v.grade }}</span>{% endif %}
+{% if v.error %}<br><span class="grade-C">error: {{ v.error }}</span>{% endif %}
+{% if v.issues %}<ul>{% for i in v.issues %}<li>{{ i }}</li>{% endfor %}</ul>{% endif %}</div>
+{% endfor %}</div>{% endif %}
 </div>
 {% endfor %}
 </body></html>
@@ -153,6 +160,7 @@ def write_report(state: FilmState, run: RunDir, settings) -> str:
                 "clip": result.clip.path if result and result.clip else None,
                 "clip_verdict": _clip_verdict(result),
                 "takes": [_take_view(t, kept) for t in takes],
+                "variants": [_variant_view(v) for v in (result.variants if result else [])],
             }
         )
     if sheet_items:
@@ -194,6 +202,15 @@ def _take_view(take, kept: int | None) -> dict:
         "scores": sorted((k, round(v, 3)) for k, v in crit.scores.items()) if crit else [],
         "not_run": ", ".join(crit.critics_not_run) if crit else "",
     }
+
+
+def _variant_view(v) -> dict:
+    crit = v.critique
+    return {
+        "platform": v.platform, "width": v.width, "height": v.height, "mode": v.mode, "error": v.error,
+        "path": None if v.error else v.path, "grade": crit.grade if crit else None,
+        "issues": [f"{i.category}: {i.reason}" for i in crit.issues] if crit else [],
+    }  # fmt: skip
 
 
 def _clip_verdict(result) -> str:

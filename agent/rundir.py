@@ -17,9 +17,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from agent.state import Clip, Take
+from agent.state import Clip, Take, Variant
 
 SHOT_ID = re.compile(r"s\d{2,3}")
+VARIANT_NAME = re.compile(r"[a-z]{1,20}|\d{1,3}x\d{1,3}")
 _manifest_lock = threading.Lock()
 
 MARKER = "run.json"  # present in every run directory; --resume refuses folders without it
@@ -83,6 +84,13 @@ class RunDir:
     def clip_record(self, shot_id: str) -> Path:
         return self.root / "clips" / f"{check_shot_id(shot_id)}.json"
 
+    def variant_path(self, shot_id: str, platform: str) -> Path:
+        """shots/s01/variants/tiktok.png; a ratio 4:5 becomes 4x5 (platform labels are checked by resolve_size)."""
+        name = platform.replace(":", "x")
+        if not VARIANT_NAME.fullmatch(name):
+            raise ValueError(f"variant name {platform!r} is not a platform preset or a ratio")
+        return self.shot_dir(shot_id) / "variants" / f"{name}.png"
+
     def rel(self, path: Path) -> str:
         return Path(path).relative_to(self.root).as_posix()
 
@@ -117,6 +125,23 @@ class RunDir:
         write_json(self.clip_record(clip.shot_id), clip)
         self.write_manifest()
 
+    def load_variant(self, shot_id: str, platform: str, take: int) -> Variant | None:
+        """The recorded variant made from `take`, if its record and image are on disk."""
+        rec = self.variant_path(shot_id, platform).with_suffix(".json")
+        if not rec.exists():
+            return None
+        variant = Variant.model_validate(read_json(rec))
+        if variant.take != take or (variant.error is None and not self.variant_path(shot_id, platform).exists()):
+            return None
+        return variant
+
+    def save_variant(self, variant: Variant) -> None:
+        write_json(self.variant_path(variant.shot_id, variant.platform).with_suffix(".json"), variant)
+        self.write_manifest()
+
+    def variants(self) -> list[Variant]:
+        return [Variant.model_validate(read_json(p)) for p in sorted(self.root.glob("shots/s*/variants/*.json"))]
+
     def takes(self) -> list[Take]:
         out = []
         for rec in sorted(self.root.glob("shots/s*/take-*.json")):
@@ -134,6 +159,7 @@ class RunDir:
             base.update(extra or {})
             base["takes"] = [t.model_dump(mode="json") for t in self.takes()]
             base["clips"] = [c.model_dump(mode="json") for c in self.clips()]
+            base["variants"] = [v.model_dump(mode="json") for v in self.variants()]
             write_json(path, base)
 
 

@@ -158,9 +158,21 @@ class RunSettings(BaseModel):
         default_factory=list,
         description="Reference images every shot is conditioned on (copied into the run as refs/ref-N.png).",
     )
+    variants: list[str] = Field(
+        default_factory=list,
+        description="Other platforms (presets or ratios) each kept still is also delivered for, by outpainting.",
+    )
     anchor: int | None = Field(
         default=None, ge=1, description="Shoot this shot (1-based) first; its kept take conditions all the others."
     )
+
+    @model_validator(mode="after")
+    def _variants_are_platforms(self):
+        try:
+            self.variants = list(dict.fromkeys(resolve_size(v, None)[0] for v in self.variants))
+        except SettingsError as err:
+            raise ValueError(f"--variants: {str(err).replace('--platform ', '')}") from None
+        return self
 
     @model_validator(mode="after")
     def _anchor_within_shots(self):

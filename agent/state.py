@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "Brief", "Shot", "Storyboard", "Issue", "CriticResult", "Critique", "Repair", "Take", "Clip", "ShotResult",
-    "Cut", "FilmState", "ShotState", "ShotOutput",
+    "Cut", "FilmState", "ShotState", "ShotOutput", "Variant",
 ]  # fmt: skip
 
 ShotKind = Literal["establishing", "wide", "medium", "close-up", "insert", "hero", "detail", "over-the-shoulder"]
@@ -161,6 +161,25 @@ class Clip(BaseModel):
     critique: Critique | None = None
 
 
+class Variant(BaseModel):
+    """The kept still delivered for another platform: outpainted to its aspect ratio (or resized when it matches)."""
+
+    shot_id: str
+    platform: str = Field(description="Platform preset or ratio, as given to --variants.")
+    take: int = Field(description="The kept take it was made from.")
+    path: str
+    width: int
+    height: int
+    mode: str = Field(description="outpaint (new borders painted), or resize (same aspect ratio).")
+    backend: str
+    model: str
+    seed: int
+    parameters: dict = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    critique: Critique | None = None
+    error: str | None = None
+
+
 class ShotResult(BaseModel):
     """What one shot's branch hands back to the film: its takes, the kept take and its clip."""
 
@@ -169,6 +188,7 @@ class ShotResult(BaseModel):
     best: int | None = Field(description="Number of the kept take; None if no take produced an image.")
     flagged: bool = Field(description="True when the kept take did not pass (cap reached) or needs review.")
     clip: Clip | None = None
+    variants: list[Variant] = Field(default_factory=list, description="The kept still for other platforms.")
 
 
 class Cut(BaseModel):

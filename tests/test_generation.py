@@ -424,3 +424,33 @@ def test_defaults_chosen_only_with_a_gpu_and_cached_weights(tmp_path, monkeypatc
     remote, _ = select_image_backend(settings.model_copy(update={
         "image_server": "http://127.0.0.1:9/v1", "image_server_timeout": 1.5, "image_server_retries": 0}))
     assert (remote.client.timeout, remote.client.max_retries) == (1.5, 0)
+
+
+def test_outpaint_to_another_aspect_ratio_on_every_backend(models, manager, tmp_path):
+    """A 16:9 take delivered at 9:16: exact size, the take's own pixels kept in the middle, new borders painted."""
+    take = _png(tmp_path / "take.png", size=(64, 36))
+    ask = {"prompt": "a red cup on a desk", "width": 36, "height": 64, "seed": 1, "init_image": take, "outpaint": True}
+
+    def check(res):
+        assert res.parameters["mode"] == "outpaint"
+        pixels = _pixels(res.path)
+        assert pixels.shape[:2] == (64, 36)
+        x0, y0, x1, y1 = res.parameters["kept_box"]
+        assert (x1 - x0, y1 - y0) == (36, 20)  # the take scaled to fit the new width, centred
+        original = np.asarray(Image.open(take).resize((36, 20), Image.Resampling.LANCZOS), dtype=np.int16)
+        assert np.abs(pixels[y0:y1, x0:x1] - original).max() <= 1
+        return pixels[:y0].reshape(-1, 3).mean(0)  # the painted top border
+
+    check(DiffusersImageBackend(models("z-image"), manager, num_inference_steps=2).generate(
+        ImageRequest(**ask, output_path=str(tmp_path / "d.png"))))
+    res = DraftBackend().generate(ImageRequest(**ask, output_path=str(tmp_path / "draft.png")))
+    check(res)
+    assert res.parameters["fill"] == "blurred-stretch"
+
+    with FakeOpenAI() as server:
+        server.script("/v1/images/edits", [{"created": 0, "data": [{"b64_json": _b64_png((36, 64))}]}])
+        backend = RemoteImageBackend(server.base_url, "z-image-turbo", timeout=5.0, max_retries=0)
+        border = check(backend.generate(ImageRequest(**ask, output_path=str(tmp_path / "r.png"))))
+        assert np.abs(border - (10, 120, 200)).max() < 3  # the server's painting, not the take
+        sent = server.requests["/v1/images/edits"][-1]["_raw"]
+        assert 'name="mask"' in sent and 'name="image"' in sent and "64x36" not in sent

@@ -156,3 +156,40 @@ def test_anchor_shot_first_then_the_others_conditioned_on_its_kept_take(tmp_path
         assert all(t.parameters["references"] == [] for t in r.takes)
         red, green_, blue = _mean_rgb(plain.run_dir / r.takes[0].path)
         assert not (green_ > red and green_ > blue)  # without a reference, night panels are not green
+
+
+def test_variants_for_other_platforms_are_outpainted_critiqued_and_recorded(tmp_path):
+    s = settings(tmp_path, shots=2, duration=4.0, variants=["tiktok", "16:9", "TikTok"])
+    assert s.variants == ["tiktok", "16:9"]  # checked, normalised, de-duplicated
+    film = director.start(Brief(text="A kettle boils. Tea is poured.", lang="en"), s)
+    root = film.run_dir
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert sorted((v["shot_id"], v["platform"]) for v in manifest["variants"]) == [
+        ("s01", "16:9"), ("s01", "tiktok"), ("s02", "16:9"), ("s02", "tiktok")]
+    for result in film.state.results:
+        by_platform = {v.platform: v for v in result.variants}
+        tiktok, wide = by_platform["tiktok"], by_platform["16:9"]
+        assert tiktok.take == wide.take == result.best
+        assert (tiktok.mode, wide.mode) == ("outpaint", "resize")  # the film is 16:9 already
+        with Image.open(root / tiktok.path) as im:
+            assert im.size == (720, 1280)
+        with Image.open(root / wide.path) as im:
+            assert im.size == (1280, 720)
+        assert tiktok.critique is not None and tiktok.critique.grade in "ABC" and tiktok.backend == "draft"
+    report = (root / "report.html").read_text()
+    assert "shots/s01/variants/tiktok.png" in report and "720×1280" in report
+
+    from agent.rundir import RunDir
+
+    run = RunDir(root)
+    best = film.state.results[0].best
+    assert run.load_variant("s01", "tiktok", best) is not None
+    assert run.load_variant("s01", "tiktok", best + 1) is None  # made from another take: not reused
+
+
+def test_unknown_variant_platform_is_refused(tmp_path):
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="--variants: unknown 'cinemascope'"):
+        settings(tmp_path, variants=["cinemascope"])

@@ -85,7 +85,8 @@ def outpaint_canvas(image, width: int, height: int):
     scale = min(width / image.width, height / image.height)
     w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
     x0, y0 = (width - w) // 2, (height - h) // 2
-    canvas = image.resize((width, height), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(8))
+    blur = max(8, max(width, height) // 24)  # enough that no detail (text, edges) shows through the borders
+    canvas = image.resize((width, height), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(blur))
     canvas.paste(image.resize((w, h), Image.Resampling.LANCZOS), (x0, y0))
     mask = Image.new("L", (width, height), 255)
     mask.paste(0, (x0, y0, x0 + w, y0 + h))

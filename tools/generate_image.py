@@ -44,6 +44,9 @@ class ImageRequest(BaseModel):
         default=None, description="Image to edit (img2img / inpaint), absolute path."
     )
     mask_region: tuple[int, int, int, int] | None = Field(default=None, description="Box to inpaint.")
+    outpaint: bool = Field(
+        default=False, description="Extend init_image to width x height (another aspect ratio): paint new borders."
+    )
     reference_images: list[str] = Field(default_factory=list, description="Reference images for consistency.")
     strength: float | None = None
 
@@ -171,6 +174,8 @@ class DraftBackend(ImageBackend):
             raise ValueError(
                 f"panel size {req.width}x{req.height} is too small; each side must be at least 8 px"
             )
+        if req.outpaint:
+            return self._extend(req, t0)
         w, h = req.width, req.height
         shot = req.shot
         rng = random.Random(req.seed)
@@ -212,6 +217,22 @@ class DraftBackend(ImageBackend):
             parameters={"width": w, "height": h, "kind": kind, "palette": palette_name, "take": req.take},
             timings={"render_s": round(t1 - t0, 4), "write_s": round(time.perf_counter() - t1, 4)},
         )
+
+    def _extend(self, req: ImageRequest, t0: float) -> ImageResult:
+        """Draft outpaint: the take centred in the new frame over a blurred stretch of itself (no model)."""
+        from PIL import Image
+
+        from agent.rundir import write_atomic
+        from tools.edit_image import outpaint_canvas
+
+        with Image.open(req.init_image) as im:
+            canvas, _, box = outpaint_canvas(im.convert("RGB"), req.width, req.height)
+        buf = io.BytesIO()
+        canvas.save(buf, format="PNG", compress_level=3)
+        write_atomic(Path(req.output_path), buf.getvalue())
+        return ImageResult(path=req.output_path, backend=self.name, model=self.model, seed=req.seed,
+                           parameters={"mode": "outpaint", "fill": "blurred-stretch", "kept_box": list(box)},
+                           timings={"render_s": round(time.perf_counter() - t0, 4)})
 
     # --- background and compositions ------------------------------------------------------------------------
     @staticmethod
@@ -439,7 +460,7 @@ class DiffusersImageBackend(ImageBackend):
         try:
             if req.init_image or req.reference_images:
                 mode = "reference" if req.reference_images and not req.init_image else (
-                    "inpaint" if req.mask_region else "img2img")
+                    "outpaint" if req.outpaint else "inpaint" if req.mask_region else "img2img")
                 edit = EditRequest(mode=mode, prompt=req.prompt, negative_prompt=req.negative_prompt,
                                    image=req.init_image, mask_region=req.mask_region,
                                    reference_images=req.reference_images, width=req.width, height=req.height,
@@ -501,14 +522,21 @@ class RemoteImageBackend(ImageBackend):
         if req.guidance_scale is not None:
             extra["guidance_scale"] = req.guidance_scale
         edit_source = req.init_image or (req.reference_images[0] if req.reference_images else None)
+        keep = None  # outpaint: (original scaled, box) put back over the middle of the answer
         try:
             if edit_source:
-                with open(edit_source, "rb") as image_file:
-                    files = {"image": image_file}
-                    if req.mask_region:
-                        files["mask"] = io.BytesIO(_alpha_mask(edit_source, req.mask_region))
+                if req.outpaint:
+                    image_file, mask, keep = _outpaint_upload(edit_source, req.width, req.height)
+                    files = {"image": ("canvas.png", image_file, "image/png"), "mask": mask}
                     resp = self.client.images.edit(model=self.model, prompt=req.prompt, size=size, n=1,
                                                    response_format="b64_json", extra_body=extra, **files)
+                else:
+                    with open(edit_source, "rb") as image_file:
+                        files = {"image": image_file}
+                        if req.mask_region:
+                            files["mask"] = io.BytesIO(_alpha_mask(edit_source, req.mask_region))
+                        resp = self.client.images.edit(model=self.model, prompt=req.prompt, size=size, n=1,
+                                                       response_format="b64_json", extra_body=extra, **files)
             else:
                 resp = self.client.images.generate(model=self.model, prompt=req.prompt, size=size, n=1,
                                                    response_format="b64_json", extra_body=extra)
@@ -527,10 +555,14 @@ class RemoteImageBackend(ImageBackend):
         except (ValueError, OSError) as e:
             raise BackendError(f"image server sent data that is not an image: {e}") from e
         image = fit_to(image, req.width, req.height)
+        if keep is not None:
+            image.paste(keep[0], keep[1][:2])
         Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
         image.save(req.output_path)
         params = {"size": size, **extra, "endpoint": "edits" if edit_source else "generations",
                   "server": self.base_url}
+        if keep is not None:
+            params.update(mode="outpaint", kept_box=list(keep[1]))
         return ImageResult(path=req.output_path, backend=self.name, model=self.model, seed=req.seed,
                            parameters=params, timings={"wall_s": round(time.perf_counter() - start, 3)})
 
@@ -545,6 +577,26 @@ def _alpha_mask(image_path: str, box: tuple[int, int, int, int]) -> bytes:
     buf = io.BytesIO()
     mask.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _outpaint_upload(path: str, width: int, height: int):
+    """(canvas PNG, OpenAI-style mask PNG: transparent on the new borders, (original scaled, box))."""
+    from PIL import Image
+
+    from tools.edit_image import outpaint_canvas
+
+    with Image.open(path) as im:
+        original = im.convert("RGB")
+    canvas, mask, box = outpaint_canvas(original, width, height)
+    alpha = Image.new("RGBA", (width, height), (0, 0, 0, 255))
+    alpha.putalpha(mask.point(lambda v: 255 - v))  # OpenAI edits paint where the mask is transparent
+    image_buf, mask_buf = io.BytesIO(), io.BytesIO()
+    canvas.save(image_buf, format="PNG")
+    alpha.save(mask_buf, format="PNG")
+    image_buf.seek(0)
+    mask_buf.seek(0)
+    keep = original.resize((box[2] - box[0], box[3] - box[1]), Image.Resampling.LANCZOS)
+    return image_buf, ("mask.png", mask_buf, "image/png"), (keep, box)
 
 
 def select_image_backend(settings) -> tuple[ImageBackend, str]:
