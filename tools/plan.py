@@ -840,7 +840,7 @@ def plan_offline(brief: Brief, settings, notes: list[str] | None = None) -> Stor
         camera = f"{FRAMING[unit.kind]}, {MOTION_WORDS[unit.motion]}"
         variables = {
             "framing": FRAMING[unit.kind].split(",")[0].capitalize(),
-            "subject": subject,
+            "subject": subject.rstrip(".!?。！？ "),  # the template ends the sentence
             "setting": _setting(unit.scene),
             "product": product if product and product not in subject else "",
             "camera": camera,
