@@ -173,6 +173,10 @@ def print_backends(settings, console) -> None:
     console.print(f"[bold]plan[/]     {planner_description(settings)}")
     console.print(f"[bold]render[/]   {chosen['image_why']}")
     console.print(f"[bold]animate[/]  {chosen['video_why']}")
+    if settings.reference or settings.anchor:
+        from tools.generate_image import reference_mode
+
+        console.print(f"[bold]refs[/]     {reference_mode(chosen['image'])}")
     if chosen["image"].name == "draft":
         console.print("[yellow]Draft mode: shots are storyboard panels, not final images.[/]")
 

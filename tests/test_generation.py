@@ -454,3 +454,13 @@ def test_outpaint_to_another_aspect_ratio_on_every_backend(models, manager, tmp_
         assert np.abs(border - (10, 120, 200)).max() < 3  # the server's painting, not the take
         sent = server.requests["/v1/images/edits"][-1]["_raw"]
         assert 'name="mask"' in sent and 'name="image"' in sent and "64x36" not in sent
+
+
+def test_reference_mode_says_how_references_are_used(models, manager):
+    from tools.generate_image import reference_mode
+
+    turbo = reference_mode(DiffusersImageBackend(models("z-image"), manager))
+    assert "no reference pipeline" in turbo and "img2img" in turbo
+    omni = reference_mode(DiffusersImageBackend(models("z-image-omni"), manager))
+    assert "ZImageOmniPipeline" in omni
+    assert "colours" in reference_mode(DraftBackend())

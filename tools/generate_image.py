@@ -599,6 +599,22 @@ def _outpaint_upload(path: str, width: int, height: int):
     return image_buf, ("mask.png", mask_buf, "image/png"), (keep, box)
 
 
+def reference_mode(backend: ImageBackend) -> str:
+    """One plain line: how this backend uses --reference images and the --anchor take."""
+    if isinstance(backend, DiffusersImageBackend):
+        from tools.edit_image import DEFAULT_STRENGTH
+
+        spec = backend.manager.spec(backend.model)
+        if "reference" in spec.pipelines:
+            return f"{backend.model} is conditioned on them through {spec.pipelines['reference']}"
+        return (f"{backend.model} has no reference pipeline: it starts img2img from the first reference at "
+                f"strength {DEFAULT_STRENGTH['reference']} (for real reference conditioning use Z-Image Omni or "
+                "Qwen-Image-Edit with --image-model)")
+    if isinstance(backend, RemoteImageBackend):
+        return "the first reference goes to the server's /v1/images/edits with the shot's prompt"
+    return "draft panels take their colours from the first reference"
+
+
 def select_image_backend(settings) -> tuple[ImageBackend, str]:
     """Pick the image backend for a run and say why, in one plain line.
 
