@@ -61,3 +61,34 @@ def test_kill_and_resume(tmp_path, kill_after):
     again = cli("run", "--resume", str(out))  # a finished run resumes to itself, rendering nothing
     assert again.returncode == 0
     assert take_stamps(out) == after
+
+
+def test_kill_after_the_anchor_then_resume(tmp_path):
+    """--anchor: killed once the anchor shot has its clip (the others not yet started); the resumed run keeps the
+    anchor's take and conditions every other shot on it."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "run", BRIEF, "--shots", "4", "--duration", "8", "--anchor", "2",
+         "--size", "320x180", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.time() + 90
+    while time.time() < deadline and not list(out.glob("clips/*.json")):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert [p.name for p in out.glob("clips/*.json")] == ["s02.json"], "the anchor must finish first"
+    before = take_stamps(out)
+
+    done = cli("run", "--resume", str(out))
+    assert done.returncode == 0, done.stderr.decode()
+    after = take_stamps(out)
+    for name, stamp in before.items():
+        assert after[name] == stamp, name
+    takes = json.loads((out / "manifest.json").read_text())["takes"]
+    anchor = next(t["path"] for t in takes if t["shot_id"] == "s02")
+    for t in takes:
+        if t["n"] == 1:  # first takes (a repair that edits its own take needs no references)
+            assert t["parameters"]["references"] == ([] if t["shot_id"] == "s02" else [anchor])
+    assert (out / "final.mp4").exists()
