@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import threading
 import time
-from typing import Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
@@ -18,6 +19,11 @@ from langgraph.types import Send, interrupt
 from agent.rundir import RunDir, write_atomic, write_json
 from agent.settings import RunSettings
 from agent.state import Clip, Critique, FilmState, Issue, ShotResult, ShotState, Storyboard, Take, Variant
+
+if TYPE_CHECKING:
+    from agent.state import Shot
+    from tools.critique import RepairPlan
+    from tools.generate_image import ImageBackend
 
 _GRADE_RANK = {"A": 0, "B": 1, "C": 2}
 _backends: dict[str, tuple] = {}
@@ -131,7 +137,6 @@ def report(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
 def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     """Render the next take of the shot (the first, or the one the repair plan asks for)."""
     from tools.critique import RepairPlan, take_seed
-    from tools.generate_image import BackendError, ImageRequest
 
     settings = runtime.context
     run = RunDir(settings.run_dir)
@@ -145,83 +150,38 @@ def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     init_image = run.take_image(shot.id, plan.init_take).as_posix() if plan and plan.init_take else None
     # A repair that edits this shot's own take needs no references; a fresh render is conditioned on them.
     references = [] if init_image else list(state.references)
-    req = ImageRequest(
-        prompt=plan.prompt if plan else shot.prompt,
-        negative_prompt=plan.negative_prompt if plan else shot.negative_prompt,
-        width=settings.width,
-        height=settings.height,
-        seed=plan.seed if plan else take_seed(settings, shot, n),
-        num_inference_steps=(plan.num_inference_steps if plan else None) or settings.num_inference_steps,
-        guidance_scale=plan.guidance_scale if plan else None,
+    take = make_take(
+        shot,
+        n,
+        plan,
+        take_seed(settings, shot, n),
+        settings,
+        backends(settings)["image"],
         output_path=run.take_image(shot.id, n).as_posix(),
-        shot=shot,
-        take=n,
+        rel_path=run.rel(run.take_image(shot.id, n)),
         init_image=init_image,
-        mask_region=plan.mask_region if plan else None,
+        references=references,
         reference_images=[run.abs(r).as_posix() for r in references],
     )
-    backend = backends(settings)["image"]
-    take = Take(
-        shot_id=shot.id,
-        n=n,
-        path=run.rel(run.take_image(shot.id, n)),
-        backend=backend.name,
-        model=backend.model,
-        seed=req.seed,
-        prompt=req.prompt,
-        negative_prompt=req.negative_prompt,
-        parent=n - 1 if plan else None,
-        repair=None if plan is None else {"actions": plan.actions, "reason": plan.reason},
-        # What was asked; the repair planner compares attempts on these so that none is repeated exactly.
-        parameters={
-            "num_inference_steps": req.num_inference_steps,
-            "guidance_scale": req.guidance_scale,
-            "mask_region": req.mask_region,
-            "init_take": plan.init_take if plan else None,
-            "references": references,
-        },
-    )
-    start = time.perf_counter()
-    try:
-        result = backend.generate(req)
-    except BackendError as err:  # the service failed this take: record it and let the loop re-shoot
-        take.error = str(err)
-        take.timings = {"wall_s": round(time.perf_counter() - start, 3)}
-    else:
-        take.backend, take.model = result.backend, result.model
-        take.parameters = {**take.parameters, **result.parameters}
-        take.timings = {"wall_s": round(time.perf_counter() - start, 3), **result.timings}
     run.save_take(take)
     return {"takes": [take], "repair_plan": None}
 
 
 def critique(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     """Score the newest take; the verdict is recorded on the take."""
-    from tools.critique import CritiqueRequest, critique_image
-
     settings = runtime.context
     run = RunDir(settings.run_dir)
     take = state.takes[-1]
     if take.critique is not None:
         return {}
-    if take.error:
-        verdict = Critique(
-            passed=False,
-            grade="C",
-            issues=[Issue(category="backend", reason=take.error, critic="backend")],
-        )
-    else:
-        verdict = critique_image(
-            CritiqueRequest(
-                image_path=run.abs(take.path).as_posix(),
-                prompt=state.shot.prompt,
-                width=settings.width,
-                height=settings.height,
-                expect_text=state.shot.expect_text,
-                reference_images=[run.abs(r).as_posix() for r in state.references],
-            ),
-            settings,
-        )
+    verdict = judge_take(
+        take,
+        run.abs(take.path).as_posix(),
+        state.shot.prompt,
+        settings,
+        expect_text=state.shot.expect_text,
+        reference_images=[run.abs(r).as_posix() for r in state.references],
+    )
     take = take.model_copy(update={"critique": verdict})
     run.save_take(take)
     return {"takes": [take]}
@@ -251,6 +211,105 @@ def best_take(takes: list[Take]) -> Take | None:
     if not usable:
         return None
     return min(usable, key=lambda t: (_GRADE_RANK[t.critique.grade], len(t.critique.issues), t.n))
+
+
+def make_take(
+    shot: Shot,
+    n: int,
+    plan: RepairPlan | None,
+    seed: int,
+    settings: RunSettings,
+    backend: ImageBackend,
+    output_path: str,
+    rel_path: str,
+    init_image: str | None = None,
+    references: Sequence[str] = (),
+    reference_images: Sequence[str] = (),
+) -> Take:
+    """Render take `n` of `shot` to `output_path` and return its record (`path` is `rel_path`).
+
+    Without a repair plan the take is the shot's prompt and negative prompt with `seed`; with one, the plan's.
+    `references` are recorded as given (run-relative in a run); `reference_images` (absolute) are sent. A backend
+    error does not raise: it is recorded as `take.error`, and the caller's loop may re-shoot.
+    """
+    from tools.generate_image import BackendError, ImageRequest
+
+    req = ImageRequest(
+        prompt=plan.prompt if plan else shot.prompt,
+        negative_prompt=plan.negative_prompt if plan else shot.negative_prompt,
+        width=settings.width,
+        height=settings.height,
+        seed=plan.seed if plan else seed,
+        num_inference_steps=(plan.num_inference_steps if plan else None) or settings.num_inference_steps,
+        guidance_scale=plan.guidance_scale if plan else None,
+        output_path=output_path,
+        shot=shot,
+        take=n,
+        init_image=init_image,
+        mask_region=plan.mask_region if plan else None,
+        reference_images=list(reference_images),
+    )
+    take = Take(
+        shot_id=shot.id,
+        n=n,
+        path=rel_path,
+        backend=backend.name,
+        model=backend.model,
+        seed=req.seed,
+        prompt=req.prompt,
+        negative_prompt=req.negative_prompt,
+        parent=n - 1 if plan else None,
+        repair=None if plan is None else {"actions": plan.actions, "reason": plan.reason},
+        # What was asked; the repair planner compares attempts on these so that none is repeated exactly.
+        parameters={
+            "num_inference_steps": req.num_inference_steps,
+            "guidance_scale": req.guidance_scale,
+            "mask_region": req.mask_region,
+            "init_take": plan.init_take if plan else None,
+            "references": list(references),
+        },
+    )
+    start = time.perf_counter()
+    try:
+        result = backend.generate(req)
+    except BackendError as err:  # the service failed this take: record it and let the loop re-shoot
+        take.error = str(err)
+        take.timings = {"wall_s": round(time.perf_counter() - start, 3)}
+    else:
+        take.backend, take.model = result.backend, result.model
+        take.parameters = {**take.parameters, **result.parameters}
+        take.timings = {"wall_s": round(time.perf_counter() - start, 3), **result.timings}
+    return take
+
+
+def judge_take(
+    take: Take,
+    image_path: str,
+    prompt: str,
+    settings: RunSettings,
+    expect_text: str | None = None,
+    reference_images: Sequence[str] = (),
+) -> Critique:
+    """The verdict on a take: grade C with a "backend" issue when it has no image, else the critics' critique."""
+    from tools.critique import CritiqueRequest, critique_image
+
+    if take.error:
+        return Critique(
+            passed=False,
+            grade="C",
+            issues=[Issue(category="backend", reason=take.error, critic="backend")],
+        )
+    return critique_image(
+        CritiqueRequest(
+            image_path=image_path,
+            prompt=prompt,
+            width=settings.width,
+            height=settings.height,
+            expect_text=expect_text,
+            reference_images=list(reference_images),
+        ),
+        settings,
+    )
 
 
 CLIP_TAKES = 2  # a failing clip (frozen, flickering, drifting) is made once more with another seed and motion

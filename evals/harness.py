@@ -26,7 +26,7 @@ from pathlib import Path
 
 from agent.rundir import write_json
 from agent.settings import RunSettings, SettingsError, resolve_size
-from agent.state import Critique, Issue, Shot, Take
+from agent.state import Shot, Take
 from evals.prompts import EvalPrompt, PromptSetError, filter_prompts, load_prompt_set, sample_prompts
 from evals.strategies import STRATEGIES, RewriteFailed, Strategy, StrategyError, check_ready, get_strategies
 
@@ -117,9 +117,8 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
     Files go under `settings.run_dir` at paths from `Unit.image_rel`. Content failures (a refused rewrite, a
     backend error) are recorded in the returned row; service outages (the chat endpoint down) raise.
     """
-    from agent.nodes import best_take
-    from tools.critique import CritiqueRequest, critique_image, plan_repair
-    from tools.generate_image import BackendError, ImageRequest
+    from agent.nodes import best_take, judge_take, make_take
+    from tools.critique import plan_repair
 
     start = time.perf_counter()
     strategy = STRATEGIES[unit.strategy]
@@ -148,59 +147,14 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
     while True:
         n = len(takes) + 1
         rel = unit.image_rel(n)
-        req = ImageRequest(
-            prompt=plan.prompt if plan else prompt,
-            negative_prompt=plan.negative_prompt if plan else "",
-            width=settings.width,
-            height=settings.height,
-            seed=plan.seed if plan else unit.seed,
-            num_inference_steps=(plan.num_inference_steps if plan else None) or settings.num_inference_steps,
-            guidance_scale=plan.guidance_scale if plan else None,
-            output_path=(out / rel).as_posix(),
-            shot=shot,
-            take=n,
-            init_image=(out / takes[plan.init_take - 1].path).as_posix() if plan and plan.init_take else None,
-            mask_region=plan.mask_region if plan else None,
-        )
-        take = Take(
-            shot_id=shot.id,
-            n=n,
-            path=rel,
-            backend=backend.name,
-            model=backend.model,
-            seed=req.seed,
-            prompt=req.prompt,
-            negative_prompt=req.negative_prompt,
-            parent=n - 1 if plan else None,
-            repair=None if plan is None else {"actions": plan.actions, "reason": plan.reason},
-        )
+        init_image = (out / takes[plan.init_take - 1].path).as_posix() if plan and plan.init_take else None
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        try:
-            result = backend.generate(req)
-        except BackendError as err:  # the service failed this take: recorded, and the loop may re-shoot
-            take.error = str(err)
-        else:
-            take.backend, take.model, take.parameters = result.backend, result.model, result.parameters
-            take.timings = dict(result.timings)
+        take = make_take(shot, n, plan, unit.seed, settings, backend, (out / rel).as_posix(), rel, init_image)
         t1 = time.perf_counter()
         timing["render_seconds"] += t1 - t0
-        if take.error:
-            take.critique = Critique(
-                passed=False,
-                grade="C",
-                issues=[Issue(category="backend", reason=take.error, critic="backend")],
-            )
-        else:
-            take.critique = critique_image(
-                CritiqueRequest(
-                    image_path=(out / rel).as_posix(),
-                    prompt=unit.item.prompt,
-                    width=settings.width,
-                    height=settings.height,
-                ),
-                settings,
-            )
+        # Judged against the original prompt: a rewrite must not be judged against its own words.
+        take.critique = judge_take(take, (out / rel).as_posix(), unit.item.prompt, settings)
         timing["critique_seconds"] += time.perf_counter() - t1
         takes.append(take)
         if take.critique.passed or n >= cap:
