@@ -1,6 +1,7 @@
 """creative-director: the command line.
 
     python main.py run "a 20-second launch film for wireless headphones"   # brief → final cut
+    python main.py redo runs/<id> --shot 3 --note "make it rain"            # re-shoot one shot, re-cut
     python main.py storyboard script.md --out DIR                           # script → storyboard sheet
     python main.py critique take.png --prompt "..." --json                  # judge existing images
     python main.py eval --prompts parti --strategies raw,template --seeds 2 --out DIR
@@ -79,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     approve = sub.add_parser("approve", help="approve (or edit storyboard.json, then approve) a waiting run")
     approve.add_argument("run_dir")
+
+    redo = sub.add_parser("redo", help="re-shoot one shot of a finished run (with a note), then re-cut")
+    redo.add_argument("run_dir")
+    redo.add_argument("--shot", type=int, required=True, metavar="N", help="the shot to re-shoot, 1-based")
+    redo.add_argument("--note", default="", help="what to change, added to the shot's prompt")
 
     board = sub.add_parser("storyboard", help="a script or brief → storyboard.json + storyboard sheet")
     board.add_argument("script", help="script or brief file ('-' for stdin)")
@@ -247,6 +253,18 @@ def cmd_approve(args, console) -> int:
     return _finish(film, console)
 
 
+def cmd_redo(args, console) -> int:
+    from agent import director
+
+    root = director.check_run_dir(args.run_dir)
+    settings = director.load_settings(root)
+    print_backends(settings, console)
+    progress = Progress(console, 1)
+    with progress.bar:
+        film = director.redo(root, args.shot, args.note, on_event=progress)
+    return _finish(film, console)
+
+
 def _finish(film, console) -> int:
     if film.waiting_for_approval:
         console.print(f"Storyboard ready for review: {film.run_dir / 'storyboard.json'}")
@@ -313,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     from agent.settings import SettingsError
     from tools.plan import BriefError, PlanError
 
-    commands = {"run": cmd_run, "approve": cmd_approve, "storyboard": cmd_storyboard, "critique": cmd_critique}
+    commands = {"run": cmd_run, "approve": cmd_approve, "redo": cmd_redo, "storyboard": cmd_storyboard,
+                "critique": cmd_critique}
     try:
         if args.command == "eval":
             from evals.harness import run_eval

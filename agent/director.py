@@ -22,12 +22,19 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from agent.graph import build_graph
-from agent.rundir import MARKER, RunDirError, load_references, read_json, save_references, write_json
+from agent.rundir import (
+    MARKER,
+    RunDir,
+    RunDirError,
+    load_references,
+    read_json,
+    save_references,
+    write_json,
+)
 from agent.settings import RunSettings
 from agent import state
 from agent.state import Brief, FilmState
 
-THREAD = {"thread_id": "film"}
 # The checkpointer restores only the state's own classes: nothing else is ever unpacked from the file.
 STATE_TYPES = [("agent.state", name) for name in state.__all__]
 
@@ -68,9 +75,14 @@ def check_run_dir(path: str | Path) -> Path:
     return p
 
 
-def _config(settings: RunSettings) -> dict:
+def _config(settings: RunSettings, thread: str = "film") -> dict:
     # Each take is 3 steps (render, critique, repair); leave room for the film graph's own steps.
-    return {"configurable": dict(THREAD), "recursion_limit": 20 + 4 * settings.max_takes}
+    return {"configurable": {"thread_id": thread}, "recursion_limit": 20 + 4 * settings.max_takes}
+
+
+def _thread(root: Path) -> str:
+    """The run's current graph thread: "film", or "redo-N" after the Nth redo (each redo is its own thread)."""
+    return read_json(root / MARKER).get("thread", "film")
 
 
 @contextmanager
@@ -86,7 +98,7 @@ def _run(graph_input, settings: RunSettings, on_event: Callable[[str, dict], Non
     root = settings.path
     with _checkpointer(root) as saver:
         graph = build_graph(saver)
-        config = _config(settings)
+        config = _config(settings, _thread(root))
         for namespace, update in graph.stream(
             graph_input, config, context=settings, stream_mode="updates", subgraphs=True
         ):
@@ -150,18 +162,63 @@ def resume(root: str | Path, on_event=None, approval=None, **overrides) -> Film:
     settings = load_settings(root, **overrides)
     brief = Brief.model_validate(read_json(root / "brief.json"))
     with _checkpointer(root) as saver:
-        snapshot = build_graph(saver).get_state(_config(settings))
-    _set_status(root, "running")
+        snapshot = build_graph(saver).get_state(_config(settings, _thread(root)))
     if approval is not None:
         graph_input = Command(resume=approval)
     elif snapshot.values and snapshot.next:
         graph_input = None  # continue where it stopped
     elif snapshot.values and not snapshot.next:
+        _set_status(root, "done")
         return Film(root, FilmState.model_validate(snapshot.values))  # already finished
     else:
         graph_input = FilmState(brief=brief)  # killed before the first checkpoint
+    _set_status(root, "running")
     return _run(graph_input, settings, on_event)
 
 
 def pending_storyboard(root: Path) -> dict:
     return json.loads((root / "storyboard.json").read_text(encoding="utf-8"))
+
+
+MAX_NOTE = 1000
+
+
+def redo(root: str | Path, shot_number: int, note: str = "", on_event=None) -> Film:
+    """Re-shoot one shot of a finished run, with an optional director's note, then re-cut.
+
+    The shot's new takes are numbered after its old ones (which stay on disk and in the manifest); the other
+    shots are reused as they are. Each redo runs as its own graph thread ("redo-N") in checkpoints.sqlite, so a
+    killed redo continues with --resume like any run.
+    """
+    root = check_run_dir(root)
+    marker = read_json(root / MARKER)
+    status = marker.get("status")
+    if status == "waiting-for-approval":
+        raise RunDirError(f"{root} is waiting for its storyboard to be approved: python main.py approve {root}")
+    if status != "done":
+        raise RunDirError(f"{root} has not finished ({status}); continue it first: python main.py run --resume {root}")
+    note = " ".join((note or "").split())
+    if len(note) > MAX_NOTE:
+        raise RunDirError(f"--note is {len(note)} characters; at most {MAX_NOTE}")
+    settings = load_settings(root)
+    with _checkpointer(root) as saver:
+        snapshot = build_graph(saver).get_state(_config(settings, _thread(root)))
+    film = FilmState.model_validate(snapshot.values)
+    shots = film.storyboard.shots
+    if not 1 <= shot_number <= len(shots):
+        raise RunDirError(f"--shot {shot_number}: this run has shots 1 to {len(shots)}")
+    shot = shots[shot_number - 1]
+    if note:
+        shot = shot.model_copy(update={"prompt": f"{shot.prompt} Director's note: {note}",
+                                       "description": f"{shot.description} ({note})"})
+    storyboard = film.storyboard.model_copy(update={"shots": [shot if s.id == shot.id else s for s in shots]})
+    write_json(root / "storyboard.json", storyboard)
+    first = 1 + max((t.n for t in RunDir(root).takes() if t.shot_id == shot.id), default=0)
+    redos = marker.get("redos", [])
+    thread = f"redo-{len(redos) + 1}"
+    redos.append({"shot": shot.id, "note": note, "thread": thread, "first_take": first, "time": time.time()})
+    marker.update(redos=redos, thread=thread, status="running", updated=time.time())
+    write_json(root / MARKER, marker)
+    graph_input = FilmState(brief=film.brief, storyboard=storyboard, approved=True, redo={shot.id: first},
+                            results=[r for r in film.results if r.shot_id != shot.id])
+    return _run(graph_input, settings, on_event)

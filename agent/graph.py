@@ -2,6 +2,8 @@
 
     plan → approve → (one `shoot` branch per shot, in parallel) → cut → report
     with --anchor N:  approve → `anchor` (shot N alone) → `shoot` (the others, conditioned on its kept take) → cut
+    `redo`: the same graph on a new thread, with the storyboard given and every other shot's result kept, so
+    `fan_out` sends only the re-shot shot (and `plan` has nothing to do)
 
     shoot:  render → critique ─┬─ passed, or takes used up ─► animate → adapt (--variants: outpaint per platform)
                  ▲             └─ failed ─► repair ─┐
@@ -45,8 +47,8 @@ def build_graph(checkpointer=None):
     g.add_node("report", nodes.report)
     g.add_edge(START, "plan")
     g.add_edge("plan", "approve")
-    g.add_conditional_edges("approve", nodes.fan_out, ["shoot", "anchor"])
-    g.add_conditional_edges("anchor", nodes.fan_out_rest, ["shoot", "cut"])
+    g.add_conditional_edges("approve", nodes.fan_out, ["shoot", "anchor", "cut"])
+    g.add_conditional_edges("anchor", nodes.fan_out, ["shoot", "cut"])
     g.add_edge("shoot", "cut")
     g.add_edge("cut", "report")
     g.add_edge("report", END)

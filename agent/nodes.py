@@ -52,6 +52,8 @@ def plan(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
     from tools.plan import plan_storyboard
 
     settings = runtime.context
+    if state.storyboard is not None:  # a redo starts from the run's storyboard: nothing to plan
+        return {}
     storyboard = plan_storyboard(state.brief, settings)
     write_json(settings.path / "storyboard.json", storyboard)
     return {"storyboard": storyboard}
@@ -73,10 +75,10 @@ def approve(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
 
 def _branch(state: FilmState, settings: RunSettings, index: int, references: list[str]) -> ShotState:
     """The branch input of shot `index`. Every clip but the last runs on under the crossfade into the next, so
-    that the cut lasts as long as the storyboard."""
-    shots = state.storyboard.shots
-    tail = settings.crossfade if index < len(shots) - 1 else 0.0
-    return ShotState(shot=shots[index], tail=tail, references=references)
+    that the cut lasts as long as the storyboard. A re-shot shot numbers its takes after its old ones."""
+    shot = state.storyboard.shots[index]
+    tail = settings.crossfade if index < len(state.storyboard.shots) - 1 else 0.0
+    return ShotState(shot=shot, tail=tail, references=references, first_take=state.redo.get(shot.id, 1))
 
 
 def anchor_index(state: FilmState, settings: RunSettings) -> int | None:
@@ -86,26 +88,22 @@ def anchor_index(state: FilmState, settings: RunSettings) -> int | None:
     return min(settings.anchor, len(state.storyboard.shots)) - 1
 
 
-def fan_out(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send]:
-    """One branch per shot, run in parallel; with --anchor, the anchor shot alone first."""
+def fan_out(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send] | str:
+    """One branch per shot that has no result yet, in parallel; with --anchor, the anchor shot alone first, and
+    the others after it, conditioned on its kept take too. (A redo leaves only the re-shot shot without one.)"""
     settings = runtime.context
+    shots = state.storyboard.shots
+    done = {r.shot_id: r for r in state.results}
+    pending = [i for i, s in enumerate(shots) if s.id not in done]
     refs = list(settings.reference)
     first = anchor_index(state, settings)
     if first is not None:
-        return [Send("anchor", _branch(state, settings, first, refs))]
-    return [Send("shoot", _branch(state, settings, i, refs)) for i in range(len(state.storyboard.shots))]
-
-
-def fan_out_rest(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send] | str:
-    """After the anchor: the other shots in parallel, conditioned on the anchor's kept take as well."""
-    settings = runtime.context
-    first = anchor_index(state, settings)
-    anchor_id = state.storyboard.shots[first].id
-    done = next((r for r in state.results if r.shot_id == anchor_id), None)
-    kept = next((t for t in done.takes if t.n == done.best), None) if done else None
-    refs = list(settings.reference) + ([kept.path] if kept else [])
-    rest = [i for i in range(len(state.storyboard.shots)) if i != first]
-    return [Send("shoot", _branch(state, settings, i, refs)) for i in rest] or "cut"
+        if first in pending:
+            return [Send("anchor", _branch(state, settings, first, refs))]
+        anchor = done[shots[first].id]
+        kept = next((t for t in anchor.takes if t.n == anchor.best), None)
+        refs += [kept.path] if kept else []
+    return [Send("shoot", _branch(state, settings, i, refs)) for i in pending] or "cut"
 
 
 def cut(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
@@ -141,7 +139,7 @@ def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     settings = runtime.context
     run = RunDir(settings.run_dir)
     shot = state.shot
-    n = len(state.takes) + 1
+    n = state.first_take + len(state.takes)
     recorded = run.load_take(shot.id, n)
     if recorded is not None:
         return {"takes": [recorded], "repair_plan": None}

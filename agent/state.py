@@ -227,6 +227,9 @@ class FilmState(BaseModel):
     storyboard: Storyboard | None = None
     approved: bool = False
     results: Annotated[list[ShotResult], merge_results] = Field(default_factory=list)
+    redo: dict[str, int] = Field(
+        default_factory=dict, description="Shots being re-shot (`redo`): shot id -> number of their first new take."
+    )
     cut: Cut | None = None
     report: str | None = None
 
@@ -239,6 +242,7 @@ class ShotState(BaseModel):
     references: list[str] = Field(
         default_factory=list, description="Run-relative images the takes are conditioned on (user refs, anchor)."
     )
+    first_take: int = Field(default=1, description="Number of the branch's first take (after a redo: the next free).")
     takes: Annotated[list[Take], merge_takes] = Field(default_factory=list)
     repair_plan: dict | None = Field(default=None, description="The next attempt (tools.critique.RepairPlan).")
     results: Annotated[list[ShotResult], merge_results] = Field(default_factory=list)

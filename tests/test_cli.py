@@ -165,3 +165,12 @@ def test_reference_that_is_not_an_image(tmp_path):
     proc = cli("run", "tea", "--reference", str(bad), "--out", str(tmp_path / "run"))
     assert_usage_error(proc, "notes.png", "not an image")
     assert not (tmp_path / "run").exists()
+
+
+def test_redo_bad_input(tmp_path):
+    assert_usage_error(cli("redo", str(tmp_path), "--shot", "1"), "not a run directory")
+    out = tmp_path / "run"
+    done = cli("run", "Tea is poured. Steam rises.", "--shots", "2", "--size", "320x180", "--out", str(out))
+    assert done.returncode == 0, done.stderr.decode()
+    assert_usage_error(cli("redo", str(out), "--shot", "9"), "--shot 9", "shots 1 to 2")
+    assert_usage_error(cli("redo", str(out), "--shot", "1", "--note", "x" * 1001), "--note", "at most 1000")

@@ -193,3 +193,35 @@ def test_unknown_variant_platform_is_refused(tmp_path):
 
     with pytest.raises(ValidationError, match="--variants: unknown 'cinemascope'"):
         settings(tmp_path, variants=["cinemascope"])
+
+
+
+def test_redo_one_shot_with_a_note_then_recut(tmp_path):
+    film = director.start(Brief(text="A kettle boils. Tea is poured. Steam rises.", lang="en"),
+                          settings(tmp_path, shots=3, duration=6.0))
+    root = film.run_dir
+    stamps = {p.name + p.parent.name: p.stat().st_mtime_ns for p in root.glob("shots/s0[13]/take-*.png")}
+    old = {r.shot_id: r for r in film.state.results}
+    cut_before = (root / "final.mp4").stat().st_mtime_ns
+
+    again = director.redo(root, 2, "  make it  rain ")
+    new = {r.shot_id: r for r in again.state.results}
+    first_new = max(t.n for t in old["s02"].takes) + 1
+    assert [t.n for t in new["s02"].takes][0] == first_new  # numbered after the old takes, which stay on disk
+    assert new["s02"].takes[0].prompt.endswith("Director's note: make it rain")
+    assert new["s02"].clip.take == new["s02"].best >= first_new  # the clip was made again from the new take
+    assert (root / "shots/s02/take-1.png").is_file()
+    for shot_id in ("s01", "s03"):  # the other shots are reused, not re-rendered
+        assert new[shot_id].best == old[shot_id].best
+    assert stamps == {p.name + p.parent.name: p.stat().st_mtime_ns for p in root.glob("shots/s0[13]/take-*.png")}
+    assert (root / "final.mp4").stat().st_mtime_ns > cut_before
+    assert "make it rain" in json.loads((root / "storyboard.json").read_text())["shots"][1]["prompt"]
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert {t["n"] for t in manifest["takes"] if t["shot_id"] == "s02"} >= {1, first_new}
+    marker = json.loads((root / "run.json").read_text())
+    assert marker["status"] == "done" and marker["thread"] == "redo-1" and marker["redos"][0]["shot"] == "s02"
+
+    assert director.resume(root).state.results == again.state.results  # a finished redo resumes to itself
+    third = director.redo(root, 2)
+    assert third.state.results[1].takes[0].n > new["s02"].best
+    assert json.loads((root / "run.json").read_text())["thread"] == "redo-2"
