@@ -165,9 +165,11 @@ def resume(root: str | Path, on_event=None, approval=None, **overrides) -> Film:
         snapshot = build_graph(saver).get_state(_config(settings, _thread(root)))
     if approval is not None:
         graph_input = Command(resume=approval)
-    elif snapshot.values and snapshot.next:
-        graph_input = None  # continue where it stopped
-    elif snapshot.values and not snapshot.next:
+    elif snapshot.values and (snapshot.next or snapshot.tasks):
+        # Continue where it stopped. `tasks` without `next`: killed after a step's tasks had saved their writes
+        # but before the next checkpoint; LangGraph applies those writes and goes on.
+        graph_input = None
+    elif snapshot.values:
         _set_status(root, "done")
         return Film(root, FilmState.model_validate(snapshot.values))  # already finished
     else:
