@@ -392,7 +392,7 @@ def _make_variant(shot, kept: Take, platform: str, settings: RunSettings, run: R
     backend = backends(settings)["image"]
     variant = None
     for attempt in range(1, VARIANT_TRIES + 1):
-        seed = kept.seed + 7919 * attempt  # differs from every take's seed and between attempts
+        seed = kept.seed + 7919 * attempt  # the variant's own seed, another on the second attempt
         variant = Variant(shot_id=shot.id, platform=platform, take=kept.n, path=run.rel(out), width=width,
                           height=height, mode="resize" if same_aspect else "outpaint", backend=backend.name,
                           model=backend.model, seed=seed, parameters={"attempt": attempt})
@@ -422,7 +422,7 @@ def _make_variant(shot, kept: Take, platform: str, settings: RunSettings, run: R
                                 expect_text=shot.expect_text),
                 settings,
             )
-            if variant.critique.passed:
+            if variant.critique.passed or same_aspect:  # a resize made again would be the same image
                 break
     return variant
 
