@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     redo = sub.add_parser("redo", help="re-shoot one shot of a finished run (with a note), then re-cut")
     redo.add_argument("run_dir")
     redo.add_argument("--shot", type=int, required=True, metavar="N", help="the shot to re-shoot, 1-based")
-    redo.add_argument("--note", default="", help="what to change, added to the shot's prompt")
+    redo.add_argument("--note", default="", help="what to change: the run's chat model (--planner llm/auto) "
+                      "rewrites the shot's prompt with it; offline it is added to the prompt")
 
     board = sub.add_parser("storyboard", help="a script or brief → storyboard.json + storyboard sheet")
     board.add_argument("script", help="script or brief file ('-' for stdin)")

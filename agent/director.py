@@ -210,15 +210,22 @@ def redo(root: str | Path, shot_number: int, note: str = "", on_event=None) -> F
     if not 1 <= shot_number <= len(shots):
         raise RunDirError(f"--shot {shot_number}: this run has shots 1 to {len(shots)}")
     shot = shots[shot_number - 1]
+    how = None
     if note:
-        shot = shot.model_copy(update={"prompt": f"{shot.prompt} Director's note: {note}",
-                                       "description": f"{shot.description} ({note})"})
+        from tools.critique import apply_note
+
+        try:
+            prompt, how = apply_note(shot, note, settings)
+        except ValueError as err:
+            raise RunDirError(str(err)) from None
+        shot = shot.model_copy(update={"prompt": prompt, "description": f"{shot.description} ({note})"})
     storyboard = film.storyboard.model_copy(update={"shots": [shot if s.id == shot.id else s for s in shots]})
     write_json(root / "storyboard.json", storyboard)
     first = 1 + max((t.n for t in RunDir(root).takes() if t.shot_id == shot.id), default=0)
     redos = marker.get("redos", [])
     thread = f"redo-{len(redos) + 1}"
-    redos.append({"shot": shot.id, "note": note, "thread": thread, "first_take": first, "time": time.time()})
+    redos.append({"shot": shot.id, "note": note, "applied": how, "thread": thread, "first_take": first,
+                  "time": time.time()})
     marker.update(redos=redos, thread=thread, status="running", updated=time.time())
     write_json(root / MARKER, marker)
     graph_input = FilmState(brief=film.brief, storyboard=storyboard, approved=True, redo={shot.id: first},

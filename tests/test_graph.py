@@ -225,3 +225,19 @@ def test_redo_one_shot_with_a_note_then_recut(tmp_path):
     third = director.redo(root, 2)
     assert third.state.results[1].takes[0].n > new["s02"].best
     assert json.loads((root / "run.json").read_text())["thread"] == "redo-2"
+
+
+def test_redo_note_is_applied_by_the_chat_model_when_one_is_configured(tmp_path):
+    rewritten = "A lighthouse at night in heavy rain, storm clouds, wet rocks, the lamp cutting through the rain"
+    with FakeOpenAI() as server:
+        answer = {"title": "Last Light", "shots": [planned_shot(i, s) for i, s in enumerate(SUBTITLES)]}
+        server.script("/v1/chat/completions", [json.dumps(answer), rewritten])
+        s = settings(tmp_path, planner="llm", llm_base_url=server.base_url, llm_model="fake-director")
+        film = director.start(BRIEF, s)
+        again = director.redo(film.run_dir, 3, "make it rain")
+        asked = server.requests["/v1/chat/completions"][-1]["messages"][-1]["content"]
+    assert "make it rain" in asked
+    s03 = next(r for r in again.state.results if r.shot_id == "s03")
+    assert s03.takes[0].prompt == rewritten
+    marker = json.loads((film.run_dir / "run.json").read_text())
+    assert marker["redos"][-1]["applied"] == "llm"

@@ -912,8 +912,10 @@ def _failing_issues(take: Take) -> list[Issue]:
     )
 
 
-def _llm_rewrite(shot: Shot, prompt: str, issues: list[Issue], settings) -> str:
-    """Ask the configured chat model for a better prompt; raises openai.APIError or ValueError on failure."""
+def _llm_rewrite(shot: Shot, prompt: str, problems: str, settings) -> str:
+    """Ask the configured chat model for a better prompt; raises openai.APIError or ValueError on failure.
+
+    `problems`: one "- category: reason" line per problem (a critic's, or a person's note)."""
     import openai
 
     key = getattr(settings, "llm_api_key", None)
@@ -923,7 +925,6 @@ def _llm_rewrite(shot: Shot, prompt: str, issues: list[Issue], settings) -> str:
         timeout=getattr(settings, "llm_timeout", 60.0),
         max_retries=getattr(settings, "llm_retries", 2),
     )
-    problems = "\n".join(f"- {i.category}: {i.reason}" for i in issues)
     resp = client.chat.completions.create(
         model=settings.llm_model,
         temperature=0,
@@ -944,6 +945,28 @@ def _llm_rewrite(shot: Shot, prompt: str, issues: list[Issue], settings) -> str:
     if not text or len(text) > 2000:
         raise ValueError(f"the rewrite is {'empty' if not text else 'too long'}")
     return text
+
+
+def apply_note(shot: Shot, note: str, settings) -> tuple[str, str]:
+    """The shot's prompt changed by a person's note (`redo --note`), and how: "llm" or "appended".
+
+    With a chat model configured (--planner llm or auto) the model rewrites the prompt as it does for a repair;
+    with --planner auto a failure falls back to appending the note. With --planner llm it raises ValueError; with
+    --planner offline the note is appended.
+    """
+    import openai
+
+    appended = f"{shot.prompt} Director's note: {note}"
+    configured = getattr(settings, "llm_base_url", None) and getattr(settings, "llm_model", None)
+    if settings.planner == "offline" or not configured:
+        return appended, "appended"
+    try:
+        return _llm_rewrite(shot, shot.prompt, f"- the director's note: {note}", settings), "llm"
+    except (openai.APIError, ValueError) as e:
+        if settings.planner == "llm":
+            raise ValueError(f"the chat model at {settings.llm_base_url} could not apply the note "
+                             f"({type(e).__name__}: {e}); try again or use --planner offline") from None
+        return appended, "appended"
 
 
 def _rule_rewrite(shot: Shot, prompt: str, issues: list[Issue]) -> str:
@@ -1037,7 +1060,8 @@ def plan_repair(shot: Shot, takes: list[Take], settings) -> RepairPlan:
             import openai
 
             try:
-                prompt = _llm_rewrite(shot, prompt, rewrite_issues, settings)
+                problems = "\n".join(f"- {i.category}: {i.reason}" for i in rewrite_issues)
+                prompt = _llm_rewrite(shot, prompt, problems, settings)
                 actions.append("rewrite-prompt-llm")
             except (openai.APIError, ValueError) as e:
                 reasons.append(f"LLM rewrite failed ({type(e).__name__}: {e}); rules used instead")
