@@ -186,7 +186,7 @@ def module_bytes(pipe) -> int:
 def fp8_layers(module) -> list[str]:
     """Names of the linear layers that FP8 pays for: both sides at least 1024 wide (the attention and MLP
     projections of the transformer blocks). Small ones (timestep and adaLN inputs, patch embedders, the final
-    layer) stay in bf16: their matmuls are too small to gain, and they carry most of the conditioning."""
+    layer) stay in bf16: their matmuls are too small to gain, and the conditioning path keeps full precision."""
     import torch
 
     return [name for name, m in module.named_modules()
