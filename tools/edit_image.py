@@ -22,6 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tools.generate_image import ImageResult
+
 EditMode = Literal["img2img", "inpaint", "reference", "outpaint"]
 
 
@@ -43,13 +45,7 @@ class EditRequest(BaseModel):
     output_path: str
 
 
-class EditResult(BaseModel):
-    path: str
-    backend: str
-    model: str
-    seed: int
-    parameters: dict = Field(default_factory=dict)
-    timings: dict[str, float] = Field(default_factory=dict)
+EditResult = ImageResult  # an edit's result has the same fields as a render's
 
 
 DEFAULT_STRENGTH = {"img2img": 0.6, "inpaint": 1.0, "reference": 0.7, "outpaint": 1.0}
