@@ -25,22 +25,32 @@ class UsageError(Exception):
 
 def _add_backend_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models and endpoints (default: offline drafts, no GPU or key needed)")
-    g.add_argument("--planner", choices=["offline", "llm", "auto"], help="offline rules, an LLM, or LLM if up")
+    g.add_argument(
+        "--planner", choices=["offline", "llm", "auto"], help="offline rules, an LLM, or LLM if up"
+    )
     g.add_argument("--llm-base-url", help="OpenAI-compatible chat endpoint, e.g. http://localhost:8000/v1")
     g.add_argument("--llm-model", help="chat model name (key from CD_LLM_API_KEY or OPENAI_API_KEY)")
     g.add_argument("--image-backend", choices=["auto", "draft", "diffusers", "remote"])
     g.add_argument("--image-model", help="diffusers model id or local folder (e.g. Tongyi-MAI/Z-Image-Turbo)")
-    g.add_argument("--image-server", help="OpenAI-compatible image server base URL (SGLang Diffusion, vLLM-Omni)")
+    g.add_argument(
+        "--image-server", help="OpenAI-compatible image server base URL (SGLang Diffusion, vLLM-Omni)"
+    )
     g.add_argument("--image-server-model", help="model name to ask the image server for")
-    g.add_argument("--image-server-timeout", type=float, help="seconds before one image request times out (120)")
+    g.add_argument(
+        "--image-server-timeout", type=float, help="seconds before one image request times out (120)"
+    )
     g.add_argument("--image-server-retries", type=int, help="retries of a failed image request (2)")
     g.add_argument("--video-backend", choices=["auto", "motion", "diffusers"])
     g.add_argument("--video-model", help="diffusers video model id or local folder (LTX-Video, Wan 2.2)")
     g.add_argument("--lora", action="append", default=None, help="LoRA style lock PATH[:weight] (repeatable)")
     g.add_argument("--gpu-memory", type=float, help="GiB of GPU memory models may keep resident")
     g.add_argument("--compile", action="store_true", default=None, help="compile the image model's blocks")
-    g.add_argument("--quantize", choices=["none", "fp8"], help="fp8: FP8 linear layers in the image model "
-                   "(torchao; GPUs with FP8 tensor cores such as H100); with --compile, the fastest setting")
+    g.add_argument(
+        "--quantize",
+        choices=["none", "fp8"],
+        help="fp8: FP8 linear layers in the image model "
+        "(torchao; GPUs with FP8 tensor cores such as H100); with --compile, the fastest setting",
+    )
     g.add_argument("--steps", type=int, dest="num_inference_steps", help="override the model's default steps")
     g.add_argument("--vlm-base-url", help="OpenAI-compatible vision endpoint for the critic")
     g.add_argument("--vlm-model", help="vision model name")
@@ -67,14 +77,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--brief", dest="brief_file", help="read the brief from a file ('-' for stdin)")
     _add_film_flags(run)
     run.add_argument("--max-takes", type=int, help="cap on takes per shot (default 3)")
-    run.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE", help="critique threshold")
+    run.add_argument(
+        "--threshold", action="append", default=[], metavar="NAME=VALUE", help="critique threshold"
+    )
     run.add_argument("--approve", action="store_true", help="stop after planning until `approve DIR`")
-    run.add_argument("--reference", action="append", default=None, metavar="IMG",
-                     help="image every shot is conditioned on: a product photo, a character (repeatable, 4 at most)")
-    run.add_argument("--variants", metavar="PLATFORMS", type=lambda v: [x for x in v.split(",") if x.strip()],
-                     help="also deliver every kept still for these platforms, outpainted: tiktok,instagram,4:5")
-    run.add_argument("--anchor", type=int, nargs="?", const=1, metavar="N",
-                     help="shoot shot N (default 1) first; its kept take conditions the other shots")
+    run.add_argument(
+        "--reference",
+        action="append",
+        default=None,
+        metavar="IMG",
+        help="image every shot is conditioned on: a product photo, a character (repeatable, 4 at most)",
+    )
+    run.add_argument(
+        "--variants",
+        metavar="PLATFORMS",
+        type=lambda v: [x for x in v.split(",") if x.strip()],
+        help="also deliver every kept still for these platforms, outpainted: tiktok,instagram,4:5",
+    )
+    run.add_argument(
+        "--anchor",
+        type=int,
+        nargs="?",
+        const=1,
+        metavar="N",
+        help="shoot shot N (default 1) first; its kept take conditions the other shots",
+    )
     run.add_argument("--resume", metavar="DIR", help="continue a stopped run; nothing recorded is made again")
     _add_backend_flags(run)
 
@@ -84,8 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     redo = sub.add_parser("redo", help="re-shoot one shot of a finished run (with a note), then re-cut")
     redo.add_argument("run_dir")
     redo.add_argument("--shot", type=int, required=True, metavar="N", help="the shot to re-shoot, 1-based")
-    redo.add_argument("--note", default="", help="what to change: the run's chat model (--planner llm/auto) "
-                      "rewrites the shot's prompt with it; offline it is added to the prompt")
+    redo.add_argument(
+        "--note",
+        default="",
+        help="what to change: the run's chat model (--planner llm/auto) "
+        "rewrites the shot's prompt with it; offline it is added to the prompt",
+    )
 
     board = sub.add_parser("storyboard", help="a script or brief → storyboard.json + storyboard sheet")
     board.add_argument("script", help="script or brief file ('-' for stdin)")
@@ -283,7 +314,7 @@ def cmd_storyboard(args, console) -> int:
     from agent import director
     from agent.report import write_storyboard_sheet
     from agent.rundir import write_json
-    from tools.plan import planner_description, plan_storyboard, read_brief
+    from tools.plan import plan_storyboard, planner_description, read_brief
 
     raw, source = read_text_arg(None, args.script, "script")
     brief = read_brief(raw, source)
@@ -332,8 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     from agent.settings import SettingsError
     from tools.plan import BriefError, PlanError
 
-    commands = {"run": cmd_run, "approve": cmd_approve, "redo": cmd_redo, "storyboard": cmd_storyboard,
-                "critique": cmd_critique}
+    commands = {
+        "run": cmd_run,
+        "approve": cmd_approve,
+        "redo": cmd_redo,
+        "storyboard": cmd_storyboard,
+        "critique": cmd_critique,
+    }
     try:
         if args.command == "eval":
             from evals.harness import run_eval

@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Callable
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
+from agent import state
 from agent.graph import build_graph
 from agent.rundir import (
     MARKER,
@@ -32,11 +33,16 @@ from agent.rundir import (
     write_json,
 )
 from agent.settings import RunSettings
-from agent import state
-from agent.state import Brief, FilmState
+from agent.state import FilmState
+from tools import film
+from tools.film import Brief
 
 # The checkpointer restores only the state's own classes: nothing else is ever unpacked from the file.
-STATE_TYPES = [("agent.state", name) for name in state.__all__]
+# Types the checkpointer may rebuild. Runs made before the vocabulary moved to tools/film.py recorded them as
+# agent.state.<Name>; agent.state still imports every one of them, so those checkpoints resume.
+STATE_TYPES = [("agent.state", name) for name in state.__all__ + film.__all__] + [
+    ("tools.film", name) for name in film.__all__
+]
 
 
 @dataclass
@@ -47,7 +53,7 @@ class Film:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return now.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
@@ -56,7 +62,9 @@ def prepare_new(out: str | None) -> Path:
     path = Path(out) if out else Path("runs") / new_run_id()
     if path.exists():
         if (path / MARKER).exists():
-            raise RunDirError(f"{path} already holds a run; continue it with --resume {path}, or pick another --out")
+            raise RunDirError(
+                f"{path} already holds a run; continue it with --resume {path}, or pick another --out"
+            )
         if not path.is_dir():
             raise RunDirError(f"--out {path} exists and is not a folder")
         if any(path.iterdir()):
@@ -99,7 +107,7 @@ def _run(graph_input, settings: RunSettings, on_event: Callable[[str, dict], Non
     with _checkpointer(root) as saver:
         graph = build_graph(saver)
         config = _config(settings, _thread(root))
-        for namespace, update in graph.stream(
+        for _namespace, update in graph.stream(
             graph_input, config, context=settings, stream_mode="updates", subgraphs=True
         ):
             if on_event:
@@ -196,9 +204,13 @@ def redo(root: str | Path, shot_number: int, note: str = "", on_event=None) -> F
     marker = read_json(root / MARKER)
     status = marker.get("status")
     if status == "waiting-for-approval":
-        raise RunDirError(f"{root} is waiting for its storyboard to be approved: python main.py approve {root}")
+        raise RunDirError(
+            f"{root} is waiting for its storyboard to be approved: python main.py approve {root}"
+        )
     if status != "done":
-        raise RunDirError(f"{root} has not finished ({status}); continue it first: python main.py run --resume {root}")
+        raise RunDirError(
+            f"{root} has not finished ({status}); continue it first: python main.py run --resume {root}"
+        )
     note = " ".join((note or "").split())
     if len(note) > MAX_NOTE:
         raise RunDirError(f"--note is {len(note)} characters; at most {MAX_NOTE}")
@@ -224,10 +236,23 @@ def redo(root: str | Path, shot_number: int, note: str = "", on_event=None) -> F
     first = 1 + max((t.n for t in RunDir(root).takes() if t.shot_id == shot.id), default=0)
     redos = marker.get("redos", [])
     thread = f"redo-{len(redos) + 1}"
-    redos.append({"shot": shot.id, "note": note, "applied": how, "thread": thread, "first_take": first,
-                  "time": time.time()})
+    redos.append(
+        {
+            "shot": shot.id,
+            "note": note,
+            "applied": how,
+            "thread": thread,
+            "first_take": first,
+            "time": time.time(),
+        }
+    )
     marker.update(redos=redos, thread=thread, status="running", updated=time.time())
     write_json(root / MARKER, marker)
-    graph_input = FilmState(brief=film.brief, storyboard=storyboard, approved=True, redo={shot.id: first},
-                            results=[r for r in film.results if r.shot_id != shot.id])
+    graph_input = FilmState(
+        brief=film.brief,
+        storyboard=storyboard,
+        approved=True,
+        redo={shot.id: first},
+        results=[r for r in film.results if r.shot_id != shot.id],
+    )
     return _run(graph_input, settings, on_event)

@@ -1,13 +1,13 @@
 """The director's graph. Wires nodes and edges, nothing else.
 
-    plan → approve → (one `shoot` branch per shot, in parallel) → cut → report
-    with --anchor N:  approve → `anchor` (shot N alone) → `shoot` (the others, conditioned on its kept take) → cut
-    `redo`: the same graph on a new thread, with the storyboard given and every other shot's result kept, so
-    `fan_out` sends only the re-shot shot (and `plan` has nothing to do)
+plan → approve → (one `shoot` branch per shot, in parallel) → cut → report
+with --anchor N:  approve → `anchor` (shot N alone) → `shoot` (the others, conditioned on its kept take) → cut
+`redo`: the same graph on a new thread, with the storyboard given and every other shot's result kept, so
+`fan_out` sends only the re-shot shot (and `plan` has nothing to do)
 
-    shoot:  render → critique ─┬─ passed, or takes used up ─► animate → adapt (--variants: outpaint per platform)
-                 ▲             └─ failed ─► repair ─┐
-                 └──────────────────────────────────┘   (at most settings.max_takes takes)
+shoot:  render → critique ─┬─ passed, or takes used up ─► animate → adapt (--variants: outpaint per platform)
+             ▲             └─ failed ─► repair ─┐
+             └──────────────────────────────────┘   (at most settings.max_takes takes)
 """
 
 from __future__ import annotations

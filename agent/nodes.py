@@ -18,11 +18,12 @@ from langgraph.types import Send, interrupt
 
 from agent.rundir import RunDir, write_atomic, write_json
 from agent.settings import RunSettings
-from agent.state import Clip, Critique, FilmState, Issue, ShotResult, ShotState, Storyboard, Take, Variant
+from agent.state import FilmState, ShotState
+from tools.film import Clip, Critique, Issue, ShotResult, Storyboard, Take, Variant
 
 if TYPE_CHECKING:
-    from agent.state import Shot
     from tools.critique import RepairPlan
+    from tools.film import Shot
     from tools.generate_image import ImageBackend
 
 _GRADE_RANK = {"A": 0, "B": 1, "C": 2}
@@ -350,7 +351,9 @@ def _animate_take(state: ShotState, kept: Take, settings: RunSettings, run: RunD
             parameters={**result.parameters, "seed": seed, "attempt": attempt, "remade_because": reason},
             timings={"wall_s": round(time.perf_counter() - start, 3), **result.timings},
         )
-        clip.critique = critique_clip(run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), settings, motion)
+        clip.critique = critique_clip(
+            run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), settings, motion
+        )
         if clip.critique.passed:
             break
         reason = "; ".join(i.reason for i in clip.critique.issues) or "clip failed its check"
@@ -371,8 +374,12 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     if clip is None or clip.take != kept.n:
         clip = _animate_take(state, kept, settings, run)
         run.save_clip(clip)
-    flagged = not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
-    return {"results": [ShotResult(shot_id=shot.id, takes=state.takes, best=kept.n, flagged=flagged, clip=clip)]}
+    flagged = (
+        not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
+    )
+    return {
+        "results": [ShotResult(shot_id=shot.id, takes=state.takes, best=kept.n, flagged=flagged, clip=clip)]
+    }
 
 
 VARIANT_TRIES = 2  # a variant that fails its critique (or the backend) is made once more with another seed
@@ -393,9 +400,19 @@ def _make_variant(shot, kept: Take, platform: str, settings: RunSettings, run: R
     variant = None
     for attempt in range(1, VARIANT_TRIES + 1):
         seed = kept.seed + 7919 * attempt  # the variant's own seed, another on the second attempt
-        variant = Variant(shot_id=shot.id, platform=platform, take=kept.n, path=run.rel(out), width=width,
-                          height=height, mode="resize" if same_aspect else "outpaint", backend=backend.name,
-                          model=backend.model, seed=seed, parameters={"attempt": attempt})
+        variant = Variant(
+            shot_id=shot.id,
+            platform=platform,
+            take=kept.n,
+            path=run.rel(out),
+            width=width,
+            height=height,
+            mode="resize" if same_aspect else "outpaint",
+            backend=backend.name,
+            model=backend.model,
+            seed=seed,
+            parameters={"attempt": attempt},
+        )
         start = time.perf_counter()
         if same_aspect:
             with Image.open(source) as im:
@@ -405,9 +422,17 @@ def _make_variant(shot, kept: Take, platform: str, settings: RunSettings, run: R
             write_atomic(out, buf.getvalue())
             variant.backend, variant.model = "resize", "lanczos"
         else:
-            req = ImageRequest(prompt=kept.prompt, negative_prompt=kept.negative_prompt, width=width, height=height,
-                               seed=seed, output_path=out.as_posix(), shot=shot, init_image=source.as_posix(),
-                               outpaint=True)
+            req = ImageRequest(
+                prompt=kept.prompt,
+                negative_prompt=kept.negative_prompt,
+                width=width,
+                height=height,
+                seed=seed,
+                output_path=out.as_posix(),
+                shot=shot,
+                init_image=source.as_posix(),
+                outpaint=True,
+            )
             try:
                 result = backend.generate(req)
             except BackendError as err:
@@ -418,8 +443,13 @@ def _make_variant(shot, kept: Take, platform: str, settings: RunSettings, run: R
         variant.timings = {"wall_s": round(time.perf_counter() - start, 3)}
         if variant.error is None:
             variant.critique = critique_image(
-                CritiqueRequest(image_path=out.as_posix(), prompt=shot.prompt, width=width, height=height,
-                                expect_text=shot.expect_text),
+                CritiqueRequest(
+                    image_path=out.as_posix(),
+                    prompt=shot.prompt,
+                    width=width,
+                    height=height,
+                    expect_text=shot.expect_text,
+                ),
                 settings,
             )
             if variant.critique.passed or same_aspect:  # a resize made again would be the same image

@@ -13,7 +13,8 @@ from pathlib import Path
 from jinja2 import Environment, StrictUndefined
 
 from agent.rundir import RunDir, write_atomic
-from agent.state import FilmState, Storyboard
+from agent.state import FilmState
+from tools.film import Storyboard
 
 _env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
@@ -123,7 +124,9 @@ def write_storyboard_sheet(storyboard: Storyboard, root: Path) -> Path:
                 shot=shot,
             )
         )
-        items.append((path, f"{shot.id} · {shot.kind} · {shot.duration:.1f}s\n{shot.subtitle or shot.description}"))
+        items.append(
+            (path, f"{shot.id} · {shot.kind} · {shot.duration:.1f}s\n{shot.subtitle or shot.description}")
+        )
     sheet = _thumb_grid(items, root / "storyboard.png")
     rows = "".join(
         f"<tr><td><img src='storyboard/{s.id}.png' width='240'></td><td><b>{s.id} · {html.escape(s.kind)}"
@@ -152,7 +155,9 @@ def write_report(state: FilmState, run: RunDir, settings) -> str:
         kept = result.best if result else None
         if kept is not None:
             grade = next(t.critique.grade for t in takes if t.n == kept)
-            sheet_items.append((run.abs(f"shots/{shot.id}/take-{kept}.png"), f"{shot.id} · take {kept} · {grade}"))
+            sheet_items.append(
+                (run.abs(f"shots/{shot.id}/take-{kept}.png"), f"{shot.id} · take {kept} · {grade}")
+            )
         shots.append(
             {
                 **shot.model_dump(),

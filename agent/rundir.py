@@ -8,16 +8,14 @@ old file or the new one, never half of one. `manifest.json` is derived from the 
 from __future__ import annotations
 
 import io
-import json
-import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 
-from pydantic import BaseModel
+from tools.files import read_json, write_atomic, write_json
+from tools.film import Clip, Take, Variant
 
-from agent.state import Clip, Take, Variant
+__all__ = ["RunDir", "RunDirError", "read_json", "write_atomic", "write_json"]
 
 SHOT_ID = re.compile(r"s\d{2,3}")
 VARIANT_NAME = re.compile(r"[a-z]{1,20}|\d{1,3}x\d{1,3}")
@@ -30,30 +28,6 @@ MAX_REFERENCE_BYTES = 50 * 1024 * 1024
 
 class RunDirError(ValueError):
     """The folder given is not usable as a run directory; the message says why."""
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj: BaseModel | dict | list) -> None:
-    if isinstance(obj, BaseModel):
-        text = obj.model_dump_json(indent=2)
-    else:
-        text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
-    write_atomic(path, text + "\n")
-
-
-def read_json(path: Path):
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def check_shot_id(shot_id: str) -> str:
@@ -131,7 +105,9 @@ class RunDir:
         if not rec.exists():
             return None
         variant = Variant.model_validate(read_json(rec))
-        if variant.take != take or (variant.error is None and not self.variant_path(shot_id, platform).exists()):
+        if variant.take != take or (
+            variant.error is None and not self.variant_path(shot_id, platform).exists()
+        ):
             return None
         return variant
 
@@ -140,7 +116,9 @@ class RunDir:
         self.write_manifest()
 
     def variants(self) -> list[Variant]:
-        return [Variant.model_validate(read_json(p)) for p in sorted(self.root.glob("shots/s*/variants/*.json"))]
+        return [
+            Variant.model_validate(read_json(p)) for p in sorted(self.root.glob("shots/s*/variants/*.json"))
+        ]
 
     def takes(self) -> list[Take]:
         out = []
@@ -170,7 +148,7 @@ def load_references(paths: list[str]) -> list:
     """
     from PIL import Image, UnidentifiedImageError
 
-    from agent.settings import SettingsError
+    from tools.errors import SettingsError
 
     if len(paths) > MAX_REFERENCES:
         raise SettingsError(f"{len(paths)} --reference images given; at most {MAX_REFERENCES}")

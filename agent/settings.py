@@ -10,9 +10,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from tools.errors import SettingsError
+
+C = TypeVar("C", bound=BaseModel)
+
+__all__ = ["PLATFORMS", "RATIO_SIZES", "RunSettings", "SettingsError", "resolve_size"]
 
 # Named platform presets: aspect ratio and the default pixel size for it.
 PLATFORMS: dict[str, tuple[str, int, int]] = {
@@ -36,10 +42,6 @@ RATIO_SIZES: dict[str, tuple[int, int]] = {
 }
 MAX_SIDE = 4096
 MIN_SIDE = 64
-
-
-class SettingsError(ValueError):
-    """A setting the user gave is wrong; the message says what and what to do."""
 
 
 def resolve_size(platform: str | None, size: str | None) -> tuple[str, int, int]:
@@ -73,7 +75,9 @@ def resolve_size(platform: str | None, size: str | None) -> tuple[str, int, int]
             raise SettingsError(f"--size {size!r} is not WIDTHxHEIGHT, e.g. 1280x720.")
         w, h = int(m[1]), int(m[2])
     if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
-        raise SettingsError(f"size {w}x{h} is out of range: each side must be between {MIN_SIDE} and {MAX_SIDE}.")
+        raise SettingsError(
+            f"size {w}x{h} is out of range: each side must be between {MIN_SIDE} and {MAX_SIDE}."
+        )
     # Video encoders (yuv420p) need even sides.
     w, h = w - w % 2, h - h % 2
     return label, w, h
@@ -87,18 +91,29 @@ class RunSettings(BaseModel):
     """Everything a run needs to know beyond the brief. Passed as the graph's context."""
 
     run_dir: str = Field(description="The run directory; every artefact is written under it.")
-    platform: str = Field(default="youtube", description="Platform preset or aspect ratio the film is made for.")
+    platform: str = Field(
+        default="youtube", description="Platform preset or aspect ratio the film is made for."
+    )
     width: int = Field(default=1280, description="Frame width in pixels.")
     height: int = Field(default=720, description="Frame height in pixels.")
     fps: int = Field(default=24, description="Frames per second of clips and the cut.")
-    shots: int | None = Field(default=None, ge=1, le=60, description="Number of shots; derived from duration if None.")
-    duration: float | None = Field(
-        default=None, gt=0, le=600, description="Film length in seconds; None: 2.5 s per shot with --shots, else 20."
+    shots: int | None = Field(
+        default=None, ge=1, le=60, description="Number of shots; derived from duration if None."
     )
-    lang: Literal["en", "zh"] | None = Field(default=None, description="Subtitle language; the brief's if None.")
+    duration: float | None = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="Film length in seconds; None: 2.5 s per shot with --shots, else 20.",
+    )
+    lang: Literal["en", "zh"] | None = Field(
+        default=None, description="Subtitle language; the brief's if None."
+    )
     style: str = Field(default="", description="Visual style words added to every image prompt.")
     seed: int = Field(default=0, description="Base seed; each shot and take derives its own from it.")
-    max_takes: int = Field(default=3, ge=1, le=10, description="Cap on takes per shot (the repair loop's cap).")
+    max_takes: int = Field(
+        default=3, ge=1, le=10, description="Cap on takes per shot (the repair loop's cap)."
+    )
     crossfade: float = Field(default=0.4, ge=0, le=2, description="Crossfade between clips, seconds.")
 
     planner: Literal["offline", "llm", "auto"] = Field(
@@ -120,7 +135,8 @@ class RunSettings(BaseModel):
     llm_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed or invalid LLM answer.")
 
     image_backend: Literal["auto", "draft", "diffusers", "remote"] = Field(
-        default_factory=lambda: _env("image_backend", "auto"), description="Which image backend renders takes."
+        default_factory=lambda: _env("image_backend", "auto"),
+        description="Which image backend renders takes.",
     )
     image_model: str | None = Field(
         default_factory=lambda: _env("image_model"), description="Diffusers model id or local folder."
@@ -128,9 +144,15 @@ class RunSettings(BaseModel):
     image_server: str | None = Field(
         default_factory=lambda: _env("image_server"), description="OpenAI-compatible image server base URL."
     )
-    image_server_model: str | None = Field(default=None, description="Model name to ask the image server for.")
-    image_server_timeout: float = Field(default=120.0, gt=0, description="Seconds before an image request times out.")
-    image_server_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed image request.")
+    image_server_model: str | None = Field(
+        default=None, description="Model name to ask the image server for."
+    )
+    image_server_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds before an image request times out."
+    )
+    image_server_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of a failed image request."
+    )
     video_backend: Literal["auto", "motion", "diffusers"] = Field(
         default_factory=lambda: _env("video_backend", "auto"), description="Which video backend makes clips."
     )
@@ -138,19 +160,24 @@ class RunSettings(BaseModel):
         default_factory=lambda: _env("video_model"), description="Diffusers video model id or local folder."
     )
     lora: list[str] = Field(default_factory=list, description="LoRA weights PATH[:weight] for style lock.")
-    gpu_memory: float | None = Field(default=None, description="GPU memory budget in GiB for resident models.")
+    gpu_memory: float | None = Field(
+        default=None, description="GPU memory budget in GiB for resident models."
+    )
     compile: bool = Field(default=False, description="torch.compile repeated blocks of the image model.")
     quantize: Literal["none", "fp8"] = Field(
-        default="none", description="fp8: FP8 linear layers in the image model's denoiser (torchao, FP8 GPUs)."
+        default="none",
+        description="fp8: FP8 linear layers in the image model's denoiser (torchao, FP8 GPUs).",
     )
     num_inference_steps: int | None = Field(default=None, description="Override the model's default steps.")
 
     vlm_base_url: str | None = Field(
-        default_factory=lambda: _env("vlm_base_url"), description="OpenAI-compatible vision endpoint for critique."
+        default_factory=lambda: _env("vlm_base_url"),
+        description="OpenAI-compatible vision endpoint for critique.",
     )
     vlm_model: str | None = Field(default_factory=lambda: _env("vlm_model"), description="Vision model name.")
     clip_model: str | None = Field(
-        default_factory=lambda: _env("clip_model"), description="open_clip model name or local folder for CLIP."
+        default_factory=lambda: _env("clip_model"),
+        description="open_clip model name or local folder for CLIP.",
     )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Critique threshold overrides.")
     approve: bool = Field(default=False, description="Stop after planning until the storyboard is approved.")
@@ -163,7 +190,9 @@ class RunSettings(BaseModel):
         description="Other platforms (presets or ratios) each kept still is also delivered for, by outpainting.",
     )
     anchor: int | None = Field(
-        default=None, ge=1, description="Shoot this shot (1-based) first; its kept take conditions all the others."
+        default=None,
+        ge=1,
+        description="Shoot this shot (1-based) first; its kept take conditions all the others.",
     )
 
     @model_validator(mode="after")
@@ -179,6 +208,12 @@ class RunSettings(BaseModel):
         if self.anchor is not None and self.shots is not None and self.anchor > self.shots:
             raise ValueError(f"--anchor {self.anchor} is past the last of {self.shots} shots")
         return self
+
+    def config(self, cls: type[C]) -> C:
+        """The small typed config a tool takes (its fields are named as the settings' fields)."""
+        return cls.model_validate(
+            {name: getattr(self, name) for name in cls.model_fields if name in type(self).model_fields}
+        )
 
     @property
     def path(self) -> Path:

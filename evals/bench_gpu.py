@@ -34,49 +34,167 @@ PROMPT = (
 )
 
 # Published configs (Tongyi-MAI/Z-Image-Turbo transformer/, text_encoder/ (Qwen3-4B), vae/).
-ZIMAGE_DIT = dict(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=3840, n_layers=30,
-                  n_refiner_layers=2, n_heads=30, n_kv_heads=30, norm_eps=1e-5, qk_norm=True, cap_feat_dim=2560,
-                  rope_theta=256.0, t_scale=1000.0, axes_dims=[32, 48, 48], axes_lens=[1536, 512, 512])
-QWEN3_4B = dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
-                num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
-                rope_theta=1000000.0, rms_norm_eps=1e-6)
-FLUX_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=[128, 256, 512, 512],
-                layers_per_block=2, down_block_types=["DownEncoderBlock2D"] * 4,
-                up_block_types=["UpDecoderBlock2D"] * 4, scaling_factor=0.3611, shift_factor=0.1159,
-                use_quant_conv=False, use_post_quant_conv=False, sample_size=1024)
+ZIMAGE_DIT = dict(
+    all_patch_size=(2,),
+    all_f_patch_size=(1,),
+    in_channels=16,
+    dim=3840,
+    n_layers=30,
+    n_refiner_layers=2,
+    n_heads=30,
+    n_kv_heads=30,
+    norm_eps=1e-5,
+    qk_norm=True,
+    cap_feat_dim=2560,
+    rope_theta=256.0,
+    t_scale=1000.0,
+    axes_dims=[32, 48, 48],
+    axes_lens=[1536, 512, 512],
+)
+QWEN3_4B = dict(
+    hidden_size=2560,
+    intermediate_size=9728,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    vocab_size=151936,
+    max_position_embeddings=40960,
+    rope_theta=1000000.0,
+    rms_norm_eps=1e-6,
+)
+FLUX_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=16,
+    block_out_channels=[128, 256, 512, 512],
+    layers_per_block=2,
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    scaling_factor=0.3611,
+    shift_factor=0.1159,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+    sample_size=1024,
+)
 # Wan-AI/Wan2.2-TI2V-5B-Diffusers transformer/ and vae/; UMT5-XXL text encoder.
-WAN5B_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48,
-                 out_channels=48, text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=30, cross_attn_norm=True,
-                 qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
-WAN22_VAE = dict(base_dim=160, decoder_base_dim=256, z_dim=48, in_channels=12, out_channels=12, is_residual=True,
-                 patch_size=2, dim_mult=[1, 2, 4, 4], num_res_blocks=2, scale_factor_spatial=16,
-                 scale_factor_temporal=4, temperal_downsample=[False, True, True],
-                 latents_mean=[0.0] * 48, latents_std=[1.0] * 48)
-UMT5_XXL = dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-                feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
-T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-              feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
+WAN5B_DIT = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=24,
+    attention_head_dim=128,
+    in_channels=48,
+    out_channels=48,
+    text_dim=4096,
+    freq_dim=256,
+    ffn_dim=14336,
+    num_layers=30,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    eps=1e-6,
+    rope_max_seq_len=1024,
+)
+WAN22_VAE = dict(
+    base_dim=160,
+    decoder_base_dim=256,
+    z_dim=48,
+    in_channels=12,
+    out_channels=12,
+    is_residual=True,
+    patch_size=2,
+    dim_mult=[1, 2, 4, 4],
+    num_res_blocks=2,
+    scale_factor_spatial=16,
+    scale_factor_temporal=4,
+    temperal_downsample=[False, True, True],
+    latents_mean=[0.0] * 48,
+    latents_std=[1.0] * 48,
+)
+UMT5_XXL = dict(
+    vocab_size=256384,
+    d_model=4096,
+    d_kv=64,
+    d_ff=10240,
+    num_layers=24,
+    num_heads=64,
+    feed_forward_proj="gated-gelu",
+    relative_attention_num_buckets=32,
+)
+T5_XXL = dict(
+    vocab_size=32128,
+    d_model=4096,
+    d_kv=64,
+    d_ff=10240,
+    num_layers=24,
+    num_heads=64,
+    feed_forward_proj="gated-gelu",
+    relative_attention_num_buckets=32,
+)
 # Lightricks/LTX-Video 0.9.x: the transformer and VAE classes' defaults are the 2B model's.
 
 TINY = dict(
-    zimage_dit=dict(ZIMAGE_DIT, dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, n_kv_heads=2, cap_feat_dim=16,
-                    axes_dims=[8, 4, 4], axes_lens=[1024, 32, 32]),
-    qwen3=dict(QWEN3_4B, hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
-               num_key_value_heads=2, head_dim=8, vocab_size=300),
-    flux_vae=dict(FLUX_VAE, block_out_channels=[32, 32], layers_per_block=1, down_block_types=["DownEncoderBlock2D"] * 2,
-                  up_block_types=["UpDecoderBlock2D"] * 2),
-    wan_dit=dict(WAN5B_DIT, num_attention_heads=2, attention_head_dim=12, text_dim=32, ffn_dim=32, num_layers=2,
-                 rope_max_seq_len=32),
+    zimage_dit=dict(
+        ZIMAGE_DIT,
+        dim=32,
+        n_layers=2,
+        n_refiner_layers=1,
+        n_heads=2,
+        n_kv_heads=2,
+        cap_feat_dim=16,
+        axes_dims=[8, 4, 4],
+        axes_lens=[1024, 32, 32],
+    ),
+    qwen3=dict(
+        QWEN3_4B,
+        hidden_size=16,
+        intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=8,
+        vocab_size=300,
+    ),
+    flux_vae=dict(
+        FLUX_VAE,
+        block_out_channels=[32, 32],
+        layers_per_block=1,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+    ),
+    wan_dit=dict(
+        WAN5B_DIT,
+        num_attention_heads=2,
+        attention_head_dim=12,
+        text_dim=32,
+        ffn_dim=32,
+        num_layers=2,
+        rope_max_seq_len=32,
+    ),
     wan_vae=dict(WAN22_VAE, base_dim=3, decoder_base_dim=None, dim_mult=[1, 1, 1, 1], num_res_blocks=1),
     t5=dict(T5_XXL, vocab_size=200, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4),
-    ltx_dit=dict(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4,
-                 attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=32),
-    ltx_vae=dict(latent_channels=8, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-                 layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1),
-                 spatio_temporal_scaling=(True, True, False, False),
-                 decoder_spatio_temporal_scaling=(True, True, False, False),
-                 decoder_inject_noise=(False, False, False, False, False), upsample_residual=(False,) * 4,
-                 upsample_factor=(1, 1, 1, 1), timestep_conditioning=False),
+    ltx_dit=dict(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=32,
+    ),
+    ltx_vae=dict(
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False,) * 4,
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+    ),
 )
 
 
@@ -182,7 +300,9 @@ class Bench:
             dit = WanTransformer3DModel(**self.cfg("wan_dit", WAN5B_DIT))
             te = UMT5EncoderModel(UMT5Config(**self.cfg("t5", UMT5_XXL)))
             vae = AutoencoderKLWan(**self.cfg("wan_vae", WAN22_VAE))
-        sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
+        sched = UniPCMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
+        )
         pipe = WanImageToVideoPipeline(t5_tokenizer(), te, vae, sched, transformer=dit, expand_timesteps=True)
         pipe.set_progress_bar_config(disable=True)
         return pipe
@@ -233,14 +353,24 @@ class Bench:
 
             def gen(batch=1, pipe=pipe, marks=marks, breakdown=False):
                 marks.clear()
-                return pipe(prompt=[PROMPT] * batch, height=size, width=size, num_inference_steps=steps,
-                            guidance_scale=0.0, generator=torch.Generator(self.device).manual_seed(0),
-                            output_type="pil", callback_on_step_end=on_step if breakdown else None)
+                return pipe(
+                    prompt=[PROMPT] * batch,
+                    height=size,
+                    width=size,
+                    num_inference_steps=steps,
+                    guidance_scale=0.0,
+                    generator=torch.Generator(self.device).manual_seed(0),
+                    output_type="pil",
+                    callback_on_step_end=on_step if breakdown else None,
+                )
 
             t0 = time.perf_counter()
             if variant == "compile":  # what --compile does
                 speed_up(pipe, compile=True)
-            elif variant in ("fp8", "fp8-all"):  # what --quantize fp8 --compile does (+ compiled VAE and encoder)
+            elif variant in (
+                "fp8",
+                "fp8-all",
+            ):  # what --quantize fp8 --compile does (+ compiled VAE and encoder)
                 speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8")
                 if variant == "fp8-all":
                     pipe.vae.decoder.compile()
@@ -278,12 +408,26 @@ class Bench:
                 self.sync()
                 end = time.perf_counter()
                 step = statistics.median(b2 - a for a, b2 in itertools.pairwise(marks))
-                encode, decode = marks[0] - start - step, end - marks[-1]  # text encoding + latents; VAE decode
-                self.row(model="Z-Image-Turbo", variant=variant, size=f"{size}x{size}", steps=steps, batch=batch,
-                         s_per_image=round(med / batch, 3), images_per_s=round(batch / med, 3),
-                         peak_gib=round(self.peak_gib(), 1), warmup_s=round(warm, 1),
-                         encode_s=round(encode, 3), s_per_step=round(step, 4), decode_s=round(decode, 3),
-                         runs=[round(t, 3) for t in times], dynamo=graphs)
+                encode, decode = (
+                    marks[0] - start - step,
+                    end - marks[-1],
+                )  # text encoding + latents; VAE decode
+                self.row(
+                    model="Z-Image-Turbo",
+                    variant=variant,
+                    size=f"{size}x{size}",
+                    steps=steps,
+                    batch=batch,
+                    s_per_image=round(med / batch, 3),
+                    images_per_s=round(batch / med, 3),
+                    peak_gib=round(self.peak_gib(), 1),
+                    warmup_s=round(warm, 1),
+                    encode_s=round(encode, 3),
+                    s_per_step=round(step, 4),
+                    decode_s=round(decode, 3),
+                    runs=[round(t, 3) for t in times],
+                    dynamo=graphs,
+                )
         return pipe
 
     # ---- video -------------------------------------------------------------------------------------------
@@ -306,9 +450,18 @@ class Bench:
             marks.clear()
             self.sync()
             start = time.perf_counter()
-            pipe(image=image, prompt=PROMPT, height=height, width=width, num_frames=frames, num_inference_steps=n,
-                 generator=torch.Generator(self.device).manual_seed(0), output_type="np",
-                 callback_on_step_end=on_step, **kw)
+            pipe(
+                image=image,
+                prompt=PROMPT,
+                height=height,
+                width=width,
+                num_frames=frames,
+                num_inference_steps=n,
+                generator=torch.Generator(self.device).manual_seed(0),
+                output_type="np",
+                callback_on_step_end=on_step,
+                **kw,
+            )
             self.sync()
             return start, time.perf_counter()
 
@@ -319,10 +472,20 @@ class Bench:
         per_step = statistics.median(step_times) if step_times else 0.0
         before = marks[0] - start - per_step  # text encoding, image encoding, latents
         after = end - marks[-1]  # VAE decode
-        self.row(model=name, variant="plain", size=f"{width}x{height}", frames=frames, steps=steps, measured_s=round(total, 2),
-                 s_per_step=round(per_step, 3), encode_s=round(before, 2), decode_s=round(after, 2),
-                 clip_s_at_full_steps=round(before + full_steps * per_step + after, 1), full_steps=full_steps,
-                 peak_gib=round(self.peak_gib(), 1))
+        self.row(
+            model=name,
+            variant="plain",
+            size=f"{width}x{height}",
+            frames=frames,
+            steps=steps,
+            measured_s=round(total, 2),
+            s_per_step=round(per_step, 3),
+            encode_s=round(before, 2),
+            decode_s=round(after, 2),
+            clip_s_at_full_steps=round(before + full_steps * per_step + after, 1),
+            full_steps=full_steps,
+            peak_gib=round(self.peak_gib(), 1),
+        )
 
     def video(self, steps: int):
         from tools.models import frame_count, round_size
@@ -351,28 +514,45 @@ class Bench:
         mm.adopt("Tongyi-MAI/Z-Image-Turbo", image_pipe)
         mm.adopt("Wan-AI/Wan2.2-TI2V-5B-Diffusers", video_pipe)
         times = []
-        for source, task in [("Wan-AI/Wan2.2-TI2V-5B-Diffusers", "i2v"), ("Tongyi-MAI/Z-Image-Turbo", "t2i")] * 2:
+        for source, task in [
+            ("Wan-AI/Wan2.2-TI2V-5B-Diffusers", "i2v"),
+            ("Tongyi-MAI/Z-Image-Turbo", "t2i"),
+        ] * 2:
             self.sync()
             t = time.perf_counter()
             mm.get(source, task)
             self.sync()
             times.append(time.perf_counter() - t)
-        self.row(model="switch image<->video", variant=f"budget {budget_gib or 'auto'} GiB",
-                 image_gib=round(module_bytes(image_pipe) / 2**30, 1),
-                 video_gib=round(module_bytes(video_pipe) / 2**30, 1),
-                 switch_s=[round(x, 3) for x in times], loads=sum(mm.load_counts.values()), events=mm.events[-6:])
+        self.row(
+            model="switch image<->video",
+            variant=f"budget {budget_gib or 'auto'} GiB",
+            image_gib=round(module_bytes(image_pipe) / 2**30, 1),
+            video_gib=round(module_bytes(video_pipe) / 2**30, 1),
+            switch_s=[round(x, 3) for x in times],
+            loads=sum(mm.load_counts.values()),
+            events=mm.events[-6:],
+        )
         torch.cuda.empty_cache() if self.device == "cuda" else None
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tiny", action="store_true", help="tiny configs on the CPU (checks the script, not speed)")
+    ap.add_argument(
+        "--tiny", action="store_true", help="tiny configs on the CPU (checks the script, not speed)"
+    )
     ap.add_argument("--zimage", action="store_true")
-    ap.add_argument("--variants", default="plain,compile,fp8,fp8-all", help="plain, compile, fp8, fp8-all, fast")
+    ap.add_argument(
+        "--variants", default="plain,compile,fp8,fp8-all", help="plain, compile, fp8, fp8-all, fast"
+    )
     ap.add_argument("--batches", default="1,2,4")
     ap.add_argument("--video", action="store_true")
-    ap.add_argument("--video-steps", type=int, default=4, help="steps actually run per clip (time per step is "
-                    "measured and the 50-step clip time computed from it)")
+    ap.add_argument(
+        "--video-steps",
+        type=int,
+        default=4,
+        help="steps actually run per clip (time per step is "
+        "measured and the 50-step clip time computed from it)",
+    )
     ap.add_argument("--switch", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="bench_gpu.json")
@@ -396,8 +576,21 @@ def main(argv: list[str] | None = None) -> int:
         print("\n| model | variant | config | result |\n|---|---|---|---|")
         for r in bench.rows:
             cfg = ", ".join(f"{k}={r[k]}" for k in ("size", "steps", "batch", "frames") if k in r)
-            res = ", ".join(f"{k}={r[k]}" for k in ("s_per_image", "images_per_s", "encode_s", "decode_s", "clip_s_at_full_steps",
-                                                     "s_per_step", "switch_s", "loads", "peak_gib") if k in r)
+            res = ", ".join(
+                f"{k}={r[k]}"
+                for k in (
+                    "s_per_image",
+                    "images_per_s",
+                    "encode_s",
+                    "decode_s",
+                    "clip_s_at_full_steps",
+                    "s_per_step",
+                    "switch_s",
+                    "loads",
+                    "peak_gib",
+                )
+                if k in r
+            )
             print(f"| {r['model']} | {r['variant']} | {cfg} | {res} |")
     return 0
 

@@ -17,11 +17,11 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent import director, nodes  # noqa: E402
-from agent.settings import RunSettings  # noqa: E402
-from agent.state import Brief, Critique, Cut, Shot, Storyboard  # noqa: E402
-from tools.animate import AnimateResult  # noqa: E402
-from tools.generate_image import ImageResult  # noqa: E402
+from agent import director, nodes
+from agent.settings import RunSettings
+from tools.animate import AnimateResult
+from tools.film import Brief, Critique, Cut, Shot, Storyboard
+from tools.generate_image import ImageResult
 
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc0000003010100"
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     run_once(2)  # warm up imports
-    print("| shots | total (median of %d) | per shot |" % args.repeat)
+    print(f"| shots | total (median of {args.repeat}) | per shot |")
     print("|---|---|---|")
     for n in args.shots:
         times = sorted(run_once(n) for _ in range(args.repeat))

@@ -33,9 +33,22 @@ EN_TEXTS = [
     "$89.99",
 ]
 ZH_TEXTS = ["限时特价", "¥199", "新品上市", "静享好声音", "买一送一", "¥1299", "夏日清凉", "全场五折"]
-WORDS = (
-    ["harbour", "dawn", "city", "rooftop", "lantern", "runner", "forest", "kitchen", "studio", "coffee", "market", "skyline", "neon", "rain"]
-)
+WORDS = [
+    "harbour",
+    "dawn",
+    "city",
+    "rooftop",
+    "lantern",
+    "runner",
+    "forest",
+    "kitchen",
+    "studio",
+    "coffee",
+    "market",
+    "skyline",
+    "neon",
+    "rain",
+]
 PALETTES = [  # background, accent, ink: light, dark (night), mid-tone and paper-white panels
     ((236, 226, 208), (200, 120, 80), (30, 30, 40)),
     ((18, 22, 40), (80, 110, 200), (235, 235, 240)),
@@ -264,7 +277,7 @@ MOODS = [
 
 def draft_shot(rng: random.Random, k: int, lang: str = "en"):
     """A storyboard shot with varied kind and mood, as the planner writes them."""
-    from agent.state import Shot
+    from tools.film import Shot
 
     desc = "城市清晨，耳机放在桌上" if lang == "zh" else f"a {' '.join(rng.sample(WORDS, 3))} scene"
     mood = rng.choice(MOODS)

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from agent.rundir import write_json
 from agent.settings import RunSettings, SettingsError, resolve_size
-from agent.state import Shot, Take
 from evals.prompts import EvalPrompt, PromptSetError, filter_prompts, load_prompt_set, sample_prompts
 from evals.strategies import STRATEGIES, RewriteFailed, Strategy, StrategyError, check_ready, get_strategies
+from tools.film import Shot, Take
 
 RESULTS = "results.jsonl"
 CONFIG = "eval.json"

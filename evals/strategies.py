@@ -21,8 +21,8 @@ from functools import cache
 from typing import Protocol
 
 from agent.settings import RunSettings
-from agent.templates import render as render_template
 from evals.prompts import EvalPrompt
+from tools.templates import render as render_template
 
 LLM_MAX_WORDS = 80
 LLM_TEMPERATURE = 0.7

@@ -64,7 +64,9 @@ def test_brief_too_long_and_binary(tmp_path):
     junk = tmp_path / "junk.bin"
     junk.write_bytes(bytes(range(256)) * 4)
     assert_usage_error(cli("run", "--brief", str(junk), "--out", str(tmp_path / "b")))
-    assert_usage_error(cli("run", "--brief", "-", "--out", str(tmp_path / "c"), stdin=b"\x00\x01\x02\xff\xfe"))
+    assert_usage_error(
+        cli("run", "--brief", "-", "--out", str(tmp_path / "c"), stdin=b"\x00\x01\x02\xff\xfe")
+    )
     assert not any((tmp_path / n).exists() for n in "abc")
 
 
@@ -116,7 +118,9 @@ def test_storyboard_command_on_a_chinese_script(tmp_path):
         "场景一 清晨的茶园\n薄雾笼罩着山坡。采茶人走进茶田。\n\n场景二 茶室\n水开了，茶叶在杯中舒展。她微笑着端起茶杯。\n",
         encoding="utf-8",
     )
-    proc = cli("storyboard", str(script), "--out", str(tmp_path / "board"), "--shots", "5", "--platform", "douyin")
+    proc = cli(
+        "storyboard", str(script), "--out", str(tmp_path / "board"), "--shots", "5", "--platform", "douyin"
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     out = tmp_path / "board"
     assert proc.stdout.decode().strip().splitlines()[-1] == str(out)
@@ -127,7 +131,9 @@ def test_storyboard_command_on_a_chinese_script(tmp_path):
     board = json.loads((out / "storyboard.json").read_text(encoding="utf-8"))
     assert [s["id"] for s in board["shots"]] == ["s01", "s02", "s03", "s04", "s05"]
     assert (board["width"], board["height"]) == (720, 1280)
-    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in s["subtitle"]) for s in board["shots"] if s["subtitle"])
+    assert all(
+        any("\u4e00" <= ch <= "\u9fff" for ch in s["subtitle"]) for s in board["shots"] if s["subtitle"]
+    )
     with Image.open(out / "storyboard.png") as sheet:
         assert sheet.height > sheet.width / 4
     assert "s05" in (out / "storyboard.html").read_text(encoding="utf-8")

@@ -13,10 +13,10 @@ from fakes import FakeOpenAI, Status
 from PIL import Image, ImageDraw, ImageFilter
 
 from agent.settings import RunSettings
-from agent.state import CriticResult, Critique, Issue, Shot, Take
 from evals.calibrate_critic import font, photo_scene, storyboard_panel, write_clip
 from tools import critique as C
 from tools.critique import CritiqueRequest, critique_clip, critique_files, critique_image, plan_repair
+from tools.film import CriticResult, Critique, Issue, Shot, Take
 
 
 @pytest.fixture

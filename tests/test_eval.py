@@ -12,7 +12,6 @@ import pytest
 from fakes import FakeOpenAI, Status
 
 from agent.settings import RunSettings
-from agent.templates import render
 from evals import harness, report, strategies
 from evals.prompts import (
     EvalPrompt,
@@ -22,6 +21,7 @@ from evals.prompts import (
     sample_prompts,
 )
 from evals.strategies import STRATEGIES, RewriteFailed, StrategyError, get_strategies, register
+from tools.templates import render
 
 
 def parse(*argv: str) -> argparse.Namespace:

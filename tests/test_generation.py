@@ -119,9 +119,18 @@ def test_z_image_edits_share_components(models, manager, tmp_path):
     results = {}
     for mode in ["img2img", "inpaint", "outpaint", "reference"]:
         width = 96 if mode == "outpaint" else 64
-        req = EditRequest(mode=mode, prompt="a red cup", image=init, mask_region=(8, 8, 40, 40),
-                          reference_images=[init], width=width, height=48, seed=1, num_inference_steps=2,
-                          output_path=str(tmp_path / f"{mode}.png"))
+        req = EditRequest(
+            mode=mode,
+            prompt="a red cup",
+            image=init,
+            mask_region=(8, 8, 40, 40),
+            reference_images=[init],
+            width=width,
+            height=48,
+            seed=1,
+            num_inference_steps=2,
+            output_path=str(tmp_path / f"{mode}.png"),
+        )
         results[mode] = edit_image(req, manager, src)
         assert Image.open(results[mode].path).size == (width, 48)
     assert results["img2img"].parameters["pipeline"] == "ZImageImg2ImgPipeline"
@@ -130,7 +139,9 @@ def test_z_image_edits_share_components(models, manager, tmp_path):
     # Outpainting to a wider frame keeps the original take, scaled, exactly in the middle.
     x0, y0, x1, y1 = results["outpaint"].parameters["kept_box"]
     kept = _pixels(results["outpaint"].path)[y0:y1, x0:x1]
-    original = np.asarray(Image.open(init).resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS), dtype=np.int16)
+    original = np.asarray(
+        Image.open(init).resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS), dtype=np.int16
+    )
     assert np.abs(kept - original).max() <= 1
     # One load; the task pipelines were derived with from_pipe and hold the very same modules.
     assert manager.load_counts[src] == 1
@@ -142,20 +153,39 @@ def test_z_image_edits_share_components(models, manager, tmp_path):
 def test_backend_routes_edit_requests(models, manager, tmp_path):
     backend = DiffusersImageBackend(models("z-image"), manager, num_inference_steps=2)
     init = _png(tmp_path / "take.png", size=(64, 64))
-    res = backend.generate(ImageRequest(prompt="cup", width=64, height=64, seed=0, init_image=init,
-                                        mask_region=(0, 0, 32, 32), output_path=str(tmp_path / "fix.png")))
+    res = backend.generate(
+        ImageRequest(
+            prompt="cup",
+            width=64,
+            height=64,
+            seed=0,
+            init_image=init,
+            mask_region=(0, 0, 32, 32),
+            output_path=str(tmp_path / "fix.png"),
+        )
+    )
     assert res.parameters["mode"] == "inpaint" and res.parameters["mask_region"] == [0, 0, 32, 32]
 
 
 def test_qwen_image_and_qwen_image_edit_reference(models, tmp_path):
     manager = ModelManager(device="cpu")
     qwen = DiffusersImageBackend(models("qwen-image"), manager, num_inference_steps=2)
-    res = qwen.generate(ImageRequest(prompt="a poster", width=64, height=64, seed=0, output_path=str(tmp_path / "q.png")))
+    res = qwen.generate(
+        ImageRequest(prompt="a poster", width=64, height=64, seed=0, output_path=str(tmp_path / "q.png"))
+    )
     assert res.parameters["pipeline"] == "QwenImagePipeline" and "true_cfg_scale" in res.parameters
     edit = DiffusersImageBackend(models("qwen-image-edit"), manager, num_inference_steps=2)
     ref = _png(tmp_path / "ref.png", size=(64, 64))
-    res = edit.generate(ImageRequest(prompt="the same cup, now blue", width=64, height=64, seed=0,
-                                     reference_images=[ref], output_path=str(tmp_path / "e.png")))
+    res = edit.generate(
+        ImageRequest(
+            prompt="the same cup, now blue",
+            width=64,
+            height=64,
+            seed=0,
+            reference_images=[ref],
+            output_path=str(tmp_path / "e.png"),
+        )
+    )
     assert res.parameters["reference_mode"] == "QwenImageEditPipeline"
     assert Image.open(res.path).size == (64, 64)
 
@@ -163,9 +193,20 @@ def test_qwen_image_and_qwen_image_edit_reference(models, tmp_path):
 def test_z_image_omni_reference(models, tmp_path):
     manager = ModelManager(device="cpu")
     ref = _png(tmp_path / "ref.png", size=(64, 64))
-    res = edit_image(EditRequest(mode="reference", prompt="the product on a beach", reference_images=[ref], width=64,
-                                 height=64, seed=0, num_inference_steps=2, output_path=str(tmp_path / "o.png")),
-                     manager, models("z-image-omni"))
+    res = edit_image(
+        EditRequest(
+            mode="reference",
+            prompt="the product on a beach",
+            reference_images=[ref],
+            width=64,
+            height=64,
+            seed=0,
+            num_inference_steps=2,
+            output_path=str(tmp_path / "o.png"),
+        ),
+        manager,
+        models("z-image-omni"),
+    )
     assert res.parameters["reference_mode"] == "ZImageOmniPipeline"
     assert Image.open(res.path).size == (64, 64)
 
@@ -206,8 +247,16 @@ def test_manager_out_of_memory_retries_once_then_raises(models, tmp_path):
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return kw
 
-    out = manager.run(src, "t2i", prompt="cup", height=32, width=32, num_inference_steps=2, guidance_scale=0.0,
-                      callback_on_step_end=oom_once)
+    out = manager.run(
+        src,
+        "t2i",
+        prompt="cup",
+        height=32,
+        width=32,
+        num_inference_steps=2,
+        guidance_scale=0.0,
+        callback_on_step_end=oom_once,
+    )
     assert out.images[0].size == (32, 32)
     assert f"oom {src}" in manager.events
 
@@ -215,7 +264,9 @@ def test_manager_out_of_memory_retries_once_then_raises(models, tmp_path):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
     with pytest.raises(OutOfMemory):
-        manager.run(src, "t2i", prompt="cup", height=32, width=32, num_inference_steps=2, callback_on_step_end=always)
+        manager.run(
+            src, "t2i", prompt="cup", height=32, width=32, num_inference_steps=2, callback_on_step_end=always
+        )
 
 
 def test_lora_load_weight_and_unload(models, tmp_path):
@@ -227,19 +278,31 @@ def test_lora_load_weight_and_unload(models, tmp_path):
     src = models("z-image")
     transformer = ZImageTransformer2DModel.from_pretrained(src, subfolder="transformer")
     torch.manual_seed(0)
-    transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v"],
-                                       init_lora_weights=False))
+    transformer.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False)
+    )
     with torch.no_grad():
         for name, p in transformer.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.5)  # strong enough to change a 2-step tiny render
-    ZImagePipeline.save_lora_weights(tmp_path / "style", transformer_lora_layers=get_peft_model_state_dict(transformer))
+    ZImagePipeline.save_lora_weights(
+        tmp_path / "style", transformer_lora_layers=get_peft_model_state_dict(transformer)
+    )
     lora_file = tmp_path / "style" / "pytorch_lora_weights.safetensors"
     assert lora_file.exists()
 
     def render(manager):
-        out = manager.run(src, "t2i", prompt="cup", height=32, width=32, num_inference_steps=2, guidance_scale=0.0,
-                          generator=manager.generator(0), output_type="np")
+        out = manager.run(
+            src,
+            "t2i",
+            prompt="cup",
+            height=32,
+            width=32,
+            num_inference_steps=2,
+            guidance_scale=0.0,
+            generator=manager.generator(0),
+            output_type="np",
+        )
         return out.images[0]
 
     base = render(ModelManager(device="cpu"))
@@ -271,8 +334,18 @@ def test_video_backends_frames_size_fps(models, tmp_path, name, task):
     manager = ModelManager(device="cpu")
     still = _png(tmp_path / "still.png", size=(72, 40))
     backend = DiffusersVideoBackend(models(name), manager, num_inference_steps=2)
-    res = backend.animate(AnimateRequest(image_path=still, output_path=str(tmp_path / "clip.mp4"), prompt="a cup",
-                                         duration=0.75, fps=8, width=72, height=40, seed=1))
+    res = backend.animate(
+        AnimateRequest(
+            image_path=still,
+            output_path=str(tmp_path / "clip.mp4"),
+            prompt="a cup",
+            duration=0.75,
+            fps=8,
+            width=72,
+            height=40,
+            seed=1,
+        )
+    )
     assert res.parameters["task"] == task and res.backend == "diffusers" and res.model == models(name)
     step = spec_for(models(name)).frame_step
     assert (res.parameters["generated_frames"] - 1) % step == 0
@@ -304,14 +377,18 @@ def test_remote_backend_success_errors_and_timeout(tmp_path):
         server.script("/v1/images/generations", [Status(500)])
         with pytest.raises(BackendError, match="HTTP 500"):
             backend.generate(req)
-        server.script("/v1/images/generations",
-                      [Status(400, {"error": {"message": "content policy violation", "code": "content_policy"}})])
+        server.script(
+            "/v1/images/generations",
+            [Status(400, {"error": {"message": "content policy violation", "code": "content_policy"}})],
+        )
         with pytest.raises(BackendError, match="refused.*content policy"):
             backend.generate(req)
         server.script("/v1/images/generations", [{"created": 0, "data": []}])
         with pytest.raises(BackendError, match="without an image"):
             backend.generate(req)
-        server.script("/v1/images/generations", [Delay(3, {"created": 0, "data": [{"b64_json": _b64_png()}]})])
+        server.script(
+            "/v1/images/generations", [Delay(3, {"created": 0, "data": [{"b64_json": _b64_png()}]})]
+        )
         start = time.monotonic()
         with pytest.raises(BackendError, match="timed out"):
             backend.generate(req)
@@ -336,7 +413,9 @@ def test_selection(models, tmp_path):
     video, why = select_video_backend(s)
     assert isinstance(video, DiffusersVideoBackend) and video.model == models("ltx-i2v")
     assert video.manager is image.manager  # one ModelManager per process
-    image, why = select_image_backend(RunSettings(run_dir=str(tmp_path), image_server="http://127.0.0.1:9/v1"))
+    image, why = select_image_backend(
+        RunSettings(run_dir=str(tmp_path), image_server="http://127.0.0.1:9/v1")
+    )
     assert isinstance(image, RemoteImageBackend)
     image, why = select_image_backend(RunSettings(run_dir=str(tmp_path)))
     assert isinstance(image, DraftBackend) and "no --image-model" in why
@@ -345,16 +424,39 @@ def test_selection(models, tmp_path):
 def test_main_run_end_to_end_with_tiny_models(models, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "main.py", "run", "a red cup on a desk, then a close-up", "--shots", "2",
-           "--duration", "3", "--image-model", models("z-image"), "--video-model", models("ltx-i2v"),
-           "--size", "64x64", "--steps", "2", "--max-takes", "1", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "main.py",
+        "run",
+        "a red cup on a desk, then a close-up",
+        "--shots",
+        "2",
+        "--duration",
+        "3",
+        "--image-model",
+        models("z-image"),
+        "--video-model",
+        models("ltx-i2v"),
+        "--size",
+        "64x64",
+        "--steps",
+        "2",
+        "--max-takes",
+        "1",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["takes"] and all(t["backend"] == "diffusers" and t["model"] == models("z-image")
-                                     for t in manifest["takes"] if not t.get("error"))
-    assert manifest["clips"] and all(c["backend"] == "diffusers" and c["model"] == models("ltx-i2v")
-                                     for c in manifest["clips"])
+    assert manifest["takes"] and all(
+        t["backend"] == "diffusers" and t["model"] == models("z-image")
+        for t in manifest["takes"]
+        if not t.get("error")
+    )
+    assert manifest["clips"] and all(
+        c["backend"] == "diffusers" and c["model"] == models("ltx-i2v") for c in manifest["clips"]
+    )
     assert (out / "final.mp4").exists()
 
 
@@ -364,23 +466,53 @@ def test_fp8_layers_are_the_block_projections():
 
     from tools.models import fp8_layers
 
-    dit = ZImageTransformer2DModel(dim=1024, n_layers=1, n_refiner_layers=1, n_heads=8, n_kv_heads=8,
-                                   cap_feat_dim=64, axes_dims=[32, 48, 48], axes_lens=[64, 32, 32])
+    dit = ZImageTransformer2DModel(
+        dim=1024,
+        n_layers=1,
+        n_refiner_layers=1,
+        n_heads=8,
+        n_kv_heads=8,
+        cap_feat_dim=64,
+        axes_dims=[32, 48, 48],
+        axes_lens=[64, 32, 32],
+    )
     blocks = ["layers.0", "noise_refiner.0", "context_refiner.0"]
-    parts = ["attention.to_q", "attention.to_k", "attention.to_v", "attention.to_out.0",
-             "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"]
+    parts = [
+        "attention.to_q",
+        "attention.to_k",
+        "attention.to_v",
+        "attention.to_out.0",
+        "feed_forward.w1",
+        "feed_forward.w2",
+        "feed_forward.w3",
+    ]
     assert set(fp8_layers(dit)) == {f"{b}.{p}" for b in blocks for p in parts}
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without FP8")
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks the refusal on a machine without FP8"
+)
 def test_fp8_refused_without_an_fp8_gpu(models, tmp_path):
     from tools.models import speed_up
 
     pipe = ModelManager(device="cpu").get(models("z-image"))
     with pytest.raises(RuntimeError, match="compute capability 8.9"):
         speed_up(pipe, quantize="fp8")
-    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "run", "tea", "--quantize", "fp8",
-                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "run",
+            "tea",
+            "--quantize",
+            "fp8",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "--quantize fp8 needs a CUDA GPU" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
 
@@ -403,7 +535,9 @@ def test_defaults_chosen_only_with_a_gpu_and_cached_weights(tmp_path, monkeypatc
         (folder / "refs").mkdir()
         (folder / "refs" / "main").write_text("abc")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
-    monkeypatch.setattr(tools.models, "_MANAGER", ModelManager(device="cpu"))  # no real GPU behind the fake one
+    monkeypatch.setattr(
+        tools.models, "_MANAGER", ModelManager(device="cpu")
+    )  # no real GPU behind the fake one
     settings = RunSettings(run_dir=str(tmp_path))
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -421,15 +555,29 @@ def test_defaults_chosen_only_with_a_gpu_and_cached_weights(tmp_path, monkeypatc
     (hub / f"models--{DEFAULT_VIDEO_MODEL.replace('/', '--')}" / "refs" / "main").unlink()  # weights gone
     assert select_video_backend(settings)[0].name == "motion"
 
-    remote, _ = select_image_backend(settings.model_copy(update={
-        "image_server": "http://127.0.0.1:9/v1", "image_server_timeout": 1.5, "image_server_retries": 0}))
+    remote, _ = select_image_backend(
+        settings.model_copy(
+            update={
+                "image_server": "http://127.0.0.1:9/v1",
+                "image_server_timeout": 1.5,
+                "image_server_retries": 0,
+            }
+        )
+    )
     assert (remote.client.timeout, remote.client.max_retries) == (1.5, 0)
 
 
 def test_outpaint_to_another_aspect_ratio_on_every_backend(models, manager, tmp_path):
     """A 16:9 take delivered at 9:16: exact size, the take's own pixels kept in the middle, new borders painted."""
     take = _png(tmp_path / "take.png", size=(64, 36))
-    ask = {"prompt": "a red cup on a desk", "width": 36, "height": 64, "seed": 1, "init_image": take, "outpaint": True}
+    ask = {
+        "prompt": "a red cup on a desk",
+        "width": 36,
+        "height": 64,
+        "seed": 1,
+        "init_image": take,
+        "outpaint": True,
+    }
 
     def check(res):
         assert res.parameters["mode"] == "outpaint"
@@ -441,8 +589,11 @@ def test_outpaint_to_another_aspect_ratio_on_every_backend(models, manager, tmp_
         assert np.abs(pixels[y0:y1, x0:x1] - original).max() <= 1
         return pixels[:y0].reshape(-1, 3).mean(0)  # the painted top border
 
-    check(DiffusersImageBackend(models("z-image"), manager, num_inference_steps=2).generate(
-        ImageRequest(**ask, output_path=str(tmp_path / "d.png"))))
+    check(
+        DiffusersImageBackend(models("z-image"), manager, num_inference_steps=2).generate(
+            ImageRequest(**ask, output_path=str(tmp_path / "d.png"))
+        )
+    )
     res = DraftBackend().generate(ImageRequest(**ask, output_path=str(tmp_path / "draft.png")))
     check(res)
     assert res.parameters["fill"] == "blurred-stretch"

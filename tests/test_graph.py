@@ -9,8 +9,8 @@ from PIL import Image
 
 from agent import director
 from agent.settings import RunSettings
-from agent.state import Brief
 from tools.cut import probe
+from tools.film import Brief
 
 BRIEF = Brief(text="A short film about a lighthouse keeper's last night.", lang="en")
 
@@ -150,8 +150,10 @@ def test_anchor_shot_first_then_the_others_conditioned_on_its_kept_take(tmp_path
         assert g > r and g > b, "the reference's green did not carry into the panel"
     assert (root / "final.mp4").is_file()
 
-    plain = director.start(Brief(text="A forest at night. A fox runs. The moon rises.", lang="en"),
-                           settings(tmp_path / "plain", shots=3))
+    plain = director.start(
+        Brief(text="A forest at night. A fox runs. The moon rises.", lang="en"),
+        settings(tmp_path / "plain", shots=3),
+    )
     for r in plain.state.results:
         assert all(t.parameters["references"] == [] for t in r.takes)
         red, green_, blue = _mean_rgb(plain.run_dir / r.takes[0].path)
@@ -165,7 +167,11 @@ def test_variants_for_other_platforms_are_outpainted_critiqued_and_recorded(tmp_
     root = film.run_dir
     manifest = json.loads((root / "manifest.json").read_text())
     assert sorted((v["shot_id"], v["platform"]) for v in manifest["variants"]) == [
-        ("s01", "16:9"), ("s01", "tiktok"), ("s02", "16:9"), ("s02", "tiktok")]
+        ("s01", "16:9"),
+        ("s01", "tiktok"),
+        ("s02", "16:9"),
+        ("s02", "tiktok"),
+    ]
     for result in film.state.results:
         by_platform = {v.platform: v for v in result.variants}
         tiktok, wide = by_platform["tiktok"], by_platform["16:9"]
@@ -195,10 +201,11 @@ def test_unknown_variant_platform_is_refused(tmp_path):
         settings(tmp_path, variants=["cinemascope"])
 
 
-
 def test_redo_one_shot_with_a_note_then_recut(tmp_path):
-    film = director.start(Brief(text="A kettle boils. Tea is poured. Steam rises.", lang="en"),
-                          settings(tmp_path, shots=3, duration=6.0))
+    film = director.start(
+        Brief(text="A kettle boils. Tea is poured. Steam rises.", lang="en"),
+        settings(tmp_path, shots=3, duration=6.0),
+    )
     root = film.run_dir
     stamps = {p.name + p.parent.name: p.stat().st_mtime_ns for p in root.glob("shots/s0[13]/take-*.png")}
     old = {r.shot_id: r for r in film.state.results}
@@ -213,7 +220,9 @@ def test_redo_one_shot_with_a_note_then_recut(tmp_path):
     assert (root / "shots/s02/take-1.png").is_file()
     for shot_id in ("s01", "s03"):  # the other shots are reused, not re-rendered
         assert new[shot_id].best == old[shot_id].best
-    assert stamps == {p.name + p.parent.name: p.stat().st_mtime_ns for p in root.glob("shots/s0[13]/take-*.png")}
+    assert stamps == {
+        p.name + p.parent.name: p.stat().st_mtime_ns for p in root.glob("shots/s0[13]/take-*.png")
+    }
     assert (root / "final.mp4").stat().st_mtime_ns > cut_before
     assert "make it rain" in json.loads((root / "storyboard.json").read_text())["shots"][1]["prompt"]
     manifest = json.loads((root / "manifest.json").read_text())
@@ -228,7 +237,9 @@ def test_redo_one_shot_with_a_note_then_recut(tmp_path):
 
 
 def test_redo_note_is_applied_by_the_chat_model_when_one_is_configured(tmp_path):
-    rewritten = "A lighthouse at night in heavy rain, storm clouds, wet rocks, the lamp cutting through the rain"
+    rewritten = (
+        "A lighthouse at night in heavy rain, storm clouds, wet rocks, the lamp cutting through the rain"
+    )
     with FakeOpenAI() as server:
         answer = {"title": "Last Light", "shots": [planned_shot(i, s) for i, s in enumerate(SUBTITLES)]}
         server.script("/v1/chat/completions", [json.dumps(answer), rewritten])

@@ -17,9 +17,9 @@ from PIL import Image
 
 from agent.rundir import RunDir
 from agent.settings import RunSettings
-from agent.state import Clip, Shot
 from tools.animate import MOTIONS, AnimateRequest, MotionBackend, select_video_backend
 from tools.cut import clean_subtitle, cut_film, probe, subtitle_cues, subtitle_font_px, to_srt
+from tools.film import Clip, Shot
 from tools.fonts import FONT_FAMILY, display_units, font_path, fontconfig_env, pil_font, wrap_text
 from tools.generate_image import DraftBackend, ImageRequest, pick_palette, select_image_backend
 

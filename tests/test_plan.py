@@ -14,7 +14,6 @@ import pytest
 from fakes import Delay, FakeOpenAI, Status
 
 from agent.settings import RunSettings
-from agent.templates import render
 from tools.plan import (
     MAX_BRIEF_CHARS,
     MIN_SHOT_SECONDS,
@@ -26,6 +25,7 @@ from tools.plan import (
     read_brief,
     split_beats,
 )
+from tools.templates import render
 
 CHAT = "/v1/chat/completions"
 CJK = re.compile(r"[\u4e00-\u9fff]")

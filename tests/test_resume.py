@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from test_cli import ROOT, cli
 
-BRIEF = "Morning in a small bakery. The baker shapes the dough. Bread comes out of the oven. A customer smiles."
+BRIEF = (
+    "Morning in a small bakery. The baker shapes the dough. Bread comes out of the oven. A customer smiles."
+)
 
 
 def start_run(out: Path) -> subprocess.Popen:
@@ -39,10 +41,7 @@ def test_kill_and_resume(tmp_path, kill_after):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    recorded = {
-        p.with_suffix(".png").relative_to(out).as_posix()
-        for p in out.glob("shots/*/take-*.json")
-    }
+    recorded = {p.with_suffix(".png").relative_to(out).as_posix() for p in out.glob("shots/*/take-*.json")}
     before = take_stamps(out)
     assert recorded, "the run was killed before any take was recorded; the test did not test anything"
     assert not (out / "final.mp4").exists()
@@ -103,13 +102,17 @@ def test_resume_continues_when_a_step_finished_but_its_checkpoint_was_not_writte
     from agent import director
 
     out = tmp_path / "run"
-    assert cli("run", "Tea is poured.", "--shots", "1", "--size", "320x180", "--out", str(out)).returncode == 0
+    assert (
+        cli("run", "Tea is poured.", "--shots", "1", "--size", "320x180", "--out", str(out)).returncode == 0
+    )
     values = {"brief": {"text": "Tea is poured.", "lang": "en"}}
     continued = []
     monkeypatch.setattr(director, "_run", lambda graph_input, *a, **k: continued.append(graph_input) or "ran")
     for tasks, expect_run in [((SimpleNamespace(name="anchor"),), True), ((), False)]:
         snap = SimpleNamespace(values=values, next=(), tasks=tasks)
-        monkeypatch.setattr(director, "build_graph", lambda saver, s=snap: SimpleNamespace(get_state=lambda c: s))
+        monkeypatch.setattr(
+            director, "build_graph", lambda saver, s=snap: SimpleNamespace(get_state=lambda c: s)
+        )
         result = director.resume(out)
         assert (result == "ran") is expect_run
         if expect_run:

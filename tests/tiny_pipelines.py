@@ -38,7 +38,9 @@ def qwen_tokenizer():
     from transformers import Qwen2Tokenizer
 
     vocab = {c: i for i, c in enumerate(sorted(ByteLevel.alphabet()))}
-    tok = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok = Qwen2Tokenizer(
+        vocab=vocab, merges=[], unk_token=None, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
     tok.add_special_tokens({"additional_special_tokens": QWEN_SPECIALS})
     tok.chat_template = QWEN_CHAT_TEMPLATE
     return tok
@@ -170,7 +172,13 @@ def _qwen_vl_text_encoder(tok):
             "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
             "rope_theta": 1000000.0,
         },
-        vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16},
+        vision_config={
+            "depth": 1,
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_heads": 2,
+            "out_hidden_size": 16,
+        },
         hidden_size=16,
         vocab_size=len(tok),
         vision_start_token_id=ids["<|vision_start|>"],
@@ -216,7 +224,11 @@ def build_qwen_image(path: Path) -> None:
     tok = qwen_tokenizer()
     transformer, vae, scheduler = _qwen_image_parts()
     pipe = QwenImagePipeline(
-        scheduler=scheduler, vae=vae, text_encoder=_qwen_vl_text_encoder(tok), tokenizer=tok, transformer=transformer
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=_qwen_vl_text_encoder(tok),
+        tokenizer=tok,
+        transformer=transformer,
     )
     pipe.save_pretrained(path)
 
@@ -251,7 +263,13 @@ def _t5_encoder(tok, cls_name: str = "T5EncoderModel"):
 
     config_cls = transformers.UMT5Config if cls_name.startswith("UMT5") else transformers.T5Config
     cfg = config_cls(
-        vocab_size=len(tok), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8
+        vocab_size=len(tok),
+        d_model=32,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
     )
     return getattr(transformers, cls_name)(cfg)
 
@@ -339,8 +357,9 @@ def build_wan_t2v(path: Path) -> None:
 
     torch.manual_seed(0)
     tok = t5_tokenizer()
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
     pipe = WanPipeline(
         tokenizer=tok,
         text_encoder=_t5_encoder(tok, "UMT5EncoderModel"),

@@ -7,12 +7,11 @@ Backends:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import os
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -202,8 +201,13 @@ class DiffusersVideoBackend(VideoBackend):
         needed, frames = frame_count(req.duration, req.fps, spec.frame_step)
         gw, gh = round_size(req.width, req.height, spec.size_multiple)
         kw = call_kwargs(spec, req.prompt, req.negative_prompt, self.num_inference_steps, None)
-        kw.update(height=gh, width=gw, num_frames=frames, generator=self.manager.generator(req.seed),
-                  output_type="np")
+        kw.update(
+            height=gh,
+            width=gw,
+            num_frames=frames,
+            generator=self.manager.generator(req.seed),
+            output_type="np",
+        )
         task = "i2v" if "i2v" in spec.pipelines else "t2v"
         if task == "i2v":
             with Image.open(req.image_path) as im:
@@ -214,21 +218,42 @@ class DiffusersVideoBackend(VideoBackend):
             video = self.manager.run(self.model, task, **kw).frames[0][:needed]
         except OutOfMemory as e:
             raise BackendError(str(e)) from e
-        clip = [np.asarray(fit_to(Image.fromarray((np.clip(f, 0, 1) * 255).astype("uint8")), req.width, req.height))
-                for f in video]
+        clip = [
+            np.asarray(
+                fit_to(Image.fromarray((np.clip(f, 0, 1) * 255).astype("uint8")), req.width, req.height)
+            )
+            for f in video
+        ]
         Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
         # H.264 at exactly the asked size: macro_block_size=1 stops imageio from padding to multiples of 16.
-        writer = imageio_ffmpeg.write_frames(req.output_path, (req.width, req.height), fps=req.fps, codec="libx264",
-                                             pix_fmt_out="yuv420p", macro_block_size=1, quality=8)
+        writer = imageio_ffmpeg.write_frames(
+            req.output_path,
+            (req.width, req.height),
+            fps=req.fps,
+            codec="libx264",
+            pix_fmt_out="yuv420p",
+            macro_block_size=1,
+            quality=8,
+        )
         writer.send(None)
         for frame in clip:
             writer.send(np.ascontiguousarray(frame))
         writer.close()
         params = {k: v for k, v in kw.items() if isinstance(v, (int, float, str)) and k != "prompt"}
-        params.update(task=task, pipeline=spec.pipelines[task], generated_size=[gw, gh], generated_frames=frames,
-                      frames=len(clip))
-        return AnimateResult(path=req.output_path, backend=self.name, model=self.model, parameters=params,
-                             timings={"wall_s": round(time.perf_counter() - start, 3)})
+        params.update(
+            task=task,
+            pipeline=spec.pipelines[task],
+            generated_size=[gw, gh],
+            generated_frames=frames,
+            frames=len(clip),
+        )
+        return AnimateResult(
+            path=req.output_path,
+            backend=self.name,
+            model=self.model,
+            parameters=params,
+            timings={"wall_s": round(time.perf_counter() - start, 3)},
+        )
 
 
 def select_video_backend(settings) -> tuple[VideoBackend, str]:
@@ -251,6 +276,10 @@ def select_video_backend(settings) -> tuple[VideoBackend, str]:
     if settings.video_model:
         return diffusers(settings.video_model), f"diffusers: {settings.video_model} (--video-model)"
     if ready_on_gpu(DEFAULT_VIDEO_MODEL):
-        return diffusers(DEFAULT_VIDEO_MODEL), f"diffusers: {DEFAULT_VIDEO_MODEL} (CUDA GPU and cached weights found)"
-    return MotionBackend(), (f"motion: no --video-model, and no CUDA GPU with {DEFAULT_VIDEO_MODEL} in the Hugging "
-                             "Face cache; camera moves over the still with ffmpeg")
+        return diffusers(
+            DEFAULT_VIDEO_MODEL
+        ), f"diffusers: {DEFAULT_VIDEO_MODEL} (CUDA GPU and cached weights found)"
+    return MotionBackend(), (
+        f"motion: no --video-model, and no CUDA GPU with {DEFAULT_VIDEO_MODEL} in the Hugging "
+        "Face cache; camera moves over the still with ffmpeg"
+    )

@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from agent.state import CriticResult, Critique, Grade, Issue, Shot, Take
+from tools.film import CriticResult, Critique, Grade, Issue, Shot, Take
 
 
 class CritiqueRequest(BaseModel):
@@ -964,8 +964,10 @@ def apply_note(shot: Shot, note: str, settings) -> tuple[str, str]:
         return _llm_rewrite(shot, shot.prompt, f"- the director's note: {note}", settings), "llm"
     except (openai.APIError, ValueError) as e:
         if settings.planner == "llm":
-            raise ValueError(f"the chat model at {settings.llm_base_url} could not apply the note "
-                             f"({type(e).__name__}: {e}); try again or use --planner offline") from None
+            raise ValueError(
+                f"the chat model at {settings.llm_base_url} could not apply the note "
+                f"({type(e).__name__}: {e}); try again or use --planner offline"
+            ) from None
         return appended, "appended"
 
 

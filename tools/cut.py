@@ -17,8 +17,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from agent.rundir import RunDir, write_atomic
-from agent.state import Clip, Cut, Shot
+from agent.rundir import RunDir  # layering: to go (issue 9)
+from tools.files import write_atomic
+from tools.film import Clip, Cut, Shot
 
 SUBTITLE_LANGS = {"en": "eng", "zh": "chi"}  # ISO 639-2 codes for the MP4 track's language
 SUBTITLE_HEIGHT = 0.065  # subtitle glyph size as a share of the frame's shorter side

@@ -33,13 +33,19 @@ class EditRequest(BaseModel):
     mode: EditMode
     prompt: str
     negative_prompt: str = ""
-    image: str | None = Field(default=None, description="Absolute path of the still to edit (not for reference).")
-    mask_region: tuple[int, int, int, int] | None = Field(default=None, description="Box to inpaint, in pixels.")
+    image: str | None = Field(
+        default=None, description="Absolute path of the still to edit (not for reference)."
+    )
+    mask_region: tuple[int, int, int, int] | None = Field(
+        default=None, description="Box to inpaint, in pixels."
+    )
     reference_images: list[str] = Field(default_factory=list, description="Conditions for `reference` mode.")
     width: int
     height: int
     seed: int
-    strength: float | None = Field(default=None, description="How far from the input; None: the mode's default.")
+    strength: float | None = Field(
+        default=None, description="How far from the input; None: the mode's default."
+    )
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
     output_path: str

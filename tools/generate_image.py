@@ -11,16 +11,15 @@ Input is an `ImageRequest`, output an `ImageResult`. A backend that fails for re
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import io
 import random
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agent.state import Shot
+from tools.film import Shot
 
 
 class BackendError(RuntimeError):
@@ -45,7 +44,8 @@ class ImageRequest(BaseModel):
     )
     mask_region: tuple[int, int, int, int] | None = Field(default=None, description="Box to inpaint.")
     outpaint: bool = Field(
-        default=False, description="Extend init_image to width x height (another aspect ratio): paint new borders."
+        default=False,
+        description="Extend init_image to width x height (another aspect ratio): paint new borders.",
     )
     reference_images: list[str] = Field(default_factory=list, description="Reference images for consistency.")
     strength: float | None = None
@@ -126,8 +126,10 @@ def reference_palette(path: str) -> tuple[RGB, ...]:
 
     with Image.open(path) as im:
         small = im.convert("RGB").resize((48, 48))
-    bands = [small.crop((0, y0, 48, y1)).resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
-             for y0, y1 in ((0, 12), (18, 30), (36, 48))]
+    bands = [
+        small.crop((0, y0, 48, y1)).resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+        for y0, y1 in ((0, 12), (18, 30), (36, 48))
+    ]
     colours = [c for _, c in small.quantize(colors=6).convert("RGB").getcolors(48 * 48) or [(1, bands[1])]]
     subject = min(colours, key=sum)
     accent = max(colours, key=lambda c: max(c) - min(c))
@@ -167,7 +169,7 @@ class DraftBackend(ImageBackend):
     def generate(self, req: ImageRequest) -> ImageResult:
         from PIL import Image, ImageDraw
 
-        from agent.rundir import write_atomic
+        from tools.files import write_atomic
 
         t0 = time.perf_counter()
         if req.width < 8 or req.height < 8:
@@ -222,17 +224,22 @@ class DraftBackend(ImageBackend):
         """Draft outpaint: the take centred in the new frame over a blurred stretch of itself (no model)."""
         from PIL import Image
 
-        from agent.rundir import write_atomic
         from tools.edit_image import outpaint_canvas
+        from tools.files import write_atomic
 
         with Image.open(req.init_image) as im:
             canvas, _, box = outpaint_canvas(im.convert("RGB"), req.width, req.height)
         buf = io.BytesIO()
         canvas.save(buf, format="PNG", compress_level=3)
         write_atomic(Path(req.output_path), buf.getvalue())
-        return ImageResult(path=req.output_path, backend=self.name, model=self.model, seed=req.seed,
-                           parameters={"mode": "outpaint", "fill": "blurred-stretch", "kept_box": list(box)},
-                           timings={"render_s": round(time.perf_counter() - t0, 4)})
+        return ImageResult(
+            path=req.output_path,
+            backend=self.name,
+            model=self.model,
+            seed=req.seed,
+            parameters={"mode": "outpaint", "fill": "blurred-stretch", "kept_box": list(box)},
+            timings={"render_s": round(time.perf_counter() - t0, 4)},
+        )
 
     # --- background and compositions ------------------------------------------------------------------------
     @staticmethod
@@ -459,20 +466,34 @@ class DiffusersImageBackend(ImageBackend):
         steps = req.num_inference_steps or self.num_inference_steps
         try:
             if req.init_image or req.reference_images:
-                mode = "reference" if req.reference_images and not req.init_image else (
-                    "outpaint" if req.outpaint else "inpaint" if req.mask_region else "img2img")
-                edit = EditRequest(mode=mode, prompt=req.prompt, negative_prompt=req.negative_prompt,
-                                   image=req.init_image, mask_region=req.mask_region,
-                                   reference_images=req.reference_images, width=req.width, height=req.height,
-                                   seed=req.seed, strength=req.strength, num_inference_steps=steps,
-                                   guidance_scale=req.guidance_scale, output_path=req.output_path)
+                mode = (
+                    "reference"
+                    if req.reference_images and not req.init_image
+                    else ("outpaint" if req.outpaint else "inpaint" if req.mask_region else "img2img")
+                )
+                edit = EditRequest(
+                    mode=mode,
+                    prompt=req.prompt,
+                    negative_prompt=req.negative_prompt,
+                    image=req.init_image,
+                    mask_region=req.mask_region,
+                    reference_images=req.reference_images,
+                    width=req.width,
+                    height=req.height,
+                    seed=req.seed,
+                    strength=req.strength,
+                    num_inference_steps=steps,
+                    guidance_scale=req.guidance_scale,
+                    output_path=req.output_path,
+                )
                 image, params = run_edit(self.manager, self.model, edit)
             else:
                 spec = self.manager.spec(self.model)
                 gw, gh = round_size(req.width, req.height, spec.size_multiple)
                 kw = call_kwargs(spec, req.prompt, req.negative_prompt, steps, req.guidance_scale)
-                out = self.manager.run(self.model, "t2i", height=gh, width=gw,
-                                       generator=self.manager.generator(req.seed), **kw)
+                out = self.manager.run(
+                    self.model, "t2i", height=gh, width=gw, generator=self.manager.generator(req.seed), **kw
+                )
                 image = fit_to(out.images[0], req.width, req.height)
                 params = {k: v for k, v in kw.items() if k != "prompt"}
                 params.update(mode="t2i", generated_size=[gw, gh], pipeline=spec.pipelines["t2i"])
@@ -480,8 +501,14 @@ class DiffusersImageBackend(ImageBackend):
             raise BackendError(str(e)) from e
         Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
         image.save(req.output_path)
-        return ImageResult(path=req.output_path, backend=self.name, model=self.model, seed=req.seed,
-                           parameters=params, timings={"wall_s": round(time.perf_counter() - start, 3)})
+        return ImageResult(
+            path=req.output_path,
+            backend=self.name,
+            model=self.model,
+            seed=req.seed,
+            parameters=params,
+            timings={"wall_s": round(time.perf_counter() - start, 3)},
+        )
 
 
 class RemoteImageBackend(ImageBackend):
@@ -494,14 +521,21 @@ class RemoteImageBackend(ImageBackend):
 
     name = "remote"
 
-    def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None,
-                 timeout: float = 120.0, max_retries: int = 2):
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 2,
+    ):
         from openai import OpenAI
 
         self.model = model or "default"
         self.base_url = base_url
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout,
-                             max_retries=max_retries)
+        self.client = OpenAI(
+            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=max_retries
+        )
 
     def generate(self, req: ImageRequest) -> ImageResult:
         import base64
@@ -528,22 +562,44 @@ class RemoteImageBackend(ImageBackend):
                 if req.outpaint:
                     image_file, mask, keep = _outpaint_upload(edit_source, req.width, req.height)
                     files = {"image": ("canvas.png", image_file, "image/png"), "mask": mask}
-                    resp = self.client.images.edit(model=self.model, prompt=req.prompt, size=size, n=1,
-                                                   response_format="b64_json", extra_body=extra, **files)
+                    resp = self.client.images.edit(
+                        model=self.model,
+                        prompt=req.prompt,
+                        size=size,
+                        n=1,
+                        response_format="b64_json",
+                        extra_body=extra,
+                        **files,
+                    )
                 else:
                     with open(edit_source, "rb") as image_file:
                         files = {"image": image_file}
                         if req.mask_region:
                             files["mask"] = io.BytesIO(_alpha_mask(edit_source, req.mask_region))
-                        resp = self.client.images.edit(model=self.model, prompt=req.prompt, size=size, n=1,
-                                                       response_format="b64_json", extra_body=extra, **files)
+                        resp = self.client.images.edit(
+                            model=self.model,
+                            prompt=req.prompt,
+                            size=size,
+                            n=1,
+                            response_format="b64_json",
+                            extra_body=extra,
+                            **files,
+                        )
             else:
-                resp = self.client.images.generate(model=self.model, prompt=req.prompt, size=size, n=1,
-                                                   response_format="b64_json", extra_body=extra)
+                resp = self.client.images.generate(
+                    model=self.model,
+                    prompt=req.prompt,
+                    size=size,
+                    n=1,
+                    response_format="b64_json",
+                    extra_body=extra,
+                )
         except openai.APITimeoutError as e:
             raise BackendError(f"image server {self.base_url} timed out: {e}") from e
         except openai.APIStatusError as e:
-            kind = "refused the prompt" if e.status_code in (400, 403, 422) else f"failed (HTTP {e.status_code})"
+            kind = (
+                "refused the prompt" if e.status_code in (400, 403, 422) else f"failed (HTTP {e.status_code})"
+            )
             raise BackendError(f"image server {kind}: {e.message}") from e
         except openai.APIConnectionError as e:
             raise BackendError(f"image server {self.base_url} unreachable: {e}") from e
@@ -559,12 +615,22 @@ class RemoteImageBackend(ImageBackend):
             image.paste(keep[0], keep[1][:2])
         Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
         image.save(req.output_path)
-        params = {"size": size, **extra, "endpoint": "edits" if edit_source else "generations",
-                  "server": self.base_url}
+        params = {
+            "size": size,
+            **extra,
+            "endpoint": "edits" if edit_source else "generations",
+            "server": self.base_url,
+        }
         if keep is not None:
             params.update(mode="outpaint", kept_box=list(keep[1]))
-        return ImageResult(path=req.output_path, backend=self.name, model=self.model, seed=req.seed,
-                           parameters=params, timings={"wall_s": round(time.perf_counter() - start, 3)})
+        return ImageResult(
+            path=req.output_path,
+            backend=self.name,
+            model=self.model,
+            seed=req.seed,
+            parameters=params,
+            timings={"wall_s": round(time.perf_counter() - start, 3)},
+        )
 
 
 def _alpha_mask(image_path: str, box: tuple[int, int, int, int]) -> bytes:
@@ -607,9 +673,11 @@ def reference_mode(backend: ImageBackend) -> str:
         spec = backend.manager.spec(backend.model)
         if "reference" in spec.pipelines:
             return f"{backend.model} is conditioned on them through {spec.pipelines['reference']}"
-        return (f"{backend.model} has no reference pipeline: it starts img2img from the first reference at "
-                f"strength {DEFAULT_STRENGTH['reference']} (for real reference conditioning use Z-Image Omni or "
-                "Qwen-Image-Edit with --image-model)")
+        return (
+            f"{backend.model} has no reference pipeline: it starts img2img from the first reference at "
+            f"strength {DEFAULT_STRENGTH['reference']} (for real reference conditioning use Z-Image Omni or "
+            "Qwen-Image-Edit with --image-model)"
+        )
     if isinstance(backend, RemoteImageBackend):
         return "the first reference goes to the server's /v1/images/edits with the shot's prompt"
     return "draft panels take their colours from the first reference"
@@ -624,7 +692,7 @@ def select_image_backend(settings) -> tuple[ImageBackend, str]:
     choice = settings.image_backend
     if choice == "draft":
         return DraftBackend(), "draft: asked for with --image-backend draft"
-    from agent.settings import SettingsError
+    from tools.errors import SettingsError
     from tools.models import DEFAULT_IMAGE_MODEL, fp8_unavailable, model_manager, ready_on_gpu
 
     def diffusers(model: str) -> DiffusersImageBackend:
@@ -632,8 +700,12 @@ def select_image_backend(settings) -> tuple[ImageBackend, str]:
         return DiffusersImageBackend(model, model_manager(settings), settings.num_inference_steps)
 
     def remote() -> RemoteImageBackend:
-        return RemoteImageBackend(settings.image_server, settings.image_server_model,
-                                  timeout=settings.image_server_timeout, max_retries=settings.image_server_retries)
+        return RemoteImageBackend(
+            settings.image_server,
+            settings.image_server_model,
+            timeout=settings.image_server_timeout,
+            max_retries=settings.image_server_retries,
+        )
 
     if settings.quantize == "fp8":  # asked for explicitly: fail now, not at the first take
         problem = fp8_unavailable()
@@ -647,16 +719,17 @@ def select_image_backend(settings) -> tuple[ImageBackend, str]:
         if not settings.image_server:
             raise SettingsError("--image-backend remote needs --image-server URL")
         return remote(), (
-            f"remote: {settings.image_server} ({settings.image_server_model or 'server default model'})")
+            f"remote: {settings.image_server} ({settings.image_server_model or 'server default model'})"
+        )
     if choice != "auto":
         raise ValueError(f"unknown image backend {choice!r}; use auto, draft, diffusers or remote")
     if settings.image_model:
-        return diffusers(settings.image_model), (
-            f"diffusers: {settings.image_model} (--image-model)")
+        return diffusers(settings.image_model), (f"diffusers: {settings.image_model} (--image-model)")
     if settings.image_server:
         return remote(), f"remote: {settings.image_server} (--image-server)"
     if ready_on_gpu(DEFAULT_IMAGE_MODEL):
         return diffusers(DEFAULT_IMAGE_MODEL), (
-            f"diffusers: {DEFAULT_IMAGE_MODEL} (CUDA GPU and cached weights found)")
+            f"diffusers: {DEFAULT_IMAGE_MODEL} (CUDA GPU and cached weights found)"
+        )
     why = "no --image-model or --image-server, and no CUDA GPU with Z-Image-Turbo in the Hugging Face cache"
     return DraftBackend(), f"draft: {why}; drawing storyboard panels (offline, no weights)"

@@ -74,35 +74,115 @@ _QWEN_TASKS = {
 # plain Qwen-Image, the Wan variants before each other).
 MODEL_SPECS: list[ModelSpec] = [
     # Model card: 9 steps (8 DiT forwards), guidance 0 (the Turbo model is guidance-distilled).
-    ModelSpec("z-image-turbo", "image", _Z_IMAGE_TASKS, 9, 0.0, 16, negative_prompt=False,
-              ids=("z-image-turbo",), class_names=("ZImagePipeline",)),
-    ModelSpec("z-image-omni", "image", {**_Z_IMAGE_TASKS, "t2i": "ZImageOmniPipeline",
-                                        "reference": "ZImageOmniPipeline"},
-              50, 4.0, 16, ids=("z-image-omni", "omni"), class_names=("ZImageOmniPipeline",), cpu_dtype="bfloat16"),
+    ModelSpec(
+        "z-image-turbo",
+        "image",
+        _Z_IMAGE_TASKS,
+        9,
+        0.0,
+        16,
+        negative_prompt=False,
+        ids=("z-image-turbo",),
+        class_names=("ZImagePipeline",),
+    ),
+    ModelSpec(
+        "z-image-omni",
+        "image",
+        {**_Z_IMAGE_TASKS, "t2i": "ZImageOmniPipeline", "reference": "ZImageOmniPipeline"},
+        50,
+        4.0,
+        16,
+        ids=("z-image-omni", "omni"),
+        class_names=("ZImageOmniPipeline",),
+        cpu_dtype="bfloat16",
+    ),
     ModelSpec("z-image", "image", _Z_IMAGE_TASKS, 50, 4.0, 16, ids=("z-image",)),
-    ModelSpec("qwen-image-edit", "image",
-              {"t2i": "QwenImagePipeline", "reference": "QwenImageEditPipeline", "img2img": "QwenImageImg2ImgPipeline",
-               "inpaint": "QwenImageInpaintPipeline"},
-              50, None, 16, true_cfg=True, extra={"true_cfg_scale": 4.0},
-              ids=("qwen-image-edit",), class_names=("QwenImageEditPipeline", "QwenImageEditPlusPipeline")),
-    ModelSpec("qwen-image", "image", _QWEN_TASKS, 50, None, 16, true_cfg=True, extra={"true_cfg_scale": 4.0},
-              ids=("qwen-image",), class_names=("QwenImagePipeline",)),
-    ModelSpec("ltx-video", "video", {"i2v": "LTXImageToVideoPipeline", "t2v": "LTXPipeline"}, 50, 3.0, 32,
-              frame_step=8, ids=("ltx-video", "ltx"),
-              class_names=("LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline")),
+    ModelSpec(
+        "qwen-image-edit",
+        "image",
+        {
+            "t2i": "QwenImagePipeline",
+            "reference": "QwenImageEditPipeline",
+            "img2img": "QwenImageImg2ImgPipeline",
+            "inpaint": "QwenImageInpaintPipeline",
+        },
+        50,
+        None,
+        16,
+        true_cfg=True,
+        extra={"true_cfg_scale": 4.0},
+        ids=("qwen-image-edit",),
+        class_names=("QwenImageEditPipeline", "QwenImageEditPlusPipeline"),
+    ),
+    ModelSpec(
+        "qwen-image",
+        "image",
+        _QWEN_TASKS,
+        50,
+        None,
+        16,
+        true_cfg=True,
+        extra={"true_cfg_scale": 4.0},
+        ids=("qwen-image",),
+        class_names=("QwenImagePipeline",),
+    ),
+    ModelSpec(
+        "ltx-video",
+        "video",
+        {"i2v": "LTXImageToVideoPipeline", "t2v": "LTXPipeline"},
+        50,
+        3.0,
+        32,
+        frame_step=8,
+        ids=("ltx-video", "ltx"),
+        class_names=("LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline"),
+    ),
     # TI2V-5B: one transformer, 48-channel VAE (16x spatial), `expand_timesteps` conditions on the first frame.
-    ModelSpec("wan2.2-ti2v", "video", {"t2v": "WanPipeline", "i2v": "WanImageToVideoPipeline"}, 50, 5.0, 32,
-              frame_step=4, ids=("ti2v",)),
-    ModelSpec("wan2.2-i2v", "video", {"i2v": "WanImageToVideoPipeline"}, 40, 3.5, 16, frame_step=4,
-              ids=("i2v",), class_names=("WanImageToVideoPipeline",)),
-    ModelSpec("wan2.2-t2v", "video", {"t2v": "WanPipeline"}, 40, 4.0, 16, frame_step=4,
-              extra={"guidance_scale_2": 3.0}, ids=("t2v", "wan"), class_names=("WanPipeline",)),
+    ModelSpec(
+        "wan2.2-ti2v",
+        "video",
+        {"t2v": "WanPipeline", "i2v": "WanImageToVideoPipeline"},
+        50,
+        5.0,
+        32,
+        frame_step=4,
+        ids=("ti2v",),
+    ),
+    ModelSpec(
+        "wan2.2-i2v",
+        "video",
+        {"i2v": "WanImageToVideoPipeline"},
+        40,
+        3.5,
+        16,
+        frame_step=4,
+        ids=("i2v",),
+        class_names=("WanImageToVideoPipeline",),
+    ),
+    ModelSpec(
+        "wan2.2-t2v",
+        "video",
+        {"t2v": "WanPipeline"},
+        40,
+        4.0,
+        16,
+        frame_step=4,
+        extra={"guidance_scale_2": 3.0},
+        ids=("t2v", "wan"),
+        class_names=("WanPipeline",),
+    ),
 ]
 GENERIC_IMAGE = ModelSpec(
-    "generic", "image",
-    {"t2i": "AutoPipelineForText2Image", "img2img": "AutoPipelineForImage2Image",
-     "inpaint": "AutoPipelineForInpainting"},
-    None, None, 16,
+    "generic",
+    "image",
+    {
+        "t2i": "AutoPipelineForText2Image",
+        "img2img": "AutoPipelineForImage2Image",
+        "inpaint": "AutoPipelineForInpainting",
+    },
+    None,
+    None,
+    16,
 )
 
 
@@ -136,7 +216,9 @@ def round_size(width: int, height: int, multiple: int) -> tuple[int, int]:
     Rounding up (then centre-cropping the output back, see `fit_to`) never distorts and never loses more than
     `multiple - 1` pixels per side, so the take has exactly the size the critic asked for.
     """
-    return max(multiple, math.ceil(width / multiple) * multiple), max(multiple, math.ceil(height / multiple) * multiple)
+    return max(multiple, math.ceil(width / multiple) * multiple), max(
+        multiple, math.ceil(height / multiple) * multiple
+    )
 
 
 def frame_count(duration: float, fps: int, frame_step: int | None) -> tuple[int, int]:
@@ -189,8 +271,11 @@ def fp8_layers(module) -> list[str]:
     layer) stay in bf16: their matmuls are too small to gain, and the conditioning path keeps full precision."""
     import torch
 
-    return [name for name, m in module.named_modules()
-            if isinstance(m, torch.nn.Linear) and min(m.in_features, m.out_features) >= 1024]
+    return [
+        name
+        for name, m in module.named_modules()
+        if isinstance(m, torch.nn.Linear) and min(m.in_features, m.out_features) >= 1024
+    ]
 
 
 def fp8_unavailable() -> str | None:
@@ -198,8 +283,10 @@ def fp8_unavailable() -> str | None:
     import torch
 
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
-        return ("--quantize fp8 needs a CUDA GPU with FP8 tensor cores (compute capability 8.9 or newer: L4, L40, "
-                "H100, H200, B200); leave it out on this machine")
+        return (
+            "--quantize fp8 needs a CUDA GPU with FP8 tensor cores (compute capability 8.9 or newer: L4, L40, "
+            "H100, H200, B200); leave it out on this machine"
+        )
     try:
         import torchao.quantization  # noqa: F401
     except ImportError:
@@ -224,8 +311,11 @@ def speed_up(pipe, compile: bool = False, quantize: str = "none") -> None:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
         chosen = set(fp8_layers(denoiser))
-        quantize_(denoiser, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
-                  filter_fn=lambda m, fqn: fqn in chosen)
+        quantize_(
+            denoiser,
+            Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+            filter_fn=lambda m, fqn: fqn in chosen,
+        )
         log.info("FP8 linear layers: %d of the denoiser's", len(chosen))
     if compile and hasattr(denoiser, "compile_repeated_blocks"):
         denoiser.compile_repeated_blocks(fullgraph=True)
@@ -311,8 +401,11 @@ class ModelManager:
             self._entries.move_to_end(source)
             self._ensure_on_device(entry)
             if fresh:  # on the device already: quantizing there is quick, and compiling is lazy anyway
-                speed_up(next(iter(entry.pipes.values())), compile=self.compile,
-                         quantize=self.quantize if entry.spec.kind == "image" else "none")
+                speed_up(
+                    next(iter(entry.pipes.values())),
+                    compile=self.compile,
+                    quantize=self.quantize if entry.spec.kind == "image" else "none",
+                )
             if task not in entry.pipes:
                 name = entry.spec.pipelines.get(task)
                 if name is None:
@@ -333,7 +426,9 @@ class ModelManager:
                 raise ValueError(f"{source} is already managed")
             spec = spec_for(source)
             pipe.set_progress_bar_config(disable=True)
-            entry = _Entry(source, spec, {self._task_of(pipe, spec): pipe}, module_bytes(pipe), on_device=False)
+            entry = _Entry(
+                source, spec, {self._task_of(pipe, spec): pipe}, module_bytes(pipe), on_device=False
+            )
             self._entries[source] = entry
             self._ensure_on_device(entry)  # holds the budget: may move others to host memory
 
@@ -357,8 +452,13 @@ class ModelManager:
                 entry.loras.append(f"style{i}")
             pipe.set_adapters(entry.loras, [w for _, w in self.lora])
             log.info("LoRA style lock on %s: %s", source, ", ".join(f"{p}:{w}" for p, w in self.lora))
-        log.info("loaded %s (%s, %.2f GiB) in %.1f s", source, type(pipe).__name__, nbytes / GIB,
-                 time.perf_counter() - start)
+        log.info(
+            "loaded %s (%s, %.2f GiB) in %.1f s",
+            source,
+            type(pipe).__name__,
+            nbytes / GIB,
+            time.perf_counter() - start,
+        )
         return entry
 
     @staticmethod
@@ -384,8 +484,12 @@ class ModelManager:
             pipe.enable_model_cpu_offload()
             entry.offload = True
             self.events.append(f"cpu-offload {entry.source}")
-            log.warning("%s (%.1f GiB) does not fit the %.1f GiB budget: model CPU offload on",
-                        entry.source, entry.nbytes / GIB, self.budget / GIB)
+            log.warning(
+                "%s (%.1f GiB) does not fit the %.1f GiB budget: model CPU offload on",
+                entry.source,
+                entry.nbytes / GIB,
+                self.budget / GIB,
+            )
         elif self.device != "cpu" or pipe.device.type != "cpu":
             pipe.to(self.device)
         self.events.append(f"{'onload' if entry.placed else 'place'} {entry.source}")
@@ -461,8 +565,12 @@ class ModelManager:
             except torch.OutOfMemoryError as first:
                 entry = self._entries[source]
                 self.events.append(f"oom {source}")
-                log.warning("out of memory on %s/%s (%s): freeing memory, turning on CPU offload, retrying once",
-                            source, task, str(first).splitlines()[0] if str(first) else "OOM")
+                log.warning(
+                    "out of memory on %s/%s (%s): freeing memory, turning on CPU offload, retrying once",
+                    source,
+                    task,
+                    str(first).splitlines()[0] if str(first) else "OOM",
+                )
                 for other in list(self._entries.values()):
                     if other is not entry and other.on_device:
                         self._to_host(other)
@@ -475,7 +583,9 @@ class ModelManager:
                     result = pipe(**kwargs)
                 except torch.OutOfMemoryError as second:
                     self._free()
-                    raise OutOfMemory(f"out of GPU memory on {source} even with CPU offload: {second}") from second
+                    raise OutOfMemory(
+                        f"out of GPU memory on {source} even with CPU offload: {second}"
+                    ) from second
                 log.warning("retry of %s/%s with CPU offload succeeded", source, task)
                 return result
 

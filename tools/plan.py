@@ -31,8 +31,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from agent.state import Brief, Shot, ShotKind, Storyboard
-from agent.templates import render, render_line
+from tools.film import Brief, Shot, ShotKind, Storyboard
+from tools.templates import render, render_line
 
 log = logging.getLogger(__name__)
 

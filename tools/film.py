@@ -1,0 +1,226 @@
+"""The film's vocabulary: pydantic models for everything the tools make, the graph carries and the run
+directory records. Both agent/ and tools/ use them; this module imports nothing of the project.
+
+Media travel as paths relative to the run directory, never as images or tensors. Every model here is plain
+data (JSON-serialisable) so that the SQLite checkpointer and `manifest.json` can hold it as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "Brief",
+    "Clip",
+    "CriticResult",
+    "Critique",
+    "Cut",
+    "Grade",
+    "Issue",
+    "IssueCategory",
+    "Repair",
+    "Shot",
+    "ShotKind",
+    "ShotResult",
+    "Storyboard",
+    "Take",
+    "Variant",
+]  # fmt: skip
+
+ShotKind = Literal[
+    "establishing", "wide", "medium", "close-up", "insert", "hero", "detail", "over-the-shoulder"
+]
+Grade = Literal["A", "B", "C"]
+IssueCategory = Literal[
+    "subject",  # subject missing or wrong
+    "count",
+    "composition",
+    "text",  # requested on-image text missing or wrong
+    "artifacts",  # anatomy and artifacts
+    "style",  # style consistency with the other shots
+    "product",  # product fidelity
+    "resolution",
+    "aspect",
+    "sharpness",
+    "exposure",
+    "blank",
+    "motion",  # clip frozen, flickering or drifting
+    "backend",  # the backend failed or refused to produce the take
+]
+
+
+class Brief(BaseModel):
+    """What the person asked for, as given."""
+
+    text: str = Field(description="The brief or script text.")
+    lang: Literal["en", "zh"] = Field(description="Language of the brief; subtitles default to it.")
+    source: str = Field(
+        default="argument", description="Where the brief came from: argument, stdin or a file name."
+    )
+
+
+class Shot(BaseModel):
+    """One shot of the storyboard. `id` is always assigned by the program (s01, s02, ...)."""
+
+    id: str = Field(description="Program-assigned id, e.g. s01; used in file names.")
+    index: int = Field(description="1-based position in the film.")
+    kind: ShotKind = Field(description="Shot size / role from the shot grammar.")
+    description: str = Field(description="What the shot shows, in one or two sentences.")
+    camera: str = Field(description="Camera framing and movement, e.g. 'slow push-in, 35mm, eye level'.")
+    lighting: str = Field(description="Lighting, e.g. 'soft window light, warm key'.")
+    mood: str = Field(description="Mood in a few words, e.g. 'calm, premium'.")
+    duration: float = Field(gt=0, description="Seconds on screen.")
+    subtitle: str = Field(
+        default="", description="Subtitle line shown during the shot, in the film's language."
+    )
+    prompt: str = Field(description="Image prompt written for the image model.")
+    negative_prompt: str = Field(default="", description="What the image must not show.")
+    expect_text: str | None = Field(default=None, description="On-image text the shot must show, if any.")
+    motion: str = Field(
+        default="push-in", description="Camera motion for animation: push-in, pull-out, pan-left, ..."
+    )
+
+
+class Storyboard(BaseModel):
+    """The plan: the list of shots plus the settings they were planned for."""
+
+    title: str
+    lang: Literal["en", "zh"]
+    style: str = ""
+    width: int
+    height: int
+    planner: str = Field(description="Which planner wrote it: offline or llm:<model>.")
+    shots: list[Shot]
+
+    @property
+    def duration(self) -> float:
+        return sum(s.duration for s in self.shots)
+
+
+class Issue(BaseModel):
+    """One thing a critic found wrong with a take or clip."""
+
+    category: IssueCategory
+    reason: str
+    critic: str
+    region: tuple[int, int, int, int] | None = Field(
+        default=None, description="Pixel box (x0, y0, x1, y1) of the broken region, when the critic knows it."
+    )
+
+
+class CriticResult(BaseModel):
+    """What one critic said. A critic that could not run says so; it never counts as a pass."""
+
+    name: str
+    ran: bool
+    passed: bool | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    issues: list[Issue] = Field(default_factory=list)
+    not_run_reason: str | None = None
+
+
+class Critique(BaseModel):
+    """The verdict on one take or clip, from the critics that ran."""
+
+    passed: bool
+    grade: Grade
+    scores: dict[str, float] = Field(default_factory=dict)
+    issues: list[Issue] = Field(default_factory=list)
+    critics: list[CriticResult] = Field(default_factory=list)
+
+    @property
+    def critics_run(self) -> list[str]:
+        return [c.name for c in self.critics if c.ran]
+
+    @property
+    def critics_not_run(self) -> list[str]:
+        return [c.name for c in self.critics if not c.ran]
+
+
+class Repair(BaseModel):
+    """How a take differs from its parent and why."""
+
+    actions: list[str] = Field(description="e.g. new-seed, rewrite-prompt, more-steps, inpaint-region.")
+    reason: str
+
+
+class Take(BaseModel):
+    """One rendered still of a shot, with its provenance and critique."""
+
+    shot_id: str
+    n: int = Field(description="1-based take number within the shot.")
+    path: str = Field(description="Image path relative to the run directory.")
+    backend: str
+    model: str
+    seed: int
+    prompt: str
+    negative_prompt: str = ""
+    parameters: dict = Field(default_factory=dict)
+    parent: int | None = Field(default=None, description="Take number this one repairs.")
+    repair: Repair | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    critique: Critique | None = None
+    error: str | None = Field(default=None, description="Backend error; the take then has no image.")
+
+
+class Clip(BaseModel):
+    """One animated shot."""
+
+    shot_id: str
+    take: int = Field(description="The take the clip was animated from.")
+    path: str
+    backend: str
+    model: str
+    motion: str
+    duration: float
+    fps: int
+    width: int
+    height: int
+    parameters: dict = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    critique: Critique | None = None
+
+
+class Variant(BaseModel):
+    """The kept still delivered for another platform: outpainted to its aspect ratio (or resized when it matches)."""
+
+    shot_id: str
+    platform: str = Field(description="Platform preset or ratio, as given to --variants.")
+    take: int = Field(description="The kept take it was made from.")
+    path: str
+    width: int
+    height: int
+    mode: str = Field(description="outpaint (new borders painted), or resize (same aspect ratio).")
+    backend: str
+    model: str
+    seed: int
+    parameters: dict = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    critique: Critique | None = None
+    error: str | None = None
+
+
+class ShotResult(BaseModel):
+    """What one shot's branch hands back to the film: its takes, the kept take and its clip."""
+
+    shot_id: str
+    takes: list[Take]
+    best: int | None = Field(description="Number of the kept take; None if no take produced an image.")
+    flagged: bool = Field(description="True when the kept take did not pass (cap reached) or needs review.")
+    clip: Clip | None = None
+    variants: list[Variant] = Field(default_factory=list, description="The kept still for other platforms.")
+
+
+class Cut(BaseModel):
+    """The assembled film."""
+
+    path: str
+    srt: str
+    duration: float
+    width: int
+    height: int
+    fps: int
+    lang: str
+    shots: list[str]
