@@ -94,6 +94,11 @@ class RunSettings(BaseModel):
     platform: str = Field(
         default="youtube", description="Platform preset or aspect ratio the film is made for."
     )
+    platforms: list[str] = Field(
+        default_factory=list,
+        description="Every platform a cut is delivered for, in order; the first is final.mp4 (and `platform`), "
+        "each other gets final-<platform>.mp4. Empty: just `platform`.",
+    )
     width: int = Field(default=1280, description="Frame width in pixels.")
     height: int = Field(default=720, description="Frame height in pixels.")
     fps: int = Field(default=24, description="Frames per second of clips and the cut.")

@@ -93,6 +93,10 @@ class Storyboard(BaseModel):
     height: int
     planner: str = Field(description="Which planner wrote it: offline or llm:<model>.")
     shots: list[Shot]
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What a person should know: dialogue lines dropped to fit, conflicts.",
+    )
 
     @property
     def duration(self) -> float:
