@@ -2,7 +2,7 @@
 
 Speed does not depend on weight values, so the real architectures (configs copied from the published
 config.json files) with random bf16 weights time what the real models cost. Weights are created directly on the
-GPU; tokenizers are the small local ones from tests/tiny_pipelines.py (a byte-level tokenizer yields more tokens
+GPU; tokenizers are the small local ones from evals/tokenizers.py (a byte-level tokenizer yields more tokens
 per prompt than Qwen's BPE, so text encoding is, if anything, timed pessimistically).
 
     python evals/bench_gpu.py --zimage --out bench.json             # Z-Image variants (plain, compiled, fast)
@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 PROMPT = (
     "A cinematic product photo of wireless noise-cancelling headphones on a walnut desk, soft window light, "
@@ -272,8 +271,9 @@ class Bench:
             ZImagePipeline,
             ZImageTransformer2DModel,
         )
-        from tiny_pipelines import qwen_tokenizer
         from transformers import Qwen3Config, Qwen3Model
+
+        from evals.tokenizers import qwen_tokenizer
 
         with torch.device(self.device), default_dtype(self.dtype):
             dit = ZImageTransformer2DModel(**self.cfg("zimage_dit", ZIMAGE_DIT))
@@ -293,8 +293,9 @@ class Bench:
             WanImageToVideoPipeline,
             WanTransformer3DModel,
         )
-        from tiny_pipelines import t5_tokenizer
         from transformers import UMT5Config, UMT5EncoderModel
+
+        from evals.tokenizers import t5_tokenizer
 
         with torch.device(self.device), default_dtype(self.dtype):
             dit = WanTransformer3DModel(**self.cfg("wan_dit", WAN5B_DIT))
@@ -315,8 +316,9 @@ class Bench:
             LTXImageToVideoPipeline,
             LTXVideoTransformer3DModel,
         )
-        from tiny_pipelines import t5_tokenizer
         from transformers import T5Config, T5EncoderModel
+
+        from evals.tokenizers import t5_tokenizer
 
         with torch.device(self.device), default_dtype(self.dtype):
             dit = LTXVideoTransformer3DModel(**self.cfg("ltx_dit", {}))
