@@ -108,8 +108,13 @@ def fan_out(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send] | str
 
 
 def cut(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
-    """Join: the kept clips in shot order → final.mp4 + final.srt."""
-    from tools.cut import cut_film
+    """Join: the kept clips in shot order → final.mp4 + final.srt for the first platform, and
+    final-<platform>.mp4 + .srt for every other one (its frames outpainted from the kept takes, then animated).
+    Every cut is listed in manifest.json under `cuts`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.settings import resolve_size
+    from tools.cut import CutConfig, cut_film
 
     settings = runtime.context
     run = RunDir(settings.run_dir)
@@ -117,9 +122,100 @@ def cut(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
     shots = [s for s in state.storyboard.shots if by_id.get(s.id) and by_id[s.id].clip]
     if not shots:
         raise RuntimeError("no shot produced a clip; see report.html and the takes under shots/")
-    film = cut_film(shots, [by_id[s.id].clip for s in shots], run, settings)
-    run.write_manifest({"cut": film.model_dump(mode="json")})
+    first, *others = cut_platforms(settings)
+    config = settings.config(CutConfig).model_copy(update={"platform": first})
+    film = cut_film(shots, [by_id[s.id].clip for s in shots], run.root, config)
+    cuts = [film]
+    for platform in others:
+        _, width, height = resolve_size(platform, None)
+        with ThreadPoolExecutor(max_workers=PLATFORM_WORKERS) as pool:
+            clips = list(
+                pool.map(lambda s, p=platform: _platform_clip(s, by_id[s.id], p, settings, run), shots)
+            )
+        framed = config.model_copy(update={"width": width, "height": height, "platform": platform})
+        cuts.append(cut_film(shots, clips, run.root, framed, name=f"final-{_file_label(platform)}"))
+    run.write_manifest(
+        {"cut": film.model_dump(mode="json"), "cuts": [c.model_dump(mode="json") for c in cuts]}
+    )
     return {"cut": film}
+
+
+PLATFORM_WORKERS = 4  # shots animated at once for another platform's cut (ffmpeg runs outside the GIL)
+
+
+def cut_platforms(settings: RunSettings) -> list[str]:
+    """The platforms a cut is made for, first (final.mp4) first: --platforms, else the run's own platform.
+
+    The first cut is always at the run's own frame size; the others at their preset's size."""
+    from agent.settings import resolve_size
+
+    labels = [resolve_size(p, None)[0] for p in settings.platforms] or [settings.platform]
+    return list(dict.fromkeys(labels))
+
+
+def _file_label(platform: str) -> str:
+    """A platform label as it appears in file names: tiktok, 4x5."""
+    return platform.replace(":", "x")
+
+
+def _platform_clip(shot: Shot, result: ShotResult, platform: str, settings: RunSettings, run: RunDir) -> Clip:
+    """The shot's clip for `platform`: its kept take framed for that aspect (the --variants still if one was
+    made, else outpainted now), animated with the shot's own motion, seed and length into
+    clips/<shot>-<platform>.mp4. A recorded clip of the same take is reused."""
+    from agent.rundir import read_json
+    from agent.settings import resolve_size
+    from tools.animate import AnimateRequest
+
+    kept = next(t for t in result.takes if t.n == result.best)
+    main = result.clip
+    path = run.clip_path(shot.id).with_name(f"{shot.id}-{_file_label(platform)}.mp4")
+    record = path.with_suffix(".json")
+    if record.exists() and path.exists():
+        clip = Clip.model_validate(read_json(record))
+        if clip.take == kept.n and clip.duration == main.duration:
+            return clip
+    variant = next((v for v in result.variants if v.platform == platform and v.error is None), None)
+    variant = variant or run.load_variant(shot.id, platform, kept.n)
+    if variant is None:
+        variant = _make_variant(shot, kept, platform, settings, run)
+        run.save_variant(variant)
+    if variant.error is not None:
+        raise RuntimeError(
+            f"{shot.id} could not be framed for {platform}: {variant.error}; "
+            f"re-run with --resume, or leave {platform} out of --platforms"
+        )
+    _, width, height = resolve_size(platform, None)
+    seed = int(main.parameters.get("seed", kept.seed))
+    req = AnimateRequest(
+        image_path=run.abs(variant.path).as_posix(),
+        output_path=path.as_posix(),
+        prompt=kept.prompt,
+        negative_prompt=kept.negative_prompt,
+        duration=main.duration,
+        fps=settings.fps,
+        width=width,
+        height=height,
+        motion=main.motion,
+        seed=seed,
+    )
+    start = time.perf_counter()
+    made = backends(settings)["video"].animate(req)
+    clip = Clip(
+        shot_id=shot.id,
+        take=kept.n,
+        path=run.rel(path),
+        backend=made.backend,
+        model=made.model,
+        motion=main.motion,
+        duration=main.duration,
+        fps=settings.fps,
+        width=width,
+        height=height,
+        parameters={**made.parameters, "seed": seed, "platform": platform, "still": variant.path},
+        timings={"wall_s": round(time.perf_counter() - start, 3), **made.timings},
+    )
+    write_json(record, clip)
+    return clip
 
 
 def report(state: FilmState, runtime: Runtime[RunSettings]) -> dict:

@@ -1,78 +1,39 @@
 """What a person looks at: the contact sheet, the storyboard sheet and report.html.
 
-The report shows, for every shot, each take with its grade, scores and issues, and why it was re-shot.
-All text is HTML-escaped by Jinja2's autoescape; every link is a program-made path inside the run directory.
+report.html is for the people who decide: it opens with the film (every cut), then the shot list as a client
+reads it, then what needs a decision; every take with its critics is folded below. Pages are rendered from the
+Jinja2 templates in agent/templates/ with autoescape on, and embed a subset of the project's CJK font, so
+Chinese shows as Chinese in a browser that has no CJK font. Every link is a program-made path in the run.
 """
 
 from __future__ import annotations
 
-import html
-import json
+import base64
 from pathlib import Path
 
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from agent.rundir import RunDir, write_atomic
+from agent.rundir import MARKER, RunDir, read_json, write_atomic
 from agent.state import FilmState
-from tools.film import Storyboard
+from tools.film import Cut, ShotResult, Storyboard, Take
 
-_env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-REPORT = _env.from_string(
-    """<!doctype html>
-<html lang="{{ lang }}"><head><meta charset="utf-8"><title>{{ title }}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:24px;background:#111;color:#eee}
-a{color:#9cf} h1{margin-bottom:0} .muted{color:#999}
-.shot{border-top:1px solid #333;padding:12px 0} .takes{display:flex;gap:12px;flex-wrap:wrap}
-.take{background:#1c1c1c;padding:8px;border-radius:6px;width:260px;font-size:13px}
-.take img{width:100%;border-radius:4px} .kept{outline:3px solid #4c4}
-.grade-A{color:#4c4} .grade-B{color:#fc4} .grade-C{color:#f66}
-table{border-collapse:collapse;font-size:12px} td{padding:1px 6px 1px 0}
-.flag{background:#553;padding:2px 6px;border-radius:4px}
-</style></head><body>
-<h1>{{ title }}</h1>
-<p class="muted">{{ brief }}</p>
-<p>{{ n_shots }} shots · {{ "%.1f"|format(duration) }} s · {{ width }}×{{ height }} · planner {{ planner }}
- · {{ n_takes }} takes · {{ n_flagged }} flagged</p>
-{% if draft %}<p class="flag">Draft mode: shots are storyboard panels from the offline renderer, not final images.</p>{% endif %}
-{% if video %}<video src="{{ video }}" controls width="640"></video>{% endif %}
-<p><a href="contact_sheet.png"><img src="contact_sheet.png" style="max-width:100%"></a></p>
-{% for s in shots %}
-<div class="shot" id="{{ s.id }}">
-<h3>{{ s.id }} · {{ s.kind }} · {{ "%.1f"|format(s.duration) }} s {% if s.flagged %}<span class="flag">flagged</span>{% endif %}</h3>
-<p>{{ s.description }}<br><span class="muted">camera: {{ s.camera }} · lighting: {{ s.lighting }}
- · mood: {{ s.mood }}{% if s.subtitle %} · subtitle: “{{ s.subtitle }}”{% endif %}</span></p>
-<div class="takes">
-{% for t in s.takes %}
-<div class="take {{ 'kept' if t.kept else '' }}">
-{% if t.image %}<img src="{{ t.image }}">{% endif %}
-<b>take {{ t.n }}</b> {% if t.grade %}<span class="grade-{{ t.grade }}">grade {{ t.grade }}</span>{% endif %}
-{% if t.kept %} · kept{% endif %}<br>
-<span class="muted">{{ t.backend }} · {{ t.model }} · seed {{ t.seed }}</span>
-{% if t.references %}<br><span class="muted">conditioned on</span>{% for r in t.references %}
-<a href="{{ r }}"><img src="{{ r }}" alt="{{ r }}" style="width:56px;display:inline;vertical-align:middle"></a>{% endfor %}{% endif %}
-{% if t.repair %}<br><i>re-shot because: {{ t.repair }}</i>{% endif %}
-{% if t.error %}<br><span class="grade-C">error: {{ t.error }}</span>{% endif %}
-{% if t.issues %}<ul>{% for i in t.issues %}<li>{{ i }}</li>{% endfor %}</ul>{% endif %}
-<table>{% for k, v in t.scores %}<tr><td>{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}</table>
-{% if t.not_run %}<span class="muted">not run: {{ t.not_run }}</span>{% endif %}
-</div>
-{% endfor %}
-</div>
-{% if s.clip %}<p class="muted">clip: <a href="{{ s.clip }}">{{ s.clip }}</a> · {{ s.clip_verdict }}</p>{% endif %}
-{% if s.variants %}<div class="takes">{% for v in s.variants %}
-<div class="take" style="width:160px">{% if v.path %}<a href="{{ v.path }}"><img src="{{ v.path }}"></a>{% endif %}
-<b>{{ v.platform }}</b> {{ v.width }}×{{ v.height }} · {{ v.mode }}
-{% if v.grade %}<span class="grade-{{ v.grade }}">grade {{ v.grade }}</span>{% endif %}
-{% if v.error %}<br><span class="grade-C">error: {{ v.error }}</span>{% endif %}
-{% if v.issues %}<ul>{% for i in v.issues %}<li>{{ i }}</li>{% endfor %}</ul>{% endif %}</div>
-{% endfor %}</div>{% endif %}
-</div>
-{% endfor %}
-</body></html>
-"""
+_env = Environment(
+    loader=PackageLoader("agent", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
 )
+PLAYER_HEIGHT = 360  # every cut's player is shown this tall, whatever its aspect
+
+
+def render_page(template: str, **context) -> str:
+    """Render `template` with a subset of the CJK font holding every character the page shows, embedded."""
+    from tools.fonts import font_subset
+
+    page = _env.get_template(template)
+    text = page.render(font_b64="", **context)
+    return page.render(font_b64=base64.b64encode(font_subset(text)).decode("ascii"), **context)
 
 
 def _thumb_grid(items: list[tuple[Path, str]], out: Path, columns: int = 4, thumb_w: int = 320) -> Path:
@@ -128,18 +89,16 @@ def write_storyboard_sheet(storyboard: Storyboard, root: Path) -> Path:
             (path, f"{shot.id} · {shot.kind} · {shot.duration:.1f}s\n{shot.subtitle or shot.description}")
         )
     sheet = _thumb_grid(items, root / "storyboard.png")
-    rows = "".join(
-        f"<tr><td><img src='storyboard/{s.id}.png' width='240'></td><td><b>{s.id} · {html.escape(s.kind)}"
-        f" · {s.duration:.1f} s</b><br>{html.escape(s.description)}<br><i>{html.escape(s.camera)} · "
-        f"{html.escape(s.lighting)} · {html.escape(s.mood)}</i><br>“{html.escape(s.subtitle)}”<br>"
-        f"<small>{html.escape(s.prompt)}</small></td></tr>"
-        for s in storyboard.shots
-    )
-    page = (
-        f"<!doctype html><meta charset='utf-8'><title>{html.escape(storyboard.title)}</title>"
-        f"<body style='font-family:system-ui'><h1>{html.escape(storyboard.title)}</h1>"
-        f"<p>{len(storyboard.shots)} shots · {storyboard.duration:.1f} s · {storyboard.width}×{storyboard.height}"
-        f" · planner {html.escape(storyboard.planner)}</p><table>{rows}</table></body>"
+    page = render_page(
+        "storyboard.html.j2",
+        title=storyboard.title,
+        lang=storyboard.lang,
+        duration=storyboard.duration,
+        width=storyboard.width,
+        height=storyboard.height,
+        planner=storyboard.planner,
+        notes=storyboard.notes,
+        shots=storyboard.shots,
     )
     write_atomic(root / "storyboard.html", page)
     return sheet
@@ -148,54 +107,119 @@ def write_storyboard_sheet(storyboard: Storyboard, root: Path) -> Path:
 def write_report(state: FilmState, run: RunDir, settings) -> str:
     """contact_sheet.png and report.html for a finished film; returns the report's relative path."""
     results = {r.shot_id: r for r in state.results}
+    on_disk = run.takes()
+    notes = _redo_notes(run)
     sheet_items, shots = [], []
     for shot in state.storyboard.shots:
         result = results.get(shot.id)
-        takes = result.takes if result else []
+        takes = _all_takes(shot.id, result, on_disk)
         kept = result.best if result else None
-        if kept is not None:
-            grade = next(t.critique.grade for t in takes if t.n == kept)
-            sheet_items.append(
-                (run.abs(f"shots/{shot.id}/take-{kept}.png"), f"{shot.id} · take {kept} · {grade}")
-            )
+        kept_take = next((t for t in takes if t.n == kept), None)
+        if kept_take is not None:
+            grade = kept_take.critique.grade if kept_take.critique else "?"
+            sheet_items.append((run.abs(kept_take.path), f"{shot.id} · take {kept} · {grade}"))
         shots.append(
             {
                 **shot.model_dump(),
-                "flagged": bool(result and result.flagged),
-                "clip": result.clip.path if result and result.clip else None,
-                "clip_verdict": _clip_verdict(result),
-                "takes": [_take_view(t, kept) for t in takes],
+                "frame": kept_take.path if kept_take else None,
+                "kept": kept,
+                "flagged": bool(result is None or result.flagged),
+                "clip": _clip_view(result),
+                "takes": [_take_view(t, kept, notes.get((shot.id, t.n))) for t in takes],
                 "variants": [_variant_view(v) for v in (result.variants if result else [])],
             }
         )
     if sheet_items:
         _thumb_grid(sheet_items, run.root / "contact_sheet.png")
-    all_takes = [t for r in state.results for t in r.takes]
-    page = REPORT.render(
+    cuts = _cuts(state, run)
+    all_takes = [t for s in shots for t in s["takes"]]
+    duration = cuts[0].duration if cuts else state.storyboard.duration
+    summary = (
+        f"{len(shots)} shots · {duration:.1f} s · {settings.width}×{settings.height} · "
+        f"planner {state.storyboard.planner} · {len(all_takes)} takes · {sum(s['flagged'] for s in shots)} flagged"
+    )
+    page = render_page(
+        "report.html.j2",
         title=state.storyboard.title,
-        brief=state.brief.text[:600],
         lang=state.storyboard.lang,
-        n_shots=len(state.storyboard.shots),
-        duration=state.cut.duration if state.cut else state.storyboard.duration,
-        width=settings.width,
-        height=settings.height,
-        planner=state.storyboard.planner,
-        n_takes=len(all_takes),
-        n_flagged=sum(r.flagged for r in state.results),
-        draft=any(t.backend == "draft" for t in all_takes),
-        video=state.cut.path if state.cut else None,
+        summary=summary,
+        brief=state.brief.text[:2000],
+        draft=any(t["backend"] == "draft" for t in all_takes),
+        cuts=[_cut_view(c) for c in cuts],
+        decisions=_decisions(state.storyboard, shots),
         shots=shots,
     )
     write_atomic(run.root / "report.html", page)
     return "report.html"
 
 
-def _take_view(take, kept: int | None) -> dict:
+def _all_takes(shot_id: str, result: ShotResult | None, on_disk: list[Take]) -> list[Take]:
+    """Every take of the shot: those recorded on disk (a redo's branch carries only its new ones) and the
+    branch's own, which are newer where both exist."""
+    by_n = {t.n: t for t in on_disk if t.shot_id == shot_id}
+    by_n.update({t.n: t for t in (result.takes if result else [])})
+    return [by_n[n] for n in sorted(by_n)]
+
+
+def _redo_notes(run: RunDir) -> dict[tuple[str, int], str]:
+    """(shot id, take number) → the director's note of the redo that made the take (from run.json)."""
+    marker = run.root / MARKER
+    redos = read_json(marker).get("redos", []) if marker.exists() else []
+    notes: dict[tuple[str, int], str] = {}
+    for i, redo in enumerate(redos):
+        later = [r["first_take"] for r in redos[i + 1 :] if r["shot"] == redo["shot"]]
+        last = min(later) if later else redo["first_take"] + 100
+        for n in range(redo["first_take"], last):
+            if redo.get("note"):
+                notes[(redo["shot"], n)] = redo["note"]
+    return notes
+
+
+def _cuts(state: FilmState, run: RunDir) -> list[Cut]:
+    """Every cut of the film, as the cut node listed them in manifest.json (the first is final.mp4)."""
+    manifest = run.root / "manifest.json"
+    listed = read_json(manifest).get("cuts", []) if manifest.exists() else []
+    if listed:
+        return [Cut.model_validate(c) for c in listed]
+    return [state.cut] if state.cut else []
+
+
+def _cut_view(cut: Cut) -> dict:
+    show = min(640, round(PLAYER_HEIGHT * cut.width / cut.height))
+    return {**cut.model_dump(), "show_width": show}
+
+
+def _decisions(storyboard: Storyboard, shots: list[dict]) -> list[dict]:
+    """What a person must decide on: flagged shots and why, failed deliveries, and the planner's notes."""
+    out = [{"shot": None, "text": note} for note in storyboard.notes]
+    for s in shots:
+        if s["kept"] is None:
+            out.append(
+                {"shot": s["id"], "text": "no take produced an image; re-shoot it (redo) or drop the shot"}
+            )
+            continue
+        kept = next(t for t in s["takes"] if t["kept"])
+        if s["flagged"]:
+            why = "; ".join(kept["issues"]) or "the kept take is not grade A"
+            out.append(
+                {"shot": s["id"], "text": f"take {kept['n']} (grade {kept['grade']}) kept with: {why}"}
+            )
+        if s["clip"] and s["clip"]["failed"]:
+            out.append({"shot": s["id"], "text": f"the clip failed its check: {s['clip']['verdict']}"})
+        for v in s["variants"]:
+            if v["error"] or v["grade"] == "C":
+                why = v["error"] or "; ".join(v["issues"])
+                out.append({"shot": s["id"], "text": f"the {v['platform']} frame needs a look: {why}"})
+    return out
+
+
+def _take_view(take: Take, kept: int | None, note: str | None) -> dict:
     crit = take.critique
     return {
         "n": take.n,
         "image": None if take.error else take.path,
         "kept": take.n == kept,
+        "note": note,
         "grade": crit.grade if crit else None,
         "backend": take.backend,
         "model": take.model,
@@ -204,9 +228,22 @@ def _take_view(take, kept: int | None) -> dict:
         "references": take.parameters.get("references") or [],
         "error": take.error,
         "issues": [f"{i.category}: {i.reason}" for i in crit.issues] if crit else [],
-        "scores": sorted((k, round(v, 3)) for k, v in crit.scores.items()) if crit else [],
-        "not_run": ", ".join(crit.critics_not_run) if crit else "",
+        "critics": [_critic_view(c) for c in crit.critics] if crit else [],
     }
+
+
+def _critic_view(c) -> dict:
+    return {
+        "name": c.name,
+        "ran": c.ran,
+        "passed": c.passed,
+        "reason": c.not_run_reason or "",
+        "scores": sorted((k, _number(v)) for k, v in c.scores.items()),
+    }
+
+
+def _number(v: float) -> str:
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
 
 
 def _variant_view(v) -> dict:
@@ -218,9 +255,16 @@ def _variant_view(v) -> dict:
     }  # fmt: skip
 
 
-def _clip_verdict(result) -> str:
-    if not result or not result.clip or not result.clip.critique:
-        return ""
+def _clip_view(result: ShotResult | None) -> dict | None:
+    if not result or not result.clip:
+        return None
     c = result.clip.critique
+    if c is None:
+        return {"path": result.clip.path, "verdict": "not checked", "failed": False, "scores": []}
     issues = "; ".join(i.reason for i in c.issues)
-    return f"grade {c.grade}" + (f" ({issues})" if issues else "") + " · " + json.dumps(c.scores)[:200]
+    return {
+        "path": result.clip.path,
+        "verdict": f"grade {c.grade}" + (f" ({issues})" if issues else ""),
+        "failed": not c.passed,
+        "scores": sorted((k, _number(v)) for k, v in c.scores.items()),
+    }

@@ -18,7 +18,17 @@ from PIL import Image
 from agent.rundir import RunDir
 from agent.settings import RunSettings
 from tools.animate import MOTIONS, AnimateRequest, MotionBackend, select_video_backend
-from tools.cut import clean_subtitle, cut_film, probe, subtitle_cues, subtitle_font_px, to_srt
+from tools.cut import (
+    SUBTITLE_MARGIN_V,
+    SUBTITLE_MAX_CHARS,
+    CutConfig,
+    clean_subtitle,
+    cut_film,
+    probe,
+    subtitle_cues,
+    subtitle_font_px,
+    to_srt,
+)
 from tools.film import Clip, Shot
 from tools.fonts import FONT_FAMILY, display_units, font_path, fontconfig_env, pil_font, wrap_text
 from tools.generate_image import DraftBackend, ImageRequest, pick_palette, select_image_backend
@@ -88,7 +98,8 @@ def ocr_text(engine, image: Path) -> str:
     im = Image.open(image).convert("RGB")
     w, h = im.size
     px = subtitle_font_px(w, h)
-    band = im.crop((0, round(h * 0.94 - 2.2 * px), w, round(h * 0.98)))
+    bottom = h * (1 - SUBTITLE_MARGIN_V)  # the subtitle block's lower edge (title-safe margin)
+    band = im.crop((0, round(bottom - 2.2 * px), w, round(bottom + 0.04 * h)))
     return "".join(engine(np.asarray(band), use_cls=False).txts or ())
 
 
@@ -116,7 +127,7 @@ def build_film(root: Path, lines: list[str], size=(640, 360), crossfade=0.4, fps
             Clip(shot_id=shot.id, take=1, path=run.rel(Path(result.path)), backend=result.backend,
                  model=result.model, motion=shot.motion, duration=shot.duration, fps=fps, width=w, height=h)
         )  # fmt: skip
-    return cut_film(shots, clips, run, settings), shots, run, settings
+    return cut_film(shots, clips, root, settings.config(CutConfig)), shots, run, settings
 
 
 @pytest.fixture(scope="module")
@@ -335,7 +346,7 @@ def test_cut_rejects_clips_out_of_order(zh_film):
     clips = [Clip(shot_id=s.id, take=1, path=f"clips/{s.id}.mp4", backend="motion", model="m", motion="static",
                   duration=1.5, fps=24, width=640, height=360) for s in shots]  # fmt: skip
     with pytest.raises(ValueError, match="shot order"):
-        cut_film(shots, list(reversed(clips)), run, settings)
+        cut_film(shots, list(reversed(clips)), run.root, settings.config(CutConfig))
 
 
 def test_subtitle_cues_skip_empty_and_escape_markup():
@@ -360,3 +371,46 @@ def test_probe_rejects_non_media(tmp_path):
         probe(junk)
     with pytest.raises(FileNotFoundError):
         probe(tmp_path / "missing.mp4")
+
+
+def test_wrap_text_is_about_linear(monkeypatch):
+    """A 10,000-character word used to take minutes (every split re-measured the whole line)."""
+    import time
+
+    calls = {"n": 0, "chars": 0}
+
+    def counting(text: str) -> int:
+        calls["n"] += 1
+        calls["chars"] += len(text)
+        return display_units(text)
+
+    work = {}
+    for n in (1000, 10_000):
+        calls.update(n=0, chars=0)
+        lines = wrap_text("x" * n, 40, counting, balance=True)
+        assert "".join(lines) == "x" * n and all(len(line) <= 40 for line in lines)
+        work[n] = calls["chars"]
+    assert work[10_000] < 15 * work[1000], f"measuring grows faster than n log n: {work}"
+    start = time.perf_counter()
+    lines = wrap_text("x" * 10_000, 40, balance=True)
+    assert time.perf_counter() - start < 0.5 and len(lines) == 250
+    mixed = wrap_text("新品上市 the quick brown fox, " * 400, 40, balance=True)
+    assert all(display_units(line) <= 40 for line in mixed)
+
+
+def test_clean_subtitle_drops_control_characters_and_caps_length():
+    text = clean_subtitle("Slow\x00 mornings\x07\u202e\x1b[31m \u200bnow\ufeff")
+    assert text == "Slow mornings[31m now", text
+    assert all(ch.isprintable() for ch in text)
+    long = clean_subtitle("word " * 1000)
+    assert len(long) == SUBTITLE_MAX_CHARS and long.endswith("…")
+    assert clean_subtitle("👩\u200d👩") == "👩\u200d👩", "a joiner inside an emoji stays"
+
+
+def test_cut_with_hostile_subtitles_still_encodes(tmp_path):
+    lines = ["a\x00b\x1b\u202e{\\an8}up" + "x" * 5000, "正常的字幕"]
+    cut, _, run, _ = build_film(tmp_path / "hostile", lines, size=(320, 180), fps=12)
+    cues = parse_srt((run.root / cut.srt).read_text(encoding="utf-8"))
+    assert cues[0][2].startswith("ab(/an8)up") and len(cues[0][2]) <= SUBTITLE_MAX_CHARS
+    assert "\x00" not in (run.root / cut.srt).read_text(encoding="utf-8")
+    assert [s["type"] for s in probe(run.root / cut.path)["streams"]] == ["video", "subtitle"]

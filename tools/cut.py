@@ -1,80 +1,97 @@
-"""Tool: cut. Assembles the clips in shot order with crossfades and subtitles.
+"""Tool: cut. Assembles the clips in shot order with crossfades and subtitles, for one platform's frame.
 
-Writes `final.srt` and `final.mp4` (subtitles burned in and as a soft mov_text track) with the ffmpeg that
-ships inside imageio-ffmpeg. Chinese subtitles use the Noto Sans CJK font installed with the project.
+Writes `<name>.srt` and `<name>.mp4` (subtitles burned in and as a soft mov_text track) with the ffmpeg that
+ships inside imageio-ffmpeg (built with libass). Chinese subtitles use the Noto Sans CJK font installed with the
+project. Files are probed with PyAV (FFmpeg's own libraries), not by reading ffmpeg's log.
 
 Timing: with crossfades of `f` seconds, clip i starts at (sum of the earlier clips' durations) - i·f, and the
 film lasts sum(durations) - (n-1)·f. A shot's subtitle runs from the middle of the fade that brings it in to the
 middle of the fade that takes it out, so consecutive subtitles touch but never overlap.
+
+Burned subtitles sit in the title-safe zone: centred, their last line's baseline `SUBTITLE_MARGIN_V` of the
+height above the bottom edge, inside side margins of `SUBTITLE_MARGIN_H`, on a translucent box that keeps them
+readable over any picture.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
-import subprocess
 import tempfile
+import unicodedata
 from pathlib import Path
+from typing import Literal
 
-from agent.rundir import RunDir  # layering: to go (issue 9)
+from pydantic import BaseModel, Field
+
 from tools.files import write_atomic
 from tools.film import Clip, Cut, Shot
 
 SUBTITLE_LANGS = {"en": "eng", "zh": "chi"}  # ISO 639-2 codes for the MP4 track's language
 SUBTITLE_HEIGHT = 0.065  # subtitle glyph size as a share of the frame's shorter side
+SUBTITLE_MARGIN_V = 0.08  # bottom of the subtitle block above the frame's bottom edge, share of the height
+SUBTITLE_MARGIN_H = 0.07  # side margins, share of the width (title-safe: inside the central ~86%)
+SUBTITLE_MAX_CHARS = 160  # one cue; longer copy is cut with an ellipsis rather than filling the frame
 ASS_PLAY_RES_Y = 288  # libass's script height for SRT input: FontSize and margins are in these units
 X264_PRESET = "veryfast"  # the cut is encoded once; faster presets save little time and cost sharpness
+NAME = re.compile(r"final(-[a-z0-9]{1,20})?")  # the cut's file stem: final, final-tiktok, final-4x5
+
+
+class CutConfig(BaseModel):
+    """How to cut: the frame, the rate, the fades and the subtitle language (named as the run settings)."""
+
+    width: int = Field(ge=16, le=4096, description="Frame width in pixels (even).")
+    height: int = Field(ge=16, le=4096, description="Frame height in pixels (even).")
+    fps: int = Field(default=24, ge=1, le=120, description="Frames per second of the cut.")
+    crossfade: float = Field(default=0.4, ge=0, le=2, description="Crossfade between clips, seconds.")
+    lang: Literal["en", "zh"] | None = Field(default=None, description="Subtitle language; guessed if None.")
+    platform: str = Field(default="", description="The platform the cut is for, as recorded on the Cut.")
 
 
 # --- probing ----------------------------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
-_STREAM = re.compile(r"^\s*Stream #\d+:(\d+)(?:\[\w+\])?(?:\((\w+)\))?:\s*(\w+):\s*([^\s,]+)(.*)$")
-
 
 def probe(path: str | Path) -> dict:
-    """What ffmpeg says about a media file: duration (s), width, height, fps and its streams.
+    """What a media file holds: duration (s), width, height, fps and its streams.
 
     Returns {"duration", "width", "height", "fps", "streams": [{"index", "type", "codec", "language"}, ...]};
     width/height/fps come from the first video stream (None without one). Used by the cut, the critic and tests.
     """
-    import imageio_ffmpeg
+    import av
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"cannot probe {path}: no such file")
-    # `ffmpeg -i` with no output prints the container's description on stderr and exits 1: that is expected.
-    proc = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", f"file:{path}"],
-        check=False,
-        capture_output=True,
-        text=True,
-        errors="replace",
-    )
-    text = proc.stderr
-    m = _DURATION.search(text)
-    if not m:
-        tail = "\n".join(text.strip().splitlines()[-3:])
-        raise ValueError(f"{path} is not a media file ffmpeg can read:\n{tail}")
-    info: dict = {
-        "duration": int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]),
-        "width": None,
-        "height": None,
-        "fps": None,
-        "streams": [],
-    }
-    for line in text.splitlines():
-        s = _STREAM.match(line)
-        if not s:
-            continue
-        stream = {"index": int(s[1]), "type": s[3].lower(), "codec": s[4], "language": s[2]}
-        info["streams"].append(stream)
-        if stream["type"] == "video" and info["width"] is None:
-            if size := re.search(r"\b(\d{2,5})x(\d{2,5})\b", s[5]):
-                info["width"], info["height"] = int(size[1]), int(size[2])
-            if fps := re.search(r"([\d.]+) fps", s[5]):
-                info["fps"] = float(fps[1])
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as err:
+        raise ValueError(f"{path} is not a media file ffmpeg can read: {err}") from None
+    with container:
+        if container.duration is None:
+            raise ValueError(f"{path} is not a media file ffmpeg can read: it has no duration")
+        info: dict = {
+            "duration": container.duration / av.time_base,
+            "width": None,
+            "height": None,
+            "fps": None,
+            "streams": [],
+        }
+        for stream in container.streams:
+            codec = stream.codec_context.name if stream.codec_context else None
+            info["streams"].append(
+                {
+                    "index": stream.index,
+                    "type": stream.type,
+                    "codec": codec,
+                    "language": stream.metadata.get("language"),
+                }
+            )
+            if stream.type == "video" and info["width"] is None:
+                info["width"], info["height"] = stream.width, stream.height
+                rate = stream.average_rate or stream.guessed_rate
+                info["fps"] = float(rate) if rate else None
     return info
 
 
@@ -87,14 +104,25 @@ def subtitle_font_px(width: int, height: int) -> float:
 
 
 def clean_subtitle(text: str) -> str:
-    """One subtitle line made safe for SRT and libass.
+    """One subtitle line made safe for SRT and libass, at most `SUBTITLE_MAX_CHARS` long.
 
     A blank line would end the cue and `-->` would read as a timing line; `{` `}` `\\` and `<` `>` are
-    markup to libass / ffmpeg's SRT reader, so a model's subtitle could restyle or hide the text.
+    markup to libass / ffmpeg's SRT reader, so a model's subtitle could restyle or hide the text. NUL and other
+    control or format characters (bidirectional overrides among them) are dropped: they can cut a C string
+    short or reorder what is shown.
     """
+    text = "".join(" " if ch.isspace() else ch for ch in text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _UNSHOWN or ch in _JOINERS)
     text = " ".join(text.split())
     text = text.replace("-->", "→")
-    return text.translate(str.maketrans({"{": "(", "}": ")", "\\": "/", "<": "‹", ">": "›"}))
+    text = text.translate(str.maketrans({"{": "(", "}": ")", "\\": "/", "<": "‹", ">": "›"}))
+    if len(text) > SUBTITLE_MAX_CHARS:
+        text = text[: SUBTITLE_MAX_CHARS - 1].rstrip() + "…"
+    return text
+
+
+_UNSHOWN = {"Cc", "Cf", "Cs", "Co", "Cn"}  # control, format, surrogate, private use, unassigned
+_JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners shape emoji and some scripts: kept
 
 
 def srt_time(seconds: float) -> str:
@@ -136,97 +164,148 @@ def to_srt(cues: list[tuple[float, float, str]], max_units: int) -> str:
 # --- the cut --------------------------------------------------------------------------------------------------
 
 
-def cut_film(shots: list[Shot], clips: list[Clip], run: RunDir, settings) -> Cut:
-    """Cut `clips` (one per shot, in `shots` order) into final.mp4 + final.srt under the run directory.
+def cut_film(
+    shots: list[Shot], clips: list[Clip], root: str | Path, config: CutConfig, name: str = "final"
+) -> Cut:
+    """Cut `clips` (one per shot, in `shots` order; paths relative to `root`) into `root/<name>.mp4` + `.srt`.
 
-    Clips are joined with `settings.crossfade`-second crossfades (a plain join for 0 or a single clip; a fade
-    is shortened to half the shortest clip so no shot vanishes inside its fades). Subtitles are burned in with
-    the bundled CJK font and also carried as a soft mov_text track, off by default so players do not show them
-    twice. Both files are written to temporary names and renamed, so a killed cut leaves no half file.
+    Clips are joined with `config.crossfade`-second crossfades (a plain join for 0 or a single clip; a fade is
+    shortened to half the shortest clip so no shot vanishes inside its fades), each brought to the config's
+    frame. Subtitles are burned in with the bundled CJK font and also carried as a soft mov_text track, off by
+    default so players do not show them twice. Both files are written to temporary names and renamed, so a
+    killed cut leaves no half file. The returned Cut's paths are relative to `root`.
     """
-    from tools.animate import run_ffmpeg
-    from tools.fonts import FONT_FAMILY, fontconfig_env, is_cjk
+    root = Path(root)
+    if not NAME.fullmatch(name):
+        raise ValueError(f"cut name {name!r} is not final or final-<platform> (lowercase letters and digits)")
+    paths = _clip_files(shots, clips, root)
+    w, h, fps = config.width, config.height, config.fps
+    if w % 2 or h % 2:
+        raise ValueError(f"cut size {w}x{h} is not encodable: H.264 yuv420p needs even sides")
 
+    # Real lengths, not the asked ones: a video model may return a few frames more or less, and a fade offset
+    # past the end of its clip would freeze the picture.
+    durations = [probe(p)["duration"] for p in paths]
+    fade = min(config.crossfade, min(durations) / 2) if len(clips) > 1 else 0.0
+
+    from tools.fonts import is_cjk
+
+    lang = config.lang or ("zh" if is_cjk(" ".join(s.subtitle for s in shots)) else "en")
+    px = subtitle_font_px(w, h)
+    cues = subtitle_cues(shots, durations, fade)
+    srt_path = root / f"{name}.srt"
+    write_atomic(srt_path, to_srt(cues, max_units=int((1 - 2 * SUBTITLE_MARGIN_H) * w / (px / 2))))
+
+    graph, last = _join_graph(len(paths), durations, fade, w, h, fps)
+    if cues:
+        graph.append(
+            f"[{last}]subtitles=filename=subs.srt:charenc=UTF-8:force_style='{_subtitle_style(w, h)}'[out]"
+        )
+        last = "out"
+    out = root / f"{name}.mp4"
+    _encode(paths, graph, last, srt_path if cues else None, lang, fps, out)
+
+    info = probe(out)
+    return Cut(
+        path=out.relative_to(root).as_posix(),
+        srt=srt_path.relative_to(root).as_posix(),
+        duration=info["duration"],
+        width=info["width"],
+        height=info["height"],
+        fps=round(info["fps"] or fps),
+        lang=lang,
+        shots=[s.id for s in shots],
+        platform=config.platform,
+    )
+
+
+def _clip_files(shots: list[Shot], clips: list[Clip], root: Path) -> list[Path]:
+    """The clips' files, checked: one per shot in shot order, each inside `root` and on disk."""
     if not clips:
         raise ValueError("cut_film needs at least one clip")
     if len(shots) != len(clips):
         raise ValueError(f"cut_film got {len(shots)} shots but {len(clips)} clips; pass one clip per shot")
+    inside = root.resolve()
+    paths = []
     for shot, clip in zip(shots, clips, strict=True):
         if shot.id != clip.shot_id:
             raise ValueError(
                 f"clip for {clip.shot_id} is in the place of shot {shot.id}; pass clips in shot order"
             )
-    w, h, fps = settings.width, settings.height, settings.fps
-    if w % 2 or h % 2:
-        raise ValueError(f"cut size {w}x{h} is not encodable: H.264 yuv420p needs even sides")
-    paths = [run.abs(c.path) for c in clips]
-    for clip, path in zip(clips, paths, strict=True):
+        path = (root / clip.path).resolve()
+        if inside not in path.parents:
+            raise ValueError(f"clip path {clip.path!r} of {clip.shot_id} is outside {root}")
         if not path.is_file():
             raise FileNotFoundError(f"clip of {clip.shot_id} is missing: {path}")
+        paths.append(path)
+    return paths
 
-    # Real lengths, not the asked ones: a video model may return a few frames more or less, and a fade offset
-    # past the end of its clip would freeze the picture.
-    durations = [probe(p)["duration"] for p in paths]
-    fade = min(settings.crossfade, min(durations) / 2) if len(clips) > 1 else 0.0
 
-    subtitles = " ".join(s.subtitle for s in shots)
-    lang = settings.lang or ("zh" if is_cjk(subtitles) else "en")
-    px = subtitle_font_px(w, h)
-    cues = subtitle_cues(shots, durations, fade)
-    srt = to_srt(cues, max_units=int(0.88 * w / (px / 2)))
-    srt_path = run.root / "final.srt"
-    write_atomic(srt_path, srt)
+def _join_graph(
+    n: int, durations: list[float], fade: float, w: int, h: int, fps: int
+) -> tuple[list[str], str]:
+    """The filter graph that brings every clip to one frame, rate and timebase (xfade requires it) and joins them.
 
-    # The filter graph: every clip brought to one size, rate and timebase (xfade requires it), then joined.
+    A clip of another size is fitted inside the frame and padded. Returns the graph's parts and the label of its output.
+    """
     parts = [
         f"[{i}:v]scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,"
         f"format=yuv420p,settb=AVTB,setpts=PTS-STARTPTS,fps={fps}[v{i}]"
-        for i in range(len(paths))
+        for i in range(n)
     ]
-    if fade > 0:
-        last, offset = "v0", 0.0
-        for i in range(1, len(paths)):
-            offset += durations[i - 1] - fade
-            parts.append(f"[{last}][v{i}]xfade=transition=fade:duration={fade:.4f}:offset={offset:.4f}[x{i}]")
-            last = f"x{i}"
-    else:
-        parts.append("".join(f"[v{i}]" for i in range(len(paths))) + f"concat=n={len(paths)}:v=1:a=0[joined]")
-        last = "joined"
-    if cues:
-        scale = ASS_PLAY_RES_Y / h  # pixels → libass script units
-        style = ",".join([
-            # An opaque box (BorderStyle=3, drawn in OutlineColour) keeps the line readable over any picture,
-            # the draft panels' own captions included.
-            f"FontName={FONT_FAMILY}", f"FontSize={px * scale:.1f}", "Bold=0",
-            "PrimaryColour=&H00FFFFFF", "OutlineColour=&H50000000", "BackColour=&H50000000",
-            "BorderStyle=3", f"Outline={px * 0.25 * scale:.2f}", "Shadow=0",
-            "Alignment=2", f"MarginV={0.06 * h * scale:.0f}", f"MarginL={0.05 * w * scale:.0f}",
-            f"MarginR={0.05 * w * scale:.0f}",
-        ])  # fmt: skip
-        # The filter reads "subs.srt" from ffmpeg's working folder (a temporary one): the run directory's own
-        # path, which may hold spaces, colons or quotes, never enters the filter graph's syntax.
-        parts.append(f"[{last}]subtitles=filename=subs.srt:charenc=UTF-8:force_style='{style}'[out]")
-        last = "out"
+    if fade <= 0:
+        parts.append("".join(f"[v{i}]" for i in range(n)) + f"concat=n={n}:v=1:a=0[joined]")
+        return parts, "joined"
+    last, offset = "v0", 0.0
+    for i in range(1, n):
+        offset += durations[i - 1] - fade
+        parts.append(f"[{last}][v{i}]xfade=transition=fade:duration={fade:.4f}:offset={offset:.4f}[x{i}]")
+        last = f"x{i}"
+    return parts, last
 
-    out = run.root / "final.mp4"
+
+def _subtitle_style(w: int, h: int) -> str:
+    """libass force_style for the title-safe subtitle block (sizes in libass script units)."""
+    from tools.fonts import FONT_FAMILY
+
+    px, scale = subtitle_font_px(w, h), ASS_PLAY_RES_Y / h  # pixels → libass script units
+    return ",".join([
+        # An opaque-ish box (BorderStyle=3, drawn in OutlineColour) keeps the line readable over any picture.
+        f"FontName={FONT_FAMILY}", f"FontSize={px * scale:.1f}", "Bold=0",
+        "PrimaryColour=&H00FFFFFF", "OutlineColour=&H50000000", "BackColour=&H50000000",
+        "BorderStyle=3", f"Outline={px * 0.25 * scale:.2f}", "Shadow=0",
+        "Alignment=2", f"MarginV={SUBTITLE_MARGIN_V * h * scale:.0f}",
+        f"MarginL={SUBTITLE_MARGIN_H * w * scale:.0f}", f"MarginR={SUBTITLE_MARGIN_H * w * scale:.0f}",
+    ])  # fmt: skip
+
+
+def _encode(
+    paths: list[Path], graph: list[str], last: str, srt: Path | None, lang: str, fps: int, out: Path
+) -> None:
+    """Run ffmpeg over the filter graph into `out` (H.264, and the soft subtitle track when `srt` is given)."""
+    from tools.animate import run_ffmpeg
+    from tools.fonts import fontconfig_env
+
     with tempfile.TemporaryDirectory(prefix="cd-cut-") as work:
         env = {**os.environ, **fontconfig_env(work)}
         args: list[str] = []
         for p in paths:
             args += ["-i", f"file:{p}"]
-        if cues:
-            shutil.copyfile(srt_path, Path(work) / "subs.srt")
+        if srt is not None:
+            # The filter reads "subs.srt" from ffmpeg's working folder (a temporary one): the run directory's own
+            # path, which may hold spaces, colons or quotes, never enters the filter graph's syntax.
+            shutil.copyfile(srt, Path(work) / "subs.srt")
             args += ["-f", "srt", "-i", "subs.srt"]
-        args += ["-filter_complex", ";".join(parts), "-map", f"[{last}]"]
-        if cues:
+        args += ["-filter_complex", ";".join(graph), "-map", f"[{last}]"]
+        if srt is not None:
             args += [
                 "-map", f"{len(paths)}:s", "-c:s", "mov_text",
                 "-metadata:s:s:0", f"language={SUBTITLE_LANGS[lang]}",
                 "-metadata:s:s:0", f"title={'中文' if lang == 'zh' else 'English'}",
                 "-disposition:s:0", "0",
             ]  # fmt: skip
-        fd, tmp = tempfile.mkstemp(dir=run.root, prefix=".final.", suffix=".mp4")
-        os.close(fd)
+        # ffmpeg creates the temporary file itself, so it gets the user's umask (mkstemp's would be 0600).
+        tmp = str(out.with_name(f".{out.stem}.{secrets.token_hex(6)}.mp4"))
         args += [
             "-c:v", "libx264", "-preset", X264_PRESET, "-crf", "20", "-pix_fmt", "yuv420p", "-r", str(fps),
             "-movflags", "+faststart", "-an", tmp,
@@ -237,15 +316,3 @@ def cut_film(shots: list[Shot], clips: list[Clip], run: RunDir, settings) -> Cut
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-
-    info = probe(out)
-    return Cut(
-        path=run.rel(out),
-        srt=run.rel(srt_path),
-        duration=info["duration"],
-        width=info["width"],
-        height=info["height"],
-        fps=round(info["fps"] or fps),
-        lang=lang,
-        shots=[s.id for s in shots],
-    )

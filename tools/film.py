@@ -228,3 +228,4 @@ class Cut(BaseModel):
     fps: int
     lang: str
     shots: list[str]
+    platform: str = Field(default="", description="The platform this cut is framed for (tiktok, 1:1, ...).")

@@ -11,6 +11,7 @@ draw real glyphs, so `fontconfig_env` writes one and returns the environment for
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 import unicodedata
@@ -90,6 +91,36 @@ def fontconfig_env(workdir: str | Path) -> dict[str, str]:
     return {"FONTCONFIG_FILE": str(conf), "FONTCONFIG_PATH": str(workdir)}
 
 
+def font_subset(text: str, weight: str = "Regular") -> bytes:
+    """The Simplified Chinese face cut down to the characters of `text`, at one weight, as OpenType bytes.
+
+    For a page that must show Chinese in a browser with no CJK font (embedded as a base64 @font-face): the whole
+    collection is tens of megabytes, a subset for a report's few hundred characters some tens of kilobytes.
+    The variable font is fixed at `weight` (static outlines: no browser has to apply variations).
+    """
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+    from fontTools.varLib import instancer
+
+    if weight not in WEIGHTS:
+        raise ValueError(f"unknown font weight {weight!r}; use one of {', '.join(WEIGHTS)}")
+    font = TTFont(str(font_path()), fontNumber=SC_INDEX, lazy=True)
+    options = subset.Options()
+    options.layout_features = ["*"]
+    options.notdef_outline = True
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text="".join(sorted(set(text) | set(" "))))
+    subsetter.subset(font)
+    font = instancer.instantiateVariableFont(font, {"wght": _WEIGHT_VALUES[weight]})
+    buf = io.BytesIO()
+    font.save(buf)
+    return buf.getvalue()
+
+
+_WEIGHT_VALUES = {"Thin": 100, "Light": 300, "DemiLight": 350, "Regular": 400, "Medium": 500, "Bold": 700,
+                  "Black": 900}  # fmt: skip
+
+
 # --- text layout ---------------------------------------------------------------------------------------------
 # Chinese has no spaces between words, so a line may break between any two CJK characters; Latin text breaks
 # at spaces. (The libass inside imageio-ffmpeg is built without Unicode line breaking, so subtitles must arrive
@@ -114,37 +145,89 @@ def wrap_text(text: str, max_width: float, measure=display_units, balance: bool 
 
     Latin words stay whole unless one alone is too wide; CJK text breaks between characters, never before
     closing punctuation. `balance` evens out the line lengths (a subtitle reads better as two similar lines
-    than a full line and a stub).
+    than a full line and a stub): the narrowest width that needs no more lines than a plain wrap is found by
+    bisection, so the cost is a few plain wraps, each about linear in the text's length.
     """
     text = " ".join(text.split())
     if not text:
         return []
-    if balance and measure(text) > max_width:
-        n_lines = len(wrap_text(text, max_width, measure))
-        width = measure(text) / n_lines
-        while width < max_width:
-            lines = wrap_text(text, width, measure)
-            if len(lines) <= n_lines:
-                return lines
-            width *= 1.05
-    lines: list[str] = []
-    line = ""
-    for tok in _TOKEN.findall(text):
-        if tok.isspace():
-            if line:
-                line += " "
-            continue
-        if not line or measure(line + tok) <= max_width or tok in _NO_LINE_START:
-            line += tok
+    widths: dict[str, float] = {}
+
+    def width(tok: str) -> float:  # tokens repeat ("的", "the"): each is measured once
+        if tok not in widths:
+            widths[tok] = measure(tok)
+        return widths[tok]
+
+    tokens = _TOKEN.findall(text)
+    lines = _greedy(tokens, max_width, width, measure)
+    if not balance or len(lines) < 2:
+        return lines
+    total = sum(width(t) for t in tokens if not t.isspace())
+    lo, hi, best = 0.95 * min(max_width, total / len(lines)), max_width, lines
+    for _ in range(BALANCE_STEPS):
+        mid = (lo + hi) / 2
+        trial = _greedy(tokens, mid, width, measure)
+        if len(trial) <= len(lines):
+            best, hi = trial, mid
         else:
-            lines.append(line.rstrip())
-            line = tok
-        while measure(line) > max_width and len(line) > 1:  # a single word wider than the line: split it
-            cut = len(line) - 1
-            while cut > 1 and measure(line[:cut]) > max_width:
-                cut -= 1
-            lines.append(line[:cut])
-            line = line[cut:]
-    if line.strip():
-        lines.append(line.rstrip())
+            lo = mid
+    return best
+
+
+BALANCE_STEPS = 10  # bisection steps: the balanced width to within 0.1% of the line width
+
+
+def _greedy(tokens: list[str], max_width: float, width, measure) -> list[str]:
+    """First-fit line breaking; a line's width is kept as a running sum of its tokens', never re-measured."""
+    lines: list[str] = []
+    line, used, spaced, space = "", 0.0, False, width(" ")
+    for tok in tokens:
+        if tok.isspace():
+            spaced = bool(line)
+            continue
+        gap = space if spaced else 0.0
+        spaced = False
+        w = width(tok)
+        if not line or used + gap + w <= max_width or tok in _NO_LINE_START:
+            line += (" " if gap else "") + tok
+            used += gap + w
+        else:
+            lines.append(line)
+            line, used = tok, w
+        if used > max_width and len(line) > 1 and tok not in _NO_LINE_START:
+            pieces, line = _split_word(line, max_width, measure)
+            lines += pieces
+            used = measure(line)
+    if line:
+        lines.append(line)
     return lines
+
+
+def _split_word(line: str, max_width: float, measure) -> tuple[list[str], str]:
+    """Cut a line too wide to fit (one long word) into full pieces and the remainder that fits.
+
+    Each cut grows a prefix by doubling until it no longer fits, then bisects: the measuring stays near one
+    piece's length, so a 10,000-character word costs O(n log n), not O(n²).
+    """
+    pieces = []
+    while len(line) > 1:
+        fit, over, n = 1, None, 2  # one character is a piece even when it alone is too wide
+        while over is None:
+            n = min(n, len(line))
+            if measure(line[:n]) > max_width:
+                over = n
+            elif n == len(line):
+                break
+            else:
+                fit, n = n, 2 * n
+        if over is None:
+            break
+        while over - fit > 1:
+            mid = (fit + over) // 2
+            if measure(line[:mid]) <= max_width:
+                fit = mid
+            else:
+                over = mid
+        pieces.append(line[:fit])
+        line = line[fit:]
+    return pieces, line

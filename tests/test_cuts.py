@@ -1,0 +1,73 @@
+"""One cut per platform: a run for TikTok and Instagram makes final.mp4 (9:16) and final-instagram.mp4 (1:1)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent import director
+from agent.nodes import cut_platforms
+from agent.settings import RunSettings
+from tools.cut import probe
+from tools.film import Brief
+
+BRIEF = Brief(text="A short film about a lighthouse keeper's last night. He lights the lamp.", lang="en")
+
+
+@pytest.fixture(scope="module")
+def two_platform_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("platforms") / "run"
+    settings = RunSettings(
+        run_dir=str(root), platform="tiktok", platforms=["tiktok", "instagram"], width=360, height=640,
+        shots=2, duration=4.0, max_takes=1, crossfade=0.4,
+    )  # fmt: skip
+    return director.start(BRIEF, settings)
+
+
+def test_every_platform_gets_its_cut_at_its_aspect(two_platform_run):
+    film = two_platform_run
+    root = film.run_dir
+    main, square = probe(root / "final.mp4"), probe(root / "final-instagram.mp4")
+    assert (main["width"], main["height"]) == (360, 640), "the first platform's cut is the run's own frame"
+    assert (square["width"], square["height"]) == (1080, 1080), "instagram's preset size, 1:1"
+    storyboard = json.loads((root / "storyboard.json").read_text())
+    planned = sum(s["duration"] for s in storyboard["shots"])
+    for info in (main, square):
+        assert abs(info["duration"] - planned) < 0.15, (info["duration"], planned)
+        assert [s["type"] for s in info["streams"]] == ["video", "subtitle"]
+    srt, other_srt = (root / "final.srt").read_text(), (root / "final-instagram.srt").read_text()
+    assert srt and srt == other_srt, "the same copy at the same times on every cut"
+
+
+def test_cuts_are_listed_in_the_manifest_with_their_clips(two_platform_run):
+    root = two_platform_run.run_dir
+    manifest = json.loads((root / "manifest.json").read_text())
+    cuts = manifest["cuts"]
+    assert [(c["platform"], c["path"], c["srt"]) for c in cuts] == [
+        ("tiktok", "final.mp4", "final.srt"),
+        ("instagram", "final-instagram.mp4", "final-instagram.srt"),
+    ]
+    assert manifest["cut"] == cuts[0]
+    framed = [c for c in manifest["clips"] if c["parameters"].get("platform") == "instagram"]
+    assert sorted(c["path"] for c in framed) == ["clips/s01-instagram.mp4", "clips/s02-instagram.mp4"]
+    for clip in framed:
+        assert (clip["width"], clip["height"]) == (1080, 1080)
+        assert clip["parameters"]["still"] == f"shots/{clip['shot_id']}/variants/instagram.png"
+        assert (root / clip["parameters"]["still"]).is_file()
+    variants = {(v["shot_id"], v["platform"], v["mode"]) for v in manifest["variants"]}
+    assert variants == {("s01", "instagram", "outpaint"), ("s02", "instagram", "outpaint")}
+
+
+def test_resume_of_a_finished_multi_platform_run_makes_nothing_again(two_platform_run):
+    root = two_platform_run.run_dir
+    before = {p.name: p.stat().st_mtime_ns for p in (root / "clips").glob("*-instagram.*")}
+    again = director.resume(root)
+    assert again.state.cut == two_platform_run.state.cut
+    assert {p.name: p.stat().st_mtime_ns for p in (root / "clips").glob("*-instagram.*")} == before
+
+
+def test_platforms_default_to_the_runs_own_and_are_deduplicated(tmp_path):
+    assert cut_platforms(RunSettings(run_dir=str(tmp_path), platform="youtube")) == ["youtube"]
+    s = RunSettings(run_dir=str(tmp_path), platforms=["TikTok", "4:5", "tiktok"])
+    assert cut_platforms(s) == ["tiktok", "4:5"]
