@@ -56,15 +56,16 @@ def is_echo(answer: str, request: str) -> bool:
     """True when a rewrite repeats its request's scaffolding instead of being the rewrite.
 
     The request's labelled lines ("Shot: …", "Camera: …", "Problems:", "- the director's note: …") are its
-    scaffolding; an answer that carries two of those labels (or the only one, when the request has one other
-    than "prompt") is an echo. A rewrite that reuses the request's words without its labels is not.
+    scaffolding; an answer that carries two of those labels is an echo. A request with fewer than two labels has
+    no scaffolding to echo (a one-line prompt such as "a sign that says: open" is content), and a rewrite that
+    reuses the request's words without its labels is not an echo.
     """
     labels = _labels(request) - {"prompt"}
-    if not labels:
+    if len(labels) < 2:
         return False
     lowered = " ".join(answer.lower().split())
     echoed = {label for label in labels if re.search(rf"(?:^|[\s\-*•]){re.escape(label)}\s*[:：]", lowered)}
-    return len(echoed) >= min(2, len(labels))
+    return len(echoed) >= 2
 
 
 def validation_summary(exc: ValidationError, limit: int = 8) -> list[str]:
