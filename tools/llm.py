@@ -23,7 +23,8 @@ Public names:
 - `structured(chat_or_endpoint, messages, ...)`, `text(...)`, `rewrite(...)`: the same as functions; given an
   `Endpoint`, a Chat lives for that one call only (nothing remembered).
 - `Answer`: `value` (the validated model, None for text), `text` (the answer's content), `stats`.
-- `CallStats`: `calls`, `prompt_tokens`, `completion_tokens` (None when the server reports no usage), `seconds`,
+- `CallStats`: `calls`, `prompt_tokens`, `completion_tokens` (None when the server reports no usage), `seconds`
+  (spent in requests),
   `mode` (`json_schema` | `json_object` | `text`), `problems` (why earlier answers were asked again).
 - `LLMError`: the one error. Its message names the endpoint (base URL, model), what it did and advice naming
   only flags that exist; `.kind` is one of connect, timeout, status, auth, not_found, refused, invalid, budget.
