@@ -29,6 +29,7 @@ from agent.settings import RunSettings, SettingsError, resolve_size
 from evals.prompts import EvalPrompt, PromptSetError, filter_prompts, load_prompt_set, sample_prompts
 from evals.strategies import STRATEGIES, RewriteFailed, Strategy, StrategyError, check_ready, get_strategies
 from tools.film import Shot, Take
+from tools.llm import LLMError
 
 RESULTS = "results.jsonl"
 CONFIG = "eval.json"
@@ -481,7 +482,7 @@ def _run_locked(plan: EvalPlan, out: Path, console) -> int:
                 append_result(out / RESULTS, row)
                 done[unit.key] = row
                 progress.advance(task)
-    except openai.APIError as e:
+    except (openai.APIError, LLMError) as e:
         print(
             f"error: the chat endpoint failed ({type(e).__name__}: {e}); finished units are saved in "
             f"{out / RESULTS}; rerun the same command to continue",

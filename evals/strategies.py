@@ -22,6 +22,7 @@ from typing import Protocol
 
 from agent.settings import RunSettings
 from evals.prompts import EvalPrompt
+from tools.llm import Chat, Endpoint, LLMError
 from tools.templates import render as render_template
 
 LLM_MAX_WORDS = 80
@@ -207,18 +208,15 @@ def template(item: EvalPrompt, seed: int, settings: RunSettings, render: Render)
 
 
 @cache
-def _client(base_url: str, api_key: str, timeout: float, retries: int):
-    from openai import OpenAI
-
-    return OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=retries)
+def _chat(base_url: str, model: str, api_key: str | None, timeout: float, retries: int) -> Chat:
+    """One Chat per endpoint for the process: rewrites are plain text, so there is no format to remember."""
+    return Chat(Endpoint(base_url=base_url, model=model, api_key=api_key, timeout=timeout, retries=retries))
 
 
 def llm_rewrite(item: EvalPrompt, seed: int, settings: RunSettings, render: Render) -> str:
     """Rewrite the prompt with a chat model through an OpenAI-compatible endpoint."""
-    import openai
-
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
-    client = _client(settings.llm_base_url, key, settings.llm_timeout, settings.llm_retries)
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    chat = _chat(settings.llm_base_url, settings.llm_model, key, settings.llm_timeout, settings.llm_retries)
     system = render(
         image_model=settings.image_model or "a diffusion model",
         max_words=LLM_MAX_WORDS,
@@ -226,35 +224,21 @@ def llm_rewrite(item: EvalPrompt, seed: int, settings: RunSettings, render: Rend
         challenge=item.challenge,
     )
     try:
-        reply = client.chat.completions.create(
-            model=settings.llm_model,
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": item.prompt}],
+        answer = chat.rewrite(
+            [{"role": "system", "content": system}, {"role": "user", "content": item.prompt}],
+            request=item.prompt,
             temperature=LLM_TEMPERATURE,
             max_tokens=LLM_MAX_TOKENS,
             # Same (prompt, seed) pair, same rewrite where the server honours seeds: keeps the design paired.
             seed=seed,
         )
-    except openai.BadRequestError as e:
-        # The endpoint rejected this prompt (content policy, too long): this item fails, the run goes on.
-        raise RewriteFailed(f"the chat endpoint rejected the rewrite request: {e.message}") from e
-    if not reply.choices:
-        raise RewriteFailed("the chat endpoint answered with no choices")
-    message = reply.choices[0].message
-    if getattr(message, "refusal", None):
-        raise RewriteFailed(f"the chat model refused: {message.refusal[:200]}")
-    return _clean_reply(message.content or "")
-
-
-def _clean_reply(text: str) -> str:
-    """The prompt inside a chat reply: without code fences, a 'Prompt:' label or quotes around the whole."""
-    text = re.sub(r"^```\w*\s*|\s*```$", "", text.strip())
-    text = re.sub(r"^(rewritten prompt|prompt)\s*:\s*", "", text, flags=re.IGNORECASE)
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1]
-    text = " ".join(text.split())
-    if not text:
-        raise RewriteFailed("the chat model answered with an empty prompt")
-    return text
+    except LLMError as e:
+        if e.kind in ("refused", "invalid"):
+            # The endpoint rejected this prompt (content policy, too long) or gave nothing usable for it: this
+            # item fails, the run goes on. An outage (connection, timeout, 5xx) is not the prompt's fault.
+            raise RewriteFailed(str(e)) from e
+        raise
+    return answer.text
 
 
 register("llm", template="strategies/llm.j2", needs_llm=True)(llm_rewrite)

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import jinja2
-import openai
 import pytest
 from fakes import FakeOpenAI, Status
 
@@ -21,6 +20,7 @@ from evals.prompts import (
     sample_prompts,
 )
 from evals.strategies import STRATEGIES, RewriteFailed, StrategyError, get_strategies, register
+from tools.llm import LLMError
 from tools.templates import render
 
 
@@ -228,7 +228,7 @@ def test_llm_rewrite_through_fake_endpoint():
             STRATEGIES["llm"].rewrite(item, 0, settings)
         server.script("/v1/chat/completions", [Status(503)])
         # An outage is not this prompt's fault: it must raise, not be recorded as the prompt's failure.
-        with pytest.raises(openai.APIStatusError):
+        with pytest.raises(LLMError, match="HTTP 503"):
             STRATEGIES["llm"].rewrite(item, 0, settings)
 
 

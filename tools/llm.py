@@ -1,11 +1,71 @@
 """The one way the project talks to a chat or vision model: an OpenAI-compatible endpoint.
 
 Every LLM and VLM call (planner, VLM critic, repair rewrite, `redo --note`, eval rewrites, chat) goes through here.
+
+    chat = Chat(Endpoint(base_url="http://127.0.0.1:8080/v1", model="qwen"))   # one per endpoint, per run
+    answer = chat.structured(messages, PlannedStoryboard, name="storyboard", validate=check_meaning)
+    answer.value          # a validated PlannedStoryboard
+    answer.stats          # CallStats: calls, tokens, seconds, the structured mode used
+    chat.rewrite(messages, request=user_text).text   # a plain rewrite, refused when it echoes its request
+
+Public names:
+- `Endpoint`: the config (base_url, model, api_key, timeout, retries, max_tokens, temperature).
+- `Chat(endpoint, flags="llm")`: one `openai.OpenAI` client for the endpoint (`max_retries=0`: retries are ours)
+  and the structured mode that endpoint was found to take, remembered for the Chat's life (make one per run).
+  `flags` names the CLI prefix of the endpoint's URL and model in error advice (`"llm"` or `"vlm"`).
+  - `structured(messages, schema_model, *, name, validate=None, context=None, schema=None,
+    schema_in_prompt=False, max_tokens=None, temperature=None, seed=None, repair=None, on_progress=None)
+    -> Answer`: asks for one JSON object, parses it (`parse_json`), validates it with `schema_model` (pydantic,
+    with `context`) and `validate(value) -> list[str]`; asks again with the problems listed.
+  - `text(messages, *, check=None, max_tokens=None, temperature=None, seed=None, on_progress=None) -> Answer`:
+    plain text; `check(text) -> list[str]` problems are asked again.
+  - `rewrite(messages, *, request, ...) -> Answer`: `text` with `clean_reply` and the echo check (`is_echo`).
+- `structured(chat_or_endpoint, messages, ...)`, `text(...)`, `rewrite(...)`: the same as functions; given an
+  `Endpoint`, a Chat lives for that one call only (nothing remembered).
+- `Answer`: `value` (the validated model, None for text), `text` (the answer's content), `stats`.
+- `CallStats`: `calls`, `prompt_tokens`, `completion_tokens` (None when the server reports no usage), `seconds`
+  (spent in requests),
+  `mode` (`json_schema` | `json_object` | `text`), `problems` (why earlier answers were asked again).
+- `LLMError`: the one error. Its message names the endpoint (base URL, model), what it did and advice naming
+  only flags that exist; `.kind` is one of connect, timeout, status, auth, not_found, refused, invalid, budget.
+- `parse_json(text)`, `clean_reply(text)`, `is_echo(answer, request)`, `image_part(image)`,
+  `vision_message(text, *images)`: helpers, also for callers that need them alone.
+
+Structured output is negotiated per endpoint: `response_format` json_schema (strict) → json_object with the schema
+in the prompt → plain text asking for a fenced JSON block. A step down is taken on a clear refusal (HTTP 400/422
+whose message names response_format, json_schema or json_object; or an answer holding no JSON at all) and kept.
+
+Deadlines: every request has a total deadline of `Endpoint.timeout` seconds (connect, first byte and the whole
+body), enforced under the HTTP client: each socket read and write waits at most the time left, so a server that
+drips a byte every few seconds is cut off at the deadline. One call (`structured`, `text`) takes at most
+`retries + 1` answers and `timeout * (retries + 1)` seconds in all. A timed-out request is not retried: a local
+server keeps computing the abandoned answer, and asking again the same way only waits again.
+`finish_reason == "length"` is answered by a request that asks for a shorter answer, not the same one again.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+import base64
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+
+from tools.deadline import deadline, deadline_transport
+from tools.llm_answers import clean_reply, is_echo, one_line, parse_json, validation_summary
+
+PLACEHOLDER_KEY = "not-needed"  # local servers take any key; the openai client insists on one
+MAX_RESENT_CHARS = 6000  # an invalid answer shown back to the model is clamped to this
+Mode = Literal["json_schema", "json_object", "text"]
+MODES: tuple[Mode, ...] = ("json_schema", "json_object", "text")
+Kind = Literal["connect", "timeout", "status", "auth", "not_found", "refused", "invalid", "budget"]
+M = TypeVar("M", bound=BaseModel)
 
 
 class Endpoint(BaseModel):
@@ -24,3 +84,496 @@ class Endpoint(BaseModel):
     temperature: float | None = Field(
         default=None, ge=0, le=2, description="Sampling temperature; None: server's."
     )
+
+
+class CallStats(BaseModel):
+    """What one `structured`/`text` call cost; recorded by benchmarks and the manifest."""
+
+    calls: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seconds: float = 0.0
+    mode: Mode | None = None
+    problems: list[str] = Field(default_factory=list, description="Why earlier answers were asked again.")
+
+    def add_usage(self, usage: Any) -> None:
+        if usage is None:
+            return
+        for name in ("prompt_tokens", "completion_tokens"):
+            if (n := getattr(usage, name, None)) is not None:
+                setattr(self, name, (getattr(self, name) or 0) + int(n))
+
+
+@dataclass
+class Answer(Generic[M]):
+    """A usable answer: the validated value (structured) or None (text), the answer's text, and its cost."""
+
+    value: M | None
+    text: str
+    stats: CallStats = field(default_factory=CallStats)
+
+
+class LLMError(RuntimeError):
+    """A chat endpoint gave no usable answer; the message says which endpoint, what it did and what to change."""
+
+    def __init__(
+        self, message: str, *, kind: Kind, stats: CallStats | None = None, status: int | None = None
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.stats = stats or CallStats()
+        self.status = status
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Vision messages
+
+
+def image_part(image: Any, *, long_side: int = 1024) -> dict:
+    """One `image_url` content part holding the image as a PNG data URL (a PIL image, a path or PNG/JPEG bytes)."""
+    from PIL import Image
+
+    if isinstance(image, (str, Path)):
+        with Image.open(image) as opened:
+            img = opened.convert("RGB")
+    elif isinstance(image, bytes):
+        with Image.open(io.BytesIO(image)) as opened:
+            img = opened.convert("RGB")
+    else:
+        img = image.convert("RGB")
+    if max(img.size) > long_side:
+        img = img.copy()
+        img.thumbnail((long_side, long_side), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def vision_message(text: str, *images: Any) -> dict:
+    """A user message with text and images, as vision endpoints take it."""
+    return {"role": "user", "content": [{"type": "text", "text": text}, *(image_part(i) for i in images)]}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The client
+
+_FORMAT_REFUSAL = re.compile(r"response_format|json_schema|json_object|structured output|grammar", re.I)
+_BREVITY = (
+    "Your answer was cut off at the token limit before it was complete. Answer again, much shorter: one short "
+    "sentence per text field, nothing repeated, nothing outside the answer."
+)
+
+
+class Chat:
+    """One chat endpoint for one run: its client and the structured mode it was found to take."""
+
+    def __init__(self, endpoint: Endpoint, *, flags: str = "llm"):
+        import httpx2
+        import openai
+
+        self.endpoint = endpoint
+        self.flags = flags
+        self.mode: Mode = "json_schema"
+        key = endpoint.api_key.get_secret_value() if endpoint.api_key else PLACEHOLDER_KEY
+        self._openai = openai
+        self.client = openai.OpenAI(
+            base_url=endpoint.base_url,
+            api_key=key,
+            max_retries=0,
+            timeout=httpx2.Timeout(endpoint.timeout),
+            http_client=openai.DefaultHttpxClient(transport=deadline_transport()),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Chat:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- one request ----------------------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"the chat endpoint {self.endpoint.base_url} (model {self.endpoint.model!r})"
+
+    def _error(self, what: str, advice: str, kind: Kind, stats: CallStats, status: int | None = None):
+        return LLMError(f"{self._where()} {what}; {advice}", kind=kind, stats=stats, status=status)
+
+    def _flag(self, name: str) -> str:
+        prefix = self.flags if name in ("base-url", "model") else "llm"
+        return f"--{prefix}-{name} (CD_{prefix.upper()}_{name.upper().replace('-', '_')})"
+
+    def _request(self, messages: list[dict], stats: CallStats, until: float, call: _Call, mode: Mode):
+        """One chat completion, ended by `until` (monotonic) at the latest; transport failures raise LLMError,
+        or return None where asking again can help (connection errors, 5xx, 429)."""
+        openai = self._openai
+        ep = self.endpoint
+        timeout = min(ep.timeout, until - time.monotonic())
+        args = {
+            "response_format": _response_format(mode, call.format),
+            "max_tokens": call.max_tokens or ep.max_tokens,
+            "temperature": ep.temperature if call.temperature is None else call.temperature,
+            "seed": call.seed,
+        }
+        args = {k: v for k, v in args.items() if v is not None}
+        started = time.monotonic()
+        stats.calls += 1
+        try:
+            with deadline(timeout):
+                completion = self.client.chat.completions.create(model=ep.model, messages=messages, **args)
+        except openai.APITimeoutError:
+            raise self._error(
+                f"timed out after {_secs(timeout)} s total (connect, first byte and whole answer)",
+                f"raise {self._flag('timeout')}, lower {self._flag('max-tokens')} or use a faster model",
+                "timeout",
+                stats,
+            ) from None
+        except openai.APIConnectionError as exc:
+            stats.problems.append(f"connection failed: {one_line(exc.__cause__ or exc, 160)}")
+            return None
+        except openai.AuthenticationError as exc:
+            raise self._error(
+                f"rejected the API key (HTTP {exc.status_code})",
+                "set CD_LLM_API_KEY (or OPENAI_API_KEY)",
+                "auth",
+                stats,
+                exc.status_code,
+            ) from None
+        except openai.NotFoundError as exc:
+            raise self._error(
+                f"has no model {ep.model!r} or no chat route (HTTP 404: {one_line(exc.message, 160)})",
+                f"check {self._flag('model')} and {self._flag('base-url')}",
+                "not_found",
+                stats,
+                404,
+            ) from None
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code == 429:
+                stats.problems.append(f"HTTP {exc.status_code}: {one_line(exc.message, 160)}")
+                return None
+            raise _Refused(exc.status_code, one_line(exc.message, 300)) from None
+        finally:
+            stats.seconds += time.monotonic() - started
+        stats.add_usage(completion.usage)
+        return completion
+
+    # -- the loop -------------------------------------------------------------------------------------------
+
+    def _ask(self, messages: list[dict], call: _Call) -> Answer:
+        """Ask until `call.judge(content, mode)` finds no problems, within retries + 1 answers and the total time."""
+        ep = self.endpoint
+        stats = CallStats()
+        answers = ep.retries + 1
+        until = time.monotonic() + ep.timeout * answers
+        history = list(messages)
+        tries = 0  # answers and transport failures; format refusals do not count (at most two)
+        last_transport = ""
+        while tries < answers:
+            if until - time.monotonic() < 0.5:
+                raise self._error(
+                    f"used its total time ({_secs(ep.timeout * answers)} s) without a usable {call.what}",
+                    f"raise {self._flag('timeout')} or {self._flag('retries')}",
+                    "budget",
+                    stats,
+                )
+            mode = stats.mode = self.mode if call.format else "text"
+            call.progress(f"asking {ep.model} for {call.what} ({mode}), try {tries + 1} of {answers}")
+            try:
+                completion = self._request(_with_format(history, mode, call.format), stats, until, call, mode)
+            except _Refused as refused:
+                self._on_refused(refused, mode, call, stats)
+                continue
+            tries += 1
+            if completion is None:
+                last_transport = stats.problems[-1]
+                if tries < answers:
+                    time.sleep(min(0.5 * 2.0 ** (tries - 1), max(0.0, until - time.monotonic() - 1)))
+                continue
+            last_transport = ""
+            content, finish = _content(completion)
+            if refusal := _refusal(completion):
+                raise self._error(
+                    f"answered with a refusal: {one_line(refusal)}",
+                    f"rephrase the request or try another {self._flag('model')}",
+                    "refused",
+                    stats,
+                )
+            value, problems = call.judge(content, mode)
+            if not problems:
+                call.progress(f"{ep.model} answered {call.what} in {stats.seconds:.1f} s")
+                return Answer(value=value, text=content, stats=stats)
+            if finish == "length":
+                # A looping or long-winded answer: asking the same again loops again, so ask for less.
+                stats.problems.append(f"cut off at the token limit ({call.max_tokens or ep.max_tokens})")
+                history = [*messages, {"role": "user", "content": _BREVITY}]
+            elif mode != "text" and _no_json(problems):
+                stats.problems.append(problems[0])
+                self._step_down(problems[0], call)
+                tries -= 1  # format negotiation uses no retry: at most two steps, all inside the total time
+            else:
+                stats.problems.append("; ".join(problems))
+                history += [
+                    {"role": "assistant", "content": content[:MAX_RESENT_CHARS]},
+                    {"role": "user", "content": call.repair(problems)},
+                ]
+            call.progress(f"{ep.model}'s answer was not usable: {one_line(stats.problems[-1], 120)}")
+        if last_transport:
+            raise self._error(
+                f"failed {answers} time(s): {last_transport}",
+                f"check {self._flag('base-url')} and that the server is running, or raise {self._flag('retries')}",
+                "status" if last_transport.startswith("HTTP") else "connect",
+                stats,
+            )
+        raise self._error(
+            f"answered {answers} time(s) without a usable {call.what}: first problem: "
+            f"{one_line(stats.problems[0], 240)}",
+            f"try another {self._flag('model')}, or raise {self._flag('retries')} or {self._flag('max-tokens')}",
+            "invalid",
+            stats,
+        )
+
+    def _on_refused(self, refused: _Refused, mode: Mode, call: _Call, stats: CallStats) -> None:
+        """A 4xx: a refusal of the structured mode steps down; any other is the caller's to fix."""
+        if mode != "text" and refused.code in (400, 422) and _FORMAT_REFUSAL.search(refused.message):
+            self._step_down(f"HTTP {refused.code}: {refused.message}", call)
+            return
+        raise self._error(
+            f"refused the request (HTTP {refused.code}: {refused.message})",
+            f"check {self._flag('model')} and {self._flag('base-url')}",
+            "refused",
+            stats,
+            refused.code,
+        )
+
+    def _step_down(self, why: str, call: _Call) -> None:
+        """The endpoint does not take the current structured mode: use the next one for the rest of the run."""
+        index = MODES.index(self.mode)
+        if index + 1 < len(MODES):
+            self.mode = MODES[index + 1]
+            call.progress(
+                f"{self.endpoint.model} does not take structured output this way ({one_line(why, 100)}); "
+                f"using {self.mode} from now on"
+            )
+
+    # -- public calls ---------------------------------------------------------------------------------------
+
+    def structured(
+        self,
+        messages: Sequence[dict],
+        schema_model: type[M],
+        *,
+        name: str,
+        validate: Callable[[M], list[str]] | None = None,
+        context: dict | None = None,
+        schema: dict | None = None,
+        schema_in_prompt: bool = False,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        repair: Callable[[list[str]], str] | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Answer[M]:
+        """One `schema_model` from the endpoint, validated by pydantic (with `context`) and by `validate`.
+
+        `schema` overrides `schema_model.model_json_schema()` (e.g. to carry minItems/maxItems); with
+        `schema_in_prompt` the caller's messages already hold it, so modes without json_schema add only the
+        format line. `repair(problems)` writes the ask-again message (default: the problems listed).
+        """
+
+        def judge(content: str, mode: Mode) -> tuple[Any, list[str]]:
+            try:
+                obj = parse_json(content)
+            except ValueError as exc:
+                return None, [str(exc)]
+            try:
+                value = schema_model.model_validate(obj, context=context)
+            except ValidationError as exc:
+                return None, validation_summary(exc)
+            return value, list(validate(value)) if validate else []
+
+        fmt = {
+            "name": re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64],
+            "schema": schema or schema_model.model_json_schema(),
+            "in_prompt": schema_in_prompt,
+        }
+        call = _Call(judge, name, fmt, max_tokens, temperature, seed, repair or _default_repair, on_progress)
+        return self._ask(list(messages), call)
+
+    def text(
+        self,
+        messages: Sequence[dict],
+        *,
+        check: Callable[[str], list[str]] | None = None,
+        what: str = "answer",
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """A plain-text answer; `check(text)` problems (and an empty answer) are asked again."""
+
+        def judge(content: str, mode: Mode) -> tuple[Any, list[str]]:
+            if not content.strip():
+                return None, ["the answer was empty"]
+            return None, list(check(content)) if check else []
+
+        call = _Call(judge, what, None, max_tokens, temperature, seed, _default_repair, on_progress)
+        return self._ask(list(messages), call)
+
+    def rewrite(
+        self,
+        messages: Sequence[dict],
+        *,
+        request: str,
+        check: Callable[[str], list[str]] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """A rewritten text (e.g. an image prompt): cleaned by `clean_reply`; refused and asked again when it
+        echoes `request` (the user message it answers) or fails `check`. `Answer.text` is the cleaned text."""
+
+        def checked(content: str) -> list[str]:
+            cleaned = clean_reply(content)
+            if not cleaned:
+                return ["the answer was empty"]
+            if is_echo(content, request):
+                return [
+                    "the answer repeats the request's labelled lines; reply with only the rewritten text, "
+                    "no labels, no notes"
+                ]
+            return list(check(cleaned)) if check else []
+
+        answer = self.text(
+            messages,
+            check=checked,
+            what="rewrite",
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            on_progress=on_progress,
+        )
+        answer.text = clean_reply(answer.text)
+        return answer
+
+
+@dataclass
+class _Call:
+    """What one `structured`/`text` call asks for, carried through its tries."""
+
+    judge: Callable[[str, Mode], tuple[Any, list[str]]]
+    what: str
+    format: dict | None  # name, schema, in_prompt; None for plain text
+    max_tokens: int | None
+    temperature: float | None
+    seed: int | None
+    repair: Callable[[list[str]], str]
+    on_progress: Callable[[str], None] | None
+
+    def progress(self, line: str) -> None:
+        if self.on_progress:
+            self.on_progress(line)
+
+
+class _Refused(Exception):
+    """A 4xx other than 401/404: maybe a structured-output refusal, decided by the loop."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.1f}".removesuffix(".0")
+
+
+def _default_repair(problems: list[str]) -> str:
+    lines = "\n".join(f"- {p}" for p in problems)
+    return f"That answer cannot be used:\n{lines}\nAnswer again in full, with these fixed."
+
+
+def _no_json(problems: list[str]) -> bool:
+    return len(problems) == 1 and problems[0].startswith(("the answer holds no JSON", "the answer was empty"))
+
+
+def _response_format(mode: Mode, fmt: dict | None) -> dict | None:
+    if fmt is None or mode == "text":
+        return None
+    if mode == "json_object":
+        return {"type": "json_object"}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": fmt["name"], "schema": fmt["schema"], "strict": True},
+    }
+
+
+def _with_format(messages: list[dict], mode: Mode, fmt: dict | None) -> list[dict]:
+    """The messages with the answer's format said in the system prompt where the endpoint will not enforce it.
+
+    Added to the first system message rather than as a new one: several chat templates refuse a system
+    message anywhere but first.
+    """
+    if fmt is None or mode == "json_schema":
+        return messages
+    schema = (
+        "" if fmt["in_prompt"] else "\nThe JSON schema:\n" + json.dumps(fmt["schema"], ensure_ascii=False)
+    )
+    if mode == "json_object":
+        line = "Answer with one JSON object only, no prose." + schema
+    else:
+        line = "Answer with one JSON object only, inside a single ```json fenced block, no prose." + schema
+    out = [dict(m) for m in messages]
+    if out and out[0].get("role") == "system" and isinstance(out[0].get("content"), str):
+        out[0]["content"] = out[0]["content"] + "\n\n" + line
+    else:
+        out.insert(0, {"role": "system", "content": line})
+    return out
+
+
+def _content(completion: Any) -> tuple[str, str | None]:
+    if not completion.choices:
+        return "", None
+    choice = completion.choices[0]
+    return choice.message.content or "", choice.finish_reason
+
+
+def _refusal(completion: Any) -> str | None:
+    if not completion.choices:
+        return None
+    choice = completion.choices[0]
+    if refusal := getattr(choice.message, "refusal", None):
+        return refusal
+    return "content filter" if choice.finish_reason == "content_filter" else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The same as functions
+
+
+def _once(target: Chat | Endpoint, method: str, *args, **kwargs):
+    if isinstance(target, Chat):
+        return getattr(target, method)(*args, **kwargs)
+    with Chat(target) as chat:
+        return getattr(chat, method)(*args, **kwargs)
+
+
+def structured(
+    target: Chat | Endpoint, messages: Sequence[dict], schema_model: type[M], **kwargs
+) -> Answer[M]:
+    """`Chat.structured`; given an Endpoint, through a Chat for this call only."""
+    return _once(target, "structured", messages, schema_model, **kwargs)
+
+
+def text(target: Chat | Endpoint, messages: Sequence[dict], **kwargs) -> Answer:
+    """`Chat.text`; given an Endpoint, through a Chat for this call only."""
+    return _once(target, "text", messages, **kwargs)
+
+
+def rewrite(target: Chat | Endpoint, messages: Sequence[dict], **kwargs) -> Answer:
+    """`Chat.rewrite`; given an Endpoint, through a Chat for this call only."""
+    return _once(target, "rewrite", messages, **kwargs)

@@ -1,0 +1,158 @@
+"""Benchmark: the LLM planner against a local OpenAI-compatible server (llama.cpp's llama-server, vLLM, Ollama).
+
+Plans a fixed set of briefs and scripts (English and Chinese) with `--planner llm` and prints, per storyboard and
+in all: whether it succeeded, the chat calls it took, prompt and completion tokens (when the server reports
+usage) and seconds. A storyboard succeeds when the planner returns one (its own validation passed); a failure
+prints the planner's one-line error.
+
+    python evals/bench_llm_plan.py --llm-base-url http://127.0.0.1:8080/v1 --llm-model qwen2.5-0.5b \\
+        [--llm-timeout 120] [--llm-retries 2] [--limit 10] [--json out.json]
+
+Calls and tokens are counted at the openai client (every chat completion the planner makes, whichever way it
+builds its requests), so the figures do not depend on the planner's internals; retries made inside the openai
+client itself (a client built with max_retries > 0) are not seen, which tools.llm clients never make.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# (name, brief, shots): short product briefs, longer briefs with copy, and screenplay-like scripts, en and zh.
+BRIEFS: list[tuple[str, str, int]] = [
+    ("headphones-en", "A 20-second launch film for wireless noise-cancelling headphones, for Instagram. "
+     "A commuter on a loud train puts them on and the city goes quiet. Slogan: \"Silence, redesigned.\"", 4),
+    ("mug-en", "A 12-second Xiaohongshu clip for a handmade ceramic coffee mug, slogan 'Slow mornings'. "
+     "Steam at dawn, hands around the mug, the glaze up close.", 4),
+    ("bottle-en", "A 15-second spot for an insulated steel water bottle: hikers on a ridge at noon, ice still "
+     "clinking after a long climb. Claim: cold for 24 hours. Price $39.", 4),
+    ("shoe-en", "A 10-second teaser for a running shoe, vertical for TikTok: a runner at night in the rain, "
+     "neon reflections, the sole hitting a puddle in slow motion. End card: 'Run the city.'", 4),
+    ("script-en", "INT. SUBWAY CAR - NIGHT\nMAYA (30s, tired nurse in scrubs) slumps in a seat.\n"
+     "MAYA: One more stop.\nShe opens a thermos; steam rises.\nSUPER: Warm all shift.\n"
+     "EXT. HOSPITAL - DAWN\nMaya walks out into pink light, smiling.", 4),
+    ("phone-en", "A 30-second film for a folding phone: a designer sketches on the open screen in a sunlit "
+     "studio, folds it into her pocket, and takes a call on a windy bridge. Call to action: Pre-order now.", 6),
+    ("tea-zh", "15秒的抖音短片，竖屏：桂花乌龙茶。清晨的茶园，桂花飘落，热水冲入玻璃杯，茶叶舒展。口号：「一口秋天」。", 4),
+    ("skincare-zh", "一支20秒的小红书广告：保湿面霜。夜晚的浴室，柔和灯光，女孩涂抹面霜，特写质地。价格¥899。", 4),
+    ("ev-zh", "半分钟的电动汽车广告：城市夜景，汽车驶过雨后的街道，车内安静，充电十分钟续航两百公里。", 6),
+    ("script-zh", "内景 咖啡馆 - 白天\n阿明（二十多岁，程序员）盯着电脑叹气。\n阿明：又是一个bug。\n"
+     "服务员端来一杯拿铁。\n字幕：今天，慢一点。\n外景 街道 - 黄昏\n阿明合上电脑，走进夕阳。", 4),
+]  # fmt: skip
+
+
+class Counter:
+    """Counts every chat completion made through the openai client while installed."""
+
+    def __init__(self):
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.usage_seen = False
+
+    def install(self):
+        from openai.resources.chat.completions import Completions
+
+        original = Completions.create
+        counter = self
+
+        def create(self, *args, **kwargs):
+            counter.calls += 1
+            completion = original(self, *args, **kwargs)
+            if usage := getattr(completion, "usage", None):
+                counter.usage_seen = True
+                counter.prompt_tokens += usage.prompt_tokens or 0
+                counter.completion_tokens += usage.completion_tokens or 0
+            return completion
+
+        Completions.create = create
+        return lambda: setattr(Completions, "create", original)
+
+
+def plan_one(brief_text: str, shots: int, args) -> dict:
+    from agent.settings import RunSettings
+    from tools.plan import plan_storyboard, read_brief
+
+    counter = Counter()
+    uninstall = counter.install()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = RunSettings(
+            run_dir=tmp,
+            planner="llm",
+            llm_base_url=args.llm_base_url,
+            llm_model=args.llm_model,
+            llm_timeout=args.llm_timeout,
+            llm_retries=args.llm_retries,
+            shots=shots,
+        )
+        try:
+            board = plan_storyboard(read_brief(brief_text), settings)
+            ok, error, got = True, "", len(board.shots)
+        except Exception as exc:  # noqa: BLE001 - a benchmark records every failure and goes on
+            ok, error, got = False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", 0
+        finally:
+            uninstall()
+    return {
+        "ok": ok,
+        "shots_asked": shots,
+        "shots": got,
+        "calls": counter.calls,
+        "prompt_tokens": counter.prompt_tokens if counter.usage_seen else None,
+        "completion_tokens": counter.completion_tokens if counter.usage_seen else None,
+        "seconds": round(time.perf_counter() - start, 2),
+        "error": error,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--llm-base-url", required=True)
+    parser.add_argument("--llm-model", required=True)
+    parser.add_argument("--llm-timeout", type=float, default=120.0)
+    parser.add_argument("--llm-retries", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=len(BRIEFS))
+    parser.add_argument("--json", type=Path, help="also write the rows and totals here")
+    args = parser.parse_args()
+    rows = []
+    for name, text, shots in BRIEFS[: args.limit]:
+        row = {"brief": name, **plan_one(text, shots, args)}
+        rows.append(row)
+        tokens = (
+            f"{row['prompt_tokens']}+{row['completion_tokens']}" if row["prompt_tokens"] is not None else "-"
+        )
+        status = "ok  " if row["ok"] else "FAIL"
+        print(
+            f"{status} {name:14} {row['shots']}/{shots} shots  {row['calls']} calls  {tokens:>11} tokens  "
+            f"{row['seconds']:7.1f} s  {row['error']}",
+            flush=True,
+        )
+    done = [r for r in rows if r["ok"]]
+    totals = {
+        "storyboards": len(rows),
+        "succeeded": len(done),
+        "success_rate": round(len(done) / len(rows), 3) if rows else 0.0,
+        "calls_per_storyboard": round(sum(r["calls"] for r in rows) / len(rows), 2) if rows else 0.0,
+        "seconds_per_storyboard": round(sum(r["seconds"] for r in rows) / len(rows), 1) if rows else 0.0,
+        "max_seconds": max((r["seconds"] for r in rows), default=0.0),
+        "completion_tokens_per_storyboard": (
+            round(sum(r["completion_tokens"] for r in rows) / len(rows))
+            if rows and all(r["completion_tokens"] is not None for r in rows)
+            else None
+        ),
+    }
+    print(json.dumps(totals, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps({"model": args.llm_model, "rows": rows, "totals": totals}, indent=2))
+    return 0 if rows and len(done) == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

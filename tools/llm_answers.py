@@ -1,0 +1,84 @@
+"""Reading a chat model's answer: the JSON in it, a clean one-line text, and whether it echoes its request."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
+
+
+def parse_json(text: str) -> Any:
+    """The JSON value in an answer: the whole text, a ```json fenced block, or the first {...}/[...] in prose.
+
+    Raises ValueError (naming what was seen) when there is none.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ValueError("the answer was empty")
+    candidates = [text]
+    candidates += [m.group(2).strip() for m in _FENCE.finditer(text)]
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            pass
+    for candidate in candidates:
+        for start in (m.start() for m in re.finditer(r"[{\[]", candidate)):
+            try:
+                return decoder.raw_decode(candidate, start)[0]
+            except ValueError:
+                continue
+    raise ValueError(f"the answer holds no JSON ({one_line(text, 80)!r})")
+
+
+def clean_reply(text: str) -> str:
+    """A plain answer without code fences, a 'Prompt:' label or quotes around the whole, on one line."""
+    text = re.sub(r"^```\w*\s*|\s*```$", "", (text or "").strip())
+    text = re.sub(r"^(rewritten prompt|new prompt|prompt)\s*[:：]\s*", "", text, flags=re.IGNORECASE)
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1]
+    return " ".join(text.split())
+
+
+_LABEL = re.compile(r"(?m)^[ \t]*(?:[-*•][ \t]*)?([^\W\d_][\w' ]{0,30}?)[ \t]*[:：]")
+
+
+def _labels(text: str) -> set[str]:
+    return {m.group(1).strip().lower() for m in _LABEL.finditer(text)}
+
+
+def is_echo(answer: str, request: str) -> bool:
+    """True when a rewrite repeats its request's scaffolding instead of being the rewrite.
+
+    The request's labelled lines ("Shot: …", "Camera: …", "Problems:", "- the director's note: …") are its
+    scaffolding; an answer that carries two of those labels is an echo. A request with fewer than two labels has
+    no scaffolding to echo (a one-line prompt such as "a sign that says: open" is content), and a rewrite that
+    reuses the request's words without its labels is not an echo.
+    """
+    labels = _labels(request) - {"prompt"}
+    if len(labels) < 2:
+        return False
+    lowered = " ".join(answer.lower().split())
+    echoed = {label for label in labels if re.search(rf"(?:^|[\s\-*•]){re.escape(label)}\s*[:：]", lowered)}
+    return len(echoed) >= 2
+
+
+def validation_summary(exc: ValidationError, limit: int = 8) -> list[str]:
+    """Pydantic's errors as a few lines a model (and a person) can act on."""
+    problems = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(x) for x in err["loc"]) or "answer"
+        problems.append(f"{where}: {err['msg']}")
+    if (more := len(exc.errors()) - limit) > 0:
+        problems.append(f"and {more} more")
+    return problems
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit] + "…"
