@@ -576,3 +576,24 @@ def test_critique_files_judges_the_good_and_names_the_bad(tmp_path, settings):
     assert "gone.png" in out[3]["error"] and "not found" in out[3]["error"]
     sized = critique_files([str(good)], "a scene", width=1080, height=1920, config=settings)
     assert {i["category"] for i in sized[0]["issues"]} == {"resolution", "aspect"}
+
+
+# --- layering --------------------------------------------------------------------------------------------------
+
+
+def test_critique_and_repair_import_nothing_of_the_agent():
+    """tools/ must not import agent/, not even inside a function: the critique takes a CritiqueConfig instead."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "tools"
+    files = [root / "critique.py", root / "repair.py", *sorted((root / "critics").glob("*.py"))]
+    assert len(files) >= 8
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not [n for n in names if n == "agent" or n.startswith("agent.")], (
+                f"{path.name} imports {names}"
+            )
