@@ -333,13 +333,15 @@ def cmd_storyboard(args, console) -> int:
 
 def cmd_critique(args, console) -> int:
     from agent.settings import resolve_size
-    from tools.critique import critique_files
+    from tools.critique import CritiqueConfig, critique_files
 
     width = height = None
     if args.size:
         _, width, height = resolve_size(None, args.size)
     settings = make_settings(args, ".")
-    results = critique_files(args.images, args.prompt, args.expect_text, width, height, settings)
+    results = critique_files(
+        args.images, args.prompt, args.expect_text, width, height, settings.config(CritiqueConfig)
+    )
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:

@@ -43,6 +43,7 @@ from tools.film import Brief
 STATE_TYPES = [("agent.state", name) for name in state.__all__ + film.__all__] + [
     ("tools.film", name) for name in film.__all__
 ]
+STATE_TYPES.append(("tools.repair", "RepairPlan"))  # ShotState.repair_plan
 
 
 @dataclass
@@ -224,10 +225,11 @@ def redo(root: str | Path, shot_number: int, note: str = "", on_event=None) -> F
     shot = shots[shot_number - 1]
     how = None
     if note:
-        from tools.critique import apply_note
+        from tools.critique import CritiqueConfig
+        from tools.repair import apply_note
 
         try:
-            prompt, how = apply_note(shot, note, settings)
+            prompt, how = apply_note(shot, note, settings.config(CritiqueConfig))
         except ValueError as err:
             raise RunDirError(str(err)) from None
         shot = shot.model_copy(update={"prompt": prompt, "description": f"{shot.description} ({note})"})

@@ -5,31 +5,53 @@ with --anchor N:  approve → `anchor` (shot N alone) → `shoot` (the others, c
 `redo`: the same graph on a new thread, with the storyboard given and every other shot's result kept, so
 `fan_out` sends only the re-shot shot (and `plan` has nothing to do)
 
-shoot:  render → critique ─┬─ passed, or takes used up ─► animate → adapt (--variants: outpaint per platform)
+the take loop (`add_take_loop`; alone as `build_take_graph`, which the evaluation harness runs):
+        render → critique ─┬─ passed, or takes used up ─► keep
              ▲             └─ failed ─► repair ─┐
-             └──────────────────────────────────┘   (at most settings.max_takes takes)
+             └──────────────────────────────────┘   (at most max_takes takes)
+
+shoot:  the take loop, then keep → animate → adapt (--variants: outpaint per platform)
+
+The shot branch wires the take loop's nodes into itself rather than nesting the compiled take graph: a run's
+checkpoints name the branch's nodes (render, critique, repair, animate, adapt), and a run killed mid-loop resumes
+from them.
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 from langgraph.graph import END, START, StateGraph
 
 from agent import nodes
 from agent.settings import RunSettings
-from agent.state import FilmState, ShotOutput, ShotState
+from agent.state import FilmState, ShotOutput, ShotState, TakeState
+
+
+def add_take_loop(g: StateGraph, keep: str) -> None:
+    """Wire render → critique → (repair → render)* into `g`, leaving for node `keep` once a take is kept."""
+    g.add_node("render", nodes.render)
+    g.add_node("critique", nodes.critique)
+    g.add_node("repair", nodes.repair)
+    g.add_edge(START, "render")
+    g.add_edge("render", "critique")
+    g.add_conditional_edges("critique", nodes.after_critique, {"keep": keep, "repair": "repair"})
+    g.add_edge("repair", "render")
+
+
+@cache
+def build_take_graph():
+    """The take loop alone: a `TakeState` in, its takes out (pick the kept one with `nodes.best_take`)."""
+    g = StateGraph(TakeState, context_schema=RunSettings)
+    add_take_loop(g, keep=END)
+    return g.compile()
 
 
 def build_shot_graph():
     g = StateGraph(ShotState, output_schema=ShotOutput, context_schema=RunSettings)
-    g.add_node("render", nodes.render)
-    g.add_node("critique", nodes.critique)
-    g.add_node("repair", nodes.repair)
+    add_take_loop(g, keep="animate")
     g.add_node("animate", nodes.animate)
     g.add_node("adapt", nodes.adapt)
-    g.add_edge(START, "render")
-    g.add_edge("render", "critique")
-    g.add_conditional_edges("critique", nodes.after_critique)
-    g.add_edge("repair", "render")
     g.add_edge("animate", "adapt")
     g.add_edge("adapt", END)
     return g.compile()

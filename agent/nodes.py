@@ -10,19 +10,19 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
 from agent.rundir import RunDir, write_atomic, write_json
 from agent.settings import RunSettings
-from agent.state import FilmState, ShotState
+from agent.state import FilmState, ShotState, TakeState
 from tools.film import Clip, Critique, Issue, ShotResult, Storyboard, Take, Variant
+from tools.repair import RepairPlan
 
 if TYPE_CHECKING:
-    from tools.critique import RepairPlan
     from tools.film import Shot
     from tools.generate_image import ImageBackend
 
@@ -89,7 +89,7 @@ def anchor_index(state: FilmState, settings: RunSettings) -> int | None:
     return min(settings.anchor, len(state.storyboard.shots)) - 1
 
 
-def fan_out(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send] | str:
+def fan_out(state: FilmState, runtime: Runtime[RunSettings]) -> list[Send] | Literal["cut"]:
     """One branch per shot that has no result yet, in parallel; with --anchor, the anchor shot alone first, and
     the others after it, conditioned on its kept take too. (A redo leaves only the re-shot shot without one.)"""
     settings = runtime.context
@@ -226,78 +226,90 @@ def report(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
     return {"report": path}
 
 
-# --- shot graph ---------------------------------------------------------------------------------------------
+# --- the take loop: render → critique → repair → render … (capped), run by the shot branch and the harness -----
 
 
-def render(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
+def _critique_config(settings: RunSettings):
+    from tools.critique import CritiqueConfig
+
+    return settings.config(CritiqueConfig)
+
+
+def render(state: TakeState, runtime: Runtime[RunSettings]) -> dict:
     """Render the next take of the shot (the first, or the one the repair plan asks for)."""
-    from tools.critique import RepairPlan, take_seed
+    from tools.repair import take_seed
 
     settings = runtime.context
     run = RunDir(settings.run_dir)
-    shot = state.shot
+    shot, plan = state.shot, state.repair_plan
     n = state.first_take + len(state.takes)
-    recorded = run.load_take(shot.id, n)
-    if recorded is not None:
+    if state.record and (recorded := run.load_take(shot.id, n)) is not None:
         return {"takes": [recorded], "repair_plan": None}
 
-    plan = RepairPlan.model_validate(state.repair_plan) if state.repair_plan else None
-    init_image = run.take_image(shot.id, plan.init_take).as_posix() if plan and plan.init_take else None
+    rel = state.image_paths[len(state.takes)] if state.image_paths else run.rel(run.take_image(shot.id, n))
+    image = run.abs(rel)
+    image.parent.mkdir(parents=True, exist_ok=True)
+    edited = next((t for t in state.takes if plan and t.n == plan.init_take), None)
+    init_image = run.abs(edited.path).as_posix() if edited else None
     # A repair that edits this shot's own take needs no references; a fresh render is conditioned on them.
     references = [] if init_image else list(state.references)
+    seed = take_seed(_critique_config(settings), shot, n) if state.first_seed is None else state.first_seed
     take = make_take(
         shot,
         n,
         plan,
-        take_seed(settings, shot, n),
+        seed,
         settings,
         backends(settings)["image"],
-        output_path=run.take_image(shot.id, n).as_posix(),
-        rel_path=run.rel(run.take_image(shot.id, n)),
+        output_path=image.as_posix(),
+        rel_path=rel,
         init_image=init_image,
         references=references,
         reference_images=[run.abs(r).as_posix() for r in references],
     )
-    run.save_take(take)
+    if state.record:
+        run.save_take(take)
     return {"takes": [take], "repair_plan": None}
 
 
-def critique(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
-    """Score the newest take; the verdict is recorded on the take."""
+def critique(state: TakeState, runtime: Runtime[RunSettings]) -> dict:
+    """Score the newest take; the verdict (and what it cost) is recorded on the take."""
     settings = runtime.context
     run = RunDir(settings.run_dir)
     take = state.takes[-1]
     if take.critique is not None:
         return {}
+    start = time.perf_counter()
     verdict = judge_take(
         take,
         run.abs(take.path).as_posix(),
-        state.shot.prompt,
+        state.judge_prompt or state.shot.prompt,
         settings,
         expect_text=state.shot.expect_text,
         reference_images=[run.abs(r).as_posix() for r in state.references],
     )
-    take = take.model_copy(update={"critique": verdict})
-    run.save_take(take)
+    timings = {**take.timings, "critique_s": round(time.perf_counter() - start, 3)}
+    take = take.model_copy(update={"critique": verdict, "timings": timings})
+    if state.record:
+        run.save_take(take)
     return {"takes": [take]}
 
 
-def after_critique(state: ShotState, runtime: Runtime[RunSettings]) -> Literal["animate", "repair"]:
+def after_critique(state: TakeState, runtime: Runtime[RunSettings]) -> Literal["keep", "repair"]:
     """Keep the take if it passed; re-shoot while takes remain (the loop's cap); else keep the best."""
     last = state.takes[-1]
     if last.critique and last.critique.passed:
-        return "animate"
-    if len(state.takes) >= runtime.context.max_takes:
-        return "animate"
+        return "keep"
+    if len(state.takes) >= (state.max_takes or runtime.context.max_takes):
+        return "keep"
     return "repair"
 
 
-def repair(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
+def repair(state: TakeState, runtime: Runtime[RunSettings]) -> dict:
     """Turn the failing take's critique into the next attempt."""
-    from tools.critique import plan_repair
+    from tools.repair import plan_repair
 
-    plan = plan_repair(state.shot, state.takes, runtime.context)
-    return {"repair_plan": plan.model_dump(mode="json")}
+    return {"repair_plan": plan_repair(state.shot, state.takes, _critique_config(runtime.context))}
 
 
 def best_take(takes: list[Take]) -> Take | None:
@@ -403,57 +415,71 @@ def judge_take(
             expect_text=expect_text,
             reference_images=list(reference_images),
         ),
-        settings,
+        _critique_config(settings),
     )
+
+
+T = TypeVar("T")
+
+
+def retry(tries: int, attempt: Callable[[int, T | None], T], accepted: Callable[[T], bool]) -> T:
+    """The retry loop of clips and variants: attempt 1 … `tries`, each given the attempt before it, until one is
+    accepted. Returns the accepted attempt, or the last one when none is."""
+    made: T | None = None
+    for k in range(1, tries + 1):
+        made = attempt(k, made)
+        if accepted(made):
+            break
+    return made
 
 
 CLIP_TAKES = 2  # a failing clip (frozen, flickering, drifting) is made once more with another seed and motion
 _OTHER_MOTION = {"push-in": "drift", "drift": "push-in", "pull-out": "drift", "static": "push-in"}
 
 
-def _animate_take(state: ShotState, kept: Take, settings: RunSettings, run: RunDir) -> Clip:
-    """Animate `kept`, check the clip, and make it again once if the check fails (keeping the better one)."""
+def _make_clip(
+    state: ShotState, kept: Take, settings: RunSettings, run: RunDir, attempt: int, before: Clip | None
+) -> Clip:
+    """Animate `kept` and check the clip; a second attempt changes the motion and the seed of the one before."""
     from tools.animate import AnimateRequest
     from tools.critique import critique_clip
 
     shot, backend = state.shot, backends(settings)["video"]
     motion, seed, reason = shot.motion, kept.seed, None
-    for attempt in range(1, CLIP_TAKES + 1):
-        req = AnimateRequest(
-            image_path=run.abs(kept.path).as_posix(),
-            output_path=run.clip_path(shot.id).as_posix(),
-            prompt=kept.prompt,
-            negative_prompt=kept.negative_prompt,
-            duration=shot.duration + state.tail,
-            fps=settings.fps,
-            width=settings.width,
-            height=settings.height,
-            motion=motion,
-            seed=seed,
-        )
-        start = time.perf_counter()
-        result = backend.animate(req)
-        clip = Clip(
-            shot_id=shot.id,
-            take=kept.n,
-            path=run.rel(run.clip_path(shot.id)),
-            backend=result.backend,
-            model=result.model,
-            motion=motion,
-            duration=result.parameters.get("duration", req.duration),
-            fps=settings.fps,
-            width=settings.width,
-            height=settings.height,
-            parameters={**result.parameters, "seed": seed, "attempt": attempt, "remade_because": reason},
-            timings={"wall_s": round(time.perf_counter() - start, 3), **result.timings},
-        )
-        clip.critique = critique_clip(
-            run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), settings, motion
-        )
-        if clip.critique.passed:
-            break
-        reason = "; ".join(i.reason for i in clip.critique.issues) or "clip failed its check"
-        motion, seed = _OTHER_MOTION.get(motion, "push-in"), seed + 1
+    if before is not None:
+        motion, seed = _OTHER_MOTION.get(before.motion, "push-in"), before.parameters["seed"] + 1
+        reason = "; ".join(i.reason for i in before.critique.issues) or "clip failed its check"
+    req = AnimateRequest(
+        image_path=run.abs(kept.path).as_posix(),
+        output_path=run.clip_path(shot.id).as_posix(),
+        prompt=kept.prompt,
+        negative_prompt=kept.negative_prompt,
+        duration=shot.duration + state.tail,
+        fps=settings.fps,
+        width=settings.width,
+        height=settings.height,
+        motion=motion,
+        seed=seed,
+    )
+    start = time.perf_counter()
+    result = backend.animate(req)
+    clip = Clip(
+        shot_id=shot.id,
+        take=kept.n,
+        path=run.rel(run.clip_path(shot.id)),
+        backend=result.backend,
+        model=result.model,
+        motion=motion,
+        duration=result.parameters.get("duration", req.duration),
+        fps=settings.fps,
+        width=settings.width,
+        height=settings.height,
+        parameters={**result.parameters, "seed": seed, "attempt": attempt, "remade_because": reason},
+        timings={"wall_s": round(time.perf_counter() - start, 3), **result.timings},
+    )
+    clip.critique = critique_clip(
+        run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), _critique_config(settings), motion
+    )
     return clip
 
 
@@ -468,7 +494,11 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
 
     clip = run.load_clip(shot.id)
     if clip is None or clip.take != kept.n:
-        clip = _animate_take(state, kept, settings, run)
+        clip = retry(
+            CLIP_TAKES,
+            lambda k, before: _make_clip(state, kept, settings, run, k, before),
+            lambda c: c.critique.passed,
+        )
         run.save_clip(clip)
     flagged = (
         not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
@@ -481,7 +511,9 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
 VARIANT_TRIES = 2  # a variant that fails its critique (or the backend) is made once more with another seed
 
 
-def _make_variant(shot, kept: Take, platform: str, settings: RunSettings, run: RunDir) -> Variant:
+def _make_variant(
+    shot, kept: Take, platform: str, settings: RunSettings, run: RunDir, attempt: int
+) -> Variant:
     """The kept take for `platform`: resized when the aspect ratio matches, else outpainted; then critiqued."""
     from PIL import Image
 
@@ -493,64 +525,63 @@ def _make_variant(shot, kept: Take, platform: str, settings: RunSettings, run: R
     source, out = run.abs(kept.path), run.variant_path(shot.id, platform)
     same_aspect = abs(width / height - settings.width / settings.height) < 0.01
     backend = backends(settings)["image"]
-    variant = None
-    for attempt in range(1, VARIANT_TRIES + 1):
-        seed = kept.seed + 7919 * attempt  # the variant's own seed, another on the second attempt
-        variant = Variant(
-            shot_id=shot.id,
-            platform=platform,
-            take=kept.n,
-            path=run.rel(out),
+    seed = kept.seed + 7919 * attempt  # the variant's own seed, another on the second attempt
+    variant = Variant(
+        shot_id=shot.id,
+        platform=platform,
+        take=kept.n,
+        path=run.rel(out),
+        width=width,
+        height=height,
+        mode="resize" if same_aspect else "outpaint",
+        backend=backend.name,
+        model=backend.model,
+        seed=seed,
+        parameters={"attempt": attempt},
+    )
+    start = time.perf_counter()
+    if same_aspect:
+        with Image.open(source) as im:
+            resized = im.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        resized.save(buf, format="PNG")
+        write_atomic(out, buf.getvalue())
+        variant.backend, variant.model = "resize", "lanczos"
+    else:
+        req = ImageRequest(
+            prompt=kept.prompt,
+            negative_prompt=kept.negative_prompt,
             width=width,
             height=height,
-            mode="resize" if same_aspect else "outpaint",
-            backend=backend.name,
-            model=backend.model,
             seed=seed,
-            parameters={"attempt": attempt},
+            output_path=out.as_posix(),
+            shot=shot,
+            init_image=source.as_posix(),
+            outpaint=True,
         )
-        start = time.perf_counter()
-        if same_aspect:
-            with Image.open(source) as im:
-                resized = im.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            resized.save(buf, format="PNG")
-            write_atomic(out, buf.getvalue())
-            variant.backend, variant.model = "resize", "lanczos"
+        try:
+            result = backend.generate(req)
+        except BackendError as err:
+            variant.error = str(err)
         else:
-            req = ImageRequest(
-                prompt=kept.prompt,
-                negative_prompt=kept.negative_prompt,
-                width=width,
-                height=height,
-                seed=seed,
-                output_path=out.as_posix(),
-                shot=shot,
-                init_image=source.as_posix(),
-                outpaint=True,
-            )
-            try:
-                result = backend.generate(req)
-            except BackendError as err:
-                variant.error = str(err)
-            else:
-                variant.backend, variant.model = result.backend, result.model
-                variant.parameters.update(result.parameters)
-        variant.timings = {"wall_s": round(time.perf_counter() - start, 3)}
-        if variant.error is None:
-            variant.critique = critique_image(
-                CritiqueRequest(
-                    image_path=out.as_posix(),
-                    prompt=shot.prompt,
-                    width=width,
-                    height=height,
-                    expect_text=shot.expect_text,
-                ),
-                settings,
-            )
-            if variant.critique.passed or same_aspect:  # a resize made again would be the same image
-                break
+            variant.backend, variant.model = result.backend, result.model
+            variant.parameters.update(result.parameters)
+    variant.timings = {"wall_s": round(time.perf_counter() - start, 3)}
+    if variant.error is None:
+        req = CritiqueRequest(
+            image_path=out.as_posix(),
+            prompt=shot.prompt,
+            width=width,
+            height=height,
+            expect_text=shot.expect_text,
+        )
+        variant.critique = critique_image(req, _critique_config(settings))
     return variant
+
+
+def _variant_accepted(variant: Variant) -> bool:
+    # A resize made again would be the same image: it is accepted whatever its critique says.
+    return variant.error is None and (variant.critique.passed or variant.mode == "resize")
 
 
 def adapt(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
@@ -565,7 +596,11 @@ def adapt(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     for platform in settings.variants:
         variant = run.load_variant(state.shot.id, platform, kept.n)
         if variant is None:
-            variant = _make_variant(state.shot, kept, platform, settings, run)
+            variant = retry(
+                VARIANT_TRIES,
+                lambda k, _, p=platform: _make_variant(state.shot, kept, p, settings, run, k),
+                _variant_accepted,
+            )
             run.save_variant(variant)
         variants.append(variant)
     return {"results": [result.model_copy(update={"variants": variants})]}

@@ -10,8 +10,16 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from tools.film import Brief, Cut, Shot, ShotResult, Storyboard, Take
+from tools.repair import RepairPlan
 
-__all__ = ["FilmState", "ShotOutput", "ShotState", "merge_results", "merge_takes"]
+__all__ = [
+    "FilmState",
+    "ShotOutput",
+    "ShotState",
+    "TakeState",
+    "merge_results",
+    "merge_takes",
+]
 
 
 def merge_results(left: list[ShotResult], right: list[ShotResult]) -> list[ShotResult]:
@@ -45,23 +53,47 @@ class FilmState(BaseModel):
     report: str | None = None
 
 
-class ShotState(BaseModel):
-    """The state of one shot's branch (render → critique → repair loop → animate)."""
+class TakeState(BaseModel):
+    """The take loop's state (render → critique → repair → render …): one shot's takes, until one passes or the
+    cap is reached. The shot branch runs the loop on its own state; the evaluation harness runs it alone."""
 
     shot: Shot
-    tail: float = Field(
-        default=0.0, description="Seconds the clip runs on under the crossfade into the next shot."
-    )
     references: list[str] = Field(
         default_factory=list,
         description="Run-relative images the takes are conditioned on (user refs, anchor).",
     )
     first_take: int = Field(
-        default=1, description="Number of the branch's first take (after a redo: the next free)."
+        default=1, description="Number of the loop's first take (after a redo: the next free)."
     )
     takes: Annotated[list[Take], merge_takes] = Field(default_factory=list)
-    repair_plan: dict | None = Field(
-        default=None, description="The next attempt (tools.critique.RepairPlan)."
+    repair_plan: RepairPlan | None = Field(default=None, description="The next attempt.")
+    max_takes: int | None = Field(
+        default=None, ge=1, le=10, description="Cap on this loop's takes; None: the run's max_takes."
+    )
+    judge_prompt: str | None = Field(
+        default=None,
+        description="What the takes are judged against; None: the shot's prompt. (The harness judges a "
+        "rewritten prompt against the original, so that a rewrite is not judged by its own words.)",
+    )
+    first_seed: int | None = Field(
+        default=None, description="Seed of the first take; None: derived from the run seed."
+    )
+    image_paths: list[str] = Field(
+        default_factory=list,
+        description="Run-relative image path of each take, in order; empty: shots/<shot-id>/take-<n>.png.",
+    )
+    record: bool = Field(
+        default=True,
+        description="Keep each take's record beside its image (take-<n>.json), so that a resumed run never "
+        "renders a recorded take again. False: the caller keeps its own records (the harness).",
+    )
+
+
+class ShotState(TakeState):
+    """The state of one shot's branch: the take loop, then animate → adapt."""
+
+    tail: float = Field(
+        default=0.0, description="Seconds the clip runs on under the crossfade into the next shot."
     )
     results: Annotated[list[ShotResult], merge_results] = Field(default_factory=list)
 

@@ -418,13 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verbose", action="store_true", help="print every miss with its scores")
     args = ap.parse_args(argv)
 
-    from agent.settings import RunSettings
-    from tools.critique import CritiqueRequest, critique_clip, critique_image
+    from tools.critique import CritiqueConfig, CritiqueRequest, critique_clip, critique_image
 
     root = Path(args.out or tempfile.mkdtemp(prefix="calibrate-critic-"))
     root.mkdir(parents=True, exist_ok=True)
     # Only the offline critics: no CLIP weights, no VLM endpoint, whatever the environment says.
-    settings = RunSettings(run_dir=str(root), clip_model="none", vlm_base_url=None, vlm_model=None)
+    settings = CritiqueConfig(clip_model="none")
     t0 = time.perf_counter()
     cases = make_image_cases(root, args.n, args.seed) + make_draft_cases(root, args.n, args.seed)
     cases += make_clip_cases(root, args.n, args.seed) + make_motion_cases(root, args.n, args.seed)

@@ -19,11 +19,11 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.nodes import backends
 from agent.rundir import write_json
 from agent.settings import RunSettings, SettingsError, resolve_size
 from evals.prompts import EvalPrompt, PromptSetError, filter_prompts, load_prompt_set, sample_prompts
@@ -78,21 +78,6 @@ class Unit:
         return f"images/{STRATEGIES[self.strategy].slug}/{self.item.slug}-s{self.seed}{suffix}.png"
 
 
-_backend_cache: dict[str, tuple] = {}
-_backend_lock = threading.Lock()
-
-
-def image_backend(settings: RunSettings) -> tuple:
-    """(backend, reason), selected once per process and settings: loading a model is expensive."""
-    from tools.generate_image import select_image_backend
-
-    key = settings.model_dump_json(include=set(_FINGERPRINT_FIELDS))
-    with _backend_lock:
-        if key not in _backend_cache:
-            _backend_cache[key] = select_image_backend(settings)
-        return _backend_cache[key]
-
-
 def _shot(item: EvalPrompt, prompt: str) -> Shot:
     """The strategy's prompt as a one-shot storyboard, so the director's renderer and repair planner can take it.
 
@@ -118,12 +103,12 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
     Files go under `settings.run_dir` at paths from `Unit.image_rel`. Content failures (a refused rewrite, a
     backend error) are recorded in the returned row; service outages (the chat endpoint down) raise.
     """
-    from agent.nodes import best_take, judge_take, make_take
-    from tools.critique import plan_repair
+    from agent.graph import build_take_graph
+    from agent.nodes import best_take
+    from agent.state import TakeState
 
     start = time.perf_counter()
     strategy = STRATEGIES[unit.strategy]
-    out = Path(settings.run_dir)
     row = {
         "strategy": unit.strategy,
         "prompt_id": unit.item.id,
@@ -140,28 +125,19 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
         return _failed_row(row, str(err), timing, start)
     timing["rewrite_seconds"] = time.perf_counter() - start
 
-    backend, _ = image_backend(settings)
-    shot = _shot(unit.item, prompt)
     cap = settings.max_takes if strategy.repair_loop else 1
-    takes: list[Take] = []
-    plan = None
-    while True:
-        n = len(takes) + 1
-        rel = unit.image_rel(n)
-        init_image = (out / takes[plan.init_take - 1].path).as_posix() if plan and plan.init_take else None
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        take = make_take(shot, n, plan, unit.seed, settings, backend, (out / rel).as_posix(), rel, init_image)
-        t1 = time.perf_counter()
-        timing["render_seconds"] += t1 - t0
+    loop = TakeState(
+        shot=_shot(unit.item, prompt),
+        max_takes=cap,
         # Judged against the original prompt: a rewrite must not be judged against its own words.
-        take.critique = judge_take(take, (out / rel).as_posix(), unit.item.prompt, settings)
-        timing["critique_seconds"] += time.perf_counter() - t1
-        takes.append(take)
-        if take.critique.passed or n >= cap:
-            break
-        plan = plan_repair(shot, takes, settings)
-
+        judge_prompt=unit.item.prompt,
+        first_seed=unit.seed,
+        image_paths=[unit.image_rel(n) for n in range(1, cap + 1)],
+        record=False,  # results.jsonl is this run's record
+    )
+    takes = [Take.model_validate(t) for t in build_take_graph().invoke(loop, context=settings)["takes"]]
+    timing["render_seconds"] = sum(t.timings.get("wall_s", 0.0) for t in takes)
+    timing["critique_seconds"] = sum(t.timings.get("critique_s", 0.0) for t in takes)
     kept = best_take(takes)
     attempts = [
         {
@@ -379,7 +355,7 @@ def plan_eval(args: argparse.Namespace) -> EvalPlan:
     )
     check_ready(strategies, settings)
     try:
-        image_backend(settings)
+        backends(settings)
     except ValueError as e:  # the backend asked for cannot run here; say so before any work
         raise EvalInputError(str(e)) from e
 
@@ -451,7 +427,8 @@ def _run_locked(plan: EvalPlan, out: Path, console) -> int:
         console.print(f"[yellow]warning:[/] {note}", highlight=False)
     units = plan.units()
     todo = [u for u in units if u.key not in done]
-    backend, why = image_backend(plan.settings)
+    chosen = backends(plan.settings)
+    backend, why = chosen["image"], chosen["image_why"]
     console.print(f"image backend: {backend.name} ({why})", highlight=False)
     if backend.name == "draft":
         console.print(

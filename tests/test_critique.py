@@ -14,14 +14,26 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from agent.settings import RunSettings
 from evals.calibrate_critic import font, photo_scene, storyboard_panel, write_clip
-from tools import critique as C
-from tools.critique import CritiqueRequest, critique_clip, critique_files, critique_image, plan_repair
+from tools import repair as R
+from tools.critics import clip as CL
+from tools.critics import ocr as O
+from tools.critique import (
+    CritiqueConfig,
+    CritiqueRequest,
+    Thresholds,
+    critique_clip,
+    critique_files,
+    critique_image,
+    thresholds_for,
+)
 from tools.film import CriticResult, Critique, Issue, Shot, Take
+from tools.repair import plan_repair
 
 
 @pytest.fixture
-def settings(tmp_path) -> RunSettings:
-    return RunSettings(run_dir=str(tmp_path), clip_model="none", vlm_base_url=None, vlm_model=None)
+def settings(tmp_path) -> CritiqueConfig:
+    run = RunSettings(run_dir=str(tmp_path), clip_model="none", vlm_base_url=None, vlm_model=None)
+    return run.config(CritiqueConfig)  # what the agent hands the critique
 
 
 def judge(img: Image.Image, tmp_path, settings, name="take.png", size=None, **kw) -> Critique:
@@ -42,13 +54,13 @@ def critic(c: Critique, name: str) -> CriticResult:
 
 
 def test_thresholds_defaults_overrides_and_unknown_names(settings):
-    assert C.thresholds_for(settings) == C.Thresholds()
+    assert thresholds_for(settings) == Thresholds()
     settings.thresholds = {"sharpness_fail": 0.5}
-    assert C.thresholds_for(settings).sharpness_fail == 0.5
+    assert thresholds_for(settings).sharpness_fail == 0.5
     settings.thresholds = {"sharpnes_fail": 0.5}
     with pytest.raises(ValueError, match="sharpnes_fail.*valid names:.*sharpness_fail"):
-        C.thresholds_for(settings)
-    assert all(f.description for f in C.Thresholds.model_fields.values())
+        thresholds_for(settings)
+    assert all(f.description for f in Thresholds.model_fields.values())
 
 
 def test_threshold_override_changes_the_verdict(tmp_path, settings):
@@ -182,11 +194,11 @@ def test_ocr_reads_requested_english_and_chinese_text(tmp_path, settings, expect
 
 
 def test_ocr_takes_quoted_words_and_prices_from_the_prompt(tmp_path, settings):
-    assert C.requested_text('a poster saying "Quiet Power" at dusk') == "Quiet Power"
-    assert C.requested_text("耳机海报，写着「新品上市」") == "新品上市"
-    assert C.requested_text("a price tag showing $129 on a shelf") == "$129"
-    assert C.requested_text("a quiet beach at dawn") is None
-    assert C.normalise_text("￥１９９ Sale") == C.normalise_text("¥199sale")
+    assert O.requested_text('a poster saying "Quiet Power" at dusk') == "Quiet Power"
+    assert O.requested_text("耳机海报，写着「新品上市」") == "新品上市"
+    assert O.requested_text("a price tag showing $129 on a shelf") == "$129"
+    assert O.requested_text("a quiet beach at dawn") is None
+    assert O.normalise_text("￥１９９ Sale") == O.normalise_text("¥199sale")
     c = judge(text_image("$129"), tmp_path, settings, prompt="a price tag showing $129")
     assert critic(c, "ocr").ran and c.passed
     c = judge(text_image(None), tmp_path, settings, prompt="a quiet beach")
@@ -195,10 +207,10 @@ def test_ocr_takes_quoted_words_and_prices_from_the_prompt(tmp_path, settings):
 
 
 def test_substring_distance():
-    assert C.best_substring_distance("abc", "xxabcxx")[0] == 0
-    d, s, e = C.best_substring_distance("abc", "xxabdxx")
+    assert O.best_substring_distance("abc", "xxabcxx")[0] == 0
+    d, s, e = O.best_substring_distance("abc", "xxabdxx")
     assert d == 1 and (s, e) == (2, 4) or (s, e) == (2, 5)
-    assert C.best_substring_distance("abc", "")[0] == 3
+    assert O.best_substring_distance("abc", "")[0] == 3
 
 
 # --- CLIP critic -----------------------------------------------------------------------------------------------
@@ -233,15 +245,15 @@ def test_clip_critic_loads_a_local_model_and_scores(tmp_path, settings, tiny_cli
         p = tmp_path / f"i{k}.png"
         photo_scene(random.Random(k), (96, 64)).save(p)
         paths.append(str(p))
-    scores = C.clip_alignment(paths, ["a red ball", "a quiet beach", "a city"], settings, batch_size=2)
+    scores = CL.clip_alignment(paths, ["a red ball", "a quiet beach", "a city"], settings, batch_size=2)
     assert len(scores) == 3 and all(-1 <= s <= 1 for s in scores)
-    assert scores == C.clip_alignment(
+    assert scores == CL.clip_alignment(
         paths, ["a red ball", "a quiet beach", "a city"], settings
     )  # deterministic
-    cons = C.clip_consistency(paths[:2], paths, settings)
+    cons = CL.clip_consistency(paths[:2], paths, settings)
     assert len(cons) == 2
     with pytest.raises(ValueError, match="3 images but 1 prompts"):
-        C.clip_alignment(paths, ["x"], settings)
+        CL.clip_alignment(paths, ["x"], settings)
 
     req = CritiqueRequest(
         image_path=paths[0], prompt="a red ball", width=96, height=64, reference_images=paths[1:]
@@ -517,13 +529,13 @@ def test_repair_never_repeats_an_attempt(settings):
         # The worst case: the same failure every time, with the prompt words already in place.
         t = failed_take(n, issue("blank"), prompt=prompt, seed=seed, num_inference_steps=50)
         takes.append(t)
-        key = C._take_key(t)
+        key = R._take_key(t)
         assert key not in seen
         seen.add(key)
         plan = plan_repair(SHOT, takes, settings)
         prompt, seed = plan.prompt, plan.seed
     # A previous take that already used the derived seed forces another one.
-    wanted = C.take_seed(settings, SHOT, 2)
+    wanted = R.take_seed(settings, SHOT, 2)
     plan = plan_repair(SHOT, [failed_take(1, issue("blank"), seed=wanted, num_inference_steps=50)], settings)
     assert plan.seed != wanted
 
@@ -553,7 +565,7 @@ def test_critique_files_judges_the_good_and_names_the_bad(tmp_path, settings):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     out = critique_files(
-        [str(good), str(notes), str(blank), str(tmp_path / "gone.png")], "a scene", settings=settings
+        [str(good), str(notes), str(blank), str(tmp_path / "gone.png")], "a scene", config=settings
     )
     json.dumps(out)  # JSON-ready as it is
     assert [o["path"] for o in out] == [str(good), str(notes), str(blank), str(tmp_path / "gone.png")]
@@ -562,5 +574,26 @@ def test_critique_files_judges_the_good_and_names_the_bad(tmp_path, settings):
     assert "notes.txt" in out[1]["error"] and "pass" not in out[1]
     assert out[2]["pass"] is False and out[2]["issues"][0]["category"] == "blank"
     assert "gone.png" in out[3]["error"] and "not found" in out[3]["error"]
-    sized = critique_files([str(good)], "a scene", width=1080, height=1920, settings=settings)
+    sized = critique_files([str(good)], "a scene", width=1080, height=1920, config=settings)
     assert {i["category"] for i in sized[0]["issues"]} == {"resolution", "aspect"}
+
+
+# --- layering --------------------------------------------------------------------------------------------------
+
+
+def test_critique_and_repair_import_nothing_of_the_agent():
+    """tools/ must not import agent/, not even inside a function: the critique takes a CritiqueConfig instead."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "tools"
+    files = [root / "critique.py", root / "repair.py", *sorted((root / "critics").glob("*.py"))]
+    assert len(files) >= 8
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not [n for n in names if n == "agent" or n.startswith("agent.")], (
+                f"{path.name} imports {names}"
+            )
