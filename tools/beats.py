@@ -12,7 +12,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from tools.brief import CJK, PRICE, QUOTED, SPEECH_CUES, TEXT_CUES, find_claims, has_cue, is_meta_sentence
+from tools.brief import (
+    CJK,
+    PRICE,
+    QUOTED,
+    SPEECH_CUES,
+    TEXT_CUES,
+    find_claims,
+    find_cta,
+    has_cue,
+    is_meta_sentence,
+)
 
 MIN_SHOT_SECONDS = 1.5
 SECONDS_PER_SHOT = 2.5
@@ -29,7 +39,7 @@ _HEADING = [
     re.compile(r"^scene\s+\d+\s*[:.\-–—]?\s*(.*)$", re.IGNORECASE),
 ]
 # A screenplay character cue: a short all-caps line, optionally with (V.O.) / (O.S.).
-_CUE = re.compile(r"^([A-Z][A-Z0-9 .'\-]{0,30})(?:\s*\((?:V\.O\.|O\.S\.|O\.C\.|CONT'D)\))?$")
+_CUE = re.compile(r"^([A-Z][A-Z0-9 .'\-]{0,30})(?:\s*\((?:V\.O\.|O\.S\.|O\.C\.|CONT'D|[^)]{1,12})\))?$")
 _EN_DIALOGUE = re.compile(r"^([A-Z][A-Z0-9 .'\-]{0,30}?)(?:\s*\((?:V\.O\.|O\.S\.|O\.C\.)\))?\s*:\s*(.+)$")
 _ZH_DIALOGUE = re.compile(r"^([\u4e00-\u9fff]{1,6})(?:[（(][^）)]{0,8}[）)])?\s*[：:]\s*(.+)$")
 _SUPER = re.compile(
@@ -161,7 +171,16 @@ def is_copy_only(sentence: str) -> bool:
     rest = re.sub(r"[\W\d_]+", " ", rest)
     words = len(re.findall(r"[A-Za-z]{2,}", rest)) + len(CJK.findall(rest)) / 2
     had_copy = bool(QUOTED.search(sentence) or PRICE.search(sentence) or has_cue(sentence, TEXT_CUES))
-    return had_copy and words < 1.5
+    if had_copy and words < 1.5:
+        return True
+    # A bare claim or call to action ("Charges in 3 hours.", "Try it today.") is copy for the end of the film.
+    rest = sentence
+    for claim in find_claims(sentence):
+        rest = rest.replace(claim, " ")
+    if cta := find_cta(sentence):
+        rest = re.sub(re.escape(cta), " ", rest, flags=re.IGNORECASE)
+    rest = _COPY_WORDS.sub(" ", re.sub(r"[\W\d_]+", " ", rest))
+    return rest != sentence and len(re.findall(r"[A-Za-z]{2,}", rest)) + len(CJK.findall(rest)) / 2 < 1.5
 
 
 def split_beats(text: str) -> list[Beat]:
@@ -195,8 +214,9 @@ def _sentence_beats(sentence: str, scene: str, full: str, index: int) -> list[Be
     if is_copy_only(sentence):
         return []
     lines: list[tuple[str | None, str]] = []
-    if has_cue(sentence, SPEECH_CUES) and not has_cue(sentence, TEXT_CUES):
-        lines += [(None, q) for q in _quotes(sentence)]
+    if has_cue(sentence, SPEECH_CUES) and not has_cue(sentence, TEXT_CUES) and _quotes(sentence):
+        # Prose dialogue ('“Not like that,” she said'): the quote is a line, the sentence what the camera sees.
+        return [Beat(sentence, scene, index, None, "dialogue", full, [(None, q) for q in _quotes(sentence)])]
     else:
         lines += [(None, q) for q in _quotes(sentence)]
         lines += [(None, c) for c in find_claims(sentence) if not any(c in q for _, q in lines)]
@@ -286,7 +306,7 @@ def _merged(group: list[Beat]) -> Unit:
     roles = {b.role for b in group}
     role = "dialogue" if "dialogue" in roles else group[0].role if len(roles) == 1 else "action"
     texts = (
-        [b.text if b.role != "dialogue" else f"{b.speaker}: {b.text}" for b in group]
+        [f"{b.speaker}: {b.text}" if b.role == "dialogue" and b.speaker else b.text for b in group]
         if len(group) > 1
         else [group[0].text]
     )

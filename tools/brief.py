@@ -438,6 +438,8 @@ def is_product_brief(text: str) -> bool:
         has_cue(text, PRODUCT_CUES)
         or PRICE.search(text)
         or (has_cue(text, _PRODUCT_NOUNS) and has_cue(text, DELIVERABLE_CUES))
+        or (has_cue(text, DELIVERABLE_CUES) and re.search(r"\bfor (?:the |our )?[A-Z][\w-]+ [a-z]", text))
+        or (find_cta(text) and find_claims(text))
     )
 
 

@@ -209,6 +209,8 @@ def plan_offline(brief: Brief, config, notes: list[str] | None = None) -> Storyb
         )
     product = is_product_brief(brief.text)
     subject = reading.product or ("the product" if lang == "en" else "产品")
+    if lang == "en" and subject[:1].islower() and not subject.startswith(("the ", "a ", "an ")):
+        subject = f"the {subject}"
     beats = split_beats(brief.text)
     end_unit = None
     if n >= 2 and (product or end_card_requested(brief.text)):
@@ -227,6 +229,15 @@ def plan_offline(brief: Brief, config, notes: list[str] | None = None) -> Storyb
         if unit.role == "product":
             unit.kind = unit.heading
             unit.heading = ""
+    # Claims the brief gives on their own ("Charges in 3 hours.") are said on a shot that has nothing to say.
+    said = {w for u in units for _, w in u.lines}
+    for claim in (c for c in reading.claims if not any(c in w or w in c for w in said)):
+        free = [u for u in units if not u.lines and u.role in ("product", "action")]
+        if free := sorted(free, key=lambda u: u.role != "product")[:1]:
+            free = free[0]
+            free.lines = [(None, claim)]
+        else:
+            board_notes.append(f"claim not shown, no shot free for it: {claim!r}")
     if end_unit:
         units.append(end_unit)
     _assign_kinds(units, product, rng)
