@@ -1,0 +1,380 @@
+"""The deterministic offline planner: beats (tools/beats.py) fitted to the film's shots, the shot grammar
+(tools/shot_grammar.py) for sizes, camera and looks, and the prompt templates in prompts/.
+
+Subtitles are copy, never the brief: dialogue (whole, with its speaker), SUPER / on-screen lines, claims and
+quotes inside a beat, and on the last shot of a product film the end card (name, slogan, price or call to
+action). A shot with nothing to say has no subtitle. Same brief and config (seed included), same storyboard.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from functools import lru_cache
+
+from tools.beats import (
+    Beat,
+    Unit,
+    allocate_durations,
+    end_card_requested,
+    fit_units,
+    split_beats,
+    total_seconds,
+)
+from tools.brief import (
+    CJK,
+    DELIVERABLE_CUES,
+    TEXT_CUES,
+    find_subject_kind,
+    has_cue,
+    is_product_brief,
+    read_brief_settings,
+)
+from tools.film import Brief, BriefReading, Shot, Storyboard
+from tools.shot_grammar import (
+    ANGLES,
+    COVERAGE_CYCLE,
+    COVERAGE_NOTE,
+    CYCLE,
+    DEFAULT_LOOK,
+    DEFAULT_MOTIONS,
+    END_CARD,
+    END_CARD_JOIN,
+    EXTERIOR_LOOK,
+    FRAMING,
+    INTERIOR_LOOK,
+    KIND_CUES,
+    KIND_NAMES,
+    KIND_WEIGHTS,
+    LOOKS,
+    MOTION_CUES,
+    MOTION_WORDS,
+    OPENING,
+    PRODUCT_COVERAGE,
+    PRODUCT_LOOKS,
+    READ_CHARS_PER_SECOND,
+)  # fmt: skip
+from tools.templates import render_line
+
+log = logging.getLogger(__name__)
+
+
+def _first_cue(table: list[tuple[str, tuple[str, ...]]], text: str) -> str | None:
+    return next((name for name, cues in table if has_cue(text, cues)), None)
+
+
+@lru_cache(maxsize=512)
+def look(*texts: str) -> tuple[str, str] | None:
+    """(lighting, mood) from the first text that names a look, or None."""
+    for text in texts:
+        for cues, lighting, mood in LOOKS:
+            if text and has_cue(text, cues):
+                return lighting, mood
+    return None
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut long text at a word boundary (anywhere for Chinese) and mark the cut with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if " " in cut and not CJK.search(cut[-1]):
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.strip().rstrip(",，、:：;；—–- ") + "…"
+
+
+def orientation(width: int, height: int) -> str:
+    return "vertical" if height > width * 1.05 else "horizontal" if width > height * 1.05 else "square"
+
+
+def setting(scene: str) -> str:
+    """A slugline's words as a prompt fragment: 'COFFEE SHOP - NIGHT' -> 'coffee shop, night'."""
+    return ", ".join(p.strip().lower() for p in re.split(r"\s+[-–—]\s+|\s{2,}", scene) if p.strip())
+
+
+def _title(brief: Brief, reading: BriefReading, beats: list[Beat]) -> str:
+    first = reading.product or (beats[0].scene or beats[0].text if beats else brief.text)
+    first = first.strip(" #.。")
+    first = first[:1].upper() + first[1:]
+    limit = 24 if brief.lang == "zh" else 60
+    if len(first) <= limit:
+        return first
+    cut = first[:limit]
+    if brief.lang == "en" and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,，、") + "…"
+
+
+def _coverage_beats(content: list[Beat], room: int, subject: str, lang: str) -> list[Beat]:
+    """The brief's beats with product coverage woven in when it has fewer beats than shots."""
+    extra = [
+        Beat((en if lang == "en" else zh).format(subject=subject), role="product", heading=kind)
+        for kind, en, zh in PRODUCT_COVERAGE[: max(0, room - len(content))]
+    ]
+    if not content:
+        opening = Beat(OPENING[lang].format(subject=subject), role="product", heading="establishing")
+        return [opening, *extra[: max(0, room - 1)]]
+    out: list[Beat] = []
+    for i, beat in enumerate(content):
+        out.append(beat)
+        take = len(extra) * (i + 1) // len(content) - len(extra) * i // len(content)
+        for cover in extra[len(extra) * i // len(content) : len(extra) * i // len(content) + take]:
+            out.append(Beat(cover.text, beat.scene, beat.scene_index, role="product", heading=cover.heading))
+    return out
+
+
+def _assign_kinds(units: list[Unit], product: bool, rng: random.Random) -> None:
+    """The shot grammar: establish, vary the sizes without repeating one back to back, close the film."""
+    offset = rng.randrange(len(CYCLE))
+    previous = None
+    for i, unit in enumerate(units):
+        last = i == len(units) - 1 and len(units) >= 3
+        if i == 0:
+            kind = "hero" if len(units) == 1 and product else "establishing"
+        elif unit.role == "end" or last:
+            kind = "hero" if product else "wide"
+        elif unit.scene_index != units[i - 1].scene_index:
+            kind = "establishing" if unit.scene else "wide"
+        elif unit.role == "product":
+            kind = unit.kind
+        elif unit.coverage:
+            kind = COVERAGE_CYCLE[(unit.coverage - 1 + offset) % len(COVERAGE_CYCLE)]
+        elif unit.role == "dialogue":
+            kind = "over-the-shoulder" if previous == "close-up" else "close-up"
+        elif unit.role == "super":
+            kind = "wide" if not product else "detail"
+        else:
+            kind = _first_cue(KIND_CUES, unit.text) or CYCLE[(i + offset) % len(CYCLE)]
+        if kind == previous and not (i == 0 or last):
+            kind = next(k for k in CYCLE[(i + offset) % len(CYCLE) :] + CYCLE if k != previous)
+        unit.kind = kind
+        if last:
+            unit.motion = "push-in" if kind == "hero" else "pull-out"
+        else:
+            unit.motion = _first_cue(MOTION_CUES, unit.text) or rng.choice(DEFAULT_MOTIONS[kind])
+        previous = kind
+
+
+def _unit_look(unit: Unit, film_look: tuple[str, str] | None) -> tuple[str, str]:
+    """Lighting and mood from the beat's own words, then its scene heading, then INT./EXT., then the film."""
+    found = look(unit.text, unit.scene) if unit.role not in ("product", "end") else look(unit.text)
+    interior = unit.heading.upper().startswith(("INT", "I/E")) or bool(
+        re.search(r"(^|\s)内($|\s)", unit.scene)
+    )
+    if found and interior and "interior" not in found[0]:
+        found = (f"interior, {found[0]}", found[1])
+    if found:
+        return found
+    if unit.role in ("product", "end") and unit.kind in PRODUCT_LOOKS:
+        return PRODUCT_LOOKS[unit.kind]
+    if interior:
+        return INTERIOR_LOOK
+    if unit.heading.upper().startswith("EXT"):
+        return EXTERIOR_LOOK
+    return film_look or DEFAULT_LOOK
+
+
+def _say(lines: list[tuple[str | None, str]], lang: str) -> str:
+    """The words a shot says; several speakers are each named so the lines stay attributed."""
+    speakers = {who for who, _ in lines if who}
+    sep = "：" if lang == "zh" else ": "
+    if len(speakers) <= 1:
+        return " ".join(words for _, words in lines) if lang == "en" else "".join(w for _, w in lines)
+    return " / ".join(f"{who}{sep}{words}" if who else words for who, words in lines)
+
+
+def _end_card(reading: BriefReading, used: set[str], lang: str) -> tuple[str, str | None]:
+    """The end card's subtitle and on-image text: product name, slogan, price or call to action."""
+    slogans = [s for s in reading.slogans if s not in used]
+    name = reading.product if reading.product and len(reading.product) <= 40 else None
+    pieces = [p for p in (name, *slogans, reading.price, reading.cta) if p]
+    on_image = " ".join(p for p in (*slogans, reading.price) if p) or None
+    return END_CARD_JOIN[lang].join(pieces), on_image
+
+
+def plan_offline(brief: Brief, config, notes: list[str] | None = None) -> Storyboard:
+    """The deterministic planner: same brief and config (seed included), same storyboard."""
+    rng = random.Random(config.seed)
+    n = config.shot_count()
+    total = total_seconds(config.film_seconds(), n)
+    lang = brief.lang
+    reading = brief.reading or read_brief_settings(brief.text)
+    board_notes: list[str] = []
+    if config.lang and config.lang != brief.lang:
+        board_notes.append(
+            f"subtitles stay in {brief.lang}, the brief's language: the offline planner does not translate; "
+            f"use --planner llm to have them written in {config.lang}"
+        )
+    product = is_product_brief(brief.text)
+    subject = reading.product or ("the product" if lang == "en" else "产品")
+    if lang == "en" and subject[:1].islower() and not subject.startswith(("the ", "a ", "an ")):
+        subject = f"the {subject}"
+    beats = split_beats(brief.text)
+    end_unit = None
+    if n >= 2 and (product or end_card_requested(brief.text)):
+        # A closing sentence that asks for the end card ("End on the mug on a windowsill, slogan …") is it.
+        end_text = ""
+        if beats and beats[-1].role == "action" and has_cue(beats[-1].text, TEXT_CUES + ("end on", "最后")):
+            end_text = beats.pop().text
+        end_unit = Unit(end_text, beats[-1].scene if beats else "", beats[-1].scene_index if beats else 0,
+                        role="end", heading=beats[-1].heading if beats else "")  # fmt: skip
+    m = n - (1 if end_unit else 0)
+    content = _coverage_beats(beats, m, subject, lang) if product else beats
+    if not content:
+        content = [Beat(brief.text.split("\n")[0], role="action")]
+    units = fit_units(content, m)
+    for unit in units:
+        if unit.role == "product":
+            unit.kind = unit.heading
+            unit.heading = ""
+    # Claims the brief gives on their own ("Charges in 3 hours.") are said on a shot that has nothing to say.
+    said = {w for u in units for _, w in u.lines}
+    for claim in (c for c in reading.claims if not any(c in w or w in c for w in said)):
+        free = [u for u in units if not u.lines and u.role in ("product", "action")]
+        if free := sorted(free, key=lambda u: u.role != "product")[:1]:
+            free = free[0]
+            free.lines = [(None, claim)]
+        else:
+            board_notes.append(f"claim not shown, no shot free for it: {claim!r}")
+    if end_unit:
+        units.append(end_unit)
+    _assign_kinds(units, product, rng)
+
+    weights = []
+    for unit in units:
+        said = sum(len(w) for _, w in unit.lines) / READ_CHARS_PER_SECOND[lang]
+        weights.append(KIND_WEIGHTS.get(unit.kind, 1.0) * (1 + 0.25 * min(3.0, said / 2.5)))
+    durations = allocate_durations(weights, total)
+    film_look = look(" ".join(b.text for b in beats if not has_cue(b.text, DELIVERABLE_CUES)))
+    used = {w for u in units for _, w in u.lines}
+    shots: list[Shot] = []
+    seen_descriptions: set[str] = set()
+    seen_prompts: set[str] = set()
+    for i, (unit, seconds) in enumerate(zip(units, durations, strict=True), start=1):
+        shot = _shot(i, unit, seconds, lang, reading, subject, product, film_look, used, config, board_notes)
+        shot = _distinct(shot, unit, i, lang, seen_descriptions, seen_prompts, config, subject, product)
+        shots.append(shot)
+    for note in board_notes:
+        log.warning(note)
+        if notes is not None:
+            notes.append(note)
+    return Storyboard(
+        title=_title(brief, reading, beats),
+        lang=lang,
+        style=config.style,
+        width=config.width,
+        height=config.height,
+        planner="offline",
+        shots=shots,
+        notes=board_notes,
+    )
+
+
+def _shot(i, unit, seconds, lang, reading, subject, product, film_look, used, config, board_notes) -> Shot:
+    lighting, mood = _unit_look(unit, film_look)
+    sep = "：" if lang == "zh" else ": "
+    expect = None
+    lines = unit.lines
+    # A shot says what a viewer can read in its time; a line that does not fit is named in the notes.
+    budget = seconds * READ_CHARS_PER_SECOND[lang] * 1.6
+    kept, spent = [], 0
+    for who, words in lines:
+        if kept and spent + len(words) > budget:
+            board_notes.append(f"shot s{i:02d}: line not said, no time in {seconds:g} s: {words!r}")
+            continue
+        kept.append((who, words))
+        spent += len(words)
+    subtitle = _say(kept, lang)
+    if unit.role == "end":
+        subtitle, expect = _end_card(reading, used, lang)
+        description = END_CARD[lang].format(subject=subject)
+        if unit.text:
+            description = f"{unit.text.rstrip('.。')}{'。' if lang == 'zh' else '. '}{description}"
+        prompt_subject = f"{subject}, the end card"
+    elif unit.role == "product":
+        description = prompt_subject = unit.text
+    elif unit.role == "super":
+        description = f"{setting(unit.scene) or subject}{sep}{unit.text}".strip(": ")
+        prompt_subject = setting(unit.scene) or (subject if product else unit.text)
+        expect = kept[0][1] if kept else None
+    elif unit.role == "dialogue" and unit.coverage == 0:
+        description = (
+            unit.text
+            if not unit.speaker or unit.text.startswith(unit.speaker)
+            else f"{unit.speaker}{sep}{unit.text}"
+        )
+        prompt_subject = f"{unit.speaker or 'a person'} speaking, {setting(unit.scene) or 'face lit'}"
+    elif unit.coverage:
+        description = COVERAGE_NOTE[lang].format(text=unit.text, kind=KIND_NAMES[lang][unit.kind])
+        prompt_subject = unit.text
+    else:
+        description = prompt_subject = unit.text
+        if has_cue(unit.text, TEXT_CUES) and kept:
+            expect = " ".join(w for who, w in kept if not who) or None
+    kind_of = reading.subject_kind if unit.role in ("product", "end") else None
+    kind_of = kind_of or find_subject_kind(unit.text, people_first=True) or reading.subject_kind
+    return _render(i, unit, seconds, lang, description, prompt_subject, subtitle, expect, lighting, mood,
+                   config, subject if product else "", kind_of, kept)  # fmt: skip
+
+
+def _render(i, unit, seconds, lang, description, prompt_subject, subtitle, expect, lighting, mood, config,
+            product, subject_kind, kept) -> Shot:  # fmt: skip
+    camera = f"{FRAMING[unit.kind]}, {MOTION_WORDS[unit.motion]}"
+    prompt_subject = shorten(prompt_subject, 240)
+    variables = {
+        "framing": FRAMING[unit.kind].split(",")[0].capitalize(),
+        "subject": prompt_subject.rstrip(".!?。！？ "),  # the template ends the sentence
+        "setting": setting(unit.scene),
+        "product": product if product and product not in prompt_subject else "",
+        "camera": camera,
+        "lighting": lighting,
+        "mood": mood,
+        "expect_text": expect or "",
+        "style": config.style,
+        "orientation": orientation(config.width, config.height).capitalize(),
+        "kind": unit.kind,
+    }
+    speakers = {who for who, _ in kept if who}
+    return Shot(
+        id=f"s{i:02d}",
+        index=i,
+        kind=unit.kind,
+        description=shorten(description, 320),
+        camera=camera,
+        lighting=lighting,
+        mood=mood,
+        duration=seconds,
+        subtitle=subtitle.strip() if lang == "en" else subtitle.strip(),
+        expect_text=expect,
+        motion=unit.motion,
+        prompt=render_line("shot_prompt.j2", **variables),
+        negative_prompt=render_line("negative_prompt.j2", **variables),
+        subject_kind=subject_kind,
+        scene=unit.heading,
+        speaker=speakers.pop() if len(speakers) == 1 else None,
+    )
+
+
+def _distinct(shot, unit, i, lang, seen_descriptions, seen_prompts, config, subject, product) -> Shot:
+    """No two shots read the same: a repeat gets a different angle in its description and prompt."""
+    angles = ANGLES[lang]
+    j = 0
+    while shot.description in seen_descriptions or shot.prompt in seen_prompts:
+        angle = angles[(i + j) % len(angles)]
+        sep = "，" if lang == "zh" else ", "
+        shot = shot.model_copy(
+            update={
+                "description": f"{shot.description.rstrip('.。')}{sep}{angle}",
+                "prompt": shot.prompt.replace(
+                    ". Camera:", f", {ANGLES['en'][(i + j) % len(angles)]}. Camera:", 1
+                ),
+            }
+        )
+        j += 1
+        if j > 2 * len(angles):
+            break
+    seen_descriptions.add(shot.description)
+    seen_prompts.add(shot.prompt)
+    return shot
