@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "Brief",
+    "BriefReading",
     "Clip",
     "CriticResult",
     "Critique",
@@ -51,6 +52,21 @@ IssueCategory = Literal[
 ]
 
 
+class BriefReading(BaseModel):
+    """What the brief's own words ask for: length, platforms, format, subject and the copy it gives."""
+
+    duration: float | None = Field(default=None, description="Film length in seconds the brief names.")
+    platforms: list[str] = Field(default_factory=list, description="Platform presets named, in order.")
+    aspect: str | None = Field(default=None, description="Aspect ratio the brief names, e.g. 9:16.")
+    lang: Literal["en", "zh"] | None = Field(default=None, description="Language of the brief.")
+    product: str | None = Field(default=None, description="The product or subject and its name.")
+    subject_kind: str | None = Field(default=None, description="Kind of subject: headphones, mug, person...")
+    slogans: list[str] = Field(default_factory=list, description="Quoted slogans and taglines, verbatim.")
+    price: str | None = Field(default=None, description="The price as written, e.g. ¥899 or $49.")
+    cta: str | None = Field(default=None, description="The call to action, e.g. 'Order now'.")
+    claims: list[str] = Field(default_factory=list, description="Product claims, e.g. '40-hour battery'.")
+
+
 class Brief(BaseModel):
     """What the person asked for, as given."""
 
@@ -59,6 +75,7 @@ class Brief(BaseModel):
     source: str = Field(
         default="argument", description="Where the brief came from: argument, stdin or a file name."
     )
+    reading: BriefReading | None = Field(default=None, description="What the brief asks for; None: not read.")
 
 
 class Shot(BaseModel):
@@ -81,6 +98,9 @@ class Shot(BaseModel):
     motion: str = Field(
         default="push-in", description="Camera motion for animation: push-in, pull-out, pan-left, ..."
     )
+    subject_kind: str | None = Field(default=None, description="Kind of subject shown: mug, person, ...")
+    scene: str = Field(default="", description="The scene heading the shot belongs to, '' when none.")
+    speaker: str | None = Field(default=None, description="Who speaks the subtitle, when it is dialogue.")
 
 
 class Storyboard(BaseModel):
