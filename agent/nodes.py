@@ -8,7 +8,6 @@ so a resumed run never renders again a take that was already recorded.
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
@@ -22,27 +21,17 @@ from agent.state import FilmState, ShotState
 from tools.film import Clip, Critique, Issue, ShotResult, Storyboard, Take, Variant
 
 if TYPE_CHECKING:
+    from agent.backends import Backends
     from tools.critique import RepairPlan
     from tools.film import Shot
     from tools.generate_image import ImageBackend
 
 _GRADE_RANK = {"A": 0, "B": 1, "C": 2}
-_backends: dict[str, tuple] = {}
-_backends_lock = threading.Lock()
 
 
-def backends(settings: RunSettings) -> dict:
-    """The run's backends, chosen once per process and settings (loading a model is expensive)."""
-    from tools.animate import select_video_backend
-    from tools.generate_image import select_image_backend
-
-    key = settings.model_dump_json(exclude={"run_dir"})
-    with _backends_lock:
-        if key not in _backends:
-            image, image_why = select_image_backend(settings)
-            video, video_why = select_video_backend(settings)
-            _backends[key] = {"image": image, "image_why": image_why, "video": video, "video_why": video_why}
-        return _backends[key]
+def backends(settings: RunSettings) -> Backends:
+    """The run's backends: the ones the director attached to the settings (loading a model is expensive)."""
+    return settings.backends()
 
 
 # --- film graph ---------------------------------------------------------------------------------------------
