@@ -408,9 +408,8 @@ def test_remote_backend_success_errors_and_timeout(tmp_path):
 
 
 def test_selection(models, tmp_path):
-    from agent.settings import RunSettings
-
     from agent.backends import Backends
+    from agent.settings import RunSettings
 
     s = RunSettings(run_dir=str(tmp_path), image_model=models("z-image"), video_model=models("ltx-i2v"))
     chosen = Backends.for_settings(s)
