@@ -181,8 +181,7 @@ class Progress:
             self.takes += 1
             if self.bar:
                 self.bar.update(self.shots, description=f"shots ({self.takes} takes)")
-            for take in update.get("takes", []):
-                self._say(f"render: {take.shot_id} take {take.n}")
+            self._say(f"render: take {self.takes}")  # the shot branch's updates do not name the shot
         elif node == "animate":
             self.clips += 1
             if self.bar:

@@ -610,7 +610,10 @@ def settings_from_args(
             "the brief asks for "
             + " and ".join(_shown(n, a) for n, a, _ in conflicts)
             + "; "
-            + " and ".join(f"{_flag_name(n)} {g}" for n, _, g in conflicts)
+            + " and ".join(
+                f"{_flag_name(n)} {g:g}" if isinstance(g, float) else f"{_flag_name(n)} {g}"
+                for n, _, g in conflicts
+            )
             + (" wins" if len(conflicts) == 1 else " win")
         )
     return settings, line

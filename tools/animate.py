@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from tools.files import temp_file
 
 MOTIONS = ("push-in", "pull-out", "pan-left", "pan-right", "drift", "static")
 ZOOM = 0.10  # a push-in travels 1.0 → 1.10: visible, and title-safe text stays in frame
@@ -141,8 +142,7 @@ class MotionBackend(VideoBackend):
             f"zoompan=z='{zoom}':x='{x}':y='{y}':d={n}:s={req.width}x{req.height}:fps={req.fps},"
             "format=yuv420p"
         )
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".mp4")
-        os.close(fd)
+        tmp = temp_file(out.parent, f".{out.stem}.", ".mp4")
         try:
             run_ffmpeg(
                 # -i after "-f image2" so a still whose name looks like a pattern is read as one file.

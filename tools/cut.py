@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from agent.rundir import RunDir  # layering: to go (issue 9)
-from tools.files import write_atomic
+from tools.files import temp_file, write_atomic
 from tools.film import Clip, Cut, Shot
 
 SUBTITLE_LANGS = {"en": "eng", "zh": "chi"}  # ISO 639-2 codes for the MP4 track's language
@@ -225,8 +225,7 @@ def cut_film(shots: list[Shot], clips: list[Clip], run: RunDir, settings) -> Cut
                 "-metadata:s:s:0", f"title={'中文' if lang == 'zh' else 'English'}",
                 "-disposition:s:0", "0",
             ]  # fmt: skip
-        fd, tmp = tempfile.mkstemp(dir=run.root, prefix=".final.", suffix=".mp4")
-        os.close(fd)
+        tmp = temp_file(run.root, ".final.", ".mp4")
         args += [
             "-c:v", "libx264", "-preset", X264_PRESET, "-crf", "20", "-pix_fmt", "yuv420p", "-r", str(fps),
             "-movflags", "+faststart", "-an", tmp,
