@@ -24,14 +24,14 @@ class UsageError(Exception):
 
 
 def _add_backend_flags(p: argparse.ArgumentParser) -> None:
-    from agent.settings import add_settings_arguments, flag_fields
+    from agent.flags import add_settings_arguments, flag_fields
 
     g = p.add_argument_group("models and endpoints (default: offline drafts, no GPU or key needed)")
     add_settings_arguments(g, flag_fields("models"))
 
 
 def _add_film_flags(p: argparse.ArgumentParser) -> None:
-    from agent.settings import add_settings_arguments, flag_fields
+    from agent.flags import add_settings_arguments, flag_fields
 
     p.add_argument("--out", help="run directory, used exactly as given (default: runs/<run-id>)")
     add_settings_arguments(p, flag_fields("film"))
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("brief", nargs="?", help="the brief, in a sentence (or use --brief FILE)")
     run.add_argument("--brief", dest="brief_file", help="read the brief from a file ('-' for stdin)")
     _add_film_flags(run)
-    from agent.settings import add_settings_arguments, flag_fields
+    from agent.flags import add_settings_arguments, flag_fields
 
     add_settings_arguments(run, flag_fields("run"))
     run.add_argument("--resume", metavar="DIR", help="continue a stopped run; nothing recorded is made again")
@@ -109,7 +109,7 @@ def read_text_arg(value: str | None, file: str | None, what: str):
 
 def make_settings(args, run_dir: str, reading=None, console=None, **fixed):
     """RunSettings from the flags (and the brief's own reading where a flag is absent); a conflict said in one line."""
-    from agent.settings import settings_from_args
+    from agent.flags import settings_from_args
 
     settings, conflict = settings_from_args(args, run_dir, reading, **fixed)
     if conflict and console is not None:
@@ -118,7 +118,7 @@ def make_settings(args, run_dir: str, reading=None, console=None, **fixed):
 
 
 def print_reading(brief, console) -> None:
-    from agent.settings import describe_reading
+    from agent.flags import describe_reading
 
     line = describe_reading(brief.reading)
     if line:

@@ -267,7 +267,7 @@ def test_every_flag_of_before_is_still_there():
 
 
 def test_settings_from_flags_env_and_brief(monkeypatch):
-    from agent.settings import settings_from_args
+    from agent.flags import settings_from_args
     from main import build_parser
     from tools.film import BriefReading
 
