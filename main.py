@@ -24,48 +24,18 @@ class UsageError(Exception):
 
 
 def _add_backend_flags(p: argparse.ArgumentParser) -> None:
+    from agent.flags import add_settings_arguments, flag_fields
+
     g = p.add_argument_group("models and endpoints (default: offline drafts, no GPU or key needed)")
-    g.add_argument(
-        "--planner", choices=["offline", "llm", "auto"], help="offline rules, an LLM, or LLM if up"
-    )
-    g.add_argument("--llm-base-url", help="OpenAI-compatible chat endpoint, e.g. http://localhost:8000/v1")
-    g.add_argument("--llm-model", help="chat model name (key from CD_LLM_API_KEY or OPENAI_API_KEY)")
-    g.add_argument("--image-backend", choices=["auto", "draft", "diffusers", "remote"])
-    g.add_argument("--image-model", help="diffusers model id or local folder (e.g. Tongyi-MAI/Z-Image-Turbo)")
-    g.add_argument(
-        "--image-server", help="OpenAI-compatible image server base URL (SGLang Diffusion, vLLM-Omni)"
-    )
-    g.add_argument("--image-server-model", help="model name to ask the image server for")
-    g.add_argument(
-        "--image-server-timeout", type=float, help="seconds before one image request times out (120)"
-    )
-    g.add_argument("--image-server-retries", type=int, help="retries of a failed image request (2)")
-    g.add_argument("--video-backend", choices=["auto", "motion", "diffusers"])
-    g.add_argument("--video-model", help="diffusers video model id or local folder (LTX-Video, Wan 2.2)")
-    g.add_argument("--lora", action="append", default=None, help="LoRA style lock PATH[:weight] (repeatable)")
-    g.add_argument("--gpu-memory", type=float, help="GiB of GPU memory models may keep resident")
-    g.add_argument("--compile", action="store_true", default=None, help="compile the image model's blocks")
-    g.add_argument(
-        "--quantize",
-        choices=["none", "fp8"],
-        help="fp8: FP8 linear layers in the image model "
-        "(torchao; GPUs with FP8 tensor cores such as H100); with --compile, the fastest setting",
-    )
-    g.add_argument("--steps", type=int, dest="num_inference_steps", help="override the model's default steps")
-    g.add_argument("--vlm-base-url", help="OpenAI-compatible vision endpoint for the critic")
-    g.add_argument("--vlm-model", help="vision model name")
-    g.add_argument("--clip-model", help="open_clip model (name or local folder) for CLIP critique")
+    add_settings_arguments(g, flag_fields("models"))
 
 
 def _add_film_flags(p: argparse.ArgumentParser) -> None:
+    from agent.flags import add_settings_arguments, flag_fields
+
     p.add_argument("--out", help="run directory, used exactly as given (default: runs/<run-id>)")
-    p.add_argument("--shots", type=int, help="number of shots (default: one per ~2.5 s)")
-    p.add_argument("--duration", type=float, help="film length in seconds (default 20)")
-    p.add_argument("--platform", help="instagram, tiktok, douyin, youtube, xiaohongshu, or a ratio like 9:16")
+    add_settings_arguments(p, flag_fields("film"))
     p.add_argument("--size", help="pixel size WxH, overriding the platform's")
-    p.add_argument("--lang", choices=["en", "zh"], help="subtitle language (default: the brief's)")
-    p.add_argument("--style", help="visual style words added to every shot")
-    p.add_argument("--seed", type=int, help="base seed (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,32 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("brief", nargs="?", help="the brief, in a sentence (or use --brief FILE)")
     run.add_argument("--brief", dest="brief_file", help="read the brief from a file ('-' for stdin)")
     _add_film_flags(run)
-    run.add_argument("--max-takes", type=int, help="cap on takes per shot (default 3)")
-    run.add_argument(
-        "--threshold", action="append", default=[], metavar="NAME=VALUE", help="critique threshold"
-    )
-    run.add_argument("--approve", action="store_true", help="stop after planning until `approve DIR`")
-    run.add_argument(
-        "--reference",
-        action="append",
-        default=None,
-        metavar="IMG",
-        help="image every shot is conditioned on: a product photo, a character (repeatable, 4 at most)",
-    )
-    run.add_argument(
-        "--variants",
-        metavar="PLATFORMS",
-        type=lambda v: [x for x in v.split(",") if x.strip()],
-        help="also deliver every kept still for these platforms, outpainted: tiktok,instagram,4:5",
-    )
-    run.add_argument(
-        "--anchor",
-        type=int,
-        nargs="?",
-        const=1,
-        metavar="N",
-        help="shoot shot N (default 1) first; its kept take conditions the other shots",
-    )
+    from agent.flags import add_settings_arguments, flag_fields
+
+    add_settings_arguments(run, flag_fields("run"))
     run.add_argument("--resume", metavar="DIR", help="continue a stopped run; nothing recorded is made again")
     _add_backend_flags(run)
 
@@ -128,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     crit.add_argument("--prompt", required=True)
     crit.add_argument("--expect-text", help="on-image text that must be readable")
     crit.add_argument("--size", help="the size that was asked for, WxH (default: each image's own)")
-    crit.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE")
+    add_settings_arguments(crit, ["thresholds"])
     crit.add_argument("--json", action="store_true", help="print a JSON list")
     _add_backend_flags(crit)
 
@@ -160,47 +107,22 @@ def read_text_arg(value: str | None, file: str | None, what: str):
     return value, "argument"
 
 
-def parse_thresholds(items: list[str]) -> dict[str, float]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise UsageError(f"--threshold {item!r} is not NAME=NUMBER")
-    return out
+def make_settings(args, run_dir: str, reading=None, console=None, **fixed):
+    """RunSettings from the flags (and the brief's own reading where a flag is absent); a conflict said in one line."""
+    from agent.flags import settings_from_args
+
+    settings, conflict = settings_from_args(args, run_dir, reading, **fixed)
+    if conflict and console is not None:
+        console.print(f"[yellow]{conflict}[/]")
+    return settings
 
 
-def make_settings(args, run_dir: str, **extra):
-    from pydantic import ValidationError
+def print_reading(brief, console) -> None:
+    from agent.flags import describe_reading
 
-    from agent.settings import RunSettings, resolve_size
-
-    platform, width, height = resolve_size(getattr(args, "platform", None), getattr(args, "size", None))
-    fields = dict(run_dir=run_dir, platform=platform, width=width, height=height, **extra)
-    for name in [
-        "shots", "duration", "lang", "style", "seed", "reference", "anchor", "variants", "max_takes", "planner",
-        "llm_base_url", "llm_model",
-        "image_backend", "image_model", "image_server", "image_server_model", "image_server_timeout",
-        "image_server_retries", "video_backend", "video_model", "lora",
-        "gpu_memory", "compile", "quantize", "num_inference_steps", "vlm_base_url", "vlm_model", "clip_model",
-    ]:  # fmt: skip
-        value = getattr(args, name, None)
-        if value is not None:
-            fields[name] = value
-    if getattr(args, "threshold", None):
-        fields["thresholds"] = parse_thresholds(args.threshold)
-    try:
-        return RunSettings(**fields)
-    except ValidationError as err:
-        problems = "; ".join(
-            (f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: " if e["loc"] else "")
-            + e["msg"].removeprefix("Value error, ")
-            for e in err.errors()
-        )
-        raise UsageError(problems) from None
+    line = describe_reading(brief.reading)
+    if line:
+        console.print(f"[bold]brief[/]    read from the brief: {line}")
 
 
 def print_backends(settings, console) -> None:
@@ -220,29 +142,54 @@ def print_backends(settings, console) -> None:
 
 
 class Progress:
-    """Shows takes and clips as the graph's update stream reports them."""
+    """Shows takes and clips as the graph's update stream reports them: a live bar on a terminal, else one plain
+    line per event (a log file or a pipe gets every step as it happens, not one bar at the end)."""
 
     def __init__(self, console, shots: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as RichProgress
+        self.console, self.total, self.takes, self.clips = console, shots, 0, 0
+        self.bar = None
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
 
-        self.bar = RichProgress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=False,
-        )  # fmt: skip
-        self.shots = self.bar.add_task("shots", total=shots or None)
-        self.takes = 0
+            self.bar = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=console, transient=False,
+            )  # fmt: skip
+            self.shots = self.bar.add_task("shots", total=shots or None)
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.stop()
+
+    def _say(self, line: str) -> None:
+        if self.bar is None:
+            self.console.print(line, markup=False, highlight=False)
 
     def __call__(self, node: str, update: dict) -> None:
         if node == "plan" and update.get("storyboard"):
-            self.bar.update(self.shots, total=len(update["storyboard"].shots))
+            self.total = len(update["storyboard"].shots)
+            if self.bar:
+                self.bar.update(self.shots, total=self.total)
+            self._say(f"plan: {self.total} shots")
         elif node == "render":
             self.takes += 1
-            self.bar.update(self.shots, description=f"shots ({self.takes} takes)")
+            if self.bar:
+                self.bar.update(self.shots, description=f"shots ({self.takes} takes)")
+            self._say(f"render: take {self.takes}")  # the shot branch's updates do not name the shot
         elif node == "animate":
-            self.bar.advance(self.shots)
+            self.clips += 1
+            if self.bar:
+                self.bar.advance(self.shots)
+            for result in update.get("results", []):
+                self._say(f"animate: {result.shot_id} ({self.clips}/{self.total or '?'} shots)")
         elif node in ("cut", "report"):
-            self.bar.console.print(f"{node}: done")
+            self.console.print(f"{node}: done")
 
 
 # --- commands -----------------------------------------------------------------------------------------------
@@ -260,40 +207,55 @@ def cmd_run(args, console) -> int:
         print_backends(settings, console)
         board = root / "storyboard.json"
         progress = Progress(console, len(json.loads(board.read_text())["shots"]) if board.exists() else 0)
-        with progress.bar:
-            film = director.resume(root, on_event=progress)
+        with progress:
+            film = director.resume(root, on_event=progress, settings=settings)
         return _finish(film, console)
     raw, source = read_text_arg(args.brief, args.brief_file, "brief")
     brief = read_brief(raw, source)
     root = director.prepare_new(args.out)
-    settings = make_settings(args, str(root), approve=args.approve)
+    print_reading(brief, console)
+    settings = make_settings(args, str(root), brief.reading, console)
     print_backends(settings, console)
     progress = Progress(console, settings.shot_count())
-    with progress.bar:
+    with progress:
         film = director.start(brief, settings, on_event=progress)
     return _finish(film, console)
 
 
 def cmd_approve(args, console) -> int:
     from agent import director
+    from agent.rundir import RunDirError
 
-    root = director.check_run_dir(args.run_dir)
-    storyboard = director.pending_storyboard(root)
-    progress = Progress(console, len(storyboard.get("shots", [])))
-    with progress.bar:
-        film = director.resume(root, on_event=progress, approval={"storyboard": storyboard})
+    root = director.check_run_dir(args.run_dir, flag=None)
+    status = director.status(root)
+    if status == "done":
+        console.print(f"{root} is already finished: nothing to approve (see {root / 'report.html'})")
+        print(root)
+        return 0
+    if status != "waiting-for-approval":
+        raise RunDirError(
+            f"{root} is not waiting for approval ({status}); continue it with: python main.py run --resume {root}"
+        )
+    storyboard = director.pending_storyboard(root)  # a bad edit is refused here; the run keeps waiting
+    settings = director.load_settings(root)
+    print_backends(settings, console)
+    progress = Progress(console, len(storyboard["shots"]))
+    with progress:
+        film = director.resume(
+            root, on_event=progress, approval={"storyboard": storyboard}, settings=settings
+        )
     return _finish(film, console)
 
 
 def cmd_redo(args, console) -> int:
     from agent import director
 
-    root = director.check_run_dir(args.run_dir)
-    settings = director.load_settings(root)
+    target = director.check_redo(args.run_dir, args.shot, args.note)  # before any backend is chosen
+    settings = director.load_settings(target.root)
     print_backends(settings, console)
     progress = Progress(console, 1)
-    with progress.bar:
-        film = director.redo(root, args.shot, args.note, on_event=progress)
+    with progress:
+        film = director.redo(target.root, args.shot, args.note, on_event=progress, settings=settings)
     return _finish(film, console)
 
 
@@ -319,7 +281,8 @@ def cmd_storyboard(args, console) -> int:
     raw, source = read_text_arg(None, args.script, "script")
     brief = read_brief(raw, source)
     root = director.prepare_new(args.out)
-    settings = make_settings(args, str(root))
+    print_reading(brief, console)
+    settings = make_settings(args, str(root), brief.reading, console)
     console.print(f"[bold]plan[/]  {planner_description(settings)}")
     storyboard = plan_storyboard(brief, settings)
     root.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,8 @@ from agent.rundir import (
     MARKER,
     RunDir,
     RunDirError,
+    StoryboardFileError,
+    check_shot_id,
     load_references,
     read_json,
     save_references,
@@ -35,7 +37,7 @@ from agent.rundir import (
 from agent.settings import RunSettings
 from agent.state import FilmState
 from tools import film
-from tools.film import Brief
+from tools.film import Brief, Shot, Storyboard
 
 # The checkpointer restores only the state's own classes: nothing else is ever unpacked from the file.
 # Types the checkpointer may rebuild. Runs made before the vocabulary moved to tools/film.py recorded them as
@@ -73,15 +75,24 @@ def prepare_new(out: str | None) -> Path:
     return path
 
 
-def check_run_dir(path: str | Path) -> Path:
-    """A folder that --resume can continue: it must hold the marker, settings and brief of a run."""
+def check_run_dir(path: str | Path, flag: str | None = "--resume") -> Path:
+    """A folder that can be continued: it must hold the marker, settings and brief of a run.
+
+    `flag` is how the user named the folder in the message (`--resume DIR`); None for a positional folder.
+    """
     p = Path(path)
+    named = f"{flag} {p}" if flag else f"run folder {p}"
     if not p.is_dir():
-        raise RunDirError(f"--resume {p}: no such folder")
+        raise RunDirError(f"{named}: no such folder")
     missing = [n for n in (MARKER, "settings.json", "brief.json") if not (p / n).exists()]
     if missing:
-        raise RunDirError(f"--resume {p}: not a run directory (missing {', '.join(missing)})")
+        raise RunDirError(f"{named}: not a run directory (missing {', '.join(missing)})")
     return p
+
+
+def status(root: Path) -> str:
+    """The run's status as its marker says: running, waiting-for-approval, stopped or done."""
+    return read_json(root / MARKER).get("status", "running")
 
 
 def _config(settings: RunSettings, thread: str = "film") -> dict:
@@ -117,6 +128,10 @@ def _run(graph_input, settings: RunSettings, on_event: Callable[[str, dict], Non
         snapshot = graph.get_state(config)
     waiting = bool(snapshot.interrupts)
     state = FilmState.model_validate(snapshot.values) if snapshot.values else None
+    if waiting and state and state.storyboard:
+        from agent.report import write_storyboard_sheet
+
+        write_storyboard_sheet(state.storyboard, root)  # a picture of what is to be approved
     _set_status(root, "waiting-for-approval" if waiting else "done")
     return Film(root, state, waiting_for_approval=waiting)
 
@@ -135,6 +150,7 @@ def start(brief: Brief, settings: RunSettings, on_event=None) -> Film:
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / MARKER, {"id": root.name, "status": "running", "created": time.time()})
     write_json(root / "brief.json", brief)
+    settings.backends()  # chosen once for the run; the copy below keeps them (private attributes are copied)
     settings = settings.model_copy(update={"reference": save_references(references, root)})
     write_json(root / "settings.json", settings.model_dump(mode="json"))
     try:
@@ -156,19 +172,26 @@ def _remove_contents(root: Path) -> None:
 
 
 def load_settings(root: Path, **overrides) -> RunSettings:
-    """The settings the run started with (secrets come from the environment again), with `run_dir` = root."""
+    """The settings the run started with (secrets come from the environment again), with `run_dir` = root.
+
+    Built through the constructor, not model_validate, so that the key is read from CD_LLM_API_KEY again;
+    what was saved wins over the environment, and fields an older run did not save take their defaults.
+    """
     saved = read_json(root / "settings.json")
     saved.update(run_dir=str(root), **overrides)
-    return RunSettings.model_validate(saved)
+    return RunSettings(**saved)
 
 
-def resume(root: str | Path, on_event=None, approval=None, **overrides) -> Film:
+def resume(
+    root: str | Path, on_event=None, approval=None, settings: RunSettings | None = None, **overrides
+) -> Film:
     """Continue a run from its last checkpoint; takes and clips already on disk are not made again.
 
-    `approval` answers a run waiting for approval: True, or {"storyboard": {...}} with an edited storyboard.
+    `approval` answers a run waiting for approval: True, or {"storyboard": {...}} with an edited storyboard
+    (check it first with `pending_storyboard`). `settings`: the run's own, already loaded (with its backends).
     """
     root = check_run_dir(root)
-    settings = load_settings(root, **overrides)
+    settings = settings or load_settings(root, **overrides)
     brief = Brief.model_validate(read_json(root / "brief.json"))
     with _checkpointer(root) as saver:
         snapshot = build_graph(saver).get_state(_config(settings, _thread(root)))
@@ -188,20 +211,62 @@ def resume(root: str | Path, on_event=None, approval=None, **overrides) -> Film:
 
 
 def pending_storyboard(root: Path) -> dict:
-    return json.loads((root / "storyboard.json").read_text(encoding="utf-8"))
+    """The storyboard.json a person may have edited, parsed and validated, or StoryboardFileError saying where.
+
+    Checked before the graph is resumed with it: a bad file is refused and the run keeps waiting for approval.
+    """
+    from pydantic import ValidationError
+
+    path = root / "storyboard.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoryboardFileError(f"{path}: missing; run the planning again with --resume {root}") from None
+    except UnicodeDecodeError as err:
+        raise StoryboardFileError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    except json.JSONDecodeError as err:
+        raise StoryboardFileError(
+            f"{path} line {err.lineno} column {err.colno}: {err.msg}; fix the JSON and approve again"
+        ) from None
+    try:
+        board = Storyboard.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the top level"
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise StoryboardFileError(
+            f"{path}: {where}: {first['msg']} (got {first.get('input')!r}){more}; fix it and approve again"
+        ) from None
+    ids = [s.id for s in board.shots]
+    for i, shot_id in enumerate(ids):
+        try:
+            check_shot_id(shot_id)
+        except ValueError as err:
+            raise StoryboardFileError(f"{path}: shots.{i}.id: {err}; keep the ids the planner gave") from None
+    if len(set(ids)) != len(ids) or not ids:
+        raise StoryboardFileError(
+            f"{path}: shots: the shot ids must be unique and there must be at least one"
+        )
+    return board.model_dump(mode="json")
 
 
 MAX_NOTE = 1000
 
 
-def redo(root: str | Path, shot_number: int, note: str = "", on_event=None) -> Film:
-    """Re-shoot one shot of a finished run, with an optional director's note, then re-cut.
+@dataclass
+class RedoTarget:
+    """A checked redo: the run, its marker, the film so far, the shot to re-shoot and the note."""
 
-    The shot's new takes are numbered after its old ones (which stay on disk and in the manifest); the other
-    shots are reused as they are. Each redo runs as its own graph thread ("redo-N") in checkpoints.sqlite, so a
-    killed redo continues with --resume like any run.
-    """
-    root = check_run_dir(root)
+    root: Path
+    marker: dict
+    film: FilmState
+    shot: Shot
+    note: str
+
+
+def check_redo(root: str | Path, shot_number: int, note: str = "") -> RedoTarget:
+    """Everything `redo` checks before any work (no backend is chosen, no model loaded): raises RunDirError."""
+    root = check_run_dir(root, flag=None)
     marker = read_json(root / MARKER)
     status = marker.get("status")
     if status == "waiting-for-approval":
@@ -215,14 +280,28 @@ def redo(root: str | Path, shot_number: int, note: str = "", on_event=None) -> F
     note = " ".join((note or "").split())
     if len(note) > MAX_NOTE:
         raise RunDirError(f"--note is {len(note)} characters; at most {MAX_NOTE}")
-    settings = load_settings(root)
     with _checkpointer(root) as saver:
-        snapshot = build_graph(saver).get_state(_config(settings, _thread(root)))
-    film = FilmState.model_validate(snapshot.values)
-    shots = film.storyboard.shots
+        snapshot = build_graph(saver).get_state({"configurable": {"thread_id": _thread(root)}})
+    state = FilmState.model_validate(snapshot.values)
+    shots = state.storyboard.shots
     if not 1 <= shot_number <= len(shots):
         raise RunDirError(f"--shot {shot_number}: this run has shots 1 to {len(shots)}")
-    shot = shots[shot_number - 1]
+    return RedoTarget(root, marker, state, shots[shot_number - 1], note)
+
+
+def redo(
+    root: str | Path, shot_number: int, note: str = "", on_event=None, settings: RunSettings | None = None
+) -> Film:
+    """Re-shoot one shot of a finished run, with an optional director's note, then re-cut.
+
+    The shot's new takes are numbered after its old ones (which stay on disk and in the manifest); the other
+    shots are reused as they are. Each redo runs as its own graph thread ("redo-N") in checkpoints.sqlite, so a
+    killed redo continues with --resume like any run.
+    """
+    target = check_redo(root, shot_number, note)
+    root, marker, film, shot, note = target.root, target.marker, target.film, target.shot, target.note
+    settings = settings or load_settings(root)
+    shots = film.storyboard.shots
     how = None
     if note:
         from tools.critique import CritiqueConfig

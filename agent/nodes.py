@@ -7,42 +7,32 @@ so a resumed run never renders again a take that was already recorded.
 
 from __future__ import annotations
 
-import io
-import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from agent.rundir import RunDir, write_atomic, write_json
+from agent.delivery import PLATFORM_WORKERS, cut_platforms, file_label, make_variant, platform_clip
+from agent.retry import retry
+from agent.rundir import RunDir, write_json
 from agent.settings import RunSettings
 from agent.state import FilmState, ShotState, TakeState
-from tools.film import Clip, Critique, Issue, ShotResult, Storyboard, Take, Variant
+from tools.film import Clip, Critique, Issue, ShotResult, Storyboard, Take
 from tools.repair import RepairPlan
 
 if TYPE_CHECKING:
+    from agent.backends import Backends
     from tools.film import Shot
     from tools.generate_image import ImageBackend
 
 _GRADE_RANK = {"A": 0, "B": 1, "C": 2}
-_backends: dict[str, tuple] = {}
-_backends_lock = threading.Lock()
 
 
-def backends(settings: RunSettings) -> dict:
-    """The run's backends, chosen once per process and settings (loading a model is expensive)."""
-    from tools.animate import select_video_backend
-    from tools.generate_image import select_image_backend
-
-    key = settings.model_dump_json(exclude={"run_dir"})
-    with _backends_lock:
-        if key not in _backends:
-            image, image_why = select_image_backend(settings)
-            video, video_why = select_video_backend(settings)
-            _backends[key] = {"image": image, "image_why": image_why, "video": video, "video_why": video_why}
-        return _backends[key]
+def backends(settings: RunSettings) -> Backends:
+    """The run's backends: the ones the director attached to the settings (loading a model is expensive)."""
+    return settings.backends()
 
 
 # --- film graph ---------------------------------------------------------------------------------------------
@@ -130,92 +120,14 @@ def cut(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
         _, width, height = resolve_size(platform, None)
         with ThreadPoolExecutor(max_workers=PLATFORM_WORKERS) as pool:
             clips = list(
-                pool.map(lambda s, p=platform: _platform_clip(s, by_id[s.id], p, settings, run), shots)
+                pool.map(lambda s, p=platform: platform_clip(s, by_id[s.id], p, settings, run), shots)
             )
         framed = config.model_copy(update={"width": width, "height": height, "platform": platform})
-        cuts.append(cut_film(shots, clips, run.root, framed, name=f"final-{_file_label(platform)}"))
+        cuts.append(cut_film(shots, clips, run.root, framed, name=f"final-{file_label(platform)}"))
     run.write_manifest(
         {"cut": film.model_dump(mode="json"), "cuts": [c.model_dump(mode="json") for c in cuts]}
     )
     return {"cut": film}
-
-
-PLATFORM_WORKERS = 4  # shots animated at once for another platform's cut (ffmpeg runs outside the GIL)
-
-
-def cut_platforms(settings: RunSettings) -> list[str]:
-    """The platforms a cut is made for, first (final.mp4) first: --platforms, else the run's own platform.
-
-    The first cut is always at the run's own frame size; the others at their preset's size."""
-    from agent.settings import resolve_size
-
-    labels = [resolve_size(p, None)[0] for p in settings.platforms] or [settings.platform]
-    return list(dict.fromkeys(labels))
-
-
-def _file_label(platform: str) -> str:
-    """A platform label as it appears in file names: tiktok, 4x5."""
-    return platform.replace(":", "x")
-
-
-def _platform_clip(shot: Shot, result: ShotResult, platform: str, settings: RunSettings, run: RunDir) -> Clip:
-    """The shot's clip for `platform`: its kept take framed for that aspect (the --variants still if one was
-    made, else outpainted now), animated with the shot's own motion, seed and length into
-    clips/<shot>-<platform>.mp4. A recorded clip of the same take is reused."""
-    from agent.rundir import read_json
-    from agent.settings import resolve_size
-    from tools.animate import AnimateRequest
-
-    kept = next(t for t in result.takes if t.n == result.best)
-    main = result.clip
-    path = run.clip_path(shot.id).with_name(f"{shot.id}-{_file_label(platform)}.mp4")
-    record = path.with_suffix(".json")
-    if record.exists() and path.exists():
-        clip = Clip.model_validate(read_json(record))
-        if clip.take == kept.n and clip.duration == main.duration:
-            return clip
-    variant = next((v for v in result.variants if v.platform == platform and v.error is None), None)
-    variant = variant or run.load_variant(shot.id, platform, kept.n)
-    if variant is None:
-        variant = _make_variant(shot, kept, platform, settings, run)
-        run.save_variant(variant)
-    if variant.error is not None:
-        raise RuntimeError(
-            f"{shot.id} could not be framed for {platform}: {variant.error}; "
-            f"re-run with --resume, or leave {platform} out of --platforms"
-        )
-    _, width, height = resolve_size(platform, None)
-    seed = int(main.parameters.get("seed", kept.seed))
-    req = AnimateRequest(
-        image_path=run.abs(variant.path).as_posix(),
-        output_path=path.as_posix(),
-        prompt=kept.prompt,
-        negative_prompt=kept.negative_prompt,
-        duration=main.duration,
-        fps=settings.fps,
-        width=width,
-        height=height,
-        motion=main.motion,
-        seed=seed,
-    )
-    start = time.perf_counter()
-    made = backends(settings)["video"].animate(req)
-    clip = Clip(
-        shot_id=shot.id,
-        take=kept.n,
-        path=run.rel(path),
-        backend=made.backend,
-        model=made.model,
-        motion=main.motion,
-        duration=main.duration,
-        fps=settings.fps,
-        width=width,
-        height=height,
-        parameters={**made.parameters, "seed": seed, "platform": platform, "still": variant.path},
-        timings={"wall_s": round(time.perf_counter() - start, 3), **made.timings},
-    )
-    write_json(record, clip)
-    return clip
 
 
 def report(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
@@ -419,20 +331,6 @@ def judge_take(
     )
 
 
-T = TypeVar("T")
-
-
-def retry(tries: int, attempt: Callable[[int, T | None], T], accepted: Callable[[T], bool]) -> T:
-    """The retry loop of clips and variants: attempt 1 … `tries`, each given the attempt before it, until one is
-    accepted. Returns the accepted attempt, or the last one when none is."""
-    made: T | None = None
-    for k in range(1, tries + 1):
-        made = attempt(k, made)
-        if accepted(made):
-            break
-    return made
-
-
 CLIP_TAKES = 2  # a failing clip (frozen, flickering, drifting) is made once more with another seed and motion
 _OTHER_MOTION = {"push-in": "drift", "drift": "push-in", "pull-out": "drift", "static": "push-in"}
 
@@ -508,82 +406,6 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     }
 
 
-VARIANT_TRIES = 2  # a variant that fails its critique (or the backend) is made once more with another seed
-
-
-def _make_variant(
-    shot, kept: Take, platform: str, settings: RunSettings, run: RunDir, attempt: int
-) -> Variant:
-    """The kept take for `platform`: resized when the aspect ratio matches, else outpainted; then critiqued."""
-    from PIL import Image
-
-    from agent.settings import resolve_size
-    from tools.critique import CritiqueRequest, critique_image
-    from tools.generate_image import BackendError, ImageRequest
-
-    _, width, height = resolve_size(platform, None)
-    source, out = run.abs(kept.path), run.variant_path(shot.id, platform)
-    same_aspect = abs(width / height - settings.width / settings.height) < 0.01
-    backend = backends(settings)["image"]
-    seed = kept.seed + 7919 * attempt  # the variant's own seed, another on the second attempt
-    variant = Variant(
-        shot_id=shot.id,
-        platform=platform,
-        take=kept.n,
-        path=run.rel(out),
-        width=width,
-        height=height,
-        mode="resize" if same_aspect else "outpaint",
-        backend=backend.name,
-        model=backend.model,
-        seed=seed,
-        parameters={"attempt": attempt},
-    )
-    start = time.perf_counter()
-    if same_aspect:
-        with Image.open(source) as im:
-            resized = im.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        resized.save(buf, format="PNG")
-        write_atomic(out, buf.getvalue())
-        variant.backend, variant.model = "resize", "lanczos"
-    else:
-        req = ImageRequest(
-            prompt=kept.prompt,
-            negative_prompt=kept.negative_prompt,
-            width=width,
-            height=height,
-            seed=seed,
-            output_path=out.as_posix(),
-            shot=shot,
-            init_image=source.as_posix(),
-            outpaint=True,
-        )
-        try:
-            result = backend.generate(req)
-        except BackendError as err:
-            variant.error = str(err)
-        else:
-            variant.backend, variant.model = result.backend, result.model
-            variant.parameters.update(result.parameters)
-    variant.timings = {"wall_s": round(time.perf_counter() - start, 3)}
-    if variant.error is None:
-        req = CritiqueRequest(
-            image_path=out.as_posix(),
-            prompt=shot.prompt,
-            width=width,
-            height=height,
-            expect_text=shot.expect_text,
-        )
-        variant.critique = critique_image(req, _critique_config(settings))
-    return variant
-
-
-def _variant_accepted(variant: Variant) -> bool:
-    # A resize made again would be the same image: it is accepted whatever its critique says.
-    return variant.error is None and (variant.critique.passed or variant.mode == "resize")
-
-
 def adapt(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     """Deliver the kept take for every --variants platform (outpainted to its aspect ratio), each critiqued."""
     settings = runtime.context
@@ -596,11 +418,6 @@ def adapt(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     for platform in settings.variants:
         variant = run.load_variant(state.shot.id, platform, kept.n)
         if variant is None:
-            variant = retry(
-                VARIANT_TRIES,
-                lambda k, _, p=platform: _make_variant(state.shot, kept, p, settings, run, k),
-                _variant_accepted,
-            )
-            run.save_variant(variant)
+            variant = make_variant(state.shot, kept, platform, settings, run)
         variants.append(variant)
     return {"results": [result.model_copy(update={"variants": variants})]}

@@ -15,7 +15,7 @@ from pathlib import Path
 from tools.files import read_json, write_atomic, write_json
 from tools.film import Clip, Take, Variant
 
-__all__ = ["RunDir", "RunDirError", "read_json", "write_atomic", "write_json"]
+__all__ = ["RunDir", "RunDirError", "StoryboardFileError", "read_json", "write_atomic", "write_json"]
 
 SHOT_ID = re.compile(r"s\d{2,3}")
 VARIANT_NAME = re.compile(r"[a-z]{1,20}|\d{1,3}x\d{1,3}")
@@ -28,6 +28,10 @@ MAX_REFERENCE_BYTES = 50 * 1024 * 1024
 
 class RunDirError(ValueError):
     """The folder given is not usable as a run directory; the message says why."""
+
+
+class StoryboardFileError(RunDirError):
+    """A hand-edited storyboard.json that does not parse or validate; the message names the line or field."""
 
 
 def check_shot_id(shot_id: str) -> str:

@@ -1,24 +1,34 @@
 """Run settings: one typed object, passed to the graph as its context.
 
-Every field has a description and, where it makes sense, an environment fallback (CD_<FIELD>). The object is
-saved as `settings.json` in the run directory (without secrets) so that `--resume` continues with exactly the
-settings the run started with.
+Every field has a description; its `CD_<FIELD>` environment variable is its fallback (pydantic-settings), and
+the command line's flags are generated from the fields and their `Flag` (agent/flags.py): flag name, help,
+choices and type all come from here. The object is saved as `settings.json` in the run directory (without secrets) so that
+`--resume` continues with exactly the settings the run started with.
+
+Precedence: a flag the user gave, then what the brief itself asks for (`brief_settings`), then `CD_*`, then the
+default.
 """
 
 from __future__ import annotations
 
-import os
 import re
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tools.errors import SettingsError
+from tools.llm import Endpoint
+
+if TYPE_CHECKING:
+    from agent.backends import Backends
 
 C = TypeVar("C", bound=BaseModel)
 
-__all__ = ["PLATFORMS", "RATIO_SIZES", "RunSettings", "SettingsError", "resolve_size"]
+__all__ = ["PLATFORMS", "RATIO_SIZES", "Flag", "RunSettings", "SettingsError", "resolve_size", "split_commas"]
 
 # Named platform presets: aspect ratio and the default pixel size for it.
 PLATFORMS: dict[str, tuple[str, int, int]] = {
@@ -83,18 +93,57 @@ def resolve_size(platform: str | None, size: str | None) -> tuple[str, int, int]
     return label, w, h
 
 
-def _env(name: str, default=None):
-    return os.environ.get(f"CD_{name.upper()}", default)
+def split_commas(value: Any) -> Any:
+    """`a,b` (a flag or a CD_ variable) as a list; lists pass through."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
 
 
-class RunSettings(BaseModel):
+@dataclass(frozen=True)
+class Flag:
+    """How a field appears on the command line. Fields without one are not flags.
+
+    group: which commands take it ("film": run and storyboard; "run": run only; "models": run, storyboard,
+    critique). name: the flag when it is not `--<field-name>`. append: repeatable. split: a comma list.
+    """
+
+    group: Literal["film", "run", "models"]
+    name: str | None = None
+    help: str | None = None
+    metavar: str | None = None
+    append: bool = False
+    split: bool = False
+    nargs: str | None = None
+    const: Any = None
+
+
+class RunSettings(BaseSettings):
     """Everything a run needs to know beyond the brief. Passed as the graph's context."""
 
-    run_dir: str = Field(description="The run directory; every artefact is written under it.")
-    platform: str = Field(
-        default="youtube", description="Platform preset or aspect ratio the film is made for."
+    model_config = SettingsConfigDict(
+        env_prefix="CD_", extra="ignore", populate_by_name=True, validate_default=True
     )
-    platforms: list[str] = Field(
+
+    run_dir: str = Field(description="The run directory; every artefact is written under it.")
+    shots: Annotated[int | None, Flag("film")] = Field(
+        default=None, ge=1, le=60, description="Number of shots (default: one per ~2.5 s of the film)."
+    )
+    duration: Annotated[float | None, Flag("film")] = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="Film length in seconds (default: the brief's, else 2.5 s per shot with --shots, else 20).",
+    )
+    platform: Annotated[
+        str,
+        Flag(
+            "film",
+            help="instagram, tiktok, douyin, youtube, xiaohongshu, or a ratio like 9:16; a comma list "
+            "(tiktok,instagram) makes one cut per platform, the first is final.mp4 (default: the brief's)",
+        ),
+    ] = Field(default="youtube", description="Platform preset or aspect ratio the film is made for.")
+    platforms: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Every platform a cut is delivered for, in order; the first is final.mp4 (and `platform`), "
         "each other gets final-<platform>.mp4. Empty: just `platform`.",
@@ -102,103 +151,180 @@ class RunSettings(BaseModel):
     width: int = Field(default=1280, description="Frame width in pixels.")
     height: int = Field(default=720, description="Frame height in pixels.")
     fps: int = Field(default=24, description="Frames per second of clips and the cut.")
-    shots: int | None = Field(
-        default=None, ge=1, le=60, description="Number of shots; derived from duration if None."
+    lang: Annotated[Literal["en", "zh"] | None, Flag("film")] = Field(
+        default=None, description="Subtitle language (default: the brief's)."
     )
-    duration: float | None = Field(
-        default=None,
-        gt=0,
-        le=600,
-        description="Film length in seconds; None: 2.5 s per shot with --shots, else 20.",
+    style: Annotated[str, Flag("film")] = Field(
+        default="", description="Visual style words added to every image prompt."
     )
-    lang: Literal["en", "zh"] | None = Field(
-        default=None, description="Subtitle language; the brief's if None."
+    seed: Annotated[int, Flag("film")] = Field(
+        default=0, description="Base seed; each shot and take derives its own from it."
     )
-    style: str = Field(default="", description="Visual style words added to every image prompt.")
-    seed: int = Field(default=0, description="Base seed; each shot and take derives its own from it.")
-    max_takes: int = Field(
+    max_takes: Annotated[int, Flag("run")] = Field(
         default=3, ge=1, le=10, description="Cap on takes per shot (the repair loop's cap)."
     )
     crossfade: float = Field(default=0.4, ge=0, le=2, description="Crossfade between clips, seconds.")
-
-    planner: Literal["offline", "llm", "auto"] = Field(
-        default_factory=lambda: _env("planner", "offline"),
-        description="offline: deterministic rules; llm: the chat endpoint (fail if down); auto: llm, else offline.",
+    thresholds: Annotated[
+        dict[str, float], Flag("run", name="--threshold", metavar="NAME=VALUE", append=True)
+    ] = Field(default_factory=dict, description="A critique threshold override (repeatable).")
+    approve: Annotated[bool, Flag("run", help="stop after planning until `approve DIR`")] = Field(
+        default=False, description="Stop after planning until the storyboard is approved."
     )
-    llm_base_url: str | None = Field(
-        default_factory=lambda: _env("llm_base_url"), description="OpenAI-compatible base URL for planning."
-    )
-    llm_model: str | None = Field(default_factory=lambda: _env("llm_model"), description="Chat model name.")
-    llm_api_key: SecretStr | None = Field(
-        default_factory=lambda: (lambda k: SecretStr(k) if k else None)(
-            _env("llm_api_key") or os.environ.get("OPENAI_API_KEY")
+    reference: Annotated[
+        list[str],
+        NoDecode,
+        Flag(
+            "run",
+            metavar="IMG",
+            append=True,
+            help="image every shot is conditioned on: a product photo, a character (repeatable, 4 at most)",
         ),
-        exclude=True,
-        description="API key (CD_LLM_API_KEY or OPENAI_API_KEY); never written to disk.",
-    )
-    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds before one LLM request times out.")
-    llm_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed or invalid LLM answer.")
-
-    image_backend: Literal["auto", "draft", "diffusers", "remote"] = Field(
-        default_factory=lambda: _env("image_backend", "auto"),
-        description="Which image backend renders takes.",
-    )
-    image_model: str | None = Field(
-        default_factory=lambda: _env("image_model"), description="Diffusers model id or local folder."
-    )
-    image_server: str | None = Field(
-        default_factory=lambda: _env("image_server"), description="OpenAI-compatible image server base URL."
-    )
-    image_server_model: str | None = Field(
-        default=None, description="Model name to ask the image server for."
-    )
-    image_server_timeout: float = Field(
-        default=120.0, gt=0, description="Seconds before an image request times out."
-    )
-    image_server_retries: int = Field(
-        default=2, ge=0, le=10, description="Retries of a failed image request."
-    )
-    video_backend: Literal["auto", "motion", "diffusers"] = Field(
-        default_factory=lambda: _env("video_backend", "auto"), description="Which video backend makes clips."
-    )
-    video_model: str | None = Field(
-        default_factory=lambda: _env("video_model"), description="Diffusers video model id or local folder."
-    )
-    lora: list[str] = Field(default_factory=list, description="LoRA weights PATH[:weight] for style lock.")
-    gpu_memory: float | None = Field(
-        default=None, description="GPU memory budget in GiB for resident models."
-    )
-    compile: bool = Field(default=False, description="torch.compile repeated blocks of the image model.")
-    quantize: Literal["none", "fp8"] = Field(
-        default="none",
-        description="fp8: FP8 linear layers in the image model's denoiser (torchao, FP8 GPUs).",
-    )
-    num_inference_steps: int | None = Field(default=None, description="Override the model's default steps.")
-
-    vlm_base_url: str | None = Field(
-        default_factory=lambda: _env("vlm_base_url"),
-        description="OpenAI-compatible vision endpoint for critique.",
-    )
-    vlm_model: str | None = Field(default_factory=lambda: _env("vlm_model"), description="Vision model name.")
-    clip_model: str | None = Field(
-        default_factory=lambda: _env("clip_model"),
-        description="open_clip model name or local folder for CLIP.",
-    )
-    thresholds: dict[str, float] = Field(default_factory=dict, description="Critique threshold overrides.")
-    approve: bool = Field(default=False, description="Stop after planning until the storyboard is approved.")
-    reference: list[str] = Field(
+    ] = Field(
         default_factory=list,
         description="Reference images every shot is conditioned on (copied into the run as refs/ref-N.png).",
     )
-    variants: list[str] = Field(
+    variants: Annotated[
+        list[str],
+        NoDecode,
+        Flag(
+            "run",
+            metavar="PLATFORMS",
+            split=True,
+            help="also deliver every kept still for these platforms, outpainted: tiktok,instagram,4:5",
+        ),
+    ] = Field(
         default_factory=list,
         description="Other platforms (presets or ratios) each kept still is also delivered for, by outpainting.",
     )
-    anchor: int | None = Field(
+    anchor: Annotated[
+        int | None,
+        Flag(
+            "run",
+            metavar="N",
+            nargs="?",
+            const=1,
+            help="shoot shot N (default 1) first; its kept take conditions the other shots",
+        ),
+    ] = Field(
         default=None,
         ge=1,
         description="Shoot this shot (1-based) first; its kept take conditions all the others.",
     )
+
+    planner: Annotated[Literal["offline", "llm", "auto"], Flag("models")] = Field(
+        default="offline",
+        description="offline: deterministic rules; llm: the chat endpoint (fail if down); auto: llm, else offline.",
+    )
+    llm_base_url: Annotated[str | None, Flag("models")] = Field(
+        default=None, description="OpenAI-compatible chat endpoint, e.g. http://localhost:8000/v1."
+    )
+    llm_model: Annotated[str | None, Flag("models")] = Field(
+        default=None, description="Chat model name (key from CD_LLM_API_KEY or OPENAI_API_KEY)."
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("llm_api_key", "CD_LLM_API_KEY", "OPENAI_API_KEY"),
+        exclude=True,
+        description="API key (CD_LLM_API_KEY or OPENAI_API_KEY); never written to disk, never a flag.",
+    )
+    llm_timeout: Annotated[float, Flag("models")] = Field(
+        default=60.0, gt=0, description="Seconds one LLM request may take, body included."
+    )
+    llm_retries: Annotated[int, Flag("models")] = Field(
+        default=2, ge=0, le=10, description="Retries of a failed or invalid LLM answer."
+    )
+    llm_max_tokens: Annotated[int | None, Flag("models")] = Field(
+        default=None, gt=0, description="Cap on the tokens of one LLM answer (default: sized per call)."
+    )
+    llm_temperature: Annotated[float | None, Flag("models")] = Field(
+        default=None, ge=0, le=2, description="LLM sampling temperature (default: the server's)."
+    )
+
+    image_backend: Annotated[Literal["auto", "draft", "diffusers", "remote"], Flag("models")] = Field(
+        default="auto", description="Which image backend renders takes."
+    )
+    image_model: Annotated[str | None, Flag("models")] = Field(
+        default=None, description="Diffusers model id or local folder (e.g. Tongyi-MAI/Z-Image-Turbo)."
+    )
+    image_server: Annotated[str | None, Flag("models")] = Field(
+        default=None, description="OpenAI-compatible image server base URL (SGLang Diffusion, vLLM-Omni)."
+    )
+    image_server_model: Annotated[str | None, Flag("models")] = Field(
+        default=None, description="Model name to ask the image server for."
+    )
+    image_server_timeout: Annotated[float, Flag("models")] = Field(
+        default=120.0, gt=0, description="Seconds before one image request times out."
+    )
+    image_server_retries: Annotated[int, Flag("models")] = Field(
+        default=2, ge=0, le=10, description="Retries of a failed image request."
+    )
+    video_backend: Annotated[Literal["auto", "motion", "diffusers"], Flag("models")] = Field(
+        default="auto", description="Which video backend makes clips."
+    )
+    video_model: Annotated[str | None, Flag("models")] = Field(
+        default=None, description="Diffusers video model id or local folder (LTX-Video, Wan 2.2)."
+    )
+    lora: Annotated[list[str], NoDecode, Flag("models", append=True)] = Field(
+        default_factory=list, description="LoRA style lock PATH[:weight] (repeatable)."
+    )
+    gpu_memory: Annotated[float | None, Flag("models")] = Field(
+        default=None, description="GiB of GPU memory models may keep resident."
+    )
+    compile: Annotated[bool, Flag("models")] = Field(
+        default=False, description="torch.compile the image model's repeated blocks."
+    )
+    quantize: Annotated[Literal["none", "fp8"], Flag("models")] = Field(
+        default="none",
+        description="fp8: FP8 linear layers in the image model's denoiser (torchao; GPUs with FP8 tensor cores "
+        "such as H100); with --compile, the fastest setting.",
+    )
+    num_inference_steps: Annotated[int | None, Flag("models", name="--steps")] = Field(
+        default=None, ge=1, description="Override the model's default steps."
+    )
+
+    vlm_base_url: Annotated[str | None, Flag("models")] = Field(
+        default=None, description="OpenAI-compatible vision endpoint for the critic."
+    )
+    vlm_model: Annotated[str | None, Flag("models")] = Field(default=None, description="Vision model name.")
+    clip_model: Annotated[str | None, Flag("models")] = Field(
+        default=None, description="open_clip model (name or local folder) for CLIP critique."
+    )
+
+    _backends: Backends | None = PrivateAttr(default=None)
+
+    @field_validator("platforms", "reference", "variants", "lora", mode="before")
+    @classmethod
+    def _comma_lists(cls, value):
+        return split_commas(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size_from_platform(cls, data):
+        """A platform given without a pixel size (CD_PLATFORM, a saved run) gets the preset's size; platforms given
+        without a platform make the first of them the film's own."""
+        if isinstance(data, dict) and data.get("platforms") and not data.get("platform"):
+            data["platform"] = split_commas(data["platforms"])[0]
+        if isinstance(data, dict) and "width" not in data and "height" not in data:
+            first = split_commas(data.get("platforms") or []) or (
+                [data["platform"]] if "platform" in data else []
+            )
+            if first:
+                try:
+                    _, data["width"], data["height"] = resolve_size(first[0], None)
+                except SettingsError:
+                    pass  # the field validators below name the bad platform
+        return data
+
+    @model_validator(mode="after")
+    def _platforms_are_platforms(self):
+        try:
+            self.platform = resolve_size(self.platform, None)[0]
+            self.platforms = list(dict.fromkeys(resolve_size(p, None)[0] for p in self.platforms))
+        except SettingsError as err:
+            raise ValueError(str(err).removeprefix("unknown ")) from None
+        if self.platforms and self.platforms[0] != self.platform:
+            self.platforms = [self.platform, *(p for p in self.platforms if p != self.platform)]
+        return self
 
     @model_validator(mode="after")
     def _variants_are_platforms(self):
@@ -220,6 +346,48 @@ class RunSettings(BaseModel):
             {name: getattr(self, name) for name in cls.model_fields if name in type(self).model_fields}
         )
 
+    def endpoint(self, which: Literal["llm", "vlm"]) -> Endpoint:
+        """The chat ("llm") or vision ("vlm") endpoint of this run; raises SettingsError naming a missing flag.
+
+        The VLM shares the LLM's key, timeout and retries (one person, one set of servers).
+        """
+        base_url, model = getattr(self, f"{which}_base_url"), getattr(self, f"{which}_model")
+        missing = [f"--{which}-base-url" * (not base_url), f"--{which}-model" * (not model)]
+        if any(missing):
+            raise SettingsError(
+                f"the {which.upper()} endpoint needs {' and '.join(m for m in missing if m)} "
+                f"(or CD_{which.upper()}_BASE_URL / CD_{which.upper()}_MODEL)"
+            )
+        return Endpoint(
+            base_url=base_url,
+            model=model,
+            api_key=self.llm_api_key,
+            timeout=self.llm_timeout,
+            retries=self.llm_retries,
+            max_tokens=self.llm_max_tokens,
+            temperature=self.llm_temperature,
+        )
+
+    def backends(self) -> Backends:
+        """The run's image and video backends and their ModelManager: the ones attached, else built now.
+
+        The director attaches them before the graph runs, so every node and the start-up lines share one set.
+        A copy whose model settings differ (model_copy keeps private attributes) gets its own.
+        """
+        from agent.backends import Backends
+
+        with _BACKENDS_LOCK:
+            if self._backends is None or not self._backends.fits(self):
+                self._backends = Backends.for_settings(self)
+            return self._backends
+
+    def attach(self, backends: Backends) -> RunSettings:
+        """Use `backends` (kept warm by a server, say) for this run; they must fit its model settings."""
+        if not backends.fits(self):
+            raise ValueError("these backends were built for other model settings")
+        self._backends = backends
+        return self
+
     @property
     def path(self) -> Path:
         return Path(self.run_dir)
@@ -235,3 +403,7 @@ class RunSettings(BaseModel):
         if self.duration:
             return self.duration
         return 2.5 * self.shots if self.shots else 20.0
+
+
+# Guards building a run's backends when parallel shot branches ask at once; it caches nothing.
+_BACKENDS_LOCK = threading.Lock()

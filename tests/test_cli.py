@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
+import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,16 +17,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None, timeout: float = 120):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CD_")}
-    env["HF_HUB_OFFLINE"] = "1"
+def cli(
+    *args: str,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    umask: int | None = None,
+):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CD_")}
+    clean["HF_HUB_OFFLINE"] = "1"
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py"), *args],
         input=stdin,
         capture_output=True,
         cwd=cwd,
-        env=env,
+        env={**clean, **(env or {})},
         timeout=timeout,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
 
 
@@ -180,3 +193,279 @@ def test_redo_bad_input(tmp_path):
     assert done.returncode == 0, done.stderr.decode()
     assert_usage_error(cli("redo", str(out), "--shot", "9"), "--shot 9", "shots 1 to 2")
     assert_usage_error(cli("redo", str(out), "--shot", "1", "--note", "x" * 1001), "--note", "at most 1000")
+
+
+# --- settings: flags from the fields, CD_ variables, the brief's own reading ------------------------------------
+
+
+class SlowChat(http.server.BaseHTTPRequestHandler):
+    """A chat endpoint that answers only after 3 s: a short --llm-timeout must give up well before."""
+
+    def do_POST(self):
+        time.sleep(3)
+        self.send_response(500)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_chat():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowChat)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_llm_timeout_is_a_flag_and_a_variable(tmp_path, slow_chat, how):
+    base = ["run", "a film about tea", "--planner", "llm", "--out", str(tmp_path / "r")]
+    if how == "flag":
+        args = [
+            *base,
+            "--llm-base-url",
+            slow_chat,
+            "--llm-model",
+            "m",
+            "--llm-timeout",
+            "0.5",
+            "--llm-retries",
+            "0",
+        ]
+        env = {}
+    else:
+        args = base
+        env = {
+            "CD_LLM_BASE_URL": slow_chat,
+            "CD_LLM_MODEL": "m",
+            "CD_LLM_TIMEOUT": "0.5",
+            "CD_LLM_RETRIES": "0",
+        }
+    start = time.monotonic()
+    proc = cli(*args, env=env, timeout=60)
+    assert_usage_error(proc, "0.5 s")
+    assert time.monotonic() - start < 15  # one 0.5 s try, not 60 s times three
+
+
+def test_every_flag_of_before_is_still_there():
+    """The flags are generated from the settings' fields now; none of the hand-written ones may go missing."""
+    before = {
+        "run": "--brief --out --shots --duration --platform --size --lang --style --seed --max-takes --threshold "
+        "--approve --reference --variants --anchor --resume --planner --llm-base-url --llm-model --image-backend "
+        "--image-model --image-server --image-server-model --image-server-timeout --image-server-retries "
+        "--video-backend --video-model --lora --gpu-memory --compile --quantize --steps --vlm-base-url "
+        "--vlm-model --clip-model --llm-timeout --llm-retries --llm-max-tokens --llm-temperature",
+        "storyboard": "--out --shots --duration --platform --size --lang --style --seed --planner --llm-base-url "
+        "--image-backend --steps --clip-model --llm-timeout",
+        "critique": "--prompt --expect-text --size --threshold --json --planner --image-model --vlm-model --steps",
+    }
+    for command, flags in before.items():
+        text = cli(command, "--help").stdout.decode()
+        missing = [f for f in flags.split() if f not in text.replace("\n", " ").split()]
+        assert not missing, (command, missing)
+
+
+def test_settings_from_flags_env_and_brief(monkeypatch):
+    from agent.flags import settings_from_args
+    from main import build_parser
+    from tools.film import BriefReading
+
+    parse = build_parser().parse_args
+    monkeypatch.setenv("CD_LLM_TIMEOUT", "300")
+    monkeypatch.setenv("CD_DURATION", "30")
+    s, line = settings_from_args(parse(["run", "x", "--steps", "4", "--threshold", "clip=0.2"]), "r")
+    assert (s.llm_timeout, s.num_inference_steps, s.thresholds, s.duration) == (300, 4, {"clip": 0.2}, 30)
+    assert line is None
+    s, _ = settings_from_args(parse(["run", "x", "--llm-timeout", "5"]), "r")
+    assert s.llm_timeout == 5  # the flag beats the variable
+
+    reading = BriefReading(duration=15, platforms=["tiktok", "instagram"], slogans=["Slow mornings"])
+    s, line = settings_from_args(parse(["run", "x"]), "r", reading)
+    assert (s.duration, s.platform, s.platforms, s.width, s.height) == (
+        15,
+        "tiktok",
+        ["tiktok", "instagram"],
+        720,
+        1280,
+    )
+    assert line is None  # the brief beats CD_DURATION, and nothing the user typed disagrees
+    s, line = settings_from_args(
+        parse(["run", "x", "--duration", "20", "--platform", "youtube"]), "r", reading
+    )
+    assert (s.duration, s.platform, s.platforms, s.width) == (20, "youtube", ["youtube"], 1280)
+    assert line == "the brief asks for 15 s and tiktok + instagram; --duration 20 and --platform youtube win"
+    s, _ = settings_from_args(parse(["run", "x", "--size", "640x360"]), "r", reading)
+    assert (s.platform, s.width, s.height) == ("tiktok", 640, 360)  # --size wins for the pixels only
+
+    endpoint = settings_from_args(
+        parse(["run", "x", "--llm-base-url", "http://h/v1", "--llm-model", "m", "--llm-max-tokens", "900",
+               "--llm-temperature", "0.3"]), "r",
+    )[0].endpoint("llm")  # fmt: skip
+    assert (endpoint.timeout, endpoint.max_tokens, endpoint.temperature) == (300, 900, 0.3)
+
+
+def test_old_settings_json_still_loads(tmp_path):
+    """A settings.json written before the settings model changed (no platforms, no llm_* extras) resumes."""
+    from agent.director import load_settings
+
+    old = {
+        "run_dir": "elsewhere", "platform": "tiktok", "width": 720, "height": 1280, "fps": 24, "shots": 2,
+        "duration": None, "lang": None, "style": "", "seed": 0, "max_takes": 3, "crossfade": 0.4,
+        "planner": "offline", "llm_base_url": None, "llm_model": None, "llm_timeout": 60.0, "llm_retries": 2,
+        "image_backend": "auto", "image_model": None, "image_server": None, "image_server_model": None,
+        "image_server_timeout": 120.0, "image_server_retries": 2, "video_backend": "auto", "video_model": None,
+        "lora": [], "gpu_memory": None, "compile": False, "quantize": "none", "num_inference_steps": None,
+        "vlm_base_url": None, "vlm_model": None, "clip_model": None, "thresholds": {}, "approve": True,
+        "reference": [], "variants": ["4:5"], "anchor": None, "a_field_from_long_ago": 1,
+    }  # fmt: skip
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    s = load_settings(tmp_path)
+    assert (s.run_dir, s.width, s.height, s.platforms, s.variants, s.approve) == (
+        str(tmp_path),
+        720,
+        1280,
+        [],
+        ["4:5"],
+        True,
+    )
+
+
+def test_brief_reading_printed_applied_and_kept(tmp_path, monkeypatch, capsys):
+    """What the brief asks for becomes the settings where no flag says otherwise, and is kept in brief.json."""
+    import main
+    import tools.plan
+    from tools.film import BriefReading
+
+    real = tools.plan.read_brief
+
+    def read_with_reading(raw, source):  # what the planner's reading fills in, here given directly
+        brief = real(raw, source)
+        return brief.model_copy(update={"reading": BriefReading(
+            duration=15, platforms=["tiktok", "instagram"], slogans=["Slow mornings"], price="¥899"
+        )})  # fmt: skip
+
+    monkeypatch.setattr(tools.plan, "read_brief", read_with_reading)
+    out = tmp_path / "a"
+    assert main.main(["run", "A coffee mug on a table. Steam rises.", "--approve", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "read from the brief: 15 s, tiktok + instagram, copy: 'Slow mornings', ¥899" in err
+    saved = json.loads((out / "settings.json").read_text())
+    assert (saved["duration"], saved["platforms"], saved["width"], saved["height"]) == (
+        15,
+        ["tiktok", "instagram"],
+        720,
+        1280,
+    )
+    board = json.loads((out / "storyboard.json").read_text())
+    assert (board["width"], board["height"]) == (720, 1280)
+    assert abs(sum(s["duration"] for s in board["shots"]) - 15) < 0.01
+    assert json.loads((out / "brief.json").read_text())["reading"]["price"] == "¥899"
+
+    out = tmp_path / "b"
+    argv = ["run", "A coffee mug.", "--approve", "--duration", "20", "--out", str(out)]
+    assert main.main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "wins" in ln]
+    assert lines == ["the brief asks for 15 s; --duration 20 wins"]
+    assert json.loads((out / "settings.json").read_text())["duration"] == 20
+
+
+def test_platform_comma_list(tmp_path):
+    out = tmp_path / "board"
+    proc = cli("run", "Tea is poured.", "--approve", "--platform", "tiktok,instagram", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr.decode()
+    saved = json.loads((out / "settings.json").read_text())
+    assert (saved["platform"], saved["platforms"], saved["width"], saved["height"]) == (
+        "tiktok",
+        ["tiktok", "instagram"],
+        720,
+        1280,
+    )
+    assert_usage_error(cli("run", "tea", "--platform", "tiktok,cinemascope", "--out", str(tmp_path / "x")),
+                       "cinemascope")  # fmt: skip
+
+
+# --- never brick a run ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One finished 2-shot run, made with umask 027 and stderr piped."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    proc = cli("run", "Tea is poured. Steam rises.", "--shots", "2", "--size", "320x180", "--out", str(out),
+               umask=0o027)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    return out, proc
+
+
+def test_files_are_written_with_the_umask(finished):
+    out, _ = finished
+    names = ["run.json", "settings.json", "brief.json", "storyboard.json", "manifest.json", "report.html",
+             "final.mp4", "final.srt", "clips/s01.mp4", "clips/s01.json", "shots/s01/take-1.png",
+             "shots/s01/take-1.json"]  # fmt: skip
+    modes = {n: oct(stat.S_IMODE((out / n).stat().st_mode)) for n in names}
+    assert modes == {n: oct(0o640) for n in names}
+
+
+def test_piped_progress_is_plain_lines(finished):
+    _, proc = finished
+    err = proc.stderr.decode()
+    for line in ("plan: 2 shots", "render: take 1", "render: take 2", "animate: s01", "cut: done"):
+        assert line in err, (line, err)
+    assert "\x1b[" not in err  # no terminal escapes in a log
+
+
+def test_approve_on_a_finished_run_is_a_no_op(finished):
+    out, _ = finished
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    proc = cli("approve", str(out))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "already finished" in proc.stderr.decode()
+    assert proc.stdout.decode().strip().splitlines()[-1] == str(out)
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_approve_on_a_missing_folder_names_it(tmp_path):
+    proc = cli("approve", str(tmp_path / "nope"))
+    assert_usage_error(proc, str(tmp_path / "nope"), "no such folder")
+    assert "--resume" not in proc.stderr.decode()
+
+
+def test_redo_a_shot_past_the_end_fails_before_backends(finished):
+    out, _ = finished
+    proc = cli("redo", str(out), "--shot", "99")
+    assert_usage_error(proc, "--shot 99", "shots 1 to 2")
+    err = proc.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err  # no "render ..." backend line came first
+
+
+def test_broken_storyboard_edit_is_refused_then_fixed_and_approved(tmp_path):
+    out = tmp_path / "run"
+    proc = cli("run", "Tea is poured. Steam rises.", "--shots", "2", "--size", "320x180", "--approve",
+               "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (out / "storyboard.png").exists() and (out / "storyboard.html").exists()
+    path = out / "storyboard.json"
+    good = path.read_text(encoding="utf-8")
+    lines = good.splitlines()
+    broken = next(i for i, ln in enumerate(lines) if '"duration"' in ln)
+    lines[broken] = lines[broken].rstrip(",")  # a missing comma, as a hand edit leaves it
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = cli("approve", str(out))
+    assert_usage_error(proc, "storyboard.json", f"line {broken + 2}", "delimiter")
+    assert json.loads((out / "run.json").read_text())["status"] == "waiting-for-approval"
+
+    board = json.loads(good)
+    board["shots"][1]["duration"] = "three"
+    path.write_text(json.dumps(board, indent=2), encoding="utf-8")
+    assert_usage_error(cli("approve", str(out)), "storyboard.json", "shots.1.duration", "'three'")
+    assert not (out / "final.mp4").exists()
+
+    board["shots"][1]["duration"] = 3.0  # fixed: approve again and the run continues with the edit
+    path.write_text(json.dumps(board, indent=2), encoding="utf-8")
+    proc = cli("approve", str(out))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (out / "final.mp4").exists()
+    assert json.loads(path.read_text())["shots"][1]["duration"] == 3.0

@@ -12,7 +12,11 @@ from agent.settings import RunSettings
 from tools.cut import probe
 from tools.film import Brief
 
-BRIEF = Brief(text="A short film about a lighthouse keeper's last night. He lights the lamp.", lang="en")
+# A script with a line of dialogue: subtitles are copy, so the film has a line to carry on every cut.
+BRIEF = Brief(
+    text="INT. LIGHTHOUSE - NIGHT\n\nThe keeper climbs the stairs.\n\nKEEPER\nOne last time.\n\nHe lights the lamp.",
+    lang="en",
+)
 
 
 @pytest.fixture(scope="module")

@@ -269,13 +269,13 @@ def test_manager_out_of_memory_retries_once_then_raises(models, tmp_path):
         )
 
 
-def test_lora_load_weight_and_unload(models, tmp_path):
+def _make_lora(src: str, folder: Path) -> Path:
+    """A LoRA for the tiny Z-Image transformer, strong enough to change a 2-step render."""
     import torch
     from diffusers import ZImagePipeline, ZImageTransformer2DModel
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    src = models("z-image")
     transformer = ZImageTransformer2DModel.from_pretrained(src, subfolder="transformer")
     torch.manual_seed(0)
     transformer.add_adapter(
@@ -284,11 +284,14 @@ def test_lora_load_weight_and_unload(models, tmp_path):
     with torch.no_grad():
         for name, p in transformer.named_parameters():
             if "lora_B" in name:
-                p.normal_(0, 0.5)  # strong enough to change a 2-step tiny render
-    ZImagePipeline.save_lora_weights(
-        tmp_path / "style", transformer_lora_layers=get_peft_model_state_dict(transformer)
-    )
-    lora_file = tmp_path / "style" / "pytorch_lora_weights.safetensors"
+                p.normal_(0, 0.5)
+    ZImagePipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(transformer))
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def test_lora_load_weight_and_unload(models, tmp_path):
+    src = models("z-image")
+    lora_file = _make_lora(src, tmp_path / "style")
     assert lora_file.exists()
 
     def render(manager):
@@ -405,20 +408,51 @@ def test_remote_backend_success_errors_and_timeout(tmp_path):
 
 
 def test_selection(models, tmp_path):
+    from agent.backends import Backends
     from agent.settings import RunSettings
 
     s = RunSettings(run_dir=str(tmp_path), image_model=models("z-image"), video_model=models("ltx-i2v"))
-    image, why = select_image_backend(s)
+    chosen = Backends.for_settings(s)
+    image, why = chosen["image"], chosen["image_why"]
     assert isinstance(image, DiffusersImageBackend) and models("z-image") in why
-    video, why = select_video_backend(s)
+    video, why = chosen.video, chosen.video_why
     assert isinstance(video, DiffusersVideoBackend) and video.model == models("ltx-i2v")
-    assert video.manager is image.manager  # one ModelManager per process
+    assert video.manager is image.manager is chosen.manager  # one ModelManager per run
     image, why = select_image_backend(
         RunSettings(run_dir=str(tmp_path), image_server="http://127.0.0.1:9/v1")
     )
     assert isinstance(image, RemoteImageBackend)
     image, why = select_image_backend(RunSettings(run_dir=str(tmp_path)))
     assert isinstance(image, DraftBackend) and "no --image-model" in why
+
+
+def test_two_runs_in_one_process_get_their_own_model_managers(models, tmp_path):
+    """A second run in the same process with another --gpu-memory and --lora gets its own ModelManager, and
+    the backends main.py reports are the ones the graph rendered with."""
+    from agent import director
+    from agent.nodes import backends
+    from main import build_parser, make_settings
+    from tools.plan import read_brief
+
+    src = models("z-image")
+    lora = _make_lora(src, tmp_path / "style")
+    managers = []
+    for i, extra in enumerate([["--gpu-memory", "3"], ["--gpu-memory", "5", "--lora", f"{lora}:0.8"]]):
+        out = tmp_path / f"run{i}"
+        argv = ["run", "a red cup on a desk", "--shots", "1", "--duration", "2", "--size", "64x64",
+                "--steps", "2", "--max-takes", "1", "--image-model", src, "--video-backend", "motion",
+                "--clip-model", "none", "--out", str(out), *extra]  # fmt: skip
+        settings = make_settings(build_parser().parse_args(argv), str(out))
+        reported = backends(settings)  # what main.py prints at start
+        film = director.start(read_brief("a red cup on a desk", "argument"), settings)
+        assert film.state.cut is not None
+        assert backends(settings) is reported
+        assert reported.manager.load_counts[src] == 1  # the graph loaded into this run's manager
+        managers.append(reported.manager)
+    first, second = managers
+    assert first is not second
+    assert (first.budget, second.budget) == (3 * 1024**3, 5 * 1024**3)
+    assert first.lora == [] and second.lora == [(str(lora), 0.8)]
 
 
 def test_main_run_end_to_end_with_tiny_models(models, tmp_path):
@@ -523,7 +557,6 @@ def test_defaults_chosen_only_with_a_gpu_and_cached_weights(tmp_path, monkeypatc
     import huggingface_hub.constants
     import torch
 
-    import tools.models
     from agent.settings import RunSettings
     from tools.models import DEFAULT_IMAGE_MODEL, DEFAULT_VIDEO_MODEL
 
@@ -535,9 +568,7 @@ def test_defaults_chosen_only_with_a_gpu_and_cached_weights(tmp_path, monkeypatc
         (folder / "refs").mkdir()
         (folder / "refs" / "main").write_text("abc")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
-    monkeypatch.setattr(
-        tools.models, "_MANAGER", ModelManager(device="cpu")
-    )  # no real GPU behind the fake one
+    cpu = ModelManager(device="cpu")  # no real GPU behind the fake one
     settings = RunSettings(run_dir=str(tmp_path))
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -546,9 +577,9 @@ def test_defaults_chosen_only_with_a_gpu_and_cached_weights(tmp_path, monkeypatc
     assert video.name == "motion" and DEFAULT_VIDEO_MODEL in why
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    image, why = select_image_backend(settings)
+    image, why = select_image_backend(settings, lambda: cpu)
     assert (image.name, image.model) == ("diffusers", DEFAULT_IMAGE_MODEL) and "cached weights" in why
-    video, why = select_video_backend(settings)
+    video, why = select_video_backend(settings, lambda: cpu)
     assert (video.name, video.model) == ("diffusers", DEFAULT_VIDEO_MODEL) and "cached weights" in why
     assert select_video_backend(settings.model_copy(update={"video_backend": "motion"}))[0].name == "motion"
 

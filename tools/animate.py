@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from tools.files import temp_file
 
 MOTIONS = ("push-in", "pull-out", "pan-left", "pan-right", "drift", "static")
 ZOOM = 0.10  # a push-in travels 1.0 → 1.10: visible, and title-safe text stays in frame
@@ -139,8 +142,7 @@ class MotionBackend(VideoBackend):
             f"zoompan=z='{zoom}':x='{x}':y='{y}':d={n}:s={req.width}x{req.height}:fps={req.fps},"
             "format=yuv420p"
         )
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".mp4")
-        os.close(fd)
+        tmp = temp_file(out.parent, f".{out.stem}.", ".mp4")
         try:
             run_ffmpeg(
                 # -i after "-f image2" so a still whose name looks like a pattern is read as one file.
@@ -182,10 +184,10 @@ class DiffusersVideoBackend(VideoBackend):
     name = "diffusers"
 
     def __init__(self, model: str, manager=None, num_inference_steps: int | None = None):
-        from tools.models import model_manager
+        from tools.models import ModelManager
 
         self.model = model
-        self.manager = manager or model_manager()
+        self.manager = manager or ModelManager()
         self.num_inference_steps = num_inference_steps
 
     def animate(self, req: AnimateRequest) -> AnimateResult:
@@ -256,16 +258,18 @@ class DiffusersVideoBackend(VideoBackend):
         )
 
 
-def select_video_backend(settings) -> tuple[VideoBackend, str]:
+def select_video_backend(settings, manager: Callable[[], Any] | None = None) -> tuple[VideoBackend, str]:
     """Pick the video backend for a run and say why, in one plain line.
 
     One branch per backend: `motion` and `diffusers` are honoured as asked; `auto` takes --video-model, else
     the default video model when a CUDA GPU and its cached weights are here, else the offline camera moves.
+    `manager` returns the run's ModelManager (shared with its image backend); called only for diffusers.
     """
-    from tools.models import DEFAULT_VIDEO_MODEL, model_manager, ready_on_gpu
+    from tools.models import DEFAULT_VIDEO_MODEL, ManagerConfig, ModelManager, ready_on_gpu
 
     def diffusers(model: str) -> DiffusersVideoBackend:
-        return DiffusersVideoBackend(model, model_manager(settings), settings.num_inference_steps)
+        owner = manager() if manager else ModelManager.from_config(settings.config(ManagerConfig))
+        return DiffusersVideoBackend(model, owner, settings.num_inference_steps)
 
     choice = settings.video_backend
     if choice == "motion":

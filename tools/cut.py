@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import tempfile
 import unicodedata
@@ -26,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tools.files import write_atomic
+from tools.files import temp_file, write_atomic
 from tools.film import Clip, Cut, Shot
 
 SUBTITLE_LANGS = {"en": "eng", "zh": "chi"}  # ISO 639-2 codes for the MP4 track's language
@@ -304,8 +303,7 @@ def _encode(
                 "-metadata:s:s:0", f"title={'中文' if lang == 'zh' else 'English'}",
                 "-disposition:s:0", "0",
             ]  # fmt: skip
-        # ffmpeg creates the temporary file itself, so it gets the user's umask (mkstemp's would be 0600).
-        tmp = str(out.with_name(f".{out.stem}.{secrets.token_hex(6)}.mp4"))
+        tmp = temp_file(out.parent, f".{out.stem}.", ".mp4")
         args += [
             "-c:v", "libx264", "-preset", X264_PRESET, "-crf", "20", "-pix_fmt", "yuv420p", "-r", str(fps),
             "-movflags", "+faststart", "-an", tmp,

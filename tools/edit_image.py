@@ -161,13 +161,13 @@ def run_edit(manager, source: str, req: EditRequest):
 def edit_image(req: EditRequest, manager=None, source: str | None = None) -> EditResult:
     """Edit a still (img2img, inpaint, reference-guided or outpaint) with the run's diffusers image model.
 
-    `manager` and `source` default to the process's ModelManager and the default image model.
+    `manager` and `source` default to a new ModelManager and the default image model.
     """
     from pathlib import Path
 
-    from tools.models import DEFAULT_IMAGE_MODEL, model_manager
+    from tools.models import DEFAULT_IMAGE_MODEL, ModelManager
 
-    manager = manager or model_manager()
+    manager = manager or ModelManager()
     source = source or DEFAULT_IMAGE_MODEL
     start = time.perf_counter()
     image, params = run_edit(manager, source, req)

@@ -452,10 +452,10 @@ class DiffusersImageBackend(ImageBackend):
     name = "diffusers"
 
     def __init__(self, model: str, manager=None, num_inference_steps: int | None = None):
-        from tools.models import model_manager
+        from tools.models import ModelManager
 
         self.model = model
-        self.manager = manager or model_manager()
+        self.manager = manager or ModelManager()
         self.num_inference_steps = num_inference_steps
 
     def generate(self, req: ImageRequest) -> ImageResult:
@@ -683,21 +683,23 @@ def reference_mode(backend: ImageBackend) -> str:
     return "draft panels take their colours from the first reference"
 
 
-def select_image_backend(settings) -> tuple[ImageBackend, str]:
+def select_image_backend(settings, manager=None) -> tuple[ImageBackend, str]:
     """Pick the image backend for a run and say why, in one plain line.
 
     One branch per backend: an explicit choice is honoured or fails with what is missing; `auto` takes the best
-    backend this machine can run (diffusers and remote plug in above the draft fallback).
+    backend this machine can run (diffusers and remote plug in above the draft fallback). `manager` returns the
+    run's ModelManager; it is called only when a diffusers backend is chosen (default: a new one from settings).
     """
     choice = settings.image_backend
     if choice == "draft":
         return DraftBackend(), "draft: asked for with --image-backend draft"
     from tools.errors import SettingsError
-    from tools.models import DEFAULT_IMAGE_MODEL, fp8_unavailable, model_manager, ready_on_gpu
+    from tools.models import DEFAULT_IMAGE_MODEL, ManagerConfig, ModelManager, fp8_unavailable, ready_on_gpu
 
     def diffusers(model: str) -> DiffusersImageBackend:
-        # The process's one ModelManager, sized by --gpu-memory, with --compile, --quantize and --lora applied.
-        return DiffusersImageBackend(model, model_manager(settings), settings.num_inference_steps)
+        # The run's ModelManager, sized by --gpu-memory, with --compile, --quantize and --lora applied.
+        owner = manager() if manager else ModelManager.from_config(settings.config(ManagerConfig))
+        return DiffusersImageBackend(model, owner, settings.num_inference_steps)
 
     def remote() -> RemoteImageBackend:
         return RemoteImageBackend(

@@ -5,7 +5,7 @@ each task, default steps and guidance, the size multiple, whether a negative pro
 video models. A model is matched by its hub id or, for a local folder, by the folder name and the
 `_class_name` in its `model_index.json`; anything else that diffusers can load runs with the generic entry.
 
-`ModelManager` (one per process, `model_manager()`):
+`ModelManager` (one per run or per server, never a process global: agent/backends.py owns it):
 - loads through `DiffusionPipeline.from_pretrained`, so the class comes from `model_index.json` and hub ids and
   local folders share one code path; bf16 on CUDA, float32 on CPU;
 - derives the other task pipelines of a family with `from_pipe` (no second load, same component objects);
@@ -29,6 +29,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +339,17 @@ class _Entry:
     placed: bool = False  # has been on the device before (a later move there is an onload, not a load)
 
 
+class ManagerConfig(BaseModel):
+    """What a ModelManager is built with (the names are the run settings')."""
+
+    gpu_memory: float | None = Field(default=None, description="GiB of GPU memory models may keep resident.")
+    compile: bool = Field(default=False, description="torch.compile the image model's repeated blocks.")
+    quantize: Literal["none", "fp8"] = Field(default="none", description="FP8 linear layers in the denoiser.")
+    lora: list[str] = Field(default_factory=list, description="LoRA style lock PATH[:weight].")
+
+
 class ModelManager:
-    """Owns every loaded pipeline of the process. Thread-safe; one pipeline runs on the device at a time."""
+    """Owns every loaded pipeline of a run (or a server). Thread-safe; one pipeline runs on the device at a time."""
 
     def __init__(
         self,
@@ -357,6 +368,15 @@ class ModelManager:
         self._lock = threading.RLock()
         self.load_counts: Counter[str] = Counter()
         self.events: list[str] = []  # "offload X", "onload X", "cpu-offload X", "oom X" ... in order
+
+    @classmethod
+    def from_config(cls, config: ManagerConfig) -> ModelManager:
+        return cls(
+            gpu_memory=config.gpu_memory,
+            compile=config.compile,
+            quantize=config.quantize,
+            lora=list(config.lora),
+        )
 
     @staticmethod
     def _default_device() -> str:
@@ -588,24 +608,6 @@ class ModelManager:
                     ) from second
                 log.warning("retry of %s/%s with CPU offload succeeded", source, task)
                 return result
-
-
-_MANAGER: ModelManager | None = None
-_MANAGER_LOCK = threading.Lock()
-
-
-def model_manager(settings=None) -> ModelManager:
-    """The process's one ModelManager, created from the run settings on first use."""
-    global _MANAGER
-    with _MANAGER_LOCK:
-        if _MANAGER is None:
-            _MANAGER = ModelManager(
-                gpu_memory=getattr(settings, "gpu_memory", None),
-                compile=getattr(settings, "compile", False),
-                quantize=getattr(settings, "quantize", "none"),
-                lora=list(getattr(settings, "lora", []) or []),
-            )
-        return _MANAGER
 
 
 def ready_on_gpu(model_id: str) -> bool:
