@@ -221,13 +221,19 @@ def _vehicle(d, p, fill, light, ink, lw):
 
 
 def _building(d, p, fill, light, ink, lw):
-    d.rectangle(p(0.48, 0.0, 0.52, 0.1), fill=ink)
-    d.rectangle(p(0.2, 0.08, 0.8, 0.2), fill=fill, outline=ink, width=lw)
-    d.rectangle(p(0.05, 0.18, 0.95, 1.0), fill=fill, outline=ink, width=lw)
-    for row in range(9):
-        for col in range(4):
-            u, v = 0.13 + col * 0.2, 0.24 + row * 0.085
-            d.rectangle(p(u, v, u + 0.12, v + 0.05), fill=light if (row * 3 + col) % 4 else ink)
+    """A tower with setbacks and a spire, windows lit in a grid."""
+    d.rectangle(p(0.48, 0.0, 0.52, 0.12), fill=ink)
+    d.rectangle(p(0.32, 0.1, 0.68, 0.3), fill=fill, outline=ink, width=lw)
+    d.rectangle(p(0.18, 0.28, 0.82, 0.52), fill=fill, outline=ink, width=lw)
+    d.rectangle(p(0.0, 0.5, 1.0, 1.0), fill=fill, outline=ink, width=lw)
+    for x0, x1, y0, y1 in ((0.36, 0.64, 0.14, 0.28), (0.22, 0.78, 0.32, 0.5), (0.06, 0.94, 0.54, 0.96)):
+        cols, rows = max(1, round((x1 - x0) / 0.14)), max(1, round((y1 - y0) / 0.07))
+        for r in range(rows):
+            for c in range(cols):
+                u, v = x0 + c * (x1 - x0) / cols, y0 + r * (y1 - y0) / rows
+                lit = (r * 3 + c) % 4
+                d.rectangle(p(u + 0.02, v + 0.01, u + (x1 - x0) / cols - 0.02, v + (y1 - y0) / rows - 0.015),
+                            fill=light if lit else ink)  # fmt: skip
 
 
 def _food(d, p, fill, light, ink, lw):
@@ -279,7 +285,7 @@ DRAWINGS: dict[str, tuple[float, Draw]] = {  # kind -> (width / height, drawing)
     "bust": (1.1, _bust),
     "animal": (1.4, _animal),
     "vehicle": (2.4, _vehicle),
-    "building": (0.6, _building),
+    "building": (0.7, _building),
     "food": (1.6, _food),
     "cosmetics": (0.95, _cosmetics),
     "laptop": (1.5, _laptop),
