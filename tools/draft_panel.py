@@ -174,13 +174,18 @@ def scene_look(scene: str, words: str, kind: str) -> Look:
     return Look(place, time, weather)
 
 
+def _night(c: RGB, keep: float, blue: int) -> RGB:
+    return (round(c[0] * keep), round(c[1] * keep + blue * 0.3), round(c[2] * keep + blue))
+
+
 def look_colours(base: tuple[RGB, ...], look: Look) -> tuple[RGB, ...]:
     """(sky top, sky bottom, ground, subject, accent) for the look: night darkens and cools everything and
     turns the accent into lamplight; dawn and dusk warm the horizon; rain and fog grey it down."""
     sky_top, sky_bottom, ground, subject, accent = base
     if look.time == "night":
-        sky_top, sky_bottom = _mix(sky_top, (8, 12, 30), 0.85), _mix(sky_bottom, (30, 40, 78), 0.75)
-        ground, subject = _mix(ground, (20, 22, 32), 0.75), _mix(subject, (70, 80, 110), 0.5)
+        # Darkened and shifted to blue rather than replaced, so a reference's hue survives the night.
+        sky_top, sky_bottom = _night(sky_top, 0.2, 18), _night(sky_bottom, 0.38, 26)
+        ground, subject = _night(ground, 0.3, 10), _mix(subject, (70, 80, 110), 0.5)
         accent = (255, 208, 130)
     elif look.time == "dawn":
         sky_top, sky_bottom = _mix(sky_top, (84, 96, 156), 0.6), _mix(sky_bottom, (250, 184, 140), 0.65)

@@ -335,11 +335,7 @@ def _cutout(path: str, mtime: float) -> Image.Image:
                              rgb[:, :ring].reshape(-1, 3), rgb[:, -ring:].reshape(-1, 3)])  # fmt: skip
     bg = np.median(border, axis=0)
     if (np.sqrt(((border - bg) ** 2).sum(-1)) < 30).mean() < 0.85:
-        alpha = Image.new("L", photo.size, 0)
-        m = max(2, min(photo.size) // 14)
-        ImageDraw.Draw(alpha).rectangle([m, m, photo.width - m, photo.height - m], fill=255)
-        photo.putalpha(alpha.filter(ImageFilter.GaussianBlur(m / 2)))
-        return photo
+        return _feathered(photo)
     dist = np.sqrt(((rgb - bg) ** 2).sum(-1))
     small = Image.fromarray(np.clip(dist, 0, 255).astype(np.uint8))
     small.thumbnail((160, 160), Image.Resampling.BOX)
@@ -361,9 +357,18 @@ def _cutout(path: str, mtime: float) -> Image.Image:
     soft = np.clip((dist - 12) / 36, 0, 1)
     alpha = np.where(np.asarray(region) > 127, soft, 1.0)
     mask = Image.fromarray((alpha * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.8))
+    if float(np.asarray(mask).mean()) < 255 * 0.03:  # nothing but background: the photo is the subject
+        return _feathered(photo)
     photo.putalpha(mask)
-    box = mask.point(lambda v: 255 if v > 24 else 0).getbbox()
-    return photo.crop(box) if box else photo
+    return photo.crop(mask.point(lambda v: 255 if v > 24 else 0).getbbox())
+
+
+def _feathered(photo: Image.Image) -> Image.Image:
+    alpha = Image.new("L", photo.size, 0)
+    m = max(2, min(photo.size) // 14)
+    ImageDraw.Draw(alpha).rectangle([m, m, photo.width - m, photo.height - m], fill=255)
+    photo.putalpha(alpha.filter(ImageFilter.GaussianBlur(m / 2)))
+    return photo
 
 
 def reference_sprite(path: str) -> Image.Image:
