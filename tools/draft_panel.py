@@ -15,13 +15,12 @@ The bottom `TITLE_SAFE` of the frame carries no drawn text: the cut burns subtit
 from __future__ import annotations
 
 import random
-import re
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from tools.film import Shot
+from tools.scene_look import look_colours, mix, scene_look
 from tools.silhouettes import draw_subject, reference_sprite, subject_kind
 
 RGB = tuple[int, int, int]
@@ -58,33 +57,6 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
     "hero": ("hero", "product", "packshot", "产品"),
     "over-the-shoulder": ("over-the-shoulder", "over the shoulder", "过肩"),
 }
-# The scene's look. Latin words match whole words; Chinese ones as substrings.
-TIME_WORDS: dict[str, str] = {
-    "night": "night nighttime midnight moonlight moonlit neon evening 夜 晚上 深夜 夜晚 霓虹",
-    "dawn": "dawn sunrise daybreak first-light 黎明 清晨 日出 破晓",
-    "dusk": "dusk sunset twilight golden-hour 黄昏 日落 夕阳 傍晚",
-}
-WEATHER_WORDS: dict[str, str] = {
-    "rain": "rain rainy raining drizzle storm downpour wet 雨 下雨 暴雨",
-    "snow": "snow snowy snowing blizzard 雪 下雪",
-    "fog": "fog foggy mist misty haze hazy 雾 薄雾",
-}
-INTERIOR_WORDS = ("interior indoor indoors inside room kitchen office bedroom living cafe café bar studio "
-                  "subway train carriage bus lobby shop store desk table window 室内 房间 厨房 办公室 卧室 客厅 "
-                  "咖啡馆 车厢 地铁 店 桌")  # fmt: skip
-EXTERIOR_WORDS = ("exterior outdoor outdoors outside street city skyline rooftop mountain mountains trail "
-                  "beach sea ocean park forest field sky road 户外 室外 街 城市 山 海 公园 森林 天空 屋顶 路")  # fmt: skip
-CARRIAGE_WORDS = "subway train carriage metro bus tram 地铁 车厢 列车 公交"
-
-
-def _count(text: str, vocab: str) -> int:
-    n = 0
-    for w in vocab.split():
-        if re.search(r"[\u2e80-\u9fff]", w):
-            n += text.count(w)
-        else:
-            n += len(re.findall(rf"\b{re.escape(w.replace('-', ' '))}\b", text))
-    return n
 
 
 def pick_palette(words: str) -> str:
@@ -128,79 +100,6 @@ def _jitter(color: RGB, rng: random.Random, amount: int = 10) -> RGB:
     return tuple(max(0, min(255, c + rng.randint(-amount, amount))) for c in color)  # type: ignore[return-value]
 
 
-def _mix(a: RGB, b: RGB, t: float) -> RGB:
-    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
-
-
-# --- the scene's look -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Look:
-    """Where and when the shot happens, as far as the panel's light is concerned."""
-
-    place: str  # exterior, interior, carriage (a train or bus inside), studio (seamless backdrop)
-    time: str  # day, dawn, dusk, night
-    weather: str  # clear, rain, snow, fog
-
-
-def scene_look(scene: str, words: str, kind: str) -> Look:
-    """The look from a scene heading ("INT. SUBWAY CAR – NIGHT") and the shot's lighting and description words.
-
-    The heading wins where it speaks (INT./EXT., its time of day); the words decide the rest. A hero, insert or
-    detail shot with no place in its words is a studio packshot.
-    """
-    head = scene.lower()
-    text = f"{head} {words}".lower()
-    times = {t: _count(head, v) * 10 + _count(text, v) for t, v in TIME_WORDS.items()}
-    time = max(times, key=lambda t: times[t]) if max(times.values()) else "day"
-    if re.search(r"\bday\b|白天|日$", head) and not any(_count(head, v) for v in TIME_WORDS.values()):
-        time = "day"
-    weathers = {k: _count(text, v) for k, v in WEATHER_WORDS.items()}
-    weather = max(weathers, key=lambda k: weathers[k]) if max(weathers.values()) else "clear"
-    inside, outside = _count(text, INTERIOR_WORDS), _count(text, EXTERIOR_WORDS)
-    if re.match(r"\s*(int\.|int\b|内景)", head):
-        inside, outside = 1, 0
-    elif re.match(r"\s*(ext\.|ext\b|外景)", head):
-        inside, outside = 0, 1
-    if inside > outside:
-        place = "carriage" if _count(text, CARRIAGE_WORDS) else "interior"
-    elif outside or kind in ("establishing", "wide"):
-        place = "exterior"
-    elif kind in ("hero", "insert", "detail") or "studio" in text:
-        place = "studio"
-    else:
-        place = "exterior"
-    return Look(place, time, weather)
-
-
-def _night(c: RGB, keep: float, blue: int) -> RGB:
-    return (round(c[0] * keep), round(c[1] * keep + blue * 0.3), round(c[2] * keep + blue))
-
-
-def look_colours(base: tuple[RGB, ...], look: Look) -> tuple[RGB, ...]:
-    """(sky top, sky bottom, ground, subject, accent) for the look: night darkens and cools everything and
-    turns the accent into lamplight; dawn and dusk warm the horizon; rain and fog grey it down."""
-    sky_top, sky_bottom, ground, subject, accent = base
-    if look.time == "night":
-        # Darkened and shifted to blue rather than replaced, so a reference's hue survives the night.
-        sky_top, sky_bottom = _night(sky_top, 0.2, 18), _night(sky_bottom, 0.38, 26)
-        ground, subject = _night(ground, 0.3, 10), _mix(subject, (70, 80, 110), 0.5)
-        accent = (255, 208, 130)
-    elif look.time == "dawn":
-        sky_top, sky_bottom = _mix(sky_top, (84, 96, 156), 0.6), _mix(sky_bottom, (250, 184, 140), 0.65)
-        accent = (255, 226, 170)
-    elif look.time == "dusk":
-        sky_top, sky_bottom = _mix(sky_top, (70, 52, 116), 0.6), _mix(sky_bottom, (246, 146, 86), 0.65)
-        ground, accent = _mix(ground, (60, 40, 50), 0.4), (255, 190, 110)
-    if look.weather in ("rain", "fog", "snow"):
-        grey = (150, 156, 164) if look.time != "night" else (40, 44, 56)
-        amount = 0.45 if look.weather == "rain" else 0.6
-        sky_top, sky_bottom = _mix(sky_top, grey, amount), _mix(sky_bottom, grey, amount)
-        ground = _mix(ground, grey, amount * 0.5)
-    return sky_top, sky_bottom, ground, subject, accent
-
-
 # --- the background ------------------------------------------------------------------------------------------
 
 
@@ -227,7 +126,7 @@ def _glow(img: Image.Image, cx: float, cy: float, r: float, colour: RGB, strengt
 def _exterior(img, d, w, h, horizon, rng, c, look) -> None:
     sky_top, sky_bottom, ground, subject, accent = c
     img.paste(Image.fromarray(_vgradient(w, horizon, sky_top, sky_bottom).astype(np.uint8)), (0, 0))
-    img.paste(Image.fromarray(_vgradient(w, h - horizon, ground, _mix(ground, subject, 0.5)).astype(np.uint8)),
+    img.paste(Image.fromarray(_vgradient(w, h - horizon, ground, mix(ground, subject, 0.5)).astype(np.uint8)),
               (0, horizon))  # fmt: skip
     clear = look.weather == "clear"
     if look.time == "night":
@@ -243,8 +142,8 @@ def _exterior(img, d, w, h, horizon, rng, c, look) -> None:
         sy = horizon * (0.92 if low else rng.uniform(0.22, 0.4))
         sr = min(w, h) * (0.09 if low else 0.05)
         _glow(img, sx, sy, sr * 5, accent, 0.55)
-        d.ellipse([sx - sr, sy - sr, sx + sr, sy + sr], fill=_mix(accent, (255, 255, 255), 0.5))
-    far = _mix(sky_bottom, subject, 0.45)
+        d.ellipse([sx - sr, sy - sr, sx + sr, sy + sr], fill=mix(accent, (255, 255, 255), 0.5))
+    far = mix(sky_bottom, subject, 0.45)
     points = [(0, horizon)]
     x = 0.0
     while x < w:  # distant hills, paler with distance
@@ -255,7 +154,7 @@ def _exterior(img, d, w, h, horizon, rng, c, look) -> None:
     night = look.time == "night"
     while x < w:  # the city's skyline, windows lit at night
         bw, bh = w * rng.uniform(0.035, 0.08), horizon * rng.uniform(0.08, 0.32)
-        d.rectangle([x, horizon - bh, x + bw, horizon], fill=_mix(far, subject, 0.5))
+        d.rectangle([x, horizon - bh, x + bw, horizon], fill=mix(far, subject, 0.5))
         if night or look.time == "dusk":
             for wy in np.arange(horizon - bh + 4, horizon - 4, max(4, h / 90)):
                 for wx in np.arange(x + 3, x + bw - 3, max(4, w / 160)):
@@ -263,7 +162,7 @@ def _exterior(img, d, w, h, horizon, rng, c, look) -> None:
                         d.rectangle([wx, wy, wx + max(1, w / 500), wy + max(1, h / 300)], fill=accent)
         x += bw + w * rng.uniform(0.0, 0.05)
     vx = w * rng.uniform(0.35, 0.65)  # a road to the vanishing point gives the ground depth
-    ink = _mix(ground, (0, 0, 0), 0.35)
+    ink = mix(ground, (0, 0, 0), 0.35)
     for dx in (-0.9, -0.35, 0.35, 0.9):
         d.line([(vx, horizon), (vx + dx * w, h)], fill=ink, width=max(1, h // 360))
 
@@ -271,13 +170,13 @@ def _exterior(img, d, w, h, horizon, rng, c, look) -> None:
 def _interior(img, d, w, h, floor, rng, c, look) -> None:
     sky_top, sky_bottom, ground, subject, accent = c
     night = look.time == "night"
-    wall_top = _mix(ground, (14, 12, 18), 0.55) if night else _mix(sky_bottom, ground, 0.35)
-    wall_bottom = _mix(wall_top, accent, 0.12) if night else _mix(wall_top, ground, 0.4)
+    wall_top = mix(ground, (14, 12, 18), 0.55) if night else mix(sky_bottom, ground, 0.35)
+    wall_bottom = mix(wall_top, accent, 0.12) if night else mix(wall_top, ground, 0.4)
     img.paste(Image.fromarray(_vgradient(w, floor, wall_top, wall_bottom).astype(np.uint8)), (0, 0))
-    floor_c = _mix(ground, (0, 0, 0), 0.55 if night else 0.15)
-    img.paste(Image.fromarray(_vgradient(w, h - floor, floor_c, _mix(floor_c, (0, 0, 0), 0.3)).astype(np.uint8)),
+    floor_c = mix(ground, (0, 0, 0), 0.55 if night else 0.15)
+    img.paste(Image.fromarray(_vgradient(w, h - floor, floor_c, mix(floor_c, (0, 0, 0), 0.3)).astype(np.uint8)),
               (0, floor))  # fmt: skip
-    ink = _mix(wall_top, (0, 0, 0), 0.5)
+    ink = mix(wall_top, (0, 0, 0), 0.5)
     if look.place == "carriage":
         n = 3
         for i in range(n):  # a row of windows onto the dark tunnel or the city going by
@@ -290,13 +189,13 @@ def _interior(img, d, w, h, floor, rng, c, look) -> None:
                 d.line([(lx, ly), (min(box[2], lx + w * 0.03), ly)], fill=accent, width=max(1, h // 300))
         d.line(
             [(0, floor * 0.12), (w, floor * 0.12)],
-            fill=_mix(ink, (200, 200, 200), 0.5),
+            fill=mix(ink, (200, 200, 200), 0.5),
             width=max(2, h // 90),
         )
         for x in (w * 0.37, w * 0.69):  # grab poles
-            d.line([(x, 0), (x, h)], fill=_mix(ink, (210, 210, 210), 0.6), width=max(2, w // 200))
+            d.line([(x, 0), (x, h)], fill=mix(ink, (210, 210, 210), 0.6), width=max(2, w // 200))
         d.rectangle(
-            [0, floor * 0.74, w, floor], fill=_mix(subject, accent, 0.2), outline=ink
+            [0, floor * 0.74, w, floor], fill=mix(subject, accent, 0.2), outline=ink
         )  # the bench seats
         for k in range(5 if night else 0):
             _glow(img, w * (k + 0.5) / 5, 0, h * 0.25, accent, 0.35)  # strip lights
@@ -310,7 +209,7 @@ def _interior(img, d, w, h, floor, rng, c, look) -> None:
             x, y = rng.uniform(win[0], win[2]), rng.uniform((win[1] + win[3]) / 2, win[3])
             d.rectangle([x, y, x + max(2, w / 300), y + max(2, h / 200)], fill=accent)
     else:
-        _glow(img, (win[0] + win[2]) / 2, (win[1] + win[3]) / 2, w * 0.35, _mix(sky_bottom, (255, 255, 255), 0.5),
+        _glow(img, (win[0] + win[2]) / 2, (win[1] + win[3]) / 2, w * 0.35, mix(sky_bottom, (255, 255, 255), 0.5),
               0.35)  # fmt: skip
     frame = max(2, h // 90)
     d.rectangle(win, outline=ink, width=frame)
@@ -326,17 +225,17 @@ def _interior(img, d, w, h, floor, rng, c, look) -> None:
         _glow(img, lx, ly, h * 0.55, accent, 0.55)
         d.line([(lx, ly), (lx, floor)], fill=ink, width=max(2, w // 300))
         d.polygon([(lx - w * 0.04, ly), (lx + w * 0.04, ly), (lx + w * 0.025, ly - h * 0.09),
-                   (lx - w * 0.025, ly - h * 0.09)], fill=_mix(accent, (255, 255, 255), 0.4))  # fmt: skip
+                   (lx - w * 0.025, ly - h * 0.09)], fill=mix(accent, (255, 255, 255), 0.4))  # fmt: skip
     for k in range(1, 6):  # floor boards running to the wall
         x = w * k / 6
-        d.line([(x, floor), (w / 2 + (x - w / 2) * 1.8, h)], fill=_mix(floor_c, (0, 0, 0), 0.3), width=1)
+        d.line([(x, floor), (w / 2 + (x - w / 2) * 1.8, h)], fill=mix(floor_c, (0, 0, 0), 0.3), width=1)
 
 
 def _studio(img, d, w, h, floor, rng, c, look) -> None:
     sky_top, sky_bottom, ground, subject, accent = c
-    bg = _mix(sky_bottom, ground, 0.3)
-    img.paste(Image.fromarray(_vgradient(w, h, _mix(bg, (0, 0, 0), 0.45), bg).astype(np.uint8)), (0, 0))
-    _glow(img, w * rng.uniform(0.4, 0.6), h * 0.45, max(w, h) * 0.5, _mix(bg, (255, 255, 255), 0.4), 0.6)
+    bg = mix(sky_bottom, ground, 0.3)
+    img.paste(Image.fromarray(_vgradient(w, h, mix(bg, (0, 0, 0), 0.45), bg).astype(np.uint8)), (0, 0))
+    _glow(img, w * rng.uniform(0.4, 0.6), h * 0.45, max(w, h) * 0.5, mix(bg, (255, 255, 255), 0.4), 0.6)
 
 
 def _weather(img, d, w, h, rng, look, accent) -> Image.Image:
@@ -405,7 +304,7 @@ def place_subject(
     img.paste(sprite, (x0, y0), sprite)
     if kind == "over-the-shoulder":
         near = draw_subject(
-            "bust", round(h * 0.9), _mix(subject_colour, (0, 0, 0), 0.6), (40, 40, 44), (0, 0, 0)
+            "bust", round(h * 0.9), mix(subject_colour, (0, 0, 0), 0.6), (40, 40, 44), (0, 0, 0)
         )
         nx = round(w * 0.9 - near.width / 2) if cx < w / 2 else round(w * 0.1 - near.width / 2)
         img.paste(near, (nx, round(h * 0.35)), near)
@@ -495,7 +394,7 @@ def render_panel(
         # the reference's and one third the shot's own mood, as a reference-conditioned model keeps identity
         # while the prompt still sets the light.
         ref = reference_palette(reference_images[0])
-        colours = (*(_mix(r, m, 0.35) for r, m in zip(ref[:3], colours[:3], strict=True)), *ref[3:])
+        colours = (*(mix(r, m, 0.35) for r, m in zip(ref[:3], colours[:3], strict=True)), *ref[3:])
         palette_name = f"reference+{palette_name}"
     scene = (
         (getattr(shot, "scene", None) or "") if shot else ""
@@ -514,9 +413,9 @@ def render_panel(
     if kind == "hero":
         cx = w / 2
         d.polygon([(cx - w * 0.06, 0), (cx + w * 0.06, 0), (cx + w * 0.28, h * 0.75), (cx - w * 0.28, h * 0.75)],
-                  fill=(*_mix(accent, (255, 255, 255), 0.5), 40))  # fmt: skip
-        d.ellipse([cx - w * 0.24, h * 0.7, cx + w * 0.24, h * 0.8], fill=_mix(colours[2], (0, 0, 0), 0.3),
-                  outline=_mix(accent, (0, 0, 0), 0.4), width=max(1, h // 200))  # fmt: skip
+                  fill=(*mix(accent, (255, 255, 255), 0.5), 40))  # fmt: skip
+        d.ellipse([cx - w * 0.24, h * 0.7, cx + w * 0.24, h * 0.8], fill=mix(colours[2], (0, 0, 0), 0.3),
+                  outline=mix(accent, (0, 0, 0), 0.4), width=max(1, h // 200))  # fmt: skip
     given = getattr(shot, "subject_kind", None) if shot else None  # filled by the planner when it knows it
     what = subject_kind(given, f"{shot.description} {prompt}" if shot else prompt, kind)
     if reference_images:
@@ -527,9 +426,9 @@ def render_panel(
         drawn = "reference"
     else:
         night = look.time == "night" or look.place == "carriage"
-        fill = _mix(subject_colour, (200, 205, 215), 0.25) if night else subject_colour
-        light = _mix(accent, (255, 255, 255), 0.3)
-        ink = _mix(subject_colour, (0, 0, 0), 0.75)
+        fill = mix(subject_colour, (200, 205, 215), 0.25) if night else subject_colour
+        light = mix(accent, (255, 255, 255), 0.3)
+        ink = mix(subject_colour, (0, 0, 0), 0.75)
         sil = "bust" if what == "person" and kind in ("close-up", "detail") else what
 
         def sprite_for(target: int) -> Image.Image:
