@@ -29,9 +29,10 @@ from tools.cut import (
     subtitle_font_px,
     to_srt,
 )
+from tools.draft_panel import pick_palette
 from tools.film import Clip, Shot
 from tools.fonts import FONT_FAMILY, display_units, font_path, fontconfig_env, pil_font, wrap_text
-from tools.generate_image import DraftBackend, ImageRequest, pick_palette, select_image_backend
+from tools.generate_image import DraftBackend, ImageRequest, select_image_backend
 
 ZH_LINES = ["城市在清晨醒来", "戴上耳机世界安静", "新品今天上市"]
 EN_LINES = ["The city wakes up", "Silence on demand", "Available today"]
@@ -191,7 +192,7 @@ def test_draft_panel_size_and_exposure(tmp_path, size):
 def test_draft_panel_has_sharp_edges_and_legible_header(tmp_path, ocr):
     out = tmp_path / "p.png"
     shot = make_shot(3, "hero")
-    DraftBackend().generate(
+    DraftBackend(annotate=True).generate(
         ImageRequest(prompt="p", width=1280, height=720, seed=5, output_path=str(out), shot=shot)
     )
     g = gray(out)
