@@ -1,0 +1,795 @@
+"""The offline chat interpreter: one message in English or Chinese → one director's operation and its arguments.
+
+Deterministic rules over the words people use: shot numbers as digits, words, ordinals and Chinese numerals
+(第三个, 三号镜头, 最后一个), the shot grammar's sizes, times of day, camera moves, platforms, lengths, style words.
+A request that names a change but not which shot gets a question; anything else it cannot place gets a short
+reply saying what it can do. It never guesses a change it is not sure of: a question costs a turn, a wrong
+change costs the person's trust.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+HELP = {
+    "en": "I can change a shot ('make shot 3 a close-up at night'), add, remove, move or swap shots, set the "
+    "length, platform, style, slogan or a shot's line, use a photo ('use ./kettle.png'), undo, show the storyboard, "
+    "and 'go' to shoot; after the film: 'redo shot 2 with more rain', 'deliver for instagram', 'show shot 3's takes'.",
+    "zh": "我可以修改镜头（“第三个镜头改成夜景特写”）、增加/删除/移动/交换镜头、设置时长、平台、风格、广告语或字幕、"
+    "使用参考图（“用这张图 ./kettle.png”）、撤销、查看分镜，说“开拍”开始拍摄；拍完后可以“重拍第二个镜头，雨大一点”、"
+    "“导出抖音版”、“看第三个镜头的镜次”。",
+}
+
+
+@dataclass
+class Parsed:
+    """The interpretation of one message: an operation with arguments, or a question, or a refusal."""
+
+    op: str | None = None
+    args: dict = field(default_factory=dict)
+    question: str | None = None
+    refusal: str | None = None
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+EN_NUMBERS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+}
+EN_ORDINALS = {
+    w: i
+    for i, w in enumerate(
+        "zeroth first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+        "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth".split()
+    )
+}
+EN_ORDINALS |= {"opening": 1, "final": -1, "last": -1, "closing": -1}
+ZH_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_ZH_NUM = "零〇一二两三四五六七八九十百"
+NUM = rf"(?:\d+|[{_ZH_NUM}]+|{'|'.join(sorted(EN_NUMBERS, key=len, reverse=True))})"
+ORD = rf"(?:\d+(?:st|nd|rd|th)|{'|'.join(sorted(EN_ORDINALS, key=len, reverse=True))})"
+
+
+def zh_number(text: str) -> int | None:
+    """十 → 10, 十二 → 12, 二十三 → 23, 一百 → 100, 3 → 3."""
+    if text.isdigit():
+        return int(text)
+    if not text or any(ch not in _ZH_NUM for ch in text):
+        return None
+    if "百" in text:
+        head, _, rest = text.partition("百")
+        return (ZH_DIGITS.get(head, 1) if head else 1) * 100 + (zh_number(rest.lstrip("零")) or 0)
+    if "十" in text:
+        head, _, tail = text.partition("十")
+        return (ZH_DIGITS.get(head, 1) if head else 1) * 10 + (ZH_DIGITS.get(tail, 0) if tail else 0)
+    if len(text) == 1:
+        return ZH_DIGITS.get(text)
+    return None
+
+
+def number(word: str) -> int | None:
+    word = word.lower().strip()
+    if word.isdigit():
+        return int(word)
+    if word in EN_NUMBERS:
+        return EN_NUMBERS[word]
+    if word in EN_ORDINALS:
+        return EN_ORDINALS[word]
+    if m := re.fullmatch(r"(\d+)(?:st|nd|rd|th)", word):
+        return int(m[1])
+    return zh_number(word)
+
+
+# --- finding shot numbers -------------------------------------------------------------------------------------
+
+ZH_SHOT = r"(?:个|号)?(?:镜头|分镜|镜|个|场)?"
+SHOT_PATTERNS = [
+    # English: "shot 3", "shot #3", "shots 2 and 4", "the third shot", "the last one", "3rd shot"
+    re.compile(rf"\b(?:shots?|scenes?|panels?|frames?)\s*(?:#|no\.?\s*|number\s*)?(?P<n>{NUM})\b", re.I),
+    re.compile(rf"\b(?P<o>{ORD})\s+(?:shot|one|scene|panel|frame)\b", re.I),
+    re.compile(r"\bthe\s+(?P<o>last|first|final|opening|closing)\b(?!\s+(?:time|thing))", re.I),
+    # Chinese: 第三个镜头, 第3个, 三号镜头, 镜头3, 最后一个镜头
+    re.compile(rf"第\s*(?P<n>[\d{_ZH_NUM}]+)\s*{ZH_SHOT}"),
+    re.compile(rf"(?P<n>[\d{_ZH_NUM}]+)\s*号(?:镜头|分镜|镜)?"),
+    re.compile(rf"(?:镜头|分镜)\s*(?P<n>[\d{_ZH_NUM}]+)"),
+    re.compile(r"(?P<last>最后(?:一个|一|的)?(?:镜头|分镜|镜|个)?|末尾的?镜头)"),
+]
+# In "shots 2 and 4" the second number follows the first.
+_MORE = re.compile(
+    rf"^\s*(?:,|and|&|和|与|跟|、|以及)\s*(?:shot\s*|第\s*)?(?P<n>{ORD}|{NUM})(?![a-z]){ZH_SHOT}", re.I
+)
+
+
+def shot_refs(text: str, n_shots: int) -> list[tuple[int, int, int]]:
+    """(shot number, start, end) for every shot named, in order of appearance; 'last' is n_shots."""
+    found: list[tuple[int, int, int]] = []
+    taken: list[tuple[int, int]] = []
+    for pattern in SHOT_PATTERNS:
+        for m in pattern.finditer(text):
+            if any(a < m.end() and m.start() < b for a, b in taken):
+                continue
+            groups = m.groupdict()
+            if groups.get("last"):
+                value = -1
+            else:
+                value = number(groups.get("n") or groups.get("o") or "")
+            if value is None:
+                continue
+            value = n_shots if value == -1 else value
+            found.append((value, m.start(), m.end()))
+            taken.append((m.start(), m.end()))
+            end = m.end()
+            while more := _MORE.match(text[end:]):
+                v = number(more["n"])
+                if v is None:
+                    break
+                found.append((n_shots if v == -1 else v, end + more.start(), end + more.end()))
+                taken.append((end, end + more.end()))
+                end += more.end()
+    return sorted(found, key=lambda f: f[1])
+
+
+def _cut(text: str, spans: list[tuple[int, int]]) -> str:
+    for a, b in sorted(spans, reverse=True):
+        text = text[:a] + " " + text[b:]
+    return text
+
+
+# --- vocabulary -----------------------------------------------------------------------------------------------
+
+KINDS = [  # (kind, English phrases, Chinese phrases): the more specific first
+    (
+        "detail",
+        ("extreme close-up", "extreme closeup", "ecu", "macro", "detail shot", "detail"),
+        ("大特写", "微距", "细节"),
+    ),
+    ("close-up", ("close-up", "closeup", "close up", "tight shot"), ("特写", "近景", "近距离")),
+    ("establishing", ("establishing shot", "establishing", "aerial"), ("远景", "大全景", "航拍", "鸟瞰")),
+    ("wide", ("wide shot", "wide angle", "long shot", "wide"), ("全景", "广角")),
+    ("medium", ("medium shot", "mid shot", "medium"), ("中景",)),
+    ("insert", ("insert shot", "insert"), ("插入镜头",)),
+    ("hero", ("hero shot", "hero"), ("主视觉", "英雄镜头")),
+    ("over-the-shoulder", ("over-the-shoulder", "over the shoulder", "ots"), ("过肩",)),
+]
+LOOK_WORDS = [  # words that name a time of day or light; the look itself comes from the planner's table
+    (
+        "night",
+        ("at night", "night-time", "nighttime", "night", "midnight", "neon"),
+        ("夜景", "夜晚", "晚上", "夜里", "深夜", "夜"),
+    ),
+    (
+        "dawn",
+        ("at dawn", "sunrise", "dawn", "early morning", "morning"),
+        ("清晨", "日出", "黎明", "早上", "早晨"),
+    ),
+    ("sunset", ("at sunset", "sunset", "dusk", "golden hour", "evening"), ("黄昏", "日落", "傍晚", "夕阳")),
+    ("rain", ("in the rain", "rainy", "raining", "rain"), ("雨天", "下雨", "雨中", "雨")),
+    ("snow", ("snowy", "snowing", "snow", "winter"), ("雪景", "下雪", "雪")),
+    ("day", ("daytime", "during the day", "in daylight", "daylight", "noon"), ("白天", "日景", "中午")),
+]
+RELATIVE_LIGHT = [  # a change of light that needs to know which shot
+    (
+        "darker, low-key lighting, deeper shadows",
+        ("darker", "dimmer", "moodier light"),
+        ("暗一点", "更暗", "暗一些", "调暗"),
+    ),
+    (
+        "brighter, high-key lighting",
+        ("brighter", "lighter", "more light"),
+        ("亮一点", "更亮", "亮一些", "调亮"),
+    ),
+]
+MOODS = [
+    ("dramatic, intense", ("dramatic", "intense", "epic"), ("戏剧", "震撼", "史诗")),
+    ("romantic, tender", ("romantic", "tender"), ("浪漫", "温柔")),
+    ("tense, urgent", ("tense", "suspenseful", "scary"), ("紧张", "悬疑")),
+    ("joyful, playful", ("happy", "happier", "joyful", "playful", "fun"), ("欢快", "开心", "活泼", "快乐")),
+    ("melancholic, quiet", ("sad", "sadder", "melancholic", "melancholy"), ("悲伤", "忧伤", "伤感")),
+    ("mysterious", ("mysterious", "mystery"), ("神秘",)),
+    ("calm, peaceful", ("calm", "calmer", "peaceful", "serene"), ("平静", "安静", "宁静")),
+]
+MOTIONS = [
+    ("push-in", ("push in", "push-in", "zoom in", "dolly in", "move in"), ("推近", "推镜", "推进", "拉近")),
+    ("pull-out", ("pull out", "pull back", "pull-out", "zoom out", "dolly out"), ("拉远", "拉开", "后拉")),
+    ("pan-left", ("pan left", "pans left"), ("左摇", "向左摇")),
+    ("pan-right", ("pan right", "pans right", "pan"), ("右摇", "向右摇", "摇镜")),
+    (
+        "static",
+        ("static", "locked off", "locked-off", "still camera", "tripod"),
+        ("固定镜头", "固定机位", "静止"),
+    ),
+    ("drift", ("handheld", "hand-held", "drift"), ("手持",)),
+]
+STYLES = [
+    ("warm color grade", ("warmer", "warm tones", "warm"), ("温暖", "暖一点", "暖色", "更暖")),
+    ("cool color grade", ("cooler", "colder", "cool tones"), ("冷色", "冷一点", "更冷")),
+    (
+        "cinematic, anamorphic look",
+        ("cinematic", "more like a movie", "filmic"),
+        ("电影感", "电影质感", "大片"),
+    ),
+    ("35mm film grain", ("film grain", "shot on film", "analog"), ("胶片",)),
+    ("vintage film look", ("vintage", "retro", "nostalgic look"), ("复古", "怀旧")),
+    ("dreamy, soft glow", ("dreamy", "dreamlike", "ethereal"), ("梦幻",)),
+    ("minimalist", ("minimal", "minimalist", "clean look"), ("极简", "简约")),
+    ("film noir, black and white", ("noir", "black and white", "black-and-white", "monochrome"), ("黑白",)),
+    ("pastel palette", ("pastel",), ("马卡龙", "粉彩")),
+    ("high contrast", ("high contrast", "punchier", "more contrast"), ("高对比", "对比强")),
+    ("moody, low-key", ("moodier", "moody"), ("氛围感",)),
+]
+PLATFORMS = [  # (preset, words); 'shorts' before 'youtube'
+    ("shorts", ("youtube shorts", "yt shorts", "shorts")),
+    ("reels", ("instagram reels", "reels")),
+    ("tiktok", ("tiktok", "tik tok")),
+    ("douyin", ("douyin", "抖音")),
+    ("instagram", ("instagram", "insta", "ig", "ins")),
+    ("xiaohongshu", ("xiaohongshu", "rednote", "little red book", "小红书")),
+    ("youtube", ("youtube", "油管", "b站", "bilibili")),
+    ("9:16", ("vertical", "portrait", "竖屏", "竖版", "竖的")),
+    ("1:1", ("square", "方形", "正方形", "方屏")),
+    ("16:9", ("horizontal", "landscape", "widescreen", "横屏", "横版", "宽屏")),
+]
+LANGS = [
+    (
+        "zh",
+        ("in chinese", "chinese subtitles", "chinese lines", "mandarin"),
+        ("中文字幕", "改成中文", "用中文", "中文"),
+    ),
+    (
+        "en",
+        ("in english", "english subtitles", "english lines"),
+        ("英文字幕", "改成英文", "用英文", "英文", "英语"),
+    ),
+]
+FILLER_EN = set(
+    "a an the it its to into make change set turn be is are should please pls now then also and with just more "
+    "very really bit slightly instead so shot shots this that of for me let lets let's can you could would "
+    "like want i we our looks look feel feeling version at in on one".split()
+)
+
+
+def _find(text: str, low: str, table) -> list[tuple[str, tuple[int, int]]]:
+    """Every (value, span) of a table's phrases in the message: English as words, Chinese as substrings."""
+    hits, taken = [], []
+    for row in table:
+        value, phrases = row[0], [*row[1], *(row[2] if len(row) > 2 else ())]
+        for phrase in sorted(phrases, key=len, reverse=True):
+            pattern = rf"(?<![\w-]){re.escape(phrase)}(?![\w-])" if phrase.isascii() else re.escape(phrase)
+            for m in re.finditer(pattern, low if phrase.isascii() else text):
+                if not any(a < m.end() and m.start() < b for a, b in taken):
+                    hits.append((value, m.span()))
+                    taken.append(m.span())
+    return sorted(hits, key=lambda h: h[1][0])
+
+
+def _first(text, low, table) -> str | None:
+    hits = _find(text, low, table)
+    return hits[0][0] if hits else None
+
+
+def _has(low: str, *words: str) -> bool:
+    return any(
+        re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", low) if w.isascii() else w in low for w in words
+    )
+
+
+QUOTED = re.compile(
+    r"[\"“”「『‘]([^\"“”「」『』‘’]{1,200})[\"“”」』’]|(?<![A-Za-z])'([^']{1,200})'(?![A-Za-z])"
+)
+IMAGE_PATH = re.compile(
+    r"(?P<p>(?:~|\.{1,2})?[/\\]?[^\s\"'“”‘’:：,，]*\.(?:png|jpe?g|webp|bmp|gif|tiff?))(?![\w])", re.I
+)
+SECONDS = re.compile(
+    rf"(?P<n>\d+(?:\.\d+)?|{NUM})\s*(?:-|\s)?(?:s|sec|secs|second|seconds|秒钟?)(?![a-z])", re.I
+)
+MINUTES = re.compile(
+    r"半分钟|half a minute|(?P<n>\d+|一|两|one|a)\s*(?:-|\s)?(?:minutes?|min|分钟)(?![a-z])", re.I
+)
+
+
+def _quoted(text: str) -> str | None:
+    m = QUOTED.search(text)
+    return next(g for g in m.groups() if g).strip() if m else None
+
+
+def _seconds(text: str) -> float | None:
+    if m := MINUTES.search(text):
+        if not m["n"]:
+            return 30.0
+        return 60.0 * (number(m["n"]) or 1 if m["n"].lower() not in ("a",) else 1)
+    if m := SECONDS.search(text):
+        try:
+            return float(m["n"])
+        except ValueError:
+            value = number(m["n"])
+            return float(value) if value else None
+    return None
+
+
+def _lang(text: str) -> str:
+    return "zh" if _CJK.search(text) else "en"
+
+
+def _tail(text: str, *leads: str) -> str | None:
+    """What follows the first of `leads` (a note, a description), trimmed of punctuation."""
+    for lead in leads:
+        pattern = (
+            rf"(?<![\w]){re.escape(lead)}(?![\w])" if lead.isascii() and lead.isalpha() else re.escape(lead)
+        )
+        if m := re.search(pattern, text, re.I):
+            rest = text[m.end() :].strip(" ,，:：。.!！")
+            if rest:
+                return rest
+    return None
+
+
+def _question(lang: str, en: str, zh: str) -> Parsed:
+    return Parsed(question=zh if lang == "zh" else en)
+
+
+# --- whole-message commands -----------------------------------------------------------------------------------
+
+UNDO = re.compile(
+    r"^(?:undo(?: that| it| the last(?: change)?)?|revert(?: that| it)?|go back|take (?:that|it) back|"
+    r"never ?mind|cancel (?:that|the last change)|put it back|撤销|撤回|回退|还原|恢复上一步|取消(?:刚才|上一步)的?(?:修改)?|退回上一步)"
+    r"(?:\s*(?:please|吧|一下|上一步|刚才的修改))?[\s.!。！]*$",
+    re.I,
+)
+APPROVE = re.compile(
+    r"^(?:ok(?:ay)?[, ]*)?(?:yes[, ]*)?(?:go(?: ahead)?|approve[ds]?(?: it)?|approved|shoot(?: it| the film)?|"
+    r"start(?: shooting| the shoot)?|action|roll(?: camera)?|let'?s (?:go|shoot)|looks good(?:[, ]*(?:go|shoot it))?|"
+    r"lgtm|make (?:it|the film)|开拍|开始拍(?:摄)?|拍吧|拍摄吧|通过|批准|确认(?:开拍)?|就这样(?:拍)?|可以(?:了)?[,，]?\s*开拍|没问题[,，]?\s*开拍|同意)"
+    r"(?:\s*(?:please|now|吧|了))?[\s.!。！]*$",
+    re.I,
+)
+STATUS = re.compile(
+    r"^(?:status|progress|how(?:'s| is) it going|how far along|where are we|is it (?:done|ready|finished)|"
+    r"are we done|any news|进度|状态|拍到哪(?:了|里了)?|好了(?:吗|没)|怎么样了|进展(?:如何)?|完成了吗)[\s?？.!。]*$",
+    re.I,
+)
+SHOW = re.compile(
+    r"\b(?:show|list|see|display|print|view|recap)\b.*\b(?:storyboard|board|shots|shot list|plan|sheet)\b|"
+    r"^(?:storyboard|shots|shot list)\??$|(?:看看|看一下|显示|查看|给我看)(?:一下)?(?:分镜|故事板|镜头表|镜头列表|所有镜头)|^分镜(?:表)?[?？]?$",
+    re.I,
+)
+
+
+def parse(message: str, n_shots: int) -> Parsed:
+    """Interpret one chat message against a storyboard of `n_shots` shots."""
+    text = unicodedata.normalize("NFKC", message or "").strip()
+    lang = _lang(text)
+    if not text:
+        return _question("en", "Say what to change, e.g. 'make shot 3 a close-up at night'.", "")
+    if len(text) > 2000:
+        return Parsed(refusal="That is too long for one request: say one change at a time. " + HELP[lang])
+    low = text.lower()
+    for pattern, op in ((UNDO, "undo"), (APPROVE, "approve"), (STATUS, "status")):
+        if pattern.match(low):
+            return Parsed(op=op)
+    refs = shot_refs(text, n_shots)
+    numbers = [r[0] for r in refs]
+    for rule in (_takes, _redo, _deliver, _reference, _line, _swap, _move, _add, _remove, _revise, _film):
+        if (parsed := rule(text, low, refs, numbers, n_shots, lang)) is not None:
+            return parsed
+    if SHOW.search(low):
+        return Parsed(op="show")
+    return Parsed(refusal=("我没听懂。" if lang == "zh" else "I did not understand that. ") + HELP[lang])
+
+
+# --- rules: each returns a Parsed when the message is its kind, else None ---------------------------------------
+
+
+def _one_shot(numbers, lang, what_en: str, what_zh: str) -> Parsed | int:
+    if len(numbers) == 1:
+        return numbers[0]
+    if not numbers:
+        return _question(
+            lang, f"Which shot should I {what_en}? Give its number.", f"要{what_zh}哪个镜头？请说镜头编号。"
+        )
+    return _question(
+        lang,
+        f"Which one shot should I {what_en}? You named {len(numbers)}.",
+        f"要{what_zh}哪一个镜头？你提到了{len(numbers)}个。",
+    )
+
+
+def _takes(text, low, refs, numbers, n, lang):
+    if not (
+        _has(low, "takes", "take", "why was", "why did you keep", "which take")
+        or _has(text, "镜次", "版本", "为什么选", "保留了哪")
+    ):
+        return None
+    if _has(low, "retake", "take out", "take away", "take that back"):
+        return None
+    shot = _one_shot(numbers, lang, "show the takes of", "查看")
+    return Parsed(op="takes", args={"shot": shot}) if isinstance(shot, int) else shot
+
+
+def _redo(text, low, refs, numbers, n, lang):
+    if not (
+        _has(low, "redo", "reshoot", "re-shoot", "retake", "re-render", "rerender", "shoot again")
+        or _has(text, "重拍", "重做", "重新拍", "再拍")
+    ):
+        return None
+    shot = _one_shot(numbers, lang, "redo", "重拍")
+    if not isinstance(shot, int):
+        return shot
+    rest = _cut(text, [(a, b) for _, a, b in refs])
+    note = _tail(
+        rest,
+        "with",
+        "so that",
+        "so",
+        "to have",
+        "and make it",
+        "and make",
+        "but",
+        "making it",
+        ":",
+        "，",
+        ",",
+        "：",
+        "要",
+        "让",
+        "把",
+    )
+    return Parsed(op="redo", args={"shot": shot, "note": (note or "").strip(" .。")})
+
+
+def _deliver(text, low, refs, numbers, n, lang):
+    if not (
+        _has(low, "deliver", "export", "delivery", "version for", "cut for", "render out")
+        or _has(text, "交付", "导出", "出一版", "出一个", "输出")
+    ):
+        return None
+    platforms = [p for p, _ in _find(text, low, PLATFORMS)]
+    if not platforms:
+        return _question(
+            lang,
+            "Deliver for which platform (tiktok, instagram, youtube, xiaohongshu, or a ratio like 9:16)?",
+            "交付哪个平台？（抖音、小红书、Instagram、YouTube，或 9:16 这样的比例）",
+        )
+    return Parsed(op="deliver", args={"platform": platforms[0]})
+
+
+def _reference(text, low, refs, numbers, n, lang):
+    path = IMAGE_PATH.search(text)
+    wants = _has(low, "photo", "picture", "image", "reference", "this pic") or _has(
+        text, "照片", "图片", "参考图", "这张图", "产品图"
+    )
+    if path:
+        return Parsed(op="set_film", args={"reference": path["p"]})
+    if wants and _has(low, "use", "here is", "here's", "this") or wants and _has(text, "用", "这张", "参考"):
+        return _question(
+            lang,
+            "Which image file? Give its path, e.g. 'use ./kettle.png'.",
+            "哪张图片？请给出文件路径，例如“用 ./kettle.png”。",
+        )
+    return None
+
+
+def _line(text, low, refs, numbers, n, lang):
+    slogan = _has(low, "slogan", "tagline", "end line", "strapline", "claim") or _has(
+        text, "广告语", "口号", "标语", "slogan"
+    )
+    line = _has(low, "line", "subtitle", "caption", "says", "say", "text") or _has(
+        text, "字幕", "台词", "文案", "文字"
+    )
+    if not (slogan or line):
+        return None
+    quote = _quoted(text)
+    clear = _has(
+        low,
+        "no subtitle",
+        "no line",
+        "remove the line",
+        "remove the subtitle",
+        "without a line",
+        "delete the subtitle",
+        "clear",
+    ) or _has(text, "去掉字幕", "删掉字幕", "不要字幕", "删除字幕", "去掉台词")
+    if quote is None and not clear:
+        quote = _tail(
+            _cut(text, [(a, b) for _, a, b in refs]),
+            "is",
+            "to",
+            "says",
+            "say",
+            "reads",
+            ":",
+            "：",
+            "是",
+            "改成",
+            "改为",
+            "为",
+        )
+        if quote and (len(quote) > 120 or not quote.strip()):
+            quote = None
+    if slogan and not numbers:
+        if not quote:
+            return _question(
+                lang,
+                "What is the slogan? Put it in quotes: the slogan is 'Slow mornings'.",
+                "广告语是什么？请用引号写出来：广告语是“慢享清晨”。",
+            )
+        return Parsed(op="set_line", args={"text": quote})
+    if not line and not slogan:
+        return None
+    shot = _one_shot(numbers, lang, "give that line to", "设置字幕给")
+    if not isinstance(shot, int):
+        return shot
+    if clear:
+        return Parsed(op="set_line", args={"shot": shot, "text": ""})
+    if not quote:
+        return _question(
+            lang,
+            f"What should shot {shot} say? Put the line in quotes.",
+            f"第{shot}个镜头的字幕是什么？请用引号写出来。",
+        )
+    return Parsed(op="set_line", args={"shot": shot, "text": quote})
+
+
+def _swap(text, low, refs, numbers, n, lang):
+    if not (
+        _has(low, "swap", "switch", "exchange", "trade places", "flip")
+        or _has(text, "交换", "互换", "对调", "调换")
+    ):
+        return None
+    if len(numbers) != 2:
+        return _question(
+            lang,
+            "Which two shots should I swap? e.g. 'swap shots 2 and 4'.",
+            "交换哪两个镜头？例如“交换第二和第四个镜头”。",
+        )
+    return Parsed(op="swap_shots", args={"a": numbers[0], "b": numbers[1]})
+
+
+START_WORDS = (
+    "the start",
+    "the beginning",
+    "the front",
+    "the top",
+    "first place",
+    "开头",
+    "最前面",
+    "最前",
+    "第一位",
+    "开始",
+)
+END_WORDS = ("the end", "the back", "the bottom", "last place", "结尾", "最后面", "最后", "末尾")
+
+
+def _position(text, low, refs, n) -> tuple[str, int] | None:
+    """Where a shot goes: ('at', k) for position k, ('after', k) or ('before', k)."""
+    if _has(low, *START_WORDS[:5]) or _has(text, *START_WORDS[5:]):
+        return "at", 1
+    for value, a, b in refs:
+        before = text[max(0, a - 12) : a].lower()
+        after = text[b : b + 6]
+        if re.search(r"(?:after|following|behind)\s*$", before) or re.match(r"\s*(?:之?后面?|后边)", after):
+            return "after", value
+        if re.search(r"before\s*$", before) or re.match(r"\s*(?:之?前面?|前边)", after):
+            return "before", value
+    if _has(low, *END_WORDS[:4]) or _has(text, *END_WORDS[4:]):
+        return "at", n
+    return None
+
+
+def _move(text, low, refs, numbers, n, lang):
+    if not (
+        _has(low, "move", "put", "place", "bring")
+        and numbers
+        or _has(text, "移到", "挪到", "放到", "移动", "调到")
+    ):
+        return None
+    if _has(low, "add", "insert", "new shot") or _has(text, "加", "添", "插入"):
+        return None
+    if not numbers:
+        return _question(lang, "Which shot should I move, and where?", "移动哪个镜头？移到哪里？")
+    shot = numbers[0]
+    where = _position(text, low, refs[1:], n)
+    if where is None and len(numbers) == 2:
+        target = text[refs[1][1] - 8 : refs[1][1]].lower()
+        if re.search(r"(?:to|into|as|be)\s*(?:the\s*)?(?:position\s*)?$|到$|成$|为$", target):
+            where = ("at", numbers[1])
+    if where is None:
+        return _question(
+            lang,
+            f"Where should shot {shot} go? e.g. 'to the start', 'after shot 2'.",
+            f"第{shot}个镜头移到哪里？例如“移到开头”“放到第二个镜头后面”。",
+        )
+    how, k = where
+    to = k if how == "at" else k + 1 if how == "after" else k
+    if how != "at" and k < shot:
+        to = k + 1 if how == "after" else k
+    elif how != "at":
+        to = k if how == "after" else k - 1
+    return Parsed(op="move_shot", args={"shot": shot, "to": max(1, min(n, to))})
+
+
+ADD_EN = re.compile(r"\b(?:add|insert|include|put in|append)\b", re.I)
+ADD_ZH = re.compile(r"(?:加一?个|加上|添加|增加|插入|补一?个|再加|新增)")
+
+
+def _add(text, low, refs, numbers, n, lang):
+    if not (ADD_EN.search(low) or ADD_ZH.search(text)):
+        return None
+    if _has(low, "subtitle", "line", "caption") or _has(text, "字幕", "台词"):
+        return None
+    where = _position(text, low, refs, n)
+    spans = [(a, b) for _, a, b in refs]
+    args: dict = {}
+    if where:
+        how, k = where
+        if how == "at" and k == 1:
+            args["after"] = 0
+        elif how == "at":
+            pass  # at the end
+        else:
+            args[how] = k
+    elif refs:
+        return _question(
+            lang, "Should the new shot go before or after that shot?", "新镜头放在那个镜头之前还是之后？"
+        )
+    kind = _first(text, low, KINDS)
+    rest = _cut(text, spans)
+    rest = re.sub(
+        r"(?i)\b(?:add|insert|include|put in|append|a|an|new|another|shot|scene|please|right|just|at|to|in|"
+        r"after|before|following|the start|the beginning|the end|the front|the back|of|showing|that shows|with|"
+        r"where|which shows)\b",
+        " ",
+        rest,
+    )
+    rest = re.sub(
+        r"(?:在|加一?个|加上|添加|增加|插入|补一?个|再加|新增|一个|镜头|分镜|之?后面?|之?前面?|开头|最前面|结尾|最后面?|放在|的)",
+        " ",
+        rest,
+    )
+    for _, (a, b) in sorted(_find(rest, rest.lower(), KINDS), key=lambda h: -h[1][0]):
+        rest = rest[:a] + " " + rest[b:]
+    description = " ".join(rest.split()).strip(" ,，:：。.")
+    if not description:
+        return _question(
+            lang,
+            "What should the new shot show? e.g. 'add a shot of the logo after shot 2'.",
+            "新镜头拍什么？例如“在第二个镜头后加一个logo特写”。",
+        )
+    if kind:
+        args["kind"] = kind
+    return Parsed(op="add_shot", args={"description": description, **args})
+
+
+def _remove(text, low, refs, numbers, n, lang):
+    if not (
+        _has(low, "remove", "delete", "drop", "cut", "get rid of", "lose", "take out", "kill")
+        or _has(text, "删掉", "删除", "去掉", "去除", "拿掉", "不要", "删")
+    ):
+        return None
+    if not numbers:
+        return _question(lang, "Which shot should I remove? Give its number.", "删除哪个镜头？请说镜头编号。")
+    if len(numbers) > 1:
+        return _question(
+            lang, "I remove one shot at a time: which one first?", "一次删除一个镜头：先删哪个？"
+        )
+    return Parsed(op="remove_shot", args={"shot": numbers[0]})
+
+
+EVERY = (
+    "every shot",
+    "all shots",
+    "all the shots",
+    "each shot",
+    "all of them",
+    "所有镜头",
+    "每个镜头",
+    "全部镜头",
+    "所有的镜头",
+    "每一个镜头",
+)
+DESCRIBE_EN = re.compile(r"\b(?:shows?|showing|should show|depicts?|about|is of|be of)\b\s+(?P<d>.+)$", re.I)
+DESCRIBE_ZH = re.compile(r"(?:改成|换成|改为|变成|拍|内容是|画面是|画面改成)[:：]?\s*(?P<d>.+)$")
+
+
+def _changes(text: str, low: str, spans) -> tuple[dict, list[tuple[int, int]]]:
+    """The per-shot changes a message names (kind, look, mood, motion, duration), with the spans they used."""
+    args: dict = {}
+    used: list[tuple[int, int]] = []
+    for key, table in (("kind", KINDS), ("look", LOOK_WORDS), ("mood", MOODS), ("motion", MOTIONS)):
+        hits = [h for h in _find(text, low, table) if not any(a <= h[1][0] < b for a, b in spans)]
+        if hits:
+            args[key] = hits[0][0]
+            used += [h[1] for h in hits]
+    relative = _find(text, low, RELATIVE_LIGHT)
+    if relative:
+        args["lighting"] = relative[0][0]
+        used += [h[1] for h in relative]
+    if seconds := _seconds(text):
+        args["duration"] = seconds
+        used += [m.span() for m in SECONDS.finditer(text)] + [m.span() for m in MINUTES.finditer(text)]
+    return args, used
+
+
+def _description(text: str, spans) -> str | None:
+    rest = _cut(text, spans)
+    m = DESCRIBE_EN.search(rest) or DESCRIBE_ZH.search(rest)
+    if not m:
+        return None
+    words = m["d"].strip(" ,，:：。.!")
+    content = [w for w in re.findall(r"[A-Za-z']+", words) if w.lower() not in FILLER_EN]
+    cjk = len(_CJK.findall(words))
+    return words if len(content) >= 2 or cjk >= 3 else None
+
+
+def _revise(text, low, refs, numbers, n, lang):
+    every = _has(low, *EVERY[:5]) or _has(text, *EVERY[5:])
+    if not numbers and not every:
+        return None
+    spans = [(a, b) for _, a, b in refs]
+    args, used = _changes(text, low, spans)
+    description = (
+        _description(text, spans + used)
+        if not (args and _CJK.search(text) and not _description(_cut(text, used), spans))
+        else None
+    )
+    if description:
+        args["description"] = description
+    if not args:
+        if every:
+            return None
+        return _question(
+            lang,
+            f"What should change in shot {numbers[0]}? e.g. 'make it a close-up at night'.",
+            f"第{numbers[0]}个镜头要怎么改？例如“改成夜景特写”。",
+        )
+    shots = list(range(1, n + 1)) if every else sorted(set(numbers))
+    return Parsed(op="revise_shot", args={"shots": shots, **args})
+
+
+def _film(text, low, refs, numbers, n, lang):
+    args: dict = {}
+    platforms = [p for p, _ in _find(text, low, PLATFORMS)]
+    named = [p for p in platforms if ":" not in p]
+    if ratio := re.search(r"(?<![\d:])(\d{1,2}:\d{1,2})(?![\d:])", text):
+        platforms.append(ratio[1])
+    if platforms:
+        args["platforms"] = list(dict.fromkeys(named or platforms))
+    styles = [s for s, _ in _find(text, low, STYLES)]
+    if styles:
+        args["style"] = ", ".join(dict.fromkeys(styles))
+    lang_to = _first(text, low, LANGS)
+    if lang_to and _has(low, "subtitle", "subtitles", "lines", "language", "in chinese", "in english") | _has(
+        text, "字幕", "语言", "改成中文", "改成英文", "用中文", "用英文"
+    ):
+        args["lang"] = lang_to
+    if seconds := _seconds(text):
+        args["duration"] = seconds
+    if args:
+        return Parsed(op="set_film", args=args)
+    per_shot, _ = _changes(text, low, [])
+    if per_shot and n > 1:
+        return _question(
+            lang,
+            f"Which shot? Say its number (1 to {n}), or 'every shot'.",
+            f"哪个镜头？请说编号（1到{n}），或者“所有镜头”。",
+        )
+    if per_shot:
+        return Parsed(op="revise_shot", args={"shots": [1], **per_shot})
+    return None
