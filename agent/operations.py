@@ -645,7 +645,15 @@ def takes(root: Path, args: ShotRef) -> Change:
         mark = "  ← kept" if t.n == kept else ""
         lines.append(f"take {t.n}: {verdict}, {issues}{why} [{t.path}]{mark}")
     message = f"shot {args.shot} ({shot.id}): {len(mine)} takes"
-    if kept is not None:
+    redo = next(
+        (r for r in reversed(read_json(root / MARKER).get("redos", [])) if r["shot"] == shot.id), None
+    )
+    if kept is not None and redo and kept >= redo["first_take"]:
+        note = f" ({redo['note']})" if redo.get("note") else ""
+        message += (
+            f"; take {kept} is kept: made by the redo{note}, the best of its takes by grade, then issues"
+        )
+    elif kept is not None:
         message += f"; take {kept} is kept: the best grade, then the fewest issues, then the earliest"
     return Change(op="takes", message=message, shots=[shot.id], after=lines)
 

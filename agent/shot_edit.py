@@ -59,7 +59,9 @@ def _variables(shot: Shot, subject: str, storyboard: Storyboard, product: str | 
     return {
         "framing": planner.FRAMING[shot.kind].split(",")[0].capitalize(),
         "subject": subject,
-        "setting": "",
+        "setting": ", ".join(
+            p.strip().lower() for p in re.split(r"\s+[-–—]\s+", getattr(shot, "scene", "") or "") if p.strip()
+        ),
         "product": product if product and product.lower() not in subject.lower() else "",
         "camera": shot.camera,
         "lighting": shot.lighting,
