@@ -272,7 +272,11 @@ def _find(text: str, low: str, table) -> list[tuple[str, tuple[int, int]]]:
     for row in table:
         value, phrases = row[0], [*row[1], *(row[2] if len(row) > 2 else ())]
         for phrase in sorted(phrases, key=len, reverse=True):
-            pattern = rf"(?<![\w-]){re.escape(phrase)}(?![\w-])" if phrase.isascii() else re.escape(phrase)
+            pattern = (
+                rf"(?<![A-Za-z0-9-]){re.escape(phrase)}(?![A-Za-z0-9-])"
+                if phrase.isascii()
+                else re.escape(phrase)
+            )
             for m in re.finditer(pattern, low if phrase.isascii() else text):
                 if not any(a < m.end() and m.start() < b for a, b in taken):
                     hits.append((value, m.span()))
@@ -606,6 +610,10 @@ def _move(text, low, refs, numbers, n, lang):
         return _question(lang, "Which shot should I move, and where?", "移动哪个镜头？移到哪里？")
     shot = numbers[0]
     where = _position(text, low, refs[1:], n)
+    if where is None and re.search(r"\b(?:first|to the front)\s*[.!]*$", low):
+        where = ("at", 1)
+    if where is None and re.search(r"\b(?:last)\s*[.!]*$", low):
+        where = ("at", n)
     if where is None and len(numbers) == 2:
         target = text[refs[1][1] - 8 : refs[1][1]].lower()
         if re.search(r"(?:to|into|as|be)\s*(?:the\s*)?(?:position\s*)?$|到$|成$|为$", target):
@@ -649,7 +657,8 @@ def _add(text, low, refs, numbers, n, lang):
         return _question(
             lang, "Should the new shot go before or after that shot?", "新镜头放在那个镜头之前还是之后？"
         )
-    kind = _first(text, low, KINDS)
+    verbless = ADD_EN.sub(" ", text)  # "insert a close-up": the verb is not the shot size
+    kind = _first(verbless, verbless.lower(), KINDS)
     rest = _cut(text, spans)
     rest = re.sub(
         r"(?i)\b(?:add|insert|include|put in|append|a|an|new|another|shot|scene|please|right|just|at|to|in|"
@@ -727,15 +736,24 @@ def _changes(text: str, low: str, spans) -> tuple[dict, list[tuple[int, int]]]:
     return args, used
 
 
+def _content(words: str) -> bool:
+    """True when `words` still say something once the change words and fillers are taken out."""
+    for table in (KINDS, LOOK_WORDS, MOODS, MOTIONS, RELATIVE_LIGHT):
+        for _, (a, b) in sorted(_find(words, words.lower(), table), key=lambda h: -h[1][0]):
+            words = words[:a] + " " + words[b:]
+    words = re.sub(r"(?:一个|镜头|画面|的|一点|一些|更|用|改成|换成)", " ", words)
+    content = [w for w in re.findall(r"[A-Za-z']+", words) if w.lower() not in FILLER_EN]
+    return len(content) >= 2 or len(_CJK.findall(words)) >= 3
+
+
 def _description(text: str, spans) -> str | None:
+    """What the shot should show now, when the message says it ('shot 5 shows ...', '第四个镜头拍...')."""
     rest = _cut(text, spans)
     m = DESCRIBE_EN.search(rest) or DESCRIBE_ZH.search(rest)
     if not m:
         return None
     words = m["d"].strip(" ,，:：。.!")
-    content = [w for w in re.findall(r"[A-Za-z']+", words) if w.lower() not in FILLER_EN]
-    cjk = len(_CJK.findall(words))
-    return words if len(content) >= 2 or cjk >= 3 else None
+    return words if _content(words) else None
 
 
 def _revise(text, low, refs, numbers, n, lang):
@@ -743,13 +761,8 @@ def _revise(text, low, refs, numbers, n, lang):
     if not numbers and not every:
         return None
     spans = [(a, b) for _, a, b in refs]
-    args, used = _changes(text, low, spans)
-    description = (
-        _description(text, spans + used)
-        if not (args and _CJK.search(text) and not _description(_cut(text, used), spans))
-        else None
-    )
-    if description:
+    args, _ = _changes(text, low, spans)
+    if description := _description(text, spans):
         args["description"] = description
     if not args:
         if every:
@@ -784,7 +797,10 @@ def _film(text, low, refs, numbers, n, lang):
     if args:
         return Parsed(op="set_film", args=args)
     per_shot, _ = _changes(text, low, [])
-    if per_shot and n > 1:
+    vague = _has(
+        low, "lighting", "the light", "framing", "camera angle", "the colors", "the colours"
+    ) or _has(text, "灯光", "光线", "构图", "机位")
+    if (per_shot or vague) and n > 1:
         return _question(
             lang,
             f"Which shot? Say its number (1 to {n}), or 'every shot'.",
