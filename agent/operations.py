@@ -183,20 +183,31 @@ def _save_settings(root: Path, settings: RunSettings) -> None:
     write_json(root / "settings.json", settings.model_dump(mode="json"))
 
 
+_PREVIOUS = -1  # _commit's default parent: the version current before this one
+
+
 def _commit(
-    root: Path, storyboard: Storyboard, op: str, settings: RunSettings, parent: int | None = None
+    root: Path,
+    storyboard: Storyboard,
+    op: str,
+    settings: RunSettings,
+    parent: int | None = _PREVIOUS,
+    made_by: str | None = None,
 ) -> int:
-    """Write a new storyboard version and make it current; returns its number."""
+    """Write a new storyboard version and make it current; returns its number.
+
+    `made_by` is the operation whose result the version holds (for an undo: the one it restores)."""
     history = _history(root)
     version = 1 + max((h["version"] for h in history), default=0)
-    if parent is None and history:
-        parent = history[-1]["version"]
+    if parent == _PREVIOUS:
+        parent = history[-1]["version"] if history else None
     write_json(root / "storyboards" / f"v{version}.json", storyboard)
     history.append(
         {
             "version": version,
             "parent": parent,
             "op": op,
+            "made_by": made_by or op,
             "time": time.time(),
             "film": _film_settings(settings),
         }
@@ -411,14 +422,16 @@ def _reference(root: Path, raw: str, settings: RunSettings) -> str:
         raise OperationError("this film already has 4 reference images, the most it can use")
     try:
         with Image.open(path) as im:
-            if im.width * im.height > MAX_REFERENCE_PIXELS:
-                raise OperationError(
-                    f"{raw}: {im.width}×{im.height} is more than {MAX_REFERENCE_PIXELS // 10**6} megapixels"
-                )
-            im.load()
-            image = im.convert("RGB")
+            size = im.size
+            if size[0] * size[1] <= MAX_REFERENCE_PIXELS:
+                im.load()
+                image = im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         raise OperationError(f"{raw}: not an image this program can read ({type(err).__name__})") from None
+    if size[0] * size[1] > MAX_REFERENCE_PIXELS:
+        raise OperationError(
+            f"{raw}: {size[0]}×{size[1]} is more than {MAX_REFERENCE_PIXELS / 1e6:g} megapixels"
+        )
     n = 1 + len(settings.reference)
     rel = f"refs/ref-{n}.png"
     buf = io.BytesIO()
@@ -519,10 +532,13 @@ def undo(root: Path) -> Change:
     settings = director.load_settings(root).model_copy(update=parent["film"])
     _save_settings(root, settings)
     # The restored version's own parent: a second undo goes one step further back.
-    version = _commit(root, storyboard, f"undo {current['op']}", settings, parent=parent["parent"])
+    undone = current.get("made_by", current["op"])
+    version = _commit(
+        root, storyboard, "undo", settings, parent=parent["parent"], made_by=parent.get("made_by")
+    )
     return Change(
         op="undo",
-        message=f"undid {current['op']} (back to version {parent['version']})",
+        message=f"undid {undone} (back to version {parent['version']})",
         shots=[s.id for s in storyboard.shots],
         before=[shot_line(s) for s in before.shots],
         after=[shot_line(s) for s in storyboard.shots],
