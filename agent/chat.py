@@ -99,6 +99,9 @@ class Chat:
         self._pending: list[dict] = []  # logged before the run directory exists
         self._job: threading.Thread | None = None
         self._job_result: str | None = None
+        self._sheet_job: threading.Thread | None = None
+        self._sheet_lock = threading.Lock()
+        self._sheet_dirty = False
 
     # --- memory ---------------------------------------------------------------------------------------------
     @classmethod
@@ -192,6 +195,8 @@ class Chat:
             first = err.errors()[0]
             where = ".".join(map(str, first["loc"]))
             return f"I could not {op.replace('_', ' ')}: {where + ': ' if where else ''}{first['msg']}."
+        if op == "show" and self._sheet_job:
+            self._sheet_job.join()  # show draws the sheet itself: never two drawers on one file
         if op in ("approve", "redo") and self.background:
             return self._start_job(op, typed)
         start = time.perf_counter()
@@ -218,10 +223,26 @@ class Chat:
         return fn(self.root, typed) if typed is not None else fn(self.root)
 
     def _sheet(self, change: Change) -> None:
+        """Redraw storyboard.png after a change, in the background: the reply does not wait for the panels.
+
+        One drawer at a time; changes made while it draws are picked up by one more pass."""
+        change.paths["sheet"] = "storyboard.png"
+        with self._sheet_lock:
+            self._sheet_dirty = True
+            if self._sheet_job and self._sheet_job.is_alive():
+                return
+            self._sheet_job = threading.Thread(target=self._draw_sheets, name="chat-sheet", daemon=True)
+            self._sheet_job.start()
+
+    def _draw_sheets(self) -> None:
         from agent.report import write_storyboard_sheet
 
-        sheet = write_storyboard_sheet(operations.load_storyboard(self.root), self.root)
-        change.paths["sheet"] = sheet.relative_to(self.root).as_posix()
+        while True:
+            with self._sheet_lock:
+                if not self._sheet_dirty:
+                    return
+                self._sheet_dirty = False
+            write_storyboard_sheet(operations.load_storyboard(self.root), self.root)
 
     # --- the brief ------------------------------------------------------------------------------------------
     def _brief(self, text: str) -> str:
@@ -240,7 +261,10 @@ class Chat:
         except (BriefError, PlanError, SettingsError, RunDirError) as err:  # nothing was made: try again
             return f"I could not plan that: {err}"
         self._log("action", op="plan", source=source, change=change.model_dump())
-        self._sheet(change)
+        from agent.report import write_storyboard_sheet
+
+        sheet = write_storyboard_sheet(operations.load_storyboard(self.root), self.root)
+        change.paths["sheet"] = sheet.relative_to(self.root).as_posix()
         return self.describe(change) + "\n" + self._reading()
 
     def _plan(self, raw, source: str) -> Change:
@@ -302,9 +326,10 @@ class Chat:
         return "Shooting now; ask 'status' any time. I will say when the film is ready."
 
     def wait(self) -> None:
-        """Block until a shoot started in the background is over (end of a scripted chat)."""
-        if self._job:
-            self._job.join()
+        """Block until a shoot or a sheet drawn in the background is done (end of a chat)."""
+        for job in (self._job, self._sheet_job):
+            if job:
+                job.join()
 
     def continue_stopped(self) -> str | None:
         """On resume: a shoot that was killed continues; nothing already made is made again."""
