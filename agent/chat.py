@@ -31,6 +31,16 @@ from tools.plan import BriefError, PlanError, read_brief
 MAX_MESSAGE = 20_000  # a brief may be this long; any other request is far shorter
 MAX_BRIEF_FILE = 1_000_000
 BRIEF_SUFFIXES = (".txt", ".md", ".fountain", ".text", ".brief")
+# One sheet drawer per run directory in this process: two drawers would rename each other's temporary file.
+_DRAWING: dict[Path, threading.Lock] = {}
+_DRAWING_LOCK = threading.Lock()
+
+
+def _drawing(root: Path) -> threading.Lock:
+    with _DRAWING_LOCK:
+        return _DRAWING.setdefault(root.resolve(), threading.Lock())
+
+
 STORYBOARD_OPS = {
     "revise_shot",
     "add_shot",
@@ -201,7 +211,11 @@ class Chat:
             return self._start_job(op, typed)
         start = time.perf_counter()
         try:
-            change = self._call(op, typed)
+            if op == "show":
+                with _drawing(self.root):
+                    change = self._call(op, typed)
+            else:
+                change = self._call(op, typed)
         except (OperationError, RunDirError, SettingsError) as err:
             self._log("action", op=op, args=args, error=str(err))
             return f"Not done: {err}"
@@ -242,7 +256,8 @@ class Chat:
                 if not self._sheet_dirty:
                     return
                 self._sheet_dirty = False
-            write_storyboard_sheet(operations.load_storyboard(self.root), self.root)
+            with _drawing(self.root):
+                write_storyboard_sheet(operations.load_storyboard(self.root), self.root)
 
     # --- the brief ------------------------------------------------------------------------------------------
     def _brief(self, text: str) -> str:
