@@ -2,7 +2,7 @@
 
 The first message is the brief (or the path of a brief or script file); the director answers with the storyboard.
 Every later message goes to an `Interpreter` (the offline parser here; an LLM calling the operations as tools
-later), which picks one of `agent.operations.OPERATIONS` with its arguments, or asks a question, or says what it
+later), which picks one of `agent.OPERATIONS` with its arguments, or asks a question, or says what it
 can do. The run directory is the chat's memory: `chat.jsonl` holds every message and every action, one JSON per
 line, append only, so `Chat.resume(root)` continues a stopped chat where it was.
 
@@ -23,7 +23,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from agent import chat_parser, director, operations
-from agent.operations import Change, OperationError
+from agent.operation_args import OPERATIONS, Change, OperationError
 from agent.rundir import MARKER, RunDirError, read_json
 from agent.settings import RunSettings, SettingsError
 from tools.plan import BriefError, PlanError, read_brief
@@ -196,9 +196,9 @@ class Chat:
 
     def _run(self, op: str, args: dict) -> str:
         """Validate the arguments, call the operation, and say what changed."""
-        if op not in operations.OPERATIONS:
+        if op not in OPERATIONS:
             return f"I cannot do '{op}'. " + chat_parser.HELP["en"]
-        model = operations.OPERATIONS[op]
+        model = OPERATIONS[op]
         try:
             typed = model.model_validate(args) if model else None
         except ValidationError as err:

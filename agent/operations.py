@@ -12,16 +12,28 @@ can read; the caller shows it and carries on.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
-from agent import director
-from agent.rundir import MARKER, RunDir, RunDirError, read_json, write_atomic, write_json
+from agent import director, reference_image
+from agent.operation_args import (
+    AddShot,
+    Change,
+    DeliverArgs,
+    MoveShot,
+    OperationError,
+    PlanArgs,
+    RedoArgs,
+    ReviseShot,
+    SetFilm,
+    SetLine,
+    ShotRef,
+    SwapShots,
+)
+from agent.rundir import MARKER, RunDir, RunDirError, read_json, write_json
 from agent.settings import RunSettings, SettingsError, resolve_size
 from agent.shot_edit import (
     FILM_FIELDS,
@@ -32,114 +44,11 @@ from agent.shot_edit import (
     scale_durations,
     shot_line,
 )
-from tools.film import Brief, Shot, ShotKind, Storyboard
+from tools.film import Brief, Shot, Storyboard
 
-MAX_REFERENCE_PIXELS = 40_000_000  # a 40 MP photo is plenty for conditioning; beyond that it is likely a bomb
-MAX_REFERENCE_BYTES = 50 * 2**20
 MAX_SHOTS = 60
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 Event = Callable[[str, dict], None]
-
-
-class OperationError(ValueError):
-    """A request this run cannot carry out; the message says why and what to do instead."""
-
-
-class Change(BaseModel):
-    """What an operation did."""
-
-    op: str
-    message: str = Field(description="One line for the person: what happened.")
-    shots: list[str] = Field(
-        default_factory=list, description="Ids of the shots affected (after the change)."
-    )
-    before: list[str] = Field(default_factory=list, description="One line per affected shot, before.")
-    after: list[str] = Field(default_factory=list, description="One line per affected shot, after.")
-    version: int | None = Field(default=None, description="Storyboard version written, if any.")
-    paths: dict[str, str] = Field(default_factory=dict, description="Files a person may open (sheet, film).")
-
-
-# --- arguments ------------------------------------------------------------------------------------------------
-
-
-class PlanArgs(BaseModel):
-    """Plan the storyboard for a brief; the film then waits for approval."""
-
-    brief: str = Field(description="The brief or script text.")
-    source: str = Field(default="chat", description="Where the brief came from.")
-
-
-class ReviseShot(BaseModel):
-    """Change one or more fields of shots already on the storyboard."""
-
-    shots: list[int] = Field(min_length=1, description="1-based shot numbers to change.")
-    kind: ShotKind | None = Field(default=None, description="New shot size / framing.")
-    description: str | None = Field(default=None, max_length=600, description="What the shot shows now.")
-    look: str | None = Field(
-        default=None,
-        max_length=200,
-        description="Time of day or kind of light in plain words (night, dawn, rain); sets lighting and mood.",
-    )
-    lighting: str | None = Field(default=None, max_length=200)
-    mood: str | None = Field(default=None, max_length=200)
-    camera: str | None = Field(default=None, max_length=200)
-    motion: Literal["push-in", "pull-out", "pan-left", "pan-right", "drift", "static"] | None = None
-    subtitle: str | None = Field(default=None, max_length=200, description="The shot's line ('' to clear).")
-    duration: float | None = Field(default=None, gt=0, le=60, description="Seconds on screen.")
-    prompt: str | None = Field(default=None, max_length=2000, description="The image prompt, as given.")
-
-
-class AddShot(BaseModel):
-    """Add a shot after or before shot N, or at the end."""
-
-    description: str = Field(min_length=1, max_length=600)
-    after: int | None = Field(default=None, ge=0, description="Insert after this shot (0: at the start).")
-    before: int | None = Field(default=None, ge=1, description="Insert before this shot.")
-    kind: ShotKind | None = None
-    duration: float | None = Field(default=None, gt=0, le=60)
-
-
-class ShotRef(BaseModel):
-    shot: int = Field(description="1-based shot number.")
-
-
-class MoveShot(BaseModel):
-    shot: int = Field(description="1-based shot number to move.")
-    to: int = Field(description="1-based position it ends at.")
-
-
-class SwapShots(BaseModel):
-    a: int
-    b: int
-
-
-class SetFilm(BaseModel):
-    """Film-wide settings: length, platform(s), style words, subtitle language, a reference image."""
-
-    duration: float | None = Field(default=None, gt=0, le=600)
-    platforms: list[str] | None = Field(
-        default=None, description="Platform presets or ratios; first is main."
-    )
-    style: str | None = Field(default=None, max_length=200, description="Style words added to every shot.")
-    lang: Literal["en", "zh"] | None = None
-    reference: str | None = Field(default=None, max_length=1000, description="A user's image path.")
-
-
-class SetLine(BaseModel):
-    """A shot's line (subtitle), or the film's slogan (on the last shot, as subtitle and on-image text)."""
-
-    text: str = Field(max_length=200)
-    shot: int | None = Field(default=None, description="None: the slogan, on the last shot.")
-
-
-class RedoArgs(BaseModel):
-    shot: int
-    note: str = Field(default="", max_length=1000)
-
-
-class DeliverArgs(BaseModel):
-    platform: str = Field(max_length=40)
 
 
 # --- the run directory's storyboard and settings -----------------------------------------------------------
@@ -409,37 +318,6 @@ def set_line(root: Path, args: SetLine) -> Change:
 # --- the whole film ------------------------------------------------------------------------------------------
 
 
-def _reference(root: Path, raw: str, settings: RunSettings) -> str:
-    """Check a user's image path (a file, an image, not too many pixels) and copy it into refs/ as PNG."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(raw.strip().strip("'\"")).expanduser()
-    if not path.is_file():
-        raise OperationError(f"{raw}: no such file")
-    if path.stat().st_size > MAX_REFERENCE_BYTES:
-        raise OperationError(f"{raw}: larger than {MAX_REFERENCE_BYTES // 2**20} MB")
-    if len(settings.reference) >= 4:
-        raise OperationError("this film already has 4 reference images, the most it can use")
-    try:
-        with Image.open(path) as im:
-            size = im.size
-            if size[0] * size[1] <= MAX_REFERENCE_PIXELS:
-                im.load()
-                image = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        raise OperationError(f"{raw}: not an image this program can read ({type(err).__name__})") from None
-    if size[0] * size[1] > MAX_REFERENCE_PIXELS:
-        raise OperationError(
-            f"{raw}: {size[0]}×{size[1]} is more than {MAX_REFERENCE_PIXELS / 1e6:g} megapixels"
-        )
-    n = 1 + len(settings.reference)
-    rel = f"refs/ref-{n}.png"
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    write_atomic(root / rel, buf.getvalue())
-    return rel
-
-
 def set_film(root: Path, args: SetFilm) -> Change:
     """Length, platform(s), style words, language or a reference image for the whole film."""
     from tools.plan import PlanError, plan_storyboard
@@ -476,7 +354,7 @@ def set_film(root: Path, args: SetFilm) -> Change:
             )
         )
     if args.reference:
-        rel = _reference(root, args.reference, settings)
+        rel = reference_image.copy_reference(root, args.reference, settings)
         update["reference"] = [*settings.reference, rel]
         notes.append(f"reference image {rel}: every shot is conditioned on it")
     if args.duration:
@@ -703,22 +581,3 @@ def deliver(root: Path, args: DeliverArgs) -> Change:
         f"this film was made for {made}; a {label} cut needs its shots framed for {width}×{height}: "
         f"set the platform before 'go' in a new chat, or run with --variants {label}"
     )
-
-
-# The operations a chat's interpreter (offline parser or LLM tool calls) may choose, with their arguments.
-OPERATIONS: dict[str, type[BaseModel] | None] = {
-    "revise_shot": ReviseShot,
-    "add_shot": AddShot,
-    "remove_shot": ShotRef,
-    "move_shot": MoveShot,
-    "swap_shots": SwapShots,
-    "set_film": SetFilm,
-    "set_line": SetLine,
-    "undo": None,
-    "show": None,
-    "approve": None,
-    "status": None,
-    "redo": RedoArgs,
-    "deliver": DeliverArgs,
-    "takes": ShotRef,
-}

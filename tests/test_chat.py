@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent.chat import Chat
-from agent.chat_parser import parse, shot_refs, zh_number
+from agent.chat_numbers import shot_refs, zh_number
+from agent.chat_parser import parse
 from agent.settings import RunSettings
 from evals.bench_chat import load_requests, score
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from agent import operations as op
+from agent import reference_image
 from agent.settings import RunSettings
 
 BRIEF = "A 20-second launch film for wireless headphones. A runner at dawn. The slogan 'Hear the city'."
@@ -113,7 +114,7 @@ def test_reference_image_is_checked_and_copied(root, tmp_path, monkeypatch):
     junk.write_bytes(b"\x89PNG not really")
     with pytest.raises(op.OperationError, match="not an image"):
         op.set_film(root, op.SetFilm(reference=str(junk)))
-    monkeypatch.setattr(op, "MAX_REFERENCE_PIXELS", 1000)
+    monkeypatch.setattr(reference_image, "MAX_REFERENCE_PIXELS", 1000)
     with pytest.raises(op.OperationError, match="megapixels"):
         op.set_film(root, op.SetFilm(reference=str(photo)))
     assert settings(root)["reference"] == ["refs/ref-1.png"]
