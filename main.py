@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     crit.add_argument("--json", action="store_true", help="print a JSON list")
     _add_backend_flags(crit)
 
+    chat = sub.add_parser("chat", help="a conversation: brief → storyboard → changes → approve → film → redo")
+    chat.add_argument("--resume", metavar="DIR", help="continue an earlier chat in its run directory")
+    chat.add_argument("--max-takes", type=int, help="cap on takes per shot (default 3)")
+    _add_film_flags(chat)
+    _add_backend_flags(chat)
+
     from evals.harness import add_eval_arguments
 
     add_eval_arguments(sub.add_parser("eval", help="compare prompt strategies on a prompt set"))
@@ -319,6 +325,41 @@ def cmd_critique(args, console) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
+def cmd_chat(args, console) -> int:
+    """Interactive on a terminal; otherwise one message per line from stdin, each reply printed (scriptable)."""
+    from agent import director
+    from agent.chat import Chat
+
+    tty = sys.stdin.isatty()
+    say = console.print if tty else (lambda line: print(line, flush=True))
+    if args.resume:
+        chat = Chat.resume(Path(args.resume), say=say, background=tty)
+        say(f"continuing the chat in {chat.root} ({len(chat.history)} entries)")
+        if done := chat.continue_stopped():
+            say(done)
+    else:
+        root = director.prepare_new(args.out)
+        chat = Chat(root, make_settings(args, str(root)), say=say, background=tty)
+        say(f"chat in {root}: first, the brief (or the path of a brief or script file)")
+    if tty:
+        from rich.prompt import Prompt
+
+        while True:
+            try:
+                message = Prompt.ask("[bold]you[/]", console=console)
+            except EOFError:
+                break
+            if message.strip().lower() in ("quit", "exit", "bye", "再见"):
+                break
+            console.print(chat.handle(message))
+    else:
+        for raw in sys.stdin.buffer:
+            print(chat.handle(raw.decode("utf-8", errors="replace").rstrip("\r\n")), flush=True)
+    chat.wait()
+    print(chat.root)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
@@ -334,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "redo": cmd_redo,
         "storyboard": cmd_storyboard,
         "critique": cmd_critique,
+        "chat": cmd_chat,
     }
     try:
         if args.command == "eval":
