@@ -40,12 +40,12 @@ def backends(settings: RunSettings) -> Backends:
 
 def plan(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
     """Brief → storyboard (LLM or offline planner), written to storyboard.json."""
-    from tools.plan import plan_storyboard
+    from tools.plan import PlannerConfig, plan_storyboard
 
     settings = runtime.context
     if state.storyboard is not None:  # a redo starts from the run's storyboard: nothing to plan
         return {}
-    storyboard = plan_storyboard(state.brief, settings)
+    storyboard = plan_storyboard(state.brief, settings.config(PlannerConfig))
     write_json(settings.path / "storyboard.json", storyboard)
     return {"storyboard": storyboard}
 

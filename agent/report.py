@@ -71,7 +71,7 @@ def write_storyboard_sheet(storyboard: Storyboard, root: Path) -> Path:
 
     panels = root / "storyboard"
     panels.mkdir(parents=True, exist_ok=True)
-    draft = DraftBackend()
+    draft = DraftBackend(annotate=True)  # the sheet keeps the shot labels a film frame leaves off
     items = []
     for shot in storyboard.shots:
         path = panels / f"{shot.id}.png"

@@ -60,7 +60,7 @@ def _variables(shot: Shot, subject: str, storyboard: Storyboard, product: str | 
         "framing": planner.FRAMING[shot.kind].split(",")[0].capitalize(),
         "subject": subject,
         "setting": ", ".join(
-            p.strip().lower() for p in re.split(r"\s+[-–—]\s+", getattr(shot, "scene", "") or "") if p.strip()
+            p.strip().lower() for p in re.split(r"\s+[-–—]\s+", shot.scene or "") if p.strip()
         ),
         "product": product if product and product.lower() not in subject.lower() else "",
         "camera": shot.camera,

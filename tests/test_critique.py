@@ -471,7 +471,7 @@ def failed_take(
         shot_id=SHOT.id,
         n=n,
         path=f"shots/s02/take-{n}.png",
-        backend="draft",
+        backend="diffusers",
         model="m",
         seed=seed,
         prompt=prompt,
@@ -483,6 +483,13 @@ def failed_take(
 
 def issue(category, reason="bad", critic="technical", region=None) -> Issue:
     return Issue(category=category, reason=reason, critic=critic, region=region)
+
+
+def test_a_draft_take_is_never_repaired_with_more_steps(settings):
+    take = failed_take(1, issue("sharpness")).model_copy(update={"backend": "draft"})
+    sharp = plan_repair(SHOT, [take], settings)
+    assert "more-steps" not in sharp.actions and sharp.num_inference_steps is None
+    assert "new-seed" in sharp.actions and "sharp focus" in sharp.prompt
 
 
 def test_repair_actions_follow_what_failed(settings):

@@ -396,9 +396,7 @@ def render_panel(
         ref = reference_palette(reference_images[0])
         colours = (*(mix(r, m, 0.35) for r, m in zip(ref[:3], colours[:3], strict=True)), *ref[3:])
         palette_name = f"reference+{palette_name}"
-    scene = (
-        (getattr(shot, "scene", None) or "") if shot else ""
-    )  # the planner's scene heading, when it has one
+    scene = (shot.scene or "") if shot else ""  # the planner's scene heading, when it has one
     look = scene_look(scene, f"{shot.lighting} {shot.description} {prompt}" if shot else prompt, kind)
     colours = tuple(_jitter(c, rng) for c in look_colours(colours, look))
 
@@ -416,7 +414,7 @@ def render_panel(
                   fill=(*mix(accent, (255, 255, 255), 0.5), 40))  # fmt: skip
         d.ellipse([cx - w * 0.24, h * 0.7, cx + w * 0.24, h * 0.8], fill=mix(colours[2], (0, 0, 0), 0.3),
                   outline=mix(accent, (0, 0, 0), 0.4), width=max(1, h // 200))  # fmt: skip
-    given = getattr(shot, "subject_kind", None) if shot else None  # filled by the planner when it knows it
+    given = shot.subject_kind if shot else None  # filled by the planner when it knows it
     what = subject_kind(given, f"{shot.description} {prompt}" if shot else prompt, kind)
     if reference_images:
 

@@ -178,12 +178,15 @@ class _Draft:
     init_take: int | None = None
     actions: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    has_steps: bool = True  # False for draft panels: they have no denoising steps to raise
 
     def act(self, action: str) -> None:
         if action not in self.actions:
             self.actions.append(action)
 
     def more_steps(self, run_steps: int | None) -> None:
+        if not self.has_steps:
+            return
         base = self.steps or run_steps or DEFAULT_STEPS
         self.steps = min(MAX_STEPS, max(base + 2, math.ceil(base * 1.5)))
         self.act("more-steps")
@@ -260,6 +263,7 @@ def plan_repair(shot: Shot, takes: list[Take], config: CritiqueConfig) -> Repair
     last = takes[-1]
     p = last.parameters or {}
     d = _Draft(last.prompt, last.negative_prompt, p.get("num_inference_steps"), p.get("guidance_scale"))
+    d.has_steps = last.backend != "draft"
     issues = _failing_issues(last)
     cats = {i.category for i in issues}
     if last.error:
