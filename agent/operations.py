@@ -134,12 +134,10 @@ def _shot_index(storyboard: Storyboard, n: int) -> int:
 
 
 def _product(root: Path) -> str | None:
-    from tools import plan as planner
+    from tools.brief import find_product, is_product_brief
 
     text = Brief.model_validate(read_json(root / "brief.json")).text
-    if not planner.is_product_brief(text):
-        return None
-    return planner.product_phrase(text)
+    return find_product(text, is_product_brief(text))
 
 
 def _changed(op: str, before: list[Shot], after: list[Shot], version: int, message: str) -> Change:

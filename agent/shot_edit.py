@@ -1,6 +1,6 @@
 """Editing shots by the offline planner's rules: a changed shot gets its camera and image prompt written again.
 
-The grammar (framing per shot size, motion words, looks) is the planner's own, from tools/plan.py; the prompt is
+The grammar (framing per shot size, motion words, looks) is the planner's own, from tools/shot_grammar.py; the prompt is
 the planner's template (prompts/shot_prompt.j2). What a person set explicitly (a prompt, a camera) wins.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from tools import plan as planner
+from tools import beats, shot_grammar
+from tools.critics.ocr import requested_text
 from tools.film import Shot, ShotKind, Storyboard
 from tools.templates import render_line
 
@@ -33,21 +34,21 @@ def _short(text: str, limit: int) -> str:
 
 def look_for(words: str) -> tuple[str, str | None]:
     """(lighting, mood) for plain words such as 'night' or '黄昏', from the planner's looks; else the words."""
-    for cues, lighting, mood in [*planner.LOOKS, DAYLIGHT]:
+    for cues, lighting, mood in [*shot_grammar.LOOKS, DAYLIGHT]:
         if _matches(words, cues):
             return lighting, mood
     return words.strip(), None
 
 
 def kind_for(description: str) -> ShotKind:
-    for kind, cues in planner.KIND_CUES:
+    for kind, cues in shot_grammar.KIND_CUES:
         if _matches(description, cues):
             return kind
     return "medium"
 
 
 def camera_for(kind: str, motion: str) -> str:
-    return f"{planner.FRAMING[kind]}, {planner.MOTION_WORDS.get(motion, motion)}"
+    return f"{shot_grammar.FRAMING[kind]}, {shot_grammar.MOTION_WORDS.get(motion, motion)}"
 
 
 def _orientation(storyboard: Storyboard) -> str:
@@ -57,7 +58,7 @@ def _orientation(storyboard: Storyboard) -> str:
 
 def _variables(shot: Shot, subject: str, storyboard: Storyboard, product: str | None) -> dict:
     return {
-        "framing": planner.FRAMING[shot.kind].split(",")[0].capitalize(),
+        "framing": shot_grammar.FRAMING[shot.kind].split(",")[0].capitalize(),
         "subject": subject,
         "setting": ", ".join(
             p.strip().lower() for p in re.split(r"\s+[-–—]\s+", shot.scene or "") if p.strip()
@@ -116,13 +117,13 @@ def new_shot(
     """A shot written from a person's description: size from its words, look from its words or its neighbour."""
     description = " ".join(description.split())
     kind = kind or kind_for(description)
-    motion = planner.DEFAULT_MOTIONS[kind][0]
+    motion = shot_grammar.DEFAULT_MOTIONS[kind][0]
     neighbour = storyboard.shots[max(0, min(at, len(storyboard.shots)) - 1)]
     lighting, mood = look_for(description)
     if mood is None:  # no look named: the neighbouring shot's
         lighting, mood = neighbour.lighting, neighbour.mood
     seconds = duration or round(storyboard.duration / len(storyboard.shots), 1)
-    expect = planner.find_expected_text(description)
+    expect = requested_text(description)
     draft = Shot(
         id="new",
         index=at + 1,
@@ -131,7 +132,7 @@ def new_shot(
         camera=camera_for(kind, motion),
         lighting=lighting,
         mood=mood,
-        duration=max(planner.MIN_SHOT_SECONDS, seconds),
+        duration=max(beats.MIN_SHOT_SECONDS, seconds),
         prompt="",
         expect_text=expect,
         motion=motion,
@@ -158,9 +159,9 @@ def renumber(shots: list[Shot]) -> tuple[list[Shot], dict[str, str]]:
 
 def scale_durations(shots: list[Shot], total: float) -> list[Shot] | None:
     """Every shot's time scaled to a film of `total` seconds, or None when the shots cannot fit in it."""
-    if total < planner.MIN_SHOT_SECONDS * len(shots) - 1e-9:
+    if total < beats.MIN_SHOT_SECONDS * len(shots) - 1e-9:
         return None
-    seconds = planner.allocate_durations([s.duration for s in shots], total)
+    seconds = beats.allocate_durations([s.duration for s in shots], total)
     return [s.model_copy(update={"duration": d}) for s, d in zip(shots, seconds, strict=True)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -117,7 +118,9 @@ def test_scripted_chat_english(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert "Traceback" not in text + proc.stderr.decode()
     assert "sheet: storyboard.png" in text and "Read from the brief" in text
-    assert "was: 3. wide" in text  # the change says what it was
+    assert re.search(
+        r"  3\. close-up, .*night.*\n    was: 3\. (?!close-up)", text
+    )  # what it is, and what it was
     shots = board(out)["shots"]
     assert len(shots) == 8  # the added shot was undone
     assert shots[2]["kind"] == "close-up" and "night" in shots[2]["lighting"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tools.critique import read_text
+from tools.critics.ocr import read_text
 from tools.draft_panel import TITLE_SAFE, render_panel, scene_look
 from tools.film import Shot
 from tools.generate_image import DraftBackend, ImageRequest

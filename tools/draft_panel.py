@@ -379,7 +379,7 @@ def render_panel(
     reference_images: list[str] | tuple[str, ...] = (),
 ) -> tuple[Image.Image, dict]:
     """Draw one animatic frame; returns the image and what was drawn (for the take's parameters)."""
-    from tools.critique import requested_text
+    from tools.critics.ocr import requested_text
 
     w, h = width, height
     if w < 8 or h < 8:
