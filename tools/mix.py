@@ -158,6 +158,18 @@ def _render(
             f"measured_thresh={m['input_thresh']}:offset={m['target_offset']}:linear=true,aresample={RATE}"
         )
         _ffmpeg(["-i", raw, "-af", second, "-c:a", "aac", "-b:a", "192k", "-f", "mp4", tmp])
+        integrated, _ = measure_loudness(tmp)
+        gain = 0.0
+        for _ in range(3):
+            if abs(integrated - target) <= 0.3:
+                break
+            # Speech with long pauses can leave linear loudnorm short of the target (it will not raise peaks
+            # past the ceiling): the rest is made up with gain and a limiter that keeps the peaks down.
+            gain += target - integrated
+            fix = f",volume={gain:.2f}dB,alimiter=limit={10 ** (TRUE_PEAK_AIM / 20 - 0.025):.4f}"
+            fix += f":attack=2:release=60:level=disabled,aresample={RATE}"
+            _ffmpeg(["-i", raw, "-af", second + fix, "-c:a", "aac", "-b:a", "192k", "-f", "mp4", tmp])
+            integrated, _ = measure_loudness(tmp)
         os.replace(tmp, out)
     finally:
         Path(raw).unlink(missing_ok=True)
