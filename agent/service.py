@@ -194,21 +194,10 @@ class FilmService:
                 p.shots = len(update["storyboard"].shots)
                 self.event(film_id, node, f"storyboard: {p.shots} shots", status="planning", progress=0.1)
             elif node == "render":
+                # The director hands the take branches' updates on without their takes: count them here; each
+                # take's grade is read from its record (GET .../shots/{n}/takes).
                 p.takes += 1
-                take = (update.get("takes") or [None])[-1]
-                shot = take.shot_id if take else None
-                self.event(film_id, node, f"{shot}: take rendered", status="shooting", shot=shot)
-            elif node == "critique":
-                take = (update.get("takes") or [None])[-1]
-                if take and take.critique:
-                    self.event(
-                        film_id,
-                        node,
-                        f"{take.shot_id}: take {take.n} grade {take.critique.grade}",
-                        shot=take.shot_id,
-                        take=take.n,
-                        grade=take.critique.grade,
-                    )
+                self.event(film_id, node, f"take {p.takes} rendered", status="shooting", takes=p.takes)
             elif node == "animate":
                 for r in update.get("results") or []:
                     p.clips += 1
