@@ -24,8 +24,7 @@ Public names:
 - `structured(chat_or_endpoint, messages, ...)`, `text(...)`, `rewrite(...)`: the same as functions; given an
   `Endpoint`, a Chat lives for that one call only (nothing remembered).
 - `Answer`: `value` (the validated model, None for text), `text` (the answer's content), `stats`.
-- `CallStats`: `calls`, `prompt_tokens`, `completion_tokens` (None when the server reports no usage), `seconds`
-  (spent in requests),
+- `CallStats`: `calls`, `prompt_tokens`, `completion_tokens` (None without usage), `seconds` (in requests),
   `mode` (`json_schema` | `json_object` | `text`), `problems` (why earlier answers were asked again).
 - `LLMError`: the one error. Its message names the endpoint (base URL, model), what it did and advice naming
   only flags that exist; `.kind` is one of connect, timeout, status, auth, not_found, refused, invalid, budget;
@@ -68,12 +67,8 @@ from tools.llm_answers import (
     strict_schema,
     validation_summary,
 )
-from tools.llm_vision import image_part, vision_message
-
-__all__ = [
-    "Answer", "CallStats", "Chat", "Endpoint", "LLMError", "clean_reply", "endpoint_from", "image_part", "is_echo",
-    "parse_json", "rewrite", "strict_schema", "structured", "text", "vision_message",
-]  # fmt: skip
+from tools.llm_vision import image_part as image_part  # re-exported
+from tools.llm_vision import vision_message as vision_message
 
 PLACEHOLDER_KEY = "not-needed"  # local servers take any key; the openai client insists on one
 MAX_RESENT_CHARS = 6000  # an invalid answer shown back to the model is clamped to this
@@ -282,7 +277,7 @@ class Chat:
         tries = 0  # answers and transport failures; format refusals do not count (at most two)
         last_transport = ""
         while tries < answers:
-            if until - time.monotonic() < 0.5:
+            if stats.calls and until - time.monotonic() < 0.5:  # the first request always goes
                 raise self._error(
                     f"used its total time ({_secs(ep.timeout * answers)} s) without a usable {call.what}",
                     f"raise {self._flag('timeout')} or {self._flag('retries')}",
