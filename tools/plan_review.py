@@ -18,7 +18,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tools.beats import allocate_durations
 from tools.brief import CJK, LATIN, PRICE, detect_lang
 from tools.film import Shot, Storyboard
 from tools.templates import render_line
@@ -174,8 +173,7 @@ def _fit_count(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list
             # The offline beat least like any shot the model wrote is the one it left out.
             j = min(range(len(board.shots)), key=lambda k: _likeness(board.shots[k], shots))
             beat = board.shots[j]
-            total = sum(s.duration for s in shots)
-            duration = total / max(1, len(shots))
+            duration = sum(s.duration for s in shots) / max(1, len(shots))
             shots.insert(min(j, len(shots)), _planned_from(beat, shots[0], duration))
             notes.append(
                 f"the planning model gave {got} shots for {ctx.shots}: added the offline planner's shot "
@@ -244,7 +242,3 @@ def replace_shots(planned, indices: list[int], new: list):
     for i, shot in zip(indices, new, strict=True):
         shots[i] = shot
     return planned.model_copy(update={"shots": shots})
-
-
-def rescale(shots: list, total: float) -> list[float]:
-    return allocate_durations([max(0.1, float(s.duration)) for s in shots], total)
