@@ -79,8 +79,8 @@ def wav_timing(data: bytes | Path) -> tuple[float, float, float]:
     loud = np.nonzero(20 * np.log10(rms) > ONSET_DB)[0]
     if len(loud) == 0:
         return duration, 0.0, 0.0
-    onset, end = loud[0] * win / rate, (loud[-1] + 1) * win / rate
-    return duration, onset, end - onset
+    onset, end = int(loud[0]) * win / rate, (int(loud[-1]) + 1) * win / rate
+    return duration, onset, end - onset  # plain floats: numpy scalars would not go into a checkpoint
 
 
 def offline_engine(lang: str) -> tuple[str, str, str]:
