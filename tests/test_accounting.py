@@ -94,3 +94,50 @@ def test_edits_record_their_cost_too(z_image, tmp_path):
     for result in (first, edit):
         assert {"queue_wait_s", "gpu_s", "run_s", "save_s", "wall_s"} <= set(result.timings)
         assert result.timings["run_s"] > 0 and result.timings["gpu_s"] == 0.0
+
+
+COMPILE_ONCE = """
+import sys, time
+from tools.speed import use_compile_cache
+use_compile_cache(sys.argv[1])
+import torch
+from torch._dynamo.utils import counters
+
+block = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 16))
+compiled = torch.compile(block, fullgraph=True)
+start = time.perf_counter()
+compiled(torch.randn(4, 16))
+print(counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"], time.perf_counter() - start)
+"""
+
+
+def test_compile_cache_is_paid_once_per_folder(tmp_path):
+    """A second process with the same folder finds the first one's compiled graph instead of compiling again."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TORCHINDUCTOR", "TRITON"))}
+    env["PYTHONPATH"] = str(root)
+
+    def one_process():
+        out = subprocess.run(
+            [sys.executable, "-c", COMPILE_ONCE, str(tmp_path / "kernels")],
+            cwd=root, env=env, capture_output=True, text=True, timeout=600, check=True,
+        )  # fmt: skip
+        hit, miss, _ = out.stdout.split()
+        return int(hit), int(miss)
+
+    assert one_process() == (0, 1)
+    assert one_process() == (1, 0)
+    assert any((tmp_path / "kernels").iterdir())
+
+
+def test_compile_cache_must_be_a_folder(tmp_path):
+    from tools.speed import use_compile_cache
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        use_compile_cache(tmp_path / "file")
