@@ -116,19 +116,28 @@ def film(args, manager, out: Path, t0_perf: float, t0_epoch: float, sampler: Gpu
     """One film through the director; times relative to t0 (perf_counter and epoch of the same instant)."""
     from agent import director
     from agent.backends import Backends
-    from main import build_parser, make_settings
+    from agent.settings import RunSettings, resolve_size
     from tools.plan import read_brief
     from tools.render_queue import sum_costs
 
-    size = "64x64" if args.tiny else "1024x1024"
-    argv = ["run", BRIEF, "--shots", str(args.shots), "--size", size, "--image-backend", "diffusers",
-            "--image-model", MODEL, "--video-backend", "motion", "--clip-model", "none",
-            "--max-takes", str(args.max_takes), "--render-batch", str(args.render_batch), "--out", str(out)]  # fmt: skip
-    if args.compile:
-        argv += ["--compile"]
-    if args.compile_cache:
-        argv += ["--compile-cache", args.compile_cache]
-    settings = make_settings(build_parser().parse_args(argv), str(out))
+    # The settings `main.py run BRIEF --shots N --size WxH --image-backend diffusers --image-model MODEL
+    # --video-backend motion --clip-model none --max-takes K --render-batch B [--compile ...]` gives.
+    platform, width, height = resolve_size(None, "64x64" if args.tiny else "1024x1024")
+    settings = RunSettings(
+        run_dir=str(out),
+        shots=args.shots,
+        platform=platform,
+        width=width,
+        height=height,
+        image_backend="diffusers",
+        image_model=MODEL,
+        video_backend="motion",
+        clip_model="none",
+        max_takes=args.max_takes,
+        render_batch=args.render_batch,
+        compile=args.compile,
+        compile_cache=args.compile_cache,
+    )
     settings.attach(Backends.for_settings(settings, manager))
     queue = manager.queue
     first_call = len(queue.batches)
