@@ -34,6 +34,8 @@ MODEL_FIELDS = (
     "gpu_memory",
     "compile",
     "quantize",
+    "compile_cache",
+    "render_batch",
     "num_inference_steps",
 )
 

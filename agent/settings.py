@@ -306,6 +306,14 @@ class RunSettings(BaseSettings):
         description="fp8: FP8 linear layers in the image model's denoiser (torchao; GPUs with FP8 tensor cores "
         "such as H100); with --compile, the fastest setting.",
     )
+    compile_cache: Annotated[str | None, Flag("models")] = Field(
+        default=None,
+        description="Folder that keeps --compile's kernels between runs (Inductor's caches), so the compile is "
+        "paid once per machine.",
+    )
+    render_batch: Annotated[int, Flag("models")] = Field(
+        default=4, ge=1, description="Most same-size text-to-image takes rendered in one pipeline call."
+    )
     num_inference_steps: Annotated[int | None, Flag("models", name="--steps")] = Field(
         default=None, ge=1, description="Override the model's default steps."
     )

@@ -334,7 +334,7 @@ class Bench:
         """Each variant on a freshly built pipeline (a quantized or compiled model is not undone in place)."""
         import torch
 
-        from tools.models import speed_up
+        from tools.speed import speed_up
 
         size = 64 if self.tiny else 1024
         steps = 9

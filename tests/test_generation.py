@@ -498,7 +498,7 @@ def test_fp8_layers_are_the_block_projections():
     """--quantize fp8 converts the attention and MLP projections of every block and nothing small."""
     from diffusers import ZImageTransformer2DModel
 
-    from tools.models import fp8_layers
+    from tools.speed import fp8_layers
 
     dit = ZImageTransformer2DModel(
         dim=1024,
@@ -527,7 +527,7 @@ def test_fp8_layers_are_the_block_projections():
     __import__("torch").cuda.is_available(), reason="checks the refusal on a machine without FP8"
 )
 def test_fp8_refused_without_an_fp8_gpu(models, tmp_path):
-    from tools.models import speed_up
+    from tools.speed import speed_up
 
     pipe = ModelManager(device="cpu").get(models("z-image"))
     with pytest.raises(RuntimeError, match="compute capability 8.9"):

@@ -148,7 +148,10 @@ class DiffusersImageBackend(ImageBackend):
     """Text-to-image (and edits, through tools/edit_image.py) with a diffusers pipeline by id or local folder.
 
     The model runs at the request's size rounded up to its multiple (tools/models.py's table); the image is then
-    centre-cropped back to exactly the requested size, so the critic sees the size it asked for.
+    centre-cropped back to exactly the requested size, so the critic sees the size it asked for. Text-to-image
+    goes through the manager's render queue, which batches the requests of parallel shots that share a size and
+    steps; the timings say what the take cost apart from its wait (`queue_wait_s`, `gpu_s`, `run_s`, `save_s`,
+    and `wall_s` for all of it).
     """
 
     name = "diffusers"
@@ -161,56 +164,70 @@ class DiffusersImageBackend(ImageBackend):
         self.num_inference_steps = num_inference_steps
 
     def generate(self, req: ImageRequest) -> ImageResult:
-        from tools.edit_image import EditRequest, run_edit
-        from tools.models import OutOfMemory, call_kwargs, fit_to, round_size
+        from tools.models import OutOfMemory
 
         start = time.perf_counter()
         steps = req.num_inference_steps or self.num_inference_steps
         try:
             if req.init_image or req.reference_images:
-                mode = (
-                    "reference"
-                    if req.reference_images and not req.init_image
-                    else ("outpaint" if req.outpaint else "inpaint" if req.mask_region else "img2img")
-                )
-                edit = EditRequest(
-                    mode=mode,
-                    prompt=req.prompt,
-                    negative_prompt=req.negative_prompt,
-                    image=req.init_image,
-                    mask_region=req.mask_region,
-                    reference_images=req.reference_images,
-                    width=req.width,
-                    height=req.height,
-                    seed=req.seed,
-                    strength=req.strength,
-                    num_inference_steps=steps,
-                    guidance_scale=req.guidance_scale,
-                    output_path=req.output_path,
-                )
-                image, params = run_edit(self.manager, self.model, edit)
+                image, params, cost = self._edit(req, steps)
             else:
-                spec = self.manager.spec(self.model)
-                gw, gh = round_size(req.width, req.height, spec.size_multiple)
-                kw = call_kwargs(spec, req.prompt, req.negative_prompt, steps, req.guidance_scale)
-                out = self.manager.run(
-                    self.model, "t2i", height=gh, width=gw, generator=self.manager.generator(req.seed), **kw
-                )
-                image = fit_to(out.images[0], req.width, req.height)
-                params = {k: v for k, v in kw.items() if k != "prompt"}
-                params.update(mode="t2i", generated_size=[gw, gh], pipeline=spec.pipelines["t2i"])
+                image, params, cost = self._text_to_image(req, steps)
         except OutOfMemory as e:
             raise BackendError(str(e)) from e
+        saving = time.perf_counter()
         Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
         image.save(req.output_path)
+        end = time.perf_counter()
+        timings = {**(cost.timings() if cost else {}), "save_s": round(end - saving, 4)}
         return ImageResult(
             path=req.output_path,
             backend=self.name,
             model=self.model,
             seed=req.seed,
             parameters=params,
-            timings={"wall_s": round(time.perf_counter() - start, 3)},
+            timings={**timings, "wall_s": round(end - start, 3)},
         )
+
+    def _text_to_image(self, req: ImageRequest, steps: int | None):
+        from tools.models import call_kwargs, fit_to, round_size
+
+        spec = self.manager.spec(self.model)
+        gw, gh = round_size(req.width, req.height, spec.size_multiple)
+        kw = call_kwargs(spec, req.prompt, req.negative_prompt, steps, req.guidance_scale)
+        prompt, negative = kw.pop("prompt"), kw.pop("negative_prompt", None)
+        done = self.manager.queue.render(
+            self.model, prompt, req.seed, negative_prompt=negative, height=gh, width=gw, **kw
+        )
+        params = {**kw, **({"negative_prompt": negative} if negative is not None else {})}
+        params.update(mode="t2i", generated_size=[gw, gh], pipeline=spec.pipelines["t2i"])
+        return fit_to(done.image, req.width, req.height), params, done.cost
+
+    def _edit(self, req: ImageRequest, steps: int | None):
+        from tools.edit_image import EditRequest, run_edit
+
+        mode = (
+            "reference"
+            if req.reference_images and not req.init_image
+            else ("outpaint" if req.outpaint else "inpaint" if req.mask_region else "img2img")
+        )
+        edit = EditRequest(
+            mode=mode,
+            prompt=req.prompt,
+            negative_prompt=req.negative_prompt,
+            image=req.init_image,
+            mask_region=req.mask_region,
+            reference_images=req.reference_images,
+            width=req.width,
+            height=req.height,
+            seed=req.seed,
+            strength=req.strength,
+            num_inference_steps=steps,
+            guidance_scale=req.guidance_scale,
+            output_path=req.output_path,
+        )
+        image, params = run_edit(self.manager, self.model, edit)
+        return image, params, self.manager.last_cost()
 
 
 class RemoteImageBackend(ImageBackend):
@@ -396,7 +413,8 @@ def select_image_backend(settings, manager=None) -> tuple[ImageBackend, str]:
     if choice == "draft":
         return DraftBackend(), "draft: asked for with --image-backend draft"
     from tools.errors import SettingsError
-    from tools.models import DEFAULT_IMAGE_MODEL, ManagerConfig, ModelManager, fp8_unavailable, ready_on_gpu
+    from tools.models import DEFAULT_IMAGE_MODEL, ManagerConfig, ModelManager, ready_on_gpu
+    from tools.speed import fp8_unavailable
 
     def diffusers(model: str) -> DiffusersImageBackend:
         # The run's ModelManager, sized by --gpu-memory, with --compile, --quantize and --lora applied.

@@ -12,6 +12,12 @@ video models. A model is matched by its hub id or, for a local folder, by the fo
 - keeps models resident while their parameter bytes fit the budget (`--gpu-memory`), moves the least recently
   used to host memory when they do not, and never loads one model twice;
 - runs one pipeline at a time on the device (a lock: parallel shot branches never share the GPU mid-call);
+  text-to-image requests go through its `RenderQueue` (tools/render_queue.py), which batches the ones that
+  share a model, size and steps into one pipeline call;
+- records what every call cost (`RenderCost`: the wait for the device, GPU seconds from CUDA events, the wall
+  time of the call), so a take's provenance says what it cost apart from the time it spent queued;
+- points Inductor's caches at a folder that outlives the process (`compile_cache`), so `--compile` is paid once
+  per machine rather than once per process;
 - on out-of-memory frees the cache, falls back to model CPU offload, retries once and says so in the log.
 
 torch and diffusers are imported inside functions: importing this module loads neither.
@@ -31,6 +37,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from tools.speed import speed_up, use_compile_cache
 
 log = logging.getLogger(__name__)
 
@@ -267,62 +275,6 @@ def module_bytes(pipe) -> int:
     return total
 
 
-def fp8_layers(module) -> list[str]:
-    """Names of the linear layers that FP8 pays for: both sides at least 1024 wide (the attention and MLP
-    projections of the transformer blocks). Small ones (timestep and adaLN inputs, patch embedders, the final
-    layer) stay in bf16: their matmuls are too small to gain, and the conditioning path keeps full precision."""
-    import torch
-
-    return [
-        name
-        for name, m in module.named_modules()
-        if isinstance(m, torch.nn.Linear) and min(m.in_features, m.out_features) >= 1024
-    ]
-
-
-def fp8_unavailable() -> str | None:
-    """Why `--quantize fp8` cannot run on this machine, or None when it can."""
-    import torch
-
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
-        return (
-            "--quantize fp8 needs a CUDA GPU with FP8 tensor cores (compute capability 8.9 or newer: L4, L40, "
-            "H100, H200, B200); leave it out on this machine"
-        )
-    try:
-        import torchao.quantization  # noqa: F401
-    except ImportError:
-        return "--quantize fp8 needs torchao: pip install -e '.[gpu]'"
-    return None
-
-
-def speed_up(pipe, compile: bool = False, quantize: str = "none") -> None:
-    """Make the denoiser faster in place: FP8 linear layers (torchao) and/or compiled repeated blocks.
-
-    `quantize="fp8"`: torchao's dynamic FP8 (e4m3) activations and weights with per-row scales, on the layers of
-    `fp8_layers`; needs a GPU with FP8 tensor cores (compute capability 8.9 or newer: Ada, Hopper, Blackwell).
-    Quantize first, then compile, so Inductor fuses the activation scaling into the surrounding kernels.
-    """
-    denoiser = getattr(pipe, "transformer", None)
-    if denoiser is None:
-        return
-    if quantize == "fp8":
-        problem = fp8_unavailable()
-        if problem:
-            raise RuntimeError(problem)
-        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
-
-        chosen = set(fp8_layers(denoiser))
-        quantize_(
-            denoiser,
-            Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
-            filter_fn=lambda m, fqn: fqn in chosen,
-        )
-        log.info("FP8 linear layers: %d of the denoiser's", len(chosen))
-    if compile and hasattr(denoiser, "compile_repeated_blocks"):
-        denoiser.compile_repeated_blocks(fullgraph=True)
-
-
 class OutOfMemory(RuntimeError):
     """Out of device memory even after freeing and falling back to offload."""
 
@@ -346,6 +298,10 @@ class ManagerConfig(BaseModel):
     compile: bool = Field(default=False, description="torch.compile the image model's repeated blocks.")
     quantize: Literal["none", "fp8"] = Field(default="none", description="FP8 linear layers in the denoiser.")
     lora: list[str] = Field(default_factory=list, description="LoRA style lock PATH[:weight].")
+    compile_cache: str | None = Field(default=None, description="Folder that keeps compiled kernels.")
+    render_batch: int = Field(
+        default=4, ge=1, description="Most text-to-image requests in one pipeline call."
+    )
 
 
 class ModelManager:
@@ -358,6 +314,8 @@ class ModelManager:
         quantize: str = "none",
         device: str | None = None,
         lora: list[str] | None = None,
+        compile_cache: str | None = None,
+        render_batch: int = 4,
     ):
         self.device = device or self._default_device()
         self.budget = gpu_memory * GIB if gpu_memory is not None else self._default_budget()
@@ -368,6 +326,11 @@ class ModelManager:
         self._lock = threading.RLock()
         self.load_counts: Counter[str] = Counter()
         self.events: list[str] = []  # "offload X", "onload X", "cpu-offload X", "oom X" ... in order
+        self.compile_cache = use_compile_cache(compile_cache) if compile_cache else None
+        self.render_batch = render_batch
+        self._queue_lock = threading.Lock()
+        self._queue = None  # made on the first render: a manager that only runs video never starts a worker
+        self._costs = threading.local()  # each calling thread reads the cost of its own last call
 
     @classmethod
     def from_config(cls, config: ManagerConfig) -> ModelManager:
@@ -376,6 +339,8 @@ class ModelManager:
             compile=config.compile,
             quantize=config.quantize,
             lora=list(config.lora),
+            compile_cache=config.compile_cache,
+            render_batch=config.render_batch,
         )
 
     @staticmethod
@@ -574,14 +539,39 @@ class ModelManager:
 
         return torch.Generator("cpu" if self.device != "cuda" else "cuda").manual_seed(seed)
 
+    @property
+    def queue(self):
+        """The render queue that batches text-to-image requests (tools/render_queue.py), made on first use."""
+        from tools.render_queue import RenderQueue
+
+        with self._queue_lock:  # not the device lock: asking for the queue must not wait for a render
+            if self._queue is None:
+                self._queue = RenderQueue(self, max_batch=self.render_batch)
+            return self._queue
+
+    def last_cost(self):
+        """The cost of the calling thread's last `run` (edits and clips read theirs here)."""
+        return getattr(self._costs, "last", None)
+
     def run(self, source: str, task: Task, **kwargs):
-        """Call the task pipeline under the device lock. Out of memory: free, fall back to offload, retry once."""
+        """Call the task pipeline under the device lock; the cost goes to `last_cost()` of this thread."""
+        asked = time.perf_counter()
+        with self._lock:
+            out, cost = self.call(source, task, kwargs, asked=asked)
+        self._costs.last = cost
+        return out
+
+    def call(self, source: str, task: Task, kwargs: dict, asked: float, share: int = 1):
+        """(output, RenderCost) of one pipeline call; the caller holds the lock. `asked`: when the request
+        came (perf_counter), for its queue wait; `share`: the requests the call serves (a batch's size).
+        Out of memory: free, fall back to offload, retry once."""
         import torch
 
         with self._lock:
             pipe = self.get(source, task)
+            began = time.perf_counter()
             try:
-                return pipe(**kwargs)
+                out, gpu_s = self._timed(pipe, kwargs)
             except torch.OutOfMemoryError as first:
                 entry = self._entries[source]
                 self.events.append(f"oom {source}")
@@ -600,14 +590,31 @@ class ModelManager:
                     entry.offload = True
                     self.events.append(f"cpu-offload {source}")
                 try:
-                    result = pipe(**kwargs)
+                    out, gpu_s = self._timed(pipe, kwargs)
                 except torch.OutOfMemoryError as second:
                     self._free()
                     raise OutOfMemory(
                         f"out of GPU memory on {source} even with CPU offload: {second}"
                     ) from second
                 log.warning("retry of %s/%s with CPU offload succeeded", source, task)
-                return result
+            run_s = time.perf_counter() - began
+            from tools.render_queue import RenderCost
+
+            cost = RenderCost(began - asked, gpu_s / share, run_s / share, share)
+            return out, cost
+
+    def _timed(self, pipe, kwargs: dict):
+        """(output, GPU seconds between CUDA events around the call; 0.0 off CUDA)."""
+        if self.device != "cuda":
+            return pipe(**kwargs), 0.0
+        import torch
+
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        out = pipe(**kwargs)
+        end.record()
+        end.synchronize()
+        return out, start.elapsed_time(end) / 1000.0
 
 
 def ready_on_gpu(model_id: str) -> bool:

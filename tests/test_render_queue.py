@@ -1,0 +1,127 @@
+"""The render queue: requests from parallel shots that share a model, size and steps go through one pipeline
+call; each result is the image its own seed gives alone; requests that cannot share run alone, oldest first."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tiny_pipelines
+
+from tools.models import ModelManager
+from tools.render_queue import RenderCost, RenderQueue
+
+
+@pytest.fixture(scope="module")
+def z_image(tmp_path_factory):
+    return tiny_pipelines.build("z-image", tmp_path_factory.mktemp("tiny") / "z-image-turbo")
+
+
+class RecordingManager:
+    """Stands in for the ModelManager: records each call's prompts and seeds, returns one tag per prompt."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    def generator(self, seed):
+        return SimpleNamespace(seed=seed)
+
+    def call(self, source, task, kwargs, asked, share=1):
+        prompts = kwargs["prompt"] if isinstance(kwargs["prompt"], list) else [kwargs["prompt"]]
+        gens = kwargs["generator"] if isinstance(kwargs["generator"], list) else [kwargs["generator"]]
+        self.calls.append({"source": source, "prompts": prompts, "seeds": [g.seed for g in gens], **kwargs})
+        images = [f"{p}|{g.seed}|{kwargs['width']}x{kwargs['height']}" for p, g in zip(prompts, gens)]
+        return SimpleNamespace(images=images), RenderCost(0.0, 0.0, 0.01, share)
+
+
+def test_batches_group_by_size_steps_and_model_oldest_first():
+    manager = RecordingManager()
+    queue = RenderQueue(manager, max_batch=2, gather_s=0.01)
+    asks = [
+        ("m", "a1", 1, 64, 2),
+        ("m", "a2", 2, 64, 2),
+        ("m", "b1", 3, 80, 2),  # another size
+        ("m", "a3", 4, 64, 2),
+        ("m", "c1", 5, 64, 3),  # other steps
+        ("m", "b2", 6, 80, 2),
+    ]
+    with queue._ready:  # hold the worker until every request is queued, as eight branches fanned out at once
+        futures = [
+            queue.submit(src, p, seed, width=w, height=w, num_inference_steps=n)
+            for src, p, seed, w, n in asks
+        ]
+    results = [f.result(timeout=10) for f in futures]
+    assert [c["prompts"] for c in manager.calls] == [["a1", "a2"], ["b1", "b2"], ["a3"], ["c1"]]
+    assert [c["seeds"] for c in manager.calls] == [[1, 2], [3, 6], [4], [5]]
+    # Each future gets its own image back, whatever batch it rode in.
+    assert [r.image for r in results] == [f"{p}|{seed}|{w}x{w}" for _, p, seed, w, _ in asks]
+    assert [r.cost.batch for r in results] == [2, 2, 2, 1, 1, 2]
+    assert [b.size for b in queue.batches] == [2, 2, 1, 1]
+    queue.close()
+
+
+def test_unbatchable_requests_run_alone_and_errors_reach_every_waiter():
+    manager = RecordingManager()
+    queue = RenderQueue(manager, max_batch=4, gather_s=0.01)
+    with queue._ready:
+        a = queue.submit("m", "edit one", 1, width=64, height=64, image=object())
+        b = queue.submit("m", "edit two", 2, width=64, height=64, image=object())
+    a.result(timeout=10), b.result(timeout=10)
+    assert [c["prompts"] for c in manager.calls] == [["edit one"], ["edit two"]]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the pipeline broke")
+
+    manager.call = broken
+    with queue._ready:
+        futures = [queue.submit("m", f"p{i}", i, width=64, height=64) for i in range(3)]
+    for f in futures:
+        with pytest.raises(RuntimeError, match="the pipeline broke"):
+            f.result(timeout=10)
+    queue.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        queue.submit("m", "late", 1, width=64, height=64)
+
+
+def _pixels(image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def test_batched_takes_are_the_images_their_seeds_give_alone(z_image):
+    """Three shots of one size in one call: each result is its own prompt and seed's image (within rounding),
+    not another shot's; the same requests one by one give the same pictures."""
+    manager = ModelManager(device="cpu", render_batch=4)
+    asks = [("a red cup on a desk", 11), ("a blue kettle, close-up", 12), ("a long street at night", 13)]
+    kw = dict(width=64, height=64, num_inference_steps=2, guidance_scale=0.0)
+    with manager.queue._ready:
+        futures = [manager.queue.submit(z_image, p, seed, **kw) for p, seed in asks]
+    batched = [f.result(timeout=120) for f in futures]
+    assert [b.size for b in manager.queue.batches] == [3]
+    alone = [manager.queue.render(z_image, p, seed, **kw) for p, seed in asks]
+    assert [b.size for b in manager.queue.batches] == [3, 1, 1, 1]
+    for together, single in zip(batched, alone):
+        assert np.abs(_pixels(together.image) - _pixels(single.image)).max() <= 2
+    # The three pictures differ, so the comparison above would catch results handed to the wrong shot.
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert np.abs(_pixels(alone[i].image) - _pixels(alone[j].image)).mean() > 5
+    assert manager.load_counts[z_image] == 1
+
+
+def test_parallel_branches_share_one_call(z_image):
+    """Shot branches on their own threads, as the graph runs them: their renders meet in one batch."""
+    manager = ModelManager(device="cpu", render_batch=4)
+    manager.queue.gather_s = 0.5
+    start = threading.Barrier(4)
+
+    def branch(i):
+        start.wait()
+        return manager.queue.render(z_image, f"shot {i}", i, width=64, height=64, num_inference_steps=2)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(branch, range(4)))
+    assert [b.size for b in manager.queue.batches] == [4]
+    assert all(r.cost.batch == 4 for r in results)

@@ -1,0 +1,90 @@
+"""Making the denoiser fast and paying for it once: FP8 linear layers, compiled repeated blocks, and the folder
+that keeps Inductor's compiled kernels between processes.
+
+torch is imported inside the functions: importing this module loads nothing heavy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def fp8_layers(module) -> list[str]:
+    """Names of the linear layers that FP8 pays for: both sides at least 1024 wide (the attention and MLP
+    projections of the transformer blocks). Small ones (timestep and adaLN inputs, patch embedders, the final
+    layer) stay in bf16: their matmuls are too small to gain, and the conditioning path keeps full precision."""
+    import torch
+
+    return [
+        name
+        for name, m in module.named_modules()
+        if isinstance(m, torch.nn.Linear) and min(m.in_features, m.out_features) >= 1024
+    ]
+
+
+def fp8_unavailable() -> str | None:
+    """Why `--quantize fp8` cannot run on this machine, or None when it can."""
+    import torch
+
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
+        return (
+            "--quantize fp8 needs a CUDA GPU with FP8 tensor cores (compute capability 8.9 or newer: L4, L40, "
+            "H100, H200, B200); leave it out on this machine"
+        )
+    try:
+        import torchao.quantization  # noqa: F401
+    except ImportError:
+        return "--quantize fp8 needs torchao: pip install -e '.[gpu]'"
+    return None
+
+
+def speed_up(pipe, compile: bool = False, quantize: str = "none") -> None:
+    """Make the denoiser faster in place: FP8 linear layers (torchao) and/or compiled repeated blocks.
+
+    `quantize="fp8"`: torchao's dynamic FP8 (e4m3) activations and weights with per-row scales, on the layers of
+    `fp8_layers`; needs a GPU with FP8 tensor cores (compute capability 8.9 or newer: Ada, Hopper, Blackwell).
+    Quantize first, then compile, so Inductor fuses the activation scaling into the surrounding kernels.
+    """
+    denoiser = getattr(pipe, "transformer", None)
+    if denoiser is None:
+        return
+    if quantize == "fp8":
+        problem = fp8_unavailable()
+        if problem:
+            raise RuntimeError(problem)
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+
+        chosen = set(fp8_layers(denoiser))
+        quantize_(
+            denoiser,
+            Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+            filter_fn=lambda m, fqn: fqn in chosen,
+        )
+        log.info("FP8 linear layers: %d of the denoiser's", len(chosen))
+    if compile and hasattr(denoiser, "compile_repeated_blocks"):
+        denoiser.compile_repeated_blocks(fullgraph=True)
+
+
+def use_compile_cache(folder: str | Path) -> Path:
+    """Keep Inductor's caches (FX graphs, AOTAutograd, autotuning, Triton kernels) in `folder`.
+
+    Inductor reads TORCHINDUCTOR_CACHE_DIR at each compile and puts Triton's kernel cache under it, so a second
+    process with the same models, shapes and torch version skips code generation and autotuning. The default,
+    /tmp/torchinductor_$USER, is lost with the machine's /tmp; a folder the user names survives.
+    """
+    path = Path(folder).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--compile-cache {folder}: not a folder; name a folder (it is created if missing)")
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+    os.environ.pop("TRITON_CACHE_DIR", None)  # Inductor then keeps Triton's kernels under the folder too
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fx_graph_cache = True
+    functorch_config.enable_autograd_cache = True
+    return path
