@@ -319,7 +319,7 @@ class RemoteImageBackend(ImageBackend):
             if n < answers:
                 time.sleep(min(0.5 * 2.0 ** (n - 1), max(0.0, until - time.monotonic() - 0.5)))
         tries = f"{n} {'try' if n == 1 else 'tries'}"
-        raise self._fail(f"{last} ({tries} in {self.timeout * answers:g} s at most; --image-server-retries)")
+        raise self._fail(f"{last}; gave up after {tries} (--image-server-retries {self.retries})")
 
     def _once(self, call, ask: dict, seconds: float) -> bytes:
         import httpx2
@@ -344,7 +344,8 @@ class RemoteImageBackend(ImageBackend):
                 "raise --image-server-timeout"
             ) from None
         except openai.APIStatusError as e:
-            message = " ".join(str(e.message).split())[:300]
+            said = e.body.get("message") if isinstance(e.body, dict) else None  # the server's own words
+            message = " ".join(str(said or e.message).split())[:300]
             if e.status_code >= 500 or e.status_code == 429:
                 raise _Retry(f"failed (HTTP {e.status_code}: {message})") from None
             kind = "refused the prompt" if e.status_code in (400, 403, 422) else "failed"

@@ -110,7 +110,7 @@ def to_rgb(im):
         else:
             scaled = values / 257.0  # 16-bit range onto 8 bits: 65535 -> 255
         grey = np.clip(np.nan_to_num(scaled), 0, 255).round().astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
+        return Image.fromarray(grey).convert("RGB")
     if mode == "P" and "transparency" in im.info:
         im, mode = im.convert("RGBA"), "RGBA"
     if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
