@@ -251,6 +251,7 @@ class RemoteImageBackend(ImageBackend):
         )
 
     def generate(self, req: ImageRequest) -> ImageResult:
+        from tools.files import write_atomic
         from tools.models import fit_to
 
         start = time.perf_counter()
@@ -281,8 +282,9 @@ class RemoteImageBackend(ImageBackend):
         image = fit_to(image, req.width, req.height)
         if keep is not None:
             image.paste(keep[0], keep[1][:2])
-        Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
-        image.save(req.output_path)
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        write_atomic(Path(req.output_path), buf.getvalue())  # a kill mid-write leaves no half a take
         params = {
             "size": size,
             **extra,
