@@ -150,25 +150,24 @@ def load_references(paths: list[str]) -> list:
 
     Called before the run directory exists, so a bad reference leaves nothing behind.
     """
-    from PIL import Image, UnidentifiedImageError
-
     from tools.errors import SettingsError
+    from tools.images import ImageError, open_image
 
     if len(paths) > MAX_REFERENCES:
         raise SettingsError(f"{len(paths)} --reference images given; at most {MAX_REFERENCES}")
     images = []
     for raw in paths:
         path = Path(raw)
-        if not path.is_file():
+        if not path.exists():
             raise SettingsError(f"--reference {raw}: no such file")
-        if path.stat().st_size > MAX_REFERENCE_BYTES:
+        if path.is_file() and path.stat().st_size > MAX_REFERENCE_BYTES:
             raise SettingsError(f"--reference {raw}: larger than {MAX_REFERENCE_BYTES // 2**20} MB")
         try:
-            with Image.open(path) as im:
-                im.load()
-                images.append(im.convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise SettingsError(f"--reference {raw}: not an image this program can read ({err})") from None
+            images.append(open_image(path))  # regular files only, a pixel limit, any mode and bit depth
+        except ImageError as err:
+            raise SettingsError(f"--reference {err}") from None
+        except OSError as err:
+            raise SettingsError(f"--reference {raw}: cannot be read ({err.strerror or err})") from None
     return images
 
 

@@ -26,6 +26,7 @@ from tools.critics.ocr import ocr_critic
 from tools.critics.technical import technical_critic
 from tools.critics.vlm import vlm_critic
 from tools.film import CriticResult, Critique, Grade, Issue
+from tools.images import ImageError
 
 __all__ = [
     "CritiqueConfig",
@@ -92,7 +93,8 @@ def critique_files(
     """Judge image files for `main.py critique`: one JSON-ready dict per path, in order.
 
     Without width/height the asked size is each image's own (only the minimum side is checked). A file that
-    cannot be read as an image gets `{"path", "error"}` and the others are still judged. Without a config, the
+    cannot be read as an image (missing, a FIFO or device, corrupt, past the pixel limit) gets `{"path", "error"}`
+    and the others are still judged. Without a config, the
     defaults (offline critics, and CLIP when its weights are cached).
     """
     config = config or CritiqueConfig()
@@ -100,8 +102,11 @@ def critique_files(
     out: list[dict] = []
     for path in paths:
         try:
-            img = load_rgb(path)
-        except (OSError, ValueError) as e:
+            img = load_rgb(path)  # stat before open: a FIFO or device is refused, never waited on
+        except ImageError as e:  # already names the file and what is wrong with it
+            out.append({"path": path, "error": str(e)})
+            continue
+        except OSError as e:
             kind = "not found" if isinstance(e, FileNotFoundError) else "not a readable image"
             out.append({"path": path, "error": f"{path}: {kind} ({type(e).__name__}: {e})"})
             continue

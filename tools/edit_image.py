@@ -58,10 +58,10 @@ DEFAULT_STRENGTH = {"img2img": 0.6, "inpaint": 1.0, "reference": 0.7, "outpaint"
 
 
 def _open(path: str):
-    from PIL import Image
+    """An edit input as RGB, through the safe opener (regular files only, a pixel limit, any mode)."""
+    from tools.images import open_image
 
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    return open_image(path)
 
 
 def box_mask(size: tuple[int, int], box: tuple[int, int, int, int]):

@@ -1,5 +1,5 @@
 """The film's vocabulary: pydantic models for everything the tools make, the graph carries and the run
-directory records. Both agent/ and tools/ use them; this module imports nothing of the project.
+directory records. Both agent/ and tools/ use them; of the project this module imports only tools/text_safety.py.
 
 Media travel as paths relative to the run directory, never as images or tensors. Every model here is plain
 data (JSON-serialisable) so that the SQLite checkpointer and `manifest.json` can hold it as it is.
@@ -7,9 +7,13 @@ data (JSON-serialisable) so that the SQLite checkpointer and `manifest.json` can
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from tools.text_safety import clean_model_text
 
 __all__ = [
     "AudioMix",
@@ -80,8 +84,32 @@ class Brief(BaseModel):
     reading: BriefReading | None = Field(default=None, description="What the brief asks for; None: not read.")
 
 
+MAX_SHOT_SECONDS = 600.0  # the longest film the settings allow
+# Lengths a shot's text is clamped to where it enters (a model's answer, an edited storyboard.json): far above
+# what a good shot needs, low enough that wrapping, prompts and subtitle files stay cheap.
+SHOT_TEXT_LIMITS = {
+    "description": 1200,
+    "camera": 300,
+    "lighting": 300,
+    "mood": 200,
+    "subtitle": 400,
+    "prompt": 2000,
+    "negative_prompt": 1000,
+    "expect_text": 200,
+    "motion": 40,
+    "subject_kind": 80,
+    "scene": 300,
+    "speaker": 80,
+}
+
+
 class Shot(BaseModel):
-    """One shot of the storyboard. `id` is always assigned by the program (s01, s02, ...)."""
+    """One shot of the storyboard. `id` is always assigned by the program (s01, s02, ...).
+
+    Its text is cleaned where it is built (tools/text_safety.py: no NUL or control characters, each field at most
+    `SHOT_TEXT_LIMITS` long; a clamp is logged), and its duration is a finite number of seconds, so nothing a
+    model wrote can break ffmpeg, libass or the line wrapping later.
+    """
 
     id: str = Field(description="Program-assigned id, e.g. s01; used in file names.")
     index: int = Field(description="1-based position in the film.")
@@ -106,6 +134,31 @@ class Shot(BaseModel):
     voiceover: str = Field(
         default="", description="The line the voice-over speaks during the shot, '' for none."
     )
+
+    @field_validator(*SHOT_TEXT_LIMITS)
+    @classmethod
+    def _clean_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        limit = SHOT_TEXT_LIMITS[info.field_name]
+        cleaned = clean_model_text(value, limit)
+        if len(value) > limit:
+            logging.getLogger(__name__).warning(
+                "shot %s cut from %d to %d characters", info.field_name, len(value), len(cleaned)
+            )
+        if not cleaned and cls.model_fields[info.field_name].default is None:
+            return None
+        return cleaned
+
+    @field_validator("duration")
+    @classmethod
+    def _finite_duration(cls, value: float) -> float:
+        if not math.isfinite(value) or value > MAX_SHOT_SECONDS:
+            raise ValueError(
+                f"a shot's duration must be a number of seconds above 0 and at most {MAX_SHOT_SECONDS:g}, "
+                f"not {value!r}"
+            )
+        return value
 
 
 class Storyboard(BaseModel):

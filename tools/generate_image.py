@@ -124,13 +124,11 @@ class DraftBackend(ImageBackend):
 
     def _extend(self, req: ImageRequest, t0: float) -> ImageResult:
         """Draft outpaint: the take centred in the new frame over a blurred stretch of itself (no model)."""
-        from PIL import Image
-
         from tools.edit_image import outpaint_canvas
         from tools.files import write_atomic
+        from tools.images import open_image
 
-        with Image.open(req.init_image) as im:
-            canvas, _, box = outpaint_canvas(im.convert("RGB"), req.width, req.height)
+        canvas, _, box = outpaint_canvas(open_image(req.init_image), req.width, req.height)
         buf = io.BytesIO()
         canvas.save(buf, format="PNG", compress_level=3)
         write_atomic(Path(req.output_path), buf.getvalue())
@@ -233,12 +231,16 @@ class DiffusersImageBackend(ImageBackend):
 class RemoteImageBackend(ImageBackend):
     """An OpenAI-compatible image server: `/v1/images/generations`, and `/v1/images/edits` for edits.
 
-    SGLang Diffusion, vLLM-Omni and OpenAI speak this API. Answers come as `b64_json`. Every failure (HTTP
-    error, refusal, timeout, an answer without an image) becomes a `BackendError` that names the reason; the
-    client's timeout and bounded retries mean nothing hangs.
+    SGLang Diffusion, vLLM-Omni and OpenAI speak this API. Answers come as `b64_json`. Each request has a total
+    deadline of `timeout` seconds (connect, first byte and the whole body, through tools/deadline.py), so a
+    server that drips its answer is cut off there. A refused connection, HTTP 5xx or 429 is asked again, at
+    most `max_retries` times and within `timeout * (max_retries + 1)` seconds in all; a timeout is not (the
+    server is still busy with the abandoned image). Every failure is a one-line `BackendError` naming the
+    server and what it did. The answer is decoded through tools/images.py (pixel limit) after a body limit.
     """
 
     name = "remote"
+    max_body_bytes = 64 * 2**20  # base64 of a PNG far larger than any take; past it the answer is refused
 
     def __init__(
         self,
@@ -248,20 +250,25 @@ class RemoteImageBackend(ImageBackend):
         timeout: float = 120.0,
         max_retries: int = 2,
     ):
-        from openai import OpenAI
+        import openai
+
+        from tools.deadline import deadline_transport
 
         self.model = model or "default"
         self.base_url = base_url
-        self.client = OpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=max_retries
+        self.timeout = timeout
+        self.retries = max_retries
+        # Retries are ours (bounded in count and total time); the client's would restart the deadline each time.
+        self.client = openai.OpenAI(
+            base_url=base_url,
+            api_key=api_key or "not-needed",
+            timeout=timeout,
+            max_retries=0,
+            http_client=openai.DefaultHttpxClient(transport=deadline_transport()),
         )
 
     def generate(self, req: ImageRequest) -> ImageResult:
-        import base64
-
-        import openai
-        from PIL import Image
-
+        from tools.files import write_atomic
         from tools.models import fit_to
 
         start = time.perf_counter()
@@ -276,64 +283,25 @@ class RemoteImageBackend(ImageBackend):
             extra["guidance_scale"] = req.guidance_scale
         edit_source = req.init_image or (req.reference_images[0] if req.reference_images else None)
         keep = None  # outpaint: (original scaled, box) put back over the middle of the answer
-        try:
-            if edit_source:
-                if req.outpaint:
-                    image_file, mask, keep = _outpaint_upload(edit_source, req.width, req.height)
-                    files = {"image": ("canvas.png", image_file, "image/png"), "mask": mask}
-                    resp = self.client.images.edit(
-                        model=self.model,
-                        prompt=req.prompt,
-                        size=size,
-                        n=1,
-                        response_format="b64_json",
-                        extra_body=extra,
-                        **files,
-                    )
-                else:
-                    with open(edit_source, "rb") as image_file:
-                        files = {"image": image_file}
-                        if req.mask_region:
-                            files["mask"] = io.BytesIO(_alpha_mask(edit_source, req.mask_region))
-                        resp = self.client.images.edit(
-                            model=self.model,
-                            prompt=req.prompt,
-                            size=size,
-                            n=1,
-                            response_format="b64_json",
-                            extra_body=extra,
-                            **files,
-                        )
-            else:
-                resp = self.client.images.generate(
-                    model=self.model,
-                    prompt=req.prompt,
-                    size=size,
-                    n=1,
-                    response_format="b64_json",
-                    extra_body=extra,
-                )
-        except openai.APITimeoutError as e:
-            raise BackendError(f"image server {self.base_url} timed out: {e}") from e
-        except openai.APIStatusError as e:
-            kind = (
-                "refused the prompt" if e.status_code in (400, 403, 422) else f"failed (HTTP {e.status_code})"
-            )
-            raise BackendError(f"image server {kind}: {e.message}") from e
-        except openai.APIConnectionError as e:
-            raise BackendError(f"image server {self.base_url} unreachable: {e}") from e
-        data = resp.data or []
-        if not data or not data[0].b64_json:
-            raise BackendError("image server answered without an image (no b64_json)")
-        try:
-            image = Image.open(io.BytesIO(base64.b64decode(data[0].b64_json))).convert("RGB")
-        except (ValueError, OSError) as e:
-            raise BackendError(f"image server sent data that is not an image: {e}") from e
+        ask = {"model": self.model, "prompt": req.prompt, "size": size, "n": 1, "response_format": "b64_json"}
+        if edit_source and req.outpaint:
+            canvas, mask, keep = _outpaint_upload(edit_source, req.width, req.height)
+            call = self.client.images.with_streaming_response.edit
+            ask.update(image=("canvas.png", canvas, "image/png"), mask=("mask.png", mask, "image/png"))
+        elif edit_source:
+            call = self.client.images.with_streaming_response.edit
+            ask["image"] = ("take.png", Path(edit_source).read_bytes(), "image/png")
+            if req.mask_region:
+                ask["mask"] = ("mask.png", _alpha_mask(edit_source, req.mask_region), "image/png")
+        else:
+            call = self.client.images.with_streaming_response.generate
+        image = self._decode(self._ask(call, {**ask, "extra_body": extra}))
         image = fit_to(image, req.width, req.height)
         if keep is not None:
             image.paste(keep[0], keep[1][:2])
-        Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
-        image.save(req.output_path)
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        write_atomic(Path(req.output_path), buf.getvalue())  # a kill mid-write leaves no half a take
         params = {
             "size": size,
             **extra,
@@ -351,13 +319,99 @@ class RemoteImageBackend(ImageBackend):
             timings={"wall_s": round(time.perf_counter() - start, 3)},
         )
 
+    def _fail(self, what: str) -> BackendError:
+        return BackendError(f"image server {self.base_url} {what}")
+
+    def _ask(self, call, ask: dict) -> bytes:
+        """The answer's body, within the retries and the total time; every failure a BackendError."""
+        answers = self.retries + 1
+        until = time.monotonic() + self.timeout * answers
+        last = ""
+        for n in range(1, answers + 1):
+            left = until - time.monotonic()
+            if left < 0.05:
+                break
+            try:
+                return self._once(call, ask, min(self.timeout, left))
+            except _Retry as retry:
+                last = str(retry)
+            if n < answers:
+                time.sleep(min(0.5 * 2.0 ** (n - 1), max(0.0, until - time.monotonic() - 0.5)))
+        tries = f"{n} {'try' if n == 1 else 'tries'}"
+        raise self._fail(f"{last}; gave up after {tries} (--image-server-retries {self.retries})")
+
+    def _once(self, call, ask: dict, seconds: float) -> bytes:
+        import httpx2
+        import openai
+
+        from tools.deadline import deadline
+
+        try:
+            with deadline(seconds), call(**ask) as resp:
+                body = bytearray()
+                for chunk in resp.iter_bytes():
+                    body += chunk
+                    if len(body) > self.max_body_bytes:
+                        raise self._fail(
+                            f"sent an answer larger than {self.max_body_bytes // 2**20} MB; "
+                            "ask for a smaller --size"
+                        )
+                return bytes(body)
+        except (openai.APITimeoutError, httpx2.TimeoutException):  # the body is read outside the client
+            raise self._fail(
+                f"timed out after {seconds:.3g} s total (connect, first byte and whole answer); "
+                "raise --image-server-timeout"
+            ) from None
+        except openai.APIStatusError as e:
+            said = e.body.get("message") if isinstance(e.body, dict) else None  # the server's own words
+            message = " ".join(str(said or e.message).split())[:300]
+            if e.status_code >= 500 or e.status_code == 429:
+                raise _Retry(f"failed (HTTP {e.status_code}: {message})") from None
+            kind = "refused the prompt" if e.status_code in (400, 403, 422) else "failed"
+            raise self._fail(f"{kind} (HTTP {e.status_code}): {message}") from None
+        except openai.APIConnectionError as e:
+            cause = " ".join(str(e.__cause__ or e).split())[:200]
+            raise _Retry(f"could not be reached ({cause})") from None
+        except httpx2.TransportError as e:
+            raise _Retry(f"broke off its answer ({' '.join(str(e).split())[:200]})") from None
+
+    def _decode(self, body: bytes):
+        import base64
+        import binascii
+        import json
+
+        from tools.images import ImageError, ImageTooLarge, open_image
+
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            shown = body[:60].decode("utf-8", "replace").encode("unicode_escape").decode()
+            raise self._fail(f"answered with a body that is not JSON (starts {shown!r})") from None
+        data = payload.get("data") if isinstance(payload, dict) else None
+        b64 = (
+            data[0].get("b64_json") if isinstance(data, list) and data and isinstance(data[0], dict) else None
+        )
+        if not b64 or not isinstance(b64, str):
+            raise self._fail("answered without an image (no data[0].b64_json)")
+        try:
+            return open_image(base64.b64decode(b64, validate=True))
+        except ImageTooLarge as e:
+            raise self._fail(f"sent an image too large: {e}") from None
+        except (ImageError, binascii.Error) as e:
+            raise self._fail(f"sent data that is not an image: {e}") from None
+
+
+class _Retry(Exception):
+    """A failure that asking again may mend (connection refused or reset, HTTP 5xx or 429)."""
+
 
 def _alpha_mask(image_path: str, box: tuple[int, int, int, int]) -> bytes:
     """OpenAI-style edit mask: a PNG the size of the image, transparent where the image may change."""
     from PIL import Image, ImageDraw
 
-    with Image.open(image_path) as im:
-        mask = Image.new("RGBA", im.size, (0, 0, 0, 255))
+    from tools.images import open_image
+
+    mask = Image.new("RGBA", open_image(image_path).size, (0, 0, 0, 255))
     ImageDraw.Draw(mask).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=(0, 0, 0, 0))
     buf = io.BytesIO()
     mask.save(buf, format="PNG")
@@ -369,19 +423,17 @@ def _outpaint_upload(path: str, width: int, height: int):
     from PIL import Image
 
     from tools.edit_image import outpaint_canvas
+    from tools.images import open_image
 
-    with Image.open(path) as im:
-        original = im.convert("RGB")
+    original = open_image(path)
     canvas, mask, box = outpaint_canvas(original, width, height)
     alpha = Image.new("RGBA", (width, height), (0, 0, 0, 255))
     alpha.putalpha(mask.point(lambda v: 255 - v))  # OpenAI edits paint where the mask is transparent
     image_buf, mask_buf = io.BytesIO(), io.BytesIO()
     canvas.save(image_buf, format="PNG")
     alpha.save(mask_buf, format="PNG")
-    image_buf.seek(0)
-    mask_buf.seek(0)
     keep = original.resize((box[2] - box[0], box[3] - box[1]), Image.Resampling.LANCZOS)
-    return image_buf, ("mask.png", mask_buf, "image/png"), (keep, box)
+    return image_buf.getvalue(), mask_buf.getvalue(), (keep, box)
 
 
 def reference_mode(backend: ImageBackend) -> str:

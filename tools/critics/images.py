@@ -6,14 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.images import open_image
+
 
 def load_rgb(path: str | Path):
-    """Open an image fully (so a truncated file fails here, not later) as RGB."""
-    from PIL import Image
+    """Open an image fully (so a truncated file fails here, not later) as RGB of what it shows.
 
-    with Image.open(path) as im:
-        im.load()
-        return im.convert("RGB")
+    Through tools/images.py: regular files only, a pixel limit, any mode and bit depth; its ImageError is a
+    ValueError, so a critic's `except (OSError, ValueError)` records it as an unreadable take.
+    """
+    return open_image(path)
 
 
 def luma(img, long_side: int | None = None) -> np.ndarray:
