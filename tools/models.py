@@ -623,7 +623,10 @@ def weights_cached(model_id: str) -> bool:
     """True when `model_id` is a local folder or its model_index.json is in the Hugging Face cache (no network)."""
     if _model_index(model_id) is not None:
         return True
-    from huggingface_hub import try_to_load_from_cache
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # installed without the models extra: no hub weights can be used
+        return False
 
     found = try_to_load_from_cache(model_id, "model_index.json")
     return isinstance(found, str)

@@ -35,7 +35,10 @@ def _resolve_clip(spec: str | None) -> tuple[str, str | None, str]:
         raise ClipUnavailable(f"CLIP critic turned off (clip_model={spec})")
     if spec == f"{DEFAULT_CLIP_MODEL}:{DEFAULT_CLIP_PRETRAINED}":
         # Ask the cache before importing open_clip (and torch): an offline run must not pay ~10 s to learn "no".
-        from huggingface_hub import try_to_load_from_cache
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError as e:
+            raise ClipUnavailable(f"open_clip is not installed ({e}): pip install -e '.[models]'") from e
 
         if not any(isinstance(try_to_load_from_cache(DEFAULT_CLIP_REPO, f), str) for f in _HUB_WEIGHT_FILES):
             raise ClipUnavailable(
@@ -46,7 +49,7 @@ def _resolve_clip(spec: str | None) -> tuple[str, str | None, str]:
         import open_clip
         from huggingface_hub import try_to_load_from_cache
     except ImportError as e:
-        raise ClipUnavailable(f"open_clip is not installed ({e}): pip install open_clip_torch") from e
+        raise ClipUnavailable(f"open_clip is not installed ({e}): pip install -e '.[models]'") from e
     if Path(spec).is_dir():
         if not (Path(spec) / "open_clip_config.json").is_file():
             raise ClipUnavailable(f"CLIP folder {spec} has no open_clip_config.json")
