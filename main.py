@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_film_flags(chat)
     _add_backend_flags(chat)
 
+    _add_serve_parser(sub)
     from evals.harness import add_eval_arguments
 
     add_eval_arguments(sub.add_parser("eval", help="compare prompt strategies on a prompt set"))
@@ -360,6 +361,50 @@ def cmd_chat(args, console) -> int:
     return 0
 
 
+def _add_serve_parser(sub) -> None:
+    serve = sub.add_parser(
+        "serve", help="the web studio and REST API, with a durable job queue and warm models"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--api-keys", metavar="FILE", help="accepted API keys, one per line (also CD_API_KEYS)"
+    )
+    serve.add_argument("--workers", type=int, default=2, help="films made at once (default 2)")
+    serve.add_argument("--no-auth", action="store_true", help="no keys: only on a loopback --host")
+    serve.add_argument(
+        "--state", default="serve-state", help="folder of the queue and the films (default serve-state)"
+    )
+    serve.add_argument(
+        "--rate-limit", type=int, default=600, help="requests per minute per key (default 600)"
+    )
+    serve.add_argument(
+        "--max-queued", type=int, default=25, help="films per key queued or running (default 25)"
+    )
+    _add_backend_flags(serve)
+
+
+def cmd_serve(args, console) -> int:
+    import uvicorn
+
+    from agent.auth import check_auth_choice, read_keys
+    from agent.flags import flag_fields
+    from agent.server import ServerConfig, create_app
+
+    keys = read_keys(args.api_keys)
+    check_auth_choice(args.host, keys, args.no_auth)
+    if not 1 <= args.workers <= 64:
+        raise UsageError(f"--workers {args.workers}: give 1 to 64")
+    base = {n: v for n in flag_fields("models") if (v := getattr(args, n, None)) is not None}
+    config = ServerConfig(
+        state_dir=args.state, base=base, workers=args.workers, keys=keys, no_auth=args.no_auth,
+        rate_limit=args.rate_limit, max_queued=args.max_queued,
+    )  # fmt: skip
+    console.print(f"studio and API on http://{args.host}:{args.port}/ (docs at /docs); state in {args.state}")
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
@@ -376,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "storyboard": cmd_storyboard,
         "critique": cmd_critique,
         "chat": cmd_chat,
+        "serve": cmd_serve,
     }
     try:
         if args.command == "eval":

@@ -81,7 +81,7 @@ def add_settings_arguments(parser, names: list[str]) -> None:
         if flag.metavar:
             kw["metavar"] = flag.metavar
         if kind is bool:
-            kw["action"] = "store_true"
+            kw["action"] = argparse.BooleanOptionalAction if flag.negatable else "store_true"
         elif name == "thresholds":
             kw.update(action="append", type=_threshold)
         elif get_origin(kind) is Literal:

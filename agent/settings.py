@@ -116,6 +116,7 @@ class Flag:
     split: bool = False
     nargs: str | None = None
     const: Any = None
+    negatable: bool = False  # a bool flag that also has --no-<name>
 
 
 class RunSettings(BaseSettings):
@@ -209,6 +210,33 @@ class RunSettings(BaseSettings):
         default=None,
         ge=1,
         description="Shoot this shot (1-based) first; its kept take conditions all the others.",
+    )
+
+    voice: Annotated[bool, Flag("run", negatable=True)] = Field(
+        default=True,
+        description="Speak the storyboard's voice-over lines (offline voice unless --tts-base-url).",
+    )
+    tts_base_url: Annotated[str | None, Flag("run", metavar="URL")] = Field(
+        default=None, description="OpenAI-compatible /v1/audio/speech endpoint for the voice."
+    )
+    tts_model: Annotated[str, Flag("run", metavar="NAME")] = Field(
+        default="tts-1", description="Speech model at --tts-base-url."
+    )
+    tts_voice: Annotated[str, Flag("run", metavar="NAME")] = Field(
+        default="alloy", description="Voice at --tts-base-url."
+    )
+    tts_api_key: str | None = Field(default=None, description="Key for the speech endpoint (CD_TTS_API_KEY).")
+    music: Annotated[str | None, Flag("run", metavar="FILE")] = Field(
+        default=None, description="Music bed: any audio ffmpeg reads, looped or trimmed to the film, ducked."
+    )
+    music_volume: Annotated[float, Flag("run", metavar="DB")] = Field(
+        default=-12.0, ge=-60, le=12, description="Music gain before ducking, dB."
+    )
+    loudness: Annotated[float | None, Flag("run", metavar="LUFS")] = Field(
+        default=None,
+        ge=-40,
+        le=-5,
+        description="Integrated loudness of the cut (default: the platform's, -14).",
     )
 
     planner: Annotated[Literal["offline", "llm", "auto"], Flag("models")] = Field(

@@ -276,7 +276,12 @@ def test_llm_valid_answer_gets_program_ids(tmp_path):
     fmt = request["response_format"]
     assert fmt["type"] == "json_schema"
     schema = fmt["json_schema"]["schema"]
-    assert set(schema["required"]) == {"title", "shots"}
+    # Strict json_schema mode: every property is required and no other allowed; optional ones are nullable.
+    assert set(schema["required"]) == set(schema["properties"]) == {"title", "shots", "reading", "notes"}
+    shot_schema = schema["$defs"]["PlannedShot"]
+    assert set(shot_schema["required"]) == set(shot_schema["properties"])
+    assert shot_schema["additionalProperties"] is False and schema["additionalProperties"] is False
+    assert {"type": "null"} in shot_schema["properties"]["speaker"]["anyOf"]
     assert "id" not in schema["$defs"]["PlannedShot"]["properties"]
     assert "exactly 3 shots" in request["messages"][0]["content"]
     assert EN_BRIEF in request["messages"][1]["content"]

@@ -47,6 +47,14 @@ class CutConfig(BaseModel):
     crossfade: float = Field(default=0.4, ge=0, le=2, description="Crossfade between clips, seconds.")
     lang: Literal["en", "zh"] | None = Field(default=None, description="Subtitle language; guessed if None.")
     platform: str = Field(default="", description="The platform the cut is for, as recorded on the Cut.")
+    voice: bool = Field(default=True, description="Speak the shots' voice-over lines.")
+    tts_base_url: str | None = Field(default=None, description="OpenAI-compatible speech endpoint.")
+    tts_model: str = Field(default="tts-1", description="Speech model name at the endpoint.")
+    tts_voice: str = Field(default="alloy", description="Voice name at the endpoint.")
+    tts_api_key: str | None = Field(default=None, description="Key for the speech endpoint.")
+    music: str | None = Field(default=None, description="Music file for the bed.")
+    music_volume: float = Field(default=-12.0, ge=-60, le=12, description="Music gain before ducking, dB.")
+    loudness: float | None = Field(default=None, ge=-40, le=-5, description="Integrated target, LUFS.")
 
 
 # --- probing ----------------------------------------------------------------------------------------------------
@@ -133,9 +141,13 @@ def srt_time(seconds: float) -> str:
 
 
 def subtitle_cues(
-    shots: list[Shot], durations: list[float], crossfade: float
+    shots: list[Shot], durations: list[float], crossfade: float, onsets: dict[str, float] | None = None
 ) -> list[tuple[float, float, str]]:
-    """(start, end, text) for every shot with a subtitle, timed to the shot's visible time in the cut."""
+    """(start, end, text) for every shot with a subtitle, timed to the shot's visible time in the cut.
+
+    A shot whose line is spoken (`onsets`: shot id → second the speech starts in the cut) starts its cue there.
+    """
+    onsets = onsets or {}
     cues = []
     start = 0.0
     last = len(durations) - 1
@@ -143,6 +155,7 @@ def subtitle_cues(
         text = clean_subtitle(shot.subtitle)
         begin = start + (crossfade / 2 if i > 0 else 0.0)
         end = start + d - (crossfade / 2 if i < last else 0.0)
+        begin = max(begin, min(onsets.get(shot.id, begin), end - 0.1))
         if text and end > begin:
             cues.append((begin, end, text))
         start += d - crossfade
@@ -191,18 +204,23 @@ def cut_film(
 
     lang = config.lang or ("zh" if is_cjk(" ".join(s.subtitle for s in shots)) else "en")
     px = subtitle_font_px(w, h)
-    cues = subtitle_cues(shots, durations, fade)
+    from tools.sound import film_sound
+
+    clip_durations = durations
+    durations, audio, onsets = film_sound(shots, durations, fade, lang, root, config)
+    cues = subtitle_cues(shots, durations, fade, onsets)
     srt_path = root / f"{name}.srt"
     write_atomic(srt_path, to_srt(cues, max_units=int((1 - 2 * SUBTITLE_MARGIN_H) * w / (px / 2))))
 
-    graph, last = _join_graph(len(paths), durations, fade, w, h, fps)
+    graph, last = _join_graph(len(paths), durations, fade, w, h, fps, clip_durations)
     if cues:
         graph.append(
             f"[{last}]subtitles=filename=subs.srt:charenc=UTF-8:force_style='{_subtitle_style(w, h)}'[out]"
         )
         last = "out"
     out = root / f"{name}.mp4"
-    _encode(paths, graph, last, srt_path if cues else None, lang, fps, out)
+    sound = (root / audio.path).resolve() if audio else None
+    _encode(paths, graph, last, srt_path if cues else None, lang, fps, out, sound)
 
     info = probe(out)
     return Cut(
@@ -215,6 +233,7 @@ def cut_film(
         lang=lang,
         shots=[s.id for s in shots],
         platform=config.platform,
+        audio=audio,
     )
 
 
@@ -241,15 +260,17 @@ def _clip_files(shots: list[Shot], clips: list[Clip], root: Path) -> list[Path]:
 
 
 def _join_graph(
-    n: int, durations: list[float], fade: float, w: int, h: int, fps: int
+    n: int, durations: list[float], fade: float, w: int, h: int, fps: int, clip_durations: list[float]
 ) -> tuple[list[str], str]:
     """The filter graph that brings every clip to one frame, rate and timebase (xfade requires it) and joins them.
 
-    A clip of another size is fitted inside the frame and padded. Returns the graph's parts and the label of its output.
+    A clip of another size is fitted inside the frame and padded. A clip re-timed for its voice line
+    (`durations` differs from its real length) is cut short, or held on its last frame. Returns the graph's
+    parts and the label of its output.
     """
     parts = [
         f"[{i}:v]scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,"
-        f"format=yuv420p,settb=AVTB,setpts=PTS-STARTPTS,fps={fps}[v{i}]"
+        f"format=yuv420p{_retime(durations[i], clip_durations[i])},settb=AVTB,setpts=PTS-STARTPTS,fps={fps}[v{i}]"
         for i in range(n)
     ]
     if fade <= 0:
@@ -261,6 +282,14 @@ def _join_graph(
         parts.append(f"[{last}][v{i}]xfade=transition=fade:duration={fade:.4f}:offset={offset:.4f}[x{i}]")
         last = f"x{i}"
     return parts, last
+
+
+def _retime(target: float, real: float) -> str:
+    if abs(target - real) < 0.01:
+        return ""
+    if target < real:
+        return f",trim=duration={target:.4f}"
+    return f",tpad=stop_mode=clone:stop_duration={target - real:.4f}"
 
 
 def _subtitle_style(w: int, h: int) -> str:
@@ -279,9 +308,11 @@ def _subtitle_style(w: int, h: int) -> str:
 
 
 def _encode(
-    paths: list[Path], graph: list[str], last: str, srt: Path | None, lang: str, fps: int, out: Path
-) -> None:
-    """Run ffmpeg over the filter graph into `out` (H.264, and the soft subtitle track when `srt` is given)."""
+    paths: list[Path], graph: list[str], last: str, srt: Path | None, lang: str, fps: int, out: Path,
+    audio: Path | None = None,
+) -> None:  # fmt: skip
+    """Run ffmpeg over the filter graph into `out` (H.264, the soft subtitle track when `srt` is given, and the
+    already encoded AAC sound track `audio`, copied)."""
     from tools.animate import run_ffmpeg
     from tools.fonts import fontconfig_env
 
@@ -295,6 +326,8 @@ def _encode(
             # path, which may hold spaces, colons or quotes, never enters the filter graph's syntax.
             shutil.copyfile(srt, Path(work) / "subs.srt")
             args += ["-f", "srt", "-i", "subs.srt"]
+        if audio is not None:
+            args += ["-i", f"file:{audio}"]
         args += ["-filter_complex", ";".join(graph), "-map", f"[{last}]"]
         if srt is not None:
             args += [
@@ -303,10 +336,12 @@ def _encode(
                 "-metadata:s:s:0", f"title={'中文' if lang == 'zh' else 'English'}",
                 "-disposition:s:0", "0",
             ]  # fmt: skip
+        if audio is not None:
+            args += ["-map", f"{len(paths) + (1 if srt is not None else 0)}:a", "-c:a", "copy"]
         tmp = temp_file(out.parent, f".{out.stem}.", ".mp4")
         args += [
             "-c:v", "libx264", "-preset", X264_PRESET, "-crf", "20", "-pix_fmt", "yuv420p", "-r", str(fps),
-            "-movflags", "+faststart", "-an", tmp,
+            "-movflags", "+faststart", *([] if audio is not None else ["-an"]), tmp,
         ]  # fmt: skip
         try:
             run_ffmpeg(args, cwd=work, env=env)

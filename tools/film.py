@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "AudioMix",
     "Brief",
     "BriefReading",
     "Clip",
@@ -28,6 +29,7 @@ __all__ = [
     "Storyboard",
     "Take",
     "Variant",
+    "VoiceLine",
 ]  # fmt: skip
 
 ShotKind = Literal[
@@ -101,6 +103,9 @@ class Shot(BaseModel):
     subject_kind: str | None = Field(default=None, description="Kind of subject shown: mug, person, ...")
     scene: str = Field(default="", description="The scene heading the shot belongs to, '' when none.")
     speaker: str | None = Field(default=None, description="Who speaks the subtitle, when it is dialogue.")
+    voiceover: str = Field(
+        default="", description="The line the voice-over speaks during the shot, '' for none."
+    )
 
 
 class Storyboard(BaseModel):
@@ -237,6 +242,37 @@ class ShotResult(BaseModel):
     variants: list[Variant] = Field(default_factory=list, description="The kept still for other platforms.")
 
 
+class VoiceLine(BaseModel):
+    """One spoken line: what was said, by which engine and voice, and how long it lasts."""
+
+    shot_id: str
+    text: str
+    engine: str = Field(description="piper, espeak-ng or openai.")
+    model: str = Field(description="The voice model (file or endpoint model name).")
+    voice: str
+    lang: str
+    path: str = Field(description="WAV path relative to the run directory (under audio/).")
+    duration: float = Field(description="Seconds of audio in the file.")
+    onset: float = Field(description="Seconds of leading silence before the speech starts.")
+    speech: float = Field(
+        description="Seconds from the onset to the end of the speech (trailing silence off)."
+    )
+    start: float | None = Field(default=None, description="Where the line starts in the cut, seconds.")
+
+
+class AudioMix(BaseModel):
+    """The cut's sound track and what it measured."""
+
+    path: str = Field(description="AAC file under audio/, relative to the run directory.")
+    voice: list[VoiceLine] = Field(default_factory=list)
+    music: str | None = Field(default=None, description="The music file used, as given.")
+    music_volume: float | None = None
+    target_lufs: float
+    integrated_lufs: float = Field(description="Measured with ebur128 on the encoded file.")
+    true_peak_dbtp: float = Field(description="Measured with ebur128 on the encoded file.")
+    notes: list[str] = Field(default_factory=list, description="What a person should know.")
+
+
 class Cut(BaseModel):
     """The assembled film."""
 
@@ -249,3 +285,4 @@ class Cut(BaseModel):
     lang: str
     shots: list[str]
     platform: str = Field(default="", description="The platform this cut is framed for (tiktok, 1:1, ...).")
+    audio: AudioMix | None = Field(default=None, description="The sound track; None: the cut is silent.")

@@ -9,7 +9,8 @@ Every LLM and VLM call (planner, VLM critic, repair rewrite, `redo --note`, eval
     chat.rewrite(messages, request=user_text).text   # a plain rewrite, refused when it echoes its request
 
 Public names:
-- `Endpoint`: the config (base_url, model, api_key, timeout, retries, max_tokens, temperature).
+- `Endpoint`: the config (base_url, model, api_key, timeout, retries, max_tokens, temperature);
+  `endpoint_from(config, "llm"|"vlm")` builds it from a tool's config (its `llm_*` / `vlm_*` fields).
 - `Chat(endpoint, flags="llm")`: one `openai.OpenAI` client for the endpoint (`max_retries=0`: retries are ours)
   and the structured mode that endpoint was found to take, remembered for the Chat's life (make one per run).
   `flags` names the CLI prefix of the endpoint's URL and model in error advice (`"llm"` or `"vlm"`).
@@ -23,17 +24,19 @@ Public names:
 - `structured(chat_or_endpoint, messages, ...)`, `text(...)`, `rewrite(...)`: the same as functions; given an
   `Endpoint`, a Chat lives for that one call only (nothing remembered).
 - `Answer`: `value` (the validated model, None for text), `text` (the answer's content), `stats`.
-- `CallStats`: `calls`, `prompt_tokens`, `completion_tokens` (None when the server reports no usage), `seconds`
-  (spent in requests),
+- `CallStats`: `calls`, `prompt_tokens`, `completion_tokens` (None without usage), `seconds` (in requests),
   `mode` (`json_schema` | `json_object` | `text`), `problems` (why earlier answers were asked again).
 - `LLMError`: the one error. Its message names the endpoint (base URL, model), what it did and advice naming
-  only flags that exist; `.kind` is one of connect, timeout, status, auth, not_found, refused, invalid, budget.
-- `parse_json(text)`, `clean_reply(text)`, `is_echo(answer, request)`, `image_part(image)`,
-  `vision_message(text, *images)`: helpers, also for callers that need them alone.
+  only flags that exist; `.kind` is one of connect, timeout, status, auth, not_found, refused, invalid, budget;
+  `.detail` is what it did without the advice.
+- `parse_json`, `clean_reply`, `is_echo`, `strict_schema` (tools/llm_answers.py), `image_part`,
+  `vision_message` (tools/llm_vision.py): helpers, also for callers that need them alone.
 
 Structured output is negotiated per endpoint: `response_format` json_schema (strict) → json_object with the schema
 in the prompt → plain text asking for a fenced JSON block. A step down is taken on a clear refusal (HTTP 400/422
 whose message names response_format, json_schema or json_object; or an answer holding no JSON at all) and kept.
+An answer without JSON counts as an answer, and the mode it steps down to always gets one. A short answer without
+JSON that declines the task ("I'm sorry, I can't") is a refusal, not asked again.
 
 Deadlines: every request has a total deadline of `Endpoint.timeout` seconds (connect, first byte and the whole
 body), enforced under the HTTP client: each socket read and write waits at most the time left, so a server that
@@ -45,20 +48,27 @@ server keeps computing the abandoned answer, and asking again the same way only 
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from tools.deadline import deadline, deadline_transport
-from tools.llm_answers import clean_reply, is_echo, one_line, parse_json, validation_summary
+from tools.llm_answers import (
+    clean_reply,
+    is_echo,
+    one_line,
+    parse_json,
+    reads_as_refusal,
+    strict_schema,
+    validation_summary,
+)
+from tools.llm_vision import image_part as image_part  # re-exported
+from tools.llm_vision import vision_message as vision_message
 
 PLACEHOLDER_KEY = "not-needed"  # local servers take any key; the openai client insists on one
 MAX_RESENT_CHARS = 6000  # an invalid answer shown back to the model is clamped to this
@@ -117,42 +127,33 @@ class LLMError(RuntimeError):
     """A chat endpoint gave no usable answer; the message says which endpoint, what it did and what to change."""
 
     def __init__(
-        self, message: str, *, kind: Kind, stats: CallStats | None = None, status: int | None = None
+        self,
+        message: str,
+        *,
+        kind: Kind,
+        stats: CallStats | None = None,
+        status: int | None = None,
+        detail: str = "",
     ):
         super().__init__(message)
         self.kind = kind
         self.stats = stats or CallStats()
         self.status = status
+        self.detail = detail  # what the endpoint said or did, without the advice: for callers' own messages
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Vision messages
-
-
-def image_part(image: Any, *, long_side: int = 1024) -> dict:
-    """One `image_url` content part holding the image as a PNG data URL (a PIL image, a path or PNG/JPEG bytes)."""
-    from PIL import Image
-
-    if isinstance(image, (str, Path)):
-        with Image.open(image) as opened:
-            img = opened.convert("RGB")
-    elif isinstance(image, bytes):
-        with Image.open(io.BytesIO(image)) as opened:
-            img = opened.convert("RGB")
-    else:
-        img = image.convert("RGB")
-    if max(img.size) > long_side:
-        img = img.copy()
-        img.thumbnail((long_side, long_side), Image.LANCZOS)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    return {"type": "image_url", "image_url": {"url": url}}
-
-
-def vision_message(text: str, *images: Any) -> dict:
-    """A user message with text and images, as vision endpoints take it."""
-    return {"role": "user", "content": [{"type": "text", "text": text}, *(image_part(i) for i in images)]}
+def endpoint_from(config: Any, which: Literal["llm", "vlm"] = "llm") -> Endpoint:
+    """The Endpoint a tool's config names: `<which>_base_url` and `<which>_model`, and the `llm_*` key, timeout,
+    retries, max tokens and temperature (one person, one set of servers). The config must name both."""
+    return Endpoint(
+        base_url=getattr(config, f"{which}_base_url"),
+        model=getattr(config, f"{which}_model"),
+        api_key=getattr(config, "llm_api_key", None),
+        timeout=getattr(config, "llm_timeout", 60.0),
+        retries=getattr(config, "llm_retries", 2),
+        max_tokens=getattr(config, "llm_max_tokens", None),
+        temperature=getattr(config, "llm_temperature", None),
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -200,7 +201,9 @@ class Chat:
         return f"the chat endpoint {self.endpoint.base_url} (model {self.endpoint.model!r})"
 
     def _error(self, what: str, advice: str, kind: Kind, stats: CallStats, status: int | None = None):
-        return LLMError(f"{self._where()} {what}; {advice}", kind=kind, stats=stats, status=status)
+        return LLMError(
+            f"{self._where()} {what}; {advice}", kind=kind, stats=stats, status=status, detail=what
+        )
 
     def _flag(self, name: str) -> str:
         prefix = self.flags if name in ("base-url", "model") else "llm"
@@ -232,7 +235,8 @@ class Chat:
                 stats,
             ) from None
         except openai.APIConnectionError as exc:
-            stats.problems.append(f"connection failed: {one_line(exc.__cause__ or exc, 160)}")
+            cause = exc.__cause__ or exc
+            stats.problems.append(f"connection failed ({type(exc).__name__}): {one_line(cause, 160)}")
             return None
         except openai.AuthenticationError as exc:
             raise self._error(
@@ -252,7 +256,8 @@ class Chat:
             ) from None
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code == 429:
-                stats.problems.append(f"HTTP {exc.status_code}: {one_line(exc.message, 160)}")
+                name = type(exc).__name__
+                stats.problems.append(f"HTTP {exc.status_code} ({name}): {one_line(exc.message, 160)}")
                 return None
             raise _Refused(exc.status_code, one_line(exc.message, 300)) from None
         finally:
@@ -272,7 +277,7 @@ class Chat:
         tries = 0  # answers and transport failures; format refusals do not count (at most two)
         last_transport = ""
         while tries < answers:
-            if until - time.monotonic() < 0.5:
+            if stats.calls and until - time.monotonic() < 0.5:  # the first request always goes
                 raise self._error(
                     f"used its total time ({_secs(ep.timeout * answers)} s) without a usable {call.what}",
                     f"raise {self._flag('timeout')} or {self._flag('retries')}",
@@ -302,6 +307,13 @@ class Chat:
                     stats,
                 )
             value, problems = call.judge(content, mode)
+            if _no_json(problems) and reads_as_refusal(content):
+                raise self._error(
+                    f"answered with a refusal: {one_line(content)}",
+                    f"rephrase the request or try another {self._flag('model')}",
+                    "refused",
+                    stats,
+                )
             if not problems:
                 call.progress(f"{ep.model} answered {call.what} in {stats.seconds:.1f} s")
                 return Answer(value=value, text=content, stats=stats)
@@ -310,9 +322,15 @@ class Chat:
                 stats.problems.append(f"cut off at the token limit ({call.max_tokens or ep.max_tokens})")
                 history = [*messages, {"role": "user", "content": _BREVITY}]
             elif mode != "text" and _no_json(problems):
+                # The server ignored the response format: say so in the next one, and the next mode always gets
+                # one answer, even past the retries (at most two steps, all inside the total time).
                 stats.problems.append(problems[0])
                 self._step_down(problems[0], call)
-                tries -= 1  # format negotiation uses no retry: at most two steps, all inside the total time
+                answers = max(answers, tries + 1)
+                history += [
+                    {"role": "assistant", "content": content[:MAX_RESENT_CHARS]},
+                    {"role": "user", "content": call.repair(problems)},
+                ]
             else:
                 stats.problems.append("; ".join(problems))
                 history += [
@@ -396,7 +414,7 @@ class Chat:
 
         fmt = {
             "name": re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64],
-            "schema": schema or schema_model.model_json_schema(),
+            "schema": schema or strict_schema(schema_model.model_json_schema()),
             "in_prompt": schema_in_prompt,
         }
         call = _Call(judge, name, fmt, max_tokens, temperature, seed, repair or _default_repair, on_progress)

@@ -1,4 +1,5 @@
-"""Reading a chat model's answer: the JSON in it, a clean one-line text, and whether it echoes its request."""
+"""Reading a chat model's answer: the JSON in it, a clean one-line text, whether it echoes its request or reads as
+a refusal; and the strict form of a JSON schema that `response_format` json_schema (strict) accepts."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def parse_json(text: str) -> Any:
                 return decoder.raw_decode(candidate, start)[0]
             except ValueError:
                 continue
-    raise ValueError(f"the answer holds no JSON ({one_line(text, 80)!r})")
+    raise ValueError(f"the answer holds no JSON (Invalid JSON: {one_line(text, 80)!r})")
 
 
 def clean_reply(text: str) -> str:
@@ -66,6 +67,39 @@ def is_echo(answer: str, request: str) -> bool:
     lowered = " ".join(answer.lower().split())
     echoed = {label for label in labels if re.search(rf"(?:^|[\s\-*•]){re.escape(label)}\s*[:：]", lowered)}
     return len(echoed) >= 2
+
+
+_REFUSAL = re.compile(
+    r"\b(i can(?:no|')t|i am unable|i'm unable|i won't|i will not|cannot help|can't assist|as an ai)\b|"
+    r"^\s*(?:sorry|i'm sorry|i apologi[sz]e)\b|抱歉|无法(?:帮助|协助|完成)",
+    re.IGNORECASE,
+)
+
+
+def reads_as_refusal(text: str) -> bool:
+    """True for a short answer without JSON that declines the task ("I'm sorry, I can't help with that")."""
+    text = (text or "").strip()
+    return bool(text) and "{" not in text and len(text) < 600 and bool(_REFUSAL.search(text))
+
+
+def strict_schema(schema: dict) -> dict:
+    """`schema` as strict json_schema mode takes it: every object lists all its properties as required and
+    allows no others, and `default` is dropped (a required property has none). A property that was optional keeps
+    its type, so one whose default was None stays nullable (`anyOf [..., null]`) and a list stays a list the model
+    may leave empty; the pydantic model still fills defaults for servers that do not enforce the schema."""
+
+    def visit(node):
+        if isinstance(node, dict):
+            out = {k: visit(v) for k, v in node.items() if k != "default"}
+            if out.get("type") == "object" and isinstance(out.get("properties"), dict):
+                out["required"] = list(out["properties"])
+                out["additionalProperties"] = False
+            return out
+        if isinstance(node, list):
+            return [visit(v) for v in node]
+        return node
+
+    return visit(schema)
 
 
 def validation_summary(exc: ValidationError, limit: int = 8) -> list[str]:

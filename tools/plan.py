@@ -24,6 +24,7 @@ are really in, so the cut picks a font that can draw them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -73,8 +74,14 @@ class PlannerConfig(BaseModel):
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL for planning.")
     llm_model: str | None = Field(default=None, description="Chat model name.")
     llm_api_key: SecretStr | None = Field(default=None, description="API key; a placeholder when None.")
-    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds before one LLM request times out.")
+    llm_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds one LLM request may take, body included."
+    )
     llm_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed or invalid LLM answer.")
+    llm_max_tokens: int | None = Field(
+        default=None, gt=0, description="Cap on one answer's tokens; sized if None."
+    )
+    llm_temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
 
     def shot_count(self) -> int:
         """Shots to plan: `shots` if given, else one per ~2.5 s of the film."""
@@ -129,12 +136,19 @@ def planner_description(settings) -> str:
     return f"planner: llm ({where}; --planner auto, falls back to offline if it does not answer)"
 
 
-def plan_storyboard(brief: Brief, settings, notes: list[str] | None = None) -> Storyboard:
+def plan_storyboard(
+    brief: Brief,
+    settings,
+    notes: list[str] | None = None,
+    *,
+    on_progress: Callable[[str], None] | None = None,
+) -> Storyboard:
     """Plan the storyboard with the backend the config chooses (`settings`: a PlannerConfig or the run settings).
 
     `notes`, when given, receives one line per thing the caller should tell the person (a fallback to the offline
-    planner under `--planner auto`, subtitles kept in the brief's language, lines that did not fit); each is also
-    logged. The storyboard's own `notes` keep them too.
+    planner under `--planner auto`, subtitles kept in the brief's language, lines that did not fit, shots the
+    rules mended); each is also logged. The storyboard's own `notes` keep them too. `on_progress` gets one line
+    per request to the chat endpoint (default: logged).
     """
     settings = planner_config(settings, brief)
     missing = _llm_missing(settings)
@@ -143,14 +157,14 @@ def plan_storyboard(brief: Brief, settings, notes: list[str] | None = None) -> S
     if settings.planner == "llm":
         if missing:
             raise PlanError(f"--planner llm needs a chat endpoint: set {missing}, or use --planner offline")
-        return plan_llm(brief, settings, notes)
+        return plan_llm(brief, settings, notes, on_progress=on_progress)
     if missing:
         reason = f"planner auto: no chat endpoint configured ({missing} not set), planning offline"
     else:
         try:
-            return plan_llm(brief, settings, notes)
+            return plan_llm(brief, settings, notes, on_progress=on_progress)
         except PlanError as exc:
-            reason = f"planner auto: {exc}; planning offline instead"
+            reason = f"planner auto: {' '.join(str(exc).split())}; planning offline instead"
     log.warning(reason)
     if notes is not None:
         notes.append(reason)

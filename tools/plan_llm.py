@@ -1,8 +1,13 @@
-"""The LLM planner: a storyboard from an OpenAI-compatible chat endpoint with a JSON-schema response format.
+"""The LLM planner: a storyboard from an OpenAI-compatible chat endpoint, through tools/llm.py's `Chat`.
 
-The schema (`planner_schema(n)`) holds exactly n shots (minItems = maxItems = n) and the brief's reading as
-structured fields. The answer is validated here, and what the program checks (count, language, no repeated shot,
-no meta words or stage directions in a subtitle, every dialogue line said or noted) is shown back to the model.
+    board = plan_llm(brief, config, notes, on_progress=print)      # PlanError when no usable storyboard came
+
+The schema sent (`planner_schema(n)`) is strict-mode compatible (every property required, optional ones nullable)
+and holds exactly n shots (minItems = maxItems = n), so a grammar-enforcing server keeps the count. The answer is
+parsed and validated by the same pydantic models whatever structured mode the endpoint took, then judged by meaning
+(tools/plan_review.py): what rules can mend is mended; a few bad shots are asked again alone (in a follow-up turn
+of the same conversation); a storyboard mostly wrong is asked again whole. Shots the model still cannot write come
+from the offline planner, with a note.
 """
 
 from __future__ import annotations
@@ -10,14 +15,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from tools.beats import MIN_SHOT_SECONDS, PlanError, allocate_durations, split_beats, total_seconds
-from tools.brief import CJK, LATIN, detect_lang, is_meta_sentence, is_product_brief, read_brief_settings
+from tools.brief import is_meta_sentence, is_product_brief, read_brief_settings
 from tools.film import Brief, BriefReading, Shot, ShotKind, Storyboard
-from tools.plan_offline import orientation
+from tools.llm import Chat, LLMError, endpoint_from, strict_schema
+from tools.plan_offline import orientation, plan_offline
+from tools.plan_review import LANGUAGE_NAMES, PlanContext, mend, replace_shots, review
 from tools.templates import render
 
 log = logging.getLogger(__name__)
@@ -25,12 +33,8 @@ log = logging.getLogger(__name__)
 Motion = Literal["push-in", "pull-out", "pan-left", "pan-right", "drift", "static"]
 MOTIONS: tuple[str, ...] = ("push-in", "pull-out", "pan-left", "pan-right", "drift", "static")
 SHOT_KINDS: tuple[str, ...] = ShotKind.__args__  # type: ignore[attr-defined]
-LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
-# Words about the deliverable that never belong in a subtitle.
-META_IN_SUBTITLE = re.compile(
-    r"\b\d+\s*-?\s*(?:seconds?|secs?)\b|\b(?:instagram|tiktok|douyin|xiaohongshu|youtube)\b|\d+\s*秒|抖音|小红书|竖屏|横屏",
-    re.IGNORECASE,
-)
+TOKENS_PER_SHOT = 320  # a shot's JSON is ~150-250 tokens; the rest is room, not a target
+BATCH = 4  # shots asked again in one follow-up, at most
 
 
 class PlannedReading(BaseModel):
@@ -74,7 +78,7 @@ class PlannedShot(BaseModel):
 
 
 class PlannedStoryboard(BaseModel):
-    """The storyboard as the language model writes it. Validation context: `shots` (count) and `lang`."""
+    """The storyboard as the language model writes it; its meaning is judged by tools/plan_review.py."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -83,56 +87,28 @@ class PlannedStoryboard(BaseModel):
     reading: PlannedReading | None = Field(default=None, description="What the brief asks for.")
     notes: list[str] = Field(default_factory=list, description="Dialogue lines left out to fit, and why.")
 
-    @model_validator(mode="after")
-    def _matches_request(self, info: ValidationInfo) -> PlannedStoryboard:
-        context = info.context or {}
-        if (n := context.get("shots")) and len(self.shots) != n:
-            raise ValueError(f"expected exactly {n} shots, got {len(self.shots)}")
-        lang = context.get("lang")
-        for i, shot in enumerate(self.shots, start=1):
-            if (
-                shot.subtitle.strip()
-                and lang
-                and detect_lang(shot.subtitle) != lang
-                and _has_letters(shot.subtitle)
-            ):
-                raise ValueError(f"shot {i}: subtitle {shot.subtitle!r} is not in {LANGUAGE_NAMES[lang]}")
-            if not shot.prompt.strip():
-                raise ValueError(f"shot {i}: prompt is empty")
-            if META_IN_SUBTITLE.search(shot.subtitle) or any(
-                m and m in shot.subtitle for m in context.get("meta", ())
-            ):
-                raise ValueError(
-                    f"shot {i}: subtitle {shot.subtitle!r} speaks about the deliverable; subtitles are copy"
-                )
-            if any(d and d in shot.subtitle for d in context.get("directions", ())):
-                raise ValueError(
-                    f"shot {i}: subtitle {shot.subtitle!r} is a stage direction; subtitles are copy"
-                )
-        for field in ("description", "prompt"):
-            values = [getattr(s, field).strip() for s in self.shots]
-            if dupes := sorted({v for v in values if values.count(v) > 1}):
-                raise ValueError(f"two shots have the same {field}: {dupes[0]!r}; every shot must differ")
-        said = " ".join(s.subtitle for s in self.shots) + " " + " ".join(self.notes)
-        if missing := [line for line in context.get("dialogue", ()) if line not in said]:
-            raise ValueError(
-                f"dialogue line {missing[0]!r} is in no subtitle; say every line whole, or name it in notes"
-            )
-        return self
 
+class PlannedShots(BaseModel):
+    """Some shots written again. Other keys are ignored: a small model asked for two shots often answers with the
+    whole storyboard, and the shots asked for are then taken from it by position."""
 
-LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
+    model_config = ConfigDict(extra="ignore")
 
-
-def _has_letters(text: str) -> bool:
-    return bool(LATIN.search(text) or CJK.search(text))
+    shots: list[PlannedShot] = Field(description="Only the shots asked for, in the order asked.")
 
 
 def planner_schema(n: int | None = None) -> dict:
-    """The JSON schema sent as `response_format`, no extra keys; with `n`, `shots` holds exactly n items."""
-    schema = PlannedStoryboard.model_json_schema()
+    """The JSON schema sent as `response_format` (strict: every property required, none extra); with `n`,
+    `shots` holds exactly n items."""
+    schema = strict_schema(PlannedStoryboard.model_json_schema())
     if n:
         schema["properties"]["shots"] |= {"minItems": n, "maxItems": n}
+    return schema
+
+
+def shots_schema(k: int) -> dict:
+    schema = strict_schema(PlannedShots.model_json_schema())
+    schema["properties"]["shots"] |= {"minItems": k, "maxItems": k}
     return schema
 
 
@@ -152,48 +128,37 @@ def script_context(brief: Brief) -> dict:
     return {"dialogue": dialogue, "directions": directions + headings, "meta": meta}
 
 
-def _content_json(content: str) -> str:
-    """The JSON inside an answer; servers that ignore `response_format` often wrap it in a ```json fence."""
-    if m := re.search(r"```(?:json)?\s*(.*?)```", content, re.DOTALL):
-        return m.group(1).strip()
-    return content.strip()
+def plan_llm(
+    brief: Brief,
+    config,
+    notes: list[str] | None = None,
+    *,
+    on_progress: Callable[[str], None] | None = None,
+) -> Storyboard:
+    """Plan through the chat endpoint `config` names (a PlannerConfig); PlanError names what went wrong.
 
-
-def _endpoint_down(settings, why: str) -> PlanError:
-    return PlanError(
-        f"the planning endpoint at {settings.llm_base_url} did not answer ({why}); "
-        "check --llm-base-url or use --planner offline"
-    )
-
-
-def _first_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[:limit] + "…"
-
-
-def plan_llm(brief: Brief, settings, notes: list[str] | None = None) -> Storyboard:
-    """Plan through an OpenAI-compatible chat endpoint with a JSON-schema response format.
-
-    The answer is validated with pydantic here rather than by `client.chat.completions.parse`, because a bad answer
-    must be shown back to the model with its validation error (parse raises and drops it), and because compatible
-    servers that ignore `response_format` may wrap the JSON in a code fence. Transport failures (connection,
-    timeout, 5xx, 429) are retried by the client itself `llm_retries` times; invalid answers are retried here
-    `llm_retries` times; then PlanError.
+    One call asks for the whole storyboard; its answer is mended by rules and, where a few shots are still wrong,
+    a follow-up asks for those shots alone (at most `BATCH` a call). `on_progress` gets one line per request.
     """
-    import openai  # heavy enough to keep off the import path of the offline planner
-
-    n = settings.shot_count()
-    total = total_seconds(settings.film_seconds(), n)
-    lang = settings.lang or brief.lang
+    n = config.shot_count()
+    total = total_seconds(config.film_seconds(), n)
+    lang = config.lang or brief.lang
+    ctx = PlanContext(
+        shots=n,
+        lang=lang,
+        brief=brief.text,
+        style=config.style,
+        orientation=orientation(config.width, config.height),
+        **script_context(brief),
+    )
     schema = planner_schema(n)
-    context = {"shots": n, "lang": lang} | script_context(brief)
     variables = {
         "shots": n,
         "duration": f"{total:g}",
-        "width": settings.width,
-        "height": settings.height,
-        "orientation": orientation(settings.width, settings.height),
-        "style": settings.style,
+        "width": config.width,
+        "height": config.height,
+        "orientation": orientation(config.width, config.height),
+        "style": config.style,
         "product": is_product_brief(brief.text),
         "kinds": ", ".join(SHOT_KINDS),
         "motions": ", ".join(MOTIONS),
@@ -208,91 +173,146 @@ def plan_llm(brief: Brief, settings, notes: list[str] | None = None) -> Storyboa
             "content": render("planner_user.j2", brief=brief.text, language=LANGUAGE_NAMES[brief.lang]),
         },
     ]
-    # Local servers (vLLM, SGLang, Ollama, llama.cpp) take any key; the client insists on one being set.
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "EMPTY"
-    client = openai.OpenAI(
-        base_url=settings.llm_base_url,
-        api_key=key,
-        timeout=settings.llm_timeout,
-        max_retries=settings.llm_retries,
-    )
-    response_format = {
-        "type": "json_schema",
-        "json_schema": {"name": "storyboard", "schema": schema, "strict": True},
-    }
-    error = ""
-    for attempt in range(1, settings.llm_retries + 2):
+    offline_board: list[Storyboard] = []
+
+    def offline() -> Storyboard:
+        if not offline_board:
+            offline_board.append(plan_offline(brief, config.model_copy(update={"shots": n})))
+        return offline_board[0]
+
+    def whole_problems(value: PlannedStoryboard) -> list[str]:
+        mended, _ = mend(value, ctx, offline)
+        found = review(mended, ctx)
+        if not found.needs_whole(n):
+            return []
+        # Asked again whole: say everything, the raw count included even where rules could have fixed it.
+        count = [f"expected exactly {n} shots, got {len(value.shots)}"] * (len(value.shots) != n)
+        return list(dict.fromkeys(count + found.problems()))
+
+    progress = on_progress or log.info
+    board_notes: list[str] = []
+    with Chat(endpoint_from(config, "llm")) as chat:
         try:
-            completion = client.chat.completions.create(
-                model=settings.llm_model,
-                messages=messages,
-                response_format=response_format,
-                seed=settings.seed,
-                temperature=0.7,
+            answer = chat.structured(
+                messages,
+                PlannedStoryboard,
+                name="storyboard",
+                validate=whole_problems,
+                schema=schema,
+                schema_in_prompt=True,
+                max_tokens=config.llm_max_tokens or 400 + TOKENS_PER_SHOT * n,
+                temperature=0.7 if config.llm_temperature is None else None,
+                seed=config.seed,
+                repair=lambda problems: render("planner_repair.j2", error="; ".join(problems)),
+                on_progress=progress,
             )
-        except openai.APITimeoutError:
-            raise _endpoint_down(
-                settings, f"no answer within {settings.llm_timeout:g} s, {settings.llm_retries + 1} tries"
-            ) from None
-        except openai.APIConnectionError as exc:
-            raise _endpoint_down(
-                settings, f"connection failed: {_first_line(exc.__cause__ or exc, 160)}"
-            ) from None
-        except openai.AuthenticationError:
-            raise PlanError(
-                f"the planning endpoint at {settings.llm_base_url} rejected the API key; set "
-                "CD_LLM_API_KEY (or OPENAI_API_KEY) or use --planner offline"
-            ) from None
-        except openai.NotFoundError as exc:
-            raise PlanError(
-                f"the planning endpoint at {settings.llm_base_url} has no model {settings.llm_model!r} "
-                f"or no chat route ({_first_line(exc.message, 160)}); check --llm-model and "
-                "--llm-base-url"
-            ) from None
-        except openai.APIStatusError as exc:
-            if exc.status_code >= 500 or exc.status_code == 429:
-                raise _endpoint_down(
-                    settings,
-                    f"HTTP {exc.status_code} after {settings.llm_retries + 1} tries: "
-                    f"{_first_line(exc.message, 160)}",
-                ) from None
-            raise PlanError(
-                f"the planning endpoint at {settings.llm_base_url} refused the request "
-                f"(HTTP {exc.status_code}: {_first_line(exc.message, 200)})"
-            ) from None
-        if not completion.choices:
-            error = "the answer had no choices"
-            continue
-        message = completion.choices[0].message
-        if getattr(message, "refusal", None):
-            raise PlanError(f"the planning model refused the brief: {_first_line(message.refusal)}")
-        content = message.content or ""
+        except LLMError as exc:
+            raise _plan_error(exc, config) from None
+        planned, mended_notes = mend(answer.value, ctx, offline)
+        board_notes += mended_notes
+        planned = _ask_for_shots(chat, messages, planned, ctx, config, offline, board_notes, progress)
+    for line in board_notes:
+        log.info("planner: %s", line)
+    return _storyboard_from(planned, brief, config, lang, total, notes, board_notes)
+
+
+def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offline, notes, progress):
+    """The shots still wrong after the rules, asked again alone; what the model cannot fix comes from the
+    offline planner."""
+    bad = review(planned, ctx).shots
+    indices = sorted(bad)
+    for start in range(0, len(indices), BATCH):
+        batch = indices[start : start + BATCH]
+        problems = [p for i in batch for p in bad[i]]
+
+        def batch_problems(value: PlannedShots, batch=batch, planned=planned) -> list[str]:
+            picked = _picked(value.shots, batch, ctx.shots)
+            if picked is None:
+                return [
+                    f"expected exactly {len(batch)} shots (shots {_numbers(batch)}), got {len(value.shots)}"
+                ]
+            mended, _ = mend(replace_shots(planned, batch, picked), ctx, offline)
+            found = review(mended, ctx).shots
+            return [p for i in batch for p in found.get(i, [])]
+
+        ask = render(
+            "planner_shots.j2",
+            numbers=_numbers(batch),
+            count=len(batch),
+            problems=problems,
+            storyboard=planned.model_dump_json(exclude={"reading"}),
+        )
+        progress(f"planner: asking again for shot(s) {_numbers(batch)} alone: {problems[0]}")
         try:
-            planned = PlannedStoryboard.model_validate_json(_content_json(content), context=context)
-        except ValidationError as exc:
-            error = _validation_summary(exc)
-            log.warning("planner answer %d of %d was invalid: %s", attempt, settings.llm_retries + 1, error)
-            messages += [
-                {"role": "assistant", "content": content},
-                {"role": "user", "content": render("planner_repair.j2", error=error)},
+            answer = chat.structured(
+                [*messages, {"role": "user", "content": ask}],
+                PlannedShots,
+                name="shots",
+                validate=batch_problems,
+                schema=shots_schema(len(batch)),
+                max_tokens=config.llm_max_tokens or 200 + TOKENS_PER_SHOT * len(batch),
+                seed=config.seed,
+                on_progress=progress,
+            )
+            picked = _picked(answer.value.shots, batch, ctx.shots)
+            planned, more = mend(replace_shots(planned, batch, picked), ctx, offline)
+            notes += more
+        except LLMError as exc:
+            board = offline()
+            picked = [
+                _offline_shot(board.shots[min(i, len(board.shots) - 1)], planned.shots[i]) for i in batch
             ]
-            continue
-        return _storyboard_from(planned, brief, settings, lang, total, notes)
-    raise PlanError(
-        f"the planning model at {settings.llm_base_url} gave no valid storyboard in "
-        f"{settings.llm_retries + 1} tries; last error: {error}. Try another --llm-model, raise "
-        "--llm-retries, or use --planner offline"
-    )
+            planned = replace_shots(planned, batch, picked)
+            notes.append(
+                f"shot(s) {_numbers(batch)} from the offline planner: the planning model could not fix "
+                f"them ({problems[0]}; {exc.detail[:160]})"
+            )
+    return planned
 
 
-def _validation_summary(exc: ValidationError, limit: int = 8) -> str:
-    """The validation errors in a few lines a model (and a person) can act on."""
-    parts = []
-    for err in exc.errors()[:limit]:
-        where = ".".join(str(x) for x in err["loc"]) or "answer"
-        parts.append(f"{where}: {err['msg']}")
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+def _picked(shots: list, batch: list[int], n: int) -> list | None:
+    """The shots asked for: the answer in order, or picked by position from a whole storyboard."""
+    if len(shots) == len(batch):
+        return shots
+    if len(shots) == n:
+        return [shots[i] for i in batch]
+    return None
+
+
+def _numbers(batch: list[int]) -> str:
+    return ", ".join(str(i + 1) for i in batch)
+
+
+def _offline_shot(shot: Shot, like: PlannedShot) -> PlannedShot:
+    values = {name: getattr(shot, name) for name in PlannedShot.model_fields if hasattr(shot, name)}
+    return PlannedShot.model_validate(values | {"duration": like.duration})
+
+
+def _plan_error(exc: LLMError, config) -> PlanError:
+    """The chat module's error in the planner's words; advice names only flags that exist."""
+    url, stats = config.llm_base_url, exc.stats
+    down = f"the planning endpoint at {url} did not answer"
+    if exc.kind in ("timeout", "budget"):
+        within = f"{config.llm_timeout:g} s" if exc.kind == "timeout" else "its total time"
+        return PlanError(
+            f"{down} (no answer within {within}, request {stats.calls}); raise --llm-timeout or "
+            "--llm-retries, lower --llm-max-tokens, or use --planner offline"
+        )
+    if exc.kind in ("connect", "status"):
+        last = stats.problems[-1] if stats.problems else exc.detail
+        return PlanError(
+            f"{down} ({last}, {stats.calls} tries); check --llm-base-url or use --planner offline"
+        )
+    if exc.kind == "refused" and exc.status is None:
+        said = exc.detail.removeprefix("answered with a refusal: ")
+        return PlanError(f"the planning model at {url} refused the brief: {said}")
+    if exc.kind == "invalid":
+        return PlanError(
+            f"the planning model at {url} gave no valid storyboard in {stats.calls} tries; last error: "
+            f"{stats.problems[-1] if stats.problems else exc.detail}. Try another --llm-model, raise "
+            "--llm-retries or --llm-max-tokens, or use --planner offline"
+        )
+    return PlanError(f"{exc}; or use --planner offline")
 
 
 def merge_reading(rules: BriefReading, model: PlannedReading | None) -> BriefReading:
@@ -304,7 +324,7 @@ def merge_reading(rules: BriefReading, model: PlannedReading | None) -> BriefRea
 
 
 def _storyboard_from(
-    planned, brief: Brief, settings, lang: str, total: float, notes: list[str] | None
+    planned, brief: Brief, settings, lang: str, total: float, notes: list[str] | None, mended: list[str]
 ) -> Storyboard:
     """Program ids and positions, durations rescaled to the film's length, the reading merged, nothing else changed."""
     reading = merge_reading(brief.reading or read_brief_settings(brief.text), planned.reading)
@@ -333,7 +353,7 @@ def _storyboard_from(
         )
         for i, (s, d) in enumerate(zip(planned.shots, durations, strict=True), start=1)
     ]
-    board_notes = [" ".join(n.split()) for n in planned.notes if n.strip()]
+    board_notes = [" ".join(n.split()) for n in planned.notes if n.strip()] + mended
     if planned.reading and planned.reading.duration and reading.duration:
         if abs(planned.reading.duration - reading.duration) > 0.5:
             board_notes.append(

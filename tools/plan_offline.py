@@ -337,6 +337,11 @@ def _render(i, unit, seconds, lang, description, prompt_subject, subtitle, expec
         "kind": unit.kind,
     }
     speakers = {who for who, _ in kept if who}
+    # The voice-over speaks the copy and narration (lines with no speaker, or a speaker marked V.O.); a
+    # character's on-screen dialogue is not voiced over a silent picture. The end card says its copy.
+    spoken = (
+        subtitle if unit.role == "end" else _say([(None, w) for who, w in kept if _voice_over(who)], lang)
+    )
     return Shot(
         id=f"s{i:02d}",
         index=i,
@@ -354,7 +359,12 @@ def _render(i, unit, seconds, lang, description, prompt_subject, subtitle, expec
         subject_kind=subject_kind,
         scene=unit.heading,
         speaker=speakers.pop() if len(speakers) == 1 else None,
+        voiceover=spoken.strip(),
     )
+
+
+def _voice_over(who: str | None) -> bool:
+    return not who or bool(re.search(r"\bV\.?O\b|\(O\.?S\.?\)|旁白|画外音", who, re.IGNORECASE))
 
 
 def _distinct(shot, unit, i, lang, seen_descriptions, seen_prompts, config, subject, product) -> Shot:

@@ -19,11 +19,13 @@ from pydantic import BaseModel, Field
 from tools.critics.inputs import CritiqueConfig
 from tools.critics.ocr import requested_text
 from tools.film import Issue, Shot, Take
+from tools.llm import Chat, LLMError, endpoint_from
 from tools.templates import render
 
 DEFAULT_STEPS = 9  # Z-Image-Turbo's default; only the starting point when a take did not record its steps
 MAX_STEPS = 50
 MAX_PROMPT_CHARS = 2000  # a rewrite longer than this is the model rambling, not a prompt
+REWRITE_MAX_TOKENS = 700  # one paragraph of prompt, with room
 REWRITE_CATEGORIES = {"subject", "composition", "count", "product", "style"}
 
 
@@ -89,17 +91,11 @@ def _failing_issues(take: Take) -> list[Issue]:
 
 
 def _llm_rewrite(shot: Shot, prompt: str, problems: str, config: CritiqueConfig) -> str:
-    """Ask the configured chat model for a better prompt; raises openai.APIError or ValueError on failure.
+    """The chat model's better prompt, through tools.llm.Chat.rewrite: an answer that echoes the request's
+    labelled lines ("Shot: ... Problems: ...") or runs past `MAX_PROMPT_CHARS` is refused and asked again.
+    Raises LLMError when no usable rewrite came.
 
     `problems`: one "- category: reason" line per problem (a critic's, or a person's note)."""
-    import openai
-
-    client = openai.OpenAI(
-        base_url=config.llm_base_url,
-        api_key=config.llm_api_key.get_secret_value() if config.llm_api_key else "not-needed",
-        timeout=config.llm_timeout,
-        max_retries=config.llm_retries,
-    )
     user = render(
         "repair_rewrite_user.j2",
         description=shot.description,
@@ -107,18 +103,25 @@ def _llm_rewrite(shot: Shot, prompt: str, problems: str, config: CritiqueConfig)
         prompt=prompt,
         problems=problems,
     )
-    resp = client.chat.completions.create(
-        model=config.llm_model,
-        temperature=0,
-        messages=[
-            {"role": "system", "content": render("repair_rewrite_system.j2")},
-            {"role": "user", "content": user},
-        ],
-    )
-    text = (resp.choices[0].message.content or "").strip().strip('"')
-    if not text or len(text) > MAX_PROMPT_CHARS:
-        raise ValueError(f"the rewrite is {'empty' if not text else 'too long'}")
-    return text
+    messages = [
+        {"role": "system", "content": render("repair_rewrite_system.j2")},
+        {"role": "user", "content": user},
+    ]
+
+    def fits(text: str) -> list[str]:
+        return [f"the prompt is {len(text)} characters; at most {MAX_PROMPT_CHARS}"] * (
+            len(text) > MAX_PROMPT_CHARS
+        )
+
+    with Chat(endpoint_from(config, "llm")) as chat:
+        answer = chat.rewrite(
+            messages,
+            request=user,
+            check=fits,
+            max_tokens=config.llm_max_tokens or REWRITE_MAX_TOKENS,
+            temperature=0 if config.llm_temperature is None else None,
+        )
+    return answer.text
 
 
 def _chat_configured(config: CritiqueConfig) -> bool:
@@ -132,18 +135,16 @@ def apply_note(shot: Shot, note: str, config: CritiqueConfig) -> tuple[str, str]
     with --planner auto a failure falls back to appending the note. With --planner llm it raises ValueError; with
     --planner offline the note is appended.
     """
-    import openai
-
     appended = f"{shot.prompt} Director's note: {note}"
     if config.planner == "offline" or not _chat_configured(config):
         return appended, "appended"
     try:
         return _llm_rewrite(shot, shot.prompt, f"- the director's note: {note}", config), "llm"
-    except (openai.APIError, ValueError) as e:
+    except LLMError as e:
         if config.planner == "llm":
             raise ValueError(
-                f"the chat model at {config.llm_base_url} could not apply the note "
-                f"({type(e).__name__}: {e}); try again or use --planner offline"
+                f"the chat model at {config.llm_base_url} could not apply the note ({e.detail}); try again, "
+                "raise --llm-retries or --llm-timeout, or use --planner offline"
             ) from None
         return appended, "appended"
 
@@ -221,8 +222,6 @@ def _fix_text(d: _Draft, shot: Shot, issues: list[Issue], takes: list[Take], run
 
 
 def _rewrite(d: _Draft, shot: Shot, issues: list[Issue], config: CritiqueConfig) -> None:
-    import openai
-
     wanted = [i for i in issues if i.category in REWRITE_CATEGORIES]
     if _chat_configured(config):
         try:
@@ -230,8 +229,8 @@ def _rewrite(d: _Draft, shot: Shot, issues: list[Issue], config: CritiqueConfig)
             d.prompt = _llm_rewrite(shot, d.prompt, problems, config)
             d.act("rewrite-prompt-llm")
             return
-        except (openai.APIError, ValueError) as e:
-            d.reasons.append(f"LLM rewrite failed ({type(e).__name__}: {e}); rules used instead")
+        except LLMError as e:
+            d.reasons.append(f"LLM rewrite failed ({e.kind}: {e.detail}); rules used instead")
     d.prompt = _rule_rewrite(shot, d.prompt, wanted)
     d.act("rewrite-prompt")
 

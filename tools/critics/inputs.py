@@ -30,6 +30,8 @@ class CritiqueConfig(BaseModel):
     )
     llm_timeout: float = Field(default=60.0, gt=0, description="Seconds before one request times out.")
     llm_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed chat request.")
+    llm_max_tokens: int | None = Field(default=None, gt=0, description="Cap on one answer's tokens.")
+    llm_temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
     seed: int = Field(default=0, description="Run seed; each take's seed derives from it.")
     num_inference_steps: int | None = Field(
         default=None, description="The run's steps; where a repair that adds steps starts."

@@ -1,0 +1,262 @@
+"""The server's durable job queue: films and their jobs in one SQLite file, so a restart or kill -9 loses nothing.
+
+A film is a row (`films`) owned by one API key (its hash); its work is a sequence of jobs (`jobs`): `start`
+(plan, and shoot unless it waits for approval), `approve` (shoot an approved storyboard), `redo` (re-shoot one
+shot). A film has at most one job queued or running at a time, so two workers never touch one run directory.
+
+Claiming is one UPDATE inside an immediate transaction: a job is handed to exactly one worker. A job found
+`running` when the store opens was cut off by a crash; `recover()` queues it again, and the job continues from
+the run directory and its checkpointer (nothing recorded is made again).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+JobKind = Literal["start", "approve", "redo"]
+JobState = Literal["queued", "running", "done", "failed"]
+FilmStatus = Literal["queued", "planning", "waiting_approval", "shooting", "cutting", "done", "failed"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS films (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    run_dir TEXT NOT NULL,
+    brief TEXT NOT NULL,
+    options TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS films_owner ON films(owner, created);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    film_id TEXT NOT NULL REFERENCES films(id),
+    kind TEXT NOT NULL,
+    args TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+CREATE TABLE IF NOT EXISTS reviews (
+    film_id TEXT NOT NULL REFERENCES films(id),
+    shot_id TEXT NOT NULL,
+    take INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    time REAL NOT NULL,
+    PRIMARY KEY (film_id, shot_id, take)
+);
+"""
+
+
+class Film(BaseModel):
+    id: str
+    owner: str
+    run_dir: str
+    brief: str
+    options: dict = Field(default_factory=dict)
+    status: FilmStatus
+    progress: float = 0.0
+    error: str | None = None
+    created: float
+    updated: float
+
+
+class Job(BaseModel):
+    id: int
+    film_id: str
+    kind: JobKind
+    args: dict = Field(default_factory=dict)
+    state: JobState
+    attempts: int = 0
+    error: str | None = None
+
+
+class Busy(Exception):
+    """The film already has a job queued or running."""
+
+
+class JobStore:
+    """Films and jobs in `path` (SQLite, WAL). Safe to share between threads: one connection behind a lock."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed row survives a killed process (only a power cut may lose the last).
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self):
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- films ------------------------------------------------------------------------------------------------
+    def create_film(self, film_id: str, owner: str, run_dir: str, brief: str, options: dict) -> Film:
+        """The film and its `start` job, in one transaction: a film is never left without its work."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO films (id, owner, run_dir, brief, options, status, created, updated) "
+                "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (film_id, owner, run_dir, brief, json.dumps(options), now, now),
+            )
+            db.execute(
+                "INSERT INTO jobs (film_id, kind, args, state, created) VALUES (?, 'start', '{}', 'queued', ?)",
+                (film_id, now),
+            )
+        return self.film(film_id)
+
+    def film(self, film_id: str, owner: str | None = None) -> Film | None:
+        """The film, or None when there is none or `owner` does not own it (the same answer: no leak)."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM films WHERE id = ?", (film_id,)).fetchone()
+        if row is None or (owner is not None and row["owner"] != owner):
+            return None
+        return _film(row)
+
+    def films(self, owner: str | None = None, limit: int = 200) -> list[Film]:
+        with self._lock:
+            if owner is None:
+                rows = self._db.execute(
+                    "SELECT * FROM films ORDER BY created DESC LIMIT ?", (limit,)
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM films WHERE owner = ? ORDER BY created DESC LIMIT ?", (owner, limit)
+                ).fetchall()
+        return [_film(r) for r in rows]
+
+    def update_film(self, film_id: str, **fields) -> None:
+        allowed = {"status", "progress", "error"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"update_film takes {sorted(allowed)}, got {sorted(fields)}")
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._lock:
+            self._db.execute(
+                f"UPDATE films SET {sets}, updated = ? WHERE id = ?",  # noqa: S608 - names checked above
+                (*fields.values(), time.time(), film_id),
+            )
+
+    def active_jobs(self, owner: str) -> int:
+        """Jobs of this owner queued or running: the per-key cap counts these."""
+        with self._lock:
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM jobs JOIN films ON films.id = jobs.film_id "
+                "WHERE films.owner = ? AND jobs.state IN ('queued', 'running')",
+                (owner,),
+            ).fetchone()
+        return n
+
+    # --- jobs -------------------------------------------------------------------------------------------------
+    def enqueue(self, film_id: str, kind: JobKind, args: dict, status: FilmStatus = "queued") -> Job:
+        """A new job for the film; raises Busy when it already has one queued or running."""
+        now = time.time()
+        with self._tx() as db:
+            busy = db.execute(
+                "SELECT 1 FROM jobs WHERE film_id = ? AND state IN ('queued', 'running')", (film_id,)
+            ).fetchone()
+            if busy:
+                raise Busy(film_id)
+            cur = db.execute(
+                "INSERT INTO jobs (film_id, kind, args, state, created) VALUES (?, ?, ?, 'queued', ?)",
+                (film_id, kind, json.dumps(args), now),
+            )
+            db.execute(
+                "UPDATE films SET status = ?, error = NULL, updated = ? WHERE id = ?", (status, now, film_id)
+            )
+            job_id = cur.lastrowid
+        return self.job(job_id)
+
+    def job(self, job_id: int) -> Job:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row)
+
+    def jobs(self, film_id: str) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE film_id = ? ORDER BY id", (film_id,)).fetchall()
+        return [_job(r) for r in rows]
+
+    def claim(self) -> Job | None:
+        """The oldest queued job, now running and handed to the caller alone; None when the queue is empty."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1 WHERE id = ?",
+                (now, row["id"]),
+            )
+        return self.job(row["id"])
+
+    def finish(self, job_id: int, error: str | None = None) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET state = ?, error = ?, finished = ? WHERE id = ?",
+                ("failed" if error else "done", error, time.time(), job_id),
+            )
+
+    def recover(self) -> int:
+        """Queue again every job a crash left running; returns how many."""
+        with self._lock:
+            cur = self._db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'")
+        return cur.rowcount
+
+    # --- a person's review of flagged takes -------------------------------------------------------------------
+    def review(self, film_id: str, shot_id: str, take: int, action: str, note: str = "") -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO reviews (film_id, shot_id, take, action, note, time) VALUES (?, ?, ?, ?, ?, ?)",
+                (film_id, shot_id, take, action, note, time.time()),
+            )
+
+    def reviews(self, film_id: str) -> dict[tuple[str, int], str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT shot_id, take, action FROM reviews WHERE film_id = ?", (film_id,)
+            ).fetchall()
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+
+def _film(row: sqlite3.Row) -> Film:
+    return Film(**{**dict(row), "options": json.loads(row["options"])})
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(**{**dict(row), "args": json.loads(row["args"])})

@@ -1,0 +1,135 @@
+"""Load on the service: N clients (one API key each) submit a film at once and poll its status until done.
+
+    python evals/bench_server.py --films 20 --shots 2 --workers 2 [--kill-after 20]
+
+The server runs as a real `main.py serve` process on loopback with the offline backends. With --kill-after S
+it is killed with SIGKILL S seconds in and started again on the same state folder; every film must still
+complete. Prints: films done, lost, duplicated (a film with more than one start job, or a run made twice),
+p50/p95/max latency of GET /v1/films/{id}, wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(state: Path, keys: Path, port: int, workers: int) -> subprocess.Popen:
+    cmd = [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port), "--state", str(state),
+           "--api-keys", str(keys), "--workers", str(workers), "--rate-limit", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(state / "server.log", "ab"))
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1/films", timeout=1)
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not start; see " + str(state / "server.log"))
+
+
+def client(base: str, key: str, shots: int, latencies: list, results: dict, stop: threading.Event) -> None:
+    h = {"Authorization": f"Bearer {key}"}
+    body = {"brief": f"a short film about {key[-6:]} kites over a harbour", "options": {"shots": shots}}
+    while True:
+        try:
+            film_id = httpx.post(f"{base}/v1/films", json=body, headers=h, timeout=30).json()["id"]
+            break
+        except (httpx.TransportError, KeyError):
+            time.sleep(0.5)
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        try:
+            r = httpx.get(f"{base}/v1/films/{film_id}", headers=h, timeout=30)
+        except httpx.TransportError:  # the server is being restarted
+            time.sleep(0.3)
+            continue
+        latencies.append(time.perf_counter() - t0)
+        status = r.json()["status"]
+        if status in ("done", "failed"):
+            results[key] = (film_id, status, r.json().get("error"))
+            return
+        time.sleep(0.25)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--films", type=int, default=20)
+    ap.add_argument("--shots", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--kill-after", type=float, default=None, help="SIGKILL the server after S seconds, restart"
+    )
+    ap.add_argument("--timeout", type=float, default=1800)
+    args = ap.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="bench-server-"))
+    keys = [f"bench-key-{i:02d}-" + os.urandom(8).hex() for i in range(args.films)]
+    (state / "keys.txt").write_text("\n".join(keys))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(state, state / "keys.txt", port, args.workers)
+    latencies: list[float] = []
+    results: dict = {}
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    threads = [
+        threading.Thread(target=client, args=(base, k, args.shots, latencies, results, stop)) for k in keys
+    ]
+    for t in threads:
+        t.start()
+    killed = False
+    while any(t.is_alive() for t in threads) and time.perf_counter() - t0 < args.timeout:
+        if args.kill_after and not killed and time.perf_counter() - t0 > args.kill_after:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            done_before = len(results)
+            proc = start_server(state, state / "keys.txt", port, args.workers)
+            killed = True
+            print(f"killed -9 at {args.kill_after:.0f} s with {done_before} films done; restarted")
+        time.sleep(0.2)
+    stop.set()
+    wall = time.perf_counter() - t0
+    proc.terminate()
+    proc.wait(30)
+    db = sqlite3.connect(state / "jobs.sqlite")
+    films = db.execute("SELECT COUNT(*) FROM films").fetchone()[0]
+    starts = db.execute(
+        "SELECT film_id, COUNT(*), MAX(attempts) FROM jobs WHERE kind='start' GROUP BY film_id"
+    ).fetchall()
+    dup = sum(1 for _, n, _ in starts if n > 1)
+    retried = sum(1 for *_, a in starts if a > 1)
+    done = sum(1 for _, s, _ in results.values() if s == "done")
+    failed = [(k[-6:], e) for k, (_, s, e) in results.items() if s != "done"]
+    runs = sum(1 for p in (state / "runs").iterdir() if (p / "final.mp4").exists())
+    lat = sorted(latencies)
+    p95 = lat[int(0.95 * (len(lat) - 1))] * 1000
+    print(f"films submitted {args.films}, in the queue {films}, done {done}, failed {len(failed)}, "
+          f"lost {args.films - len(results)}, duplicated {dup}, runs with final.mp4 {runs}, jobs retried after kill {retried}")  # fmt: skip
+    print(f"status GET: {len(lat)} calls, p50 {statistics.median(lat) * 1000:.1f} ms, p95 {p95:.1f} ms, "
+          f"max {lat[-1] * 1000:.1f} ms; wall {wall:.1f} s ({args.workers} workers, {args.shots} shots each)")  # fmt: skip
+    if failed:
+        print("failures:", failed[:5])
+    print(f"state: {state}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Sound: the voice-over, the music bed, loudness and subtitles timed to the voice, measured on the output."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import re
+import subprocess
+import threading
+import wave
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from tools.animate import run_ffmpeg
+from tools.cut import CutConfig, cut_film, probe
+from tools.film import Clip, Shot
+from tools.mix import check_music, measure_loudness
+from tools.sound import LEAD, retime
+
+EN = ["Meet Aurora.", "Forty hours of quiet, wherever the day takes you.", "", "Order now."]
+ZH = ["欢迎来到新的一天。", "四十小时的安静。", "", "现在下单。"]
+W, H = 320, 180
+
+
+def make_film(root: Path, texts: list[str], seconds: float = 2.0) -> tuple[list[Shot], list[Clip]]:
+    """Plain coloured clips, one per line (the picture does not matter here, the sound does)."""
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    shots, clips = [], []
+    for i, text in enumerate(texts, start=1):
+        sid = f"s{i:02d}"
+        path = root / "clips" / f"{sid}.mp4"
+        run_ffmpeg(["-f", "lavfi", "-i", f"color=c=0x{i * 40:02x}4080:s={W}x{H}:d={seconds}:r=24",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)])  # fmt: skip
+        shots.append(Shot(id=sid, index=i, kind="wide", description="d", camera="c", lighting="l", mood="m",
+                          duration=seconds, subtitle=text, prompt="p", voiceover=text))  # fmt: skip
+        clips.append(Clip(shot_id=sid, take=1, path=f"clips/{sid}.mp4", backend="t", model="t",
+                          motion="push-in", duration=seconds, fps=24, width=W, height=H))  # fmt: skip
+    return shots, clips
+
+
+def make_music(path: Path, seconds: float, tone: float = 50.0) -> Path:
+    """A bed whose level can be read under the voice: a low tone (speech has almost nothing at 50 Hz)."""
+    run_ffmpeg(["-f", "lavfi", "-i", f"sine=f={tone}:d={seconds}", "-af", "aformat=channel_layouts=stereo",
+                str(path)])  # fmt: skip
+    return path
+
+
+def decode(path: Path, rate: int = 16000) -> np.ndarray:
+    """The file's audio as mono float samples at `rate`."""
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+           "-ar", str(rate), "-f", "f32le", "-"]  # fmt: skip
+    return np.frombuffer(subprocess.run(cmd, check=True, capture_output=True).stdout, dtype="<f4")
+
+
+def srt_starts(path: Path) -> list[float]:
+    starts = []
+    for h, m, s, ms in re.findall(r"(\d+):(\d+):(\d+),(\d+) -->", path.read_text()):
+        starts.append(int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000)
+    return starts
+
+
+def onsets(samples: np.ndarray, rate: int = 16000, gap: float = 0.25) -> list[float]:
+    """Where sound starts after at least `gap` s of silence (10 ms windows above -40 dBFS)."""
+    win = rate // 100
+    n = len(samples) // win
+    rms = np.sqrt(np.mean(samples[: n * win].reshape(n, win) ** 2, axis=1) + 1e-12)
+    loud = 20 * np.log10(rms) > -40
+    found, quiet = [], gap * 100
+    for i, on in enumerate(loud):
+        if on and quiet >= gap * 100:
+            found.append(i / 100)
+        quiet = 0 if on else quiet + 1
+    return found
+
+
+@pytest.fixture(scope="module")
+def en_film(tmp_path_factory):
+    root = tmp_path_factory.mktemp("en")
+    shots, clips = make_film(root, EN)
+    return root, shots, clips, cut_film(shots, clips, root, CutConfig(width=W, height=H))
+
+
+def test_english_film_has_a_voice_measured_to_the_loudness_target(en_film):
+    root, shots, _, cut = en_film
+    streams = [s["type"] for s in probe(root / cut.path)["streams"]]
+    assert streams.count("audio") == 1 and "subtitle" in streams
+    assert cut.audio is not None and [v.engine for v in cut.audio.voice] == ["piper"] * 3
+    integrated, peak = measure_loudness(root / cut.path)  # measured on the delivered MP4, not taken from it
+    assert abs(integrated - (-14.0)) <= 1.0, integrated
+    assert peak <= -1.0, peak
+    assert (cut.audio.integrated_lufs, cut.audio.true_peak_dbtp) == (integrated, peak)
+    for line in cut.audio.voice:  # provenance: every line's file, text and length in the record
+        assert (root / line.path).is_file() and line.path.startswith("audio/")
+        assert line.text in EN and line.duration > 0.3
+
+
+def test_subtitle_cues_start_within_150_ms_of_their_voice_line(en_film):
+    root, _, _, cut = en_film
+    heard = onsets(decode(root / cut.path))
+    cues = srt_starts(root / cut.srt)
+    assert len(cues) == 3 and len(heard) >= 3
+    for cue in cues:
+        assert min(abs(cue - t) for t in heard) <= 0.15, (cue, heard)
+
+
+def test_a_long_line_gets_its_time_from_the_other_shots(en_film):
+    _, _, _, cut = en_film
+    long_line = next(v for v in cut.audio.voice if v.shot_id == "s02")
+    short_next = next(v for v in cut.audio.voice if v.shot_id == "s04")
+    assert long_line.speech > 2.0  # longer than the 2 s shot it belongs to, less its fades
+    assert short_next.start >= long_line.start + long_line.duration  # no two lines overlap
+    assert abs(cut.duration - (4 * 2.0 - 3 * 0.4)) < 0.1  # the film keeps its length
+
+
+def test_retime_keeps_the_length_and_names_a_line_that_cannot_fit():
+    new, unfit = retime([2.0, 2.0, 2.0], {1: 3.0}, 0.4)
+    assert abs(sum(new) - 6.0) < 1e-6 and new[1] >= 3.0 + 0.4 and not unfit
+    new, unfit = retime([2.0, 2.0], {0: 5.0, 1: 5.0}, 0.4)
+    assert unfit == [0, 1] and sum(new) > 4.0
+
+
+def test_resume_does_not_synthesise_a_line_again(en_film, monkeypatch):
+    root, shots, clips, cut = en_film
+    import tools.voice
+
+    def refuse(*_):
+        raise AssertionError("a cached line was synthesised again")
+
+    monkeypatch.setattr(tools.voice, "_run_piper", refuse)
+    again = cut_film(shots, clips, root, CutConfig(width=W, height=H))
+    assert [v.path for v in again.audio.voice] == [v.path for v in cut.audio.voice]
+
+
+def test_chinese_film_with_voice_and_music_is_ducked_under_the_voice(tmp_path):
+    shots, clips = make_film(tmp_path, ZH, seconds=3.0)
+    music = make_music(tmp_path / "bed.wav", 5.0)  # shorter than the film: looped
+    cut = cut_film(shots, clips, tmp_path, CutConfig(width=W, height=H, music=str(music), music_volume=-6))
+    assert cut.lang == "zh" and {v.engine for v in cut.audio.voice} <= {"espeak-ng", "piper"}
+    assert cut.audio.music == str(music)
+    integrated, peak = measure_loudness(tmp_path / cut.path)
+    assert abs(integrated + 14.0) <= 1.0 and peak <= -1.0, (integrated, peak)
+    rate = 16000
+    samples = decode(tmp_path / cut.path, rate)
+    # The bed's level at 50 Hz, in 100 ms windows, under the voice and in the gaps between lines.
+    win = rate // 10
+
+    def tone_db(t: float) -> float:
+        chunk = samples[int(t * rate) : int(t * rate) + win]
+        spectrum = np.abs(np.fft.rfft(chunk * np.hanning(len(chunk))))
+        band = spectrum[int(45 * len(chunk) / rate) : int(56 * len(chunk) / rate) + 1]
+        return 20 * np.log10(band.max() + 1e-9)
+
+    under, between = [], []
+    for line in cut.audio.voice:
+        begin = line.start + line.onset
+        under += [tone_db(begin + 0.3 + k * 0.1) for k in range(max(1, int(line.speech / 0.1) - 5))]
+    s03 = next(s for s in shots if s.id == "s03")  # the shot with no line: the music comes back up
+    assert not s03.voiceover
+    starts = sorted(v.start + v.onset for v in cut.audio.voice)
+    gap_start = starts[1] + next(v.speech for v in cut.audio.voice if v.shot_id == "s02") + 0.9
+    between = [tone_db(gap_start + k * 0.1) for k in range(5)]
+    assert np.median(between) - np.median(under) >= 6.0, (np.median(between), np.median(under))
+
+
+@pytest.mark.parametrize("kind", ["missing", "not-audio", "empty", "one-second"])
+def test_bad_music_is_named_and_the_film_is_still_made(tmp_path, kind):
+    bad = tmp_path / "bad.mp3"
+    if kind == "not-audio":
+        bad.write_text("this is a shopping list, not a song\n")
+    elif kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "one-second":
+        make_music(bad, 1.0, tone=440)
+    path, why = check_music(str(bad))
+    assert path is None and why.startswith(f"--music {bad}:") and "without music" in why and "\n" not in why
+    shots, clips = make_film(tmp_path, EN[:2])
+    cut = cut_film(shots, clips, tmp_path, CutConfig(width=W, height=H, music=str(bad)))
+    assert cut.audio.music is None and why in cut.audio.notes and len(cut.audio.voice) == 2
+
+
+class _Speech(http.server.BaseHTTPRequestHandler):
+    """/v1/audio/speech answering a WAV of a 440 Hz tone whose length follows the text; counts requests."""
+
+    requests: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        import json
+
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, **body})
+        rate, seconds = 24000, 0.5 + 0.05 * len(body["input"])
+        t = np.arange(int(rate * seconds)) / rate
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as wf:
+            wf.setnchannels(1), wf.setsampwidth(2), wf.setframerate(rate)
+            wf.writeframes(np.concatenate([np.zeros(rate // 10, "<i2"), tone]).tobytes())
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        self.send_header("Content-Length", str(buf.tell()))
+        self.end_headers()
+        self.wfile.write(buf.getvalue())
+
+    def log_message(self, *_):
+        pass
+
+
+def test_speech_endpoint_through_the_openai_client(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Speech)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Speech.requests.clear()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1"
+        shots, clips = make_film(tmp_path, EN[:2])
+        config = CutConfig(width=W, height=H, tts_base_url=url, tts_model="kokoro", tts_voice="af_sky")
+        cut = cut_film(shots, clips, tmp_path, config)
+    finally:
+        server.shutdown()
+    assert [r["path"] for r in _Speech.requests] == ["/v1/audio/speech"] * 2
+    assert [r["input"] for r in _Speech.requests] == EN[:2] and _Speech.requests[0]["voice"] == "af_sky"
+    line = cut.audio.voice[0]
+    assert (line.engine, line.model, line.voice) == ("openai", "kokoro", "af_sky")
+    assert abs(line.onset - 0.1) < 0.02 and abs(line.duration - (0.6 + 0.05 * len(EN[0]))) < 0.02
+    assert not [n for n in cut.audio.notes if "endpoint" in n]
+
+
+def test_speech_endpoint_down_falls_back_to_the_offline_voice_and_says_so(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    shots, clips = make_film(tmp_path, EN[:2])
+    config = CutConfig(width=W, height=H, tts_base_url=f"http://127.0.0.1:{port}/v1")
+    cut = cut_film(shots, clips, tmp_path, config)
+    assert probe(tmp_path / cut.path)["duration"] > 3
+    assert [v.engine for v in cut.audio.voice] == ["piper", "piper"]
+    said = [n for n in cut.audio.notes if f"127.0.0.1:{port}" in n]
+    assert len(said) == 1 and "offline voice speaks instead" in said[0]
+
+
+def test_no_voice_and_no_music_keeps_the_cut_silent(tmp_path):
+    shots, clips = make_film(tmp_path, EN[:2])
+    cut = cut_film(shots, clips, tmp_path, CutConfig(width=W, height=H, voice=False))
+    assert cut.audio is None
+    assert "audio" not in [s["type"] for s in probe(tmp_path / cut.path)["streams"]]
+    assert srt_starts(tmp_path / cut.srt)[0] == 0.0  # without a voice the cues follow the shots, as before
+    assert LEAD > 0

