@@ -3,20 +3,25 @@
 Plans a fixed set of briefs and scripts (English and Chinese) with `--planner llm` and prints, per storyboard and
 in all: whether it succeeded, the chat calls it took, prompt and completion tokens (when the server reports
 usage) and seconds. A storyboard succeeds when the planner returns one (its own validation passed); a failure
-prints the planner's one-line error.
+prints the planner's one-line error. docs/LOCAL_LLM.md has the figures measured with llama.cpp on a 2-core CPU.
 
-    python evals/bench_llm_plan.py --llm-base-url http://127.0.0.1:8080/v1 --llm-model qwen2.5-0.5b \\
-        [--llm-timeout 120] [--llm-retries 2] [--limit 10] [--json out.json]
+    python evals/bench_llm_plan.py --llm-base-url http://127.0.0.1:8088/v1 --llm-model qwen2.5-0.5b \\
+        [--llm-timeout 120] [--llm-retries 2] [--llm-max-tokens N] [--llm-temperature T] [--limit 10] \\
+        [--only NAME ...] [--json out.json] [--answers answers.jsonl]
 
 Calls and tokens are counted at the openai client (every chat completion the planner makes, whichever way it
 builds its requests), so the figures do not depend on the planner's internals; retries made inside the openai
 client itself (a client built with max_retries > 0) are not seen, which tools.llm clients never make.
+`--answers` writes one line per chat completion: the brief, the response_format type asked for, finish_reason,
+seconds, tokens and the answer's text (or the exception), so that a rejected answer can be read whole; the
+planner's warnings (why it asked again) go into each row's `problems`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -49,13 +54,15 @@ BRIEFS: list[tuple[str, str, int]] = [
 
 
 class Counter:
-    """Counts every chat completion made through the openai client while installed."""
+    """Counts every chat completion made through the openai client while installed, and keeps each answer."""
 
-    def __init__(self):
+    def __init__(self, brief: str):
+        self.brief = brief
         self.calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.usage_seen = False
+        self.answers: list[dict] = []
 
     def install(self):
         from openai.resources.chat.completions import Completions
@@ -65,23 +72,59 @@ class Counter:
 
         def create(self, *args, **kwargs):
             counter.calls += 1
-            completion = original(self, *args, **kwargs)
+            record = {
+                "brief": counter.brief,
+                "call": counter.calls,
+                "response_format": (kwargs.get("response_format") or {}).get("type", "none"),
+                "max_tokens": kwargs.get("max_tokens") or kwargs.get("max_completion_tokens"),
+            }
+            counter.answers.append(record)
+            start = time.perf_counter()
+            try:
+                completion = original(self, *args, **kwargs)
+            except Exception as exc:
+                record |= {"seconds": round(time.perf_counter() - start, 2), "error": _one_line(exc)}
+                raise
+            record["seconds"] = round(time.perf_counter() - start, 2)
+            if completion.choices:
+                choice = completion.choices[0]
+                record |= {"finish_reason": choice.finish_reason, "content": choice.message.content}
             if usage := getattr(completion, "usage", None):
                 counter.usage_seen = True
                 counter.prompt_tokens += usage.prompt_tokens or 0
                 counter.completion_tokens += usage.completion_tokens or 0
+                record |= {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
             return completion
 
         Completions.create = create
         return lambda: setattr(Completions, "create", original)
 
 
-def plan_one(brief_text: str, shots: int, args) -> dict:
+class Problems(logging.Handler):
+    """The planner's warnings (an answer asked again, and why) while one storyboard is planned."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(_one_line(record.getMessage(), 400))
+
+
+def _one_line(text, limit: int = 300) -> str:
+    if isinstance(text, BaseException):
+        text = f"{type(text).__name__}: {text}"
+    return " ".join(str(text).split())[:limit]
+
+
+def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[dict]]:
     from agent.settings import RunSettings
     from tools.plan import plan_storyboard, read_brief
 
-    counter = Counter()
+    counter = Counter(name)
     uninstall = counter.install()
+    problems = Problems()
+    logging.getLogger("tools").addHandler(problems)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         settings = RunSettings(
@@ -91,16 +134,19 @@ def plan_one(brief_text: str, shots: int, args) -> dict:
             llm_model=args.llm_model,
             llm_timeout=args.llm_timeout,
             llm_retries=args.llm_retries,
+            llm_max_tokens=args.llm_max_tokens,
+            llm_temperature=args.llm_temperature,
             shots=shots,
         )
         try:
             board = plan_storyboard(read_brief(brief_text), settings)
             ok, error, got = True, "", len(board.shots)
         except Exception as exc:  # noqa: BLE001 - a benchmark records every failure and goes on
-            ok, error, got = False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", 0
+            ok, error, got = False, _one_line(exc), 0
         finally:
             uninstall()
-    return {
+            logging.getLogger("tools").removeHandler(problems)
+    row = {
         "ok": ok,
         "shots_asked": shots,
         "shots": got,
@@ -109,7 +155,9 @@ def plan_one(brief_text: str, shots: int, args) -> dict:
         "completion_tokens": counter.completion_tokens if counter.usage_seen else None,
         "seconds": round(time.perf_counter() - start, 2),
         "error": error,
+        "problems": problems.lines,
     }
+    return row, counter.answers
 
 
 def main() -> int:
@@ -118,13 +166,27 @@ def main() -> int:
     parser.add_argument("--llm-model", required=True)
     parser.add_argument("--llm-timeout", type=float, default=120.0)
     parser.add_argument("--llm-retries", type=int, default=2)
+    parser.add_argument("--llm-max-tokens", type=int, default=None)
+    parser.add_argument("--llm-temperature", type=float, default=None)
     parser.add_argument("--limit", type=int, default=len(BRIEFS))
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="plan only these briefs (names as printed)")
     parser.add_argument("--json", type=Path, help="also write the rows and totals here")
+    parser.add_argument("--answers", type=Path, help="write every chat completion here, one JSON line each")
     args = parser.parse_args()
+    names = [name for name, _, _ in BRIEFS]
+    if unknown := sorted(set(args.only or ()) - set(names)):
+        parser.error(f"--only: no brief named {', '.join(unknown)}; the briefs are {', '.join(names)}")
+    chosen = [b for b in BRIEFS if not args.only or b[0] in args.only][: args.limit]
+    if args.answers:
+        args.answers.write_text("")
     rows = []
-    for name, text, shots in BRIEFS[: args.limit]:
-        row = {"brief": name, **plan_one(text, shots, args)}
+    for name, text, shots in chosen:
+        row, answers = plan_one(name, text, shots, args)
+        row = {"brief": name, **row}
         rows.append(row)
+        if args.answers:
+            with args.answers.open("a") as out:
+                out.writelines(json.dumps(a, ensure_ascii=False) + "\n" for a in answers)
         tokens = (
             f"{row['prompt_tokens']}+{row['completion_tokens']}" if row["prompt_tokens"] is not None else "-"
         )
@@ -150,7 +212,11 @@ def main() -> int:
     }
     print(json.dumps(totals, indent=2))
     if args.json:
-        args.json.write_text(json.dumps({"model": args.llm_model, "rows": rows, "totals": totals}, indent=2))
+        settings = {
+            k: getattr(args, k) for k in ("llm_timeout", "llm_retries", "llm_max_tokens", "llm_temperature")
+        }
+        report = {"model": args.llm_model, "settings": settings, "rows": rows, "totals": totals}
+        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return 0 if rows and len(done) == len(rows) else 1
 
 
