@@ -141,7 +141,10 @@ def think(state: TurnState, runtime: Runtime[TurnContext]) -> dict:
                 "type": "function",
                 "function": {
                     "name": c["name"],
-                    "arguments": c["arguments"] if isinstance(c["arguments"], str) else "",
+                    # The conversation carries the call as sent; a server that sent an object gets it as JSON.
+                    "arguments": c["arguments"]
+                    if isinstance(c["arguments"], str)
+                    else json.dumps(c["arguments"], ensure_ascii=False, default=str),
                 },
             }
             for c in calls
