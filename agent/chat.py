@@ -346,7 +346,25 @@ class Chat:
 
     def _plan(self, raw, source: str) -> Change:
         brief = read_brief(raw, source)
-        return operations.plan(self.root, operations.PlanArgs(brief=brief.text, source=source), self.settings)
+        settings = self._with_reading(brief.reading)
+        return operations.plan(self.root, operations.PlanArgs(brief=brief.text, source=source), settings)
+
+    def _with_reading(self, reading) -> RunSettings:
+        """The chat's settings with what the brief asks (length, platforms, language) where no flag set it, as
+        `main.py run` does. The chat's settings were made before the brief: a field at its default, and no
+        --platform (which always lists platforms), counts as not given."""
+        from agent.flags import brief_settings, split_commas
+        from agent.settings import resolve_size
+
+        s, asked = self.settings, brief_settings(reading)
+        update = {k: v for k, v in asked.items() if k in ("duration", "lang") and getattr(s, k) is None}
+        defaults = {n: type(s).model_fields[n].get_default() for n in ("platform", "width", "height")}
+        if "platform" in asked and not s.platforms and all(getattr(s, n) == v for n, v in defaults.items()):
+            names = split_commas(asked["platform"])
+            label, width, height = resolve_size(names[0], None)
+            update |= {"platform": label, "width": width, "height": height}
+            update["platforms"] = [resolve_size(n, None)[0] for n in names]
+        return s.model_copy(update=update)
 
     def _reading(self) -> str:
         brief = read_json(self.root / "brief.json")
