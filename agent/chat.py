@@ -1,9 +1,10 @@
 """The chat: a conversation over one run directory. Message → interpreter → operation → reply.
 
 The first message is the brief (or the path of a brief or script file); the director answers with the storyboard.
-Every later message goes to an `Interpreter` (the offline parser here; an LLM calling the operations as tools
-later), which picks one of `agent.OPERATIONS` with its arguments, or asks a question, or says what it
-can do. The run directory is the chat's memory: `chat.jsonl` holds every message and every action, one JSON per
+Every later message goes to an interpreter: the offline parser (`Interpreter`: one of `OPERATIONS` with its
+arguments, or a question, or what it can do), or, with `--llm-base-url/--llm-model`, the LLM agent of
+agent/chat_agent.py, which calls the same operations as tools through the same runner (`_run`). When the LLM is
+down, times out or sends malformed calls, that message is read by the offline parser, and the reply says so. The run directory is the chat's memory: `chat.jsonl` holds every message and every action, one JSON per
 line, append only, so `Chat.resume(root)` continues a stopped chat where it was.
 
 Bad input (empty, huge, binary, shot 99, a missing image) gets a clear reply; the chat goes on.
@@ -24,7 +25,7 @@ from pydantic import ValidationError
 
 from agent import chat_parser, director, operations
 from agent.operation_args import OPERATIONS, Change, OperationError
-from agent.rundir import MARKER, RunDirError, read_json
+from agent.rundir import MARKER, RunDir, RunDirError, read_json
 from agent.settings import RunSettings, SettingsError
 from tools.plan import BriefError, PlanError, read_brief
 
@@ -61,6 +62,7 @@ class Context:
     status: str
     history: list[dict] = field(default_factory=list)
     storyboard: dict | None = None
+    film: dict = field(default_factory=dict)  # film settings the storyboard does not hold (platforms)
 
 
 class Interpreter(Protocol):
@@ -69,11 +71,26 @@ class Interpreter(Protocol):
     def interpret(self, message: str, context: Context) -> chat_parser.Parsed: ...
 
 
+class Agent(Protocol):
+    """Carries out one message itself, by calling operations through `execute` (agent/chat_agent.py)."""
+
+    def respond(self, message: str, context: Context, execute, read_only: bool = False): ...
+
+
 class OfflineInterpreter:
     """The deterministic English/Chinese parser."""
 
     def interpret(self, message: str, context: Context) -> chat_parser.Parsed:
         return chat_parser.parse(message, context.n_shots)
+
+
+def default_interpreter(settings: RunSettings) -> Interpreter | Agent:
+    """The LLM agent when the run names a chat endpoint (--llm-base-url and --llm-model), else the parser."""
+    if settings.llm_base_url and settings.llm_model:
+        from agent.chat_agent import ChatAgent
+
+        return ChatAgent(settings.endpoint("llm"))
+    return OfflineInterpreter()
 
 
 def _junk_share(text: str) -> float:
@@ -96,13 +113,14 @@ class Chat:
         self,
         root: Path,
         settings: RunSettings,
-        interpreter: Interpreter | None = None,
+        interpreter: Interpreter | Agent | None = None,
         say: Callable[[str], None] | None = None,
         background: bool = False,
     ):
         self.root = Path(root)
         self.settings = settings
-        self.interpreter = interpreter or OfflineInterpreter()
+        self.interpreter = interpreter or default_interpreter(settings)
+        self.offline = OfflineInterpreter()
         self.say = say or (lambda line: None)
         self.background = background  # shoot in a thread, so that the chat answers while shots render
         self.history: list[dict] = []
@@ -112,6 +130,7 @@ class Chat:
         self._sheet_job: threading.Thread | None = None
         self._sheet_lock = threading.Lock()
         self._sheet_dirty = False
+        self._seen: dict[tuple[str, int], bool] = {}  # takes announced while shooting: (shot, n) -> judged
 
     # --- memory ---------------------------------------------------------------------------------------------
     @classmethod
@@ -170,10 +189,9 @@ class Chat:
         if not self.started:
             return self._brief(text)
         if self._job and self._job.is_alive():
-            parsed = self.interpreter.interpret(text, self._context())
-            if parsed.op in ("status", "show", "takes"):
-                return self._run(parsed.op, parsed.args)
-            return "The film is shooting; I can tell you its status meanwhile. Changes can wait until it is done."
+            if hasattr(self.interpreter, "respond"):
+                return self._converse(text, lang, read_only=True)
+            return self._reply_while_shooting(self.interpreter, text)
         if self._job_result:
             done, self._job_result = self._job_result, None
             return done + "\n" + self._interpret(text, lang)
@@ -185,10 +203,53 @@ class Chat:
         except (OSError, ValueError):
             storyboard = None
         n = len(storyboard.get("shots", [])) if storyboard else 0
-        return Context(n_shots=n, status=self.status(), history=self.history[-20:], storyboard=storyboard)
+        settings = director.load_settings(self.root)
+        film = {"platforms": ", ".join(settings.platforms or [settings.platform])}
+        return Context(
+            n_shots=n, status=self.status(), history=self.history[-40:], storyboard=storyboard, film=film
+        )
 
     def _interpret(self, text: str, lang: str) -> str:
-        parsed = self.interpreter.interpret(text, self._context())
+        if hasattr(self.interpreter, "respond"):
+            return self._converse(text, lang)
+        return self._parsed(self.interpreter, text, lang)
+
+    def _converse(self, text: str, lang: str, read_only: bool = False) -> str:
+        """The LLM agent carries the message out; if it cannot, the offline parser reads it (said so)."""
+        outcome = self.interpreter.respond(text, self._context(), self._run, read_only=read_only)
+        self._log(
+            "agent",
+            rounds=outcome.rounds,
+            ops=outcome.ops,
+            problems=outcome.problems,
+            failed=outcome.failed,
+            stopped=outcome.stopped,
+        )
+        lines = list(outcome.replies)
+        if outcome.failed and not outcome.changed:
+            why = outcome.failed if len(outcome.failed) < 300 else outcome.failed[:300] + "…"
+            note = (
+                f"(The language model could not be used: {why}. I read this message with the offline parser.)"
+            )
+            if read_only:
+                return note + "\n" + self._reply_while_shooting(self.offline, text)
+            return note + "\n" + self._parsed(self.offline, text, lang)
+        if outcome.failed:
+            lines.append(f"(The language model stopped answering: {outcome.failed}. Nothing else was done.)")
+        elif outcome.stopped:
+            lines.append(f"({outcome.stopped}; say what is still to do.)")
+        elif outcome.text:
+            lines.append(outcome.text)
+        return "\n".join(lines) or chat_parser.HELP[lang]
+
+    def _reply_while_shooting(self, interpreter: Interpreter, text: str) -> str:
+        parsed = interpreter.interpret(text, self._context())
+        if parsed.op in ("status", "show", "takes"):
+            return self._run(parsed.op, parsed.args)
+        return "The film is shooting; I can tell you its status meanwhile. Changes can wait until it is done."
+
+    def _parsed(self, interpreter: Interpreter, text: str, lang: str) -> str:
+        parsed = interpreter.interpret(text, self._context())
         if parsed.op is None:
             self._log("action", op=None, question=parsed.question, refusal=parsed.refusal)
             return parsed.question or parsed.refusal or chat_parser.HELP[lang]
@@ -207,7 +268,7 @@ class Chat:
             return f"I could not {op.replace('_', ' ')}: {where + ': ' if where else ''}{first['msg']}."
         if op == "show" and self._sheet_job:
             self._sheet_job.join()  # show draws the sheet itself: never two drawers on one file
-        if op in ("approve", "redo") and self.background:
+        if op in ("approve", "redo", "deliver") and self.background:
             return self._start_job(op, typed)
         start = time.perf_counter()
         try:
@@ -232,7 +293,8 @@ class Chat:
 
     def _call(self, op: str, typed) -> Change:
         fn = getattr(operations, op)
-        if op in ("approve", "redo"):
+        if op in ("approve", "redo", "deliver"):
+            self._watch()
             return fn(self.root, *([typed] if typed else []), on_event=self._progress)
         return fn(self.root, typed) if typed is not None else fn(self.root)
 
@@ -284,42 +346,88 @@ class Chat:
 
     def _plan(self, raw, source: str) -> Change:
         brief = read_brief(raw, source)
-        return operations.plan(self.root, operations.PlanArgs(brief=brief.text, source=source), self.settings)
+        settings = self._with_reading(brief.reading)
+        return operations.plan(self.root, operations.PlanArgs(brief=brief.text, source=source), settings)
+
+    def _with_reading(self, reading) -> RunSettings:
+        """The chat's settings with what the brief asks (length, platforms, language) where no flag set it, as
+        `main.py run` does. The chat's settings were made before the brief: a field at its default, and no
+        --platform (which always lists platforms), counts as not given."""
+        from agent.flags import brief_settings, split_commas
+        from agent.settings import resolve_size
+
+        s, asked = self.settings, brief_settings(reading)
+        update = {k: v for k, v in asked.items() if k in ("duration", "lang") and getattr(s, k) is None}
+        defaults = {n: type(s).model_fields[n].get_default() for n in ("platform", "width", "height")}
+        if "platform" in asked and not s.platforms and all(getattr(s, n) == v for n, v in defaults.items()):
+            names = split_commas(asked["platform"])
+            label, width, height = resolve_size(names[0], None)
+            update |= {"platform": label, "width": width, "height": height}
+            update["platforms"] = [resolve_size(n, None)[0] for n in names]
+        return s.model_copy(update=update)
 
     def _reading(self) -> str:
         brief = read_json(self.root / "brief.json")
         settings = director.load_settings(self.root)
         reading = brief.get("reading") or {}
         storyboard = operations.load_storyboard(self.root)
-        platforms = reading.get("platforms") or settings.platforms or [settings.platform]
+        named = reading.get("platforms") or []
         copy = [*reading.get("slogans", []), *[reading[k] for k in ("price", "cta") if reading.get(k)]]
         copy += reading.get("claims", [])
         parts = [
             f"length {reading['duration']:g} s"
             if reading.get("duration")
             else f"length {storyboard.duration:.0f} s (default)",
-            "platforms " + ", ".join(platforms),
+            "platforms " + ", ".join(named) if named else "platforms: (none named)",
             f"language {brief.get('lang')}",
         ]
         if reading.get("product"):
             parts.append(f"subject {reading['product']}")
         if copy:
             parts.append("copy: " + "; ".join(f"“{c}”" for c in copy))
-        return "Read from the brief: " + ", ".join(parts) + ". Change anything, or say 'go' to shoot."
+        making = settings.platforms or [settings.platform]
+        return (
+            "Read from the brief: "
+            + ", ".join(parts)
+            + f". Making it for {', '.join(making)} at {storyboard.width}×{storyboard.height}."
+            + " Change anything, or say 'go' to shoot."
+        )
 
     # --- shooting -------------------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        """Start a shoot's progress from the takes already recorded: only new ones are announced."""
+        self._seen = {(t.shot_id, t.n): t.critique is not None for t in RunDir(self.root).takes()}
+
+    def _take_news(self) -> list[str]:
+        """Lines for the takes rendered or judged since the last look, read from their records.
+
+        The shot branches' render and critique updates reach the stream without their takes (a branch's stream
+        carries only its output, the shot's result), and parallel branches interleave; each take's own record
+        says which shot and take it is, and is written before the update is streamed."""
+        lines = []
+        seen = self._seen
+        for t in RunDir(self.root).takes():
+            key = (t.shot_id, t.n)
+            if key not in seen:
+                seen[key] = False
+                lines.append(f"  {t.shot_id}: take {t.n} rendered")
+            if t.critique is not None and not seen[key]:
+                seen[key] = True
+                c = t.critique
+                why = f" ({c.issues[0].category}: {c.issues[0].reason})" if c.issues and not c.passed else ""
+                verdict = "passed" if c.passed else "failed"
+                lines.append(f"  {t.shot_id}: take {t.n} grade {c.grade}, {verdict}{why}")
+        return lines
+
     def _progress(self, node: str, update: dict) -> None:
-        takes = update.get("takes") or []
-        if node == "render" and takes:
-            t = takes[-1]
-            self.say(f"  {t.shot_id}: take {t.n} rendered")
-        elif node == "critique" and takes:
-            t = takes[-1]
-            if t.critique:
-                self.say(f"  {t.shot_id}: take {t.n} grade {t.critique.grade}")
+        if node in ("render", "critique"):
+            for line in self._take_news():
+                self.say(line)
         elif node == "animate":
             for r in update.get("results") or []:
                 self.say(f"  {r.shot_id}: clip made from take {r.best}")
+        elif node == "deliver":
+            self.say(f"  {update['shot_id']}: framed and animated for {update['platform']}")
         elif node in ("cut", "report"):
             self.say(f"  {node}: done")
 
@@ -351,6 +459,7 @@ class Chat:
         if self.status() != "running":
             return None
         self.say("The shoot was stopped; continuing it.")
+        self._watch()
         change = operations.resume_shoot(self.root, on_event=self._progress)
         self._log("action", op="resume", change=change.model_dump())
         return self.describe(change)

@@ -337,3 +337,44 @@ def redo(
         results=[r for r in film.results if r.shot_id != shot.id],
     )
     return _run(graph_input, settings, on_event)
+
+
+def deliver(root: str | Path, platform: str, on_event=None) -> film.Cut:
+    """A cut of the finished film for a platform it was not made for: every kept take framed for that aspect
+    (resized, or outpainted and critiqued: agent/delivery.make_variant), animated with the shot's own motion and
+    seed, then cut into final-<platform>.mp4 + .srt and listed in manifest.json `cuts`. Clips and variants
+    already recorded are reused, so a killed delivery made again makes only what is missing."""
+    from agent.delivery import file_label, platform_clip
+    from agent.report import write_report
+    from agent.settings import resolve_size
+    from tools.cut import CutConfig, cut_film
+
+    root = check_run_dir(root, flag=None)
+    if status(root) != "done":
+        raise RunDirError(f"{root} has no finished film to deliver ({status(root)})")
+    settings = load_settings(root)
+    label, width, height = resolve_size(platform, None)
+    with _checkpointer(root) as saver:
+        snapshot = build_graph(saver).get_state({"configurable": {"thread_id": _thread(root)}})
+    state = FilmState.model_validate(snapshot.values)
+    run = RunDir(root)
+    by_id = {r.shot_id: r for r in state.results}
+    shots = [s for s in state.storyboard.shots if by_id.get(s.id) and by_id[s.id].clip]
+    if not shots:
+        raise RunDirError(f"{root}: no shot has a clip to deliver")
+    clips = []
+    for shot in shots:
+        clips.append(platform_clip(shot, by_id[shot.id], label, settings, run))
+        if on_event:
+            on_event("deliver", {"shot_id": shot.id, "platform": label, "clip": clips[-1]})
+    config = settings.config(CutConfig).model_copy(
+        update={"width": width, "height": height, "platform": label}
+    )
+    cut = cut_film(shots, clips, root, config, name=f"final-{file_label(label)}")
+    manifest = read_json(root / "manifest.json") if (root / "manifest.json").exists() else {}
+    cuts = [c for c in manifest.get("cuts", []) if c.get("path") != cut.path]
+    run.write_manifest({"cuts": [*cuts, cut.model_dump(mode="json")]})
+    write_report(state, run, settings)  # the report lists every cut in the manifest
+    if on_event:
+        on_event("cut", {"cut": cut})
+    return cut

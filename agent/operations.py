@@ -550,12 +550,11 @@ def takes(root: Path, args: ShotRef) -> Change:
     return Change(op="takes", message=message, shots=[shot.id], after=lines)
 
 
-def deliver(root: Path, args: DeliverArgs) -> Change:
-    """The film's cut (or kept stills) for a platform, as already made for it.
+def deliver(root: Path, args: DeliverArgs, on_event: Event | None = None) -> Change:
+    """The film's cut for a platform: the one already made for it, else a new cut at that platform's aspect
+    (the kept takes outpainted to it and animated; agent/director.deliver), listed in manifest.json `cuts`."""
+    from agent.delivery import file_label
 
-    A cut for a platform the film was not made for needs its shots framed for that aspect: start the film with
-    that platform (set it before 'go'), or with --variants for outpainted stills.
-    """
     if _status(root) != "done":
         raise OperationError("there is no film yet to deliver: approve the storyboard first ('go')")
     try:
@@ -564,18 +563,18 @@ def deliver(root: Path, args: DeliverArgs) -> Change:
         raise OperationError(str(err).replace("--platform ", "platform ")) from None
     settings = director.load_settings(root)
     main = settings.platforms[0] if settings.platforms else settings.platform
-    cut = "final.mp4" if label == main else f"final-{label}.mp4"
+    cut = "final.mp4" if label == main else f"final-{file_label(label)}.mp4"
     if (root / cut).exists():
-        return Change(op="deliver", message=f"{label}: {cut}", paths={"film": cut})
-    stills = [v.path for v in RunDir(root).variants() if v.platform == label and v.error is None]
-    if stills:
-        return Change(
-            op="deliver",
-            message=f"{label}: {len(stills)} kept stills outpainted to {width}×{height} (no cut at that aspect)",
-            after=stills,
-        )
-    made = ", ".join(dict.fromkeys([main, *settings.platforms]))
-    raise OperationError(
-        f"this film was made for {made}; a {label} cut needs its shots framed for {width}×{height}: "
-        f"set the platform before 'go' in a new chat, or run with --variants {label}"
+        return Change(op="deliver", message=f"{label}: {cut} (already made)", paths={"film": cut})
+    start = time.perf_counter()
+    try:
+        made = director.deliver(root, label, on_event=on_event)
+    except (RunDirError, RuntimeError) as err:
+        raise OperationError(f"the {label} cut was not made: {err}") from None
+    return Change(
+        op="deliver",
+        message=f"{label}: {made.path} ({made.duration:.1f} s, {width}×{height}), every kept take framed "
+        f"for it, in {time.perf_counter() - start:.0f} s",
+        shots=made.shots,
+        paths={"film": made.path, "subtitles": made.srt, "report": "report.html"},
     )

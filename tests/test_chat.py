@@ -233,3 +233,19 @@ def test_changes_are_refused_while_shooting_or_after(planned):
     assert "shooting" in planned.handle("status").lower()
     marker.write_text(json.dumps({**data, "status": "done"}))
     assert "already shot" in planned.handle("remove shot 2")
+
+
+def test_the_reading_line_says_what_the_brief_named_and_the_brief_sets_the_film(tmp_path):
+    plain = Chat(tmp_path / "a", RunSettings(run_dir=str(tmp_path / "a")))
+    reply = plain.handle(BRIEF_EN)
+    assert "platforms: (none named)" in reply and "Making it for youtube at 1280×720" in reply
+    vertical = Chat(tmp_path / "b", RunSettings(run_dir=str(tmp_path / "b")))
+    reply = vertical.handle("A 12-second launch film for wireless headphones for TikTok. A runner at dawn.")
+    assert "length 12 s, platforms tiktok," in reply and "Making it for tiktok at 720×1280" in reply
+    made = board(tmp_path / "b")
+    assert (made["width"], made["height"]) == (720, 1280) and abs(
+        sum(s["duration"] for s in made["shots"]) - 12
+    ) <= 1.2
+    flagged = RunSettings(run_dir=str(tmp_path / "c"), platform="youtube", platforms=["youtube"])
+    reply = Chat(tmp_path / "c", flagged).handle("A 12-second film for TikTok. A runner at dawn.")
+    assert "Making it for youtube at 1280×720" in reply  # a --platform the person gave wins

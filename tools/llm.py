@@ -21,6 +21,8 @@ Public names:
   - `text(messages, *, check=None, max_tokens=None, temperature=None, seed=None, on_progress=None) -> Answer`:
     plain text; `check(text) -> list[str]` problems are asked again.
   - `rewrite(messages, *, request, ...) -> Answer`: `text` with `clean_reply` and the echo check (`is_echo`).
+  - `tools(messages, tools, *, max_tokens=None, on_progress=None)`: one assistant turn that may call tools
+    (the OpenAI tool-calling API); returns the message, its `tool_calls` unchecked (the chat agent checks them).
 - `structured(chat_or_endpoint, messages, ...)`, `text(...)`, `rewrite(...)`: the same as functions; given an
   `Endpoint`, a Chat lives for that one call only (nothing remembered).
 - `Answer`: `value` (the validated model, None for text), `text` (the answer's content), `stats`.
@@ -220,6 +222,7 @@ class Chat:
             "max_tokens": call.max_tokens or ep.max_tokens,
             "temperature": ep.temperature if call.temperature is None else call.temperature,
             "seed": call.seed,
+            "tools": call.tools,
         }
         args = {k: v for k, v in args.items() if v is not None}
         started = time.monotonic()
@@ -478,6 +481,49 @@ class Chat:
         answer.text = clean_reply(answer.text)
         return answer
 
+    def tools(
+        self,
+        messages: Sequence[dict],
+        tools: list[dict],
+        *,
+        max_tokens: int | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Any:
+        """One assistant turn that may call `tools` (OpenAI tool definitions): the completion's message, whose
+        `.tool_calls` (name, raw argument string) are the caller's to check and answer. Transport failures are
+        asked again as in `structured`, within retries + 1 requests and the total time; then LLMError."""
+        ep = self.endpoint
+        stats = CallStats()
+        until = time.monotonic() + ep.timeout * (ep.retries + 1)
+        call = _Call(
+            lambda c, m: (None, []), "tool call", None, max_tokens, None, None, _default_repair, on_progress
+        )
+        call.tools = tools
+        for tries in range(1, ep.retries + 2):
+            call.progress(f"asking {ep.model} for a tool call, try {tries}")
+            try:
+                completion = self._request(list(messages), stats, until, call, "text")
+            except _Refused as refused:
+                raise self._error(
+                    f"refused the tool call request (HTTP {refused.code}: {refused.message})",
+                    f"use a model and server that take OpenAI tool calls ({self._flag('model')})",
+                    "refused",
+                    stats,
+                    refused.code,
+                ) from None
+            if completion is not None and completion.choices:
+                return completion.choices[0].message
+            if completion is not None:
+                stats.problems.append("the answer held no choices")
+            if tries <= ep.retries:
+                time.sleep(min(0.5 * 2.0 ** (tries - 1), max(0.0, until - time.monotonic() - 1)))
+        raise self._error(
+            f"failed {ep.retries + 1} time(s): {stats.problems[-1]}",
+            f"check {self._flag('base-url')} and that the server is running",
+            "connect",
+            stats,
+        )
+
 
 @dataclass
 class _Call:
@@ -491,6 +537,7 @@ class _Call:
     seed: int | None
     repair: Callable[[list[str]], str]
     on_progress: Callable[[str], None] | None
+    tools: list[dict] | None = None  # OpenAI tool definitions (Chat.tools)
 
     def progress(self, line: str) -> None:
         if self.on_progress:
