@@ -44,6 +44,7 @@ from agent.settings import RunSettings, SettingsError
 from agent.state import FilmState
 from tools import film
 from tools.film import Brief, Shot, Storyboard
+from tools.plan import BriefError, PlanError
 
 # The checkpointer restores only the state's own classes: nothing else is ever unpacked from the file.
 # Types the checkpointer may rebuild. Runs made before the vocabulary moved to tools/film.py recorded them as
@@ -247,8 +248,8 @@ def _failure(root: Path, settings: RunSettings, graph, config, err: Exception) -
     missing = _missing(state)
     if isinstance(err, sqlite3.DatabaseError):
         line: Exception = _damaged_checkpoints(root / "checkpoints.sqlite", err)
-    elif isinstance(err, RunDirError):
-        line = err
+    elif isinstance(err, (RunDirError, SettingsError, PlanError, BriefError)):
+        line = err  # the input's fault: said as it is (exit 2)
     elif isinstance(err, OSError):
         where = f" writing {err.filename}" if err.filename else ""
         line = RunFailed(f"{err.strerror or err}{where}; free the space or fix it, then --resume {root}")
@@ -443,7 +444,13 @@ def _first_input(root: Path, brief: Brief, settings: RunSettings) -> FilmState:
     if not (root / "storyboard.json").exists():
         return FilmState(brief=brief)
     board = Storyboard.model_validate(pending_storyboard(root))
-    return FilmState(brief=brief, storyboard=board, approved=not settings.approve)
+    takes = RunDir(root).takes()
+    failed = {  # shots whose every recorded take failed are shot again, after those takes
+        s.id: 1 + max(t.n for t in mine)
+        for s in board.shots
+        if (mine := [t for t in takes if t.shot_id == s.id]) and all(t.error for t in mine)
+    }
+    return FilmState(brief=brief, storyboard=board, approved=not settings.approve, redo=failed)
 
 
 def _edited_storyboard(root: Path, state: FilmState | None) -> Storyboard | None:
