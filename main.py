@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console(stderr=True, soft_wrap=True)
     args = build_parser().parse_args(argv)
-    from agent.director import RunFailed
+    from agent.run_status import RunFailed
     from agent.rundir import RunDirError
     from agent.settings import SettingsError
     from tools.plan import BriefError, PlanError

@@ -10,7 +10,6 @@ import json
 import shutil
 import sqlite3
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from contextlib import closing, contextmanager, suppress
@@ -24,6 +23,15 @@ from langgraph.types import Command
 
 from agent import state
 from agent.graph import build_graph
+from agent.run_status import (
+    RunFailed,
+    damaged_checkpoints,
+    failure,
+    missing_shots,
+    read_marker,
+    set_status,
+    status,
+)
 from agent.rundir import (
     MARKER,
     RecordError,
@@ -36,15 +44,31 @@ from agent.rundir import (
     only_startup_files,
     read_json,
     save_references,
-    write_atomic,
     write_json,
 )
-from agent.runlock import LOCK_FILE, is_locked, run_lock
+from agent.runlock import LOCK_FILE, run_lock
 from agent.settings import RunSettings, SettingsError
 from agent.state import FilmState
 from tools import film
 from tools.film import Brief, Shot, Storyboard
-from tools.plan import BriefError, PlanError
+
+__all__ = [
+    "STATE_TYPES",
+    "Film",
+    "RedoTarget",
+    "RunFailed",
+    "check_redo",
+    "check_run_dir",
+    "check_settings",
+    "load_settings",
+    "new_run_id",
+    "pending_storyboard",
+    "prepare_new",
+    "redo",
+    "resume",
+    "start",
+    "status",
+]
 
 # The checkpointer restores only the state's own classes: nothing else is ever unpacked from the file.
 # Types the checkpointer may rebuild. Runs made before the vocabulary moved to tools/film.py recorded them as
@@ -61,11 +85,6 @@ class Film:
     state: FilmState | None
     waiting_for_approval: bool = False
     missing: dict[str, str] = field(default_factory=dict)  # shot id -> why it is not in the cut
-
-
-class RunFailed(RuntimeError):
-    """The work failed (every shot failed, the disk filled up, a tool broke): one line, exit 1. The run's status
-    is "failed" and its folder keeps everything made so far; `--resume` tries again."""
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -114,31 +133,6 @@ def check_run_dir(path: str | Path, flag: str | None = "--resume") -> Path:
     return p
 
 
-def _marker(root: Path) -> dict:
-    path = root / MARKER
-    if not path.exists():
-        return {"id": root.name, "status": "stopped"}
-    try:
-        marker = read_json(path)
-        if not isinstance(marker, dict):
-            raise ValueError("not a JSON object")
-        return marker
-    except (OSError, ValueError) as err:
-        raise RecordError(f"{path}: a damaged record ({err}); restore it or start the film again") from None
-
-
-def status(root: Path) -> str:
-    """The run's status: running, waiting-for-approval, stopped, failed, incomplete or done.
-
-    A marker that says "running" while no process holds the run's lock belongs to a process that was killed:
-    the run is "stopped".
-    """
-    said = _marker(root).get("status", "running")
-    if said == "running" and not is_locked(root):
-        return "stopped"
-    return said
-
-
 def _config(settings: RunSettings, thread: str = "film") -> dict:
     # Each take is 3 steps (render, critique, repair); leave room for the film graph's own steps.
     return {"configurable": {"thread_id": thread}, "recursion_limit": 20 + 4 * settings.max_takes}
@@ -147,7 +141,7 @@ def _config(settings: RunSettings, thread: str = "film") -> dict:
 def _thread(root: Path) -> str:
     """The run's current graph thread: "film", "redo-N" after the Nth redo, "retry-N" after the Nth retry of
     failed or missing shots (each is its own thread)."""
-    return _marker(root).get("thread", "film")
+    return read_marker(root).get("thread", "film")
 
 
 @contextmanager
@@ -160,42 +154,12 @@ def _checkpointer(root: Path):
             conn.execute("PRAGMA synchronous=NORMAL")
             yield SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES))
     except sqlite3.DatabaseError as err:
-        raise _damaged_checkpoints(path, err) from None
-
-
-def _damaged_checkpoints(path: Path, err: Exception) -> RecordError:
-    return RecordError(
-        f"{path}: not a readable checkpoint database ({err}); move it aside and --resume continues from "
-        "storyboard.json and the recorded takes"
-    )
+        raise damaged_checkpoints(path, err) from None
 
 
 def _snapshot(root: Path, settings: RunSettings):
     with _checkpointer(root) as saver:
         return build_graph(saver).get_state(_config(settings, _thread(root)))
-
-
-def _missing(state: FilmState | None) -> dict[str, str]:
-    """Shots of the storyboard without a clip, with why (the last take's error or critique), in shot order."""
-    if state is None or state.storyboard is None:
-        return {}
-    by_id = {r.shot_id: r for r in state.results}
-    out = {}
-    for shot in state.storyboard.shots:
-        result = by_id.get(shot.id)
-        if result is not None and result.clip is not None:
-            continue
-        last = result.takes[-1] if result and result.takes else None
-        if last is None:
-            why = "no take was made"
-        elif last.error:
-            why = last.error
-        elif result.best is not None:
-            why = "its clip was not made"
-        else:
-            why = "no take was usable"
-        out[shot.id] = " ".join(why.split())[:200]
-    return out
 
 
 def _run(
@@ -213,10 +177,10 @@ def _run(
                     for node, value in update.items():
                         on_event(node, value if isinstance(value, dict) else {})
         except KeyboardInterrupt:
-            _set_status(root, "stopped")
+            set_status(root, "stopped")
             raise
         except Exception as err:
-            raise _failure(root, settings, graph, config, err) from None
+            raise failure(root, settings, graph, config, err) from None
         snapshot = graph.get_state(config)
     waiting = bool(snapshot.interrupts)
     state = FilmState.model_validate(snapshot.values) if snapshot.values else None
@@ -224,64 +188,14 @@ def _run(
         from agent.report import write_storyboard_sheet
 
         write_storyboard_sheet(state.storyboard, root)  # a picture of what is to be approved
-    missing = {} if waiting else _missing(state)
+    missing = {} if waiting else missing_shots(state)
     if waiting:
-        _set_status(root, "waiting-for-approval")
+        set_status(root, "waiting-for-approval")
     elif missing and not allow_missing:
-        _set_status(root, "incomplete", missing=missing)
+        set_status(root, "incomplete", missing=missing)
     else:
-        _set_status(root, "done", missing=missing)
+        set_status(root, "done", missing=missing)
     return Film(root, state, waiting_for_approval=waiting, missing=missing)
-
-
-def _failure(root: Path, settings: RunSettings, graph, config, err: Exception) -> Exception:
-    """Record why the run stopped (status "failed", error.log, the report of what was made) and return the
-    one-line error to raise: RecordError for a damaged file (exit 2), RunFailed for failed work (exit 1)."""
-    log = "".join(traceback.format_exception(err))
-    with suppress(OSError):
-        write_atomic(root / "error.log", log)  # the whole traceback, for whoever debugs it
-    try:
-        values = graph.get_state(config).values
-        state = FilmState.model_validate(values) if values else None
-    except Exception:  # the checkpoints themselves may be what broke; the message below says what did
-        state = None
-    missing = _missing(state)
-    if isinstance(err, sqlite3.DatabaseError):
-        line: Exception = _damaged_checkpoints(root / "checkpoints.sqlite", err)
-    elif isinstance(err, (RunDirError, SettingsError, PlanError, BriefError)):
-        line = err  # the input's fault: said as it is (exit 2)
-    elif isinstance(err, OSError):
-        where = f" writing {err.filename}" if err.filename else ""
-        line = RunFailed(f"{err.strerror or err}{where}; free the space or fix it, then --resume {root}")
-    elif state and state.approved and missing and len(missing) == len(state.storyboard.shots):
-        shots = "; ".join(f"{sid}: {why}" for sid, why in missing.items())
-        line = RunFailed(
-            f"every shot failed ({shots}); see {root / 'report.html'}, fix the cause, then --resume {root}"
-        )
-    else:
-        line = RunFailed(f"{type(err).__name__}: {err}; details in {root / 'error.log'}")
-    if state and state.storyboard and state.approved:
-        with suppress(Exception):  # the report is a courtesy here; the failure itself is already in hand
-            from agent.report import write_report
-
-            write_report(state, RunDir(root), settings)
-    _set_status(root, "failed", error=str(line), missing=missing)
-    return line
-
-
-def _set_status(root: Path, status: str, **fields) -> None:
-    marker = _marker(root)
-    marker.pop("error", None)
-    marker.pop("missing", None)
-    marker.update(status=status, updated=time.time(), **{k: v for k, v in fields.items() if v})
-    try:
-        write_json(root / MARKER, marker)
-    except OSError:
-        # A full disk has no room for the temporary file of an atomic write; the marker's own blocks are
-        # rewritten in place so that the status still says what happened.
-        with suppress(OSError), open(root / MARKER, "r+b") as f:
-            f.write(json.dumps(marker).encode())
-            f.truncate()
 
 
 def _has_work(root: Path) -> bool:
@@ -418,12 +332,12 @@ def resume(
             # but before the next checkpoint; LangGraph applies those writes and goes on.
             graph_input = None
         elif state:
-            missing = _missing(state)
-            _set_status(root, "done", missing=missing)
+            missing = missing_shots(state)
+            set_status(root, "done", missing=missing)
             return Film(root, state, missing=missing)  # already finished
         else:
             graph_input = _first_input(root, brief, settings)  # killed before the first checkpoint
-        _set_status(root, "running")
+        set_status(root, "running")
         return _run(graph_input, settings, on_event, allow_missing)
 
 
@@ -468,7 +382,7 @@ def _needs_retry(state: FilmState, pending: set[str], allow_missing: bool) -> bo
     already cut whose missing shots were allowed is finished."""
     if pending - {"cut", "report"}:
         return False
-    missing = _missing(state)
+    missing = missing_shots(state)
     return bool(missing) and not (allow_missing and state.cut is not None)
 
 
@@ -488,7 +402,7 @@ def _retry(root: Path, state: FilmState, board: Storyboard) -> FilmState:
         for s in board.shots
         if s.id not in kept_ids
     }
-    marker = _marker(root)
+    marker = read_marker(root)
     retries = marker.get("retries", [])
     thread = f"retry-{len(retries) + 1}"
     retries.append({"thread": thread, "shots": sorted(again), "time": time.time()})
@@ -555,7 +469,7 @@ class RedoTarget:
 def check_redo(root: str | Path, shot_number: int, note: str = "") -> RedoTarget:
     """Everything `redo` checks before any work (no backend is chosen, no model loaded): raises RunDirError."""
     root = check_run_dir(root, flag=None)
-    marker = _marker(root)
+    marker = read_marker(root)
     status = marker.get("status")
     if status == "waiting-for-approval":
         raise RunDirError(

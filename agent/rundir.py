@@ -39,7 +39,7 @@ MARKER = "run.json"  # written last at start-up: a folder with it is a run that 
 STARTUP_FILES = frozenset({"settings.json", "brief.json", "run.lock", "refs"})
 # Temporary files of an atomic write (".name.XXXX.tmp") or of ffmpeg's output before its rename (".s01.XXXX.mp4").
 TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.(tmp|mp4)")
-CUT_FOLDER_AGE_S = 120  # a cut's work folder younger than this may belong to a cut that is starting now
+CUT_FOLDER_AGE_S = 5  # a cut's folder this young may be one whose ffmpeg is starting (milliseconds after)
 MAX_REFERENCES = 4
 MAX_REFERENCE_BYTES = 50 * 1024 * 1024
 
