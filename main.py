@@ -317,14 +317,13 @@ def cmd_approve(args, console) -> int:
     from agent import director
     from agent.rundir import RunDirError
 
-    root = Path(args.run_dir)
+    root = director.check_run_dir(args.run_dir, flag=None)
+    if director.status(root) == "done":  # nothing to do, so nothing to lock: the folder is left untouched
+        console.print(f"{root} is already finished: nothing to approve (see {root / 'report.html'})")
+        print(root)
+        return 0
     with locked(root, args, console):
-        root = director.check_run_dir(root, flag=None)
         status = director.status(root)
-        if status == "done":
-            console.print(f"{root} is already finished: nothing to approve (see {root / 'report.html'})")
-            print(root)
-            return 0
         if status != "waiting-for-approval":
             raise RunDirError(
                 f"{root} is not waiting for approval ({status}); continue it with: python main.py run --resume {root}"

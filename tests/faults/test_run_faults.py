@@ -334,7 +334,7 @@ def _hold_lock(out: Path) -> subprocess.Popen:
 
 
 def test_a_second_process_is_told_who_holds_the_run(tmp_path):
-    out = finished(tmp_path / "run")
+    out = finished(tmp_path / "run", "--approve")  # waiting: approve, redo and resume each have work to do
     holder = _hold_lock(out)
     try:
         for args in (["run", "--resume", str(out)], ["approve", str(out)], ["redo", str(out), "--shot", "1"]):
@@ -342,7 +342,8 @@ def test_a_second_process_is_told_who_holds_the_run(tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)  # a kill releases the lock
         holder.wait()
-    assert cli("run", "--resume", str(out)).returncode == 0
+    assert cli("approve", str(out)).returncode == 0
+    assert (out / "final.mp4").exists()
 
 
 def test_wait_waits_for_the_holder(tmp_path):
