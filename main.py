@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
 
 
 class UsageError(Exception):
@@ -38,6 +39,17 @@ def _add_film_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", help="pixel size WxH, overriding the platform's")
 
 
+def _add_work_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait", action="store_true", help="if another process is working on the run, wait for it to finish"
+    )
+    p.add_argument(
+        "--allow-missing-shots",
+        action="store_true",
+        help="a film cut without some shots (none of their takes worked) exits 0 instead of 1",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="creative-director", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,11 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.flags import add_settings_arguments, flag_fields
 
     add_settings_arguments(run, flag_fields("run"))
-    run.add_argument("--resume", metavar="DIR", help="continue a stopped run; nothing recorded is made again")
+    run.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue a stopped or failed run; nothing recorded is made again (model, endpoint and "
+        "--threshold/--max-takes flags given again replace the run's)",
+    )
+    _add_work_flags(run)
     _add_backend_flags(run)
 
     approve = sub.add_parser("approve", help="approve (or edit storyboard.json, then approve) a waiting run")
     approve.add_argument("run_dir")
+    _add_work_flags(approve)
 
     redo = sub.add_parser("redo", help="re-shoot one shot of a finished run (with a note), then re-cut")
     redo.add_argument("run_dir")
@@ -64,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to change: the run's chat model (--planner llm/auto) "
         "rewrites the shot's prompt with it; offline it is added to the prompt",
     )
+    _add_work_flags(redo)
 
     board = sub.add_parser("storyboard", help="a script or brief → storyboard.json + storyboard sheet")
     board.add_argument("script", help="script or brief file ('-' for stdin)")
@@ -100,18 +120,59 @@ def read_text_arg(value: str | None, file: str | None, what: str):
     if value and file:
         raise UsageError(f"give the {what} either as an argument or with --brief, not both")
     if file == "-":
-        return sys.stdin.buffer.read(), "stdin"
+        return _read_limited(sys.stdin.buffer, what, "stdin"), "stdin"
     if file:
         path = Path(file)
         if not path.is_file():
             raise UsageError(f"{what} file {file!r} does not exist or is not a file")
         try:
-            return path.read_bytes(), path.name
+            with path.open("rb") as f:
+                return _read_limited(f, what, f"file {file!r}"), path.name
         except OSError as err:
             raise UsageError(f"cannot read {what} file {file!r}: {err.strerror}") from None
     if value is None:
         raise UsageError(f"no {what} given: pass it in quotes, or --brief FILE, or --brief - for stdin")
     return value, "argument"
+
+
+def _read_limited(stream, what: str, where: str) -> bytes:
+    """At most the bytes the longest allowed brief can take (4 per character in UTF-8), and not one more:
+    an endless stream (/dev/zero) is refused at once with bounded memory."""
+    from tools.brief import MAX_BRIEF_CHARS
+
+    limit = 4 * MAX_BRIEF_CHARS
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise UsageError(
+            f"the {what} from {where} is longer than {limit:,} bytes; the limit is {MAX_BRIEF_CHARS:,} characters"
+        )
+    return data
+
+
+# Flags a resume may give again: how the work is done. What the film is (its shots, length, frame, brief,
+# references) is in its storyboard; change that by editing storyboard.json.
+RESUME_FLAGS = ("max_takes", "thresholds")
+
+
+def resume_overrides(args) -> dict:
+    """The settings flags given with --resume, as overrides of the run's own; UsageError for a film flag."""
+    from agent.flags import _flag_name, flag_fields
+
+    allowed = set(flag_fields("models")) | set(RESUME_FLAGS)
+    given = {n: v for n in flag_fields("film", "run", "models") if (v := getattr(args, n, None)) is not None}
+    if args.size is not None:
+        given["size"] = args.size
+    if args.out is not None:
+        raise UsageError("--resume continues the run in its own folder; do not pass --out")
+    refused = [n for n in given if n not in allowed and not (n == "approve" and given[n] is False)]
+    if refused:
+        names = ", ".join("--size" if n == "size" else _flag_name(n) for n in refused)
+        raise UsageError(
+            f"{names} cannot change on --resume (the film is planned); edit storyboard.json, or start a new run"
+        )
+    if "thresholds" in given:
+        given["thresholds"] = dict(given["thresholds"])
+    return {n: v for n, v in given.items() if n in allowed}
 
 
 def make_settings(args, run_dir: str, reading=None, console=None, **fixed):
@@ -209,24 +270,48 @@ def cmd_run(args, console) -> int:
     if args.resume:
         if args.brief or args.brief_file:
             raise UsageError("--resume continues a run with its own brief; do not pass a brief too")
-        root = director.check_run_dir(args.resume)
-        settings = director.load_settings(root)
-        print_backends(settings, console)
-        board = root / "storyboard.json"
-        progress = Progress(console, len(json.loads(board.read_text())["shots"]) if board.exists() else 0)
-        with progress:
-            film = director.resume(root, on_event=progress, settings=settings)
-        return _finish(film, console)
+        overrides = resume_overrides(args)
+        root = Path(args.resume)
+        with locked(root, args, console):
+            root = director.check_run_dir(root)
+            settings = director.load_settings(root, **overrides)
+            director.check_settings(settings)
+            print_backends(settings, console)
+            progress = Progress(console, _shots_in(root))
+            with progress:
+                film = director.resume(
+                    root, on_event=progress, settings=settings, allow_missing=args.allow_missing_shots,
+                    **overrides,
+                )  # fmt: skip
+        return _finish(film, console, args)
     raw, source = read_text_arg(args.brief, args.brief_file, "brief")
     brief = read_brief(raw, source)
     root = director.prepare_new(args.out)
     print_reading(brief, console)
     settings = make_settings(args, str(root), brief.reading, console)
+    director.check_settings(settings)
     print_backends(settings, console)
     progress = Progress(console, settings.shot_count())
     with progress:
-        film = director.start(brief, settings, on_event=progress)
-    return _finish(film, console)
+        film = director.start(brief, settings, on_event=progress, allow_missing=args.allow_missing_shots)
+    return _finish(film, console, args)
+
+
+def locked(root: Path, args, console):
+    """The run's lock for a command (with --wait: wait for the holder, saying who it is)."""
+    from agent import director
+    from agent.runlock import run_lock
+
+    # Checked before the lock file is made: a folder that is not a run is left as it was.
+    director.check_run_dir(root, flag="--resume" if args.command == "run" else None)
+    return run_lock(root, wait=args.wait, on_wait=lambda line: console.print(f"[yellow]{line}[/]"))
+
+
+def _shots_in(root: Path) -> int:
+    try:
+        return len(json.loads((root / "storyboard.json").read_text(encoding="utf-8"))["shots"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0  # the resume itself names what is wrong with the file
 
 
 def cmd_approve(args, console) -> int:
@@ -234,49 +319,67 @@ def cmd_approve(args, console) -> int:
     from agent.rundir import RunDirError
 
     root = director.check_run_dir(args.run_dir, flag=None)
-    status = director.status(root)
-    if status == "done":
+    if director.status(root) == "done":  # nothing to do, so nothing to lock: the folder is left untouched
         console.print(f"{root} is already finished: nothing to approve (see {root / 'report.html'})")
         print(root)
         return 0
-    if status != "waiting-for-approval":
-        raise RunDirError(
-            f"{root} is not waiting for approval ({status}); continue it with: python main.py run --resume {root}"
-        )
-    storyboard = director.pending_storyboard(root)  # a bad edit is refused here; the run keeps waiting
-    settings = director.load_settings(root)
-    print_backends(settings, console)
-    progress = Progress(console, len(storyboard["shots"]))
-    with progress:
-        film = director.resume(
-            root, on_event=progress, approval={"storyboard": storyboard}, settings=settings
-        )
-    return _finish(film, console)
+    with locked(root, args, console):
+        status = director.status(root)
+        if status != "waiting-for-approval":
+            raise RunDirError(
+                f"{root} is not waiting for approval ({status}); continue it with: python main.py run --resume {root}"
+            )
+        storyboard = director.pending_storyboard(root)  # a bad edit is refused here; the run keeps waiting
+        settings = director.load_settings(root)
+        print_backends(settings, console)
+        progress = Progress(console, len(storyboard["shots"]))
+        with progress:
+            film = director.resume(
+                root, on_event=progress, approval={"storyboard": storyboard}, settings=settings,
+                allow_missing=args.allow_missing_shots,
+            )  # fmt: skip
+    return _finish(film, console, args)
 
 
 def cmd_redo(args, console) -> int:
     from agent import director
 
-    target = director.check_redo(args.run_dir, args.shot, args.note)  # before any backend is chosen
-    settings = director.load_settings(target.root)
-    print_backends(settings, console)
-    progress = Progress(console, 1)
-    with progress:
-        film = director.redo(target.root, args.shot, args.note, on_event=progress, settings=settings)
-    return _finish(film, console)
+    root = Path(args.run_dir)
+    with locked(root, args, console):
+        target = director.check_redo(root, args.shot, args.note)  # before any backend is chosen
+        settings = director.load_settings(target.root)
+        print_backends(settings, console)
+        progress = Progress(console, 1)
+        with progress:
+            film = director.redo(
+                target.root, args.shot, args.note, on_event=progress, settings=settings,
+                allow_missing=args.allow_missing_shots,
+            )  # fmt: skip
+    return _finish(film, console, args)
 
 
-def _finish(film, console) -> int:
+def _finish(film, console, args=None) -> int:
+    """The closing lines; exit 1 when the film lacks shots (unless --allow-missing-shots). The last line printed
+    on stdout is always the run directory."""
+    code = 0
     if film.waiting_for_approval:
         console.print(f"Storyboard ready for review: {film.run_dir / 'storyboard.json'}")
         console.print(f"Edit it if you like, then: python main.py approve {film.run_dir}")
     elif film.state and film.state.cut:
-        flagged = [r.shot_id for r in film.state.results if r.flagged]
+        flagged = [r.shot_id for r in film.state.results if r.flagged and r.shot_id not in film.missing]
         console.print(f"final cut: {film.run_dir / film.state.cut.path}  ({film.state.cut.duration:.1f} s)")
         if flagged:
             console.print(f"[yellow]flagged for review: {', '.join(flagged)} (see report.html)[/]")
+    if film.missing:
+        shots = "; ".join(f"{sid}: {why}" for sid, why in film.missing.items())
+        line = f"the film lacks {len(film.missing)} shot(s): {shots} (see report.html)"
+        if args is not None and getattr(args, "allow_missing_shots", False):
+            console.print(f"[yellow]{line}; allowed by --allow-missing-shots[/]", markup=True)
+        else:
+            print(f"error: {line}; --resume {film.run_dir} shoots them again", file=sys.stderr)
+            code = EXIT_FAILED
     print(film.run_dir)
-    return 0
+    return code
 
 
 def cmd_storyboard(args, console) -> int:
@@ -410,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console(stderr=True, soft_wrap=True)
     args = build_parser().parse_args(argv)
+    from agent.run_status import RunFailed
     from agent.rundir import RunDirError
     from agent.settings import SettingsError
     from tools.plan import BriefError, PlanError
@@ -430,11 +534,22 @@ def main(argv: list[str] | None = None) -> int:
             return run_eval(args)
         return commands[args.command](args, console)
     except (UsageError, BriefError, SettingsError, RunDirError, PlanError) as err:
-        print(f"error: {err}", file=sys.stderr)  # one plain line: no wrapping, easy to grep
+        print(f"error: {_one_line(err)}", file=sys.stderr)  # one plain line: no wrapping, easy to grep
         return EXIT_USAGE
+    except RunFailed as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:  # the disk, not the input: a full disk or a folder that went away
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         console.print("[yellow]stopped; continue with --resume DIR (nothing finished is lost)[/]")
         return 130
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 if __name__ == "__main__":

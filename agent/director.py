@@ -12,8 +12,8 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,21 +23,52 @@ from langgraph.types import Command
 
 from agent import state
 from agent.graph import build_graph
+from agent.run_status import (
+    RunFailed,
+    damaged_checkpoints,
+    failure,
+    missing_shots,
+    read_marker,
+    set_status,
+    status,
+)
 from agent.rundir import (
     MARKER,
+    RecordError,
     RunDir,
     RunDirError,
     StoryboardFileError,
     check_shot_id,
+    clean_temp_files,
     load_references,
+    only_startup_files,
     read_json,
     save_references,
     write_json,
 )
-from agent.settings import RunSettings
+from agent.runlock import LOCK_FILE, run_lock
+from agent.settings import RunSettings, SettingsError
 from agent.state import FilmState
 from tools import film
 from tools.film import Brief, Shot, Storyboard
+
+__all__ = [
+    "STATE_TYPES",
+    "Film",
+    "RedoTarget",
+    "RunFailed",
+    "check_redo",
+    "check_run_dir",
+    "check_settings",
+    "load_settings",
+    "new_run_id",
+    "pending_storyboard",
+    "prepare_new",
+    "redo",
+    "resume",
+    "start",
+    "status",
+]
 
 # The checkpointer restores only the state's own classes: nothing else is ever unpacked from the file.
 # Types the checkpointer may rebuild. Runs made before the vocabulary moved to tools/film.py recorded them as
@@ -53,6 +84,7 @@ class Film:
     run_dir: Path
     state: FilmState | None
     waiting_for_approval: bool = False
+    missing: dict[str, str] = field(default_factory=dict)  # shot id -> why it is not in the cut
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -61,7 +93,11 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def prepare_new(out: str | None) -> Path:
-    """Choose and check the run directory for a new run; nothing is created yet."""
+    """Choose and check the run directory for a new run; nothing is created yet.
+
+    A folder that holds only what a start-up killed before its marker wrote (settings, brief, references) is
+    taken as empty: that run never began.
+    """
     path = Path(out) if out else Path("runs") / new_run_id()
     if path.exists():
         if (path / MARKER).exists():
@@ -70,13 +106,14 @@ def prepare_new(out: str | None) -> Path:
             )
         if not path.is_dir():
             raise RunDirError(f"--out {path} exists and is not a folder")
-        if any(path.iterdir()):
+        if not only_startup_files(path):
             raise RunDirError(f"--out {path} is not empty; give a new or empty folder")
     return path
 
 
 def check_run_dir(path: str | Path, flag: str | None = "--resume") -> Path:
-    """A folder that can be continued: it must hold the marker, settings and brief of a run.
+    """A folder that can be continued: it must hold the settings and brief of a run (and, once start-up has
+    finished, its marker; a start-up killed before the marker is continued too).
 
     `flag` is how the user named the folder in the message (`--resume DIR`); None for a positional folder.
     """
@@ -85,14 +122,15 @@ def check_run_dir(path: str | Path, flag: str | None = "--resume") -> Path:
     if not p.is_dir():
         raise RunDirError(f"{named}: no such folder")
     missing = [n for n in (MARKER, "settings.json", "brief.json") if not (p / n).exists()]
+    if missing == [MARKER] and only_startup_files(p):
+        return p  # start-up was killed after the brief and settings were saved: resume writes the marker
+    if missing and (p / "settings.json").exists() and only_startup_files(p):
+        raise RunDirError(
+            f"{named}: its start-up was stopped before the run began; start it again with --out {p}"
+        )
     if missing:
         raise RunDirError(f"{named}: not a run directory (missing {', '.join(missing)})")
     return p
-
-
-def status(root: Path) -> str:
-    """The run's status as its marker says: running, waiting-for-approval, stopped or done."""
-    return read_json(root / MARKER).get("status", "running")
 
 
 def _config(settings: RunSettings, thread: str = "film") -> dict:
@@ -101,30 +139,48 @@ def _config(settings: RunSettings, thread: str = "film") -> dict:
 
 
 def _thread(root: Path) -> str:
-    """The run's current graph thread: "film", or "redo-N" after the Nth redo (each redo is its own thread)."""
-    return read_json(root / MARKER).get("thread", "film")
+    """The run's current graph thread: "film", "redo-N" after the Nth redo, "retry-N" after the Nth retry of
+    failed or missing shots (each is its own thread)."""
+    return read_marker(root).get("thread", "film")
 
 
 @contextmanager
 def _checkpointer(root: Path):
-    with closing(sqlite3.connect(root / "checkpoints.sqlite", check_same_thread=False)) as conn:
-        # WAL with synchronous=NORMAL: a killed process loses nothing committed; commits skip an fsync each.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        yield SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES))
+    path = root / "checkpoints.sqlite"
+    try:
+        with closing(sqlite3.connect(path, check_same_thread=False)) as conn:
+            # WAL with synchronous=NORMAL: a killed process loses nothing committed; commits skip an fsync each.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            yield SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES))
+    except sqlite3.DatabaseError as err:
+        raise damaged_checkpoints(path, err) from None
 
 
-def _run(graph_input, settings: RunSettings, on_event: Callable[[str, dict], None] | None) -> Film:
+def _snapshot(root: Path, settings: RunSettings):
+    with _checkpointer(root) as saver:
+        return build_graph(saver).get_state(_config(settings, _thread(root)))
+
+
+def _run(
+    graph_input, settings: RunSettings, on_event: Callable[[str, dict], None] | None, allow_missing=False
+) -> Film:
     root = settings.path
     with _checkpointer(root) as saver:
         graph = build_graph(saver)
         config = _config(settings, _thread(root))
-        for _namespace, update in graph.stream(
-            graph_input, config, context=settings, stream_mode="updates", subgraphs=True
-        ):
-            if on_event:
-                for node, value in update.items():
-                    on_event(node, value if isinstance(value, dict) else {})
+        try:
+            for _namespace, update in graph.stream(
+                graph_input, config, context=settings, stream_mode="updates", subgraphs=True
+            ):
+                if on_event:
+                    for node, value in update.items():
+                        on_event(node, value if isinstance(value, dict) else {})
+        except KeyboardInterrupt:
+            set_status(root, "stopped")
+            raise
+        except Exception as err:
+            raise failure(root, settings, graph, config, err) from None
         snapshot = graph.get_state(config)
     waiting = bool(snapshot.interrupts)
     state = FilmState.model_validate(snapshot.values) if snapshot.values else None
@@ -132,43 +188,75 @@ def _run(graph_input, settings: RunSettings, on_event: Callable[[str, dict], Non
         from agent.report import write_storyboard_sheet
 
         write_storyboard_sheet(state.storyboard, root)  # a picture of what is to be approved
-    _set_status(root, "waiting-for-approval" if waiting else "done")
-    return Film(root, state, waiting_for_approval=waiting)
+    missing = {} if waiting else missing_shots(state)
+    if waiting:
+        set_status(root, "waiting-for-approval")
+    elif missing and not allow_missing:
+        set_status(root, "incomplete", missing=missing)
+    else:
+        set_status(root, "done", missing=missing)
+    return Film(root, state, waiting_for_approval=waiting, missing=missing)
 
 
-def _set_status(root: Path, status: str) -> None:
-    marker = read_json(root / MARKER)
-    marker.update(status=status, updated=time.time())
-    write_json(root / MARKER, marker)
+def _has_work(root: Path) -> bool:
+    """A take, a clip or a record exists: the folder is a run's memory and is never deleted."""
+    return any(root.glob("shots/*/*")) or any(root.glob("clips/*")) or (root / "manifest.json").exists()
 
 
-def start(brief: Brief, settings: RunSettings, on_event=None) -> Film:
-    """A new run in settings.run_dir. If planning fails, the folder is removed: nothing pretends to be a result."""
+def start(brief: Brief, settings: RunSettings, on_event=None, allow_missing: bool = False) -> Film:
+    """A new run in settings.run_dir. If planning fails before anything is made, the folder is removed: nothing
+    pretends to be a result. Once a take, a clip or a record exists, the folder stays (status says why)."""
     root = settings.path
+    check_settings(settings)
     references = load_references(settings.reference)  # before anything is created: a bad file leaves nothing
     created = not root.exists()
-    root.mkdir(parents=True, exist_ok=True)
-    write_json(root / MARKER, {"id": root.name, "status": "running", "created": time.time()})
-    write_json(root / "brief.json", brief)
-    settings.backends()  # chosen once for the run; the copy below keeps them (private attributes are copied)
-    settings = settings.model_copy(update={"reference": save_references(references, root)})
-    write_json(root / "settings.json", settings.model_dump(mode="json"))
     try:
-        return _run(FilmState(brief=brief), settings, on_event)
-    except BaseException:
-        has_takes = any(root.glob("shots/*/take-*.png"))
-        if has_takes:
-            _set_status(root, "stopped")
-        elif created:
-            shutil.rmtree(root)
-        else:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunDirError(f"cannot create the run folder {root}: {err.strerror}") from None
+    with run_lock(root):
+        try:
+            _remove_contents(root, keep={LOCK_FILE})  # at most what a killed start-up left
+            settings.backends()  # chosen once for the run; the copy below keeps them (private attributes are copied)
+            settings = settings.model_copy(update={"reference": save_references(references, root)})
+            write_json(root / "brief.json", brief)
+            write_json(root / "settings.json", settings.model_dump(mode="json"))
+            # The marker last: a folder with it has everything a resume needs.
+            write_json(root / MARKER, {"id": root.name, "status": "running", "created": time.time()})
+        except OSError as err:
+            _discard(root, created)
+            raise RunDirError(f"cannot write in the run folder {root}: {err.strerror}") from None
+        try:
+            return _run(FilmState(brief=brief), settings, on_event, allow_missing)
+        except BaseException:
+            if not _has_work(root):
+                _discard(root, created)
+            raise
+
+
+def _discard(root: Path, created: bool) -> None:
+    if created:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        with suppress(OSError):
             _remove_contents(root)
-        raise
 
 
-def _remove_contents(root: Path) -> None:
+def _remove_contents(root: Path, keep: set[str] = frozenset()) -> None:
     for child in root.iterdir():
+        if child.name in keep:
+            continue
         shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def check_settings(settings: RunSettings) -> None:
+    """Everything about the settings that can be checked before any work; raises SettingsError."""
+    from tools.critique import CritiqueConfig, thresholds_for
+
+    try:
+        thresholds_for(settings.config(CritiqueConfig))
+    except ValueError as err:
+        raise SettingsError(f"--threshold: {err}") from None
 
 
 def load_settings(root: Path, **overrides) -> RunSettings:
@@ -176,38 +264,152 @@ def load_settings(root: Path, **overrides) -> RunSettings:
 
     Built through the constructor, not model_validate, so that the key is read from CD_LLM_API_KEY again;
     what was saved wins over the environment, and fields an older run did not save take their defaults.
+    `overrides` (flags given again on a resume) win over what was saved; SettingsError names a bad one.
     """
-    saved = read_json(root / "settings.json")
+    from pydantic import ValidationError
+
+    path = root / "settings.json"
+    try:
+        saved = read_json(path)
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as err:
+        raise RecordError(f"{path}: a damaged record ({err}); restore it or start the film again") from None
+    try:
+        RunSettings(**{**saved, "run_dir": str(root)})
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise RecordError(
+            f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}; fix it and --resume again"
+        ) from None
     saved.update(run_dir=str(root), **overrides)
-    return RunSettings(**saved)
+    try:
+        return RunSettings(**saved)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "a setting"
+        raise SettingsError(f"{name}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 def resume(
-    root: str | Path, on_event=None, approval=None, settings: RunSettings | None = None, **overrides
+    root: str | Path,
+    on_event=None,
+    approval=None,
+    settings: RunSettings | None = None,
+    allow_missing: bool = False,
+    wait: bool = False,
+    **overrides,
 ) -> Film:
     """Continue a run from its last checkpoint; takes and clips already on disk are not made again.
 
     `approval` answers a run waiting for approval: True, or {"storyboard": {...}} with an edited storyboard
-    (check it first with `pending_storyboard`). `settings`: the run's own, already loaded (with its backends).
+    (check it first with `pending_storyboard`). `settings`: the run's own, already loaded (with its backends);
+    `overrides`: settings given again (saved into settings.json for the resumes after this one).
+    A run that failed or lacks shots, or whose storyboard.json was edited, is shot again on a new thread: the
+    shots that have a clip (and did not change) are kept, the others get new takes numbered after their old ones.
     """
-    root = check_run_dir(root)
-    settings = settings or load_settings(root, **overrides)
-    brief = Brief.model_validate(read_json(root / "brief.json"))
-    with _checkpointer(root) as saver:
-        snapshot = build_graph(saver).get_state(_config(settings, _thread(root)))
-    if approval is not None:
-        graph_input = Command(resume=approval)
-    elif snapshot.values and (snapshot.next or snapshot.tasks):
-        # Continue where it stopped. `tasks` without `next`: killed after a step's tasks had saved their writes
-        # but before the next checkpoint; LangGraph applies those writes and goes on.
-        graph_input = None
-    elif snapshot.values:
-        _set_status(root, "done")
-        return Film(root, FilmState.model_validate(snapshot.values))  # already finished
-    else:
-        graph_input = FilmState(brief=brief)  # killed before the first checkpoint
-    _set_status(root, "running")
-    return _run(graph_input, settings, on_event)
+    with run_lock(Path(root), wait=wait):
+        root = check_run_dir(root)
+        clean_temp_files(root)
+        settings = settings or load_settings(root, **overrides)
+        check_settings(settings)
+        if overrides:
+            write_json(root / "settings.json", settings.model_dump(mode="json"))
+        brief = _brief(root)
+        RunDir(root).check_records()
+        if not (root / MARKER).exists():  # start-up was killed before its marker
+            write_json(root / MARKER, {"id": root.name, "status": "stopped", "created": time.time()})
+        snapshot = _snapshot(root, settings)
+        state = FilmState.model_validate(snapshot.values) if snapshot.values else None
+        board = _edited_storyboard(root, state)
+        pending = set(snapshot.next)
+        if approval is not None:
+            graph_input = Command(resume=approval)
+        elif state and state.approved and (board or _needs_retry(state, pending, allow_missing)):
+            graph_input = _retry(root, state, board or state.storyboard)
+        elif state and (snapshot.next or snapshot.tasks):
+            # Continue where it stopped. `tasks` without `next`: killed after a step's tasks had saved their writes
+            # but before the next checkpoint; LangGraph applies those writes and goes on.
+            graph_input = None
+        elif state:
+            missing = missing_shots(state)
+            set_status(root, "done", missing=missing)
+            return Film(root, state, missing=missing)  # already finished
+        else:
+            graph_input = _first_input(root, brief, settings)  # killed before the first checkpoint
+        set_status(root, "running")
+        return _run(graph_input, settings, on_event, allow_missing)
+
+
+def _brief(root: Path) -> Brief:
+    from pydantic import ValidationError
+
+    path = root / "brief.json"
+    try:
+        return Brief.model_validate(read_json(path))
+    except (OSError, ValueError, ValidationError) as err:
+        why = str(err).splitlines()[0][:160]
+        raise RecordError(f"{path}: a damaged record ({why}); restore it or start the film again") from None
+
+
+def _first_input(root: Path, brief: Brief, settings: RunSettings) -> FilmState:
+    """No checkpoint: plan again, unless storyboard.json is there (checkpoints lost): then shoot it, reusing
+    every take already recorded (approved only if the run does not ask for approval)."""
+    if not (root / "storyboard.json").exists():
+        return FilmState(brief=brief)
+    board = Storyboard.model_validate(pending_storyboard(root))
+    takes = RunDir(root).takes()
+    failed = {  # shots whose every recorded take failed are shot again, after those takes
+        s.id: 1 + max(t.n for t in mine)
+        for s in board.shots
+        if (mine := [t for t in takes if t.shot_id == s.id]) and all(t.error for t in mine)
+    }
+    return FilmState(brief=brief, storyboard=board, approved=not settings.approve, redo=failed)
+
+
+def _edited_storyboard(root: Path, state: FilmState | None) -> Storyboard | None:
+    """storyboard.json when a person changed it after it was approved (validated: a bad edit is refused)."""
+    if state is None or state.storyboard is None or not (root / "storyboard.json").exists():
+        return None
+    board = Storyboard.model_validate(pending_storyboard(root))
+    if not state.approved or board.model_dump() == state.storyboard.model_dump():
+        return None
+    return board
+
+
+def _needs_retry(state: FilmState, pending: set[str], allow_missing: bool) -> bool:
+    """Every shot has run (only the cut, or nothing, is left) and some have no clip: shoot those again. A film
+    already cut whose missing shots were allowed is finished."""
+    if pending - {"cut", "report"}:
+        return False
+    missing = missing_shots(state)
+    return bool(missing) and not (allow_missing and state.cut is not None)
+
+
+def _retry(root: Path, state: FilmState, board: Storyboard) -> FilmState:
+    """A new thread that shoots again every shot without a clip or changed since: the others are kept."""
+    before = {s.id: s for s in state.storyboard.shots}
+    kept = [
+        r
+        for r in state.results
+        if r.clip is not None
+        and before.get(r.shot_id) == next((s for s in board.shots if s.id == r.shot_id), None)
+    ]
+    kept_ids = {r.shot_id for r in kept}
+    takes = RunDir(root).takes()
+    again = {
+        s.id: 1 + max((t.n for t in takes if t.shot_id == s.id), default=0)
+        for s in board.shots
+        if s.id not in kept_ids
+    }
+    marker = read_marker(root)
+    retries = marker.get("retries", [])
+    thread = f"retry-{len(retries) + 1}"
+    retries.append({"thread": thread, "shots": sorted(again), "time": time.time()})
+    marker.update(retries=retries, thread=thread)
+    write_json(root / MARKER, marker)
+    write_json(root / "storyboard.json", board)
+    return FilmState(brief=state.brief, storyboard=board, approved=True, redo=again, results=kept)
 
 
 def pending_storyboard(root: Path) -> dict:
@@ -267,13 +469,13 @@ class RedoTarget:
 def check_redo(root: str | Path, shot_number: int, note: str = "") -> RedoTarget:
     """Everything `redo` checks before any work (no backend is chosen, no model loaded): raises RunDirError."""
     root = check_run_dir(root, flag=None)
-    marker = read_json(root / MARKER)
+    marker = read_marker(root)
     status = marker.get("status")
     if status == "waiting-for-approval":
         raise RunDirError(
             f"{root} is waiting for its storyboard to be approved: python main.py approve {root}"
         )
-    if status != "done":
+    if status not in ("done", "incomplete"):
         raise RunDirError(
             f"{root} has not finished ({status}); continue it first: python main.py run --resume {root}"
         )
@@ -290,7 +492,13 @@ def check_redo(root: str | Path, shot_number: int, note: str = "") -> RedoTarget
 
 
 def redo(
-    root: str | Path, shot_number: int, note: str = "", on_event=None, settings: RunSettings | None = None
+    root: str | Path,
+    shot_number: int,
+    note: str = "",
+    on_event=None,
+    settings: RunSettings | None = None,
+    allow_missing: bool = False,
+    wait: bool = False,
 ) -> Film:
     """Re-shoot one shot of a finished run, with an optional director's note, then re-cut.
 
@@ -298,6 +506,12 @@ def redo(
     shots are reused as they are. Each redo runs as its own graph thread ("redo-N") in checkpoints.sqlite, so a
     killed redo continues with --resume like any run.
     """
+    with run_lock(Path(root), wait=wait):
+        clean_temp_files(Path(root))
+        return _redo(root, shot_number, note, on_event, settings, allow_missing)
+
+
+def _redo(root, shot_number, note, on_event, settings, allow_missing) -> Film:
     target = check_redo(root, shot_number, note)
     root, marker, film, shot, note = target.root, target.marker, target.film, target.shot, target.note
     settings = settings or load_settings(root)
@@ -336,7 +550,7 @@ def redo(
         redo={shot.id: first},
         results=[r for r in film.results if r.shot_id != shot.id],
     )
-    return _run(graph_input, settings, on_event)
+    return _run(graph_input, settings, on_event, allow_missing)
 
 
 def deliver(root: str | Path, platform: str, on_event=None) -> film.Cut:
@@ -344,12 +558,17 @@ def deliver(root: str | Path, platform: str, on_event=None) -> film.Cut:
     (resized, or outpainted and critiqued: agent/delivery.make_variant), animated with the shot's own motion and
     seed, then cut into final-<platform>.mp4 + .srt and listed in manifest.json `cuts`. Clips and variants
     already recorded are reused, so a killed delivery made again makes only what is missing."""
+    root = check_run_dir(root, flag=None)
+    with run_lock(root):
+        return _deliver(root, platform, on_event)
+
+
+def _deliver(root: Path, platform: str, on_event) -> film.Cut:
     from agent.delivery import file_label, platform_clip
     from agent.report import write_report
     from agent.settings import resolve_size
     from tools.cut import CutConfig, cut_film
 
-    root = check_run_dir(root, flag=None)
     if status(root) != "done":
         raise RunDirError(f"{root} has no finished film to deliver ({status(root)})")
     settings = load_settings(root)

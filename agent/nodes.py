@@ -191,6 +191,8 @@ def critique(state: TakeState, runtime: Runtime[RunSettings]) -> dict:
     take = state.takes[-1]
     if take.critique is not None:
         return {}
+    if state.record and (recorded := run.load_take(take.shot_id, take.n)) and recorded.critique is not None:
+        return {"takes": [recorded]}  # judged before a kill that came ahead of this step's checkpoint
     start = time.perf_counter()
     verdict = judge_take(
         take,

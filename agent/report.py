@@ -195,7 +195,10 @@ def _decisions(storyboard: Storyboard, shots: list[dict]) -> list[dict]:
     for s in shots:
         if s["kept"] is None:
             out.append(
-                {"shot": s["id"], "text": "no take produced an image; re-shoot it (redo) or drop the shot"}
+                {
+                    "shot": s["id"],
+                    "text": "no take produced an image: missing from the cut; re-shoot it (redo) or drop it",
+                }
             )
             continue
         kept = next(t for t in s["takes"] if t["kept"])

@@ -8,20 +8,38 @@ old file or the new one, never half of one. `manifest.json` is derived from the 
 from __future__ import annotations
 
 import io
+import os
 import re
+import shutil
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 from tools.files import read_json, write_atomic, write_json
 from tools.film import Clip, Take, Variant
 
-__all__ = ["RunDir", "RunDirError", "StoryboardFileError", "read_json", "write_atomic", "write_json"]
+__all__ = [
+    "RecordError",
+    "RunDir",
+    "RunDirError",
+    "StoryboardFileError",
+    "clean_temp_files",
+    "read_json",
+    "write_atomic",
+    "write_json",
+]
 
 SHOT_ID = re.compile(r"s\d{2,3}")
 VARIANT_NAME = re.compile(r"[a-z]{1,20}|\d{1,3}x\d{1,3}")
 _manifest_lock = threading.Lock()
 
-MARKER = "run.json"  # present in every run directory; --resume refuses folders without it
+MARKER = "run.json"  # written last at start-up: a folder with it is a run that --resume continues
+# What start-up writes before the marker; a folder that holds only these (a kill during start-up) may be reused.
+STARTUP_FILES = frozenset({"settings.json", "brief.json", "run.lock", "refs"})
+# Temporary files of an atomic write (".name.XXXX.tmp") or of ffmpeg's output before its rename (".s01.XXXX.mp4").
+TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.(tmp|mp4)")
+CUT_FOLDER_AGE_S = 5  # a cut's folder this young may be one whose ffmpeg is starting (milliseconds after)
 MAX_REFERENCES = 4
 MAX_REFERENCE_BYTES = 50 * 1024 * 1024
 
@@ -32,6 +50,53 @@ class RunDirError(ValueError):
 
 class StoryboardFileError(RunDirError):
     """A hand-edited storyboard.json that does not parse or validate; the message names the line or field."""
+
+
+class RecordError(RunDirError):
+    """A record or image in the run directory that cannot be read; the message names it and what to do."""
+
+
+def is_temp_file(path: Path) -> bool:
+    return path.is_file() and TEMP_NAME.fullmatch(path.name) is not None
+
+
+def only_startup_files(root: Path) -> bool:
+    """A folder left by a kill during start-up: nothing in it but start-up files and temporary files."""
+    return all(p.name in STARTUP_FILES or is_temp_file(p) for p in root.iterdir())
+
+
+def clean_temp_files(root: Path) -> list[Path]:
+    """Remove what killed writes left: temporary files in the run directory, and cut work folders
+    (cd-cut-* in the system temp folder) that no live process is using. Returns what was removed."""
+    removed = []
+    for folder in [root, root / "clips", root / "refs", root / "storyboards", *root.glob("shots/s*")]:
+        for sub in (folder, folder / "variants"):
+            if sub.is_dir():
+                for p in sub.iterdir():
+                    if is_temp_file(p):
+                        p.unlink(missing_ok=True)
+                        removed.append(p)
+    for work in _stale_cut_folders():
+        shutil.rmtree(work, ignore_errors=True)
+        removed.append(work)
+    return removed
+
+
+def _stale_cut_folders() -> list[Path]:
+    """cd-cut-* folders of cuts that were killed. Several runs share the system temp folder, so a folder is
+    stale only when it is not new and no process has its working directory in it (ffmpeg runs inside it)."""
+    folders = [p for p in Path(tempfile.gettempdir()).glob("cd-cut-*") if p.is_dir()]
+    now = time.time()
+    folders = [p for p in folders if now - p.stat().st_mtime > CUT_FOLDER_AGE_S]
+    if not folders:
+        return []
+    busy = set()
+    for link in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            busy.add(Path(os.readlink(link)))
+        except OSError:
+            continue
+    return [p for p in folders if not any(b == p or p in b.parents for b in busy)]
 
 
 def check_shot_id(shot_id: str) -> str:
@@ -84,10 +149,43 @@ class RunDir:
         rec = self.take_record(shot_id, n)
         if not rec.exists():
             return None
-        take = Take.model_validate(read_json(rec))
+        take = self._record(rec, Take)
         if take.error is None and not self.take_image(shot_id, n).exists():
             return None
         return take
+
+    def _record(self, path: Path, model):
+        """A record, or RecordError naming the file: it was damaged outside the program (writes are atomic)."""
+        from pydantic import ValidationError
+
+        try:
+            return model.model_validate(read_json(path))
+        except (OSError, UnicodeDecodeError, ValueError, ValidationError) as err:
+            why = str(err).splitlines()[0][:160]
+            raise RecordError(
+                f"{path}: a damaged record ({why}); delete it (and its image) and --resume to make it again"
+            ) from None
+
+    def check_records(self) -> None:
+        """Every take and clip record readable, every recorded take's image a whole image; else RecordError.
+
+        Run before a resume, so that a damaged file is named at start, not as a traceback in the middle."""
+        from PIL import Image
+
+        for rec in sorted(self.root.glob("shots/s*/take-*.json")):
+            take = self._record(rec, Take)
+            image = rec.with_suffix(".png")
+            if take.error is None and image.exists():
+                try:
+                    with Image.open(image) as im:
+                        im.verify()
+                except Exception as err:  # PIL raises many kinds for a damaged file; each means the same here
+                    raise RecordError(
+                        f"{image}: not a readable image ({type(err).__name__}: {str(err)[:120]}); delete it and "
+                        f"{rec.name} and --resume to render the take again"
+                    ) from None
+        for rec in sorted(self.root.glob("clips/s*.json")):
+            self._record(rec, Clip)
 
     def save_take(self, take: Take) -> None:
         # The take's own record is the durable truth; the manifest is rebuilt from the records per shot and per cut.
@@ -97,7 +195,7 @@ class RunDir:
         rec = self.clip_record(shot_id)
         if not rec.exists() or not self.clip_path(shot_id).exists():
             return None
-        return Clip.model_validate(read_json(rec))
+        return self._record(rec, Clip)
 
     def save_clip(self, clip: Clip) -> None:
         write_json(self.clip_record(clip.shot_id), clip)
@@ -127,11 +225,11 @@ class RunDir:
     def takes(self) -> list[Take]:
         out = []
         for rec in sorted(self.root.glob("shots/s*/take-*.json")):
-            out.append(Take.model_validate(read_json(rec)))
+            out.append(self._record(rec, Take))
         return sorted(out, key=lambda t: (t.shot_id, t.n))
 
     def clips(self) -> list[Clip]:
-        return [Clip.model_validate(read_json(p)) for p in sorted(self.root.glob("clips/s*.json"))]
+        return [self._record(p, Clip) for p in sorted(self.root.glob("clips/s*.json"))]
 
     def write_manifest(self, extra: dict | None = None) -> None:
         """Rebuild manifest.json from the records on disk (the single source of truth)."""

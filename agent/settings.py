@@ -11,6 +11,7 @@ default.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -256,7 +257,10 @@ class RunSettings(BaseSettings):
         description="API key (CD_LLM_API_KEY or OPENAI_API_KEY); never written to disk, never a flag.",
     )
     llm_timeout: Annotated[float, Flag("models")] = Field(
-        default=60.0, gt=0, description="Seconds one LLM request may take, body included."
+        default=60.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds one LLM request may take, body included.",
     )
     llm_retries: Annotated[int, Flag("models")] = Field(
         default=2, ge=0, le=10, description="Retries of a failed or invalid LLM answer."
@@ -281,7 +285,7 @@ class RunSettings(BaseSettings):
         default=None, description="Model name to ask the image server for."
     )
     image_server_timeout: Annotated[float, Flag("models")] = Field(
-        default=120.0, gt=0, description="Seconds before one image request times out."
+        default=120.0, gt=0, allow_inf_nan=False, description="Seconds before one image request times out."
     )
     image_server_retries: Annotated[int, Flag("models")] = Field(
         default=2, ge=0, le=10, description="Retries of a failed image request."
@@ -296,7 +300,7 @@ class RunSettings(BaseSettings):
         default_factory=list, description="LoRA style lock PATH[:weight] (repeatable)."
     )
     gpu_memory: Annotated[float | None, Flag("models")] = Field(
-        default=None, description="GiB of GPU memory models may keep resident."
+        default=None, gt=0, allow_inf_nan=False, description="GiB of GPU memory models may keep resident."
     )
     compile: Annotated[bool, Flag("models")] = Field(
         default=False, description="torch.compile the image model's repeated blocks."
@@ -327,6 +331,16 @@ class RunSettings(BaseSettings):
     )
 
     _backends: Backends | None = PrivateAttr(default=None)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_finite(cls, value: dict[str, float]) -> dict[str, float]:
+        """NaN or infinity would make every comparison with it false; the names are checked by the critics'
+        own table at start (director.check_settings)."""
+        bad = [f"{k}={v}" for k, v in value.items() if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: a threshold must be a finite number")
+        return value
 
     @field_validator("platforms", "reference", "variants", "lora", mode="before")
     @classmethod
