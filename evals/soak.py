@@ -132,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             tail = final.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             failures.append(f"{out.name}: exit {final.returncode}: {tail[0]}")
         left += len(leftovers(out))
+        print(
+            f"film {films}: kills so far {kills}, complete {complete_films}, re-rendered {rerendered}, "
+            f"leftover {left}",
+            flush=True,
+        )
         shutil.rmtree(out, ignore_errors=True)  # keep the disk small over 200 kills
 
     print(
