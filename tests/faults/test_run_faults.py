@@ -490,38 +490,30 @@ def test_failed_resume_does_not_stay_running(tmp_path):
 
 
 def test_recorded_verdicts_are_not_judged_again(tmp_path, monkeypatch):
-    """Killed after a take's verdict was recorded but before the step's checkpoint: the resume reuses it."""
-    from agent import director
-    from agent.settings import RunSettings
-    from tools import critique as critique_tool
-    from tools.film import Brief
+    """Killed after a take's verdict was recorded but before the step's checkpoint: the checkpoint's take has no
+    verdict, its record on disk has one; the critique step on resume takes the record and judges nothing."""
+    from langgraph.runtime import Runtime
 
-    settings = RunSettings(run_dir=str(tmp_path / "r"), shots=2, duration=4, width=160, height=96)
+    from agent import nodes
+    from agent.rundir import RunDir
+    from agent.state import TakeState
+
+    out = finished(tmp_path / "run")
+    run = RunDir(out)
+    recorded = run.load_take("s01", 1)
+    assert recorded.critique is not None
+    board = json.loads((out / "storyboard.json").read_text())
+    from tools.film import Shot
+
+    shot = Shot.model_validate(board["shots"][0])
+    state = TakeState(shot=shot, takes=[recorded.model_copy(update={"critique": None})])
     judged = []
-    real = critique_tool.critique_image
+    monkeypatch.setattr(nodes, "judge_take", lambda *a, **k: judged.append(a) or recorded.critique)
+    from agent.director import load_settings
 
-    def judge_then_die(req, config):
-        judged.append(Path(req.image_path).name)
-        verdict = real(req, config)
-        if len(judged) == 1:
-            # Record the verdict as the critique node does, then die before the checkpoint.
-            from agent.rundir import RunDir
-
-            run = RunDir(settings.run_dir)
-            shot_id = Path(req.image_path).parent.name
-            take = run.load_take(shot_id, 1).model_copy(update={"critique": verdict})
-            run.save_take(take)
-            raise KeyboardInterrupt
-        return verdict
-
-    monkeypatch.setattr(critique_tool, "critique_image", judge_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        director.start(Brief(text=BRIEF, lang="en"), settings)
-    first = judged[0]
-    judged.clear()
-    film = director.resume(tmp_path / "r")
-    assert film.state.cut is not None
-    assert judged.count(first) == 0, judged
+    update = nodes.critique(state, Runtime(context=load_settings(out)))
+    assert judged == []
+    assert update["takes"][0].critique == recorded.critique
 
 
 def test_busy_database_is_not_mistaken_for_damage(tmp_path):
