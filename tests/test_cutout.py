@@ -148,3 +148,11 @@ def test_jpeg_photo_with_a_vignetted_background(tmp_path):
     assert abs(c.box[0] - 0.34 * 640) <= 4 and abs(c.box[2] - 0.66 * 640) <= 4
     alpha = np.asarray(c.mask)
     assert alpha[int(480 * 0.44) - c.box[1], 320 - c.box[0]] == 255  # the white label survives JPEG noise
+
+
+def test_dust_on_the_background_is_not_product():
+    photo = bottle_photo()
+    photo.paste((120, 120, 120), (40, 40, 43, 43))  # a speck of dust far from the product
+    photo.paste((90, 90, 90), (600, 450, 602, 452))
+    c = cut_out(photo)
+    assert abs(c.box[0] - 0.34 * 640) <= 3 and abs(c.box[3] - 0.88 * 480) <= 3
