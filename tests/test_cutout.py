@@ -156,3 +156,34 @@ def test_dust_on_the_background_is_not_product():
     photo.paste((90, 90, 90), (600, 450, 602, 452))
     c = cut_out(photo)
     assert abs(c.box[0] - 0.34 * 640) <= 3 and abs(c.box[3] - 0.88 * 480) <= 3
+
+
+def test_photo_shadow_becomes_a_shadow_not_a_grey_patch():
+    photo = bottle_photo(shadow=True)
+    c = cut_out(photo)
+    assert c.plain_background and c.shadow and "shadow" in c.reason
+    alpha = np.asarray(c.mask)
+    x0, y0, _, _ = c.box
+    ys, xs = np.nonzero(alpha == 255)
+    # the product itself is where it was; the shadow only widens the box below and beside it
+    assert abs(xs.min() + x0 - 0.34 * 640) <= 3 and abs(ys.max() + y0 + 1 - 0.88 * 480) <= 3
+    # on white the cut-out gives back the photo, shadow included
+    white = Image.new("RGBA", photo.size, (255, 255, 255, 255))
+    white.alpha_composite(c.rgba, dest=c.box[:2])
+    diff = np.abs(np.asarray(white.convert("RGB"), dtype=int) - np.asarray(photo, dtype=int))
+    assert np.percentile(diff, 99) <= 6
+    # on a dark floor it darkens the floor, never paints a light grey patch on it
+    dark = Image.new("RGBA", photo.size, (60, 40, 30, 255))
+    dark.alpha_composite(c.rgba, dest=c.box[:2])
+    under = np.asarray(dark.convert("RGB"), dtype=int)[430:440, 180:220]  # beside the base: shadow only
+    assert (under <= (60, 40, 30)).all() and (under < (60, 40, 30)).any()
+
+
+def test_grey_product_is_not_taken_for_a_shadow():
+    from PIL import ImageDraw
+
+    photo = Image.new("RGB", (640, 480), "white")
+    ImageDraw.Draw(photo).rounded_rectangle((200, 120, 440, 400), radius=30, fill=(150, 150, 150))
+    c = cut_out(photo)
+    assert c.plain_background and not c.shadow
+    assert (np.asarray(c.mask)[20:-20, 20:-20] == 255).all()

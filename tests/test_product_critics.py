@@ -251,3 +251,17 @@ def test_white_storyboard_panels_are_not_blown():
     for k in range(6):
         r = _technical(storyboard_panel(random.Random(k), (960, 540)))
         assert r.scores["tech.blown"] < 0.02, k
+
+
+def test_photo_with_its_own_shadow_composites_cleanly():
+    cutout = cut_out(bottle_photo(shadow=True))
+    assert cutout.shadow
+    scene = _scene(1)
+    result, mask = place(scene, cutout, 0.6, "bottom")
+    assert fidelity(result, cutout, mask).passed
+    # the photo's shadow replaces the contact shadow: placing with or without one gives the same picture
+    assert np.array_equal(
+        np.asarray(result), np.asarray(place(scene, cutout, 0.6, "bottom", shadow=False)[0])
+    )
+    main, _ = white_product_shot(cutout, (1000, 1000), shadow=True)
+    assert _technical(main).passed
