@@ -1,0 +1,268 @@
+"""The steps of one catalogue unit: what the product is (`Subject`), one take, its critique, each platform's image.
+
+With a product photo on a plain background the product is never generated: it is cut out (tools/cutout.py) and
+either placed on pure white (a marketplace's main image) or placed into a generated scene with a contact shadow
+(tools/composite.py), and the fidelity critic checks the product's pixels survived. A photo that is not on a
+plain background is used as a reference image instead, and a missing or corrupt photo means the product is
+generated from its fields; each fallback is said in the record's notes.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tools.critique import CritiqueRequest, critique_image, grade, thresholds_for
+from tools.files import write_atomic
+from tools.film import CriticResult, Critique, Issue, Shot, Take
+from tools.generate_image import BackendError, ImageRequest
+from tools.images import ImageError, open_image
+from tools.platforms import Platform, load_platforms
+from tools.scene_templates import scene_prompt
+
+if TYPE_CHECKING:
+    from agent.backends import Backends
+    from agent.catalogue_unit import Unit, UnitContext
+
+SCENE_FILL = 0.55  # share of the frame a product placed into a scene spans: room left for the scene
+WHITE_MARGIN = 0.03  # above the platform's minimum fill, so a rounding of the cut-out never falls short
+
+
+@dataclass
+class Subject:
+    """The product as this unit shows it: the prompt, the cut-out (or a reference photo), the brand."""
+
+    prompt: str
+    negative: str = "text, watermark, logo, blurry, deformed"
+    cutout: Any = None
+    reference: str | None = None
+    brand: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, unit: Unit, ctx: UnitContext) -> Subject:
+        prompt = scene_prompt(unit.product, unit.scene, ctx.templates_dir, white=unit.white)
+        if unit.note:
+            prompt = f"{prompt}. Reviewer's note: {unit.note}"
+        subject = cls(prompt=prompt)
+        if ctx.brand_path:
+            from tools.brand import load_brand
+
+            subject.brand = load_brand(ctx.brand_path)
+        if unit.product.image:
+            subject._photo(unit.product, ctx)
+        return subject
+
+    def _photo(self, product, ctx: UnitContext) -> None:
+        from tools.cutout import cut_out
+
+        folder = Path(ctx.images_dir or ".").resolve()
+        path = (folder / product.image).resolve()
+        if not path.is_relative_to(folder):
+            self.notes.append(
+                f"photo {product.image!r} is outside the images folder; generated from its fields"
+            )
+            return
+        try:
+            photo = open_image(path)
+        except FileNotFoundError:
+            self.notes.append(f"photo {product.image} not found in {folder}; generated from its fields")
+            return
+        except (ImageError, OSError) as e:
+            self.notes.append(f"photo {product.image} cannot be read ({e}); generated from its fields")
+            return
+        cut = cut_out(photo)
+        if cut.plain_background:
+            self.cutout = cut
+        else:
+            self.reference = str(path)
+            self.notes.append(
+                f"photo {product.image} is not on a plain background ({cut.reason}); "
+                "the scene is generated with the photo as a reference"
+            )
+
+    def shot(self, unit: Unit) -> Shot:
+        """The unit as the repair step sees a shot."""
+        p = unit.product
+        return Shot(
+            id="s01",
+            index=1,
+            kind="hero",
+            description=f"{p.name}, {unit.scene.replace('_', ' ')} product image",
+            camera="product shot, eye level",
+            lighting="even studio light" if unit.white else "natural light",
+            mood="clean, commercial",
+            duration=2.0,
+            prompt=self.prompt,
+            negative_prompt=self.negative,
+        )
+
+
+def _fill(unit: Unit) -> float:
+    if not unit.white:
+        return SCENE_FILL
+    return min(0.98, max(p.min_fill for p in load_platforms(unit.platforms)) + WHITE_MARGIN)
+
+
+def _save_png(img, path: Path) -> None:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=3)
+    write_atomic(path, buf.getvalue())
+
+
+def render_take(
+    unit: Unit,
+    subject: Subject,
+    backends: Backends,
+    path: Path,
+    n: int,
+    prompt: str,
+    negative: str,
+    seed: int,
+    steps: int | None,
+) -> Take:
+    """Take `n` of the unit, written to `path`: composited around the cut-out, or rendered by the backend."""
+    size = (unit.width, unit.height)
+    base = {
+        "shot_id": "s01",
+        "n": n,
+        "path": str(path),
+        "seed": seed,
+        "prompt": prompt,
+        "negative_prompt": negative,
+    }
+    if subject.cutout is not None and unit.white:
+        from tools.composite import white_product_shot
+
+        img, mask = white_product_shot(subject.cutout, size, _fill(unit))
+        _save_png(img, path)
+        _save_png(mask, path.with_suffix(".mask.png"))
+        return Take(**base, backend="composite", model="white-product-shot", parameters={"fill": _fill(unit)})
+    req = ImageRequest(
+        prompt=prompt,
+        negative_prompt=negative,
+        width=unit.width,
+        height=unit.height,
+        seed=seed,
+        num_inference_steps=steps,
+        output_path=str(path),
+        take=n,
+        reference_images=[subject.reference] if subject.reference else [],
+    )
+    if subject.cutout is not None and backends.image.name != "draft":
+        from tools.composite import background_request
+
+        # The backend paints the scene around the product (its pixels masked); placing the cut-out on top
+        # afterwards keeps them exact whatever the model did at the mask's edge.
+        req = background_request(subject.cutout, size, prompt).model_copy(
+            update={
+                "negative_prompt": negative,
+                "seed": seed,
+                "num_inference_steps": steps,
+                "output_path": str(path),
+            }
+        )
+    try:
+        result = backends.image.generate(req)
+    except BackendError as e:
+        return Take(**base, backend=backends.image.name, model=backends.image.model, error=str(e)[:500])
+    take = Take(
+        **base,
+        backend=result.backend,
+        model=result.model,
+        parameters=result.parameters,
+        timings=result.timings,
+    )
+    if subject.cutout is not None:
+        from tools.composite import place
+
+        img, mask = place(open_image(path), subject.cutout, SCENE_FILL)
+        _save_png(img, path)
+        _save_png(mask, path.with_suffix(".mask.png"))
+        take.parameters = {**take.parameters, "composite": "cutout-placed", "fill": SCENE_FILL}
+    return take
+
+
+def critique_take(take: Take, unit: Unit, subject: Subject, ctx: UnitContext) -> Critique:
+    """Every critic that can run on the take, plus fidelity (a placed product) and brand colour (a brand file)."""
+    if take.error:
+        issue = Issue(category="backend", reason=take.error, critic="technical")
+        return grade([CriticResult(name="technical", ran=True, passed=False, issues=[issue])])
+    req = CritiqueRequest(image_path=take.path, prompt=take.prompt, width=unit.width, height=unit.height)
+    critique = critique_image(req, ctx.critique)
+    extra = []
+    if subject.cutout is not None:
+        from tools.critics.fidelity import fidelity
+
+        extra.append(fidelity(open_image(take.path), subject.cutout, _mask(take.path)))
+    if subject.brand is not None:
+        from tools.critics.brand_colour import brand_colour
+
+        extra.append(brand_colour(open_image(take.path), subject.brand.palette))
+    return grade([*critique.critics, *extra])
+
+
+def _mask(path: str):
+    from PIL import Image
+
+    with Image.open(Path(path).with_suffix(".mask.png")) as m:
+        return m.convert("L")
+
+
+def _copy(unit: Unit, platform: Platform) -> bool:
+    p = unit.product
+    wanted = bool(p.price or p.promo or p.claims)
+    return wanted and (platform.text_on_main or not unit.main)
+
+
+def finish_platform(best: Take, unit: Unit, subject: Subject, platform: Platform, ctx: UnitContext):
+    """The platform's image from the kept take: resized, the copy laid out and read back. (Critique, rel path)."""
+    from PIL import Image
+
+    rel = f"{platform.name}/{unit.slug}/{unit.scene}.png"
+    if best.error:
+        return best.critique, ""
+    img = open_image(best.path)
+    if img.size != (platform.width, platform.height):
+        img = img.resize((platform.width, platform.height), Image.Resampling.LANCZOS)
+    critics = list(best.critique.critics)
+    if _copy(unit, platform):
+        from tools.brand import Brand
+        from tools.copy_layout import lay_out
+
+        p = unit.product
+        img, texts = lay_out(
+            img, price=p.price, promo=p.promo, claims=p.claims, brand=subject.brand or Brand()
+        )
+        critics = [c for c in critics if c.name != "ocr"]
+        critics.append(copy_critic(img, texts, thresholds_for(ctx.critique)))
+    _save_png(img, Path(ctx.out_dir) / rel)
+    return grade(critics), rel
+
+
+def copy_critic(img, texts: list[str], th) -> CriticResult:
+    """The laid-out copy read back: one OCR pass, each text scored by its character error rate (worst kept)."""
+    from tools.critics.ocr import best_substring_distance, normalise_text, read_text
+
+    texts = [t for t in texts if normalise_text(t)]
+    if not texts:
+        return CriticResult(name="ocr", ran=False, not_run_reason="no copy laid out")
+    haystack = "".join(normalise_text(t) for t, _, _ in read_text(img))
+    issues, worst = [], 0.0
+    for text in texts:
+        target = normalise_text(text)
+        cer = best_substring_distance(target, haystack)[0] / len(target)
+        worst = max(worst, cer)
+        if cer > th.ocr_cer_review:
+            verdict = "not readable" if cer > th.ocr_cer_fail else "misread"
+            issues.append(
+                Issue(
+                    category="text",
+                    reason=f'copy "{text}" {verdict} (character error rate {cer:.2f})',
+                    critic="ocr",
+                )
+            )
+    passed = worst <= th.ocr_cer_fail
+    return CriticResult(name="ocr", ran=True, passed=passed, scores={"ocr.cer": worst}, issues=issues)
