@@ -9,8 +9,8 @@ group and resizes for each platform in it.
 
 from __future__ import annotations
 
-from functools import cache
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
