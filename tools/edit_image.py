@@ -39,6 +39,9 @@ class EditRequest(BaseModel):
     mask_region: tuple[int, int, int, int] | None = Field(
         default=None, description="Box to inpaint, in pixels."
     )
+    mask_image: str | None = Field(
+        default=None, description="Mask PNG to inpaint, any shape (white: repaint); over mask_region."
+    )
     reference_images: list[str] = Field(default_factory=list, description="Conditions for `reference` mode.")
     width: int
     height: int
@@ -134,13 +137,18 @@ def run_edit(manager, source: str, req: EditRequest):
             task = "img2img"
             kw.update(image=to_gen(image), strength=strength)
         elif req.mode == "inpaint":
-            if req.mask_region is None:
-                raise ValueError("inpaint needs mask_region")
+            if req.mask_region is None and req.mask_image is None:
+                raise ValueError("inpaint needs mask_region or mask_image")
             image = image.resize((req.width, req.height), Image.Resampling.LANCZOS)
-            mask = box_mask((req.width, req.height), req.mask_region)
+            if req.mask_image:
+                mask = _open(req.mask_image).convert("L").resize(image.size, Image.Resampling.NEAREST)
+                params["mask_image"] = req.mask_image
+            else:
+                mask = box_mask((req.width, req.height), req.mask_region)
             task = "inpaint"
             kw.update(image=to_gen(image), mask_image=to_gen(mask), strength=strength)
-            params["mask_region"] = list(req.mask_region)
+            if req.mask_region:
+                params["mask_region"] = list(req.mask_region)
         else:  # outpaint
             canvas, mask, box = outpaint_canvas(image, req.width, req.height)
             task = "inpaint"

@@ -42,6 +42,10 @@ class ImageRequest(BaseModel):
         default=None, description="Image to edit (img2img / inpaint), absolute path."
     )
     mask_region: tuple[int, int, int, int] | None = Field(default=None, description="Box to inpaint.")
+    mask_image: str | None = Field(
+        default=None,
+        description="Mask PNG to inpaint, any shape (white: paint), absolute path; over mask_region.",
+    )
     outpaint: bool = Field(
         default=False,
         description="Extend init_image to width x height (another aspect ratio): paint new borders.",
@@ -207,7 +211,9 @@ class DiffusersImageBackend(ImageBackend):
         mode = (
             "reference"
             if req.reference_images and not req.init_image
-            else ("outpaint" if req.outpaint else "inpaint" if req.mask_region else "img2img")
+            else (
+                "outpaint" if req.outpaint else "inpaint" if req.mask_region or req.mask_image else "img2img"
+            )
         )
         edit = EditRequest(
             mode=mode,
@@ -215,6 +221,7 @@ class DiffusersImageBackend(ImageBackend):
             negative_prompt=req.negative_prompt,
             image=req.init_image,
             mask_region=req.mask_region,
+            mask_image=req.mask_image,
             reference_images=req.reference_images,
             width=req.width,
             height=req.height,
@@ -291,8 +298,9 @@ class RemoteImageBackend(ImageBackend):
         elif edit_source:
             call = self.client.images.with_streaming_response.edit
             ask["image"] = ("take.png", Path(edit_source).read_bytes(), "image/png")
-            if req.mask_region:
-                ask["mask"] = ("mask.png", _alpha_mask(edit_source, req.mask_region), "image/png")
+            if req.mask_region or req.mask_image:
+                mask = _alpha_mask(edit_source, req.mask_region, req.mask_image)
+                ask["mask"] = ("mask.png", mask, "image/png")
         else:
             call = self.client.images.with_streaming_response.generate
         image = self._decode(self._ask(call, {**ask, "extra_body": extra}))
@@ -405,14 +413,21 @@ class _Retry(Exception):
     """A failure that asking again may mend (connection refused or reset, HTTP 5xx or 429)."""
 
 
-def _alpha_mask(image_path: str, box: tuple[int, int, int, int]) -> bytes:
+def _alpha_mask(
+    image_path: str, box: tuple[int, int, int, int] | None, mask_image: str | None = None
+) -> bytes:
     """OpenAI-style edit mask: a PNG the size of the image, transparent where the image may change."""
     from PIL import Image, ImageDraw
 
     from tools.images import open_image
 
-    mask = Image.new("RGBA", open_image(image_path).size, (0, 0, 0, 255))
-    ImageDraw.Draw(mask).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=(0, 0, 0, 0))
+    size = open_image(image_path).size
+    mask = Image.new("RGBA", size, (0, 0, 0, 255))
+    if mask_image:
+        paint = open_image(mask_image).convert("L").resize(size, Image.Resampling.NEAREST)
+        mask.putalpha(paint.point(lambda v: 0 if v > 127 else 255))
+    else:
+        ImageDraw.Draw(mask).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=(0, 0, 0, 0))
     buf = io.BytesIO()
     mask.save(buf, format="PNG")
     return buf.getvalue()
