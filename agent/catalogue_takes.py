@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from agent.catalogue_unit import Unit, UnitContext
 
 SCENE_FILL = 0.55  # share of the frame a product placed into a scene spans: room left for the scene
+ANCHOR = "bottom"  # a product stands on the scene's ground, where its contact shadow falls
 WHITE_MARGIN = 0.03  # above the platform's minimum fill, so a rounding of the cut-out never falls short
 
 
@@ -53,6 +54,10 @@ class Subject:
             subject.brand = load_brand(ctx.brand_path)
         if unit.product.image:
             subject._photo(unit.product, ctx)
+        if not _has_category(unit.product.category, ctx.templates_dir):
+            subject.notes.append(
+                f"category {unit.product.category!r} has no scene templates; the default ones are used"
+            )
         return subject
 
     def _photo(self, product, ctx: UnitContext) -> None:
@@ -100,6 +105,12 @@ class Subject:
         )
 
 
+def _has_category(category: str, templates_dir: str | None) -> bool:
+    from tools.scene_templates import CATALOGUE_DIR
+
+    return any((Path(f) / category).is_dir() for f in (templates_dir, CATALOGUE_DIR) if f)
+
+
 def _fill(unit: Unit) -> float:
     if not unit.white:
         return SCENE_FILL
@@ -138,7 +149,7 @@ def render_take(
 
         img, mask = white_product_shot(subject.cutout, size, _fill(unit))
         _save_png(img, path)
-        _save_png(mask, path.with_suffix(".mask.png"))
+        _save_png(mask, path.with_suffix(".product.png"))
         return Take(**base, backend="composite", model="white-product-shot", parameters={"fill": _fill(unit)})
     req = ImageRequest(
         prompt=prompt,
@@ -156,13 +167,16 @@ def render_take(
 
         # The backend paints the scene around the product (its pixels masked); placing the cut-out on top
         # afterwards keeps them exact whatever the model did at the mask's edge.
-        req = background_request(subject.cutout, size, prompt).model_copy(
-            update={
-                "negative_prompt": negative,
-                "seed": seed,
-                "num_inference_steps": steps,
-                "output_path": str(path),
-            }
+        req = background_request(
+            subject.cutout,
+            size,
+            prompt,
+            output_path=path,
+            seed=seed,
+            fill=SCENE_FILL,
+            anchor=ANCHOR,
+            negative_prompt=negative,
+            num_inference_steps=steps,
         )
     try:
         result = backends.image.generate(req)
@@ -178,11 +192,27 @@ def render_take(
     if subject.cutout is not None:
         from tools.composite import place
 
-        img, mask = place(open_image(path), subject.cutout, SCENE_FILL)
+        img, mask = place(open_image(path), subject.cutout, SCENE_FILL, ANCHOR)
         _save_png(img, path)
-        _save_png(mask, path.with_suffix(".mask.png"))
+        _save_png(mask, path.with_suffix(".product.png"))
         take.parameters = {**take.parameters, "composite": "cutout-placed", "fill": SCENE_FILL}
+    elif unit.white:
+        _whiten(take, unit, path)
     return take
+
+
+def _whiten(take: Take, unit: Unit, path: Path) -> None:
+    """A generated main image on white: the product cut out of its own render and set on exact 255 at the
+    platform's fill. A render whose background is not plain is left as it is, for the platform check to judge."""
+    from tools.composite import white_product_shot
+    from tools.cutout import cut_out
+
+    cut = cut_out(open_image(path))
+    if not cut.plain_background:
+        return
+    img, _ = white_product_shot(cut, (unit.width, unit.height), _fill(unit))
+    _save_png(img, path)
+    take.parameters = {**take.parameters, "composite": "render-on-white", "fill": _fill(unit)}
 
 
 def critique_take(take: Take, unit: Unit, subject: Subject, ctx: UnitContext) -> Critique:
@@ -201,13 +231,16 @@ def critique_take(take: Take, unit: Unit, subject: Subject, ctx: UnitContext) ->
         from tools.critics.brand_colour import brand_colour
 
         extra.append(brand_colour(open_image(take.path), subject.brand.palette))
+    if unit.white:
+        strictest = max(load_platforms(unit.platforms), key=lambda p: p.min_fill)
+        extra.append(platform_critic(open_image(take.path), strictest))
     return grade([*critique.critics, *extra])
 
 
 def _mask(path: str):
     from PIL import Image
 
-    with Image.open(Path(path).with_suffix(".mask.png")) as m:
+    with Image.open(Path(path).with_suffix(".product.png")) as m:
         return m.convert("L")
 
 
@@ -228,6 +261,9 @@ def finish_platform(best: Take, unit: Unit, subject: Subject, platform: Platform
     if img.size != (platform.width, platform.height):
         img = img.resize((platform.width, platform.height), Image.Resampling.LANCZOS)
     critics = list(best.critique.critics)
+    if unit.white:
+        critics = [c for c in critics if c.name != "platform"]
+        critics.append(platform_critic(img, platform))
     if _copy(unit, platform):
         from tools.brand import Brand
         from tools.copy_layout import lay_out
@@ -266,3 +302,37 @@ def copy_critic(img, texts: list[str], th) -> CriticResult:
             )
     passed = worst <= th.ocr_cer_fail
     return CriticResult(name="ocr", ran=True, passed=passed, scores={"ocr.cer": worst}, issues=issues)
+
+
+def platform_critic(img, platform: Platform) -> CriticResult:
+    """A pure-white main image as the platform asks: the border at 255 and the product spanning `min_fill`.
+
+    The border ring (2% of each side) must be white: at least 98% of its pixels at 250 or above in every channel.
+    Fill is the non-white bounding box's longer side over the frame's (the usual reading of "fills 85%").
+    """
+    import numpy as np
+
+    a = np.asarray(img.convert("RGB"))
+    h, w = a.shape[:2]
+    rw, rh = max(1, w // 50), max(1, h // 50)
+    white = (a >= 250).all(axis=2)
+    ring = np.concatenate(
+        [white[:rh].ravel(), white[-rh:].ravel(), white[:, :rw].ravel(), white[:, -rw:].ravel()]
+    )
+    border = float(ring.mean())
+    ys, xs = np.nonzero(~white)
+    fill = max((xs.max() - xs.min() + 1) / w, (ys.max() - ys.min() + 1) / h) if len(xs) else 0.0
+    scores = {
+        f"{platform.name}.white_border": round(border, 4),
+        f"{platform.name}.fill": round(float(fill), 4),
+    }
+    issues = []
+    if border < 0.98:
+        reason = (
+            f"{platform.name} main image: background is not pure white ({border:.0%} of the border at 255)"
+        )
+        issues.append(Issue(category="composition", reason=reason, critic="platform"))
+    if fill < platform.min_fill:
+        reason = f"{platform.name} main image: the product spans {fill:.0%} of the frame, at least {platform.min_fill:.0%} asked"
+        issues.append(Issue(category="composition", reason=reason, critic="platform"))
+    return CriticResult(name="platform", ran=True, passed=not issues, scores=scores, issues=issues)
