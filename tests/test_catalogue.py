@@ -291,3 +291,75 @@ def test_a_malformed_brand_file_names_the_file(catalogue, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and str(brand) in err and "palette" in err
+
+
+# --- the tiny diffusers models --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_z_image(tmp_path_factory):
+    import tiny_pipelines
+
+    return tiny_pipelines.build("z-image", tmp_path_factory.mktemp("tiny-catalogue") / "z-image-turbo")
+
+
+def test_twelve_skus_with_the_tiny_diffusers_model_and_a_clip_per_sku(catalogue, tiny_z_image):
+    out = catalogue / "out"
+    cmd = [sys.executable, "main.py", "catalogue", str(catalogue / "products.csv"), "--out", str(out),
+           "--images", str(catalogue / "images"), "--scenes", "studio", "--platforms", "taobao",
+           "--render-side", "64", "--image-model", tiny_z_image, "--steps", "2", "--max-takes", "1", "--video"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=500, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = _records(out)
+    assert len(rows) == 12 and all(r["takes"] == 1 for r in rows)
+    models = {r["sku"]: r["model"] for r in rows}
+    # Products without a usable photo are rendered by the model; photos on white are composited into its scene.
+    assert models["FA-001"] == f"diffusers:{tiny_z_image}" and models["HO-003"] == f"diffusers:{tiny_z_image}"
+    assert models["EL-001"] == f"diffusers:{tiny_z_image}"
+    assert "cutout-placed" in json.dumps(json.loads((out / "catalogue.jsonl").read_text().splitlines()[0]))
+    for r in rows:
+        with Image.open(out / r["path"]) as im:
+            assert im.size == (800, 800)
+    clips = sorted(p.name for p in (out / "video").glob("*.mp4"))
+    assert clips == sorted(f"{sku_slug(s)}.mp4" for s in SKUS)
+    import av
+
+    with av.open(str(out / "video" / clips[0])) as c:
+        assert c.streams.video[0].frames >= 24
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).is_file(), reason="chromium is not installed (apt-get install chromium)"
+)
+def test_the_qc_report_in_headless_chromium_shows_the_grades_sheets_and_every_c(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    (tmp_path / "p.csv").write_text(
+        "sku,name,category\nG-1,Sharp Mug,home\nG-2,锋利的杯子 Sharp,home\nS-1,Soft Lamp,home\nX-1,Always Blank Box,home\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    options = CatalogueOptions(catalogue=str(tmp_path / "p.csv"), out=str(out), scenes=["studio", "lifestyle"],
+                               platforms=["taobao", "instagram"], render_side=256, cap=2)  # fmt: skip
+    run_catalogue(_scripted_settings(out, ScriptedBackend()), options)
+    shot = out / "qc_report-screenshot.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto((out / "qc_report.html").as_uri())
+        page.get_by_role("heading", name="Every C, with its reasons").wait_for()
+        counts = {g: page.get_by_label(f"grade {g}", exact=True).inner_text() for g in "ABC"}
+        sheets = page.get_by_role("img", name="contact sheet")
+        sheet_count = sheets.count()
+        loaded = page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        failed_rows = page.locator("table.failed tbody tr").count()
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert counts == {"A": "A 10", "B": "B 2", "C": "C 4"}  # soft at 1:1; the 4:5 render is blurred less
+    assert sheet_count == 3 and loaded and failed_rows == 4
