@@ -192,7 +192,9 @@ def render_take(
     if subject.cutout is not None:
         from tools.composite import place
 
-        img, mask = place(open_image(path), subject.cutout, SCENE_FILL, ANCHOR)
+        scene = open_image(path)
+        _save_png(scene, path.with_suffix(".scene.png"))  # each platform re-places the photo at its own size
+        img, mask = place(scene, subject.cutout, SCENE_FILL, ANCHOR)
         _save_png(img, path)
         _save_png(mask, path.with_suffix(".product.png"))
         take.parameters = {**take.parameters, "composite": "cutout-placed", "fill": SCENE_FILL}
@@ -230,7 +232,10 @@ def critique_take(take: Take, unit: Unit, subject: Subject, ctx: UnitContext) ->
     if subject.brand is not None:
         from tools.critics.brand_colour import brand_colour
 
-        extra.append(brand_colour(open_image(take.path), subject.brand.palette))
+        # The product's own colours are not the brand's to judge: only the scene around it is measured.
+        placed = subject.cutout is not None and Path(take.path).with_suffix(".product.png").is_file()
+        exclude = _mask(take.path) if placed else None
+        extra.append(brand_colour(open_image(take.path), subject.brand.palette, exclude=exclude))
     if unit.white:
         strictest = max(load_platforms(unit.platforms), key=lambda p: p.min_fill)
         extra.append(platform_critic(open_image(take.path), strictest))
@@ -250,17 +255,38 @@ def _copy(unit: Unit, platform: Platform) -> bool:
     return wanted and (platform.text_on_main or not unit.main)
 
 
+def _platform_image(best: Take, subject: Subject, size: tuple[int, int]):
+    """(image, product mask or None) at the platform's size. A composite is made again at that size from the
+    photo itself (the scene resized, the product never), so the real product stays sharp on a 2000 px main
+    image rendered at 1024; anything else is resized."""
+    from PIL import Image
+
+    from tools.composite import place, white_product_shot
+
+    mode = best.parameters.get("composite")
+    if subject.cutout is not None and best.backend == "composite":
+        return white_product_shot(subject.cutout, size, best.parameters["fill"])
+    if subject.cutout is not None and mode == "cutout-placed":
+        scene = open_image(Path(best.path).with_suffix(".scene.png")).resize(size, Image.Resampling.LANCZOS)
+        return place(scene, subject.cutout, best.parameters["fill"], ANCHOR)
+    img = open_image(best.path)
+    return (img if img.size == size else img.resize(size, Image.Resampling.LANCZOS)), None
+
+
 def finish_platform(best: Take, unit: Unit, subject: Subject, platform: Platform, ctx: UnitContext):
     """The platform's image from the kept take: resized, the copy laid out and read back. (Critique, rel path)."""
-    from PIL import Image
 
     rel = f"{platform.name}/{unit.slug}/{unit.scene}.png"
     if best.error:
         return best.critique, ""
-    img = open_image(best.path)
-    if img.size != (platform.width, platform.height):
-        img = img.resize((platform.width, platform.height), Image.Resampling.LANCZOS)
+    size = (platform.width, platform.height)
+    img, mask = _platform_image(best, subject, size)
     critics = list(best.critique.critics)
+    if mask is not None:
+        from tools.critics.fidelity import fidelity
+
+        critics = [c for c in critics if c.name != "fidelity"]
+        critics.append(fidelity(img, subject.cutout, mask))
     if unit.white:
         critics = [c for c in critics if c.name != "platform"]
         critics.append(platform_critic(img, platform))
@@ -268,10 +294,8 @@ def finish_platform(best: Take, unit: Unit, subject: Subject, platform: Platform
         from tools.copy_layout import lay_out
 
         p = unit.product
-        placed = Path(best.path).with_suffix(".product.png")
-        avoid = _mask(best.path).resize(img.size) if placed.is_file() else None
         img, texts = lay_out(
-            img, price=p.price, promo=p.promo, claims=p.claims, brand=subject.brand, avoid=avoid
+            img, price=p.price, promo=p.promo, claims=p.claims, brand=subject.brand, avoid=mask
         )
         critics = [c for c in critics if c.name != "ocr"]
         critics.append(copy_critic(img, texts, thresholds_for(ctx.critique)))
