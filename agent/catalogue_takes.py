@@ -162,7 +162,11 @@ def render_take(
         take=n,
         reference_images=[subject.reference] if subject.reference else [],
     )
-    if subject.cutout is not None and backends.image.name != "draft":
+    if subject.cutout is not None and backends.image.name == "draft":
+        # A draft panel always draws a subject of its own; framed as an establishing shot it is small and sits
+        # behind where the real product is placed, so the panel reads as one product in its scene.
+        req.shot = subject.shot(unit).model_copy(update={"kind": "establishing", "prompt": prompt})
+    elif subject.cutout is not None:
         from tools.composite import background_request
 
         # The backend paints the scene around the product (its pixels masked); placing the cut-out on top
