@@ -528,7 +528,11 @@ def _add_catalogue_parsers(sub) -> None:
     cat.add_argument(
         "--scenes", help="scenes for every row, e.g. studio,lifestyle,detail (default: by category)"
     )
-    cat.add_argument("--platforms", help="marketplaces, e.g. taobao,jd,amazon,instagram (the default)")
+    cat.add_argument(
+        "--platforms",
+        dest="catalogue_platforms",
+        help="marketplaces, e.g. taobao,jd,amazon,instagram (the default)",
+    )
     cat.add_argument("--brand", help="brand.yaml: palette, font, copy colours, corner")
     cat.add_argument("--templates", help="your own folder of <category>/<scene>.j2 scene templates")
     cat.add_argument("--workers", type=int, default=1, help="units made at once on this machine (default 1)")
@@ -546,7 +550,7 @@ def _add_catalogue_parsers(sub) -> None:
 
 
 def cmd_catalogue(args, console) -> int:
-    from agent.catalogue import CatalogueOptions, run_catalogue
+    from agent.catalogue import DEFAULT_PLATFORMS, CatalogueOptions, run_catalogue
     from agent.settings import split_commas
 
     settings = make_settings(args, str(Path(args.out)))
@@ -557,9 +561,7 @@ def cmd_catalogue(args, console) -> int:
         out=args.out,
         images=args.images,
         scenes=split_commas(args.scenes) if args.scenes else [],
-        platforms=split_commas(args.platforms)
-        if args.platforms
-        else CatalogueOptions.model_fields["platforms"].get_default(call_default_factory=True),
+        platforms=split_commas(args.catalogue_platforms) if args.catalogue_platforms else DEFAULT_PLATFORMS,
         brand=args.brand,
         templates=args.templates,
         workers=args.workers,

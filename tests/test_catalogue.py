@@ -375,3 +375,26 @@ def test_the_qc_report_in_headless_chromium_shows_the_grades_sheets_and_every_c(
         browser.close()
     assert counts == {"A": "A 10", "B": "B 2", "C": "C 4"}  # soft at 1:1; the 4:5 render is blurred less
     assert sheet_count == 3 and loaded and failed_rows == 4
+
+
+def test_a_brand_file_sets_the_badges_and_the_brand_colour_check(tmp_path):
+    (tmp_path / "p.csv").write_text(
+        "sku,name,category,price,promo\nG-1,Sharp Mug,home,199,新品\n", encoding="utf-8"
+    )
+    brand = tmp_path / "brand.yaml"
+    brand.write_text(
+        (DATA / "brand.yaml").read_text() + 'currency: "$"\nbadge_colours: {price: "#1F3A5F"}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    options = CatalogueOptions(catalogue=str(tmp_path / "p.csv"), out=str(out), scenes=["studio"],
+                               platforms=["taobao"], render_side=256, brand=str(brand))  # fmt: skip
+    run_catalogue(_scripted_settings(out, ScriptedBackend()), options)
+    (row,) = _records(out)
+    scores = json.loads(row["scores"])
+    assert any(k.startswith("brand") for k in scores), scores
+    assert scores["ocr.cer"] <= 0.2  # "$199" and "新品" read back
+    img = np.asarray(Image.open(out / row["path"]).convert("RGB")).reshape(-1, 3)
+    assert (
+        (np.abs(img.astype(int) - (0x1F, 0x3A, 0x5F)).sum(axis=1)) < 6
+    ).sum() > 500  # the brand's price plate
