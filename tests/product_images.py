@@ -7,10 +7,21 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 
-def bottle_photo(width: int = 640, height: int = 480, background=(255, 255, 255)) -> Image.Image:
-    """A red bottle with a dark cap and a WHITE label (with dark text lines) inside it, on `background`."""
+def bottle_photo(
+    width: int = 640, height: int = 480, background=(255, 255, 255), shadow: bool = False
+) -> Image.Image:
+    """A red bottle with a dark cap and a WHITE label (with dark text lines) inside it, on `background`; with
+    `shadow`, standing in the soft neutral shadow a white sweep shows under and beside a product."""
     s = 4
     big = Image.new("RGB", (width * s, height * s), background)
+    if shadow:
+        dark = Image.new("L", big.size, 0)
+        ImageDraw.Draw(dark).ellipse(
+            (int(width * 0.31) * s, int(height * 0.83) * s, int(width * 0.81) * s, int(height * 0.93) * s),
+            fill=110,
+        )
+        dark = np.asarray(dark.filter(ImageFilter.GaussianBlur(12 * s)), dtype=np.float32)[..., None] / 255
+        big = Image.fromarray(np.rint(np.asarray(big, dtype=np.float32) * (1 - dark)).astype(np.uint8))
     d = ImageDraw.Draw(big)
     x0, x1 = int(width * 0.34) * s, int(width * 0.66) * s
     d.rounded_rectangle(

@@ -135,3 +135,55 @@ def test_segmentation_model_folder_errors(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "no-such-model"}')
     with pytest.raises(SettingsError, match="cannot load segmentation model folder"):
         cut_out(bottle_photo(), seg_model_dir=tmp_path)
+
+
+def test_jpeg_photo_with_a_vignetted_background(tmp_path):
+    photo = np.asarray(bottle_photo(), dtype=np.float32)
+    yy, xx = np.mgrid[0:480, 0:640]
+    fall = 1 - 0.06 * (((xx - 320) / 320) ** 2 + ((yy - 240) / 240) ** 2)  # corners about 12% darker
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.clip(photo * fall[..., None], 0, 255).astype(np.uint8)).save(path, quality=80)
+    c = cut_out(path)
+    assert c.plain_background, c.reason
+    assert abs(c.box[0] - 0.34 * 640) <= 4 and abs(c.box[2] - 0.66 * 640) <= 4
+    alpha = np.asarray(c.mask)
+    assert alpha[int(480 * 0.44) - c.box[1], 320 - c.box[0]] == 255  # the white label survives JPEG noise
+
+
+def test_dust_on_the_background_is_not_product():
+    photo = bottle_photo()
+    photo.paste((120, 120, 120), (40, 40, 43, 43))  # a speck of dust far from the product
+    photo.paste((90, 90, 90), (600, 450, 602, 452))
+    c = cut_out(photo)
+    assert abs(c.box[0] - 0.34 * 640) <= 3 and abs(c.box[3] - 0.88 * 480) <= 3
+
+
+def test_photo_shadow_becomes_a_shadow_not_a_grey_patch():
+    photo = bottle_photo(shadow=True)
+    c = cut_out(photo)
+    assert c.plain_background and c.shadow and "shadow" in c.reason
+    alpha = np.asarray(c.mask)
+    x0, y0, _, _ = c.box
+    ys, xs = np.nonzero(alpha == 255)
+    # the product itself is where it was; the shadow only widens the box below and beside it
+    assert abs(xs.min() + x0 - 0.34 * 640) <= 3 and abs(ys.max() + y0 + 1 - 0.88 * 480) <= 3
+    # on white the cut-out gives back the photo, shadow included
+    white = Image.new("RGBA", photo.size, (255, 255, 255, 255))
+    white.alpha_composite(c.rgba, dest=c.box[:2])
+    diff = np.abs(np.asarray(white.convert("RGB"), dtype=int) - np.asarray(photo, dtype=int))
+    assert np.percentile(diff, 99) <= 6
+    # on a dark floor it darkens the floor, never paints a light grey patch on it
+    dark = Image.new("RGBA", photo.size, (60, 40, 30, 255))
+    dark.alpha_composite(c.rgba, dest=c.box[:2])
+    under = np.asarray(dark.convert("RGB"), dtype=int)[430:440, 180:220]  # beside the base: shadow only
+    assert (under <= (60, 40, 30)).all() and (under < (60, 40, 30)).any()
+
+
+def test_grey_product_is_not_taken_for_a_shadow():
+    from PIL import ImageDraw
+
+    photo = Image.new("RGB", (640, 480), "white")
+    ImageDraw.Draw(photo).rounded_rectangle((200, 120, 440, 400), radius=30, fill=(150, 150, 150))
+    c = cut_out(photo)
+    assert c.plain_background and not c.shadow
+    assert (np.asarray(c.mask)[20:-20, 20:-20] == 255).all()

@@ -201,15 +201,27 @@ def test_product_on_pure_white_passes(bottle, bag, fill, shadow):
         assert r.scores["tech.white_background"] > 0.25 and r.scores["tech.blown"] < 0.05
 
 
-def test_light_product_on_white_passes(bottle):
-    photo = np.asarray(bottle_photo()).copy()
-    body = (photo == (200, 30, 40)).all(axis=-1)
-    photo[body] = (228, 226, 222)  # a pale grey bottle, white label, on white
-    cutout = cut_out(Image.fromarray(photo))
-    r = _technical(white_product_shot(cutout, (1000, 1000))[0])
+def test_pale_product_on_white_passes():
+    """A cream mug with soft shading and no dark tones at all: the whole-frame rule (mean above 0.93 and the
+    darkest pixels above 0.15) called this washed out; on white it is judged by what is clipped."""
+    w, h = 640, 480
+    yy, xx = np.mgrid[0:h, 0:w]
+    shade = 0.78 + 0.12 * np.cos((xx - 320) / 90.0)  # a cylinder's shading, 0.66..0.9 of the cream
+    photo = np.full((h, w, 3), 255.0)
+    body = (np.abs(xx - 320) < 140) & (yy > 100) & (yy < 420)
+    photo[body] = np.array([250, 240, 220]) * shade[body][:, None]
+    rng = np.random.default_rng(0)
+    photo[body] += rng.normal(0, 2, (int(body.sum()), 3))  # glaze texture
+    cutout = cut_out(Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)))
+    assert cutout.plain_background
+    image, _ = white_product_shot(cutout, (1000, 1000), fill=0.6)
+    r = _technical(image)
     assert r.passed, r.issues
-    # the old rule judged the whole frame's mean, which a product on white always fails
-    assert r.scores["tech.exposure_mean"] > Thresholds().washed_mean
+    th = Thresholds()
+    assert (
+        r.scores["tech.exposure_mean"] > th.washed_mean
+        and r.scores["tech.exposure_dark_tail"] > th.washed_dark_tail
+    )
 
 
 def test_blown_out_product_shot_fails(bag):
@@ -239,3 +251,17 @@ def test_white_storyboard_panels_are_not_blown():
     for k in range(6):
         r = _technical(storyboard_panel(random.Random(k), (960, 540)))
         assert r.scores["tech.blown"] < 0.02, k
+
+
+def test_photo_with_its_own_shadow_composites_cleanly():
+    cutout = cut_out(bottle_photo(shadow=True))
+    assert cutout.shadow
+    scene = _scene(1)
+    result, mask = place(scene, cutout, 0.6, "bottom")
+    assert fidelity(result, cutout, mask).passed
+    # the photo's shadow replaces the contact shadow: placing with or without one gives the same picture
+    assert np.array_equal(
+        np.asarray(result), np.asarray(place(scene, cutout, 0.6, "bottom", shadow=False)[0])
+    )
+    main, _ = white_product_shot(cutout, (1000, 1000), shadow=True)
+    assert _technical(main).passed

@@ -58,7 +58,7 @@ def scaled_product(cutout: Cutout, w: int, h: int) -> Image.Image:
 
 
 def contact_shadow(size: tuple[int, int], alpha: Image.Image, box: tuple[int, int, int, int], strength=0.5):
-    """A shadow-darkness map (0..1, "F"-like float array) of a soft ellipse under the product's base."""
+    """How much to darken each pixel of the frame (float array, 0..1): a soft ellipse under the product's base."""
     x0, y0, x1, y1 = box
     a = np.asarray(alpha) > 127
     rows = np.nonzero(a.any(axis=1))[0]
@@ -87,11 +87,14 @@ def contact_shadow(size: tuple[int, int], alpha: Image.Image, box: tuple[int, in
 def place(
     scene: Image.Image, cutout: Cutout, fill: float, anchor: str = "center", shadow: bool = True
 ) -> tuple[Image.Image, Image.Image]:
-    """(result RGB, product mask "L" in the result's coordinates): the cut-out scaled, anchored, shadowed, on top."""
+    """(result RGB, product mask "L" in the result's coordinates): the cut-out scaled, anchored, shadowed, on top.
+
+    A cut-out that kept its photo's own shadow (`cutout.shadow`) brings that shadow; no contact shadow is added.
+    """
     x0, y0, x1, y1 = placement(cutout.rgba.size, scene.size, fill, anchor)
     product = scaled_product(cutout, x1 - x0, y1 - y0)
     base = scene.convert("RGB")
-    if shadow:
+    if shadow and not cutout.shadow:
         dark = contact_shadow(scene.size, product.getchannel("A"), (x0, y0, x1, y1))
         pixels = np.asarray(base, dtype=np.float32) * (1.0 - dark[..., None])
         base = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))

@@ -46,6 +46,7 @@ class Cutout:
     plain_background: bool
     reason: str
     background: tuple[int, int, int] = (255, 255, 255)
+    shadow: bool = False  # the photo's own shadow is in `rgba` (black at partial opacity), under the product
 
 
 def lab(rgb: np.ndarray) -> np.ndarray:
@@ -85,6 +86,64 @@ def _border_connected(near: np.ndarray) -> np.ndarray:
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     edge = edge[edge != 0]
     return np.isin(labels, edge)
+
+
+def _photo_shadow(photo_lab: np.ndarray, bg_lab: np.ndarray, hard: np.ndarray) -> np.ndarray:
+    """The photo's own soft shadow on the background, as a bool mask inside `hard` (empty when there is none).
+
+    A shadow is the background's colour darkened: neutral against it (chroma within 4), smooth (no texture),
+    at most 45 L darker, fading out into the background (a fifth of it within 20 L of the background's
+    lightness), and it touches both the background and what stays product. A grey product is crisp-edged and
+    usually textured, so it does not fade out like this.
+    """
+    import cv2
+
+    lum = photo_lab[..., 0]
+    chroma = np.hypot(photo_lab[..., 1] - bg_lab[1], photo_lab[..., 2] - bg_lab[2])
+    fine = lum - cv2.GaussianBlur(lum, (0, 0), 1.5)
+    smooth = np.sqrt(cv2.blur(fine * fine, (5, 5))) < 1.0
+    cand = hard & (chroma <= 4.0) & (lum >= bg_lab[0] - 45) & smooth
+    count, labels = cv2.connectedComponents(cand.astype(np.uint8), connectivity=8)
+    shadow = np.zeros(hard.shape, bool)
+    if count <= 1:
+        return shadow
+    near_bg = cv2.dilate((~hard).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    for label in range(1, count):
+        part = labels == label
+        if part.sum() < 0.002 * part.size or not (part & near_bg).any():
+            continue
+        if (lum[part] >= bg_lab[0] - 20).mean() < 0.2:
+            continue
+        rest = hard & ~part
+        touching = cv2.dilate(part.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & rest
+        if rest.sum() >= part.sum() and touching.any():
+            shadow |= part
+    if shadow.any():
+        # next to the product's edge the texture test sees the edge: take the neutral pixels there (3 px)
+        near = cv2.dilate(shadow.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        shadow |= hard & near & (chroma <= 4.0) & (lum >= bg_lab[0] - 45)
+        # its faint outer fade is within the background's tolerance: take that in too, or the shadow ends in a
+        # visible step where the fill stopped
+        faint = ~hard & (chroma <= 4.0) & (lum < bg_lab[0] - 1.5)
+        count, labels = cv2.connectedComponents((shadow | faint).astype(np.uint8), connectivity=8)
+        shadow = np.isin(labels, np.unique(labels[shadow]))
+    return shadow
+
+
+def _without_specks(hard: np.ndarray) -> np.ndarray:
+    """The product mask without specks (dust on the sweep, JPEG blotches): parts under 1% of the largest part.
+
+    A product of separate pieces (a pair of earbuds) keeps every piece of a similar size.
+    """
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(hard.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return hard
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(count, bool)
+    keep[1:] = areas >= 0.01 * areas.max()
+    return keep[labels]
 
 
 def _soft_edge(hard: np.ndarray, distance: np.ndarray | None, band: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,23 +190,51 @@ def _edge_colours(rgb: np.ndarray, alpha: np.ndarray, hard: np.ndarray, backgrou
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def _recolour_rim(colours: np.ndarray, hard: np.ndarray, shadow: np.ndarray) -> None:
+    """Product rim pixels against the shadow mix the product with the shadow's grey, not with the white the
+    decontamination assumes: give them their nearest inner pixel's colour (in place), or a grey line shows."""
+    import cv2
+
+    three = np.ones((3, 3), np.uint8)
+    core = cv2.erode(hard.astype(np.uint8), three).astype(bool)
+    rim = hard & ~core & cv2.dilate(shadow.astype(np.uint8), three).astype(bool)
+    if not rim.any() or not core.any():
+        return
+    _, labels = cv2.distanceTransformWithLabels(
+        (~core).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    ys, xs = np.nonzero(core)
+    nearest = labels[rim] - 1
+    colours[rim] = colours[ys[nearest], xs[nearest]]
+
+
 def _finish(
     photo: Image.Image,
     alphas: tuple[np.ndarray, np.ndarray],
     hard: np.ndarray,
+    shadow: np.ndarray,
     background: np.ndarray,
     reason: str,
 ) -> Cutout:
     alpha, colour_alpha = alphas
     rgb = np.asarray(photo)
+    if shadow.any():
+        # I = B(1 - s): the shadow becomes black at opacity s, so over a scene it darkens the scene as it
+        # darkened the white sweep, instead of pasting a grey patch.
+        ratio = rgb[shadow].astype(np.float32).mean(axis=1) / max(float(background.mean()), 1.0)
+        alpha = alpha.copy()
+        alpha[shadow] = np.clip(1.0 - ratio, 0.0, 1.0)
     ys, xs = np.nonzero(alpha > 1 / 255)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     x0, y0, x1, y1 = box
     colours = _edge_colours(rgb[y0:y1, x0:x1], colour_alpha[y0:y1, x0:x1], hard[y0:y1, x0:x1], background)
+    colours[shadow[y0:y1, x0:x1]] = 0
+    if shadow.any():
+        _recolour_rim(colours, hard[y0:y1, x0:x1], shadow[y0:y1, x0:x1])
     a8 = np.clip(np.rint(alpha[y0:y1, x0:x1] * 255), 0, 255).astype(np.uint8)
     rgba = Image.fromarray(np.dstack([colours, a8]))
     bg = tuple(int(v) for v in background)
-    return Cutout(rgba, Image.fromarray(a8), box, True, reason, bg)  # type: ignore[arg-type]
+    return Cutout(rgba, Image.fromarray(a8), box, True, reason, bg, bool(shadow.any()))  # type: ignore[arg-type]
 
 
 def _open(photo: str | Path | Image.Image) -> Image.Image:
@@ -169,7 +256,8 @@ def cut_out(photo: str | Path | Image.Image, seg_model_dir: str | Path | None = 
         )
     rgb = np.asarray(photo)
     ring = max(2, min(photo.size) // 100)
-    border_lab = _border(lab(rgb), ring)
+    photo_lab = lab(rgb)
+    border_lab = _border(photo_lab, ring)
     bg_lab = np.median(border_lab, axis=0)
     bg_rgb = np.median(_border(rgb, ring), axis=0).astype(np.float32)
     plain = float((np.linalg.norm(border_lab - bg_lab, axis=1) <= TOLERANCE).mean())
@@ -182,12 +270,16 @@ def cut_out(photo: str | Path | Image.Image, seg_model_dir: str | Path | None = 
     band = max(1, min(photo.size) // 256)
     if seg_model_dir is not None:
         hard = segment(photo, seg_model_dir)
-        distance = None
+        distance, shadow = None, np.zeros(hard.shape, bool)
         how = f"segmentation model {Path(seg_model_dir).name}"
     else:
-        distance = np.linalg.norm(lab(rgb) - bg_lab, axis=-1)
+        distance = np.linalg.norm(photo_lab - bg_lab, axis=-1)
         hard = ~_border_connected(distance <= TOLERANCE)
-        how = "border-connected background fill"
+        shadow = _photo_shadow(photo_lab, bg_lab, hard)
+        hard = _without_specks(hard & ~shadow)
+        how = "border-connected background fill" + (
+            ", the photo's shadow kept as a shadow" if shadow.any() else ""
+        )
     share = float(hard.mean())
     if share < 0.002:
         return _not_plain(
@@ -199,7 +291,7 @@ def cut_out(photo: str | Path | Image.Image, seg_model_dir: str | Path | None = 
         )
     alpha = _soft_edge(hard, distance, band)
     return _finish(
-        photo, alpha, hard, bg_rgb, f"cut out by {how}; background {tuple(int(v) for v in bg_rgb)}"
+        photo, alpha, hard, shadow, bg_rgb, f"cut out by {how}; background {tuple(int(v) for v in bg_rgb)}"
     )
 
 

@@ -114,7 +114,8 @@ class Thresholds(BaseModel):
     white_background_share: float = Field(
         default=0.25,
         description="Share of the frame a flat, border-connected white background must cover for the frame to "
-        "count as a product on white: exposure is then judged on the subject, not the background.",
+        "count as a product on white: its exposure is then judged only by what is blown out (blown_fail), not by "
+        "the mean.",
     )
     ocr_cer_fail: float = Field(
         default=0.2, description="Character error rate of the requested text above which the take fails."

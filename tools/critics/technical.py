@@ -3,9 +3,10 @@
 Always runs, offline; judged at fixed working sizes so a verdict does not depend on the image's size.
 
 White is judged by what is clipped, not by the mean: a clipped region with a crisp edge (a product's white
-background, a white panel, a white label) is flat by design; a clipped region that fades into near-white is
-detail the exposure burnt away. A frame whose flat white background reaches the border and covers a good part
-of it is a product on white: its exposure is judged on the subject alone.
+background, a white panel, a white label) or a smooth one (a shadow fading into white) is flat by design; a
+clipped region whose edge is near-white texture is detail the exposure burnt away. A frame whose flat white
+background reaches the border and covers a good part of it is a product on white: its mean and its missing
+shadows are the point of the picture, so only what is burnt away counts against its exposure.
 """
 
 from __future__ import annotations
@@ -98,11 +99,6 @@ def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
     blown_share = float(blown.sum()) / content
     border = np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
     on_white = white_share >= th.white_background_share and border.mean() >= 0.6 and white_share < 0.999
-    over_mean, over_dark_tail = mean, dark_tail
-    if on_white:
-        # A product on white: the background's 255 is the point, so the exposure rules read the subject alone.
-        over_mean = float(gray[~background].mean())
-        over_dark_tail = float(np.percentile(gray[~background], 0.1))
     scores = {
         "tech.width": float(w),
         "tech.height": float(h),
@@ -150,13 +146,14 @@ def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
                 f"over-exposed: {blown_share:.0%} of the picture (outside a flat white background) is clipped "
                 "to white where there was detail",
             )
-        elif (over_mean > th.bright_mean and over_dark_tail > th.bright_tail_min) or (
-            over_mean > th.washed_mean and over_dark_tail > th.washed_dark_tail
+        elif not on_white and (
+            (mean > th.bright_mean and dark_tail > th.bright_tail_min)
+            or (mean > th.washed_mean and dark_tail > th.washed_dark_tail)
         ):
-            what = "the subject's mean luminance" if on_white else "mean luminance"
+            # On a white background the mean and the missing shadows are the point of the picture (a pale
+            # product has no dark tones either): there, over-exposure is what is clipped, checked above.
             fail(
-                "exposure",
-                f"over-exposed: {what} {over_mean:.2f}, darkest pixels already {over_dark_tail:.2f}",
+                "exposure", f"over-exposed: mean luminance {mean:.2f}, darkest pixels already {dark_tail:.2f}"
             )
         if sharp < th.sharpness_fail:
             fail("sharpness", f"blurred: edge strength {sharp:.3f} below {th.sharpness_fail}")
