@@ -295,50 +295,16 @@ def finish_platform(best: Take, unit: Unit, subject: Subject, platform: Platform
         critics = [c for c in critics if c.name != "platform"]
         critics.append(platform_critic(img, platform))
     if _copy(unit, platform):
-        from tools.copy_layout import lay_out
+        from tools.copy_layout import check_copy, lay_out
 
         p = unit.product
         img, texts = lay_out(
             img, price=p.price, promo=p.promo, claims=p.claims, brand=subject.brand, avoid=mask
         )
         critics = [c for c in critics if c.name != "ocr"]
-        critics.append(copy_critic(img, texts, thresholds_for(ctx.critique)))
+        critics.append(check_copy(img, texts, thresholds_for(ctx.critique)))
     _save_png(img, Path(ctx.out_dir) / rel)
     return grade(critics), rel
-
-
-def _tiles(img) -> list:
-    """Four overlapping quarters of the image: rapidocr's detector can miss a small badge on a large frame
-    that it reads at once in a crop (seen on a 1080x1350 image with a 2-character badge)."""
-    w, h = img.size
-    tw, th = round(w * 0.6), round(h * 0.6)
-    return [img.crop((x, y, x + tw, y + th)) for x in (0, w - tw) for y in (0, h - th)]
-
-
-def copy_critic(img, texts: list[str], th) -> CriticResult:
-    """The laid-out copy read back: each text scored by its character error rate (the worst is kept)."""
-    from tools.critics.ocr import best_substring_distance, normalise_text, read_text
-
-    targets = [(t, normalise_text(t)) for t in texts if normalise_text(t)]
-    if not targets:
-        return CriticResult(name="ocr", ran=False, not_run_reason="no copy laid out")
-    haystack = "".join(normalise_text(t) for t, _, _ in read_text(img))
-
-    def cer(target: str) -> float:
-        return best_substring_distance(target, haystack)[0] / len(target)
-
-    if any(cer(target) > th.ocr_cer_review for _, target in targets):
-        haystack += "|" + "|".join(normalise_text(t) for tile in _tiles(img) for t, _, _ in read_text(tile))
-    issues, worst = [], 0.0
-    for text, target in targets:
-        rate = cer(target)
-        worst = max(worst, rate)
-        if rate > th.ocr_cer_review:
-            verdict = "not readable" if rate > th.ocr_cer_fail else "misread"
-            reason = f'copy "{text}" {verdict} (character error rate {rate:.2f})'
-            issues.append(Issue(category="text", reason=reason, critic="ocr"))
-    passed = worst <= th.ocr_cer_fail
-    return CriticResult(name="ocr", ran=True, passed=passed, scores={"ocr.cer": worst}, issues=issues)
 
 
 def platform_critic(img, platform: Platform) -> CriticResult:
