@@ -5,6 +5,8 @@
     python main.py storyboard script.md --out DIR                           # script → storyboard sheet
     python main.py critique take.png --prompt "..." --json                  # judge existing images
     python main.py eval --prompts parti --strategies raw,template --seeds 2 --out DIR
+    python main.py catalogue products.csv --out DIR --platforms taobao,amazon      # SKU × scene × platform
+    python main.py review DIR                                                      # work through review.jsonl
 
 Bad input gets one clear line on stderr and exit code 2. The last line `run` prints is the run directory.
 """
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_flags(chat)
 
     _add_serve_parser(sub)
+    _add_catalogue_parsers(sub)
     from evals.harness import add_eval_arguments
 
     add_eval_arguments(sub.add_parser("eval", help="compare prompt strategies on a prompt set"))
@@ -508,6 +511,97 @@ def cmd_serve(args, console) -> int:
     return 0
 
 
+# --- catalogue ----------------------------------------------------------------------------------------------
+
+
+def _add_catalogue_parsers(sub) -> None:
+    from agent.flags import add_settings_arguments
+
+    cat = sub.add_parser("catalogue", help="product rows → images for every SKU × scene × platform, graded")
+    cat.add_argument(
+        "catalogue", help="CSV, XLSX or JSONL with columns sku, name, category (and optional ones)"
+    )
+    cat.add_argument(
+        "--out", required=True, help="the catalogue folder (give it again to finish a stopped run)"
+    )
+    cat.add_argument("--images", help="folder the rows' image paths are relative to (default: the file's)")
+    cat.add_argument(
+        "--scenes", help="scenes for every row, e.g. studio,lifestyle,detail (default: by category)"
+    )
+    cat.add_argument(
+        "--platforms",
+        dest="catalogue_platforms",
+        help="marketplaces, e.g. taobao,jd,amazon,instagram (the default)",
+    )
+    cat.add_argument("--brand", help="brand.yaml: palette, font, copy colours, corner")
+    cat.add_argument("--templates", help="your own folder of <category>/<scene>.j2 scene templates")
+    cat.add_argument("--workers", type=int, default=1, help="units made at once on this machine (default 1)")
+    cat.add_argument("--ray", metavar="auto|local|ADDRESS", help="run the units on a Ray cluster")
+    cat.add_argument("--video", action="store_true", help="also one short clip per SKU from its best image")
+    cat.add_argument("--render-side", type=int, default=1024, help="long side of a render (default 1024)")
+    add_settings_arguments(cat, ["seed", "max_takes", "thresholds"])
+    _add_backend_flags(cat)
+
+    review = sub.add_parser("review", help="work through a catalogue's review.jsonl: approve, reject, redo")
+    review.add_argument("dir", help="the catalogue folder")
+    review.add_argument(
+        "--decisions", help="read the decisions from this file instead of asking ('-': stdin)"
+    )
+
+
+def cmd_catalogue(args, console) -> int:
+    from agent.catalogue import DEFAULT_PLATFORMS, CatalogueOptions, run_catalogue
+    from agent.settings import split_commas
+
+    settings = make_settings(args, str(Path(args.out)))
+    if args.workers < 1:
+        raise UsageError(f"--workers must be 1 or more, not {args.workers}")
+    options = CatalogueOptions(
+        catalogue=args.catalogue,
+        out=args.out,
+        images=args.images,
+        scenes=split_commas(args.scenes) if args.scenes else [],
+        platforms=split_commas(args.catalogue_platforms) if args.catalogue_platforms else DEFAULT_PLATFORMS,
+        brand=args.brand,
+        templates=args.templates,
+        workers=args.workers,
+        ray=args.ray,
+        video=args.video,
+        cap=settings.max_takes,
+        render_side=args.render_side,
+    )
+    backends = settings.backends()
+    console.print(f"[bold]render[/]   {backends.image_why}")
+    if backends.image.name == "draft":
+        console.print("[yellow]Draft mode: images are storyboard panels (or composites of your photos).[/]")
+    summary = run_catalogue(
+        settings, options, on_progress=lambda line: print(line, file=sys.stderr, flush=True)
+    )
+    g = summary.grades
+    console.print(
+        f"{summary.images} images of {summary.rows} products ({len(summary.bad_rows)} bad rows skipped, "
+        f"{summary.units_skipped} of {summary.units} renders already made) · A {g.get('A', 0)} "
+        f"B {g.get('B', 0)} C {g.get('C', 0)} · {summary.seconds:.1f} s"
+    )
+    print(summary.out)
+    return 0
+
+
+def cmd_review(args, console) -> int:
+    from agent.review import review
+
+    stream = sys.stdin
+    if args.decisions and args.decisions != "-":
+        stream = open(args.decisions, encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        counts = review(Path(args.dir), stream, say=lambda line: print(line, flush=True))
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    console.print(", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
@@ -526,6 +620,8 @@ def main(argv: list[str] | None = None) -> int:
         "critique": cmd_critique,
         "chat": cmd_chat,
         "serve": cmd_serve,
+        "catalogue": cmd_catalogue,
+        "review": cmd_review,
     }
     try:
         if args.command == "eval":

@@ -1,0 +1,309 @@
+"""The catalogue run: product rows → units → engine → records → exports → QC report (and product clips).
+
+    summary = run_catalogue(settings, CatalogueOptions(catalogue="products.csv", out="out/"), on_progress=print)
+
+Rows are streamed twice: once to count the units (and report every bad row by its line), once to feed the
+engine, lazily. A unit is one render: a product, a scene, and the platforms that share its aspect and background
+rule; each platform's image is resized from it. A unit whose records and images exist is skipped, so a killed
+run given again finishes the rest and makes nothing twice. Grade routing is in the records: A is output, B and
+C (after repairs up to the cap) go to review.jsonl; qc_report.html shows every C with its reasons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from agent.catalogue_engine import Engine, LocalEngine
+from agent.catalogue_records import Records
+from agent.catalogue_unit import Unit, UnitContext, UnitRecord
+from agent.settings import RunSettings
+from tools.critics.inputs import CritiqueConfig
+from tools.errors import SettingsError
+from tools.files import write_json
+from tools.platforms import Platform, aspect_key, load_platforms
+from tools.products import Product, RowError, read_products, sku_slug
+from tools.scene_templates import scenes_for
+
+__all__ = ["CatalogueOptions", "CatalogueSummary", "run_catalogue"]
+
+DEFAULT_PLATFORMS = ["taobao", "jd", "amazon", "instagram"]
+
+
+class CatalogueOptions(BaseModel):
+    """What `main.py catalogue` was asked for (the model settings are the RunSettings beside it)."""
+
+    catalogue: str = Field(description="CSV, XLSX or JSONL with sku, name, category (and optional columns).")
+    out: str = Field(description="The catalogue folder.")
+    images: str | None = Field(default=None, description="Folder the rows' `image` paths are relative to.")
+    scenes: list[str] = Field(
+        default_factory=list, description="Scenes for every row; empty: the category's."
+    )
+    platforms: list[str] = Field(default_factory=lambda: list(DEFAULT_PLATFORMS))
+    brand: str | None = Field(default=None, description="brand.yaml: palette, font, copy colours and corner.")
+    templates: str | None = Field(default=None, description="A folder of <category>/<scene>.j2 of one's own.")
+    workers: int = Field(default=1, ge=1, le=256)
+    ray: str | None = Field(default=None, description="auto, local or a Ray address: run the units on Ray.")
+    video: bool = Field(default=False, description="One short clip per SKU from its best image.")
+    cap: int = Field(default=3, ge=1, le=10, description="Most takes per render (the first and its repairs).")
+    render_side: int = Field(
+        default=1024, ge=64, le=4096, description="Long side of a render before resizing."
+    )
+
+
+class CatalogueSummary(BaseModel):
+    out: str
+    rows: int = 0
+    bad_rows: list[str] = Field(default_factory=list)
+    units: int = 0
+    units_skipped: int = 0
+    images: int = 0
+    grades: dict[str, int] = Field(default_factory=dict)
+    clips: int = 0
+    seconds: float = 0.0
+    report: str = ""
+
+
+def _render_size(platforms: list[Platform], side: int) -> tuple[int, int]:
+    big = max(platforms, key=lambda p: p.width * p.height)
+    scale = min(1.0, side / max(big.width, big.height))
+    return max(16, round(big.width * scale / 16) * 16), max(16, round(big.height * scale / 16) * 16)
+
+
+def _seed(run_seed: int, key: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{run_seed}:{key}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+class _Plan:
+    """Turns rows into units: the scenes and platforms of each, grouped into shared renders."""
+
+    def __init__(self, options: CatalogueOptions, settings: RunSettings):
+        self.options, self.settings = options, settings
+        self.platforms = load_platforms(options.platforms)
+
+    def units(self, product: Product) -> list[Unit]:
+        o = self.options
+        scenes = product.scenes or o.scenes or scenes_for(product.category, o.templates)
+        platforms = load_platforms(product.platforms) if product.platforms else self.platforms
+        slug = sku_slug(product.sku)
+        out = []
+        for i, scene in enumerate(dict.fromkeys(scenes)):
+            groups: dict[str, list[Platform]] = {}
+            for p in platforms:
+                white = i == 0 and p.background == "white"
+                ratio = aspect_key(p).split("-")[0]
+                groups.setdefault(f"{ratio}-{'white' if white else 'any'}", []).append(p)
+            for group, members in groups.items():
+                key = f"{slug}/{scene}/{group}"
+                w, h = _render_size(members, o.render_side)
+                out.append(
+                    Unit(
+                        key=key,
+                        sku=product.sku,
+                        slug=slug,
+                        product=product,
+                        scene=scene,
+                        platforms=[p.name for p in members],
+                        width=w,
+                        height=h,
+                        seed=_seed(self.settings.seed, key),
+                        white=group.endswith("-white"),
+                        main=i == 0,
+                    )
+                )
+        return out
+
+    def rows(self) -> Iterator[Product | RowError]:
+        for item in read_products(self.options.catalogue):
+            if isinstance(item, Product):
+                try:
+                    if item.platforms:
+                        load_platforms(item.platforms)
+                except SettingsError as e:
+                    item = RowError(line=item.line, sku=item.sku, message=str(e))
+            yield item
+
+
+class _Progress:
+    """Live lines: units done of all, per grade, images/s and time left (from this run's own pace)."""
+
+    def __init__(self, total: int, skipped: int, say: Callable[[str], None] | None):
+        self.total, self.done, self.made_units = total, skipped, 0
+        self.images, self.grades = 0, {"A": 0, "B": 0, "C": 0}
+        self.say, self.t0, self.last = say, time.perf_counter(), 0.0
+
+    def unit(self, records: list[UnitRecord]) -> None:
+        self.done += 1
+        self.made_units += 1
+        self.images += len(records)
+        for r in records:
+            self.grades[r.grade] += 1
+        now = time.perf_counter()
+        if self.say and (now - self.last >= 1.0 or self.done == self.total):
+            self.last = now
+            self.say(self.line(now))
+
+    def line(self, now: float) -> str:
+        elapsed = max(now - self.t0, 1e-6)
+        left = (self.total - self.done) * elapsed / max(self.made_units, 1)
+        g = self.grades
+        return (
+            f"units {self.done}/{self.total} · A {g['A']} B {g['B']} C {g['C']} · "
+            f"{self.images / elapsed:.2f} images/s · {int(left // 60)}:{int(left % 60):02d} left"
+        )
+
+
+def _engine(options: CatalogueOptions, settings: RunSettings) -> Engine:
+    if options.ray is None:
+        return LocalEngine(workers=options.workers, backends=settings.backends())
+    try:
+        from agent.catalogue_ray import RayEngine
+    except ImportError as e:
+        raise SettingsError(f"--ray needs Ray installed (pip install 'ray[default]'): {e}") from None
+    return RayEngine(address=options.ray, workers=options.workers)
+
+
+def _check(options: CatalogueOptions) -> None:
+    """What is wrong with the options themselves, before any row is read or anything is made."""
+    if options.images and not Path(options.images).is_dir():
+        raise SettingsError(f"--images {options.images} is not a folder")
+    if options.brand:
+        from tools.brand import load_brand
+
+        load_brand(options.brand)
+    load_platforms(options.platforms)
+    if options.templates:
+        scenes_for("default", options.templates)
+
+
+def run_catalogue(
+    settings: RunSettings, options: CatalogueOptions, on_progress: Callable[[str], None] | None = None
+) -> CatalogueSummary:
+    """Make every (sku, scene, platform) image not yet made; write the exports, the report and the manifest."""
+    t0 = time.perf_counter()
+    _check(options)
+    plan = _Plan(options, settings)
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = CatalogueSummary(out=str(out))
+    images_dir = options.images or str(Path(options.catalogue).resolve().parent)
+    ctx = UnitContext(
+        settings=settings.model_dump(),
+        critique=settings.config(CritiqueConfig),
+        out_dir=str(out.resolve()),
+        images_dir=images_dir,
+        brand_path=options.brand,
+        templates_dir=options.templates,
+        cap=options.cap,
+    )
+    with Records(out) as records:
+        write_json(out / "manifest.json", _manifest(options, settings, records))
+        records.set_meta("context", ctx.model_dump_json())
+        done = records.done_keys()
+        total = 0
+        records.db.execute("begin")  # the products table in one transaction, not one per row
+        for item in plan.rows():
+            if isinstance(item, RowError):
+                summary.bad_rows.append(str(item))
+                if on_progress:
+                    on_progress(str(item))
+                continue
+            summary.rows += 1
+            records.add_product(item.sku, sku_slug(item.sku), item.line)
+            for unit in plan.units(item):
+                total += 1
+                summary.units_skipped += _is_done(unit, done, out)
+        records.db.execute("commit")
+        if summary.rows == 0:
+            raise SettingsError(
+                f"catalogue {options.catalogue}: no usable rows ({len(summary.bad_rows)} bad)"
+            )
+        summary.units = total
+        progress = _Progress(total, summary.units_skipped, on_progress)
+        waiting: dict[str, tuple[Unit, list[UnitRecord]]] = {}
+
+        def todo() -> Iterator[Unit]:
+            for item in plan.rows():
+                if isinstance(item, Product):
+                    for unit in plan.units(item):
+                        if not _is_done(unit, done, out):
+                            waiting[unit.key] = (unit, [])
+                            yield unit
+
+        def on_record(record: UnitRecord) -> None:
+            # All records of a unit go in together, so a kill never leaves half a unit recorded.
+            unit, got = waiting[record.unit]
+            got.append(record)
+            if len(got) == len(unit.platforms):
+                del waiting[record.unit]
+                records.add(got, unit)
+                progress.unit(got)
+
+        _engine(options, settings).run(todo(), ctx, on_record)
+        records.export()
+        if options.video:
+            summary.clips = _clips(settings, records, out)
+        from agent.catalogue_report import write_report
+
+        summary.report = str(write_report(records, out))
+        write_json(out / "manifest.json", _manifest(options, settings, records))
+        summary.grades = records.grade_counts()
+        summary.images = sum(summary.grades.values())
+    summary.seconds = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+def _is_done(unit: Unit, done: set[tuple[str, str, str]], out: Path) -> bool:
+    return all(
+        (unit.sku, unit.scene, p) in done and (out / p / unit.slug / f"{unit.scene}.png").is_file()
+        for p in unit.platforms
+    )
+
+
+def _manifest(options: CatalogueOptions, settings: RunSettings, records: Records) -> dict:
+    backends = settings.backends()
+    return {
+        "kind": "catalogue",
+        "options": options.model_dump(),
+        "image_backend": backends.image_why,
+        "model": f"{backends.image.name}:{backends.image.model}",
+        "seed": settings.seed,
+        "slugs": dict(records.slugs()),
+        "grades": records.grade_counts(),
+    }
+
+
+def _clips(settings: RunSettings, records: Records, out: Path) -> int:
+    """One short clip per SKU from its best image (the run's video backend), skipped where it exists."""
+    from tools.animate import AnimateRequest
+
+    video = settings.backends().video
+    made = 0
+    for row in records.best_per_sku():
+        target = out / "video" / f"{row['slug']}.mp4"
+        if target.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        from tools.images import open_image
+
+        w, h = open_image(out / row["path"]).size
+        scale = min(1.0, 1080 / max(w, h))
+        video.animate(
+            AnimateRequest(
+                image_path=str((out / row["path"]).resolve()),
+                output_path=str(target.resolve()),
+                prompt=row["prompt"],
+                duration=4.0,
+                fps=24,
+                width=round(w * scale / 2) * 2,
+                height=round(h * scale / 2) * 2,
+                motion="push-in",
+                seed=row["seed"],
+            )
+        )
+        made += 1
+    return made

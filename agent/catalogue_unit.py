@@ -1,0 +1,168 @@
+"""One unit of catalogue work: a product, a scene, and the platforms that can share one render.
+
+    records = make_unit(unit, ctx, backends)     # one UnitRecord per platform image written
+
+`make_unit` is THE per-unit work, the same under `--workers N` (agent/catalogue_engine.py) and under Ray
+(agent/catalogue_ray.py): render the take (or composite the real product around its cut-out), critique it,
+repair a C up to the cap and keep the best take, then write `DIR/<platform>/<slug>/<scene>.png` for every
+platform of the unit (resized from the one render, the copy laid out where the platform allows it). It is pure
+given its inputs and idempotent: a rerun of a unit writes the same files again, atomically. It never writes the
+records: the driver does, with what it returns.
+
+Unit, UnitContext and UnitRecord are pydantic models that pickle, so a Ray actor can take them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from tools.critics.inputs import CritiqueConfig
+from tools.film import Grade, Repair
+from tools.products import Product
+
+if TYPE_CHECKING:
+    from agent.backends import Backends
+
+__all__ = ["Unit", "UnitContext", "UnitRecord", "backends_for", "make_unit"]
+
+GRADE_RANK: dict[str, int] = {"A": 0, "B": 1, "C": 2}
+
+
+class Unit(BaseModel):
+    """One render and the platform images made from it."""
+
+    key: str = Field(description="<slug>/<scene>/<render group>: unique in a catalogue run.")
+    sku: str
+    slug: str = Field(description="Folder name made from the SKU (tools.products.sku_slug).")
+    product: Product
+    scene: str
+    platforms: list[str] = Field(description="Platforms sharing this render (same aspect and background).")
+    width: int = Field(description="Render size; each platform's image is resized from it.")
+    height: int
+    seed: int
+    white: bool = Field(default=False, description="A pure-white main image (Amazon, JD ...).")
+    main: bool = Field(
+        default=False, description="The product's main image: the platforms' main rules apply."
+    )
+    note: str = Field(default="", description="A reviewer's redo note, added to the prompt.")
+
+
+class UnitContext(BaseModel):
+    """What every unit of a run shares: settings, folders, brand, limits."""
+
+    settings: dict[str, Any] = Field(
+        description="RunSettings fields, to build the Backends in another process."
+    )
+    critique: CritiqueConfig
+    out_dir: str
+    images_dir: str | None = None
+    brand_path: str | None = None
+    templates_dir: str | None = None
+    cap: int = Field(default=3, ge=1, le=10, description="Most takes per unit (the first and its repairs).")
+
+
+class UnitRecord(BaseModel):
+    """One platform image: what was made, how it was judged, and how many takes it took."""
+
+    unit: str
+    sku: str
+    slug: str
+    scene: str
+    platform: str
+    path: str = Field(description="Relative to the catalogue folder: <platform>/<slug>/<scene>.png.")
+    grade: Grade
+    scores: dict[str, float] = Field(default_factory=dict)
+    issues: list[str] = Field(default_factory=list)
+    prompt: str
+    seed: int
+    model: str
+    takes: int
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="What the unit fell back on, and why.")
+    wall_s: float = 0.0
+    gpu_s: float = 0.0
+
+
+def backends_for(ctx: UnitContext) -> Backends:
+    """The Backends a worker (thread or Ray actor) builds once from the run's settings."""
+    from agent.settings import RunSettings
+
+    return RunSettings.model_validate(ctx.settings).backends()
+
+
+def make_unit(unit: Unit, ctx: UnitContext, backends: Backends) -> list[UnitRecord]:
+    """Make one unit: takes until one is not C (at most `ctx.cap`), the best kept, one image per platform."""
+    from agent.catalogue_takes import Subject, critique_take, finish_platform, render_take
+    from tools.platforms import load_platforms
+    from tools.repair import plan_repair
+
+    t0 = time.perf_counter()
+    out = Path(ctx.out_dir)
+    subject = Subject.load(unit, ctx)
+    work = out / ".work" / unit.slug / f"{unit.scene}-{unit.key.rsplit('/', 1)[-1]}"
+    work.mkdir(parents=True, exist_ok=True)
+    shot = subject.shot(unit)
+    takes = []
+    for n in range(1, ctx.cap + 1):
+        if n == 1:
+            prompt, negative, seed, steps = shot.prompt, shot.negative_prompt, unit.seed, None
+            repair = None
+        else:
+            plan = plan_repair(shot, takes, ctx.critique)
+            prompt, negative, seed, steps = (
+                plan.prompt,
+                plan.negative_prompt,
+                plan.seed,
+                plan.num_inference_steps,
+            )
+            repair = plan
+        take = render_take(unit, subject, backends, work / f"take-{n}.png", n, prompt, negative, seed, steps)
+        if repair is not None:
+            take.parent = n - 1
+            take.repair = Repair(actions=repair.actions, reason=repair.reason)
+        take.critique = critique_take(take, unit, subject, ctx)
+        takes.append(take)
+        if take.critique.grade != "C":
+            break
+    best = min(takes, key=lambda t: (GRADE_RANK[t.critique.grade], len(t.critique.issues), t.n))
+    attempts = [
+        {
+            "n": t.n,
+            "grade": t.critique.grade,
+            "seed": t.seed,
+            "prompt": t.prompt,
+            "actions": t.repair.actions if t.repair else [],
+            "reason": t.repair.reason if t.repair else "",
+            "issues": [f"{i.category}: {i.reason}" for i in t.critique.issues],
+        }
+        for t in takes
+    ]
+    records = []
+    for platform in load_platforms(unit.platforms):
+        critique, rel = finish_platform(best, unit, subject, platform, ctx)
+        records.append(
+            UnitRecord(
+                unit=unit.key,
+                sku=unit.sku,
+                slug=unit.slug,
+                scene=unit.scene,
+                platform=platform.name,
+                path=rel,
+                grade=critique.grade,
+                scores=critique.scores,
+                issues=[f"{i.category}: {i.reason}" for i in critique.issues],
+                prompt=best.prompt,
+                seed=best.seed,
+                model=f"{best.backend}:{best.model}",
+                takes=len(takes),
+                attempts=attempts,
+                notes=subject.notes,
+                wall_s=round(time.perf_counter() - t0, 3),
+                gpu_s=round(sum(t.timings.get("gpu_s", 0.0) for t in takes), 3),
+            )
+        )
+    return records

@@ -1,0 +1,118 @@
+"""`python main.py review DIR`: a person works through the catalogue's review queue, one image at a time.
+
+    [1/3] HB-01 · lifestyle · instagram · grade B · instagram/hb-01-1a2b3c4d/lifestyle.png
+      - sharpness: edge strength 0.18 is soft
+    approve (a), reject (r), redo with a note (d NOTE), skip (s), quit (q)?
+
+Every decision is recorded in records.db (`reviews`, and the record's status). A redo makes the image's unit
+again with the note added to its prompt (the same make_unit as the run, on this machine), so every platform
+sharing that render gets the new take; a new B or C comes back into the queue. Decisions can be piped in, one
+per line, which is how the tests drive it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from agent.catalogue_records import Records
+from agent.catalogue_unit import UnitContext, backends_for, make_unit
+from tools.errors import SettingsError
+
+if TYPE_CHECKING:
+    from agent.backends import Backends
+
+PROMPT = "approve (a), reject (r), redo with a note (d NOTE), skip (s), quit (q)?"
+WORDS = {
+    "a": "approved",
+    "approve": "approved",
+    "r": "rejected",
+    "reject": "rejected",
+    "s": "skip",
+    "skip": "skip",
+}
+
+
+def _ask(stream: TextIO, say: Callable[[str], None]) -> tuple[str, str] | None:
+    """The next decision (kind, note); None at the end of the input or on quit."""
+    while True:
+        if stream.isatty():
+            say(PROMPT)
+        line = stream.readline()
+        if not line:
+            return None
+        word, _, note = line.strip().partition(" ")
+        word = word.casefold()
+        if word in ("q", "quit"):
+            return None
+        if word in WORDS:
+            return WORDS[word], note.strip()
+        if word in ("d", "redo"):
+            if note.strip():
+                return "redo", note.strip()
+            say("a redo needs a note saying what to change, e.g.: d brighter, less clutter")
+            continue
+        say(f"{line.strip()!r} is not a decision; {PROMPT}")
+
+
+def _redo(
+    records: Records, row: dict, note: str, say: Callable[[str], None], backends: Backends | None
+) -> None:
+    unit = records.unit(row["unit"])
+    context = records.meta("context")
+    if unit is None or context is None:
+        raise SettingsError(
+            f"records.db has no unit {row['unit']!r} to redo; run the catalogue command again"
+        )
+    ctx = UnitContext.model_validate_json(context)
+    salt = hashlib.sha256(f"{unit.seed}:{note}".encode()).digest()[:4]
+    unit = unit.model_copy(update={"note": note, "seed": int.from_bytes(salt, "big") & 0x7FFFFFFF})
+    made = make_unit(unit, ctx, backends or backends_for(ctx))
+    records.add(made, unit)
+    for r in made:
+        say(f"  redone: {r.platform} grade {r.grade}" + (f" ({'; '.join(r.issues)})" if r.issues else ""))
+
+
+def review(
+    folder: Path, stream: TextIO, say: Callable[[str], None], backends: Backends | None = None
+) -> dict[str, int]:
+    """Ask for a decision on every B and C image not yet decided; returns how many of each were made.
+
+    A redo renders with `backends` (a server's warm ones), else with Backends built from the run's settings.
+    """
+    if not (folder / "records.db").is_file():
+        raise SettingsError(
+            f"{folder} is not a catalogue folder (no records.db); give the --out of a catalogue run"
+        )
+    counts = {"approved": 0, "rejected": 0, "redo": 0, "skip": 0}
+    with Records(folder) as records:
+        queue = list(records.rows("where grade in ('B', 'C') and status = 'new'"))
+        if not queue:
+            say("nothing to review: every image is A or decided")
+        redone: set[str] = set()
+        for i, row in enumerate(queue, start=1):
+            if row["unit"] in redone:
+                continue  # made again with an earlier note: its new image is in the next review
+            say(
+                f"[{i}/{len(queue)}] {row['sku']} · {row['scene']} · {row['platform']} · grade {row['grade']} · {row['path']}"
+            )
+            for issue in row["issues"]:
+                say(f"  - {issue}")
+            answer = _ask(stream, say)
+            if answer is None:
+                break
+            kind, note = answer
+            counts[kind] += 1
+            if kind == "skip":
+                continue
+            records.review(row["sku"], row["scene"], row["platform"], kind, note)
+            if kind == "redo":
+                _redo(records, row, note, say, backends)
+                redone.add(row["unit"])
+        records.export()
+        from agent.catalogue_report import write_report
+
+        write_report(records, folder)
+    return counts
