@@ -249,3 +249,85 @@ def test_no_voice_and_no_music_keeps_the_cut_silent(tmp_path):
     assert "audio" not in [s["type"] for s in probe(tmp_path / cut.path)["streams"]]
     assert srt_starts(tmp_path / cut.srt)[0] == 0.0  # without a voice the cues follow the shots, as before
     assert LEAD > 0
+
+
+# --- --cut-to-beat ------------------------------------------------------------------------------------------
+
+
+def make_clicks(path: Path, bpm: float, seconds: float) -> Path:
+    """A click track at a known tempo: a 15 ms 1 kHz blip on every beat, the first at 0 s."""
+    period = 60.0 / bpm
+    expr = f"if(lt(mod(t\\,{period:.6f})\\,0.015)\\,0.8*sin(2*PI*1000*t)\\,0)"
+    run_ffmpeg(["-f", "lavfi", "-i", f"aevalsrc={expr}:s=44100:d={seconds}", str(path)])
+    return path
+
+
+def red_per_frame(path: Path) -> np.ndarray:
+    """Mean red of the top third of every frame (the subtitles sit at the bottom)."""
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf",
+           "crop=iw:ih/3:0:0,scale=8:4", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    frames = np.frombuffer(subprocess.run(cmd, check=True, capture_output=True).stdout, np.uint8)
+    return frames.reshape(-1, 4 * 8, 3)[:, :, 0].mean(axis=1)
+
+
+def seen_boundaries(red: np.ndarray, near: list[float], fps: int) -> list[float]:
+    """Where each crossfade is half done in the picture: red halfway between the two shots' colours."""
+    found = []
+    for b in near:
+        before, after = red[round((b - 0.6) * fps)], red[round((b + 0.6) * fps)]
+        mid = (before + after) / 2
+        lo, hi = round((b - 0.6) * fps), round((b + 0.6) * fps)
+        k = next(
+            k for k in range(lo, hi) if (red[k] - mid) * (red[k + 1] - mid) <= 0 and red[k] != red[k + 1]
+        )
+        found.append((k + (mid - red[k]) / (red[k + 1] - red[k])) / fps)
+    return found
+
+
+def test_cut_to_beat_puts_every_boundary_on_a_beat_within_one_frame(tmp_path):
+    bpm, fps = 100.0, 24
+    shots, clips = make_film(tmp_path, ["Meet Aurora.", "", "Quiet, wherever you go.", "", ""], seconds=2.2)
+    clicks = make_clicks(tmp_path / "clicks.wav", bpm, 12.0)
+    config = CutConfig(width=W, height=H, fps=fps, music=str(clicks), cut_to_beat=True)
+    cut = cut_film(shots, clips, tmp_path, config)
+    assert cut.audio.tempo_bpm == pytest.approx(bpm, abs=1.0)
+    clip_length = probe(tmp_path / clips[0].path)["duration"]
+    assert abs(cut.duration - (5 * clip_length - 4 * 0.4)) < 0.1  # the film keeps its length
+    moves = cut.audio.beat_moves
+    assert [m.between for m in moves] == ["s01|s02", "s02|s03", "s03|s04", "s04|s05"]
+    assert all(m.after is not None and abs(m.after - m.before) > 0.05 for m in moves), moves
+    period = 60.0 / bpm
+    seen = seen_boundaries(red_per_frame(tmp_path / cut.path), [m.after for m in moves], fps)
+    for t in seen:  # measured in the delivered picture, against the click track's own beats
+        assert abs(t - round(t / period) * period) <= 1 / fps, (seen, period)
+    said = [n for n in cut.audio.notes if n.startswith("--cut-to-beat:")]
+    assert len(said) == 1 and "4 of 4 cuts moved" in said[0]
+    cue_starts = srt_starts(tmp_path / cut.srt)
+    for line in cut.audio.voice:  # every line still starts and ends inside its own shot
+        i = [s.id for s in shots].index(line.shot_id)
+        shot_in = 0.0 if i == 0 else seen[i - 1]
+        speech_in, speech_out = line.start + line.onset, line.start + line.onset + line.speech
+        assert shot_in < speech_in and speech_out < seen[i], (line, seen)
+        assert min(abs(c - speech_in) for c in cue_starts) <= 0.15
+
+
+def test_snap_to_beats_never_cuts_into_a_voice_line():
+    from tools.music_beats import boundaries, snap_to_beats
+
+    # Shot 1 is exactly as long as its line needs: its end may move later, never earlier.
+    durations, floor = [2.0, 2.0, 2.0], [2.0, 1.0, 1.0]
+    beats = [1.6, 1.85, 3.55]  # the boundaries sit at 1.8 and 3.4
+    new, moves = snap_to_beats(durations, floor, beats, 0.4, ["a", "b", "c"])
+    assert moves[0].after == 1.85 and moves[0].why == ""  # 1.75 would have been nearer; 1.6 is refused
+    assert abs(sum(new) - 6.0) < 1e-9 and all(n >= f for n, f in zip(new, floor, strict=True))
+    assert boundaries(new, 0.4) == pytest.approx([1.85, 3.55])
+    new, moves = snap_to_beats(durations, floor, [1.6], 0.4, ["a", "b", "c"])
+    assert new == durations and moves[0].after is None and "voice line" in moves[0].why
+    assert moves[1].why == "no beat within tolerance"
+
+
+def test_cut_to_beat_without_music_says_so_and_keeps_the_timing(tmp_path):
+    shots, clips = make_film(tmp_path, EN[:2])
+    cut = cut_film(shots, clips, tmp_path, CutConfig(width=W, height=H, cut_to_beat=True))
+    assert cut.audio.beat_moves == [] and any("--cut-to-beat needs a music bed" in n for n in cut.audio.notes)
+    assert cut.audio.unfit == ["s02"]  # the long line does not fit two 2 s shots: recorded, not only said
