@@ -16,6 +16,7 @@ resumed run never synthesises it again.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -116,6 +117,16 @@ def speak_lines(
     """
     root = Path(root)
     (root / "audio").mkdir(parents=True, exist_ok=True)
+    # One speaker at a time per run: the cut waits for lines spoken ahead (tools.sound.speak_ahead) and then
+    # reads them from the cache instead of speaking them a second time.
+    with open(root / "audio" / ".voice.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _speak_lines(lines, lang, root, config)
+
+
+def _speak_lines(
+    lines: list[tuple[str, str]], lang: str, root: Path, config: VoiceConfig
+) -> tuple[list[VoiceLine], list[str]]:
     notes: list[str] = []
     use_endpoint = bool(config.tts_base_url)
     out: list[VoiceLine] = []
