@@ -335,7 +335,7 @@ class AudioMix(BaseModel):
     notes: list[str] = Field(default_factory=list, description="What a person should know.")
     unfit: list[str] = Field(default_factory=list, description="Shots whose voice line did not fit the film.")
     tempo_bpm: float | None = Field(default=None, description="The music's tempo, with --cut-to-beat.")
-    beat_moves: list[BeatMove] = Field(default_factory=list, description="With --cut-to-beat: every boundary.")
+    beat_moves: list[BeatMove] = Field(default_factory=list, description="Every boundary (--cut-to-beat).")
 
 
 class Cut(BaseModel):
