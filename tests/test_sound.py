@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import json
 import re
 import subprocess
 import threading
@@ -187,8 +188,6 @@ class _Speech(http.server.BaseHTTPRequestHandler):
     requests: list[dict] = []
 
     def do_POST(self):  # noqa: N802 (http.server's name)
-        import json
-
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, **body})
         rate, seconds = 24000, 0.5 + 0.05 * len(body["input"])
@@ -331,3 +330,36 @@ def test_cut_to_beat_without_music_says_so_and_keeps_the_timing(tmp_path):
     cut = cut_film(shots, clips, tmp_path, CutConfig(width=W, height=H, cut_to_beat=True))
     assert cut.audio.beat_moves == [] and any("--cut-to-beat needs a music bed" in n for n in cut.audio.notes)
     assert cut.audio.unfit == ["s02"]  # the long line does not fit two 2 s shots: recorded, not only said
+
+
+# --- the run: the report's sound notes ----------------------------------------------------------------------
+
+
+def test_report_says_the_voice_lines_loudness_per_cut_music_and_beats(tmp_path):
+    from html import unescape
+
+    from agent import director
+    from agent.settings import RunSettings
+    from tools.film import Brief
+
+    root = tmp_path / "run"
+    clicks = make_clicks(tmp_path / "clicks.wav", 120.0, 20.0)
+    settings = RunSettings(
+        run_dir=str(root), platform="tiktok", platforms=["tiktok", "instagram"], width=180, height=320,
+        shots=2, duration=6.0, max_takes=1, music=str(clicks), cut_to_beat=True, lang="zh",
+    )  # fmt: skip
+    film = director.start(Brief(text="一个6秒的短片：新款保温杯，“一杯暖一天”", lang="zh"), settings)
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert len(manifest["cuts"]) == 2
+    page = unescape(re.sub(r"<[^>]+>", " ", (root / "report.html").read_text()))
+    sound = page[page.index(" Sound ") :]
+    assert "espeak-ng" in sound and "scratch voice" in sound  # the Chinese voice is said to be a scratch one
+    assert f"Music: {clicks}" in sound and "ducked under the voice" in sound
+    assert "Cut to the beat: 120 BPM" in sound
+    for cut in manifest["cuts"]:  # every cut's measured figures, as measured on its file
+        integrated, peak = measure_loudness(root / cut["path"])
+        assert f"{integrated:.1f} LUFS" in sound and f"{peak:.1f} dBTP" in sound
+    for line in manifest["cuts"][0]["audio"]["voice"]:
+        assert f"“{line['text']}”" in sound
+        assert f"{line['start'] + line['onset']:.2f}–" in sound
+    assert film.state.cut.audio.beat_moves

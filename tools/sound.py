@@ -170,3 +170,47 @@ def _cut_to_beat(
         said += f" (largest move {max(abs(m.after - m.before) for m in moved):.2f} s)"
     stayed = [f"{m.between} ({m.why})" for m in moves if m.after is None]
     return new, moves, bpm, [said + (f"; stayed: {', '.join(stayed)}" if stayed else "")]
+
+
+VOICE_NAMES = {
+    "piper": "Piper (offline neural voice)",
+    "espeak-ng": "espeak-ng (offline): a scratch voice, robotic formant synthesis; no neural Chinese voice "
+    "installs offline with its model, so use --tts-base-url for a real one",
+    "openai": "the speech endpoint",
+}
+
+
+def sound_notes(cuts: list) -> dict | None:
+    """What the report says about the sound of `cuts` (Cut records): the voice, each line's timing, the lines
+    that did not fit, the music and its ducking, the measured loudness per cut and --cut-to-beat's moves.
+    None when no cut has sound."""
+    voiced = [c for c in cuts if c.audio is not None]
+    if not voiced:
+        return None
+    mix = voiced[0].audio
+    voices = sorted({(v.engine, v.model, v.voice, v.lang) for v in mix.voice})
+    return {
+        "voices": [
+            {"engine": e, "model": m, "voice": v, "lang": lang, "what": VOICE_NAMES.get(e, e),
+             "scratch": e == "espeak-ng"}
+            for e, m, v, lang in voices
+        ],
+        "lines": [
+            {"shot": v.shot_id, "text": v.text, "starts": (v.start or 0) + v.onset, "speech": v.speech,
+             "ends": (v.start or 0) + v.onset + v.speech, "fits": v.shot_id not in mix.unfit}
+            for v in mix.voice
+        ],
+        "unfit": list(mix.unfit),
+        "music": mix.music,
+        "music_volume": mix.music_volume,
+        "ducking": "side-chain compression keyed on the voice (10:1 above −34 dBFS, 15 ms attack, 350 ms release)"
+        if mix.music and mix.voice else "",
+        "loudness": [
+            {"platform": c.platform or "cut", "path": c.path, "target": c.audio.target_lufs,
+             "integrated": c.audio.integrated_lufs, "true_peak": c.audio.true_peak_dbtp}
+            for c in voiced
+        ],
+        "tempo": mix.tempo_bpm,
+        "beats": [m.model_dump() for m in mix.beat_moves],
+        "notes": list(dict.fromkeys(n for c in voiced for n in c.audio.notes)),
+    }  # fmt: skip

@@ -101,6 +101,24 @@ def offline_engine(lang: str) -> tuple[str, str, str]:
     )
 
 
+def voice_description(lang: str, config: VoiceConfig) -> str:
+    """One line for the start of a run: who speaks the voice-over, and whether it is a scratch voice."""
+    if not config.voice:
+        return "none (--no-voice)"
+    if config.tts_base_url:
+        return (
+            f"{config.tts_model} / {config.tts_voice} at {config.tts_base_url} "
+            "(the offline voice speaks if it fails)"
+        )
+    try:
+        engine, _, voice = offline_engine(lang)
+    except VoiceUnavailable as err:
+        return f"none: {err}"
+    if engine == "espeak-ng":
+        return f"espeak-ng {voice}, offline: a SCRATCH voice (robotic); for a real {lang} voice use --tts-base-url"
+    return f"Piper {voice}, offline"
+
+
 def _has_module(name: str) -> bool:
     import importlib.util
 
