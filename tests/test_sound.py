@@ -363,3 +363,69 @@ def test_report_says_the_voice_lines_loudness_per_cut_music_and_beats(tmp_path):
         assert f"“{line['text']}”" in sound
         assert f"{line['start'] + line['onset']:.2f}–" in sound
     assert film.state.cut.audio.beat_moves
+
+
+# --- the chat changes a voice-over line -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "args"),
+    [
+        ("shot 3 voiceover: Forty hours of quiet.", {"shot": 3, "text": "Forty hours of quiet."}),
+        ("change the narration of shot 2 to 'Order now'", {"shot": 2, "text": "Order now"}),
+        ("第3个镜头旁白改成“四十小时的安静”", {"shot": 3, "text": "四十小时的安静"}),
+        ("第2个镜头的配音改为：现在下单", {"shot": 2, "text": "现在下单"}),
+        ("remove the voice-over of shot 4", {"shot": 4, "text": ""}),
+        ("去掉第1个镜头的旁白", {"shot": 1, "text": ""}),
+    ],
+)
+def test_chat_parser_reads_a_voiceover_change(message, args):
+    from agent.chat_parser import parse
+
+    parsed = parse(message, 4)
+    assert (parsed.op, parsed.args) == ("set_voiceover", args)
+
+
+def test_chat_parser_asks_which_voiceover_and_keeps_subtitles_apart():
+    from agent.chat_parser import parse
+
+    assert parse("change the voiceover", 4).question  # which shot?
+    assert parse("shot 2 voiceover", 4).question  # to what?
+    line = parse("shot 2 subtitle: 'Order now'", 4)
+    assert (line.op, line.args) == ("set_line", {"shot": 2, "text": "Order now"})
+
+
+def test_chat_changes_a_voiceover_line_and_the_recut_speaks_only_that_line(tmp_path, monkeypatch):
+    import tools.voice
+    from agent.chat import Chat
+    from agent.settings import RunSettings
+
+    root = tmp_path / "run"
+    chat = Chat(
+        root, RunSettings(run_dir=str(root), shots=2, duration=6.0, width=320, height=180, max_takes=1)
+    )
+    chat.handle("A 6-second film for wireless headphones: “Hear the city”")
+    assert "voice-over" in chat.handle("shot 1 voiceover: 'Meet Aurora.'")
+    assert json.loads((root / "storyboard.json").read_text())["shots"][0]["voiceover"] == "Meet Aurora."
+    chat.handle("go")
+    before = json.loads((root / "manifest.json").read_text())["cut"]["audio"]["voice"]
+    assert [v["text"] for v in before][0] == "Meet Aurora."
+    spoken: list[str] = []
+    real = tools.voice._run_piper
+
+    def counting(jobs):
+        spoken.extend(text for text, _, _ in jobs)
+        return real(jobs)
+
+    monkeypatch.setattr(tools.voice, "_run_piper", counting)
+    reply = chat.handle("shot 2 voiceover: Forty hours of quiet.")
+    assert "re-cut with only that line spoken again" in reply, reply
+    assert spoken == ["Forty hours of quiet."]  # the other line came from the cache
+    after = json.loads((root / "manifest.json").read_text())["cut"]["audio"]["voice"]
+    assert [(v["shot_id"], v["text"]) for v in after] == [
+        ("s01", "Meet Aurora."),
+        ("s02", "Forty hours of quiet."),
+    ]
+    assert after[0]["path"] == before[0]["path"]
+    takes = json.loads((root / "manifest.json").read_text())["takes"]
+    assert len(takes) == 2  # no shot was shot again
