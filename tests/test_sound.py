@@ -7,6 +7,7 @@ import io
 import json
 import re
 import subprocess
+import sys
 import threading
 import wave
 from pathlib import Path
@@ -21,6 +22,7 @@ from tools.film import Clip, Shot
 from tools.mix import check_music, measure_loudness
 from tools.sound import LEAD, retime
 
+ROOT = Path(__file__).resolve().parents[1]
 EN = ["Meet Aurora.", "Forty hours of quiet, wherever the day takes you.", "", "Order now."]
 ZH = ["欢迎来到新的一天。", "四十小时的安静。", "", "现在下单。"]
 W, H = 320, 180
@@ -429,3 +431,63 @@ def test_chat_changes_a_voiceover_line_and_the_recut_speaks_only_that_line(tmp_p
     assert after[0]["path"] == before[0]["path"]
     takes = json.loads((root / "manifest.json").read_text())["takes"]
     assert len(takes) == 2  # no shot was shot again
+
+
+# --- a 3-hour music file ------------------------------------------------------------------------------------
+
+
+def long_wav(path: Path, hours: float, head: Path) -> Path:
+    """A WAV `hours` long whose first part is `head` (a 22.05 kHz mono 16-bit WAV) and the rest silence, written
+    sparse: the file is hours long to every reader without taking that much disk or time to make."""
+    with wave.open(str(head), "rb") as wf:
+        assert (wf.getframerate(), wf.getnchannels(), wf.getsampwidth()) == (22050, 1, 2)
+        data = wf.readframes(wf.getnframes())
+    size = int(hours * 3600 * 22050) * 2
+    header = (
+        b"RIFF" + (36 + size).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+        + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (22050).to_bytes(4, "little")
+        + (44100).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+        + b"data" + size.to_bytes(4, "little")
+    )  # fmt: skip
+    with open(path, "wb") as f:
+        f.write(header + data)
+        f.truncate(len(header) + size)
+    return path
+
+
+LONG_MUSIC_RUN = """
+import resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from tests.test_sound import make_film, W, H
+from tools.cut import CutConfig, cut_film
+root, music = Path(sys.argv[1]), sys.argv[2]
+shots, clips = make_film(root, ["", "", ""], seconds=2.0)
+start = time.perf_counter()
+cut = cut_film(shots, clips, root, CutConfig(width=W, height=H, voice=False, music=music, cut_to_beat=True))
+took = time.perf_counter() - start
+rss = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(took, rss // 1024, cut.audio.music, cut.audio.tempo_bpm, cut.duration)
+"""
+
+
+def test_a_three_hour_music_file_is_streamed_not_loaded(tmp_path):
+    from tools.mix import check_music
+
+    head = tmp_path / "head.wav"
+    run_ffmpeg(["-f", "lavfi", "-i", "aevalsrc='if(lt(mod(t,0.5),0.015),0.8*sin(2*PI*1000*t),0)':s=22050:d=30",
+                "-c:a", "pcm_s16le", str(head)])  # fmt: skip
+    music = long_wav(tmp_path / "three-hours.wav", 3.0, head)
+    assert probe(music)["duration"] == pytest.approx(3 * 3600, abs=1)
+    path, why = check_music(str(music))
+    assert path is not None and why is None  # long is fine: the bed is trimmed to the film
+    proc = subprocess.run(
+        [sys.executable, "-c", LONG_MUSIC_RUN, str(tmp_path / "film"), str(music), str(ROOT)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    took, rss_mb, used, bpm, duration = proc.stdout.split()[-5:]
+    # 3 hours of the mix's 48 kHz stereo float PCM would be 4 GB; of the beat tracker's 44.1 kHz mono, 1.9 GB.
+    assert int(rss_mb) < 600, rss_mb
+    assert float(took) < 90, took  # the cut of a 5 s film, not the decoding of 3 hours
+    assert used == str(music) and float(bpm) == pytest.approx(120, abs=1) and float(duration) < 6
