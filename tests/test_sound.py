@@ -491,3 +491,45 @@ def test_a_three_hour_music_file_is_streamed_not_loaded(tmp_path):
     assert int(rss_mb) < 600, rss_mb
     assert float(took) < 90, took  # the cut of a 5 s film, not the decoding of 3 hours
     assert used == str(music) and float(bpm) == pytest.approx(120, abs=1) and float(duration) < 6
+
+
+class _BadSpeech(http.server.BaseHTTPRequestHandler):
+    """/v1/audio/speech that answers an HTML page with status 200, or (slow) sleeps past the client's timeout."""
+
+    mode = "html"
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if type(self).mode == "slow":
+            import time
+
+            time.sleep(3)
+        body = b"<html><body>Service temporarily unavailable</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_):
+        pass
+
+
+@pytest.mark.parametrize("mode", ["html", "slow"])
+def test_speech_endpoint_answering_html_or_too_slowly_falls_back_and_says_so(tmp_path, monkeypatch, mode):
+    import tools.voice
+
+    monkeypatch.setattr(tools.voice, "TTS_TIMEOUT", 1.0)
+    _BadSpeech.mode = mode
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BadSpeech)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        shots, clips = make_film(tmp_path, EN[:2])
+        url = f"http://127.0.0.1:{server.server_port}/v1"
+        cut = cut_film(shots, clips, tmp_path, CutConfig(width=W, height=H, tts_base_url=url))
+    finally:
+        server.shutdown()
+    assert [v.engine for v in cut.audio.voice] == ["piper", "piper"]  # the film still has its voice
+    said = [n for n in cut.audio.notes if url in n]
+    assert len(said) == 1 and "the offline voice speaks instead" in said[0] and "\n" not in said[0]
+    assert ("not a 16-bit WAV" if mode == "html" else "Timeout") in said[0], said
