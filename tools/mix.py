@@ -22,10 +22,13 @@ from pydantic import BaseModel, Field
 from tools.files import temp_file
 from tools.film import AudioMix, VoiceLine
 
-# Integrated loudness targets (LUFS). YouTube, TikTok, Instagram/Facebook and the Chinese apps normalise playback
-# to about -14; a louder master is turned down, a quieter one is not turned up.
-PLATFORM_LOUDNESS = {"youtube": -14.0, "tiktok": -14.0, "instagram": -14.0, "douyin": -14.0,
-                     "xiaohongshu": -14.0}  # fmt: skip
+# Integrated loudness targets (LUFS), per platform preset. YouTube (Shorts too) plays back normalised to about -14
+# LUFS and turns a louder master down; Spotify publishes -14 as well. TikTok, Instagram/Facebook (Reels) publish
+# no figure; third-party measurements of their playback put them at about -14. Douyin, Xiaohongshu publish none
+# either: -14, the figure every social platform converges on, is used. A louder master is turned down, a quieter
+# one is mostly not turned up, so -14 is the loudest that plays back untouched. The true-peak ceiling is -1 dBTP.
+PLATFORM_LOUDNESS = {"youtube": -14.0, "shorts": -14.0, "tiktok": -14.0, "instagram": -14.0, "reels": -14.0,
+                     "facebook": -14.0, "douyin": -14.0, "xiaohongshu": -14.0}  # fmt: skip
 DEFAULT_LOUDNESS = -14.0
 TRUE_PEAK_CEILING = -1.0  # dBTP the delivered file must stay under
 TRUE_PEAK_AIM = -2.0  # what the gain and limiter aim for: AAC's reconstruction adds a few tenths of a dB
