@@ -139,6 +139,10 @@ def speak_lines(
     # reads them from the cache instead of speaking them a second time.
     with open(root / "audio" / ".voice.lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        for left in (root / "audio").glob(".voice-*.wav"):
+            left.unlink(
+                missing_ok=True
+            )  # what a killed speaker left: no other speaker runs while we hold the lock
         return _speak_lines(lines, lang, root, config)
 
 
