@@ -210,6 +210,17 @@ def print_backends(settings, console) -> None:
         console.print(f"[bold]refs[/]     {reference_mode(chosen['image'])}")
     if chosen["image"].name == "draft":
         console.print("[yellow]Draft mode: shots are storyboard panels, not final images.[/]")
+    from rich.markup import escape
+
+    from tools.voice import VoiceConfig, voice_description
+
+    voice = escape(voice_description(settings.lang or "en", settings.config(VoiceConfig)))
+    console.print(f"[bold]voice[/]    {'[yellow]' if 'SCRATCH' in voice else ''}{voice}", highlight=False)
+    if settings.music:
+        from tools.mix import check_music
+
+        _, why = check_music(settings.music)
+        console.print(f"[bold]music[/]    {escape(why or settings.music)}", highlight=False)
 
 
 class Progress:

@@ -244,7 +244,40 @@ def _reference(text, low, refs, numbers, n, lang):
     return None
 
 
+def _voiceover(text, low, refs, numbers, n, lang):
+    """'shot 3 voiceover: Forty hours of quiet' / '第3个镜头旁白改成…': the line the voice speaks."""
+    if not (
+        _has(low, "voiceover", "voice-over", "voice over", "narration", "narrator", "v.o.", "vo")
+        or _has(text, "旁白", "配音", "解说", "画外音")
+    ):
+        return None
+    clear = _has(low, "no voiceover", "no voice-over", "no narration", "remove", "delete", "clear", "drop")
+    clear = clear or _has(text, "去掉", "删掉", "删除", "不要")
+    quote = _quoted(text)
+    if quote is None and not clear:
+        rest = _cut(text, [(a, b) for _, a, b in refs])
+        quote = _tail(rest, ":", "：", "to", "says", "say", "is", "改成", "改为", "换成", "为", "是")
+        if quote and (end := text.rstrip()[-1:]) in ".!?。！？" and not quote.endswith(end):
+            quote += end  # a spoken line keeps its full stop: the voice reads it as the end of a sentence
+        if quote and len(quote) > 300:
+            quote = None
+    shot = _one_shot(numbers, lang, "give that voice-over to", "把旁白给")
+    if not isinstance(shot, int):
+        return shot
+    if clear and not quote:
+        return Parsed(op="set_voiceover", args={"shot": shot, "text": ""})
+    if not quote:
+        return _question(
+            lang,
+            f"What should the voice-over say over shot {shot}? Put the line in quotes.",
+            f"第{shot}个镜头的旁白是什么？请用引号写出来。",
+        )
+    return Parsed(op="set_voiceover", args={"shot": shot, "text": quote})
+
+
 def _line(text, low, refs, numbers, n, lang):
+    if (spoken := _voiceover(text, low, refs, numbers, n, lang)) is not None:
+        return spoken  # the voice-over's line, not the subtitle
     slogan = _has(low, "slogan", "tagline", "end line", "strapline", "claim") or _has(
         text, "广告语", "口号", "标语", "slogan"
     )

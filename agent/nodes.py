@@ -51,17 +51,28 @@ def plan(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
 
 
 def approve(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
-    """Wait for a person to approve (or edit) the storyboard when the run asks for approval."""
+    """Wait for a person to approve (or edit) the storyboard when the run asks for approval. Once approved, the
+    voice-over lines start being spoken in the background while the shots render."""
     if not runtime.context.approve or state.approved:
+        _speak_ahead(state.storyboard, runtime.context)
         return {"approved": True}
     answer = interrupt({"storyboard": state.storyboard.model_dump(mode="json")})
     if isinstance(answer, dict) and "storyboard" in answer:
         edited = Storyboard.model_validate(answer["storyboard"])
         write_json(runtime.context.path / "storyboard.json", edited)
+        _speak_ahead(edited, runtime.context)
         return {"approved": True, "storyboard": edited}
     if answer is True or answer == "approve":
+        _speak_ahead(state.storyboard, runtime.context)
         return {"approved": True}
     raise ValueError(f"approval answer must be True or {{'storyboard': ...}}, got {answer!r}")
+
+
+def _speak_ahead(storyboard: Storyboard, settings: RunSettings) -> None:
+    from tools.cut import CutConfig
+    from tools.sound import speak_ahead
+
+    speak_ahead(storyboard.shots, settings.path, settings.config(CutConfig))
 
 
 def _branch(state: FilmState, settings: RunSettings, index: int, references: list[str]) -> ShotState:

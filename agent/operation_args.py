@@ -102,6 +102,14 @@ class SetLine(BaseModel):
     shot: int | None = Field(default=None, description="None: the slogan, on the last shot.")
 
 
+class SetVoiceover(BaseModel):
+    """The line the voice-over speaks during a shot ('' for none); on a finished film, the film is re-cut with
+    only that line spoken again."""
+
+    shot: int
+    text: str = Field(max_length=300)
+
+
 class RedoArgs(BaseModel):
     shot: int
     note: str = Field(default="", max_length=1000)
@@ -121,6 +129,7 @@ OPERATIONS: dict[str, type[BaseModel] | None] = {
     "swap_shots": SwapShots,
     "set_film": SetFilm,
     "set_line": SetLine,
+    "set_voiceover": SetVoiceover,
     "undo": None,
     "show": None,
     "approve": None,

@@ -33,6 +33,7 @@ from agent.operation_args import (
     ShotRef,
     SwapShots,
 )
+from agent.revoice import set_voiceover  # noqa: F401 (an operation: chat and the LLM agent call it by name)
 from agent.rundir import MARKER, RunDir, RunDirError, read_json, write_json
 from agent.settings import RunSettings, SettingsError, resolve_size
 from agent.shot_edit import (

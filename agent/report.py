@@ -106,6 +106,8 @@ def write_storyboard_sheet(storyboard: Storyboard, root: Path) -> Path:
 
 def write_report(state: FilmState, run: RunDir, settings) -> str:
     """contact_sheet.png and report.html for a finished film; returns the report's relative path."""
+    from tools.sound import sound_notes
+
     results = {r.shot_id: r for r in state.results}
     on_disk = run.takes()
     notes = _redo_notes(run)
@@ -132,6 +134,7 @@ def write_report(state: FilmState, run: RunDir, settings) -> str:
     if sheet_items:
         _thumb_grid(sheet_items, run.root / "contact_sheet.png")
     cuts = _cuts(state, run)
+    unfit = cuts[0].audio.unfit if cuts and cuts[0].audio else []
     all_takes = [t for s in shots for t in s["takes"]]
     duration = cuts[0].duration if cuts else state.storyboard.duration
     summary = (
@@ -146,7 +149,9 @@ def write_report(state: FilmState, run: RunDir, settings) -> str:
         brief=state.brief.text[:2000],
         draft=any(t["backend"] == "draft" for t in all_takes),
         cuts=[_cut_view(c) for c in cuts],
-        decisions=_decisions(state.storyboard, shots),
+        sound=sound_notes(cuts),
+        decisions=_decisions(state.storyboard, shots)
+        + [{"shot": i, "text": "its voice-over line does not fit the film's length"} for i in unfit],
         shots=shots,
     )
     write_atomic(run.root / "report.html", page)

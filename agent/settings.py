@@ -239,6 +239,9 @@ class RunSettings(BaseSettings):
         le=-5,
         description="Integrated loudness of the cut (default: the platform's, -14).",
     )
+    cut_to_beat: Annotated[bool, Flag("run")] = Field(
+        default=False, description="Move shot boundaries to the music's nearest beats (needs --music)."
+    )
 
     planner: Annotated[Literal["offline", "llm", "auto"], Flag("models")] = Field(
         default="offline",

@@ -55,6 +55,7 @@ class CutConfig(BaseModel):
     music: str | None = Field(default=None, description="Music file for the bed.")
     music_volume: float = Field(default=-12.0, ge=-60, le=12, description="Music gain before ducking, dB.")
     loudness: float | None = Field(default=None, ge=-40, le=-5, description="Integrated target, LUFS.")
+    cut_to_beat: bool = Field(default=False, description="Shot boundaries on the music's beats.")
 
 
 # --- probing ----------------------------------------------------------------------------------------------------

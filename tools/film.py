@@ -313,6 +313,15 @@ class VoiceLine(BaseModel):
     start: float | None = Field(default=None, description="Where the line starts in the cut, seconds.")
 
 
+class BeatMove(BaseModel):
+    """One shot boundary under --cut-to-beat: where it was, the beat it moved to (None: it stayed) and why not."""
+
+    between: str = Field(description="The two shots the boundary joins, 's01|s02'.")
+    before: float = Field(description="Seconds into the cut before the move (the middle of the crossfade).")
+    after: float | None = Field(description="The beat it moved to, seconds; None when it stayed.")
+    why: str = Field(default="", description="Why it stayed, '' when it moved.")
+
+
 class AudioMix(BaseModel):
     """The cut's sound track and what it measured."""
 
@@ -324,6 +333,9 @@ class AudioMix(BaseModel):
     integrated_lufs: float = Field(description="Measured with ebur128 on the encoded file.")
     true_peak_dbtp: float = Field(description="Measured with ebur128 on the encoded file.")
     notes: list[str] = Field(default_factory=list, description="What a person should know.")
+    unfit: list[str] = Field(default_factory=list, description="Shots whose voice line did not fit the film.")
+    tempo_bpm: float | None = Field(default=None, description="The music's tempo, with --cut-to-beat.")
+    beat_moves: list[BeatMove] = Field(default_factory=list, description="Every boundary (--cut-to-beat).")
 
 
 class Cut(BaseModel):

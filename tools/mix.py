@@ -1,10 +1,11 @@
 """Tool: mix. The film's sound track: voice lines at their places, a music bed ducked under them, normalised.
 
 The music (any audio ffmpeg reads) is looped or trimmed to the film, faded in and out, set `music_volume` dB
-and ducked by side-chain compression keyed on the voice. The sum is normalised with ffmpeg's loudnorm in two
-passes (pass one measures, pass two applies the measured figures linearly) to the platform's integrated target
-with a true-peak ceiling, encoded to AAC, and measured again with ffmpeg's ebur128 filter: the figures recorded
-are the encoded file's, not the targets.
+and ducked by side-chain compression keyed on the voice. The sum is measured with ffmpeg's ebur128 filter while
+it is mixed, brought to the platform's integrated target by one gain (a peak limiter under the true-peak ceiling
+where the gain needs one), encoded to AAC, and measured again with ebur128: the figures recorded are the encoded
+file's, not the targets. (loudnorm's two passes gave the same figures at three to five times the time: it
+resamples to 192 kHz, and its linear mode falls short on speech with pauses, which needed the limiter anyway.)
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from pydantic import BaseModel, Field
 from tools.files import temp_file
 from tools.film import AudioMix, VoiceLine
 
-# Integrated loudness targets (LUFS). YouTube, TikTok, Instagram/Facebook and the Chinese apps normalise playback
-# to about -14; a louder master is turned down, a quieter one is not turned up.
-PLATFORM_LOUDNESS = {"youtube": -14.0, "tiktok": -14.0, "instagram": -14.0, "douyin": -14.0,
-                     "xiaohongshu": -14.0}  # fmt: skip
+# Integrated loudness targets (LUFS), per platform preset. YouTube (Shorts too) plays back normalised to about -14
+# LUFS and turns a louder master down; Spotify publishes -14 as well. TikTok, Instagram/Facebook (Reels) publish
+# no figure; third-party measurements of their playback put them at about -14. Douyin, Xiaohongshu publish none
+# either: -14, the figure every social platform converges on, is used. A louder master is turned down, a quieter
+# one is mostly not turned up, so -14 is the loudest that plays back untouched. The true-peak ceiling is -1 dBTP.
+PLATFORM_LOUDNESS = {"youtube": -14.0, "shorts": -14.0, "tiktok": -14.0, "instagram": -14.0, "reels": -14.0,
+                     "facebook": -14.0, "douyin": -14.0, "xiaohongshu": -14.0}  # fmt: skip
 DEFAULT_LOUDNESS = -14.0
 TRUE_PEAK_CEILING = -1.0  # dBTP the delivered file must stay under
-TRUE_PEAK_AIM = -2.0  # what loudnorm aims for: AAC's reconstruction adds a few tenths of a dB
+TRUE_PEAK_AIM = -2.0  # what the gain and limiter aim for: AAC's reconstruction adds a few tenths of a dB
 MUSIC_MIN_SECONDS = 3.0  # shorter beds loop audibly every beat; refused
 FADE_IN, FADE_OUT = 1.0, 2.0
 RATE = 48000
@@ -140,51 +144,96 @@ def _render(
     lines: list[VoiceLine], music: Path | None, duration: float, root: Path, music_db: float,
     target: float, out: Path,
 ) -> None:  # fmt: skip
+    """Mix to a float WAV while ebur128 measures it (one ffmpeg pass), find the gain to the target (a limiter
+    under the ceiling where it needs one), encode AAC and measure the encoded file; aim once more past what the
+    encoder moved when that was over 0.3 LU."""
     inputs: list[str] = []
     for line in lines:
         inputs += ["-i", f"file:{root / line.path}"]
     if music is not None:
         inputs += ["-stream_loop", "-1", "-t", f"{duration + 1:.3f}", "-i", f"file:{music.resolve()}"]
     graph, last = _graph(lines, music is not None, duration, music_db)
+    graph += f";[{last}]asplit=2[raw][meter];[meter]ebur128=peak=true:framelog=verbose[measured]"
     raw = temp_file(out.parent, ".mix-", ".wav")
     tmp = temp_file(out.parent, ".mix-", ".m4a")
     try:
-        _ffmpeg([*inputs, "-filter_complex", graph, "-map", f"[{last}]", "-t", f"{duration:.3f}", raw])
-        norm = f"loudnorm=I={target}:TP={TRUE_PEAK_AIM}:LRA=11"
-        log = _ffmpeg(["-i", raw, "-af", f"{norm}:print_format=json", "-f", "null", "-"])
-        m = json.loads(log[log.rindex("{") : log.rindex("}") + 1])
-        second = (
-            f"{norm}:measured_I={m['input_i']}:measured_TP={m['input_tp']}:measured_LRA={m['input_lra']}:"
-            f"measured_thresh={m['input_thresh']}:offset={m['target_offset']}:linear=true,aresample={RATE}"
-        )
-        _ffmpeg(["-i", raw, "-af", second, "-c:a", "aac", "-b:a", "192k", "-f", "mp4", tmp])
-        integrated, _ = measure_loudness(tmp)
-        gain = 0.0
-        for _ in range(3):
-            if abs(integrated - target) <= 0.3:
+        log = _ffmpeg([*inputs, "-filter_complex", graph, "-map", "[raw]", "-t", f"{duration:.3f}",
+                       "-c:a", "pcm_f32le", raw, "-map", "[measured]", "-f", "null", "-"])  # fmt: skip
+        integrated, peak = _summary(log, raw)
+        if integrated == float("-inf"):
+            raise RuntimeError("the mix is silent: no voice line or music could be heard")
+        gain, aim = target - integrated, target
+        for _ in range(2):
+            chain = _level_chain(raw, gain, peak, aim)
+            _ffmpeg(["-i", raw, "-af", chain, "-c:a", "aac", "-b:a", "192k", "-f", "mp4", tmp])
+            measured, _ = measure_loudness(tmp)
+            if abs(measured - target) <= 0.3:
                 break
-            # Speech with long pauses can leave linear loudnorm short of the target (it will not raise peaks
-            # past the ceiling): the rest is made up with gain and a limiter that keeps the peaks down.
-            gain += target - integrated
-            fix = f",volume={gain:.2f}dB,alimiter=limit={10 ** (TRUE_PEAK_AIM / 20 - 0.025):.4f}"
-            fix += f":attack=2:release=60:level=disabled,aresample={RATE}"
-            _ffmpeg(["-i", raw, "-af", second + fix, "-c:a", "aac", "-b:a", "192k", "-f", "mp4", tmp])
-            integrated, _ = measure_loudness(tmp)
+            gain, aim = _gain_of(chain), aim + target - measured  # what the encoder moved, aimed past
         os.replace(tmp, out)
     finally:
         Path(raw).unlink(missing_ok=True)
         Path(tmp).unlink(missing_ok=True)
 
 
+def _level_chain(raw: str, gain: float, peak: float, target: float) -> str:
+    """The filters that bring the float mix `raw` (true peak `peak`) to `target` LUFS under the ceiling.
+
+    Where the gain would lift peaks past the ceiling a limiter holds them, and takes some loudness with it
+    (much of it on a dense bed): the gain is then found by measuring the limited mix again, without encoding
+    (a fraction of a second each), stepping by the measured slope.
+    """
+    limit = f"alimiter=limit={10 ** (TRUE_PEAK_AIM / 20 - 0.025):.4f}:attack=2:release=60:level=disabled"
+
+    def chain(g: float) -> str:
+        return f"volume={g:.2f}dB" + (f",{limit}" if peak + g > TRUE_PEAK_AIM else "") + f",aresample={RATE}"
+
+    tried: list[tuple[float, float]] = []
+    for _ in range(5):
+        if peak + gain <= TRUE_PEAK_AIM:
+            return chain(gain)  # a plain gain: loudness moves dB for dB, nothing to measure
+        log = _ffmpeg(["-i", raw, "-af", chain(gain) + ",ebur128=framelog=verbose", "-f", "null", "-"])
+        measured, _ = _summary(log, raw, peak=False)
+        tried.append((gain, measured))
+        if abs(measured - target) <= 0.15:
+            break
+        slope = 1.0
+        if len(tried) > 1 and abs(tried[-1][0] - tried[-2][0]) > 1e-3:
+            slope = (tried[-1][1] - tried[-2][1]) / (tried[-1][0] - tried[-2][0])
+        gain += (target - measured) / min(1.0, max(0.2, slope))
+    return chain(gain)
+
+
+def _gain_of(chain: str) -> float:
+    return float(re.match(r"volume=(-?[\d.]+)dB", chain).group(1))
+
+
 def measure_loudness(path: str | Path) -> tuple[float, float]:
     """(integrated LUFS, true peak dBTP) of a file's first audio stream, by ffmpeg's ebur128 filter."""
-    log = _ffmpeg(["-i", f"file:{path}", "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"])
-    summary = log[log.rindex("Summary:") :]
+    log = _ffmpeg(
+        [
+            "-i",
+            f"file:{path}",
+            "-map",
+            "0:a:0",
+            "-af",
+            "ebur128=peak=true:framelog=verbose",
+            "-f",
+            "null",
+            "-",
+        ]
+    )
+    return _summary(log, path)
+
+
+def _summary(log: str, path: str | Path, peak: bool = True) -> tuple[float, float]:
+    """(integrated, true peak) from the last summary ebur128 printed in an ffmpeg log (peak: only if asked)."""
+    summary = log[log.rindex("Summary:") :] if "Summary:" in log else ""
     integrated = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
-    peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
-    if not integrated or not peak:
+    true_peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    if not integrated or (peak and not true_peak):
         raise RuntimeError(f"ebur128 gave no summary for {path}")
-    return float(integrated.group(1)), float(peak.group(1))
+    return float(integrated.group(1)), float(true_peak.group(1)) if true_peak else float("nan")
 
 
 def _ffmpeg(args: list[str]) -> str:

@@ -16,6 +16,7 @@ resumed run never synthesises it again.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -100,6 +101,24 @@ def offline_engine(lang: str) -> tuple[str, str, str]:
     )
 
 
+def voice_description(lang: str, config: VoiceConfig) -> str:
+    """One line for the start of a run: who speaks the voice-over, and whether it is a scratch voice."""
+    if not config.voice:
+        return "none (--no-voice)"
+    if config.tts_base_url:
+        return (
+            f"{config.tts_model} / {config.tts_voice} at {config.tts_base_url} "
+            "(the offline voice speaks if it fails)"
+        )
+    try:
+        engine, _, voice = offline_engine(lang)
+    except VoiceUnavailable as err:
+        return f"none: {err}"
+    if engine == "espeak-ng":
+        return f"espeak-ng {voice}, offline: a SCRATCH voice (robotic); for a real {lang} voice use --tts-base-url"
+    return f"Piper {voice}, offline"
+
+
 def _has_module(name: str) -> bool:
     import importlib.util
 
@@ -116,6 +135,20 @@ def speak_lines(
     """
     root = Path(root)
     (root / "audio").mkdir(parents=True, exist_ok=True)
+    # One speaker at a time per run: the cut waits for lines spoken ahead (tools.sound.speak_ahead) and then
+    # reads them from the cache instead of speaking them a second time.
+    with open(root / "audio" / ".voice.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for left in (root / "audio").glob(".voice-*.wav"):
+            left.unlink(
+                missing_ok=True
+            )  # what a killed speaker left: no other speaker runs while we hold the lock
+        return _speak_lines(lines, lang, root, config)
+
+
+def _speak_lines(
+    lines: list[tuple[str, str]], lang: str, root: Path, config: VoiceConfig
+) -> tuple[list[VoiceLine], list[str]]:
     notes: list[str] = []
     use_endpoint = bool(config.tts_base_url)
     out: list[VoiceLine] = []
