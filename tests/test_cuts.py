@@ -75,3 +75,59 @@ def test_platforms_default_to_the_runs_own_and_are_deduplicated(tmp_path):
     assert cut_platforms(RunSettings(run_dir=str(tmp_path), platform="youtube")) == ["youtube"]
     s = RunSettings(run_dir=str(tmp_path), platforms=["TikTok", "4:5", "tiktok"])
     assert cut_platforms(s) == ["tiktok", "4:5"]
+
+
+# --- the segmented encode: every frame once, in order ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("durations", "fade", "fps"),
+    [([1.5, 1.5, 1.5], 0.4, 24), ([2.9, 2.5, 3.1, 0.8], 0.4, 24), ([1.0, 1.0], 0.0, 12), ([2.0], 0.0, 30)],
+)
+def test_segments_cover_every_frame_once(durations, fade, fps):
+    from tools.cut_segments import plan_segments
+
+    segments = plan_segments(durations, fade, fps)
+    assert segments[0].start == 0
+    for before, after in zip(segments, segments[1:], strict=False):
+        assert before.end == after.start, "segments touch: no frame dropped or doubled"
+    total = round((sum(durations) - fade * (len(durations) - 1)) * fps)
+    assert abs(segments[-1].end - total) <= 1
+    fades = [s for s in segments if s.b is not None]
+    assert len(fades) == (len(durations) - 1 if fade > 0 else 0)
+    for s in fades:
+        assert abs(s.frames - fade * fps) <= 1 and s.b == s.a + 1
+
+
+def test_segmented_cut_keeps_the_order_and_blends_the_fade(tmp_path):
+    """Red then blue with a 0.5 s fade at 12 fps: red body, a blend in the fade, blue body, every frame there."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from tools.animate import AnimateRequest, MotionBackend
+    from tools.cut import CutConfig, cut_film
+    from tools.film import Clip, Shot
+
+    shots, clips = [], []
+    for i, colour in enumerate([(220, 20, 20), (20, 20, 220)], start=1):
+        still = tmp_path / f"s{i}.png"
+        Image.new("RGB", (96, 64), colour).save(still)
+        made = MotionBackend().animate(
+            AnimateRequest(image_path=str(still), output_path=str(tmp_path / f"s0{i}.mp4"), duration=1.5,
+                           fps=12, width=96, height=64, motion="static")
+        )  # fmt: skip
+        shots.append(Shot(id=f"s0{i}", index=i, kind="insert", description="a colour", camera="locked off",
+                          lighting="flat", mood="plain", prompt="a colour", duration=1.5))  # fmt: skip
+        clips.append(Clip(shot_id=f"s0{i}", take=1, path=f"s0{i}.mp4", backend=made.backend, model=made.model,
+                          motion="static", duration=1.5, fps=12, width=96, height=64))  # fmt: skip
+    cut = cut_film(shots, clips, tmp_path, CutConfig(width=96, height=64, fps=12, crossfade=0.5, voice=False))
+    with av.open(str(tmp_path / cut.path)) as container:
+        frames = [f.to_ndarray(format="rgb24").mean(axis=(0, 1)) for f in container.decode(video=0)]
+    assert len(frames) == round((3.0 - 0.5) * 12)
+    red, blue = frames[3], frames[-3]
+    assert red[0] > 150 > red[2] and blue[2] > 150 > blue[0]
+    middle = frames[round(1.25 * 12)]  # the middle of the fade (it runs 1.0-1.5 s)
+    assert 60 < middle[0] < 170 and 60 < middle[2] < 170, middle
+    reds = np.array([f[0] for f in frames])
+    assert (np.diff(reds) <= 8).all(), "red only ever fades out: the segments are in order"
