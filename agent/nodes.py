@@ -216,7 +216,15 @@ def after_critique(state: TakeState, runtime: Runtime[RunSettings]) -> Literal["
         return "keep"
     if len(state.takes) >= (state.max_takes or runtime.context.max_takes):
         return "keep"
+    if state.record and not _within_budget(state, runtime.context):
+        return "keep"
     return "repair"
+
+
+def _within_budget(state: TakeState, settings: RunSettings) -> bool:
+    from tools.budget import BudgetConfig, allow_reshoot
+
+    return allow_reshoot(settings.config(BudgetConfig), state.shot.id, state.first_take + len(state.takes))
 
 
 def repair(state: TakeState, runtime: Runtime[RunSettings]) -> dict:
