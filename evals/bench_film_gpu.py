@@ -100,6 +100,7 @@ class Spans:
         ("tools.animate", "MotionBackend.animate", "clip"),
         ("tools.sound", "film_sound", "sound"),
         ("tools.cut_segments", "encode_film", "cut encode"),
+        ("tools.cut_segments", "_encode_segment", "segment"),
         ("tools.cut", "cut_film", "cut"),
         ("agent.report", "write_report", "report"),
     )

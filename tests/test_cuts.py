@@ -81,13 +81,21 @@ def test_platforms_default_to_the_runs_own_and_are_deduplicated(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("durations", "fade", "fps"),
-    [([1.5, 1.5, 1.5], 0.4, 24), ([2.9, 2.5, 3.1, 0.8], 0.4, 24), ([1.0, 1.0], 0.0, 12), ([2.0], 0.0, 30)],
+    ("durations", "fade", "fps", "piece"),
+    [
+        ([1.5, 1.5, 1.5], 0.4, 24, None),
+        ([2.9, 2.5, 3.1, 0.8], 0.4, 24, None),
+        ([2.9, 2.5, 3.1, 0.8], 0.4, 24, 13),
+        ([1.0, 1.0], 0.0, 12, 5),
+        ([2.0], 0.0, 30, None),
+    ],
 )
-def test_segments_cover_every_frame_once(durations, fade, fps):
+def test_segments_cover_every_frame_once(durations, fade, fps, piece):
     from tools.cut_segments import plan_segments
 
-    segments = plan_segments(durations, fade, fps)
+    segments = plan_segments(durations, fade, fps, piece)
+    if piece:
+        assert all(s.frames <= piece for s in segments if s.b is None), "no body piece longer than asked"
     assert segments[0].start == 0
     for before, after in zip(segments, segments[1:], strict=False):
         assert before.end == after.start, "segments touch: no frame dropped or doubled"

@@ -43,8 +43,14 @@ class Segment:
         return self.end - self.start
 
 
-def plan_segments(durations: list[float], fade: float, fps: int) -> list[Segment]:
-    """The film's segments in order (empty bodies, when a fade takes a whole clip's middle, are left out)."""
+MIN_PIECE = 12  # frames: a shorter piece costs more in process start and decoding than it saves
+
+
+def plan_segments(durations: list[float], fade: float, fps: int, piece: int | None = None) -> list[Segment]:
+    """The film's segments in order (empty bodies, when a fade takes a whole clip's middle, are left out).
+
+    `piece`: a body longer than this many frames is split into near-equal pieces, so that the longest segment,
+    which one encoder thread makes alone, does not set the cut's time."""
     starts, t = [], 0.0
     for d in durations:
         starts.append(round(t * fps))
@@ -58,9 +64,19 @@ def plan_segments(durations: list[float], fade: float, fps: int) -> list[Segment
         body_to = starts[i + 1] if i < n - 1 and fade > 0 else ends[i]
         if i and fade > 0:
             segments.append(Segment(starts[i], ends[i - 1], i - 1, starts[i] - starts[i - 1], i))
-        if body_to > body_from:
-            segments.append(Segment(body_from, body_to, i, body_from - starts[i]))
+        frames = body_to - body_from
+        parts = max(1, -(-frames // piece)) if piece and frames > 0 else 1
+        cuts = [body_from + frames * k // parts for k in range(parts + 1)]
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            if b > a:
+                segments.append(Segment(a, b, i, a - starts[i]))
     return segments
+
+
+def piece_size(durations: list[float], fps: int, workers: int) -> int:
+    """Frames per body piece: the film spread over the workers, at least `MIN_PIECE`."""
+    frames = sum(durations) * fps
+    return max(MIN_PIECE, -(-round(frames) // max(1, workers)))
 
 
 def _shifted_srt(cues: list[tuple[float, float, str]], start: float, end: float) -> str:
@@ -115,7 +131,7 @@ def _encode_segment(
 def encode_film(
     paths: list[Path], durations: list[float], clip_durations: list[float], fade: float, w: int, h: int,
     fps: int, cues: list[tuple[float, float, str]], style: str, srt: Path | None, lang: str, out: Path,
-    audio: Path | None, workers: int | None = None,
+    audio: Path | None, workers: int | None = None, piece: int | None = None,
 ) -> list[Segment]:  # fmt: skip
     """Encode the film into `out` (a temporary name beside it, then renamed): segments in parallel, then one
     stream-copy join with the soft subtitle track `srt` (off by default) and the AAC sound `audio` copied.
@@ -125,9 +141,9 @@ def encode_film(
     from tools.files import temp_file
     from tools.fonts import fontconfig_env
 
-    segments = plan_segments(durations, fade, fps)
-    retimes = [_retime(d, real) for d, real in zip(durations, clip_durations, strict=True)]
     cpus = os.cpu_count() or 2
+    segments = plan_segments(durations, fade, fps, piece or piece_size(durations, fps, workers or cpus))
+    retimes = [_retime(d, real) for d, real in zip(durations, clip_durations, strict=True)]
     workers = max(1, min(len(segments), workers or cpus))
     threads = max(1, cpus // workers)
     with tempfile.TemporaryDirectory(prefix="cd-cut-") as tmp:
