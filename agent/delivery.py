@@ -97,6 +97,26 @@ def platform_clip(shot: Shot, result: ShotResult, platform: str, settings: RunSe
     return clip
 
 
+def pre_cut(settings: RunSettings, run: RunDir) -> None:
+    """Encode the first cut's segments that the clips on disk allow, while other shots still render (a shot
+    branch calls this once its clip is made), so that the cut after the last clip has little left to do.
+
+    Only a head start: a failure here is logged and left to the cut, which encodes whatever is missing."""
+    import logging
+
+    from agent.rundir import read_json
+    from tools.cut import CutConfig, prepare_cut
+    from tools.film import Storyboard
+
+    try:
+        storyboard = Storyboard.model_validate(read_json(run.root / "storyboard.json"))
+        clips = {s.id: run.load_clip(s.id) for s in storyboard.shots}
+        config = settings.config(CutConfig).model_copy(update={"platform": cut_platforms(settings)[0]})
+        prepare_cut(storyboard.shots, clips, run.root, config)
+    except Exception as err:  # noqa: BLE001 - the cut makes the same segments and reports its own errors
+        logging.getLogger(__name__).warning("segments not prepared ahead of the cut: %s", err)
+
+
 VARIANT_TRIES = 2  # a variant that fails its critique (or the backend) is made once more with another seed
 
 

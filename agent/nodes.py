@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from agent.delivery import PLATFORM_WORKERS, cut_platforms, file_label, make_variant, platform_clip
+from agent.delivery import PLATFORM_WORKERS, cut_platforms, file_label, make_variant, platform_clip, pre_cut
 from agent.retry import retry
 from agent.rundir import RunDir, write_json
 from agent.settings import RunSettings
@@ -408,6 +408,7 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
             lambda c: c.critique.passed,
         )
         run.save_clip(clip)
+        pre_cut(settings, run)  # the cut's segments of this clip, while other shots still render
     flagged = (
         not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
     )

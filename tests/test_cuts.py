@@ -139,3 +139,61 @@ def test_segmented_cut_keeps_the_order_and_blends_the_fade(tmp_path):
     assert 60 < middle[0] < 170 and 60 < middle[2] < 170, middle
     reds = np.array([f[0] for f in frames])
     assert (np.diff(reds) <= 8).all(), "red only ever fades out: the segments are in order"
+
+
+def test_segments_prepared_while_shooting_are_what_the_cut_uses(tmp_path, monkeypatch):
+    """A branch's head start: with two of three clips made, their segments are encoded ahead; once the third
+    exists the cut encodes only what involves it, and the film is the same as one cut from nothing."""
+    import av
+    from PIL import Image
+
+    import tools.cut_segments as segs
+    from tools.animate import AnimateRequest, MotionBackend
+    from tools.cut import CutConfig, cut_film, prepare_cut
+    from tools.film import Clip, Shot
+
+    def build(root):
+        shots, clips = [], []
+        for i, colour in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)], start=1):
+            still = root / f"s{i}.png"
+            Image.new("RGB", (96, 64), colour).save(still)
+            duration = 1.5 + (0.4 if i < 3 else 0.0)  # the branch's clip: its shot plus the fade's tail
+            made = MotionBackend().animate(AnimateRequest(image_path=str(still), output_path=str(root / f"s0{i}.mp4"),
+                                                          duration=duration, fps=12, width=96, height=64,
+                                                          motion="push-in"))  # fmt: skip
+            shots.append(Shot(id=f"s0{i}", index=i, kind="insert", description="a colour", camera="locked off",
+                              lighting="flat", mood="plain", prompt="a colour", duration=1.5,
+                              subtitle=f"line {i}"))  # fmt: skip
+            clips.append(Clip(shot_id=f"s0{i}", take=1, path=f"s0{i}.mp4", backend=made.backend,
+                              model=made.model, motion="push-in", duration=duration, fps=12, width=96,
+                              height=64))  # fmt: skip
+        return shots, clips
+
+    config = CutConfig(width=96, height=64, fps=12, crossfade=0.4, voice=False)
+    shots, clips = build(tmp_path)
+    made_ahead = prepare_cut(shots, {"s01": clips[0], "s02": clips[1], "s03": None}, tmp_path, config)
+    assert made_ahead == 3, "bodies of s01 and s02 and the fade between them"
+    encoded = []
+    real = segs._encode_segment
+    monkeypatch.setattr(
+        segs, "_encode_segment", lambda seg, *a, **k: (encoded.append(seg), real(seg, *a, **k))
+    )
+    cut = cut_film(shots, clips, tmp_path, config)
+    assert sorted((s.a, s.b) for s in encoded) == [(1, 2), (2, None)], "only the segments with s03 in them"
+    monkeypatch.setattr(segs, "_encode_segment", real)
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shots2, clips2 = build(fresh)
+    cut2 = cut_film(shots2, clips2, fresh, config)
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return [
+                f.to_ndarray(format="rgb24").mean(axis=(0, 1)).round(1).tolist() for f in c.decode(video=0)
+            ]
+
+    assert frames(tmp_path / cut.path) == frames(fresh / cut2.path)
+    assert len(list((tmp_path / "segments" / "final").glob("*.mp4"))) == 5, (
+        "the cut's segments, nothing stale"
+    )

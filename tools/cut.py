@@ -197,26 +197,18 @@ def cut_film(
     # Real lengths, not the asked ones: a video model may return a few frames more or less, and a fade offset
     # past the end of its clip would freeze the picture.
     durations = [probe(p)["duration"] for p in paths]
-    fade = min(config.crossfade, min(durations) / 2) if len(clips) > 1 else 0.0
-
-    from tools.fonts import is_cjk
-
-    lang = config.lang or ("zh" if is_cjk(" ".join(s.subtitle for s in shots)) else "en")
-    px = subtitle_font_px(w, h)
+    fade = _fade(durations, config.crossfade)
+    lang = _lang(shots, config)
     from tools.sound import film_sound
 
     clip_durations = durations
     durations, audio, onsets = film_sound(shots, durations, fade, lang, root, config)
-    cues = subtitle_cues(shots, durations, fade, onsets)
+    cues, burned = _cues(shots, durations, fade, onsets, w, h)
     srt_path = root / f"{name}.srt"
-    units = int((1 - 2 * SUBTITLE_MARGIN_H) * w / (px / 2))
-    write_atomic(srt_path, to_srt(cues, max_units=units))
+    write_atomic(srt_path, to_srt(cues, max_units=_units(w, h)))
 
     from tools.cut_segments import encode_film
-    from tools.fonts import wrap_text
 
-    # The burned cues carry the same wrapped lines as the .srt beside the film.
-    burned = [(b, e, "\n".join(wrap_text(t, units, balance=True))) for b, e, t in cues]
     out = root / f"{name}.mp4"
     sound = (root / audio.path).resolve() if audio else None
     encode_film(
@@ -237,6 +229,69 @@ def cut_film(
         platform=config.platform,
         audio=audio,
     )
+
+
+def _fade(durations: list[float], crossfade: float) -> float:
+    """The crossfade, shortened to half the shortest clip so no shot vanishes inside its fades."""
+    return min(crossfade, min(durations) / 2) if len(durations) > 1 else 0.0
+
+
+def _lang(shots: list[Shot], config: CutConfig) -> str:
+    from tools.fonts import is_cjk
+
+    return config.lang or ("zh" if is_cjk(" ".join(s.subtitle for s in shots)) else "en")
+
+
+def _units(w: int, h: int) -> int:
+    """Half-em units a subtitle line may hold inside the side margins."""
+    return int((1 - 2 * SUBTITLE_MARGIN_H) * w / (subtitle_font_px(w, h) / 2))
+
+
+def _cues(
+    shots: list[Shot], durations: list[float], fade: float, onsets: dict, w: int, h: int
+) -> tuple[list, list]:
+    """(the cues, the cues with their text wrapped as burned and as in the .srt)."""
+    from tools.fonts import wrap_text
+
+    cues = subtitle_cues(shots, durations, fade, onsets)
+    units = _units(w, h)
+    return cues, [(b, e, "\n".join(wrap_text(t, units, balance=True))) for b, e, t in cues]
+
+
+def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Path, config: CutConfig) -> int:
+    """Encode now the segments of the film's first cut whose clips are already made, while other shots are
+    still rendering: `cut_film` then only makes what is left and joins. Returns the segments made.
+
+    `shots` is the whole storyboard in order, `clips` the clips made so far (shot id → Clip, or None). A shot
+    without a clip is assumed to get the length it is planned for (its duration, plus the crossfade for all but
+    the last) and no voice retiming. Whatever `cut_film` later finds different (a longer voice line, a clip made
+    again) only misses the cache and is encoded then: the prepared segments are never wrong, only unused.
+    """
+    from tools.animate import frame_count
+    from tools.cut_segments import encode_segments
+
+    root = Path(root)
+    w, h, fps = config.width, config.height, config.fps
+    paths: list[Path | None] = []
+    durations = []
+    for i, shot in enumerate(shots):
+        clip = clips.get(shot.id)
+        path = (root / clip.path) if clip else None
+        if path is not None and path.is_file():
+            paths.append(path)
+            durations.append(probe(path)["duration"])
+        else:
+            paths.append(None)
+            tail = config.crossfade if i < len(shots) - 1 else 0.0
+            durations.append(frame_count(shot.duration + tail, fps) / fps)
+    if not any(paths):
+        return 0
+    fade = _fade(durations, config.crossfade)
+    _, burned = _cues(shots, durations, fade, {}, w, h)
+    cache = root / "segments" / "final"
+    before = set(cache.glob("*.mp4")) if cache.exists() else set()
+    encode_segments(paths, durations, durations, fade, w, h, fps, burned, _subtitle_style(w, h), cache)
+    return len(set(cache.glob("*.mp4")) - before)
 
 
 def _clip_files(shots: list[Shot], clips: list[Clip], root: Path) -> list[Path]:

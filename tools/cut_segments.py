@@ -16,6 +16,8 @@ same frame as in a single pass.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -102,30 +104,100 @@ def _normalise(label: str, w: int, h: int, fps: int, retime: str, first: int, la
     )
 
 
-def _encode_segment(
-    seg: Segment, k: int, paths: list[Path], retimes: list[str], srt: str, style: str | None,
-    w: int, h: int, fps: int, work: Path, env: dict[str, str], threads: int,
-) -> Path:  # fmt: skip
-    from tools.animate import run_ffmpeg
+def _segment_key(
+    seg: Segment, paths: list[Path | None], retimes: list[str], srt: str, style: str, w: int, h: int, fps: int
+) -> str:  # fmt: skip
+    """What a segment's pixels depend on: its clips (name, size, modification time) and how they are cut."""
 
-    args = ["-i", f"file:{paths[seg.a]}"]
+    def clip(i: int) -> list:
+        st = paths[i].stat()
+        return [paths[i].name, st.st_size, st.st_mtime_ns, retimes[i]]
+
+    parts = [clip(seg.a), seg.a_from, seg.frames, clip(seg.b) if seg.b is not None else None]
+    parts += [srt, style, w, h, fps, X264]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def _encode_segment(
+    seg: Segment, name: str, paths: list[Path | None], retimes: list[str], srt: str, style: str,
+    w: int, h: int, fps: int, cache: Path, work: Path, env: dict[str, str], threads: int,
+) -> None:  # fmt: skip
+    """Encode `seg` into cache/<name>.mp4 (a temporary name, then renamed: a killed cut leaves no half segment)."""
+    from tools.animate import run_ffmpeg
+    from tools.files import temp_file
+
+    # One decoder and filter thread: the segments run side by side on every core already.
+    args = ["-threads", "1", "-i", f"file:{paths[seg.a]}"]
     parts = [_normalise("0:v", w, h, fps, retimes[seg.a], seg.a_from, seg.a_from + seg.frames, "a")]
     last = "a"
     if seg.b is not None:
-        args += ["-i", f"file:{paths[seg.b]}"]
+        args += ["-threads", "1", "-i", f"file:{paths[seg.b]}"]
         parts.append(_normalise("1:v", w, h, fps, retimes[seg.b], 0, seg.frames, "b"))
         parts.append(f"[a][b]xfade=transition=fade:duration={seg.frames / fps:.6f}:offset=0[x]")
         last = "x"
     if srt:
-        name = f"subs-{k:03d}.srt"  # read from ffmpeg's working folder: no run path enters the filter syntax
-        (work / name).write_text(srt, encoding="utf-8")
-        parts.append(f"[{last}]subtitles=filename={name}:charenc=UTF-8:force_style='{style}'[s]")
+        subs = f"subs-{name}.srt"  # read from ffmpeg's working folder: no run path enters the filter syntax
+        (work / subs).write_text(srt, encoding="utf-8")
+        parts.append(f"[{last}]subtitles=filename={subs}:charenc=UTF-8:force_style='{style}'[s]")
         last = "s"
-    out = work / f"seg-{k:03d}.mp4"
-    args += ["-filter_complex", ";".join(parts), "-map", f"[{last}]", "-frames:v", str(seg.frames)]
-    args += [*X264, "-threads", str(threads), "-r", str(fps), "-an", out.name]
-    run_ffmpeg(args, cwd=work, env=env)
-    return out
+    args += ["-filter_threads", "1", "-filter_complex", ";".join(parts), "-map", f"[{last}]"]
+    tmp = temp_file(cache, f".{name}.", ".mp4")
+    args += [
+        "-frames:v",
+        str(seg.frames),
+        *X264,
+        "-threads",
+        str(threads),
+        "-r",
+        str(fps),
+        "-an",
+        f"file:{tmp}",
+    ]
+    try:
+        run_ffmpeg(args, cwd=work, env=env)
+        os.replace(tmp, cache / f"{name}.mp4")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_segments(
+    paths: list[Path | None], durations: list[float], clip_durations: list[float], fade: float, w: int, h: int,
+    fps: int, cues: list[tuple[float, float, str]], style: str, cache: Path, workers: int | None = None,
+    piece: int | None = None,
+) -> list[tuple[Segment, str | None]]:  # fmt: skip
+    """Every segment of the film with its cache name; those whose clips are all on disk (`paths[i]` not None)
+    and that are not in `cache` yet are encoded now, in parallel. A segment with a missing clip gets None."""
+    from tools.cut import _retime
+    from tools.fonts import fontconfig_env
+
+    cpus = os.cpu_count() or 2
+    segments = plan_segments(durations, fade, fps, piece)
+    retimes = [_retime(d, real) for d, real in zip(durations, clip_durations, strict=True)]
+    named: list[tuple[Segment, str | None, str]] = []
+    for seg in segments:
+        text = _shifted_srt(cues, seg.start / fps, seg.end / fps)
+        ready = paths[seg.a] is not None and (seg.b is None or paths[seg.b] is not None)
+        named.append(
+            (seg, _segment_key(seg, paths, retimes, text, style, w, h, fps) if ready else None, text)
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    todo = [(seg, name, text) for seg, name, text in named if name and not (cache / f"{name}.mp4").exists()]
+    if todo:
+        workers = max(1, min(len(todo), workers or cpus))
+        threads = max(1, cpus // workers)
+        with tempfile.TemporaryDirectory(prefix=".work-", dir=cache) as tmp:
+            env = {**os.environ, **fontconfig_env(tmp)}
+
+            def one(item: tuple[Segment, str, str]) -> None:
+                seg, name, text = item
+                _encode_segment(
+                    seg, name, paths, retimes, text, style, w, h, fps, cache, Path(tmp), env, threads
+                )
+
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(one, todo))
+    return [(seg, name) for seg, name, _ in named]
 
 
 def encode_film(
@@ -133,31 +205,24 @@ def encode_film(
     fps: int, cues: list[tuple[float, float, str]], style: str, srt: Path | None, lang: str, out: Path,
     audio: Path | None, workers: int | None = None, piece: int | None = None,
 ) -> list[Segment]:  # fmt: skip
-    """Encode the film into `out` (a temporary name beside it, then renamed): segments in parallel, then one
-    stream-copy join with the soft subtitle track `srt` (off by default) and the AAC sound `audio` copied.
-    `cues` are burned in (text already wrapped). Returns the segments, for the record of how it was cut."""
+    """Encode the film into `out` (a temporary name beside it, then renamed): the segments not made yet (see
+    `prepare`) in parallel, then one stream-copy join with the soft subtitle track `srt` (off by default) and
+    the AAC sound `audio` copied. `cues` are burned in (text already wrapped). The segments are kept in
+    segments/<out's stem>/ beside `out`, those of an earlier cut that this one does not use are removed.
+    Returns the segments."""
     from tools.animate import run_ffmpeg
-    from tools.cut import SUBTITLE_LANGS, _retime
+    from tools.cut import SUBTITLE_LANGS
     from tools.files import temp_file
-    from tools.fonts import fontconfig_env
 
-    cpus = os.cpu_count() or 2
-    segments = plan_segments(durations, fade, fps, piece or piece_size(durations, fps, workers or cpus))
-    retimes = [_retime(d, real) for d, real in zip(durations, clip_durations, strict=True)]
-    workers = max(1, min(len(segments), workers or cpus))
-    threads = max(1, cpus // workers)
-    with tempfile.TemporaryDirectory(prefix="cd-cut-") as tmp:
+    cache = out.parent / "segments" / out.stem
+    made = encode_segments(
+        paths, durations, clip_durations, fade, w, h, fps, cues, style, cache, workers, piece
+    )
+    names = [f"{name}.mp4" for _, name in made]
+    with tempfile.TemporaryDirectory(prefix=".join-", dir=cache) as tmp:
         work = Path(tmp)
-        env = {**os.environ, **fontconfig_env(tmp)}
-
-        def one(item: tuple[int, Segment]) -> Path:
-            k, seg = item
-            text = _shifted_srt(cues, seg.start / fps, seg.end / fps)
-            return _encode_segment(seg, k, paths, retimes, text, style, w, h, fps, work, env, threads)
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            files = list(pool.map(one, enumerate(segments)))
-        (work / "list.txt").write_text("".join(f"file '{f.name}'\n" for f in files))
+        # The list names the cached segments relative to itself: program-made hex names, nothing to escape.
+        (work / "list.txt").write_text("".join(f"file '../{n}'\n" for n in names))
         args = ["-f", "concat", "-safe", "0", "-i", "list.txt"]
         maps = ["-map", "0:v", "-c:v", "copy"]
         if srt is not None:
@@ -176,9 +241,12 @@ def encode_film(
             maps += ["-an"]
         target = temp_file(out.parent, f".{out.stem}.", ".mp4")
         try:
-            run_ffmpeg([*args, *maps, "-movflags", "+faststart", target], cwd=work, env=env)
+            run_ffmpeg([*args, *maps, "-movflags", "+faststart", f"file:{target}"], cwd=work)
             os.replace(target, out)
         except BaseException:
             Path(target).unlink(missing_ok=True)
             raise
-    return segments
+    for old in cache.glob("*.mp4"):
+        if old.name not in names:
+            old.unlink(missing_ok=True)
+    return [seg for seg, _ in made]
