@@ -18,6 +18,7 @@ joined by stream copy (tools/cut_segments.py): the cut's encode runs on every co
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -290,7 +291,11 @@ def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Pa
     _, burned = _cues(shots, durations, fade, {}, w, h)
     cache = root / "segments" / "final"
     before = set(cache.glob("*.mp4")) if cache.exists() else set()
-    encode_segments(paths, durations, durations, fade, w, h, fps, burned, _subtitle_style(w, h), cache)
+    # Two cores left to the render loop and the critics: the GPU is still being fed while these encode.
+    workers = max(1, (os.cpu_count() or 2) - 2)
+    encode_segments(
+        paths, durations, durations, fade, w, h, fps, burned, _subtitle_style(w, h), cache, workers
+    )
     return len(set(cache.glob("*.mp4")) - before)
 
 

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,14 +165,13 @@ def _encode_segment(
 def encode_segments(
     paths: list[Path | None], durations: list[float], clip_durations: list[float], fade: float, w: int, h: int,
     fps: int, cues: list[tuple[float, float, str]], style: str, cache: Path, workers: int | None = None,
-    piece: int | None = None,
+    piece: int | None = None, wait: bool = False,
 ) -> list[tuple[Segment, str | None]]:  # fmt: skip
     """Every segment of the film with its cache name; those whose clips are all on disk (`paths[i]` not None)
-    and that are not in `cache` yet are encoded now, in parallel. A segment with a missing clip gets None."""
+    and that are not in `cache` yet are encoded now, in parallel. A segment with a missing clip gets None.
+    One that another thread is making is left to it, or, with `wait` (the cut), waited for."""
     from tools.cut import _retime
-    from tools.fonts import fontconfig_env
 
-    cpus = os.cpu_count() or 2
     segments = plan_segments(durations, fade, fps, piece)
     retimes = [_retime(d, real) for d, real in zip(durations, clip_durations, strict=True)]
     named: list[tuple[Segment, str | None, str]] = []
@@ -182,7 +182,34 @@ def encode_segments(
             (seg, _segment_key(seg, paths, retimes, text, style, w, h, fps) if ready else None, text)
         )
     cache.mkdir(parents=True, exist_ok=True)
-    todo = [(seg, name, text) for seg, name, text in named if name and not (cache / f"{name}.mp4").exists()]
+    with _claimed:
+        if wait:  # the cut needs every segment: one another thread is making is waited for, not made twice
+            while any((cache, name) in _claims for _, name, _ in named if name):
+                _claimed.wait()
+        todo = [
+            (seg, name, text)
+            for seg, name, text in named
+            if name and (cache, name) not in _claims and not (cache / f"{name}.mp4").exists()
+        ]
+        _claims.update((cache, name) for _, name, _ in todo)
+    try:
+        _encode_all(todo, paths, retimes, style, w, h, fps, cache, workers)
+    finally:
+        with _claimed:
+            _claims.difference_update((cache, name) for _, name, _ in todo)
+            _claimed.notify_all()
+    return [(seg, name) for seg, name, _ in named]
+
+
+# Segments being made right now, by any thread: shot branches that finish together prepare the same fades.
+_claims: set[tuple[Path, str]] = set()
+_claimed = threading.Condition()
+
+
+def _encode_all(todo, paths, retimes, style, w, h, fps, cache: Path, workers: int | None) -> None:
+    from tools.fonts import fontconfig_env
+
+    cpus = os.cpu_count() or 2
     if todo:
         workers = max(1, min(len(todo), workers or cpus))
         threads = max(1, cpus // workers)
@@ -197,7 +224,6 @@ def encode_segments(
 
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(one, todo))
-    return [(seg, name) for seg, name, _ in named]
 
 
 def encode_film(
@@ -216,7 +242,7 @@ def encode_film(
 
     cache = out.parent / "segments" / out.stem
     made = encode_segments(
-        paths, durations, clip_durations, fade, w, h, fps, cues, style, cache, workers, piece
+        paths, durations, clip_durations, fade, w, h, fps, cues, style, cache, workers, piece, wait=True
     )
     names = [f"{name}.mp4" for _, name in made]
     with tempfile.TemporaryDirectory(prefix=".join-", dir=cache) as tmp:
