@@ -288,7 +288,7 @@ def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Pa
     if not any(paths):
         return 0
     fade = _fade(durations, config.crossfade)
-    _, burned = _cues(shots, durations, fade, {}, w, h)
+    _, burned = _cues(shots, durations, fade, _voice_onsets(shots, durations, fade, config), w, h)
     cache = root / "segments" / "final"
     before = set(cache.glob("*.mp4")) if cache.exists() else set()
     # Two cores left to the render loop and the critics: the GPU is still being fed while these encode.
@@ -297,6 +297,23 @@ def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Pa
         paths, durations, durations, fade, w, h, fps, burned, _subtitle_style(w, h), cache, workers
     )
     return len(set(cache.glob("*.mp4")) - before)
+
+
+def _voice_onsets(
+    shots: list[Shot], durations: list[float], fade: float, config: CutConfig
+) -> dict[str, float]:
+    """Where the voice lines will start if none retimes a shot (tools/sound.py places them so): a voiced
+    shot's subtitle starts with its line, and a prepared fade must burn it from there."""
+    from tools.sound import LEAD
+
+    if not config.voice:
+        return {}
+    onsets, t = {}, 0.0
+    for i, (shot, d) in enumerate(zip(shots, durations, strict=True)):
+        if shot.voiceover.strip():
+            onsets[shot.id] = t + (fade / 2 if i else 0.0) + LEAD
+        t += d - fade
+    return onsets
 
 
 def _clip_files(shots: list[Shot], clips: list[Clip], root: Path) -> list[Path]:
