@@ -87,6 +87,7 @@ def test_platforms_default_to_the_runs_own_and_are_deduplicated(tmp_path):
         ([2.9, 2.5, 3.1, 0.8], 0.4, 24, None),
         ([2.9, 2.5, 3.1, 0.8], 0.4, 24, 13),
         ([1.0, 1.0], 0.0, 12, 5),
+        ([1.0, 1.0, 1.0], 0.01, 24, None),
         ([2.0], 0.0, 30, None),
     ],
 )
@@ -102,7 +103,7 @@ def test_segments_cover_every_frame_once(durations, fade, fps, piece):
     total = round((sum(durations) - fade * (len(durations) - 1)) * fps)
     assert abs(segments[-1].end - total) <= 1
     fades = [s for s in segments if s.b is not None]
-    assert len(fades) == (len(durations) - 1 if fade > 0 else 0)
+    assert len(fades) == (len(durations) - 1 if fade * fps >= 0.5 else 0)
     for s in fades:
         assert abs(s.frames - fade * fps) <= 1 and s.b == s.a + 1
 

@@ -1,7 +1,7 @@
 """The cut's picture, encoded as segments in parallel and joined by stream copy.
 
 One ffmpeg pass that crossfades eight clips and burns the subtitles runs its filter graph on one thread: on a
-16-core machine the cut of an 8-shot 1024² film took seconds after the last clip was made. Here the film's
+16-core machine the cut of an 8-shot 1024² film took about 4 s after the last clip was made. Here the film's
 frames are split where the fades begin and end: each shot's body (its frames outside any fade) and each fade
 (the end of one clip dissolving into the start of the next) is one segment, encoded by its own ffmpeg process,
 all at once; then the segments are joined with the concat demuxer without re-encoding, and the soft subtitle
@@ -12,6 +12,10 @@ Frame boundaries: clip i starts at frame G_i = round(start_i · fps), where star
 into clip i is frames [G_i, G_{i-1} + D_{i-1}); every frame of the film belongs to exactly one segment. The
 subtitles are burned per segment from the film's cues shifted to the segment's start, so a cue changes at the
 same frame as in a single pass.
+
+Segments are kept in a folder per cut, named by a hash of everything their pixels depend on, so a segment made
+early (`encode_segments` from a shot branch, through tools/cut.py `prepare_cut`) or by an earlier cut is used
+as it is, and one whose clip or timing changed is simply made again.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ def plan_segments(durations: list[float], fade: float, fps: int, piece: int | No
 
     `piece`: a body longer than this many frames is split into near-equal pieces, so that the longest segment,
     which one encoder thread makes alone, does not set the cut's time."""
+    if fade * fps < 0.5:  # a fade shorter than one frame shows nothing: a plain join
+        fade = 0.0
     starts, t = [], 0.0
     for d in durations:
         starts.append(round(t * fps))
@@ -65,7 +71,7 @@ def plan_segments(durations: list[float], fade: float, fps: int, piece: int | No
     for i in range(n):
         body_from = ends[i - 1] if i and fade > 0 else starts[i]  # the fade into this clip is not its body
         body_to = starts[i + 1] if i < n - 1 and fade > 0 else ends[i]
-        if i and fade > 0:
+        if i and fade > 0 and ends[i - 1] > starts[i]:
             segments.append(Segment(starts[i], ends[i - 1], i - 1, starts[i] - starts[i - 1], i))
         frames = body_to - body_from
         parts = max(1, -(-frames // piece)) if piece and frames > 0 else 1
