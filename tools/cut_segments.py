@@ -219,7 +219,8 @@ def _encode_all(todo, paths, retimes, style, w, h, fps, cache: Path, workers: in
     if todo:
         workers = max(1, min(len(todo), workers or cpus))
         threads = max(1, cpus // workers)
-        with tempfile.TemporaryDirectory(prefix=".work-", dir=cache) as tmp:
+        # In the system temp folder as cd-cut-*: a killed cut's folder is found and removed by the next run.
+        with tempfile.TemporaryDirectory(prefix="cd-cut-") as tmp:
             env = {**os.environ, **fontconfig_env(tmp)}
 
             def one(item: tuple[Segment, str, str]) -> None:
@@ -247,6 +248,8 @@ def encode_film(
     from tools.files import temp_file
 
     cache = out.parent / "segments" / out.stem
+    for stale in cache.glob(".join-*"):  # a killed cut's join folder (the run lock keeps one cut at a time)
+        shutil.rmtree(stale, ignore_errors=True)
     made = encode_segments(
         paths, durations, clip_durations, fade, w, h, fps, cues, style, cache, workers, piece, wait=True
     )
