@@ -3,14 +3,16 @@
 What a film has spent is read from its records on disk (every take's and clip's `gpu_s`), so a resumed run, a
 redo or a second process counts the same seconds, and nothing is lost when the budget stops the re-shoots:
 the takes already made stay, and the shot keeps its best one. A re-shoot is allowed while the seconds spent,
-plus those of the re-shoots already allowed and not yet recorded (the parallel shot branches), plus one more
-take at the film's mean cost per take, stay within the budget. When a re-shoot is refused, `budget.json` in
+plus those of the re-shoots already allowed and not yet recorded (the parallel shot branches), plus the first
+takes still to come (they always render) and one more take, each at the film's mean cost per take, stay within
+the budget. When a re-shoot is refused, `budget.json` in
 the run directory says which shot, after which take, and how much was spent; the report shows it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -49,6 +51,19 @@ def spent(root: str | Path) -> tuple[float, list[float]]:
     return sum(takes) + sum(clips), takes
 
 
+def _unshot(root: Path) -> int:
+    """Shots of the storyboard with no take recorded yet (their first takes are rendering or queued)."""
+    try:
+        shots = json.loads((root / "storyboard.json").read_text())["shots"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    ids = [str(s.get("id")) for s in shots]
+    # Ids are program-made (s01 ...); anything else is not looked up as a path.
+    return sum(
+        1 for i in ids if re.fullmatch(r"s\d{1,4}", i) and not any((root / "shots" / i).glob("take-*.json"))
+    )
+
+
 def allow_reshoot(config: BudgetConfig, shot_id: str, take: int) -> bool:
     """Whether take `take` of `shot_id` (a re-shoot) may be made within the budget; a refusal is recorded."""
     if config.budget_gpu_seconds is None:
@@ -61,7 +76,8 @@ def allow_reshoot(config: BudgetConfig, shot_id: str, take: int) -> bool:
             del mine[key]  # recorded now: counted on disk
         paid = [t for t in takes if t > 0]
         next_take = sum(paid) / len(paid) if paid else 0.0
-        committed = total + sum(mine.values())
+        # First takes always render: the shots still waiting for theirs will spend that much whatever happens.
+        committed = total + sum(mine.values()) + _unshot(root) * next_take
         if committed + next_take <= config.budget_gpu_seconds:
             mine[(shot_id, take)] = next_take
             return True
