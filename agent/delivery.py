@@ -97,6 +97,35 @@ def platform_clip(shot: Shot, result: ShotResult, platform: str, settings: RunSe
     return clip
 
 
+PREPARE_MIN_CPUS = 8  # the head start pays where cores idle while the GPU renders; on a small CPU it competes
+
+
+def pre_cut(settings: RunSettings, run: RunDir) -> None:
+    """Encode the first cut's segments that the clips on disk allow, while other shots still render (a shot
+    branch calls this once its clip is made), so that the cut after the last clip has little left to do.
+
+    Only a head start: a failure here is logged and left to the cut, which encodes whatever is missing. Skipped
+    on machines of fewer than `PREPARE_MIN_CPUS` cores, where the encodes would take cores from the renders and
+    critics of other shots (and a voice line that retimes the film would make them wasted work)."""
+    import logging
+    import os
+
+    if (os.cpu_count() or 1) < PREPARE_MIN_CPUS:
+        return
+
+    from agent.rundir import read_json
+    from tools.cut import CutConfig, prepare_cut
+    from tools.film import Storyboard
+
+    try:
+        storyboard = Storyboard.model_validate(read_json(run.root / "storyboard.json"))
+        clips = {s.id: run.load_clip(s.id) for s in storyboard.shots}
+        config = settings.config(CutConfig).model_copy(update={"platform": cut_platforms(settings)[0]})
+        prepare_cut(storyboard.shots, clips, run.root, config)
+    except Exception as err:  # noqa: BLE001 - the cut makes the same segments and reports its own errors
+        logging.getLogger(__name__).warning("segments not prepared ahead of the cut: %s", err)
+
+
 VARIANT_TRIES = 2  # a variant that fails its critique (or the backend) is made once more with another seed
 
 

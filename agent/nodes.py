@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from agent.delivery import PLATFORM_WORKERS, cut_platforms, file_label, make_variant, platform_clip
+from agent.delivery import PLATFORM_WORKERS, cut_platforms, file_label, make_variant, platform_clip, pre_cut
 from agent.retry import retry
 from agent.rundir import RunDir, write_json
 from agent.settings import RunSettings
@@ -227,7 +227,15 @@ def after_critique(state: TakeState, runtime: Runtime[RunSettings]) -> Literal["
         return "keep"
     if len(state.takes) >= (state.max_takes or runtime.context.max_takes):
         return "keep"
+    if state.record and not _within_budget(state, runtime.context):
+        return "keep"
     return "repair"
+
+
+def _within_budget(state: TakeState, settings: RunSettings) -> bool:
+    from tools.budget import BudgetConfig, allow_reshoot
+
+    return allow_reshoot(settings.config(BudgetConfig), state.shot.id, state.first_take + len(state.takes))
 
 
 def repair(state: TakeState, runtime: Runtime[RunSettings]) -> dict:
@@ -411,6 +419,7 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
             lambda c: c.critique.passed,
         )
         run.save_clip(clip)
+        pre_cut(settings, run)  # the cut's segments of this clip, while other shots still render
     flagged = (
         not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
     )

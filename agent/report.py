@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from agent.rundir import MARKER, RunDir, read_json, write_atomic
 from agent.state import FilmState
+from tools.budget import budget_note, cost_line
 from tools.film import Cut, ShotResult, Storyboard, Take
 
 _env = Environment(
@@ -128,6 +129,9 @@ def write_report(state: FilmState, run: RunDir, settings) -> str:
                 "flagged": bool(result is None or result.flagged),
                 "clip": _clip_view(result),
                 "takes": [_take_view(t, kept, notes.get((shot.id, t.n))) for t in takes],
+                "cost": cost_line(
+                    [t.timings for t in takes] + ([result.clip.timings] if result and result.clip else [])
+                ),
                 "variants": [_variant_view(v) for v in (result.variants if result else [])],
             }
         )
@@ -141,6 +145,10 @@ def write_report(state: FilmState, run: RunDir, settings) -> str:
         f"{len(shots)} shots · {duration:.1f} s · {settings.width}×{settings.height} · "
         f"planner {state.storyboard.planner} · {len(all_takes)} takes · {sum(s['flagged'] for s in shots)} flagged"
     )
+    spent = [t.timings for s in state.storyboard.shots for t in _all_takes(s.id, results.get(s.id), on_disk)]
+    spent += [r.clip.timings for r in state.results if r.clip]
+    film_cost = cost_line(spent, kept=sum(s["kept"] is not None for s in shots))
+    summary += f" · cost: {film_cost}" if film_cost else ""
     page = render_page(
         "report.html.j2",
         title=state.storyboard.title,
@@ -151,7 +159,8 @@ def write_report(state: FilmState, run: RunDir, settings) -> str:
         cuts=[_cut_view(c) for c in cuts],
         sound=sound_notes(cuts),
         decisions=_decisions(state.storyboard, shots)
-        + [{"shot": i, "text": "its voice-over line does not fit the film's length"} for i in unfit],
+        + [{"shot": i, "text": "its voice-over line does not fit the film's length"} for i in unfit]
+        + [{"shot": None, "text": n} for n in [budget_note(run.root)] if n],
         shots=shots,
     )
     write_atomic(run.root / "report.html", page)
@@ -235,6 +244,7 @@ def _take_view(take: Take, kept: int | None, note: str | None) -> dict:
         "repair": take.repair.reason if take.repair else None,
         "references": take.parameters.get("references") or [],
         "error": take.error,
+        "cost": cost_line([take.timings]),
         "issues": [f"{i.category}: {i.reason}" for i in crit.issues] if crit else [],
         "critics": [_critic_view(c) for c in crit.critics] if crit else [],
     }

@@ -165,6 +165,11 @@ class RunSettings(BaseSettings):
     max_takes: Annotated[int, Flag("run")] = Field(
         default=3, ge=1, le=10, description="Cap on takes per shot (the repair loop's cap)."
     )
+    budget_gpu_seconds: Annotated[float | None, Flag("run", metavar="SECONDS")] = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="GPU seconds the film may spend: no re-shoot starts once it would pass them (the best takes "
+        "are kept, and the report says so).",
+    )  # fmt: skip
     crossfade: float = Field(default=0.4, ge=0, le=2, description="Crossfade between clips, seconds.")
     thresholds: Annotated[
         dict[str, float], Flag("run", name="--threshold", metavar="NAME=VALUE", append=True)

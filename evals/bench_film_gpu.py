@@ -90,6 +90,53 @@ class GpuSampler:
         }
 
 
+class Spans:
+    """(name, start, end) perf_counter spans of the CPU steps around the renders, taken by wrapping the tools'
+    functions in this process: where the time after the last image goes."""
+
+    WRAPPED = (
+        ("tools.critique", "critique_image", "critique"),
+        ("tools.critique", "critique_clip", "clip check"),
+        ("tools.animate", "MotionBackend.animate", "clip"),
+        ("tools.sound", "film_sound", "sound"),
+        ("tools.cut_segments", "encode_film", "cut encode"),
+        ("tools.cut_segments", "_encode_segment", "segment"),
+        ("tools.cut", "cut_film", "cut"),
+        ("agent.report", "write_report", "report"),
+    )
+
+    def __init__(self):
+        import functools
+        import importlib
+
+        self.spans: list[tuple[str, float, float]] = []
+        lock = threading.Lock()
+        for module, attr, label in self.WRAPPED:
+            owner = importlib.import_module(module)
+            *path, name = attr.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            fn = getattr(owner, name)
+
+            def timed(*a, _fn=fn, _label=label, **kw):
+                start = time.perf_counter()
+                try:
+                    return _fn(*a, **kw)
+                finally:
+                    with lock:
+                        self.spans.append((_label, start, time.perf_counter()))
+
+            setattr(owner, name, functools.wraps(fn)(timed))
+        # The callers import these inside their functions, so they find the wrappers.
+
+    def between(self, start: float, end: float, t0: float) -> list[dict]:
+        return [
+            {"step": n, "start_s": round(a - t0, 3), "seconds": round(b - a, 3)}
+            for n, a, b in sorted(self.spans, key=lambda x: x[1])
+            if b >= start and a <= end
+        ]
+
+
 def build_manager(args):
     """The full-size random pipeline (or a tiny one) adopted by a ModelManager, sped up as --compile asks."""
     from evals.bench_gpu import Bench
@@ -108,11 +155,13 @@ def build_manager(args):
         render_batch=args.render_batch,
     )
     manager.adopt(MODEL, pipe)
-    speed_up(pipe, compile=args.compile)
+    speed_up(pipe, compile=args.compile, mode=args.compile_mode)
     return bench, manager, built
 
 
-def film(args, manager, out: Path, t0_perf: float, t0_epoch: float, sampler: GpuSampler) -> dict:
+def film(
+    args, manager, out: Path, t0_perf: float, t0_epoch: float, sampler: GpuSampler, spans: Spans
+) -> dict:
     """One film through the director; times relative to t0 (perf_counter and epoch of the same instant)."""
     from agent import director
     from agent.backends import Backends
@@ -173,6 +222,8 @@ def film(args, manager, out: Path, t0_perf: float, t0_epoch: float, sampler: Gpu
         "gpu_render_phase": sampler.busy(render_start, render_end),
         "gpu_whole_film": sampler.busy(t0_perf, done),
         "cost": sum_costs([t["timings"] for t in takes]),
+        # What ran from the last render call's end to the director's return, in order of start.
+        "after_last_render": spans.between(render_end, done, t0_perf),
     }
 
 
@@ -225,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--compile-cache", default=None)
+    ap.add_argument(
+        "--compile-mode", default=None, help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)"
+    )
     ap.add_argument("--render-batch", type=int, default=4)
     ap.add_argument("--shots", type=int, default=8)
     ap.add_argument(
@@ -240,10 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     t0_perf = time.perf_counter() - (time.time() - STARTED)
     sampler = GpuSampler().start()
     bench, manager, built = build_manager(args)
+    spans = Spans()
     row: dict = {
         "gpu": bench.gpu,
         "config": {
-            k: getattr(args, k) for k in ("compile", "compile_cache", "render_batch", "shots", "max_takes")
+            k: getattr(args, k)
+            for k in ("compile", "compile_mode", "compile_cache", "render_batch", "shots", "max_takes")
         },
         "build_weights_s": round(built, 2),
         "built_at_s": round(time.time() - STARTED, 2),
@@ -257,10 +313,10 @@ def main(argv: list[str] | None = None) -> int:
             row["first_image_s"] = first_image(bench, manager)
         with tempfile.TemporaryDirectory() as tmp:
             if "films" in what:
-                row["cold"] = film(args, manager, Path(tmp) / "cold", t0_perf, STARTED, sampler)
+                row["cold"] = film(args, manager, Path(tmp) / "cold", t0_perf, STARTED, sampler, spans)
                 print(json.dumps({"cold": row["cold"]}), flush=True)
                 t_perf, t_epoch = time.perf_counter(), time.time()
-                row["warm"] = film(args, manager, Path(tmp) / "warm", t_perf, t_epoch, sampler)
+                row["warm"] = film(args, manager, Path(tmp) / "warm", t_perf, t_epoch, sampler, spans)
                 print(json.dumps({"warm": row["warm"]}), flush=True)
         if "images" in what:
             row["images"] = images(bench, manager, args.repeats)
@@ -287,6 +343,11 @@ def print_table(row: dict) -> None:
             print(f"| {name} | {f['to_final_mp4_s']} | {f['first_image_s']} | {f['render_phase_s']} | "
                   f"{g.get('busy_fraction')} | {g.get('mean_util')} | {f['after_last_image_s']} |")  # fmt: skip
             print("  calls: " + ", ".join(f"{c['batch']}x{c['s_per_image']}s" for c in f["calls"]))
+            tail = f.get("after_last_render", [])
+            print(
+                "  after the last render: "
+                + ", ".join(f"{x['step']}@{x['start_s']}+{x['seconds']}" for x in tail)
+            )
     for name, r in row.get("images", {}).items():
         print(
             f"| {name} | {r['s_per_image']} s/image | GPU {r['gpu_s_per_image']} s | peak {r['peak_gib']} GiB |"

@@ -141,3 +141,72 @@ def test_compile_cache_must_be_a_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         use_compile_cache(tmp_path / "file")
+
+
+# --- the GPU budget ---------------------------------------------------------------------------------------------
+
+
+class _CostlyBlank:
+    """An image backend whose takes are flat grey (every critique fails them, so the loop re-shoots) and each
+    cost 2 GPU seconds, as a GPU backend records them."""
+
+    name, model = "costly", "blank"
+
+    def generate(self, req):
+        from PIL import Image
+
+        from tools.generate_image import ImageResult
+
+        Image.new("RGB", (req.width, req.height), (128, 128, 128)).save(req.output_path)
+        timings = {"queue_wait_s": 0.0, "gpu_s": 2.0, "run_s": 0.01, "wall_s": 0.01}
+        return ImageResult(path=req.output_path, backend=self.name, model=self.model, seed=req.seed,
+                           timings=timings)  # fmt: skip
+
+
+def _budget_film(tmp_path, budget: float | None):
+    from agent import director
+    from agent.backends import Backends, model_key
+    from agent.settings import RunSettings
+    from tools.animate import MotionBackend
+    from tools.plan import read_brief
+
+    settings = RunSettings(
+        run_dir=str(tmp_path), shots=3, duration=6.0, width=64, height=64, max_takes=3,
+        video_backend="motion", clip_model="none", voice=False, budget_gpu_seconds=budget,
+    )  # fmt: skip
+    settings.attach(Backends(model_key(settings), _CostlyBlank(), "test", MotionBackend(), "test", None))
+    film = director.start(read_brief("a cup, a kettle, a window", "argument"), settings)
+    return film, json.loads((tmp_path / "manifest.json").read_text())
+
+
+def test_without_a_budget_every_failing_shot_gets_all_its_takes(tmp_path):
+    film, manifest = _budget_film(tmp_path, None)
+    assert len(manifest["takes"]) == 9 and not (tmp_path / "budget.json").exists()
+    assert sum_costs([t["timings"] for t in manifest["takes"]])["gpu_s"] == pytest.approx(18.0)
+
+
+def test_the_budget_stops_reshoots_keeps_the_best_takes_and_says_so(tmp_path, capsys):
+    film, manifest = _budget_film(tmp_path, 9.0)
+    takes = manifest["takes"]
+    spent = sum_costs([t["timings"] for t in takes])["gpu_s"]
+    # Three first takes (6 s) always; re-shoots only while one more 2 s take fits in 9 s: one of them.
+    assert spent <= 9.0 and len(takes) == 4, [(t["shot_id"], t["n"]) for t in takes]
+    assert film.state.cut is not None, "the film is still cut from the takes it has"
+    assert all(r.best is not None for r in film.state.results), "every shot keeps its best take"
+    record = json.loads((tmp_path / "budget.json").read_text())
+    assert record["budget_gpu_s"] == 9.0 and len(record["stopped"]) == 3
+    assert {s["shot"] for s in record["stopped"]} == {"s01", "s02", "s03"}
+    assert "not re-shot" in capsys.readouterr().out
+    report = (tmp_path / "report.html").read_text()
+    assert "GPU budget of 9 s stopped the re-shoots" in report
+    assert "cost: GPU 8.00 s (2.67 s per kept shot)" in report and "shot cost: GPU 2.00 s" in report
+
+
+def test_a_budget_must_be_positive(tmp_path):
+    from pydantic import ValidationError
+
+    from agent.settings import RunSettings
+
+    for bad in (0, -1, float("inf")):
+        with pytest.raises(ValidationError, match="budget_gpu_seconds"):
+            RunSettings(run_dir=str(tmp_path), budget_gpu_seconds=bad)

@@ -11,21 +11,22 @@ middle of the fade that takes it out, so consecutive subtitles touch but never o
 Burned subtitles sit in the title-safe zone: centred, their last line's baseline `SUBTITLE_MARGIN_V` of the
 height above the bottom edge, inside side margins of `SUBTITLE_MARGIN_H`, on a translucent box that keeps them
 readable over any picture.
+
+The picture is encoded in segments, each shot's body and each fade by its own ffmpeg process at once, then
+joined by stream copy (tools/cut_segments.py): the cut's encode runs on every core, not on one filter thread.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import unicodedata
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tools.files import temp_file, write_atomic
+from tools.files import write_atomic
 from tools.film import Clip, Cut, Shot
 
 SUBTITLE_LANGS = {"en": "eng", "zh": "chi"}  # ISO 639-2 codes for the MP4 track's language
@@ -34,7 +35,6 @@ SUBTITLE_MARGIN_V = 0.08  # bottom of the subtitle block above the frame's botto
 SUBTITLE_MARGIN_H = 0.07  # side margins, share of the width (title-safe: inside the central ~86%)
 SUBTITLE_MAX_CHARS = 160  # one cue; longer copy is cut with an ellipsis rather than filling the frame
 ASS_PLAY_RES_Y = 288  # libass's script height for SRT input: FontSize and margins are in these units
-X264_PRESET = "veryfast"  # the cut is encoded once; faster presets save little time and cost sharpness
 NAME = re.compile(r"final(-[a-z0-9]{1,20})?")  # the cut's file stem: final, final-tiktok, final-4x5
 
 
@@ -199,29 +199,24 @@ def cut_film(
     # Real lengths, not the asked ones: a video model may return a few frames more or less, and a fade offset
     # past the end of its clip would freeze the picture.
     durations = [probe(p)["duration"] for p in paths]
-    fade = min(config.crossfade, min(durations) / 2) if len(clips) > 1 else 0.0
-
-    from tools.fonts import is_cjk
-
-    lang = config.lang or ("zh" if is_cjk(" ".join(s.subtitle for s in shots)) else "en")
-    px = subtitle_font_px(w, h)
+    fade = _fade(durations, config.crossfade)
+    lang = _lang(shots, config)
     from tools.sound import film_sound
 
     clip_durations = durations
     durations, audio, onsets = film_sound(shots, durations, fade, lang, root, config)
-    cues = subtitle_cues(shots, durations, fade, onsets)
+    cues, burned = _cues(shots, durations, fade, onsets, w, h)
     srt_path = root / f"{name}.srt"
-    write_atomic(srt_path, to_srt(cues, max_units=int((1 - 2 * SUBTITLE_MARGIN_H) * w / (px / 2))))
+    write_atomic(srt_path, to_srt(cues, max_units=_units(w, h)))
 
-    graph, last = _join_graph(len(paths), durations, fade, w, h, fps, clip_durations)
-    if cues:
-        graph.append(
-            f"[{last}]subtitles=filename=subs.srt:charenc=UTF-8:force_style='{_subtitle_style(w, h)}'[out]"
-        )
-        last = "out"
+    from tools.cut_segments import encode_film
+
     out = root / f"{name}.mp4"
     sound = (root / audio.path).resolve() if audio else None
-    _encode(paths, graph, last, srt_path if cues else None, lang, fps, out, sound)
+    encode_film(
+        paths, durations, clip_durations, fade, w, h, fps, burned, _subtitle_style(w, h),
+        srt_path if cues else None, lang, out, sound,
+    )  # fmt: skip
 
     info = probe(out)
     return Cut(
@@ -236,6 +231,90 @@ def cut_film(
         platform=config.platform,
         audio=audio,
     )
+
+
+def _fade(durations: list[float], crossfade: float) -> float:
+    """The crossfade, shortened to half the shortest clip so no shot vanishes inside its fades."""
+    return min(crossfade, min(durations) / 2) if len(durations) > 1 else 0.0
+
+
+def _lang(shots: list[Shot], config: CutConfig) -> str:
+    from tools.fonts import is_cjk
+
+    return config.lang or ("zh" if is_cjk(" ".join(s.subtitle for s in shots)) else "en")
+
+
+def _units(w: int, h: int) -> int:
+    """Half-em units a subtitle line may hold inside the side margins."""
+    return int((1 - 2 * SUBTITLE_MARGIN_H) * w / (subtitle_font_px(w, h) / 2))
+
+
+def _cues(
+    shots: list[Shot], durations: list[float], fade: float, onsets: dict, w: int, h: int
+) -> tuple[list, list]:
+    """(the cues, the cues with their text wrapped as burned and as in the .srt)."""
+    from tools.fonts import wrap_text
+
+    cues = subtitle_cues(shots, durations, fade, onsets)
+    units = _units(w, h)
+    return cues, [(b, e, "\n".join(wrap_text(t, units, balance=True))) for b, e, t in cues]
+
+
+def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Path, config: CutConfig) -> int:
+    """Encode now the segments of the film's first cut whose clips are already made, while other shots are
+    still rendering: `cut_film` then only makes what is left and joins. Returns the segments made.
+
+    `shots` is the whole storyboard in order, `clips` the clips made so far (shot id → Clip, or None). A shot
+    without a clip is assumed to get the length it is planned for (its duration, plus the crossfade for all but
+    the last) and no voice retiming. Whatever `cut_film` later finds different (a longer voice line, a clip made
+    again) only misses the cache and is encoded then: the prepared segments are never wrong, only unused.
+    """
+    from tools.animate import frame_count
+    from tools.cut_segments import encode_segments
+
+    root = Path(root)
+    w, h, fps = config.width, config.height, config.fps
+    paths: list[Path | None] = []
+    durations = []
+    for i, shot in enumerate(shots):
+        clip = clips.get(shot.id)
+        path = (root / clip.path) if clip else None
+        if path is not None and path.is_file():
+            paths.append(path)
+            durations.append(probe(path)["duration"])
+        else:
+            paths.append(None)
+            tail = config.crossfade if i < len(shots) - 1 else 0.0
+            durations.append(frame_count(shot.duration + tail, fps) / fps)
+    if not any(paths):
+        return 0
+    fade = _fade(durations, config.crossfade)
+    _, burned = _cues(shots, durations, fade, _voice_onsets(shots, durations, fade, config), w, h)
+    cache = root / "segments" / "final"
+    before = set(cache.glob("*.mp4")) if cache.exists() else set()
+    # Two cores left to the render loop and the critics: the GPU is still being fed while these encode.
+    workers = max(1, (os.cpu_count() or 2) - 2)
+    encode_segments(
+        paths, durations, durations, fade, w, h, fps, burned, _subtitle_style(w, h), cache, workers
+    )
+    return len(set(cache.glob("*.mp4")) - before)
+
+
+def _voice_onsets(
+    shots: list[Shot], durations: list[float], fade: float, config: CutConfig
+) -> dict[str, float]:
+    """Where the voice lines will start if none retimes a shot (tools/sound.py places them so): a voiced
+    shot's subtitle starts with its line, and a prepared fade must burn it from there."""
+    from tools.sound import LEAD
+
+    if not config.voice:
+        return {}
+    onsets, t = {}, 0.0
+    for i, (shot, d) in enumerate(zip(shots, durations, strict=True)):
+        if shot.voiceover.strip():
+            onsets[shot.id] = t + (fade / 2 if i else 0.0) + LEAD
+        t += d - fade
+    return onsets
 
 
 def _clip_files(shots: list[Shot], clips: list[Clip], root: Path) -> list[Path]:
@@ -260,31 +339,6 @@ def _clip_files(shots: list[Shot], clips: list[Clip], root: Path) -> list[Path]:
     return paths
 
 
-def _join_graph(
-    n: int, durations: list[float], fade: float, w: int, h: int, fps: int, clip_durations: list[float]
-) -> tuple[list[str], str]:
-    """The filter graph that brings every clip to one frame, rate and timebase (xfade requires it) and joins them.
-
-    A clip of another size is fitted inside the frame and padded. A clip re-timed for its voice line
-    (`durations` differs from its real length) is cut short, or held on its last frame. Returns the graph's
-    parts and the label of its output.
-    """
-    parts = [
-        f"[{i}:v]scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,"
-        f"format=yuv420p{_retime(durations[i], clip_durations[i])},settb=AVTB,setpts=PTS-STARTPTS,fps={fps}[v{i}]"
-        for i in range(n)
-    ]
-    if fade <= 0:
-        parts.append("".join(f"[v{i}]" for i in range(n)) + f"concat=n={n}:v=1:a=0[joined]")
-        return parts, "joined"
-    last, offset = "v0", 0.0
-    for i in range(1, n):
-        offset += durations[i - 1] - fade
-        parts.append(f"[{last}][v{i}]xfade=transition=fade:duration={fade:.4f}:offset={offset:.4f}[x{i}]")
-        last = f"x{i}"
-    return parts, last
-
-
 def _retime(target: float, real: float) -> str:
     if abs(target - real) < 0.01:
         return ""
@@ -306,47 +360,3 @@ def _subtitle_style(w: int, h: int) -> str:
         "Alignment=2", f"MarginV={SUBTITLE_MARGIN_V * h * scale:.0f}",
         f"MarginL={SUBTITLE_MARGIN_H * w * scale:.0f}", f"MarginR={SUBTITLE_MARGIN_H * w * scale:.0f}",
     ])  # fmt: skip
-
-
-def _encode(
-    paths: list[Path], graph: list[str], last: str, srt: Path | None, lang: str, fps: int, out: Path,
-    audio: Path | None = None,
-) -> None:  # fmt: skip
-    """Run ffmpeg over the filter graph into `out` (H.264, the soft subtitle track when `srt` is given, and the
-    already encoded AAC sound track `audio`, copied)."""
-    from tools.animate import run_ffmpeg
-    from tools.fonts import fontconfig_env
-
-    with tempfile.TemporaryDirectory(prefix="cd-cut-") as work:
-        env = {**os.environ, **fontconfig_env(work)}
-        args: list[str] = []
-        for p in paths:
-            args += ["-i", f"file:{p}"]
-        if srt is not None:
-            # The filter reads "subs.srt" from ffmpeg's working folder (a temporary one): the run directory's own
-            # path, which may hold spaces, colons or quotes, never enters the filter graph's syntax.
-            shutil.copyfile(srt, Path(work) / "subs.srt")
-            args += ["-f", "srt", "-i", "subs.srt"]
-        if audio is not None:
-            args += ["-i", f"file:{audio}"]
-        args += ["-filter_complex", ";".join(graph), "-map", f"[{last}]"]
-        if srt is not None:
-            args += [
-                "-map", f"{len(paths)}:s", "-c:s", "mov_text",
-                "-metadata:s:s:0", f"language={SUBTITLE_LANGS[lang]}",
-                "-metadata:s:s:0", f"title={'中文' if lang == 'zh' else 'English'}",
-                "-disposition:s:0", "0",
-            ]  # fmt: skip
-        if audio is not None:
-            args += ["-map", f"{len(paths) + (1 if srt is not None else 0)}:a", "-c:a", "copy"]
-        tmp = temp_file(out.parent, f".{out.stem}.", ".mp4")
-        args += [
-            "-c:v", "libx264", "-preset", X264_PRESET, "-crf", "20", "-pix_fmt", "yuv420p", "-r", str(fps),
-            "-movflags", "+faststart", *([] if audio is not None else ["-an"]), tmp,
-        ]  # fmt: skip
-        try:
-            run_ffmpeg(args, cwd=work, env=env)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise

@@ -42,12 +42,13 @@ def fp8_unavailable() -> str | None:
     return None
 
 
-def speed_up(pipe, compile: bool = False, quantize: str = "none") -> None:
+def speed_up(pipe, compile: bool = False, quantize: str = "none", mode: str | None = None) -> None:
     """Make the denoiser faster in place: FP8 linear layers (torchao) and/or compiled repeated blocks.
 
     `quantize="fp8"`: torchao's dynamic FP8 (e4m3) activations and weights with per-row scales, on the layers of
     `fp8_layers`; needs a GPU with FP8 tensor cores (compute capability 8.9 or newer: Ada, Hopper, Blackwell).
     Quantize first, then compile, so Inductor fuses the activation scaling into the surrounding kernels.
+    `mode`: torch.compile's mode for the blocks ("reduce-overhead" adds CUDA graphs); None is the default.
     """
     denoiser = getattr(pipe, "transformer", None)
     if denoiser is None:
@@ -66,7 +67,7 @@ def speed_up(pipe, compile: bool = False, quantize: str = "none") -> None:
         )
         log.info("FP8 linear layers: %d of the denoiser's", len(chosen))
     if compile and hasattr(denoiser, "compile_repeated_blocks"):
-        denoiser.compile_repeated_blocks(fullgraph=True)
+        denoiser.compile_repeated_blocks(fullgraph=True, **({"mode": mode} if mode else {}))
 
 
 def use_compile_cache(folder: str | Path) -> Path:
