@@ -49,6 +49,7 @@ class PlannedReading(BaseModel):
     aspect: str | None = Field(default=None, description="Aspect ratio named (16:9, 9:16, 1:1), or null.")
     product: str | None = Field(default=None, description="The product or subject and its name, or null.")
     subject_kind: str | None = Field(default=None, description="headphones, bottle, shoe, mug, person, ...")
+    setting: str | None = Field(default=None, description="Where a film about one thing is set, or null.")
     slogans: list[str] = Field(default_factory=list, description="Quoted slogans, verbatim.")
     price: str | None = Field(default=None, description="The price as written, or null.")
     cta: str | None = Field(default=None, description="The call to action, or null.")

@@ -210,6 +210,19 @@ PRODUCT_COVERAGE: list[tuple[str, str, str]] = [
     ("insert", "Insert: {subject} set down on a table, seen from above", "插入镜头：俯拍{subject}被放在桌上"),
     ("close-up", "Close-up: a face reacting to {subject}", "特写：人们看到{subject}时的表情"),
 ]
+# Coverage of a film about one thing in one place ("a paper boat on a rainy street"): the first entry opens, the
+# last closes, the middle ones are used in order. Each is (kind, English, Chinese); {subject}, {place} (the
+# setting with its joining word, e.g. "on the rainy street") and {setting}.
+SUBJECT_COVERAGE: list[tuple[str, str, str]] = [
+    ("establishing", "Establishing shot: {setting}, {subject} small in the frame", "远景：{setting}，{subject}在画面一角"),
+    ("medium", "Medium shot: {subject} {place}", "中景：{setting}中的{subject}"),
+    ("close-up", "Close-up: {subject}, {setting} soft behind it", "特写：{subject}，身后的{setting}虚化"),
+    ("detail", "Extreme close-up: the texture and edges of {subject}", "大特写：{subject}的质感与轮廓"),
+    ("insert", "Top shot: {subject} seen from above, {setting} around it", "俯拍：{subject}与周围的{setting}"),
+    ("wide", "Low-angle wide shot: {subject} against {setting}", "低角度全景：{subject}与身后的{setting}"),
+    ("close-up", "Close-up: light moving across {subject}", "特写：光影掠过{subject}"),
+    ("wide", "Closing wide shot: {subject} {place} as the camera pulls away", "收尾全景：{setting}中的{subject}，镜头缓缓拉远"),
+]  # fmt: skip
 # The opening of a film whose brief has nothing to film before the product.
 OPENING = {
     "en": "Establishing shot: the world {subject} is made for",
