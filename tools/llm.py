@@ -50,7 +50,6 @@ server keeps computing the abandoned answer, and asking again the same way only 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -69,13 +68,21 @@ from tools.llm_answers import (
     strict_schema,
     validation_summary,
 )
+from tools.llm_format import (
+    Mode,
+    content_of,
+    is_format_refusal,
+    next_mode,
+    no_json,
+    refusal_of,
+    response_format,
+    with_format,
+)
 from tools.llm_vision import image_part as image_part  # re-exported
 from tools.llm_vision import vision_message as vision_message
 
 PLACEHOLDER_KEY = "not-needed"  # local servers take any key; the openai client insists on one
 MAX_RESENT_CHARS = 6000  # an invalid answer shown back to the model is clamped to this
-Mode = Literal["json_schema", "json_object", "text"]
-MODES: tuple[Mode, ...] = ("json_schema", "json_object", "text")
 Kind = Literal["connect", "timeout", "status", "auth", "not_found", "refused", "invalid", "budget"]
 M = TypeVar("M", bound=BaseModel)
 
@@ -161,7 +168,6 @@ def endpoint_from(config: Any, which: Literal["llm", "vlm"] = "llm") -> Endpoint
 # --------------------------------------------------------------------------------------------------------------
 # The client
 
-_FORMAT_REFUSAL = re.compile(r"response_format|json_schema|json_object|structured output|grammar", re.I)
 _BREVITY = (
     "Your answer was cut off at the token limit before it was complete. Answer again, much shorter: one short "
     "sentence per text field, nothing repeated, nothing outside the answer."
@@ -218,7 +224,7 @@ class Chat:
         ep = self.endpoint
         timeout = min(ep.timeout, until - time.monotonic())
         args = {
-            "response_format": _response_format(mode, call.format),
+            "response_format": response_format(mode, call.format),
             "max_tokens": call.max_tokens or ep.max_tokens,
             "temperature": ep.temperature if call.temperature is None else call.temperature,
             "seed": call.seed,
@@ -290,7 +296,7 @@ class Chat:
             mode = stats.mode = self.mode if call.format else "text"
             call.progress(f"asking {ep.model} for {call.what} ({mode}), try {tries + 1} of {answers}")
             try:
-                completion = self._request(_with_format(history, mode, call.format), stats, until, call, mode)
+                completion = self._request(with_format(history, mode, call.format), stats, until, call, mode)
             except _Refused as refused:
                 self._on_refused(refused, mode, call, stats)
                 continue
@@ -301,8 +307,8 @@ class Chat:
                     time.sleep(min(0.5 * 2.0 ** (tries - 1), max(0.0, until - time.monotonic() - 1)))
                 continue
             last_transport = ""
-            content, finish = _content(completion)
-            if refusal := _refusal(completion):
+            content, finish = content_of(completion)
+            if refusal := refusal_of(completion):
                 raise self._error(
                     f"answered with a refusal: {one_line(refusal)}",
                     f"rephrase the request or try another {self._flag('model')}",
@@ -310,7 +316,7 @@ class Chat:
                     stats,
                 )
             value, problems = call.judge(content, mode)
-            if _no_json(problems) and reads_as_refusal(content):
+            if no_json(problems) and reads_as_refusal(content):
                 raise self._error(
                     f"answered with a refusal: {one_line(content)}",
                     f"rephrase the request or try another {self._flag('model')}",
@@ -324,7 +330,7 @@ class Chat:
                 # A looping or long-winded answer: asking the same again loops again, so ask for less.
                 stats.problems.append(f"cut off at the token limit ({call.max_tokens or ep.max_tokens})")
                 history = [*messages, {"role": "user", "content": _BREVITY}]
-            elif mode != "text" and _no_json(problems):
+            elif mode != "text" and no_json(problems):
                 # The server ignored the response format: say so in the next one, and the next mode always gets
                 # one answer, even past the retries (at most two steps, all inside the total time).
                 stats.problems.append(problems[0])
@@ -358,7 +364,7 @@ class Chat:
 
     def _on_refused(self, refused: _Refused, mode: Mode, call: _Call, stats: CallStats) -> None:
         """A 4xx: a refusal of the structured mode steps down; any other is the caller's to fix."""
-        if mode != "text" and refused.code in (400, 422) and _FORMAT_REFUSAL.search(refused.message):
+        if mode != "text" and is_format_refusal(refused.code, refused.message):
             self._step_down(f"HTTP {refused.code}: {refused.message}", call)
             return
         raise self._error(
@@ -371,9 +377,8 @@ class Chat:
 
     def _step_down(self, why: str, call: _Call) -> None:
         """The endpoint does not take the current structured mode: use the next one for the rest of the run."""
-        index = MODES.index(self.mode)
-        if index + 1 < len(MODES):
-            self.mode = MODES[index + 1]
+        if (lower := next_mode(self.mode)) is not None:
+            self.mode = lower
             call.progress(
                 f"{self.endpoint.model} does not take structured output this way ({one_line(why, 100)}); "
                 f"using {self.mode} from now on"
@@ -560,60 +565,6 @@ def _secs(seconds: float) -> str:
 def _default_repair(problems: list[str]) -> str:
     lines = "\n".join(f"- {p}" for p in problems)
     return f"That answer cannot be used:\n{lines}\nAnswer again in full, with these fixed."
-
-
-def _no_json(problems: list[str]) -> bool:
-    return len(problems) == 1 and problems[0].startswith(("the answer holds no JSON", "the answer was empty"))
-
-
-def _response_format(mode: Mode, fmt: dict | None) -> dict | None:
-    if fmt is None or mode == "text":
-        return None
-    if mode == "json_object":
-        return {"type": "json_object"}
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": fmt["name"], "schema": fmt["schema"], "strict": True},
-    }
-
-
-def _with_format(messages: list[dict], mode: Mode, fmt: dict | None) -> list[dict]:
-    """The messages with the answer's format said in the system prompt where the endpoint will not enforce it.
-
-    Added to the first system message rather than as a new one: several chat templates refuse a system
-    message anywhere but first.
-    """
-    if fmt is None or mode == "json_schema":
-        return messages
-    schema = (
-        "" if fmt["in_prompt"] else "\nThe JSON schema:\n" + json.dumps(fmt["schema"], ensure_ascii=False)
-    )
-    if mode == "json_object":
-        line = "Answer with one JSON object only, no prose." + schema
-    else:
-        line = "Answer with one JSON object only, inside a single ```json fenced block, no prose." + schema
-    out = [dict(m) for m in messages]
-    if out and out[0].get("role") == "system" and isinstance(out[0].get("content"), str):
-        out[0]["content"] = out[0]["content"] + "\n\n" + line
-    else:
-        out.insert(0, {"role": "system", "content": line})
-    return out
-
-
-def _content(completion: Any) -> tuple[str, str | None]:
-    if not completion.choices:
-        return "", None
-    choice = completion.choices[0]
-    return choice.message.content or "", choice.finish_reason
-
-
-def _refusal(completion: Any) -> str | None:
-    if not completion.choices:
-        return None
-    choice = completion.choices[0]
-    if refusal := getattr(choice.message, "refusal", None):
-        return refusal
-    return "content filter" if choice.finish_reason == "content_filter" else None
 
 
 # --------------------------------------------------------------------------------------------------------------

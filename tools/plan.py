@@ -43,8 +43,9 @@ from tools.beats import (
 )
 from tools.brief import MAX_BRIEF_CHARS, BriefError, detect_lang, read_brief, read_brief_settings
 from tools.film import Brief, Storyboard
-from tools.plan_llm import MOTIONS, SHOT_KINDS, PlannedShot, PlannedStoryboard, plan_llm, planner_schema
+from tools.plan_llm import plan_llm
 from tools.plan_offline import plan_offline
+from tools.plan_schema import MOTIONS, SHOT_KINDS, PlannedShot, PlannedStoryboard, planner_schema
 
 __all__ = [
     "MAX_BRIEF_CHARS", "MIN_SHOT_SECONDS", "MOTIONS", "SECONDS_PER_SHOT", "SHOT_KINDS", "Beat", "BriefError",
@@ -82,6 +83,13 @@ class PlannerConfig(BaseModel):
         default=None, gt=0, description="Cap on one answer's tokens; sized if None."
     )
     llm_temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
+    llm_plan: Literal["auto", "whole", "batches"] = Field(
+        default="auto",
+        description="whole: one call; batches: an outline, then a few shots a call; auto: whole, then batches.",
+    )
+    llm_batch: int = Field(
+        default=3, ge=1, le=8, description="Shots asked in one call when planning in batches."
+    )
 
     def shot_count(self) -> int:
         """Shots to plan: `shots` if given, else one per ~2.5 s of the film."""
