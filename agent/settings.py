@@ -274,7 +274,7 @@ class RunSettings(BaseSettings):
     llm_plan: Annotated[Literal["auto", "whole", "batches"], Flag("models")] = Field(
         default="auto",
         description="How the LLM plans: whole (one call), batches (an outline, then a few shots a call, for "
-        "small local models), auto (whole, then batches if it times out, is cut off or stays invalid).",
+        "small local models), auto (whole, then batches if it times out or is cut off at the token limit).",
     )
     llm_batch: Annotated[int, Flag("models")] = Field(
         default=3, ge=1, le=8, description="Shots asked in one call when the LLM plans in batches."

@@ -135,3 +135,32 @@ def test_the_whole_board_answer_still_works_in_batches_mode(server):
     storyboard = plan_storyboard(read_brief(BRIEF), config(server, llm_plan="batches", llm_batch=2))
     assert len(server.requests) == 3
     assert [s.subtitle for s in storyboard.shots] == [shot(i)["subtitle"] for i in range(4)]
+
+
+def test_the_director_shows_the_planners_progress(server, tmp_path):
+    """Long LLM planning is not silent: the planner's lines reach the run's progress while the plan node runs."""
+    from test_llm_paths import good
+
+    from agent import director
+    from agent.settings import RunSettings
+
+    server.script([good()])
+    settings = RunSettings(
+        run_dir=str(tmp_path / "run"),
+        planner="llm",
+        llm_base_url=server.base_url,
+        llm_model="tiny-local",
+        llm_timeout=5,
+        shots=4,
+        duration=12,
+        approve=True,
+    )
+    events: list[tuple[str, dict]] = []
+    film = director.start(
+        read_brief(BRIEF), settings, on_event=lambda node, update: events.append((node, update))
+    )
+    assert film.waiting_for_approval
+    lines = [update["planner"] for node, update in events if node == "progress"]
+    assert any(line.startswith("asking tiny-local for storyboard") for line in lines), lines
+    plan_at = next(i for i, (node, _) in enumerate(events) if node == "plan")
+    assert all(i < plan_at for i, (node, _) in enumerate(events) if node == "progress")

@@ -326,26 +326,11 @@ class Chat:
             if not problems:
                 call.progress(f"{ep.model} answered {call.what} in {stats.seconds:.1f} s")
                 return Answer(value=value, text=content, stats=stats)
-            if finish == "length":
-                # A looping or long-winded answer: asking the same again loops again, so ask for less.
-                stats.problems.append(f"cut off at the token limit ({call.max_tokens or ep.max_tokens})")
-                history = [*messages, {"role": "user", "content": _BREVITY}]
-            elif mode != "text" and no_json(problems):
-                # The server ignored the response format: say so in the next one, and the next mode always gets
-                # one answer, even past the retries (at most two steps, all inside the total time).
-                stats.problems.append(problems[0])
-                self._step_down(problems[0], call)
+            history, stepped = self._ask_again(
+                messages, history, content, finish, problems, mode, call, stats
+            )
+            if stepped:  # the next mode always gets one answer, even past the retries (at most two steps)
                 answers = max(answers, tries + 1)
-                history += [
-                    {"role": "assistant", "content": content[:MAX_RESENT_CHARS]},
-                    {"role": "user", "content": call.repair(problems)},
-                ]
-            else:
-                stats.problems.append("; ".join(problems))
-                history += [
-                    {"role": "assistant", "content": content[:MAX_RESENT_CHARS]},
-                    {"role": "user", "content": call.repair(problems)},
-                ]
             call.progress(f"{ep.model}'s answer was not usable: {one_line(stats.problems[-1], 120)}")
         if last_transport:
             raise self._error(
@@ -361,6 +346,24 @@ class Chat:
             "invalid",
             stats,
         )
+
+    def _ask_again(self, messages, history, content, finish, problems, mode: Mode, call: _Call, stats):
+        """The conversation for the next try after an unusable answer, and whether the mode stepped down."""
+        if finish == "length":
+            # A looping or long-winded answer: asking the same again loops again, so ask for less.
+            stats.problems.append(
+                f"cut off at the token limit ({call.max_tokens or self.endpoint.max_tokens})"
+            )
+            return [*messages, {"role": "user", "content": _BREVITY}], False
+        stepped = mode != "text" and no_json(problems)
+        if stepped:
+            # The server ignored the response format: say so in the next one (all inside the total time).
+            stats.problems.append(problems[0])
+            self._step_down(problems[0], call)
+        else:
+            stats.problems.append("; ".join(problems))
+        shown = {"role": "assistant", "content": content[:MAX_RESENT_CHARS]}
+        return [*history, shown, {"role": "user", "content": call.repair(problems)}], stepped
 
     def _on_refused(self, refused: _Refused, mode: Mode, call: _Call, stats: CallStats) -> None:
         """A 4xx: a refusal of the structured mode steps down; any other is the caller's to fix."""

@@ -85,7 +85,8 @@ class PlannerConfig(BaseModel):
     llm_temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
     llm_plan: Literal["auto", "whole", "batches"] = Field(
         default="auto",
-        description="whole: one call; batches: an outline, then a few shots a call; auto: whole, then batches.",
+        description="whole: one call; batches: an outline, then a few shots a call; auto: whole, then batches "
+        "if it times out or is cut off.",
     )
     llm_batch: int = Field(
         default=3, ge=1, le=8, description="Shots asked in one call when planning in batches."

@@ -73,7 +73,7 @@ def plan_llm(
     `config.llm_plan` chooses how: `whole` asks for the whole storyboard in one call, its answer mended by rules
     and, where a few shots are still wrong, a follow-up asks for those shots alone (at most `BATCH` a call);
     `batches` plans in short calls (tools/plan_batches.py: an outline, then `llm_batch` shots a call); `auto`
-    asks whole first and plans in short calls when that answer times out, is cut off or stays invalid.
+    asks whole first and plans in short calls when that answer times out or stays cut off at the token limit.
     `on_progress` gets one line per request.
     """
     n = config.shot_count()
@@ -104,7 +104,7 @@ def plan_llm(
             try:
                 planned = _plan_whole(chat, brief, config, ctx, variables, offline, board_notes, progress)
             except LLMError as exc:
-                if mode == "whole" or exc.kind not in ("timeout", "budget", "invalid"):
+                if mode == "whole" or not _too_long(exc):
                     raise _plan_error(exc, config) from None
                 why = f"the whole storyboard in one answer failed ({one_line(exc.detail, 140)})"
                 progress(f"planner: {why}; planning in short calls")
@@ -119,6 +119,13 @@ def plan_llm(
     for line in board_notes:
         log.info("planner: %s", line)
     return _storyboard_from(planned, brief, config, lang, total, notes, board_notes)
+
+
+def _too_long(exc: LLMError) -> bool:
+    """The whole storyboard was too much for the endpoint in one answer: it timed out, ran out of time, or was cut
+    off at the token limit. An answer that is merely wrong is not helped by asking in pieces."""
+    cut = any(p.startswith("cut off at the token limit") for p in exc.stats.problems)
+    return exc.kind in ("timeout", "budget") or (exc.kind == "invalid" and cut)
 
 
 def _variables(brief: Brief, config, n: int, total: float, lang: str) -> dict:

@@ -272,49 +272,18 @@ def plan_offline(brief: Brief, config, notes: list[str] | None = None) -> Storyb
     if lang == "en" and subject[:1].islower() and not subject.startswith(("the ", "a ", "an ")):
         subject = f"the {subject}"
     beats = split_beats(brief.text)
-    end_unit = None
-    if n >= 2 and (product or end_card_requested(brief.text)):
-        # A closing sentence that asks for the end card ("End on the mug on a windowsill, slogan …") is it.
-        end_text = ""
-        if beats and beats[-1].role == "action" and has_cue(beats[-1].text, TEXT_CUES + ("end on", "最后")):
-            end_text = beats.pop().text
-        end_unit = Unit(end_text, beats[-1].scene if beats else "", beats[-1].scene_index if beats else 0,
-                        role="end", heading=beats[-1].heading if beats else "")  # fmt: skip
+    end_unit = _end_unit(beats, brief.text, n, product)  # takes the closing beat when it asks for the card
     m = n - (1 if end_unit else 0)
-    about = None if product else find_subject(brief.text)
-    if about and about.setting:
-        # "… on a rainy street": the setting is where every beat without a scene heading happens.
-        for beat in beats:
-            beat.scene = beat.scene or about.setting
-    if about and (not beats or (len(beats) == 1 and beats[0].text.strip(" .。") in about.phrase)):
-        content = _subject_beats(about, m, lang)
-    elif product:
-        content = _coverage_beats(beats, m, subject, lang)
-    else:
-        content = beats or [Beat(brief.text.split("\n")[0], role="action")]
-    units = fit_units(content, m)
+    units = fit_units(_content_beats(brief, beats, m, subject, product), m)
     for unit in units:
         if unit.role in ("product", "subject"):
             unit.kind = unit.heading
             unit.heading = unit.scene if unit.role == "subject" else ""
-    # Claims the brief gives on their own ("Charges in 3 hours.") are said on a shot that has nothing to say.
-    said = {w for u in units for _, w in u.lines}
-    for claim in (c for c in reading.claims if not any(c in w or w in c for w in said)):
-        free = [u for u in units if not u.lines and u.role in ("product", "action")]
-        if free := sorted(free, key=lambda u: u.role != "product")[:1]:
-            free = free[0]
-            free.lines = [(None, claim)]
-        else:
-            board_notes.append(f"claim not shown, no shot free for it: {claim!r}")
+    _place_claims(units, reading.claims, board_notes)
     if end_unit:
         units.append(end_unit)
     _assign_kinds(units, product, rng)
-
-    weights = []
-    for unit in units:
-        said = sum(len(w) for _, w in unit.lines) / READ_CHARS_PER_SECOND[lang]
-        weights.append(KIND_WEIGHTS.get(unit.kind, 1.0) * (1 + 0.25 * min(3.0, said / 2.5)))
-    durations = allocate_durations(weights, total)
+    durations = _durations(units, total, lang)
     film_look = look(" ".join(b.text for b in beats if not has_cue(b.text, DELIVERABLE_CUES)))
     used = {w for u in units for _, w in u.lines}
     shots: list[Shot] = []
@@ -338,6 +307,54 @@ def plan_offline(brief: Brief, config, notes: list[str] | None = None) -> Storyb
         shots=shots,
         notes=board_notes,
     )
+
+
+def _end_unit(beats: list[Beat], text: str, n: int, product: bool) -> Unit | None:
+    """The end card of a product film, or of a brief that asks to end on its copy; None for other films."""
+    if n < 2 or not (product or end_card_requested(text)):
+        return None
+    # A closing sentence that asks for the end card ("End on the mug on a windowsill, slogan …") is it.
+    end_text = ""
+    if beats and beats[-1].role == "action" and has_cue(beats[-1].text, TEXT_CUES + ("end on", "最后")):
+        end_text = beats.pop().text
+    last = beats[-1] if beats else None
+    return Unit(end_text, last.scene if last else "", last.scene_index if last else 0, role="end",
+                heading=last.heading if last else "")  # fmt: skip
+
+
+def _content_beats(brief: Brief, beats: list[Beat], room: int, subject: str, product: bool) -> list[Beat]:
+    """What the shots before the end card cover: the brief's beats, with coverage woven in for a product film;
+    a film about one thing in one place ("a paper boat on a rainy street") is that thing, seen in its setting."""
+    about = None if product else find_subject(brief.text)
+    if about and about.setting:
+        # "… on a rainy street": the setting is where every beat without a scene heading happens.
+        for beat in beats:
+            beat.scene = beat.scene or about.setting
+    if about and (not beats or (len(beats) == 1 and beats[0].text.strip(" .。") in about.phrase)):
+        return _subject_beats(about, room, brief.lang)
+    if product:
+        return _coverage_beats(beats, room, subject, brief.lang)
+    return beats or [Beat(brief.text.split("\n")[0], role="action")]
+
+
+def _place_claims(units: list[Unit], claims: list[str], notes: list[str]) -> None:
+    """Claims the brief gives on their own ("Charges in 3 hours.") are said on a shot that has nothing to say."""
+    said = {w for u in units for _, w in u.lines}
+    for claim in (c for c in claims if not any(c in w or w in c for w in said)):
+        free = [u for u in units if not u.lines and u.role in ("product", "action")]
+        if free := sorted(free, key=lambda u: u.role != "product")[:1]:
+            free[0].lines = [(None, claim)]
+        else:
+            notes.append(f"claim not shown, no shot free for it: {claim!r}")
+
+
+def _durations(units: list[Unit], total: float, lang: str) -> list[float]:
+    """Seconds per shot: by the grammar's weight of its size, and longer for a shot with more to read."""
+    weights = []
+    for unit in units:
+        said = sum(len(w) for _, w in unit.lines) / READ_CHARS_PER_SECOND[lang]
+        weights.append(KIND_WEIGHTS.get(unit.kind, 1.0) * (1 + 0.25 * min(3.0, said / 2.5)))
+    return allocate_durations(weights, total)
 
 
 def _shot(i, unit, seconds, lang, reading, subject, product, film_look, used, config, board_notes) -> Shot:
