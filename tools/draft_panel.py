@@ -115,9 +115,11 @@ def _glow(img: Image.Image, cx: float, cy: float, r: float, colour: RGB, strengt
     x0, y0, x1, y1 = (max(0, int(cx - r)), max(0, int(cy - r)), min(w, int(cx + r)), min(h, int(cy + r)))
     if x1 <= x0 or y1 <= y0:
         return
-    yy, xx = np.ogrid[y0:y1, x0:x1]
-    d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) / r
-    a = (np.clip(1 - d, 0, 1) ** 2 * strength)[..., None]
+    # float32 throughout: the halo is an 8-bit picture, and float64 doubles the cost of the largest glows.
+    yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
+    xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+    d = np.sqrt(xx * xx + yy * yy) / np.float32(r)
+    a = (np.clip(1 - d, 0, 1) ** 2 * np.float32(strength))[..., None]
     region = np.asarray(img.crop((x0, y0, x1, y1)), np.float32)
     region = region + (np.asarray(colour, np.float32) - region) * a
     img.paste(Image.fromarray(region.astype(np.uint8)), (x0, y0))
