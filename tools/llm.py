@@ -32,7 +32,8 @@ Public names:
   only flags that exist; `.kind` is one of connect, timeout, status, auth, not_found, refused, invalid, budget;
   `.detail` is what it did without the advice.
 - `parse_json`, `clean_reply`, `is_echo`, `strict_schema` (tools/llm_answers.py), `image_part`,
-  `vision_message` (tools/llm_vision.py): helpers, also for callers that need them alone.
+  `vision_message` (tools/llm_vision.py): helpers, also for callers that need them alone. The format
+  negotiation's pieces are tools/llm_format.py; a Chat kept per endpoint across calls is tools/llm_pool.py.
 
 Structured output is negotiated per endpoint: `response_format` json_schema (strict) → json_object with the schema
 in the prompt → plain text asking for a fenced JSON block. A step down is taken on a clear refusal (HTTP 400/422

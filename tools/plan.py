@@ -10,7 +10,9 @@ in tools/shot_grammar.py). Reading the brief is tools/brief.py.
 `config` is a `PlannerConfig` (the agent builds it with `settings.config(PlannerConfig)`); any object with the same
 fields is accepted. Which planner runs is `config.planner`: `offline`; `llm` (fails loudly when the endpoint is
 missing or down); `auto` (the endpoint when one is configured and it answers, else offline, with the reason logged
-and appended to `notes`). `planner_description(config)` is the one-line answer for the startup banner.
+and appended to `notes`). How the LLM plans is `config.llm_plan`: `whole` (one call), `batches` (short calls:
+an outline, then `llm_batch` shots a call, tools/plan_batches.py) or `auto` (whole, then batches when the whole
+answer times out or is cut off). `planner_description(config)` is the one-line answer for the startup banner.
 
 Timing: the film has `config.shot_count()` shots and lasts `config.film_seconds()`: `duration` when given, else
 `SECONDS_PER_SHOT` per shot with `shots` alone, else the length the brief names, else 20 s. No shot is shorter
