@@ -254,7 +254,9 @@ class Progress:
             self.console.print(line, markup=False, highlight=False)
 
     def __call__(self, node: str, update: dict) -> None:
-        if node == "plan" and update.get("storyboard"):
+        if node == "progress" and update.get("planner"):
+            self.console.print(f"plan: {update['planner']}", markup=False, highlight=False)
+        elif node == "plan" and update.get("storyboard"):
             self.total = len(update["storyboard"].shots)
             if self.bar:
                 self.bar.update(self.shots, total=self.total)

@@ -170,10 +170,12 @@ def _run(
         graph = build_graph(saver)
         config = _config(settings, _thread(root))
         try:
-            for _namespace, update in graph.stream(
-                graph_input, config, context=settings, stream_mode="updates", subgraphs=True
+            for _namespace, mode, update in graph.stream(
+                graph_input, config, context=settings, stream_mode=["updates", "custom"], subgraphs=True
             ):
-                if on_event:
+                if on_event and mode == "custom":  # a node's own progress line, e.g. the planner's requests
+                    on_event("progress", update if isinstance(update, dict) else {})
+                elif on_event:
                     for node, value in update.items():
                         on_event(node, value if isinstance(value, dict) else {})
         except KeyboardInterrupt:

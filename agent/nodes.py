@@ -40,12 +40,19 @@ def backends(settings: RunSettings) -> Backends:
 
 def plan(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
     """Brief → storyboard (LLM or offline planner), written to storyboard.json."""
+    from langgraph.config import get_stream_writer
+
     from tools.plan import PlannerConfig, plan_storyboard
 
     settings = runtime.context
     if state.storyboard is not None:  # a redo starts from the run's storyboard: nothing to plan
         return {}
-    storyboard = plan_storyboard(state.brief, settings.config(PlannerConfig))
+    # Long LLM planning says what it is doing: each line goes out on the graph's custom stream (a no-op writer
+    # when nobody streams it), and the director hands it to the run's progress.
+    writer = get_stream_writer()
+    storyboard = plan_storyboard(
+        state.brief, settings.config(PlannerConfig), on_progress=lambda line: writer({"planner": line})
+    )
     write_json(settings.path / "storyboard.json", storyboard)
     return {"storyboard": storyboard}
 

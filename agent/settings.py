@@ -279,6 +279,14 @@ class RunSettings(BaseSettings):
     llm_temperature: Annotated[float | None, Flag("models")] = Field(
         default=None, ge=0, le=2, description="LLM sampling temperature (default: the server's)."
     )
+    llm_plan: Annotated[Literal["auto", "whole", "batches"], Flag("models")] = Field(
+        default="auto",
+        description="How the LLM plans: whole (one call), batches (an outline, then a few shots a call, for "
+        "small local models), auto (whole, then batches if it times out or is cut off at the token limit).",
+    )
+    llm_batch: Annotated[int, Flag("models")] = Field(
+        default=3, ge=1, le=8, description="Shots asked in one call when the LLM plans in batches."
+    )
 
     image_backend: Annotated[Literal["auto", "draft", "diffusers", "remote"], Flag("models")] = Field(
         default="auto", description="Which image backend renders takes."

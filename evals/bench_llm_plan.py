@@ -7,7 +7,8 @@ prints the planner's one-line error. docs/LOCAL_LLM.md has the figures measured 
 
     python evals/bench_llm_plan.py --llm-base-url http://127.0.0.1:8088/v1 --llm-model qwen2.5-0.5b \\
         [--llm-timeout 120] [--llm-retries 2] [--llm-max-tokens N] [--llm-temperature T] [--limit 10] \\
-        [--only NAME ...] [--json out.json] [--answers answers.jsonl]
+        [--llm-plan auto|whole|batches] [--llm-batch 3] [--only NAME ...] [--json out.json] \\
+        [--answers answers.jsonl]
 
 Calls and tokens are counted at the openai client (every chat completion the planner makes, whichever way it
 builds its requests), so the figures do not depend on the planner's internals; retries made inside the openai
@@ -110,11 +111,24 @@ class Problems(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(_one_line(record.getMessage(), 400))
 
+    def progress(self, line: str) -> None:
+        """The planner's progress lines, printed as they come (a slow server is seen working) and kept."""
+        print(f"    {line}", flush=True)
+        if "not usable" in line or "failed" in line:
+            self.lines.append(_one_line(line, 400))
+
 
 def _one_line(text, limit: int = 300) -> str:
     if isinstance(text, BaseException):
         text = f"{type(text).__name__}: {text}"
     return " ".join(str(text).split())[:limit]
+
+
+def _offline_count(note: str) -> int:
+    """Shots a planner note says came from the offline planner ('shot(s) 3, 4 from the offline planner')."""
+    if "from the offline planner" not in note or not note.startswith("shot(s) "):
+        return 0
+    return len(note.removeprefix("shot(s) ").split(" from ")[0].split(","))
 
 
 def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[dict]]:
@@ -136,10 +150,13 @@ def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[d
             llm_retries=args.llm_retries,
             llm_max_tokens=args.llm_max_tokens,
             llm_temperature=args.llm_temperature,
+            llm_plan=args.llm_plan,
+            llm_batch=args.llm_batch,
             shots=shots,
         )
+        notes: list[str] = []
         try:
-            board = plan_storyboard(read_brief(brief_text), settings)
+            board = plan_storyboard(read_brief(brief_text), settings, notes, on_progress=problems.progress)
             ok, error, got = True, "", len(board.shots)
         except Exception as exc:  # noqa: BLE001 - a benchmark records every failure and goes on
             ok, error, got = False, _one_line(exc), 0
@@ -155,6 +172,10 @@ def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[d
         "completion_tokens": counter.completion_tokens if counter.usage_seen else None,
         "seconds": round(time.perf_counter() - start, 2),
         "error": error,
+        # Shots the model did not write (the offline planner's, with a note): a storyboard that is the model's
+        # own has none.
+        "offline_shots": sum(_offline_count(n) for n in notes),
+        "notes": notes,
         "problems": problems.lines,
     }
     return row, counter.answers
@@ -168,6 +189,8 @@ def main() -> int:
     parser.add_argument("--llm-retries", type=int, default=2)
     parser.add_argument("--llm-max-tokens", type=int, default=None)
     parser.add_argument("--llm-temperature", type=float, default=None)
+    parser.add_argument("--llm-plan", choices=("auto", "whole", "batches"), default="auto")
+    parser.add_argument("--llm-batch", type=int, default=3)
     parser.add_argument("--limit", type=int, default=len(BRIEFS))
     parser.add_argument("--only", nargs="+", metavar="NAME", help="plan only these briefs (names as printed)")
     parser.add_argument("--json", type=Path, help="also write the rows and totals here")
@@ -193,13 +216,14 @@ def main() -> int:
         status = "ok  " if row["ok"] else "FAIL"
         print(
             f"{status} {name:14} {row['shots']}/{shots} shots  {row['calls']} calls  {tokens:>11} tokens  "
-            f"{row['seconds']:7.1f} s  {row['error']}",
+            f"{row['seconds']:7.1f} s  {row['offline_shots']} offline  {row['error']}",
             flush=True,
         )
     done = [r for r in rows if r["ok"]]
     totals = {
         "storyboards": len(rows),
         "succeeded": len(done),
+        "all_shots_by_the_model": sum(1 for r in done if not r["offline_shots"]),
         "success_rate": round(len(done) / len(rows), 3) if rows else 0.0,
         "calls_per_storyboard": round(sum(r["calls"] for r in rows) / len(rows), 2) if rows else 0.0,
         "seconds_per_storyboard": round(sum(r["seconds"] for r in rows) / len(rows), 1) if rows else 0.0,
@@ -213,7 +237,15 @@ def main() -> int:
     print(json.dumps(totals, indent=2))
     if args.json:
         settings = {
-            k: getattr(args, k) for k in ("llm_timeout", "llm_retries", "llm_max_tokens", "llm_temperature")
+            k: getattr(args, k)
+            for k in (
+                "llm_timeout",
+                "llm_retries",
+                "llm_max_tokens",
+                "llm_temperature",
+                "llm_plan",
+                "llm_batch",
+            )
         }
         report = {"model": args.llm_model, "settings": settings, "rows": rows, "totals": totals}
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))

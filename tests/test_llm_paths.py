@@ -372,3 +372,25 @@ def test_vlm_down_or_refusing_is_not_run_with_the_reason(server, tmp_path):
     refused = vlm_critic(img, req, vlm_config(server.base_url))
     assert not refused.ran and refused.not_run_reason.startswith("VLM refused: I'm sorry")
     assert len(server.requests) == 1  # a refusal is not asked again
+
+
+def test_vlm_critic_keeps_one_chat_across_takes(server, tmp_path):
+    """The second take goes straight to the format the first one negotiated: the Chat is the run's, not the take's."""
+    from tools.llm import endpoint_from
+    from tools.llm_pool import CHATS
+
+    verdict = json.dumps({"verdict": "pass", "issues": []})
+    server.script([Status(400, "json_schema response_format unsupported"), verdict])
+    img, req = request_for(tmp_path)
+    config = vlm_config(server.base_url)
+    assert vlm_critic(img, req, config).passed is True
+    assert vlm_critic(img, req, config).passed is True
+    assert [r["response_format"]["type"] for r in server.requests] == [
+        "json_schema",
+        "json_object",
+        "json_object",
+    ]
+    endpoint = endpoint_from(config, "vlm").model_copy(update={"retries": 1})
+    assert CHATS.get(endpoint, flags="vlm") is CHATS.get(endpoint, flags="vlm")
+    other = endpoint.model_copy(update={"timeout": 9.0})
+    assert CHATS.get(other, flags="vlm") is not CHATS.get(endpoint, flags="vlm")

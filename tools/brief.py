@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
@@ -24,7 +25,9 @@ __all__ = [
     "PLATFORM_NAMES",
     "BriefError",
     "detect_lang",
+    "Subject",
     "find_claims",
+    "find_subject",
     "has_cue",
     "is_meta_sentence",
     "read_brief",
@@ -157,12 +160,13 @@ SUBJECT_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bag", ("backpack", "handbag", "tote", "bag", "背包", "手提包", "包")),
     ("cosmetics", ("lipstick", "serum", "skincare", "perfume", "cosmetic", "makeup", "cream", "口红", "精华",
                    "面霜", "护肤", "香水", "化妆")),
+    ("boat", ("boat", "ship", "sailboat", "yacht", "canoe", "kayak", "ferry", "raft", "船", "舟")),
     ("vehicle", ("car", "bicycle", "bike", "scooter", "vehicle", "truck", "汽车", "自行车", "电动车")),
     ("building", ("hotel", "house", "building", "apartment", "cabin", "lighthouse", "酒店", "民宿", "建筑")),
     ("food", ("food", "snack", "cake", "noodle", "mooncake", "chocolate", "tea", "coffee", "bread", "月饼",
               "零食", "蛋糕", "面条", "巧克力", "茶", "食品")),
-    ("animal", ("dog", "cat", "bird", "horse", "fox", "puppy", "kitten", "狗", "猫", "鸟", "马")),
-    ("person", ("person", "woman", "man", "girl", "boy", "nurse", "commuter", "runner", "hiker", "keeper",
+    ("animal", ("dog", "cat", "bird", "horse", "fox", "puppy", "kitten", "狗", "猫", "鸟", "马", "狐")),
+    ("person", ("person", "woman", "man", "girl", "boy", "fisherman", "nurse", "commuter", "runner", "hiker", "keeper",
                 "mother", "father", "child", "grandmother", "she ", "he ", "人", "女孩", "男孩", "她", "他",
                 "妈妈", "奶奶", "老人")),
 )  # fmt: skip
@@ -215,8 +219,33 @@ def _zh_number(text: str) -> float:
     return float(sum(_ZH_DIGITS[c] * 10**i for i, c in enumerate(reversed(text)) if c in _ZH_DIGITS))
 
 
+_SENTENCE_BREAK = re.compile(
+    r"(?<=[.!?。！？；;])\s+|(?<=[.!?][”’\"'」』])\s+(?=[A-Z0-9\u4e00-\u9fff])|(?<=[。！？；])|\n+"
+)
+
+
+def mask_quotes(text: str) -> str:
+    """`text` with the sentence marks inside each quotation hidden (same length), so a quoted slogan of two
+    sentences ('Hear less. Feel more.') stays in the sentence that gives it. A quote's own last mark is kept:
+    the sentence may end there."""
+    out = list(text)
+    for m in QUOTED.finditer(text):
+        inner = m.group(0)[1:-1]
+        last = len(inner.rstrip(".!?。！？；;"))
+        for i, ch in enumerate(inner[:last]):
+            if ch in ".!?。！？；;":
+                out[m.start() + 1 + i] = "\u2063"  # invisible separator: no pattern here takes it as a mark
+    return "".join(out)
+
+
 def _sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?。！？；;])\s+|(?<=[。！？；])|\n+", text) if s.strip()]
+    masked = mask_quotes(text)
+    out, start = [], 0
+    for m in _SENTENCE_BREAK.finditer(masked):
+        out.append(text[start : m.start()])
+        start = m.end()
+    out.append(text[start:])
+    return [s for s in out if s.strip()]
 
 
 def find_duration(text: str) -> float | None:
@@ -423,6 +452,74 @@ def find_product(text: str, product_brief: bool) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What a film that is about one thing shows: the thing ('paper boat'), where it is ('rainy street'), and the
+    word that joins them ('on'); `phrase` is the brief's own words for both ('a paper boat on a rainy street')."""
+
+    subject: str
+    setting: str | None
+    joiner: str
+    phrase: str
+
+
+_EN_ABOUT = re.compile(
+    r"\b(?:about|of|showing|featuring|following|starring|depicting|on)\s+(.{3,90}?)\s*[.!?]*$|[:：—]\s*(.{3,90}?)\s*[.!?。！？]*$",
+    re.IGNORECASE,
+)
+_EN_PLACE = re.compile(
+    r"\s+(on|in|at|under|by|through|along|across|beside|near|inside|outside|among|over|against|during|"
+    r"floating on|drifting down|drifting on|sailing on)\s+",
+    re.IGNORECASE,
+)
+_EN_DETERMINER = re.compile(r"^(?:(?:a|an|the|one|some|our|my|their|his|her|this|that)\s+)+", re.IGNORECASE)
+_ZH_ABOUT = re.compile(r".*(?:讲述|讲|关于|记录|展现|描绘|拍摄|拍|呈现|[:：])\s*(.{2,30}?)[。！？.!]*$")
+_ZH_MEASURE = re.compile(r"^(?:[一两几]?(?:只|个|艘|条|位|名|辆|棵|座|朵|把|台|部|杯|片|群|对|张|本))")
+_ZH_PLACE_END = re.compile(r"(?<=..)[上里中下内]$")
+
+
+def find_subject(text: str) -> Subject | None:
+    """The one thing a film is about when the brief says it in its meta sentence ('a 6-second film about a paper
+    boat on a rainy street', '一部6秒的短片，讲雨中街道上的一只纸船'), or None. The words that ask for the film are
+    never the subject: only what follows 'about' / 'of' / a colon, split at a word of place."""
+    for sentence in _sentences(text):
+        if not is_meta_sentence(sentence):
+            continue
+        clean = PRICE.sub(" ", sentence).strip()
+        if CJK.search(clean):
+            if not (m := _ZH_ABOUT.search(clean)):
+                continue
+            phrase = m.group(1).strip(" ，,")
+            place, of, thing = phrase.rpartition("的")
+            thing = _ZH_MEASURE.sub("", thing.strip()) if thing.strip() else ""
+            place = _ZH_MEASURE.sub("", place.strip()) if of else ""
+            if m := re.match(
+                r"在(.+)[上里中内下边旁]", place
+            ):  # 在雪地里奔跑: the place, not what it does there
+                place = m.group(1)
+            place = _ZH_PLACE_END.sub("", place)
+            if 1 <= len(thing) <= 12 and not is_meta_sentence(thing) and not re.search(r"\d|秒|分钟", thing):
+                return Subject(thing, place or None, "", phrase)
+            continue
+        if not (m := _EN_ABOUT.search(clean)):
+            continue
+        phrase = (m.group(1) or m.group(2)).strip(" ,")
+        head = re.split(r",|\s[—–-]\s|\s+(?:that|which|who|where|as|while|and then)\s+", phrase)[0]
+        parts = _EN_PLACE.split(head, maxsplit=1)
+        thing = _EN_DETERMINER.sub("", parts[0]).strip()
+        place = _EN_DETERMINER.sub("", parts[2]).strip() if len(parts) == 3 else ""
+        if (
+            thing
+            and len(thing.split()) <= 5
+            and not _META_WORD.fullmatch(thing)
+            and not find_platforms(thing)
+            and not re.search(r"\d", thing)
+        ):
+            joiner = parts[1].lower() if place else ""
+            return Subject(thing, place or None, joiner, phrase)
+    return None
+
+
 def find_subject_kind(text: str, people_first: bool = False) -> str | None:
     """The first kind of subject the text names; a story (`people_first`) is about its people before its props."""
     kinds = sorted(SUBJECT_KINDS, key=lambda k: k[0] != "person") if people_first else SUBJECT_KINDS
@@ -475,13 +572,15 @@ def read_brief_settings(text: str) -> BriefReading:
     product = find_product(text, product_brief)
     if product_brief and not product and (noun := _cue_pattern(_PRODUCT_NOUNS).search(text.lower())):
         product = noun.group(0).strip()
+    about = None if product_brief else find_subject(text)
     return BriefReading(
         duration=find_duration(text),
         platforms=find_platforms(text),
         aspect=find_aspect(text),
         lang=detect_lang(text),
-        product=product,
-        subject_kind=find_subject_kind(product or text, people_first=not product_brief),
+        product=product or (about.subject if about else None),
+        setting=about.setting if about else None,
+        subject_kind=find_subject_kind(product or (about.subject if about else text), not product_brief),
         slogans=find_slogans(text),
         price=find_price(text),
         cta=find_cta(text),

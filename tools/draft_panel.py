@@ -115,9 +115,11 @@ def _glow(img: Image.Image, cx: float, cy: float, r: float, colour: RGB, strengt
     x0, y0, x1, y1 = (max(0, int(cx - r)), max(0, int(cy - r)), min(w, int(cx + r)), min(h, int(cy + r)))
     if x1 <= x0 or y1 <= y0:
         return
-    yy, xx = np.ogrid[y0:y1, x0:x1]
-    d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) / r
-    a = (np.clip(1 - d, 0, 1) ** 2 * strength)[..., None]
+    # float32 throughout: the halo is an 8-bit picture, and float64 doubles the cost of the largest glows.
+    yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
+    xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+    d = np.sqrt(xx * xx + yy * yy) / np.float32(r)
+    a = (np.clip(1 - d, 0, 1) ** 2 * np.float32(strength))[..., None]
     region = np.asarray(img.crop((x0, y0, x1, y1)), np.float32)
     region = region + (np.asarray(colour, np.float32) - region) * a
     img.paste(Image.fromarray(region.astype(np.uint8)), (x0, y0))
@@ -386,6 +388,32 @@ def render_panel(
         raise ValueError(f"panel size {w}x{h} is too small; each side must be at least 8 px")
     rng = random.Random(seed)
     kind = shot.kind if shot else guess_kind(prompt)
+    palette_name, colours = _palette(shot, prompt, reference_images)
+    scene = (shot.scene or "") if shot else ""  # the planner's scene heading, when it has one
+    look = scene_look(scene, f"{shot.lighting} {shot.description} {prompt}" if shot else prompt, kind)
+    colours = tuple(_jitter(c, rng) for c in look_colours(colours, look))
+    img = _backdrop(w, h, kind, rng, colours, look)
+    given = shot.subject_kind if shot else None  # filled by the planner when it knows it
+    what = subject_kind(given, f"{shot.description} {prompt}" if shot else prompt, kind)
+    sprite_for, drawn = _sprite(what, kind, look, colours, reference_images)
+    text = requested_text(prompt, shot.expect_text if shot else None)
+    layout = text_layout(w, h, text, kind) if text else None
+    top = layout[4][3] + h * 0.03 if layout else 0
+    box = place_subject(img, w, h, kind, rng, sprite_for, colours[3], top)
+    img = _weather(img, ImageDraw.Draw(img, "RGBA"), w, h, rng, look, colours[4])
+    if (w, h) not in _VIGNETTES:
+        _VIGNETTES[(w, h)] = _vignette(w, h)
+    img = Image.fromarray((np.asarray(img, np.float32) * _VIGNETTES[(w, h)]).astype(np.uint8))
+    params = {"kind": kind, "palette": palette_name, "look": f"{look.place} {look.time} {look.weather}",
+              "subject": what, "drawn": drawn, "subject_box": list(box)}  # fmt: skip
+    if layout:
+        composite_text(img, layout)
+        params["text"], params["text_box"] = text, list(layout[4])
+    return img, params
+
+
+def _palette(shot: Shot | None, prompt: str, reference_images) -> tuple[str, tuple]:
+    """The palette from the shot's mood words, or mixed with the reference photo's colours."""
     words = " ".join([shot.mood, shot.lighting, shot.description] if shot else [prompt])
     palette_name = pick_palette(words)
     colours = PALETTES[palette_name]
@@ -396,10 +424,12 @@ def render_panel(
         ref = reference_palette(reference_images[0])
         colours = (*(mix(r, m, 0.35) for r, m in zip(ref[:3], colours[:3], strict=True)), *ref[3:])
         palette_name = f"reference+{palette_name}"
-    scene = (shot.scene or "") if shot else ""  # the planner's scene heading, when it has one
-    look = scene_look(scene, f"{shot.lighting} {shot.description} {prompt}" if shot else prompt, kind)
-    colours = tuple(_jitter(c, rng) for c in look_colours(colours, look))
+    return palette_name, colours
 
+
+def _backdrop(w: int, h: int, kind: str, rng: random.Random, colours: tuple, look) -> Image.Image:
+    """The place the shot is in (exterior, interior, carriage, studio) at the framing's horizon; a hero shot
+    gets its pedestal and light cone."""
     img = Image.new("RGB", (w, h))
     d = ImageDraw.Draw(img, "RGBA")
     horizon = {"establishing": 0.62, "wide": 0.64, "medium": 0.7, "over-the-shoulder": 0.7}.get(kind, 0.72)
@@ -407,46 +437,26 @@ def render_panel(
     {"exterior": _exterior, "interior": _interior, "carriage": _interior, "studio": _studio}[look.place](
         img, d, w, h, horizon_y, rng, colours, look
     )
-    subject_colour, accent = colours[3], colours[4]
     if kind == "hero":
-        cx = w / 2
+        accent, cx = colours[4], w / 2
         d.polygon([(cx - w * 0.06, 0), (cx + w * 0.06, 0), (cx + w * 0.28, h * 0.75), (cx - w * 0.28, h * 0.75)],
                   fill=(*mix(accent, (255, 255, 255), 0.5), 40))  # fmt: skip
         d.ellipse([cx - w * 0.24, h * 0.7, cx + w * 0.24, h * 0.8], fill=mix(colours[2], (0, 0, 0), 0.3),
                   outline=mix(accent, (0, 0, 0), 0.4), width=max(1, h // 200))  # fmt: skip
-    given = shot.subject_kind if shot else None  # filled by the planner when it knows it
-    what = subject_kind(given, f"{shot.description} {prompt}" if shot else prompt, kind)
+    return img
+
+
+def _sprite(what: str, kind: str, look, colours: tuple, reference_images):
+    """How to draw the subject at a height (the reference photo cut out, or the kind's silhouette), and what."""
     if reference_images:
-
-        def sprite_for(target: int) -> Image.Image:
-            return reference_sprite(reference_images[0])
-
-        drawn = "reference"
-    else:
-        night = look.time == "night" or look.place == "carriage"
-        fill = mix(subject_colour, (200, 205, 215), 0.25) if night else subject_colour
-        light = mix(accent, (255, 255, 255), 0.3)
-        ink = mix(subject_colour, (0, 0, 0), 0.75)
-        sil = "bust" if what == "person" and kind in ("close-up", "detail") else what
-
-        def sprite_for(target: int) -> Image.Image:
-            return draw_subject(sil, target, fill, light, ink)
-
-        drawn = sil
-    text = requested_text(prompt, shot.expect_text if shot else None)
-    layout = text_layout(w, h, text, kind) if text else None
-    top = layout[4][3] + h * 0.03 if layout else 0
-    box = place_subject(img, w, h, kind, rng, sprite_for, subject_colour, top)
-    img = _weather(img, ImageDraw.Draw(img, "RGBA"), w, h, rng, look, accent)
-    if (w, h) not in _VIGNETTES:
-        _VIGNETTES[(w, h)] = _vignette(w, h)
-    img = Image.fromarray((np.asarray(img, np.float32) * _VIGNETTES[(w, h)]).astype(np.uint8))
-    params = {"kind": kind, "palette": palette_name, "look": f"{look.place} {look.time} {look.weather}",
-              "subject": what, "drawn": drawn, "subject_box": list(box)}  # fmt: skip
-    if layout:
-        composite_text(img, layout)
-        params["text"], params["text_box"] = text, list(layout[4])
-    return img, params
+        return (lambda target: reference_sprite(reference_images[0])), "reference"
+    subject_colour, accent = colours[3], colours[4]
+    night = look.time == "night" or look.place == "carriage"
+    fill = mix(subject_colour, (200, 205, 215), 0.25) if night else subject_colour
+    light = mix(accent, (255, 255, 255), 0.3)
+    ink = mix(subject_colour, (0, 0, 0), 0.75)
+    sil = "bust" if what == "person" and kind in ("close-up", "detail") else what
+    return (lambda target: draw_subject(sil, target, fill, light, ink)), sil
 
 
 def annotate_panel(image: Image.Image, shot: Shot | None, take: int = 1, prompt: str = "") -> Image.Image:

@@ -67,6 +67,9 @@ class BriefReading(BaseModel):
     lang: Literal["en", "zh"] | None = Field(default=None, description="Language of the brief.")
     product: str | None = Field(default=None, description="The product or subject and its name.")
     subject_kind: str | None = Field(default=None, description="Kind of subject: headphones, mug, person...")
+    setting: str | None = Field(
+        default=None, description="Where a film about one thing is set, e.g. 'rainy street'."
+    )
     slogans: list[str] = Field(default_factory=list, description="Quoted slogans and taglines, verbatim.")
     price: str | None = Field(default=None, description="The price as written, e.g. ¥899 or $49.")
     cta: str | None = Field(default=None, description="The call to action, e.g. 'Order now'.")

@@ -32,7 +32,8 @@ Public names:
   only flags that exist; `.kind` is one of connect, timeout, status, auth, not_found, refused, invalid, budget;
   `.detail` is what it did without the advice.
 - `parse_json`, `clean_reply`, `is_echo`, `strict_schema` (tools/llm_answers.py), `image_part`,
-  `vision_message` (tools/llm_vision.py): helpers, also for callers that need them alone.
+  `vision_message` (tools/llm_vision.py): helpers, also for callers that need them alone. The format
+  negotiation's pieces are tools/llm_format.py; a Chat kept per endpoint across calls is tools/llm_pool.py.
 
 Structured output is negotiated per endpoint: `response_format` json_schema (strict) → json_object with the schema
 in the prompt → plain text asking for a fenced JSON block. A step down is taken on a clear refusal (HTTP 400/422
@@ -50,7 +51,6 @@ server keeps computing the abandoned answer, and asking again the same way only 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -69,13 +69,21 @@ from tools.llm_answers import (
     strict_schema,
     validation_summary,
 )
+from tools.llm_format import (
+    Mode,
+    content_of,
+    is_format_refusal,
+    next_mode,
+    no_json,
+    refusal_of,
+    response_format,
+    with_format,
+)
 from tools.llm_vision import image_part as image_part  # re-exported
 from tools.llm_vision import vision_message as vision_message
 
 PLACEHOLDER_KEY = "not-needed"  # local servers take any key; the openai client insists on one
 MAX_RESENT_CHARS = 6000  # an invalid answer shown back to the model is clamped to this
-Mode = Literal["json_schema", "json_object", "text"]
-MODES: tuple[Mode, ...] = ("json_schema", "json_object", "text")
 Kind = Literal["connect", "timeout", "status", "auth", "not_found", "refused", "invalid", "budget"]
 M = TypeVar("M", bound=BaseModel)
 
@@ -161,7 +169,6 @@ def endpoint_from(config: Any, which: Literal["llm", "vlm"] = "llm") -> Endpoint
 # --------------------------------------------------------------------------------------------------------------
 # The client
 
-_FORMAT_REFUSAL = re.compile(r"response_format|json_schema|json_object|structured output|grammar", re.I)
 _BREVITY = (
     "Your answer was cut off at the token limit before it was complete. Answer again, much shorter: one short "
     "sentence per text field, nothing repeated, nothing outside the answer."
@@ -218,7 +225,7 @@ class Chat:
         ep = self.endpoint
         timeout = min(ep.timeout, until - time.monotonic())
         args = {
-            "response_format": _response_format(mode, call.format),
+            "response_format": response_format(mode, call.format),
             "max_tokens": call.max_tokens or ep.max_tokens,
             "temperature": ep.temperature if call.temperature is None else call.temperature,
             "seed": call.seed,
@@ -290,7 +297,7 @@ class Chat:
             mode = stats.mode = self.mode if call.format else "text"
             call.progress(f"asking {ep.model} for {call.what} ({mode}), try {tries + 1} of {answers}")
             try:
-                completion = self._request(_with_format(history, mode, call.format), stats, until, call, mode)
+                completion = self._request(with_format(history, mode, call.format), stats, until, call, mode)
             except _Refused as refused:
                 self._on_refused(refused, mode, call, stats)
                 continue
@@ -301,8 +308,8 @@ class Chat:
                     time.sleep(min(0.5 * 2.0 ** (tries - 1), max(0.0, until - time.monotonic() - 1)))
                 continue
             last_transport = ""
-            content, finish = _content(completion)
-            if refusal := _refusal(completion):
+            content, finish = content_of(completion)
+            if refusal := refusal_of(completion):
                 raise self._error(
                     f"answered with a refusal: {one_line(refusal)}",
                     f"rephrase the request or try another {self._flag('model')}",
@@ -310,7 +317,7 @@ class Chat:
                     stats,
                 )
             value, problems = call.judge(content, mode)
-            if _no_json(problems) and reads_as_refusal(content):
+            if no_json(problems) and reads_as_refusal(content):
                 raise self._error(
                     f"answered with a refusal: {one_line(content)}",
                     f"rephrase the request or try another {self._flag('model')}",
@@ -320,26 +327,11 @@ class Chat:
             if not problems:
                 call.progress(f"{ep.model} answered {call.what} in {stats.seconds:.1f} s")
                 return Answer(value=value, text=content, stats=stats)
-            if finish == "length":
-                # A looping or long-winded answer: asking the same again loops again, so ask for less.
-                stats.problems.append(f"cut off at the token limit ({call.max_tokens or ep.max_tokens})")
-                history = [*messages, {"role": "user", "content": _BREVITY}]
-            elif mode != "text" and _no_json(problems):
-                # The server ignored the response format: say so in the next one, and the next mode always gets
-                # one answer, even past the retries (at most two steps, all inside the total time).
-                stats.problems.append(problems[0])
-                self._step_down(problems[0], call)
+            history, stepped = self._ask_again(
+                messages, history, content, finish, problems, mode, call, stats
+            )
+            if stepped:  # the next mode always gets one answer, even past the retries (at most two steps)
                 answers = max(answers, tries + 1)
-                history += [
-                    {"role": "assistant", "content": content[:MAX_RESENT_CHARS]},
-                    {"role": "user", "content": call.repair(problems)},
-                ]
-            else:
-                stats.problems.append("; ".join(problems))
-                history += [
-                    {"role": "assistant", "content": content[:MAX_RESENT_CHARS]},
-                    {"role": "user", "content": call.repair(problems)},
-                ]
             call.progress(f"{ep.model}'s answer was not usable: {one_line(stats.problems[-1], 120)}")
         if last_transport:
             raise self._error(
@@ -356,9 +348,27 @@ class Chat:
             stats,
         )
 
+    def _ask_again(self, messages, history, content, finish, problems, mode: Mode, call: _Call, stats):
+        """The conversation for the next try after an unusable answer, and whether the mode stepped down."""
+        if finish == "length":
+            # A looping or long-winded answer: asking the same again loops again, so ask for less.
+            stats.problems.append(
+                f"cut off at the token limit ({call.max_tokens or self.endpoint.max_tokens})"
+            )
+            return [*messages, {"role": "user", "content": _BREVITY}], False
+        stepped = mode != "text" and no_json(problems)
+        if stepped:
+            # The server ignored the response format: say so in the next one (all inside the total time).
+            stats.problems.append(problems[0])
+            self._step_down(problems[0], call)
+        else:
+            stats.problems.append("; ".join(problems))
+        shown = {"role": "assistant", "content": content[:MAX_RESENT_CHARS]}
+        return [*history, shown, {"role": "user", "content": call.repair(problems)}], stepped
+
     def _on_refused(self, refused: _Refused, mode: Mode, call: _Call, stats: CallStats) -> None:
         """A 4xx: a refusal of the structured mode steps down; any other is the caller's to fix."""
-        if mode != "text" and refused.code in (400, 422) and _FORMAT_REFUSAL.search(refused.message):
+        if mode != "text" and is_format_refusal(refused.code, refused.message):
             self._step_down(f"HTTP {refused.code}: {refused.message}", call)
             return
         raise self._error(
@@ -371,9 +381,8 @@ class Chat:
 
     def _step_down(self, why: str, call: _Call) -> None:
         """The endpoint does not take the current structured mode: use the next one for the rest of the run."""
-        index = MODES.index(self.mode)
-        if index + 1 < len(MODES):
-            self.mode = MODES[index + 1]
+        if (lower := next_mode(self.mode)) is not None:
+            self.mode = lower
             call.progress(
                 f"{self.endpoint.model} does not take structured output this way ({one_line(why, 100)}); "
                 f"using {self.mode} from now on"
@@ -560,60 +569,6 @@ def _secs(seconds: float) -> str:
 def _default_repair(problems: list[str]) -> str:
     lines = "\n".join(f"- {p}" for p in problems)
     return f"That answer cannot be used:\n{lines}\nAnswer again in full, with these fixed."
-
-
-def _no_json(problems: list[str]) -> bool:
-    return len(problems) == 1 and problems[0].startswith(("the answer holds no JSON", "the answer was empty"))
-
-
-def _response_format(mode: Mode, fmt: dict | None) -> dict | None:
-    if fmt is None or mode == "text":
-        return None
-    if mode == "json_object":
-        return {"type": "json_object"}
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": fmt["name"], "schema": fmt["schema"], "strict": True},
-    }
-
-
-def _with_format(messages: list[dict], mode: Mode, fmt: dict | None) -> list[dict]:
-    """The messages with the answer's format said in the system prompt where the endpoint will not enforce it.
-
-    Added to the first system message rather than as a new one: several chat templates refuse a system
-    message anywhere but first.
-    """
-    if fmt is None or mode == "json_schema":
-        return messages
-    schema = (
-        "" if fmt["in_prompt"] else "\nThe JSON schema:\n" + json.dumps(fmt["schema"], ensure_ascii=False)
-    )
-    if mode == "json_object":
-        line = "Answer with one JSON object only, no prose." + schema
-    else:
-        line = "Answer with one JSON object only, inside a single ```json fenced block, no prose." + schema
-    out = [dict(m) for m in messages]
-    if out and out[0].get("role") == "system" and isinstance(out[0].get("content"), str):
-        out[0]["content"] = out[0]["content"] + "\n\n" + line
-    else:
-        out.insert(0, {"role": "system", "content": line})
-    return out
-
-
-def _content(completion: Any) -> tuple[str, str | None]:
-    if not completion.choices:
-        return "", None
-    choice = completion.choices[0]
-    return choice.message.content or "", choice.finish_reason
-
-
-def _refusal(completion: Any) -> str | None:
-    if not completion.choices:
-        return None
-    choice = completion.choices[0]
-    if refusal := getattr(choice.message, "refusal", None):
-        return refusal
-    return "content filter" if choice.finish_reason == "content_filter" else None
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ in tools/shot_grammar.py). Reading the brief is tools/brief.py.
 `config` is a `PlannerConfig` (the agent builds it with `settings.config(PlannerConfig)`); any object with the same
 fields is accepted. Which planner runs is `config.planner`: `offline`; `llm` (fails loudly when the endpoint is
 missing or down); `auto` (the endpoint when one is configured and it answers, else offline, with the reason logged
-and appended to `notes`). `planner_description(config)` is the one-line answer for the startup banner.
+and appended to `notes`). How the LLM plans is `config.llm_plan`: `whole` (one call), `batches` (short calls:
+an outline, then `llm_batch` shots a call, tools/plan_batches.py) or `auto` (whole, then batches when the whole
+answer times out or is cut off). `planner_description(config)` is the one-line answer for the startup banner.
 
 Timing: the film has `config.shot_count()` shots and lasts `config.film_seconds()`: `duration` when given, else
 `SECONDS_PER_SHOT` per shot with `shots` alone, else the length the brief names, else 20 s. No shot is shorter
@@ -43,8 +45,9 @@ from tools.beats import (
 )
 from tools.brief import MAX_BRIEF_CHARS, BriefError, detect_lang, read_brief, read_brief_settings
 from tools.film import Brief, Storyboard
-from tools.plan_llm import MOTIONS, SHOT_KINDS, PlannedShot, PlannedStoryboard, plan_llm, planner_schema
+from tools.plan_llm import plan_llm
 from tools.plan_offline import plan_offline
+from tools.plan_schema import MOTIONS, SHOT_KINDS, PlannedShot, PlannedStoryboard, planner_schema
 
 __all__ = [
     "MAX_BRIEF_CHARS", "MIN_SHOT_SECONDS", "MOTIONS", "SECONDS_PER_SHOT", "SHOT_KINDS", "Beat", "BriefError",
@@ -82,6 +85,14 @@ class PlannerConfig(BaseModel):
         default=None, gt=0, description="Cap on one answer's tokens; sized if None."
     )
     llm_temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
+    llm_plan: Literal["auto", "whole", "batches"] = Field(
+        default="auto",
+        description="whole: one call; batches: an outline, then a few shots a call; auto: whole, then batches "
+        "if it times out or is cut off.",
+    )
+    llm_batch: int = Field(
+        default=3, ge=1, le=8, description="Shots asked in one call when planning in batches."
+    )
 
     def shot_count(self) -> int:
         """Shots to plan: `shots` if given, else one per ~2.5 s of the film."""

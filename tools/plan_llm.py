@@ -16,100 +16,33 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from tools.beats import MIN_SHOT_SECONDS, PlanError, allocate_durations, split_beats, total_seconds
 from tools.brief import is_meta_sentence, is_product_brief, read_brief_settings
-from tools.film import Brief, BriefReading, Shot, ShotKind, Storyboard
-from tools.llm import Chat, LLMError, endpoint_from, strict_schema
+from tools.film import Brief, BriefReading, Shot, Storyboard
+from tools.llm import Chat, LLMError, endpoint_from
+from tools.llm_answers import one_line
+from tools.plan_batches import Job, plan_in_batches
 from tools.plan_offline import orientation, plan_offline
 from tools.plan_review import LANGUAGE_NAMES, PlanContext, mend, replace_shots, review
+from tools.plan_schema import (
+    MOTIONS,
+    SHOT_KINDS,
+    TOKENS_PER_SHOT,
+    PlannedReading,
+    PlannedShots,
+    PlannedStoryboard,
+    numbers,
+    offline_shot,
+    picked,
+    planner_schema,
+    shots_schema,
+)
 from tools.templates import render
 
-log = logging.getLogger(__name__)
-
-Motion = Literal["push-in", "pull-out", "pan-left", "pan-right", "drift", "static"]
-MOTIONS: tuple[str, ...] = ("push-in", "pull-out", "pan-left", "pan-right", "drift", "static")
-SHOT_KINDS: tuple[str, ...] = ShotKind.__args__  # type: ignore[attr-defined]
-TOKENS_PER_SHOT = 320  # a shot's JSON is ~150-250 tokens; the rest is room, not a target
 BATCH = 4  # shots asked again in one follow-up, at most
 
-
-class PlannedReading(BaseModel):
-    """What the model read in the brief; the same fields as BriefReading."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    duration: float | None = Field(
-        default=None, description="Film length in seconds the brief names, or null."
-    )
-    platforms: list[str] = Field(default_factory=list, description="Platforms named, in order.")
-    aspect: str | None = Field(default=None, description="Aspect ratio named (16:9, 9:16, 1:1), or null.")
-    product: str | None = Field(default=None, description="The product or subject and its name, or null.")
-    subject_kind: str | None = Field(default=None, description="headphones, bottle, shoe, mug, person, ...")
-    slogans: list[str] = Field(default_factory=list, description="Quoted slogans, verbatim.")
-    price: str | None = Field(default=None, description="The price as written, or null.")
-    cta: str | None = Field(default=None, description="The call to action, or null.")
-    claims: list[str] = Field(default_factory=list, description="Product claims, e.g. '40-hour battery'.")
-
-
-class PlannedShot(BaseModel):
-    """One shot as the language model writes it. Ids and positions are the program's, so the model gives none."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: ShotKind = Field(description="Shot size or role from the shot grammar.")
-    description: str = Field(description="What the shot shows, in one or two sentences.")
-    camera: str = Field(description="Framing, lens and movement, e.g. 'close-up, 85mm, slow push-in'.")
-    lighting: str = Field(description="Lighting, e.g. 'soft window light, warm key'.")
-    mood: str = Field(description="Mood in a few words.")
-    motion: Motion = Field(description="Camera motion used to animate the still.")
-    duration: float = Field(description="Seconds on screen.")
-    subtitle: str = Field(description="One short subtitle line in the film's language; empty for none.")
-    prompt: str = Field(description="Detailed English image prompt for a text-to-image model.")
-    negative_prompt: str = Field(description="What the image must not show.")
-    expect_text: str | None = Field(description="Exact on-image text the shot must show, or null.")
-    speaker: str | None = Field(
-        default=None, description="Who says the subtitle when it is dialogue, or null."
-    )
-    subject_kind: str | None = Field(default=None, description="Kind of subject shown: mug, person, ...")
-
-
-class PlannedStoryboard(BaseModel):
-    """The storyboard as the language model writes it; its meaning is judged by tools/plan_review.py."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: str = Field(description="A short title for the film.")
-    shots: list[PlannedShot] = Field(description="The shots in film order.")
-    reading: PlannedReading | None = Field(default=None, description="What the brief asks for.")
-    notes: list[str] = Field(default_factory=list, description="Dialogue lines left out to fit, and why.")
-
-
-class PlannedShots(BaseModel):
-    """Some shots written again. Other keys are ignored: a small model asked for two shots often answers with the
-    whole storyboard, and the shots asked for are then taken from it by position."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    shots: list[PlannedShot] = Field(description="Only the shots asked for, in the order asked.")
-
-
-def planner_schema(n: int | None = None) -> dict:
-    """The JSON schema sent as `response_format` (strict: every property required, none extra); with `n`,
-    `shots` holds exactly n items."""
-    schema = strict_schema(PlannedStoryboard.model_json_schema())
-    if n:
-        schema["properties"]["shots"] |= {"minItems": n, "maxItems": n}
-    return schema
-
-
-def shots_schema(k: int) -> dict:
-    schema = strict_schema(PlannedShots.model_json_schema())
-    schema["properties"]["shots"] |= {"minItems": k, "maxItems": k}
-    return schema
+log = logging.getLogger(__name__)
 
 
 def script_context(brief: Brief) -> dict:
@@ -137,8 +70,11 @@ def plan_llm(
 ) -> Storyboard:
     """Plan through the chat endpoint `config` names (a PlannerConfig); PlanError names what went wrong.
 
-    One call asks for the whole storyboard; its answer is mended by rules and, where a few shots are still wrong,
-    a follow-up asks for those shots alone (at most `BATCH` a call). `on_progress` gets one line per request.
+    `config.llm_plan` chooses how: `whole` asks for the whole storyboard in one call, its answer mended by rules
+    and, where a few shots are still wrong, a follow-up asks for those shots alone (at most `BATCH` a call);
+    `batches` plans in short calls (tools/plan_batches.py: an outline, then `llm_batch` shots a call); `auto`
+    asks whole first and plans in short calls when that answer times out or stays cut off at the token limit.
+    `on_progress` gets one line per request.
     """
     n = config.shot_count()
     total = total_seconds(config.film_seconds(), n)
@@ -151,8 +87,50 @@ def plan_llm(
         orientation=orientation(config.width, config.height),
         **script_context(brief),
     )
-    schema = planner_schema(n)
-    variables = {
+    offline_board: list[Storyboard] = []
+
+    def offline() -> Storyboard:
+        if not offline_board:
+            offline_board.append(plan_offline(brief, config.model_copy(update={"shots": n})))
+        return offline_board[0]
+
+    progress = on_progress or log.info
+    board_notes: list[str] = []
+    variables = _variables(brief, config, n, total, lang)
+    mode = getattr(config, "llm_plan", "whole")
+    with Chat(endpoint_from(config, "llm")) as chat:
+        planned = None
+        if mode != "batches":
+            try:
+                planned = _plan_whole(chat, brief, config, ctx, variables, offline, board_notes, progress)
+            except LLMError as exc:
+                if mode == "whole" or not _too_long(exc):
+                    raise _plan_error(exc, config) from None
+                why = f"the whole storyboard in one answer failed ({one_line(exc.detail, 140)})"
+                progress(f"planner: {why}; planning in short calls")
+                board_notes.append(f"planned in short calls: {why}")
+        if planned is None:
+            job = Job(brief, ctx, variables, offline, getattr(config, "llm_batch", 3), config.llm_max_tokens,
+                      config.seed, progress, board_notes)  # fmt: skip
+            try:
+                planned = plan_in_batches(chat, job)
+            except LLMError as exc:
+                raise _plan_error(exc, config) from None
+    for line in board_notes:
+        log.info("planner: %s", line)
+    return _storyboard_from(planned, brief, config, lang, total, notes, board_notes)
+
+
+def _too_long(exc: LLMError) -> bool:
+    """The whole storyboard was too much for the endpoint in one answer: it timed out, ran out of time, or was cut
+    off at the token limit. An answer that is merely wrong is not helped by asking in pieces."""
+    cut = any(p.startswith("cut off at the token limit") for p in exc.stats.problems)
+    return exc.kind in ("timeout", "budget") or (exc.kind == "invalid" and cut)
+
+
+def _variables(brief: Brief, config, n: int, total: float, lang: str) -> dict:
+    """What the planner prompts (prompts/planner_*.j2) are rendered with."""
+    return {
         "shots": n,
         "duration": f"{total:g}",
         "width": config.width,
@@ -164,21 +142,22 @@ def plan_llm(
         "motions": ", ".join(MOTIONS),
         "min_duration": MIN_SHOT_SECONDS,
         "language": LANGUAGE_NAMES[lang],
-        "schema": json.dumps(schema, ensure_ascii=False),
+        "brief_language": LANGUAGE_NAMES[brief.lang],
     }
-    messages: list[dict] = [
-        {"role": "system", "content": render("planner_system.j2", **variables)},
-        {
-            "role": "user",
-            "content": render("planner_user.j2", brief=brief.text, language=LANGUAGE_NAMES[brief.lang]),
-        },
-    ]
-    offline_board: list[Storyboard] = []
 
-    def offline() -> Storyboard:
-        if not offline_board:
-            offline_board.append(plan_offline(brief, config.model_copy(update={"shots": n})))
-        return offline_board[0]
+
+def _plan_whole(
+    chat: Chat, brief: Brief, config, ctx: PlanContext, variables: dict, offline, notes, progress
+):
+    """The whole storyboard in one answer, mended by rules, its few bad shots asked again alone."""
+    n = ctx.shots
+    schema = planner_schema(n)
+    system = render("planner_system.j2", **variables, schema=json.dumps(schema, ensure_ascii=False))
+    messages: list[dict] = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": render("planner_user.j2", brief=brief.text,
+                                           language=variables["brief_language"])},
+    ]  # fmt: skip
 
     def whole_problems(value: PlannedStoryboard) -> list[str]:
         mended, _ = mend(value, ctx, offline)
@@ -189,31 +168,22 @@ def plan_llm(
         count = [f"expected exactly {n} shots, got {len(value.shots)}"] * (len(value.shots) != n)
         return list(dict.fromkeys(count + found.problems()))
 
-    progress = on_progress or log.info
-    board_notes: list[str] = []
-    with Chat(endpoint_from(config, "llm")) as chat:
-        try:
-            answer = chat.structured(
-                messages,
-                PlannedStoryboard,
-                name="storyboard",
-                validate=whole_problems,
-                schema=schema,
-                schema_in_prompt=True,
-                max_tokens=config.llm_max_tokens or 400 + TOKENS_PER_SHOT * n,
-                temperature=0.7 if config.llm_temperature is None else None,
-                seed=config.seed,
-                repair=lambda problems: render("planner_repair.j2", error="; ".join(problems)),
-                on_progress=progress,
-            )
-        except LLMError as exc:
-            raise _plan_error(exc, config) from None
-        planned, mended_notes = mend(answer.value, ctx, offline)
-        board_notes += mended_notes
-        planned = _ask_for_shots(chat, messages, planned, ctx, config, offline, board_notes, progress)
-    for line in board_notes:
-        log.info("planner: %s", line)
-    return _storyboard_from(planned, brief, config, lang, total, notes, board_notes)
+    answer = chat.structured(
+        messages,
+        PlannedStoryboard,
+        name="storyboard",
+        validate=whole_problems,
+        schema=schema,
+        schema_in_prompt=True,
+        max_tokens=config.llm_max_tokens or 400 + TOKENS_PER_SHOT * n,
+        temperature=0.7 if config.llm_temperature is None else None,
+        seed=config.seed,
+        repair=lambda problems: render("planner_repair.j2", error="; ".join(problems)),
+        on_progress=progress,
+    )
+    planned, mended_notes = mend(answer.value, ctx, offline)
+    notes += mended_notes
+    return _ask_for_shots(chat, messages, planned, ctx, config, offline, notes, progress)
 
 
 def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offline, notes, progress):
@@ -226,23 +196,23 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
         problems = [p for i in batch for p in bad[i]]
 
         def batch_problems(value: PlannedShots, batch=batch, planned=planned) -> list[str]:
-            picked = _picked(value.shots, batch, ctx.shots)
-            if picked is None:
+            chosen = picked(value.shots, batch, ctx.shots)
+            if chosen is None:
                 return [
-                    f"expected exactly {len(batch)} shots (shots {_numbers(batch)}), got {len(value.shots)}"
+                    f"expected exactly {len(batch)} shots (shots {numbers(batch)}), got {len(value.shots)}"
                 ]
-            mended, _ = mend(replace_shots(planned, batch, picked), ctx, offline)
+            mended, _ = mend(replace_shots(planned, batch, chosen), ctx, offline)
             found = review(mended, ctx).shots
             return [p for i in batch for p in found.get(i, [])]
 
         ask = render(
             "planner_shots.j2",
-            numbers=_numbers(batch),
+            numbers=numbers(batch),
             count=len(batch),
             problems=problems,
             storyboard=planned.model_dump_json(exclude={"reading"}),
         )
-        progress(f"planner: asking again for shot(s) {_numbers(batch)} alone: {problems[0]}")
+        progress(f"planner: asking again for shot(s) {numbers(batch)} alone: {problems[0]}")
         try:
             answer = chat.structured(
                 [*messages, {"role": "user", "content": ask}],
@@ -254,38 +224,20 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
                 seed=config.seed,
                 on_progress=progress,
             )
-            picked = _picked(answer.value.shots, batch, ctx.shots)
-            planned, more = mend(replace_shots(planned, batch, picked), ctx, offline)
+            chosen = picked(answer.value.shots, batch, ctx.shots)
+            planned, more = mend(replace_shots(planned, batch, chosen), ctx, offline)
             notes += more
         except LLMError as exc:
             board = offline()
-            picked = [
-                _offline_shot(board.shots[min(i, len(board.shots) - 1)], planned.shots[i]) for i in batch
+            chosen = [
+                offline_shot(board.shots[min(i, len(board.shots) - 1)], planned.shots[i]) for i in batch
             ]
-            planned = replace_shots(planned, batch, picked)
+            planned = replace_shots(planned, batch, chosen)
             notes.append(
-                f"shot(s) {_numbers(batch)} from the offline planner: the planning model could not fix "
+                f"shot(s) {numbers(batch)} from the offline planner: the planning model could not fix "
                 f"them ({problems[0]}; {exc.detail[:160]})"
             )
     return planned
-
-
-def _picked(shots: list, batch: list[int], n: int) -> list | None:
-    """The shots asked for: the answer in order, or picked by position from a whole storyboard."""
-    if len(shots) == len(batch):
-        return shots
-    if len(shots) == n:
-        return [shots[i] for i in batch]
-    return None
-
-
-def _numbers(batch: list[int]) -> str:
-    return ", ".join(str(i + 1) for i in batch)
-
-
-def _offline_shot(shot: Shot, like: PlannedShot) -> PlannedShot:
-    values = {name: getattr(shot, name) for name in PlannedShot.model_fields if hasattr(shot, name)}
-    return PlannedShot.model_validate(values | {"duration": like.duration})
 
 
 def _plan_error(exc: LLMError, config) -> PlanError:

@@ -26,6 +26,8 @@ from tools.brief import (
     CJK,
     DELIVERABLE_CUES,
     TEXT_CUES,
+    Subject,
+    find_subject,
     find_subject_kind,
     has_cue,
     is_product_brief,
@@ -54,6 +56,7 @@ from tools.shot_grammar import (
     PRODUCT_COVERAGE,
     PRODUCT_LOOKS,
     READ_CHARS_PER_SECOND,
+    SUBJECT_COVERAGE,
 )  # fmt: skip
 from tools.templates import render_line
 
@@ -125,6 +128,34 @@ def _coverage_beats(content: list[Beat], room: int, subject: str, lang: str) -> 
     return out
 
 
+def _subject_beats(about: Subject, room: int, lang: str) -> list[Beat]:
+    """A film about one thing in one place, seen from an opening view to a closing one. The brief's sentence
+    that asked for the film is never a shot: only its subject and setting are used."""
+
+    def the(words: str) -> str:
+        return (
+            words if lang == "zh" or re.match(r"(?:the|a|an|his|her|their|its)\s", words) else f"the {words}"
+        )
+
+    setting = the(about.setting) if about.setting else ("its surroundings" if lang == "en" else "周围的环境")
+    words = {
+        "subject": the(about.subject),
+        "setting": setting,
+        "place": f"{about.joiner or 'in'} {setting}" if about.setting else "in its surroundings",
+    }
+    middle = SUBJECT_COVERAGE[1:-1]
+    picks = (
+        [SUBJECT_COVERAGE[1]]
+        if room == 1
+        else [SUBJECT_COVERAGE[0], *(middle[i % len(middle)] for i in range(room - 2)), SUBJECT_COVERAGE[-1]]
+    )
+    beats = []
+    for kind, en, zh in picks:
+        text = (en if lang == "en" else zh).format(**words)
+        beats.append(Beat(text[:1].upper() + text[1:], about.setting or "", role="subject", heading=kind))
+    return beats
+
+
 def _assign_kinds(units: list[Unit], product: bool, rng: random.Random) -> None:
     """The shot grammar: establish, vary the sizes without repeating one back to back, close the film."""
     offset = rng.randrange(len(CYCLE))
@@ -137,7 +168,7 @@ def _assign_kinds(units: list[Unit], product: bool, rng: random.Random) -> None:
             kind = "hero" if product else "wide"
         elif unit.scene_index != units[i - 1].scene_index:
             kind = "establishing" if unit.scene else "wide"
-        elif unit.role == "product":
+        elif unit.role in ("product", "subject"):
             kind = unit.kind
         elif unit.coverage:
             kind = COVERAGE_CYCLE[(unit.coverage - 1 + offset) % len(COVERAGE_CYCLE)]
@@ -185,13 +216,42 @@ def _say(lines: list[tuple[str | None, str]], lang: str) -> str:
     return " / ".join(f"{who}{sep}{words}" if who else words for who, words in lines)
 
 
-def _end_card(reading: BriefReading, used: set[str], lang: str) -> tuple[str, str | None]:
-    """The end card's subtitle and on-image text: product name, slogan, price or call to action."""
+def _end_card(reading: BriefReading, used: set[str], lang: str) -> tuple[str, str | None, str]:
+    """The end card: its subtitle, its on-image text and the line the voice-over says (product name, slogan,
+    price or call to action)."""
     slogans = [s for s in reading.slogans if s not in used]
     name = reading.product if reading.product and len(reading.product) <= 40 else None
-    pieces = [p for p in (name, *slogans, reading.price, reading.cta) if p]
+    pieces = [p.strip() for p in (name, *slogans, reading.price, reading.cta) if p and p.strip()]
     on_image = " ".join(p for p in (*slogans, reading.price) if p) or None
-    return END_CARD_JOIN[lang].join(pieces), on_image
+    return _card_line(pieces, lang), on_image, _card_spoken(pieces, reading.price, lang)
+
+
+_STOPS = ".!?。！？…"
+
+
+def _card_line(pieces: list[str], lang: str) -> str:
+    """The card as it is read: pieces apart by a separator, except after a piece that ends its own sentence
+    ('Slow mornings. Order now'), where a separator would read as a stray mark."""
+    out = ""
+    for piece in pieces:
+        if not out:
+            out = piece
+        elif out[-1] in _STOPS:
+            out += ("" if lang == "zh" else " ") + piece
+        else:
+            out += END_CARD_JOIN[lang] + piece
+    return out
+
+
+def _card_spoken(pieces: list[str], price: str | None, lang: str) -> str:
+    """The card as a person says it: one short sentence per piece, no separators; a Chinese price is said in
+    yuan ('¥899' -> '899元'), since a speech engine reads '¥' as yen or not at all."""
+    said = []
+    for piece in pieces:
+        if lang == "zh" and piece == price and (m := re.fullmatch(r"[¥￥]\s?(\d[\d,.]*)", piece)):
+            piece = f"{m.group(1)}元"
+        said.append(piece if piece[-1] in _STOPS else piece + ("。" if lang == "zh" else "."))
+    return ("" if lang == "zh" else " ").join(said)
 
 
 def plan_offline(brief: Brief, config, notes: list[str] | None = None) -> Storyboard:
@@ -212,41 +272,18 @@ def plan_offline(brief: Brief, config, notes: list[str] | None = None) -> Storyb
     if lang == "en" and subject[:1].islower() and not subject.startswith(("the ", "a ", "an ")):
         subject = f"the {subject}"
     beats = split_beats(brief.text)
-    end_unit = None
-    if n >= 2 and (product or end_card_requested(brief.text)):
-        # A closing sentence that asks for the end card ("End on the mug on a windowsill, slogan …") is it.
-        end_text = ""
-        if beats and beats[-1].role == "action" and has_cue(beats[-1].text, TEXT_CUES + ("end on", "最后")):
-            end_text = beats.pop().text
-        end_unit = Unit(end_text, beats[-1].scene if beats else "", beats[-1].scene_index if beats else 0,
-                        role="end", heading=beats[-1].heading if beats else "")  # fmt: skip
+    end_unit = _end_unit(beats, brief.text, n, product)  # takes the closing beat when it asks for the card
     m = n - (1 if end_unit else 0)
-    content = _coverage_beats(beats, m, subject, lang) if product else beats
-    if not content:
-        content = [Beat(brief.text.split("\n")[0], role="action")]
-    units = fit_units(content, m)
+    units = fit_units(_content_beats(brief, beats, m, subject, product), m)
     for unit in units:
-        if unit.role == "product":
+        if unit.role in ("product", "subject"):
             unit.kind = unit.heading
-            unit.heading = ""
-    # Claims the brief gives on their own ("Charges in 3 hours.") are said on a shot that has nothing to say.
-    said = {w for u in units for _, w in u.lines}
-    for claim in (c for c in reading.claims if not any(c in w or w in c for w in said)):
-        free = [u for u in units if not u.lines and u.role in ("product", "action")]
-        if free := sorted(free, key=lambda u: u.role != "product")[:1]:
-            free = free[0]
-            free.lines = [(None, claim)]
-        else:
-            board_notes.append(f"claim not shown, no shot free for it: {claim!r}")
+            unit.heading = unit.scene if unit.role == "subject" else ""
+    _place_claims(units, reading.claims, board_notes)
     if end_unit:
         units.append(end_unit)
     _assign_kinds(units, product, rng)
-
-    weights = []
-    for unit in units:
-        said = sum(len(w) for _, w in unit.lines) / READ_CHARS_PER_SECOND[lang]
-        weights.append(KIND_WEIGHTS.get(unit.kind, 1.0) * (1 + 0.25 * min(3.0, said / 2.5)))
-    durations = allocate_durations(weights, total)
+    durations = _durations(units, total, lang)
     film_look = look(" ".join(b.text for b in beats if not has_cue(b.text, DELIVERABLE_CUES)))
     used = {w for u in units for _, w in u.lines}
     shots: list[Shot] = []
@@ -272,6 +309,54 @@ def plan_offline(brief: Brief, config, notes: list[str] | None = None) -> Storyb
     )
 
 
+def _end_unit(beats: list[Beat], text: str, n: int, product: bool) -> Unit | None:
+    """The end card of a product film, or of a brief that asks to end on its copy; None for other films."""
+    if n < 2 or not (product or end_card_requested(text)):
+        return None
+    # A closing sentence that asks for the end card ("End on the mug on a windowsill, slogan …") is it.
+    end_text = ""
+    if beats and beats[-1].role == "action" and has_cue(beats[-1].text, TEXT_CUES + ("end on", "最后")):
+        end_text = beats.pop().text
+    last = beats[-1] if beats else None
+    return Unit(end_text, last.scene if last else "", last.scene_index if last else 0, role="end",
+                heading=last.heading if last else "")  # fmt: skip
+
+
+def _content_beats(brief: Brief, beats: list[Beat], room: int, subject: str, product: bool) -> list[Beat]:
+    """What the shots before the end card cover: the brief's beats, with coverage woven in for a product film;
+    a film about one thing in one place ("a paper boat on a rainy street") is that thing, seen in its setting."""
+    about = None if product else find_subject(brief.text)
+    if about and about.setting:
+        # "… on a rainy street": the setting is where every beat without a scene heading happens.
+        for beat in beats:
+            beat.scene = beat.scene or about.setting
+    if about and (not beats or (len(beats) == 1 and beats[0].text.strip(" .。") in about.phrase)):
+        return _subject_beats(about, room, brief.lang)
+    if product:
+        return _coverage_beats(beats, room, subject, brief.lang)
+    return beats or [Beat(brief.text.split("\n")[0], role="action")]
+
+
+def _place_claims(units: list[Unit], claims: list[str], notes: list[str]) -> None:
+    """Claims the brief gives on their own ("Charges in 3 hours.") are said on a shot that has nothing to say."""
+    said = {w for u in units for _, w in u.lines}
+    for claim in (c for c in claims if not any(c in w or w in c for w in said)):
+        free = [u for u in units if not u.lines and u.role in ("product", "action")]
+        if free := sorted(free, key=lambda u: u.role != "product")[:1]:
+            free[0].lines = [(None, claim)]
+        else:
+            notes.append(f"claim not shown, no shot free for it: {claim!r}")
+
+
+def _durations(units: list[Unit], total: float, lang: str) -> list[float]:
+    """Seconds per shot: by the grammar's weight of its size, and longer for a shot with more to read."""
+    weights = []
+    for unit in units:
+        said = sum(len(w) for _, w in unit.lines) / READ_CHARS_PER_SECOND[lang]
+        weights.append(KIND_WEIGHTS.get(unit.kind, 1.0) * (1 + 0.25 * min(3.0, said / 2.5)))
+    return allocate_durations(weights, total)
+
+
 def _shot(i, unit, seconds, lang, reading, subject, product, film_look, used, config, board_notes) -> Shot:
     lighting, mood = _unit_look(unit, film_look)
     sep = "：" if lang == "zh" else ": "
@@ -287,14 +372,18 @@ def _shot(i, unit, seconds, lang, reading, subject, product, film_look, used, co
         kept.append((who, words))
         spent += len(words)
     subtitle = _say(kept, lang)
+    spoken = None
     if unit.role == "end":
-        subtitle, expect = _end_card(reading, used, lang)
+        subtitle, expect, spoken = _end_card(reading, used, lang)
         description = END_CARD[lang].format(subject=subject)
         if unit.text:
             description = f"{unit.text.rstrip('.。')}{'。' if lang == 'zh' else '. '}{description}"
         prompt_subject = f"{subject}, the end card"
     elif unit.role == "product":
         description = prompt_subject = unit.text
+    elif unit.role == "subject":
+        description = unit.text
+        prompt_subject = re.sub(r"^[^:：]{2,30}[:：]\s*", "", unit.text)  # the template names the framing
     elif unit.role == "super":
         description = f"{setting(unit.scene) or subject}{sep}{unit.text}".strip(": ")
         prompt_subject = setting(unit.scene) or (subject if product else unit.text)
@@ -313,14 +402,14 @@ def _shot(i, unit, seconds, lang, reading, subject, product, film_look, used, co
         description = prompt_subject = unit.text
         if has_cue(unit.text, TEXT_CUES) and kept:
             expect = " ".join(w for who, w in kept if not who) or None
-    kind_of = reading.subject_kind if unit.role in ("product", "end") else None
+    kind_of = reading.subject_kind if unit.role in ("product", "end", "subject") else None
     kind_of = kind_of or find_subject_kind(unit.text, people_first=True) or reading.subject_kind
     return _render(i, unit, seconds, lang, description, prompt_subject, subtitle, expect, lighting, mood,
-                   config, subject if product else "", kind_of, kept)  # fmt: skip
+                   config, subject if product else "", kind_of, kept, spoken)  # fmt: skip
 
 
 def _render(i, unit, seconds, lang, description, prompt_subject, subtitle, expect, lighting, mood, config,
-            product, subject_kind, kept) -> Shot:  # fmt: skip
+            product, subject_kind, kept, spoken=None) -> Shot:  # fmt: skip
     camera = f"{FRAMING[unit.kind]}, {MOTION_WORDS[unit.motion]}"
     prompt_subject = shorten(prompt_subject, 240)
     variables = {
@@ -339,9 +428,8 @@ def _render(i, unit, seconds, lang, description, prompt_subject, subtitle, expec
     speakers = {who for who, _ in kept if who}
     # The voice-over speaks the copy and narration (lines with no speaker, or a speaker marked V.O.); a
     # character's on-screen dialogue is not voiced over a silent picture. The end card says its copy.
-    spoken = (
-        subtitle if unit.role == "end" else _say([(None, w) for who, w in kept if _voice_over(who)], lang)
-    )
+    if spoken is None:
+        spoken = _say([(None, w) for who, w in kept if _voice_over(who)], lang)
     return Shot(
         id=f"s{i:02d}",
         index=i,

@@ -1,5 +1,6 @@
-"""The shot grammar as data: framings, camera moves, coverage descriptions, and the words that choose a shot
-size, a camera motion and a look (lighting and mood). tools/plan_offline.py reads these tables; nothing here runs.
+"""The shot grammar as data: framings, camera moves, the coverage a product film or a film about one thing adds,
+the end card, and the words that choose a shot size, a camera motion and a look (lighting and mood).
+tools/plan_offline.py reads these tables; nothing here runs.
 """
 
 from __future__ import annotations
@@ -22,29 +23,6 @@ MOTION_WORDS: dict[str, str] = {
     "drift": "gentle handheld drift",
     "static": "locked-off static camera",
 }
-# How a coverage shot describes its subject when the beat is a request, not an action.
-KIND_DESCRIPTION: dict[str, dict[str, str]] = {
-    "en": {
-        "establishing": "The world of {subject}: an establishing view of the setting",
-        "wide": "Wide view: {subject} in its setting",
-        "medium": "Medium shot: {subject} in use",
-        "close-up": "Close-up on {subject}",
-        "insert": "Insert: hands interacting with {subject}",
-        "detail": "Extreme close-up on the materials and details of {subject}",
-        "hero": "Hero shot: {subject}, centered, on a clean background",
-        "over-the-shoulder": "Over the shoulder: someone looking at {subject}",
-    },
-    "zh": {
-        "establishing": "{subject}所在的世界：交代环境的远景",
-        "wide": "全景：{subject}与它的环境",
-        "medium": "中景：{subject}正在被使用",
-        "close-up": "特写：{subject}",
-        "insert": "插入镜头：手与{subject}的互动",
-        "detail": "大特写：{subject}的材质与细节",
-        "hero": "主视觉：{subject}居中，干净的背景",
-        "over-the-shoulder": "过肩镜头：有人注视着{subject}",
-    },
-}
 KIND_NAMES: dict[str, dict[str, str]] = {
     "en": {k: k.replace("-", " ") for k in FRAMING},
     "zh": {
@@ -60,49 +38,21 @@ KIND_NAMES: dict[str, dict[str, str]] = {
 }
 # A further angle on a beat that another shot already shows.
 COVERAGE_NOTE = {"en": "{text} (another angle: {kind})", "zh": "{text}（另一角度：{kind}）"}
-# Longest subtitle line, in characters: two lines of a readable size in each language.
-SUBTITLE_CHARS = {"en": 84, "zh": 32}
 # Words that choose a shot size. English entries are word prefixes; Chinese ones are substrings.
 KIND_CUES: list[tuple[str, tuple[str, ...]]] = [
-    (
-        "detail",
-        ("detail", "texture", "stitch", "macro", "button", "logo", "细节", "纹理", "材质", "按键", "微距"),
-    ),
-    (
-        "close-up",
-        ("close-up", "close up", "face", "eyes", "smile", "tear", "lips", "特写", "脸", "眼", "微笑", "泪"),
-    ),
+    ("detail", ("detail", "texture", "stitch", "macro", "button", "logo", "细节", "纹理", "材质", "按键", "微距")),
+    ("close-up", ("close-up", "close up", "face", "eyes", "smile", "tear", "lips", "特写", "脸", "眼", "微笑", "泪")),
     ("insert", ("hand", "fingers", "taps", "presses", "picks up", "phone", "手指", "手机", "拿起", "按下")),
-    (
-        "wide",
-        (
-            "city",
-            "street",
-            "landscape",
-            "skyline",
-            "crowd",
-            "field",
-            "beach",
-            "城市",
-            "街道",
-            "风景",
-            "人群",
-            "海边",
-            "山",
-        ),
-    ),
-]
+    ("wide", ("city", "street", "landscape", "skyline", "crowd", "field", "beach", "城市", "街道", "风景", "人群", "海边", "山")),
+]  # fmt: skip
 MOTION_CUES: list[tuple[str, tuple[str, ...]]] = [
     ("pan-left", ("pan left", "pans left", "左摇", "向左")),
-    (
-        "pan-right",
-        ("pan right", "pans right", "pan", "sweep", "across", "右摇", "向右", "横移", "平移", "摇镜"),
-    ),
+    ("pan-right", ("pan right", "pans right", "pan", "sweep", "across", "右摇", "向右", "横移", "平移", "摇镜")),
     ("pull-out", ("pull back", "pull out", "pulls back", "zoom out", "reveal", "拉远", "拉开", "揭示")),
     ("push-in", ("push in", "pushes in", "zoom in", "approach", "closer", "推近", "推进", "靠近")),
     ("static", ("still", "static", "motionless", "frozen", "静止", "固定", "一动不动")),
     ("drift", ("drift", "float", "handheld", "wander", "漂浮", "缓缓", "手持", "漫步")),
-]
+]  # fmt: skip
 DEFAULT_MOTIONS: dict[str, tuple[str, ...]] = {
     "establishing": ("pan-right", "pan-left", "drift"),
     "wide": ("pan-left", "pan-right", "drift"),
@@ -113,87 +63,47 @@ DEFAULT_MOTIONS: dict[str, tuple[str, ...]] = {
     "hero": ("push-in",),
     "over-the-shoulder": ("drift",),
 }
+STUDIO_LIGHT = "clean studio lighting, large softbox key, subtle rim light"
 # (cues, lighting, mood), first match wins, so the more specific entries come first.
 LOOKS: list[tuple[tuple[str, ...], str, str]] = [
-    (
-        ("night", "midnight", "neon", "dark", "夜", "霓虹", "深夜", "黑暗"),
-        "low-key night lighting, practical lamps and neon accents, deep shadows",
-        "moody, nocturnal",
-    ),
-    (
-        ("sunrise", "dawn", "morning", "first light", "日出", "清晨", "黎明", "早晨", "晨光"),
-        "golden-hour sunrise light, long soft shadows",
-        "hopeful, fresh",
-    ),
-    (
-        ("sunset", "dusk", "golden hour", "evening", "黄昏", "日落", "傍晚", "夕阳"),
-        "warm golden-hour backlight, gentle lens flare",
-        "nostalgic, warm",
-    ),
-    (
-        ("rain", "storm", "雨", "暴风"),
-        "overcast diffuse light, wet reflections",
-        "melancholic, introspective",
-    ),
-    (("snow", "winter", "ice", "雪", "冬", "冰"), "cool soft daylight, bright snow bounce", "quiet, crisp"),
-    (
-        ("lonely", "alone", "sad", "grief", "孤独", "悲伤", "难过", "寂寞"),
-        "cool low-key light, a single soft source",
-        "lonely, quiet",
-    ),
-    (
-        ("tense", "danger", "chase", "fear", "紧张", "危险", "追", "恐惧"),
-        "hard contrasty light, harsh shadows",
-        "tense, urgent",
-    ),
-    (
-        ("party", "festival", "celebrat", "birthday", "派对", "节日", "庆祝", "春节", "生日"),
-        "colorful festive practicals, warm bokeh",
-        "joyful, lively",
-    ),
-    (
-        ("cozy", "warm", "home", "coffee", "tea", "温暖", "温馨", "家", "咖啡", "茶"),
-        "warm tungsten practicals, soft window fill",
-        "cozy, intimate",
-    ),
-    (
-        ("beach", "summer", "sunny", "sunlight", "海滩", "夏", "阳光"),
-        "bright high-key sunlight, crisp shadows",
-        "energetic, joyful",
-    ),
-    (
-        ("sport", "run", "gym", "energy", "运动", "跑", "健身", "活力"),
-        "punchy high-contrast daylight",
-        "energetic, dynamic",
-    ),
-    (
-        ("forest", "mountain", "nature", "garden", "森林", "山", "自然", "花园"),
-        "dappled natural light through leaves",
-        "serene, open",
-    ),
-    (
-        ("office", "city", "urban", "street", "办公", "城市", "街道"),
-        "cool daylight through windows, mixed practicals",
-        "modern, busy",
-    ),
-    (
-        ("calm", "quiet", "peace", "relax", "安静", "宁静", "平静", "放松"),
-        "soft diffuse light",
-        "calm, peaceful",
-    ),
-    (
-        ("product", "launch", "studio", "premium", "产品", "新品", "发布", "高端"),
-        "clean studio lighting, large softbox key, subtle rim light",
-        "premium, modern",
-    ),
-]
+    (("night", "midnight", "neon", "dark", "夜", "霓虹", "深夜", "黑暗"),
+     "low-key night lighting, practical lamps and neon accents, deep shadows", "moody, nocturnal"),
+    (("sunrise", "dawn", "morning", "first light", "日出", "清晨", "黎明", "早晨", "晨光"),
+     "golden-hour sunrise light, long soft shadows", "hopeful, fresh"),
+    (("sunset", "dusk", "golden hour", "evening", "黄昏", "日落", "傍晚", "夕阳"),
+     "warm golden-hour backlight, gentle lens flare", "nostalgic, warm"),
+    (("rain", "storm", "雨", "暴风"),
+     "overcast diffuse light, wet reflections", "melancholic, introspective"),
+    (("snow", "winter", "ice", "雪", "冬", "冰"),
+     "cool soft daylight, bright snow bounce", "quiet, crisp"),
+    (("lonely", "alone", "sad", "grief", "孤独", "悲伤", "难过", "寂寞"),
+     "cool low-key light, a single soft source", "lonely, quiet"),
+    (("tense", "danger", "chase", "fear", "紧张", "危险", "追", "恐惧"),
+     "hard contrasty light, harsh shadows", "tense, urgent"),
+    (("party", "festival", "celebrat", "birthday", "派对", "节日", "庆祝", "春节", "生日"),
+     "colorful festive practicals, warm bokeh", "joyful, lively"),
+    (("cozy", "warm", "home", "coffee", "tea", "温暖", "温馨", "家", "咖啡", "茶"),
+     "warm tungsten practicals, soft window fill", "cozy, intimate"),
+    (("beach", "summer", "sunny", "sunlight", "海滩", "夏", "阳光"),
+     "bright high-key sunlight, crisp shadows", "energetic, joyful"),
+    (("sport", "run", "gym", "energy", "运动", "跑", "健身", "活力"),
+     "punchy high-contrast daylight", "energetic, dynamic"),
+    (("forest", "mountain", "nature", "garden", "森林", "山", "自然", "花园"),
+     "dappled natural light through leaves", "serene, open"),
+    (("office", "city", "urban", "street", "办公", "城市", "街道"),
+     "cool daylight through windows, mixed practicals", "modern, busy"),
+    (("calm", "quiet", "peace", "relax", "安静", "宁静", "平静", "放松"),
+     "soft diffuse light", "calm, peaceful"),
+    (("product", "launch", "studio", "premium", "产品", "新品", "发布", "高端"),
+     STUDIO_LIGHT, "premium, modern"),
+]  # fmt: skip
 DEFAULT_LOOK = ("soft natural daylight", "calm, clear")
 # Lighting that the scene heading's INT./EXT. adds when the beat's own words name no look.
 INTERIOR_LOOK = ("interior practical lighting, warm lamps, soft falloff", "intimate, close")
 EXTERIOR_LOOK = ("natural exterior daylight, open sky", "open, airy")
 # The look of a product shot with nothing else to go by: studio for the close kinds, daylight for the rest.
 PRODUCT_LOOKS: dict[str, tuple[str, str]] = {
-    "hero": ("clean studio lighting, large softbox key, subtle rim light", "premium, confident"),
+    "hero": (STUDIO_LIGHT, "premium, confident"),
     "detail": ("raking side light that shows texture, dark background", "tactile, precise"),
     "insert": ("soft window light on hands, shallow depth", "intimate, tactile"),
     "close-up": ("soft key light with a gentle rim", "refined, calm"),
@@ -210,6 +120,19 @@ PRODUCT_COVERAGE: list[tuple[str, str, str]] = [
     ("insert", "Insert: {subject} set down on a table, seen from above", "插入镜头：俯拍{subject}被放在桌上"),
     ("close-up", "Close-up: a face reacting to {subject}", "特写：人们看到{subject}时的表情"),
 ]
+# Coverage of a film about one thing in one place ("a paper boat on a rainy street"): the first entry opens, the
+# last closes, the middle ones are used in order. Each is (kind, English, Chinese); {subject}, {place} (the
+# setting with its joining word, e.g. "on the rainy street") and {setting}.
+SUBJECT_COVERAGE: list[tuple[str, str, str]] = [
+    ("establishing", "Establishing shot: {setting}, {subject} small in the frame", "远景：{setting}，{subject}在画面一角"),
+    ("medium", "Medium shot: {subject} {place}", "中景：{setting}中的{subject}"),
+    ("close-up", "Close-up: {subject}, {setting} soft behind it", "特写：{subject}，身后的{setting}虚化"),
+    ("detail", "Extreme close-up: the texture and edges of {subject}", "大特写：{subject}的质感与轮廓"),
+    ("insert", "Top shot: {subject} seen from above, {setting} around it", "俯拍：{subject}与周围的{setting}"),
+    ("wide", "Low-angle wide shot: {subject} against {setting}", "低角度全景：{subject}与身后的{setting}"),
+    ("close-up", "Close-up: light moving across {subject}", "特写：光影掠过{subject}"),
+    ("wide", "Closing wide shot: {subject} {place} as the camera pulls away", "收尾全景：{setting}中的{subject}，镜头缓缓拉远"),
+]  # fmt: skip
 # The opening of a film whose brief has nothing to film before the product.
 OPENING = {
     "en": "Establishing shot: the world {subject} is made for",

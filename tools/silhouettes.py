@@ -32,16 +32,17 @@ SUBJECT_WORDS: dict[str, str] = {
     "laptop": "laptop notebook computer macbook 笔记本电脑 电脑",
     "bag": "bag handbag backpack tote purse luggage 包 背包 手提包 行李箱",
     "food": "food dish noodles ramen bowl meal cake bread pastry salad burger pizza 面 饭 菜 蛋糕 美食 点心 月饼",
+    "boat": "boat sailboat ship yacht canoe kayak ferry raft 船 纸船 帆船 小船 舟",
     "vehicle": "car vehicle suv truck bike bicycle motorbike scooter 汽车 车 单车 自行车 电动车",
-    "animal": "dog puppy cat kitten pet horse bird animal 狗 猫 宠物 马 鸟 动物",
+    "animal": "dog puppy cat kitten pet horse bird fox animal 狗 猫 宠物 马 鸟 狐 动物",
     "building": "building tower skyscraper house hotel apartment storefront 大楼 建筑 房子 酒店 大厦",
-    "person": "person people man woman girl boy child kid nurse hiker hikers runner commuter she he her his "
+    "person": "person people man woman girl boy fisherman child kid nurse hiker hikers runner commuter she he her his "
     "couple family friends mother father worker chef 人 女 男 孩 她 他 护士 家人 朋友 妈妈 爸爸",
 }
 KINDS = (*SUBJECT_WORDS, "product")
 _ALIASES = {"headphone": "headphones", "earbuds": "headphones", "car": "vehicle", "dog": "animal",
-            "cat": "animal", "people": "person", "figure": "person", "cup": "mug", "shoes": "shoe",
-            "sneaker": "shoe", "smartphone": "phone", "box": "product", "package": "product"}  # fmt: skip
+            "cat": "animal", "ship": "boat", "people": "person", "figure": "person", "cup": "mug",
+            "shoes": "shoe", "sneaker": "shoe", "smartphone": "phone", "box": "product", "package": "product"}  # fmt: skip
 
 
 _HEADING = re.compile(r"\b(?:INT|EXT)\.[^\n.]*|(?:内景|外景)[^。，,\n]*")
@@ -220,6 +221,20 @@ def _vehicle(d, p, fill, light, ink, lw):
         d.ellipse(p(u - 0.04, 0.7, u + 0.04, 0.9), fill=light)
 
 
+def _boat(d, p, fill, light, ink, lw):
+    """A folded paper boat, the shape every boat is drawn as in a draft: a hull wider at the top, its two
+    folded flaps and the peaked sail in the middle."""
+    hull = ((0.0, 0.55), (1.0, 0.55), (0.8, 1.0), (0.2, 1.0))
+    d.polygon([tuple(p(u, v)) for u, v in hull], fill=fill, outline=ink, width=lw)
+    d.polygon([tuple(p(u, v)) for u, v in ((0.22, 0.55), (0.5, 0.0), (0.78, 0.55))], fill=light, outline=ink,
+              width=lw)  # fmt: skip
+    d.line(p(0.5, 0.0, 0.5, 0.55), fill=ink, width=lw)  # the centre fold
+    d.polygon([tuple(p(u, v)) for u, v in ((0.0, 0.55), (0.22, 0.55), (0.3, 0.78))], fill=light, outline=ink,
+              width=lw)  # fmt: skip
+    d.polygon([tuple(p(u, v)) for u, v in ((1.0, 0.55), (0.78, 0.55), (0.7, 0.78))], fill=light, outline=ink,
+              width=lw)  # fmt: skip
+
+
 def _building(d, p, fill, light, ink, lw):
     """A tower with setbacks and a spire, windows lit in a grid."""
     d.rectangle(p(0.48, 0.0, 0.52, 0.12), fill=ink)
@@ -285,6 +300,7 @@ DRAWINGS: dict[str, tuple[float, Draw]] = {  # kind -> (width / height, drawing)
     "bust": (1.1, _bust),
     "animal": (1.4, _animal),
     "vehicle": (2.4, _vehicle),
+    "boat": (1.6, _boat),
     "building": (0.7, _building),
     "food": (1.6, _food),
     "cosmetics": (0.95, _cosmetics),

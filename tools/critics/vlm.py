@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field
 from tools.critics.inputs import CritiqueConfig, CritiqueRequest
 from tools.critics.ocr import requested_text
 from tools.film import CriticResult, Issue
-from tools.llm import Chat, LLMError, endpoint_from, strict_schema, vision_message
+from tools.llm import LLMError, endpoint_from, strict_schema, vision_message
 from tools.llm_answers import one_line
+from tools.llm_pool import CHATS
 from tools.templates import render
 
 VlmCategory = Literal["subject", "count", "composition", "text", "artifacts", "style", "product"]
@@ -66,17 +67,17 @@ def vlm_critic(img, req: CritiqueRequest, config: CritiqueConfig) -> CriticResul
     )
     messages = [{"role": "system", "content": system}, vision_message(ask, img)]
     try:
-        with Chat(endpoint, flags="vlm") as chat:
-            answer = chat.structured(
-                messages,
-                VlmVerdict,
-                name="verdict",
-                schema=schema,
-                schema_in_prompt=True,
-                max_tokens=config.llm_max_tokens or VLM_MAX_TOKENS,
-                temperature=0 if config.llm_temperature is None else None,
-                repair=lambda problems: render("vlm_critic_retry.j2", error="; ".join(problems)),
-            )
+        # One Chat for every take of the run: one client, and a format refusal is learned once.
+        answer = CHATS.get(endpoint, flags="vlm").structured(
+            messages,
+            VlmVerdict,
+            name="verdict",
+            schema=schema,
+            schema_in_prompt=True,
+            max_tokens=config.llm_max_tokens or VLM_MAX_TOKENS,
+            temperature=0 if config.llm_temperature is None else None,
+            repair=lambda problems: render("vlm_critic_retry.j2", error="; ".join(problems)),
+        )
     except LLMError as e:
         if e.kind == "refused" and e.status is None:
             return _not_run(f"VLM refused: {e.detail.removeprefix('answered with a refusal: ')[:200]}")
