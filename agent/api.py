@@ -189,7 +189,7 @@ def list_films(request: Request, owner: str = Depends(caller)) -> list[FilmSumma
             updated=f.updated,
             error=f.error,
             chat=(_root(f) / "chat.jsonl").exists(),
-            resumable=f.status == "failed" and (_root(f) / MARKER).exists() and not svc.busy(f.id),
+            resumable=f.status == "failed" and not svc.busy(f.id),
         )
         for f in svc.store.films(owner)
     ]

@@ -73,7 +73,7 @@ class FilmSummary(BaseModel):
     chat: bool = Field(default=False, description="The film has a chat (GET .../messages).")
     resumable: bool = Field(
         default=False,
-        description="Failed or cancelled with its run folder kept: POST .../resume continues it.",
+        description="Failed or cancelled: POST .../resume continues it from its run folder.",
     )
 
 

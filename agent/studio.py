@@ -23,7 +23,9 @@ from tools.fonts import is_cjk
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"app.js", "app.css", "i18n.js"}
-DOCS_ASSETS = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"}
+# Swagger UI 5 as fastapi-offline ships it: the 4.x of swagger-ui-bundle cannot read FastAPI's OpenAPI 3.1 and
+# showed "Unable to render this definition" instead of the API.
+DOCS_ASSETS = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"}
 
 router = APIRouter()
 
@@ -150,14 +152,14 @@ def docs() -> HTMLResponse:
         title="creative-director API",
         swagger_js_url="/docs-assets/swagger-ui-bundle.js",
         swagger_css_url="/docs-assets/swagger-ui.css",
-        swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        swagger_favicon_url="/docs-assets/favicon.png",
     )
 
 
 @router.get("/docs-assets/{name}", include_in_schema=False, dependencies=[Depends(caller)])
 def docs_asset(name: str) -> FileResponse:
-    import swagger_ui_bundle
+    import fastapi_offline
 
     if name not in DOCS_ASSETS:
         raise HTTPException(404, "no such file")
-    return FileResponse(Path(swagger_ui_bundle.swagger_ui_path) / name)
+    return FileResponse(Path(fastapi_offline.__file__).parent / "static" / name)

@@ -174,7 +174,7 @@ def test_studio_in_chinese_draws_real_glyphs_not_boxes(server, tmp_path):
 
 
 def test_api_docs_page_works_offline(server):
-    """/docs is Swagger UI served from the installed swagger-ui-bundle, not a CDN: it renders the API's
+    """/docs is Swagger UI 5 served from the installed fastapi-offline package, not a CDN: it renders the API's
     operations with no request leaving the server."""
     from playwright.sync_api import expect, sync_playwright
 
