@@ -47,6 +47,7 @@ CANCELLED = "cancelled on request; POST /v1/films/{id}/resume continues it (noth
 # No cross-process Event wakes a worker: a multiprocessing Condition can block its setter for good once a waiter
 # was killed, and killed workers are what this design must survive. Polling a queue this small costs nothing.
 IDLE = 0.2
+WORKER_NICE = 10
 
 
 class Cancelled(KeyboardInterrupt):
@@ -395,6 +396,9 @@ def _die_with_parent(parent: int) -> None:
 def main(state_dir: str, base: dict, name: str, threads: int, parent: int) -> None:
     """The worker process's entry point (multiprocessing, spawn). SIGTERM stops it after its running jobs."""
     _die_with_parent(parent)
+    # Below the web process in CPU priority: on a busy machine a status call is scheduled before a shoot's
+    # Python (the GPU does not care), which is what a separate process is for.
+    os.nice(WORKER_NICE)
     stop = threading.Event()
     # Ctrl-C in a terminal reaches the whole process group: the web process stops us with SIGTERM instead, so
     # the jobs are not cut off twice.
