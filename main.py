@@ -490,6 +490,8 @@ def _add_serve_parser(sub) -> None:
         "--api-keys", metavar="FILE", help="accepted API keys, one per line (also CD_API_KEYS)"
     )
     serve.add_argument("--workers", type=int, default=2, help="films made at once (default 2)")
+    serve.add_argument("--worker-processes", type=int, default=1, metavar="P",
+                       help="processes the --workers share, each with its own warm models (default 1)")  # fmt: skip
     serve.add_argument("--no-auth", action="store_true", help="no keys: only on a loopback --host")
     serve.add_argument(
         "--state", default="serve-state", help="folder of the queue and the films (default serve-state)"
@@ -517,6 +519,7 @@ def cmd_serve(args, console) -> int:
     base = {n: v for n in flag_fields("models") if (v := getattr(args, n, None)) is not None}
     config = ServerConfig(
         state_dir=args.state, base=base, workers=args.workers, keys=keys, no_auth=args.no_auth,
+        worker_processes=max(1, min(args.worker_processes, args.workers)),
         rate_limit=args.rate_limit, max_queued=args.max_queued,
     )  # fmt: skip
     console.print(f"studio and API on http://{args.host}:{args.port}/ (docs at /docs); state in {args.state}")

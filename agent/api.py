@@ -2,24 +2,28 @@
 
 Every route depends on `auth.caller` (one dependency on the router): a key, or 401; its rate limit, or 429.
 Handlers translate a request into the director's operations (agent/operations.py, agent/chat.py) or a queued
-job (agent/service.py) and back; a film another key made answers 404, the same as a film that does not exist.
+job (agent/service.py, run by agent/worker.py in another process) and back; a film another key made answers
+404, the same as a film that does not exist. Nothing here renders: shoots and images are jobs for the workers,
+so a status call is a few SQLite reads and a cached file list.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import threading
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from agent import director, operations
+from agent import director, downloads, operations, review_queue
 from agent.api_models import (
     MAX_BRIEF,
+    ChatEntry,
     FilmCreated,
     FilmRequest,
     FilmSummary,
@@ -83,14 +87,24 @@ def _storyboard(root: Path) -> dict | None:
         return None
 
 
-def _files(root: Path) -> list[str]:
-    if not root.is_dir():
-        return []
-    out = []
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.is_symlink() and not p.name.startswith("checkpoints.sqlite"):
-            out.append(p.relative_to(root).as_posix())
-    return out
+_VIEWS: dict[str, tuple[float, float, tuple]] = {}
+_VIEWS_LOCK = threading.Lock()
+
+
+def _read_run(film: Film) -> tuple[dict | None, list[str], dict[str, str]]:
+    """The film's storyboard, files and cuts, cached until its row changes (a worker's event or an edit moves
+    `updated`), and for at most a second while work on it may write files between events."""
+    quiet = film.status in ("done", "failed", "waiting_approval")
+    now = time.monotonic()
+    with _VIEWS_LOCK:
+        hit = _VIEWS.get(film.id)
+    if hit and hit[0] == film.updated and (quiet or now - hit[1] < 1.0):
+        return hit[2]
+    root = _root(film)
+    value = (_storyboard(root), downloads.run_files(root, film.updated, None if quiet else 1.0), _cuts(root))
+    with _VIEWS_LOCK:
+        _VIEWS[film.id] = (film.updated, now, value)
+    return value
 
 
 def _cuts(root: Path) -> dict[str, str]:
@@ -107,16 +121,16 @@ def _cuts(root: Path) -> dict[str, str]:
 
 
 def _view(film: Film) -> FilmView:
-    root = _root(film)
+    storyboard, files, cuts = _read_run(film)
     return FilmView(
         id=film.id,
         status=film.status,
         progress=round(film.progress, 3),
         brief=film.brief,
-        storyboard=_storyboard(root),
-        files=_files(root),
-        film="final.mp4" if film.status == "done" and (root / "final.mp4").exists() else None,
-        cuts=_cuts(root),
+        storyboard=storyboard,
+        files=files,
+        film="final.mp4" if film.status == "done" and "final.mp4" in files else None,
+        cuts=cuts,
         error=film.error,
         created=film.created,
         updated=film.updated,
@@ -164,11 +178,20 @@ def create_film(body: FilmRequest, request: Request, owner: str = Depends(caller
 
 @router.get("/films", response_model=list[FilmSummary])
 def list_films(request: Request, owner: str = Depends(caller)) -> list[FilmSummary]:
+    svc = service(request)
     return [
         FilmSummary(
-            id=f.id, status=f.status, progress=round(f.progress, 3), brief=f.brief[:200], created=f.created
+            id=f.id,
+            status=f.status,
+            progress=round(f.progress, 3),
+            brief=f.brief[:200],
+            created=f.created,
+            updated=f.updated,
+            error=f.error,
+            chat=(_root(f) / "chat.jsonl").exists(),
+            resumable=f.status == "failed" and not svc.busy(f.id),
         )
-        for f in service(request).store.films(owner)
+        for f in svc.store.films(owner)
     ]
 
 
@@ -179,7 +202,8 @@ def get_film(film: Film = Depends(owned)) -> FilmView:
 
 @router.get("/films/{film_id}/events", response_class=EventSourceResponse)
 async def film_events(request: Request, film: Film = Depends(owned), after: int = -1):
-    """Server-sent events of the film's progress (`progress` events, JSON), until it is done or failed."""
+    """Server-sent events of the film's progress (`progress` events, JSON), until it is done or failed.
+    The workers write the events into the queue's SQLite file; `after` (an event's id) resumes a stream."""
     svc = service(request)
     seq = after
     yield ServerSentEvent(event="status", data={"status": film.status, "progress": round(film.progress, 3)})
@@ -198,7 +222,7 @@ async def film_events(request: Request, film: Film = Depends(owned), after: int 
             return
         if await request.is_disconnected():
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.25)
 
 
 class _QueuedChat(Chat):
@@ -209,23 +233,28 @@ class _QueuedChat(Chat):
 
     def _start_job(self, op: str, typed) -> str:
         try:
-            _submit(
-                self.svc, self.film_id, self.root, op, typed.note if typed else "", typed.shot if typed else 0
-            )
+            _submit(self.svc, self.film_id, self.root, op, typed.model_dump() if typed else {})
         except HTTPException as err:
             return f"Not done: {err.detail}"
         self._log("action", op=op, args=typed.model_dump() if typed else {}, queued=True)
         return "Shooting now; ask 'status' any time, or watch the progress."
 
 
-def _submit(svc: FilmService, film_id: str, root: Path, op: str, note: str = "", shot: int = 0) -> None:
+def _submit(svc: FilmService, film_id: str, root: Path, op: str, args: dict | None = None) -> None:
+    """Queue approve, redo or deliver for the film after the checks that can be made now (409 otherwise)."""
+    args = args or {}
     try:
         if op == "approve":
             if director.status(root) != "waiting-for-approval":
                 raise HTTPException(409, "there is no storyboard waiting for approval")
             director.pending_storyboard(root)  # a bad storyboard is refused now, and the film keeps waiting
             svc.submit(film_id, "approve", {})
+        elif op == "deliver":
+            if director.status(root) != "done":
+                raise HTTPException(409, "there is no film yet to deliver: approve the storyboard first")
+            svc.submit(film_id, "deliver", {"platform": args["platform"]})
         else:
+            shot, note = args.get("shot", 0), args.get("note", "")
             director.check_redo(root, shot, note)
             redos = len(read_json(root / MARKER).get("redos", []))
             svc.submit(film_id, "redo", {"shot": shot, "note": note, "redos_before": redos})
@@ -252,7 +281,24 @@ def post_message(body: MessageRequest, request: Request, film: Film = Depends(ow
                 return MessageReply(reply=reply, status=svc.store.film(film.id).status)
         reply = chat.handle(body.text)
         chat.wait()
+    svc.store.update_film(film.id)  # the storyboard may have changed: cached views key on `updated`
     return MessageReply(reply=reply, status=svc.store.film(film.id).status)
+
+
+@router.get("/films/{film_id}/messages", response_model=list[ChatEntry])
+def list_messages(film: Film = Depends(owned)) -> list[ChatEntry]:
+    """The film's chat so far (chat.jsonl): what the person said and what the director answered."""
+    path = _root(film) / "chat.jsonl"
+    out = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut off by a kill: the others still read
+            if isinstance(entry, dict) and entry.get("role") in ("user", "director") and entry.get("text"):
+                out.append(ChatEntry(role=entry["role"], text=str(entry["text"]), time=entry.get("time")))
+    return out
 
 
 @router.post("/films/{film_id}/approve", status_code=202, response_model=FilmCreated)
@@ -261,10 +307,29 @@ def approve_film(request: Request, film: Film = Depends(owned)) -> FilmCreated:
     svc = service(request)
     with _edit_lock(film.id):
         _waiting(film, svc)
-        try:
-            _submit(svc, film.id, _root(film), "approve")
-        except RunDirError as err:
-            raise HTTPException(409, str(err)) from None
+        _submit(svc, film.id, _root(film), "approve")
+    return FilmCreated(id=film.id, status=svc.store.film(film.id).status)
+
+
+@router.post("/films/{film_id}/cancel", response_model=FilmCreated)
+def cancel_film(request: Request, film: Film = Depends(owned)) -> FilmCreated:
+    """Stop the film's queued or running job; the film keeps what it made and `resume` continues it."""
+    svc = service(request)
+    if svc.cancel(film.id) is None:
+        raise HTTPException(409, f"the film is {film.status}: it has no work queued or running to cancel")
+    return FilmCreated(id=film.id, status=svc.store.film(film.id).status)
+
+
+@router.post("/films/{film_id}/resume", status_code=202, response_model=FilmCreated)
+def resume_film(request: Request, film: Film = Depends(owned)) -> FilmCreated:
+    """Continue a film that failed or was cancelled, from its run directory: nothing made is made again."""
+    svc = service(request)
+    if film.status != "failed":
+        raise HTTPException(409, f"the film is {film.status}: only a failed or cancelled film is resumed")
+    try:
+        svc.submit(film.id, "resume", {})
+    except Busy:
+        raise HTTPException(409, "the film has work queued or running; wait until it is done") from None
     return FilmCreated(id=film.id, status=svc.store.film(film.id).status)
 
 
@@ -279,6 +344,7 @@ def patch_shot(n: int, body: ShotPatch, request: Request, film: Film = Depends(o
             change = operations.revise_shot(root, body.revise(n))
         except OperationError as err:
             raise HTTPException(400, str(err)) from None
+        svc.store.update_film(film.id)
     return ShotChanged(change=change, storyboard=_storyboard(root) or {})
 
 
@@ -287,7 +353,7 @@ def redo_shot(n: int, body: RedoRequest, request: Request, film: Film = Depends(
     """Re-shoot shot n of the finished film with a note, then re-cut."""
     svc = service(request)
     with _edit_lock(film.id):
-        _submit(svc, film.id, _root(film), "redo", body.note, n)
+        _submit(svc, film.id, _root(film), "redo", {"shot": n, "note": body.note})
     return FilmCreated(id=film.id, status=svc.store.film(film.id).status)
 
 
@@ -318,30 +384,27 @@ def shot_takes(n: int, film: Film = Depends(owned)) -> TakesView:
     return TakesView(shot=n, shot_id=shot_id, message=change.message, takes=takes)
 
 
-def safe_path(root: Path, rel: str) -> Path:
-    """`rel` as a file inside `root`, or 404: no absolute path, no `..`, no symlink anywhere on the way."""
-    pure = PurePosixPath(rel)
-    if not rel or "\\" in rel or "\x00" in rel or pure.is_absolute() or ".." in pure.parts:
-        raise HTTPException(404, "no such file in this run")
-    path = root
-    for part in pure.parts:
-        path = path / part
-        if path.is_symlink():
-            raise HTTPException(404, "no such file in this run")
-    resolved, base = path.resolve(), root.resolve()
-    if (
-        not resolved.is_relative_to(base)
-        or not resolved.is_file()
-        or resolved.name.startswith("checkpoints.sqlite")
-    ):
-        raise HTTPException(404, "no such file in this run")
-    return resolved
-
-
 @router.get("/films/{film_id}/files/{path:path}")
 def get_file(path: str, film: Film = Depends(owned)) -> FileResponse:
     """Download an artefact of this film (a path from its `files`)."""
-    return FileResponse(safe_path(_root(film), path))
+    try:
+        return FileResponse(downloads.safe_path(_root(film), path))
+    except downloads.NotInRun:
+        raise HTTPException(404, "no such file in this run") from None
+
+
+@router.get("/films/{film_id}/zip", response_class=StreamingResponse)
+def get_zip(film: Film = Depends(owned)) -> StreamingResponse:
+    """The film's whole run directory as one zip (every file of its `files`), streamed as it is written."""
+    root = _root(film)
+    if not root.is_dir():
+        raise HTTPException(404, "the film has no run folder yet")
+    name = f"film-{film.id}"
+    return StreamingResponse(
+        downloads.zip_stream(root, name),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
+    )
 
 
 # --- the review queue ------------------------------------------------------------------------------------------
@@ -349,47 +412,23 @@ def get_file(path: str, film: Film = Depends(owned)) -> FileResponse:
 
 @router.get("/review", response_model=list[ReviewItem])
 def review_queue(request: Request, owner: str = Depends(caller)) -> list[ReviewItem]:
-    """Every kept take of this key's finished films that a person should look at (grade B or C)."""
-    svc = service(request)
-    items = []
-    for film in svc.store.films(owner):
-        root = _root(film)
-        board = _storyboard(root)
-        if film.status != "done" or not board:
-            continue
-        decisions = svc.store.reviews(film.id)
-        run = RunDir(root)
-        by_id = {(t.shot_id, t.n): t for t in run.takes()}
-        for i, shot in enumerate(board.get("shots", []), start=1):
-            clip = run.load_clip(shot["id"])
-            take = by_id.get((shot["id"], clip.take)) if clip else None
-            if take is None or take.critique is None or take.critique.grade == "A":
-                continue
-            items.append(
-                ReviewItem(
-                    film_id=film.id,
-                    shot=i,
-                    shot_id=shot["id"],
-                    take=take.n,
-                    path=take.path,
-                    grade=take.critique.grade,
-                    issues=[f"{x.category}: {x.reason}" for x in take.critique.issues[:4]],
-                    decision=decisions.get((shot["id"], take.n)),
-                )
-            )
-    return items
+    """Everything of this key's runs that a person should look at: kept takes graded B or C, or whose critics
+    disagree, across every finished film (agent/review_queue.py)."""
+    return review_queue.flagged(service(request).store, owner)
 
 
 @router.post("/review/{film_id}/shots/{n}", response_model=ReviewItem)
 def review_take(n: int, body: ReviewRequest, request: Request, film: Film = Depends(owned)) -> ReviewItem:
     """A person's decision on a flagged take: approve, reject, or redo with a note (queued)."""
     svc = service(request)
-    item = next((i for i in review_queue(request, film.owner) if i.film_id == film.id and i.shot == n), None)
+    item = next(
+        (i for i in review_queue.flagged(svc.store, film.owner) if i.film_id == film.id and i.shot == n), None
+    )
     if item is None:
         raise HTTPException(404, f"shot {n} of this film is not in the review queue")
     if body.action == "redo":
         with _edit_lock(film.id):
-            _submit(svc, film.id, _root(film), "redo", body.note, n)
+            _submit(svc, film.id, _root(film), "redo", {"shot": n, "note": body.note})
     svc.store.review(film.id, item.shot_id, item.take, body.action, body.note)
     return item.model_copy(update={"decision": body.action})
 
@@ -409,52 +448,52 @@ def _size(size: str) -> tuple[int, int]:
 
 @router.get("/models", response_model=ModelList)
 def list_models(request: Request) -> ModelList:
-    backend = service(request).image_backends().image
-    return ModelList(data=[ModelCard(id=backend.model), ModelCard(id="creative-director")])
+    """The image model the workers serve (published by them when they start), and the director itself."""
+    names = service(request).models()
+    if not names:
+        raise HTTPException(
+            503, "no worker has started yet; try again in a moment", headers={"Retry-After": "5"}
+        )
+    return ModelList(data=[ModelCard(id=m) for m in [*names, "creative-director"]])
+
+
+IMAGE_TIMEOUT = 600.0
 
 
 @router.post("/images/generations", response_model=ImagesResponse)
-def generate_images(body: ImageGenerationRequest, request: Request) -> ImagesResponse:
-    """OpenAI's images.generate, rendered by the director's image backend and judged by its critique."""
-    import uuid
-
-    from tools.critique import CritiqueConfig, CritiqueRequest, critique_image
-    from tools.generate_image import BackendError, ImageRequest
-
+async def generate_images(body: ImageGenerationRequest, request: Request) -> ImagesResponse:
+    """OpenAI's images.generate, rendered by the director's image backend and judged by its critique (a job for
+    the workers, ahead of the films in the queue: the models are theirs)."""
     svc = service(request)
-    backends = svc.image_backends()
-    if body.model not in (None, backends.image.model, "creative-director"):
+    if not svc.workers:
+        raise HTTPException(503, "this server runs no workers (--workers 0): nothing can render")
+    names = await asyncio.to_thread(svc.models)
+    if body.model not in (None, "creative-director", *names):
         raise HTTPException(404, f"model {body.model!r} is not served here; GET /v1/models lists the models")
     if body.response_format != "b64_json":
         raise HTTPException(400, "response_format 'url' is not supported here; ask for b64_json")
     width, height = _size(body.size)
-    out = svc.state_dir / "images"
-    out.mkdir(parents=True, exist_ok=True)
+    seed = body.seed if body.seed is not None else int(time.time() * 1000) % 2**31
+    job = svc.submit_image(
+        {"prompt": body.prompt, "width": width, "height": height, "seed": seed, "n": body.n}
+    )
+    end = time.monotonic() + IMAGE_TIMEOUT
+    while (job := svc.store.job(job.id)).state in ("queued", "running"):
+        if time.monotonic() > end or await request.is_disconnected():
+            svc.store.finish(job.id, "the caller stopped waiting", state="cancelled")
+            raise HTTPException(504, f"the image was not made within {IMAGE_TIMEOUT:.0f} s")
+        await asyncio.sleep(0.05)
+    if job.state != "done":
+        raise HTTPException(502, job.error or "the image job failed")
     data = []
-    config = CritiqueConfig()
-    for i in range(body.n):
-        path = out / f"{uuid.uuid4().hex}.png"
-        seed = (body.seed if body.seed is not None else int(time.time() * 1000) % 2**31) + i
-        try:
-            backends.image.generate(
-                ImageRequest(prompt=body.prompt, width=width, height=height, seed=seed, output_path=str(path))
+    for image in job.result["images"]:
+        path = svc.state_dir / "images" / image.pop("path")
+        data.append(
+            ImageDatum(
+                b64_json=base64.b64encode(path.read_bytes()).decode("ascii"),
+                revised_prompt=body.prompt,
+                critique=image,
             )
-            crit = critique_image(
-                CritiqueRequest(image_path=str(path), prompt=body.prompt, width=width, height=height), config
-            )
-            data.append(
-                ImageDatum(
-                    b64_json=base64.b64encode(path.read_bytes()).decode("ascii"),
-                    revised_prompt=body.prompt,
-                    critique={
-                        "grade": crit.grade,
-                        "passed": crit.passed,
-                        "issues": [f"{x.category}: {x.reason}" for x in crit.issues],
-                    },
-                )
-            )
-        except BackendError as err:
-            raise HTTPException(502, f"the image backend failed: {err}") from None
-        finally:
-            path.unlink(missing_ok=True)
+        )
+        path.unlink(missing_ok=True)
     return ImagesResponse(created=int(time.time()), data=data)

@@ -68,6 +68,19 @@ class FilmSummary(BaseModel):
     progress: float
     brief: str
     created: float
+    updated: float = 0.0
+    error: str | None = None
+    chat: bool = Field(default=False, description="The film has a chat (GET .../messages).")
+    resumable: bool = Field(
+        default=False,
+        description="Failed or cancelled: POST .../resume continues it from its run folder.",
+    )
+
+
+class ChatEntry(BaseModel):
+    role: Literal["user", "director"]
+    text: str
+    time: float | None = None
 
 
 class MessageRequest(BaseModel):
@@ -126,6 +139,9 @@ class TakesView(BaseModel):
 
 
 class ReviewItem(BaseModel):
+    """One thing flagged for a person. `kind` says what: a film's kept take today; catalogue images later."""
+
+    kind: str = "take"
     film_id: str
     shot: int
     shot_id: str

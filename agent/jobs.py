@@ -2,11 +2,15 @@
 
 A film is a row (`films`) owned by one API key (its hash); its work is a sequence of jobs (`jobs`): `start`
 (plan, and shoot unless it waits for approval), `approve` (shoot an approved storyboard), `redo` (re-shoot one
-shot). A film has at most one job queued or running at a time, so two workers never touch one run directory.
+shot), `deliver` (a cut for another platform), `resume` (continue a stopped or failed film). A film has at most
+one job queued or running at a time, so two workers never touch one run directory. `image` jobs (the OpenAI
+images route) belong to no film and are claimed before film jobs: a person waits on them.
 
-Claiming is one UPDATE inside an immediate transaction: a job is handed to exactly one worker. A job found
-`running` when the store opens was cut off by a crash; `recover()` queues it again, and the job continues from
-the run directory and its checkpointer (nothing recorded is made again).
+The web process and the worker processes (agent/worker.py) share this file: workers claim jobs, record their
+progress as `events` rows and publish themselves in `workers`; the web process only reads those and queues.
+Claiming is one UPDATE inside an immediate transaction: a job is handed to exactly one worker, whose name is
+kept on it. A job left `running` by a worker that died is queued again (`recover`, `requeue_worker`), and it
+continues from the run directory and its checkpointer (nothing recorded is made again).
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-JobKind = Literal["start", "approve", "redo"]
-JobState = Literal["queued", "running", "done", "failed"]
+JobKind = Literal["start", "approve", "redo", "deliver", "resume", "image"]
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 FilmStatus = Literal["queued", "planning", "waiting_approval", "shooting", "cutting", "done", "failed"]
 
 SCHEMA = """
@@ -52,6 +56,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    film_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_film ON events(film_id, seq);
+CREATE TABLE IF NOT EXISTS workers (
+    name TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    seen REAL NOT NULL,
+    loads INTEGER NOT NULL DEFAULT 0,
+    models TEXT NOT NULL DEFAULT '[]'
+);
 CREATE TABLE IF NOT EXISTS reviews (
     film_id TEXT NOT NULL REFERENCES films(id),
     shot_id TEXT NOT NULL,
@@ -85,6 +103,27 @@ class Job(BaseModel):
     state: JobState
     attempts: int = 0
     error: str | None = None
+    worker: str | None = None
+    cancel: bool = False
+    result: dict | None = None
+
+
+class WorkerInfo(BaseModel):
+    name: str
+    pid: int
+    started: float
+    seen: float
+    loads: int = Field(
+        description="Backends this worker built: one per model settings when its models stay warm."
+    )
+    models: list[str]
+
+
+# Columns added after the first release: an older jobs.sqlite gets them when it opens.
+MIGRATIONS = {
+    "jobs": [("worker", "TEXT"), ("cancel", "INTEGER NOT NULL DEFAULT 0"), ("result", "TEXT")],
+}
+MAX_EVENTS = 2000  # per film: a long shoot's stream keeps its last events
 
 
 class Busy(Exception):
@@ -96,7 +135,9 @@ class JobStore:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Several processes write here (the web process queues, workers claim and report): a writer waits for
+        # another's transaction rather than failing at once.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         with self._lock:
@@ -104,6 +145,11 @@ class JobStore:
             # NORMAL in WAL mode: a committed row survives a killed process (only a power cut may lose the last).
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            for table, columns in MIGRATIONS.items():
+                have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns:
+                    if name not in have:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -157,15 +203,24 @@ class JobStore:
         return [_film(r) for r in rows]
 
     def update_film(self, film_id: str, **fields) -> None:
+        """Set status, progress or error; with no fields only `updated` moves (the web caches key on it)."""
         allowed = {"status", "progress", "error"}
-        if not fields or set(fields) - allowed:
+        if set(fields) - allowed:
             raise ValueError(f"update_film takes {sorted(allowed)}, got {sorted(fields)}")
-        sets = ", ".join(f"{k} = ?" for k in fields)
+        sets = "".join(f"{k} = ?, " for k in fields)
         with self._lock:
             self._db.execute(
-                f"UPDATE films SET {sets}, updated = ? WHERE id = ?",  # noqa: S608 - names checked above
+                f"UPDATE films SET {sets}updated = ? WHERE id = ?",  # noqa: S608 - names checked above
                 (*fields.values(), time.time(), film_id),
             )
+
+    def busy(self, film_id: str) -> bool:
+        """True while the film has a job queued or running."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM jobs WHERE film_id = ? AND state IN ('queued', 'running') LIMIT 1", (film_id,)
+            ).fetchone()
+        return row is not None
 
     def active_jobs(self, owner: str) -> int:
         """Jobs of this owner queued or running: the per-key cap counts these."""
@@ -207,31 +262,131 @@ class JobStore:
             rows = self._db.execute("SELECT * FROM jobs WHERE film_id = ? ORDER BY id", (film_id,)).fetchall()
         return [_job(r) for r in rows]
 
-    def claim(self) -> Job | None:
-        """The oldest queued job, now running and handed to the caller alone; None when the queue is empty."""
+    def enqueue_image(self, args: dict) -> Job:
+        """A job of the images route: no film, no busy check (many may wait at once)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO jobs (film_id, kind, args, state, created) VALUES (?, 'image', ?, 'queued', ?)",
+                ("", json.dumps(args), time.time()),
+            )
+            job_id = cur.lastrowid
+        return self.job(job_id)
+
+    def claim(self, worker: str = "") -> Job | None:
+        """The next queued job (image jobs first, then the oldest), now running and handed to `worker` alone;
+        None when the queue is empty."""
+        with self._lock:  # an idle worker asks often: a read first, the write lock only when there is work
+            if self._db.execute("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").fetchone() is None:
+                return None
         now = time.time()
         with self._tx() as db:
-            row = db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1").fetchone()
+            row = db.execute(
+                "SELECT id FROM jobs WHERE state = 'queued' ORDER BY kind != 'image', id LIMIT 1"
+            ).fetchone()
             if row is None:
                 return None
             db.execute(
-                "UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1 WHERE id = ?",
-                (now, row["id"]),
+                "UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1, worker = ? WHERE id = ?",
+                (now, worker, row["id"]),
             )
         return self.job(row["id"])
 
-    def finish(self, job_id: int, error: str | None = None) -> None:
+    def finish(
+        self, job_id: int, error: str | None = None, result: dict | None = None, state: JobState | None = None
+    ) -> None:
         with self._lock:
             self._db.execute(
-                "UPDATE jobs SET state = ?, error = ?, finished = ? WHERE id = ?",
-                ("failed" if error else "done", error, time.time(), job_id),
+                "UPDATE jobs SET state = ?, error = ?, result = ?, finished = ? WHERE id = ?",
+                (
+                    state or ("failed" if error else "done"),
+                    error,
+                    None if result is None else json.dumps(result),
+                    time.time(),
+                    job_id,
+                ),
             )
 
-    def recover(self) -> int:
-        """Queue again every job a crash left running; returns how many."""
+    def cancel(self, film_id: str) -> Job | None:
+        """Cancel the film's job: a queued one at once; a running one is asked to stop (its worker sees the
+        flag at the run's next step). Returns the job, or None when there is none."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT id, state FROM jobs WHERE film_id = ? AND state IN ('queued', 'running')", (film_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            if row["state"] == "queued":
+                db.execute(
+                    "UPDATE jobs SET state = 'cancelled', cancel = 1, finished = ? WHERE id = ?",
+                    (time.time(), row["id"]),
+                )
+            else:
+                db.execute("UPDATE jobs SET cancel = 1 WHERE id = ?", (row["id"],))
+        return self.job(row["id"])
+
+    def cancelled(self, job_id: int) -> bool:
         with self._lock:
-            cur = self._db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'")
+            row = self._db.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    def recover(self) -> int:
+        """Queue again every job a crash left running (no worker is alive yet); returns how many."""
+        with self._lock:
+            cur = self._db.execute("UPDATE jobs SET state = 'queued', worker = NULL WHERE state = 'running'")
         return cur.rowcount
+
+    def requeue_worker(self, worker: str) -> int:
+        """Queue again the jobs a dead worker was running; a cancelled one ends cancelled instead."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET state = 'cancelled', finished = ? WHERE state = 'running' AND worker = ? AND cancel = 1",
+                (time.time(), worker),
+            )
+            cur = self._db.execute(
+                "UPDATE jobs SET state = 'queued', worker = NULL WHERE state = 'running' AND worker = ?",
+                (worker,),
+            )
+        return cur.rowcount
+
+    # --- progress events and workers --------------------------------------------------------------------------
+    def add_event(self, film_id: str, event: dict) -> int:
+        """Append one progress event (its `seq` is set here); the film keeps its last MAX_EVENTS."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO events (film_id, data) VALUES (?, ?)", (film_id, json.dumps(event, default=str))
+            )
+            seq = cur.lastrowid
+            if seq % 100 == 0:
+                self._db.execute(
+                    "DELETE FROM events WHERE film_id = ? AND seq <= "
+                    "(SELECT seq FROM events WHERE film_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (film_id, film_id, MAX_EVENTS),
+                )
+        return seq
+
+    def events_after(self, film_id: str, seq: int, limit: int = 500) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, data FROM events WHERE film_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (film_id, seq, limit),
+            ).fetchall()
+        return [{**json.loads(r[1]), "seq": r[0]} for r in rows]
+
+    def worker_seen(self, name: str, pid: int, loads: int, models: list[str]) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO workers (name, pid, started, seen, loads, models) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, seen = excluded.seen, "
+                "loads = excluded.loads, models = excluded.models, "
+                "started = CASE WHEN workers.pid = excluded.pid THEN workers.started ELSE excluded.started END",
+                (name, pid, now, now, loads, json.dumps(models)),
+            )
+
+    def workers(self) -> list[WorkerInfo]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM workers ORDER BY name").fetchall()
+        return [WorkerInfo(**{**dict(r), "models": json.loads(r["models"])}) for r in rows]
 
     # --- a person's review of flagged takes -------------------------------------------------------------------
     def review(self, film_id: str, shot_id: str, take: int, action: str, note: str = "") -> None:
@@ -259,4 +414,12 @@ def _film(row: sqlite3.Row) -> Film:
 
 
 def _job(row: sqlite3.Row) -> Job:
-    return Job(**{**dict(row), "args": json.loads(row["args"])})
+    d = dict(row)
+    return Job(
+        **{
+            **d,
+            "args": json.loads(d["args"]),
+            "cancel": bool(d.get("cancel")),
+            "result": json.loads(d["result"]) if d.get("result") else None,
+        }
+    )

@@ -458,8 +458,9 @@ def _film_change(op: str, film) -> Change:
     return Change(op=op, message="the film did not finish; ask 'status'")
 
 
-def approve(root: Path, on_event: Event | None = None) -> Change:
-    """Hand the current storyboard to the graph's approval and shoot it (progress through `on_event`)."""
+def approve(root: Path, on_event: Event | None = None, settings: RunSettings | None = None) -> Change:
+    """Hand the current storyboard to the graph's approval and shoot it (progress through `on_event`).
+    `settings`: the run's own with warm backends attached (a server's); else loaded from the run."""
     status = _status(root)
     if status == "done":
         raise OperationError("the film is already shot; redo a shot with a note, or deliver for a platform")
@@ -468,16 +469,19 @@ def approve(root: Path, on_event: Event | None = None) -> Change:
     storyboard = load_storyboard(root)
     try:
         film = director.resume(
-            root, on_event=on_event, approval={"storyboard": storyboard.model_dump(mode="json")}
+            root,
+            on_event=on_event,
+            approval={"storyboard": storyboard.model_dump(mode="json")},
+            settings=settings,
         )
     except ValidationError as err:
         raise OperationError(f"storyboard.json does not validate: {err.errors()[0]['msg']}") from None
     return _film_change("approve", film)
 
 
-def resume_shoot(root: Path, on_event: Event | None = None) -> Change:
+def resume_shoot(root: Path, on_event: Event | None = None, settings: RunSettings | None = None) -> Change:
     """Continue a shoot that was stopped or killed; nothing already on disk is made again."""
-    return _film_change("resume", director.resume(root, on_event=on_event))
+    return _film_change("resume", director.resume(root, on_event=on_event, settings=settings))
 
 
 def status(root: Path) -> Change:
@@ -501,13 +505,15 @@ def status(root: Path) -> Change:
     return Change(op="status", message=message, paths={"storyboard": "storyboard.json"})
 
 
-def redo(root: Path, args: RedoArgs, on_event: Event | None = None) -> Change:
+def redo(
+    root: Path, args: RedoArgs, on_event: Event | None = None, settings: RunSettings | None = None
+) -> Change:
     """Re-shoot one shot of the finished film with a note, then re-cut."""
     if _status(root) != "done":
         raise OperationError("redo is for a finished film; approve the storyboard first ('go')")
     _shot_index(load_storyboard(root), args.shot)
     try:
-        film = director.redo(root, args.shot, args.note, on_event=on_event)
+        film = director.redo(root, args.shot, args.note, on_event=on_event, settings=settings)
     except RunDirError as err:
         raise OperationError(str(err)) from None
     change = _film_change("redo", film)

@@ -3,8 +3,9 @@
     app = create_app(ServerConfig(state_dir="serve-state", keys=["..."]))   # uvicorn.run(app, ...)
 
 `python main.py serve` builds the config from its flags. The app's parts: agent/api.py (the /v1 routes),
-agent/studio.py (the web studio at / and the docs), agent/auth.py (keys and limits), agent/service.py (workers
-and warm backends), agent/jobs.py (the SQLite queue). CORS stays off: no cross-origin page may call the API.
+agent/studio.py (the web studio at / and the docs), agent/auth.py (keys and limits), agent/service.py (the
+queue's web side and the worker processes), agent/worker.py (the jobs, with warm backends and the GPU lock),
+agent/jobs.py (the SQLite queue both sides share). CORS stays off: no cross-origin page may call the API.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ class ServerConfig(BaseModel):
         default_factory=dict, description="Model and endpoint settings every film renders with."
     )
     workers: int = Field(default=2, ge=0, le=64, description="Jobs run at once (0: queue only, for tests).")
+    worker_processes: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Processes the jobs run in, each with its own warm models (0: threads of the web process).",
+    )
     keys: list[str] = Field(default_factory=list)
     no_auth: bool = False
     rate_limit: int = Field(default=600, ge=0, description="Requests per minute per key (0: no limit).")
@@ -80,7 +87,7 @@ def create_app(config: ServerConfig, service: FilmService | None = None) -> Fast
     """The FastAPI app over the state folder; its workers start with the app and stop with it."""
     from agent import api, studio
 
-    svc = service or FilmService(Path(config.state_dir), config.base, config.workers)
+    svc = service or FilmService(Path(config.state_dir), config.base, config.workers, config.worker_processes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

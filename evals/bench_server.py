@@ -1,11 +1,12 @@
 """Load on the service: N clients (one API key each) submit a film at once and poll its status until done.
 
-    python evals/bench_server.py --films 20 --shots 2 --workers 2 [--kill-after 20]
+    python evals/bench_server.py --films 20 --shots 2 --workers 2 [--worker-processes 2] [--kill-after 20]
 
 The server runs as a real `main.py serve` process on loopback with the offline backends. With --kill-after S
 it is killed with SIGKILL S seconds in and started again on the same state folder; every film must still
 complete. Prints: films done, lost, duplicated (a film with more than one start job, or a run made twice),
-p50/p95/max latency of GET /v1/films/{id}, wall time.
+p50/p95/max latency of GET /v1/films/{id}, wall time, and the machine's load (`uptime`) before and after: on a
+shared machine the load says how much the figures mean.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(state: Path, keys: Path, port: int, workers: int) -> subprocess.Popen:
+def start_server(state: Path, keys: Path, port: int, workers: int, procs: int) -> subprocess.Popen:
     cmd = [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port), "--state", str(state),
-           "--api-keys", str(keys), "--workers", str(workers), "--rate-limit", "0"]  # fmt: skip
+           "--api-keys", str(keys), "--workers", str(workers), "--worker-processes", str(procs),
+           "--rate-limit", "0"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(state / "server.log", "ab"))
     for _ in range(300):
         try:
@@ -45,6 +47,10 @@ def start_server(state: Path, keys: Path, port: int, workers: int) -> subprocess
         except httpx.TransportError:
             time.sleep(0.1)
     raise SystemExit("the server did not start; see " + str(state / "server.log"))
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def client(base: str, key: str, shots: int, latencies: list, results: dict, stop: threading.Event) -> None:
@@ -76,6 +82,7 @@ def main() -> None:
     ap.add_argument("--films", type=int, default=20)
     ap.add_argument("--shots", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--worker-processes", type=int, default=1)
     ap.add_argument(
         "--kill-after", type=float, default=None, help="SIGKILL the server after S seconds, restart"
     )
@@ -86,7 +93,8 @@ def main() -> None:
     (state / "keys.txt").write_text("\n".join(keys))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start_server(state, state / "keys.txt", port, args.workers)
+    load_before = uptime()
+    proc = start_server(state, state / "keys.txt", port, args.workers, args.worker_processes)
     latencies: list[float] = []
     results: dict = {}
     stop = threading.Event()
@@ -102,7 +110,7 @@ def main() -> None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             done_before = len(results)
-            proc = start_server(state, state / "keys.txt", port, args.workers)
+            proc = start_server(state, state / "keys.txt", port, args.workers, args.worker_processes)
             killed = True
             print(f"killed -9 at {args.kill_after:.0f} s with {done_before} films done; restarted")
         time.sleep(0.2)
@@ -125,7 +133,9 @@ def main() -> None:
     print(f"films submitted {args.films}, in the queue {films}, done {done}, failed {len(failed)}, "
           f"lost {args.films - len(results)}, duplicated {dup}, runs with final.mp4 {runs}, jobs retried after kill {retried}")  # fmt: skip
     print(f"status GET: {len(lat)} calls, p50 {statistics.median(lat) * 1000:.1f} ms, p95 {p95:.1f} ms, "
-          f"max {lat[-1] * 1000:.1f} ms; wall {wall:.1f} s ({args.workers} workers, {args.shots} shots each)")  # fmt: skip
+          f"max {lat[-1] * 1000:.1f} ms; wall {wall:.1f} s ({args.workers} workers in {args.worker_processes} "
+          f"process(es), {args.shots} shots each)")  # fmt: skip
+    print(f"{os.cpu_count()} CPUs; uptime before: {load_before}; after: {uptime()}")
     if failed:
         print("failures:", failed[:5])
     print(f"state: {state}")

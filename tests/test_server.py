@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import socket
 import threading
 import time
@@ -257,7 +258,8 @@ def test_a_failed_job_records_why_and_others_go_on(tmp_path, monkeypatch):
         return real(brief, settings, on_event=on_event)
 
     monkeypatch.setattr(director, "start", start)
-    with TestClient(app_for(tmp_path)) as c:
+    # Workers as threads of this process, so that they see the patched director.
+    with TestClient(app_for(tmp_path, worker_processes=0)) as c:
         bad = c.post("/v1/films", json={"brief": "a film that will explode the disk"}, headers=A).json()["id"]
         good = c.post("/v1/films", json={"brief": BRIEF, "options": {"shots": 1}}, headers=A).json()["id"]
         failed = wait_for(c, bad, {"failed", "done"})
@@ -300,3 +302,188 @@ def test_openai_client_images_and_models_over_real_http(tmp_path):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# --- worker processes, cancel and resume, zip, review queue, chat history -------------------------------------
+
+
+def _job_running(store, film_id, timeout=240):
+    end = time.time() + timeout
+    while time.time() < end:
+        jobs = store.jobs(film_id)
+        if jobs and jobs[-1].state == "running":
+            return jobs[-1]
+        time.sleep(0.02)
+    raise AssertionError(f"no job of {film_id} ever ran: {store.jobs(film_id)}")
+
+
+def test_jobs_run_in_a_worker_process_that_is_replaced_when_killed(tmp_path):
+    import os
+    import signal
+
+    with TestClient(app_for(tmp_path, workers=1, worker_processes=1)) as c:
+        svc = c.app.state.service
+        fid = c.post("/v1/films", json={"brief": BRIEF, "options": {"shots": 3}}, headers=A).json()["id"]
+        job = _job_running(svc.store, fid)
+        ((name, pid),) = svc.worker_pids().items()
+        assert pid != os.getpid() and job.worker == name  # the job runs in the worker, not the web process
+        os.kill(pid, signal.SIGKILL)
+        film = wait_for(c, fid, {"done", "failed"})
+        assert film["status"] == "done" and film["film"] == "final.mp4", film["error"]
+        (job,) = svc.store.jobs(fid)
+        assert job.state == "done" and job.attempts == 2 and svc.restarts == 1
+        assert svc.worker_pids()[name] != pid
+        # Its events were streamed from the queue's file, across the worker's death, in order.
+        seqs = [e["seq"] for e in svc.events_after(fid, -1)]
+        assert seqs == sorted(seqs) and any(e["node"] == "animate" for e in svc.events_after(fid, -1))
+        # The run was continued, not made twice: one take-1 per shot, each made once.
+        takes = sorted((tmp_path / "state" / "runs" / fid / "shots").glob("s*/take-*.png"))
+        assert len({t.parent.name for t in takes}) == 3
+
+
+def test_cancel_stops_a_shoot_and_resume_continues_it(tmp_path):
+    with TestClient(app_for(tmp_path, workers=1, worker_processes=1)) as c:
+        svc = c.app.state.service
+        fid = c.post("/v1/films", json={"brief": BRIEF, "options": {"shots": 3}}, headers=A).json()["id"]
+        _job_running(svc.store, fid)
+        r = c.post(f"/v1/films/{fid}/cancel", headers=A)
+        assert r.status_code == 200, r.text
+        film = wait_for(c, fid, {"failed", "done"})
+        if film["status"] == "done":
+            pytest.skip("the film finished before the cancel reached it (an unusually fast machine)")
+        assert "cancelled" in film["error"] and svc.store.jobs(fid)[-1].state == "cancelled"
+        assert not svc.busy(fid)
+        assert c.post(f"/v1/films/{fid}/cancel", headers=A).status_code == 409
+        listed = next(f for f in c.get("/v1/films", headers=A).json() if f["id"] == fid)
+        assert listed["resumable"] is True
+        assert c.post(f"/v1/films/{fid}/resume", headers=B).status_code == 404
+        assert c.post(f"/v1/films/{fid}/resume", headers=A).status_code == 202
+        film = wait_for(c, fid, {"done", "failed"})
+        assert film["status"] == "done" and film["film"] == "final.mp4", film["error"]
+        assert c.post(f"/v1/films/{fid}/resume", headers=A).status_code == 409  # done: nothing to resume
+
+
+def test_cancel_a_queued_job(tmp_path):
+    with TestClient(app_for(tmp_path, workers=0)) as c:
+        fid = c.post("/v1/films", json={"brief": BRIEF}, headers=A).json()["id"]
+        assert c.post(f"/v1/films/{fid}/cancel", headers=B).status_code == 404
+        assert c.post(f"/v1/films/{fid}/cancel", headers=A).json()["status"] == "failed"
+        store = c.app.state.service.store
+        assert [j.state for j in store.jobs(fid)] == ["cancelled"] and store.claim("w") is None
+
+
+def test_zip_of_the_run_holds_its_files_and_nothing_outside(client, tmp_path):
+    import zipfile
+
+    fid = client.post("/v1/films", json={"brief": BRIEF, "options": {"shots": 1}}, headers=A).json()["id"]
+    film = wait_for(client, fid, {"done", "failed"})
+    assert film["status"] == "done", film["error"]
+    run = tmp_path / "state" / "runs" / fid
+    (tmp_path / "secret.txt").write_text("TOPSECRET-CONTENT")
+    (tmp_path / "secret-dir").mkdir()
+    (tmp_path / "secret-dir" / "x.txt").write_text("TOPSECRET-CONTENT")
+    (run / "link.txt").symlink_to(tmp_path / "secret.txt")
+    (run / "linkdir").symlink_to(tmp_path / "secret-dir")
+    r = client.get(f"/v1/films/{fid}/zip", headers=A)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert f'filename="film-{fid}.zip"' in r.headers["content-disposition"]
+    assert b"TOPSECRET" not in r.content
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    assert archive.testzip() is None  # every member's CRC checks
+    names = {n.split("/", 1)[1] for n in archive.namelist()}
+    assert {"final.mp4", "final.srt", "storyboard.json", "manifest.json", "report.html"} <= names
+    assert not any(n.startswith(("checkpoints", "link")) for n in names)
+    assert names == set(film["files"])
+    assert archive.read(f"film-{fid}/final.mp4") == (run / "final.mp4").read_bytes()
+    assert client.get(f"/v1/films/{fid}/zip", headers=B).status_code == 404
+
+
+def test_review_queue_across_runs_with_decisions(client, tmp_path):
+    from agent import review_queue as review
+    from agent.api_models import ReviewItem
+    from tools.files import write_json
+
+    ids = [
+        client.post("/v1/films", json={"brief": BRIEF, "options": {"shots": 1}}, headers=A).json()["id"]
+        for _ in range(2)
+    ]
+    for fid in ids:
+        assert wait_for(client, fid, {"done", "failed"})["status"] == "done"
+    store = client.app.state.service.store
+    # Mark each kept take grade B, as the critique does for a borderline take.
+    for fid in ids:
+        for rec in (tmp_path / "state" / "runs" / fid / "shots").glob("s*/take-*.json"):
+            take = json.loads(rec.read_text())
+            take["critique"]["grade"] = "B"
+            write_json(rec, take)
+        store.update_film(fid)
+    queue = client.get("/v1/review", headers=A).json()
+    assert {i["film_id"] for i in queue} == set(ids) and all(i["grade"] == "B" for i in queue)
+    assert client.get("/v1/review", headers=B).json() == []
+    r = client.post(f"/v1/review/{ids[0]}/shots/1", json={"action": "reject", "note": "too dark"}, headers=A)
+    assert r.status_code == 200 and r.json()["decision"] == "reject"
+    assert (
+        client.post(f"/v1/review/{ids[0]}/shots/1", json={"action": "reject"}, headers=B).status_code == 404
+    )
+    decided = {i["film_id"]: i["decision"] for i in client.get("/v1/review", headers=A).json()}
+    assert decided == {ids[0]: "reject", ids[1]: None}
+    # A catalogue adds its images as another source of the same queue.
+    extra = ReviewItem(kind="image", film_id="cat", shot=1, shot_id="p1", take=1, path="x.png", grade="B",
+                       issues=[], decision=None)  # fmt: skip
+    review.SOURCES.append(lambda store, owner: [extra])
+    try:
+        kinds = [i["kind"] for i in client.get("/v1/review", headers=A).json()]
+        assert kinds.count("image") == 1 and kinds.count("take") == 2
+    finally:
+        review.SOURCES.pop()
+
+
+def test_chat_history_and_the_studio_font(client):
+    from fontTools.ttLib import TTFont
+
+    fid = client.post(
+        "/v1/films", json={"brief": BRIEF, "options": {"shots": 2}, "approve": True}, headers=A
+    ).json()["id"]
+    wait_for(client, fid, {"waiting_approval"})
+    assert client.get(f"/v1/films/{fid}/messages", headers=A).json() == []
+    client.post(f"/v1/films/{fid}/messages", json={"text": "make shot 2 a close-up"}, headers=A)
+    history = client.get(f"/v1/films/{fid}/messages", headers=A).json()
+    assert [m["role"] for m in history] == ["user", "director"] and "close-up" in history[1]["text"].lower()
+    assert client.get(f"/v1/films/{fid}/messages", headers=B).status_code == 404
+    assert next(f for f in client.get("/v1/films", headers=A).json() if f["id"] == fid)["chat"] is True
+    # The studio's CJK font: a WOFF with a glyph for every Chinese character of the interface.
+    assert client.get("/studio/cjk-ui.woff").status_code == 401
+    r = client.get("/studio/cjk-ui.woff", headers=A)
+    assert r.status_code == 200 and r.content[:4] == b"wOFF"
+    cmap = TTFont(io.BytesIO(r.content)).getBestCmap()
+    from agent.studio import studio_chinese
+
+    assert len(studio_chinese()) > 50 and all(ord(ch) in cmap for ch in studio_chinese() + "创意导演")
+
+
+def test_operations_approve_and_redo_use_the_settings_given(tmp_path):
+    from agent import director, operations
+    from agent.backends import Backends
+    from agent.operation_args import RedoArgs
+    from agent.worker import film_settings
+    from tools.plan import read_brief
+
+    root = tmp_path / "run"
+    brief = read_brief(BRIEF, "test")
+    director.start(brief, film_settings({}, root, brief.reading, {"shots": 1, "approve": True}))
+    loaded = director.load_settings(root)
+    backends = Backends.for_settings(loaded)
+    calls = []
+    real = backends.image.generate
+
+    def counted(req):
+        calls.append(req.output_path)
+        return real(req)
+
+    backends.image.generate = counted
+    warm = loaded.attach(backends)
+    operations.approve(root, settings=warm)
+    assert calls and director.status(root) == "done"
+    before = len(calls)
+    operations.redo(root, RedoArgs(shot=1, note="more light"), settings=warm)
+    assert len(calls) > before

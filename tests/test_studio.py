@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -89,6 +90,9 @@ def test_studio_brief_edit_approve_progress_and_play(server, tmp_path):
         video.evaluate("v => { v.muted = true; return v.play(); }")
         page.wait_for_function("() => document.querySelector('#player').currentTime > 0.2", timeout=30_000)
         expect(page.locator("#downloads")).to_contain_text("final.srt")
+        expect(page.get_by_role("link", name="Everything (zip of the run)")).to_have_attribute(
+            "href", re.compile(r"^/v1/films/\w+/zip$")
+        )
         expect(page.locator(".panel .still").first).to_be_visible()
         expect(page.locator(".takes").first).to_contain_text("kept")
         page.screenshot(path=shots_dir / "4-film.png", full_page=True)
@@ -99,3 +103,85 @@ def test_studio_brief_edit_approve_progress_and_play(server, tmp_path):
         page.screenshot(path=shots_dir / "5-zh.png")
         browser.close()
     assert outside == [], f"the studio fetched from outside the server: {outside}"
+
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHINESE_TITLE = "创意导演"
+
+
+def _signed_in(p, server):
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    outside = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
+    page.goto(server + "/")
+    page.get_by_label("API key").fill(KEY)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", level=1).wait_for()
+    return browser, page, outside
+
+
+def test_studio_in_chinese_draws_real_glyphs_not_boxes(server, tmp_path):
+    """Chinese in the studio is drawn by the font it serves itself. Fails if the glyphs are boxes: the font the
+    heading is drawn with must be the served one, its glyphs for different characters must differ (every
+    missing glyph is the same box), and OCR must read the heading back as Chinese."""
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+    from rapidocr import RapidOCR
+
+    shots_dir = Path(os.environ.get("STUDIO_SHOTS", tmp_path / "screens"))
+    shots_dir.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser, page, outside = _signed_in(p, server)
+        page.get_by_role("button", name="中文").click()
+        title = page.get_by_role("heading", name=CHINESE_TITLE)
+        expect(title).to_be_visible()
+        page.evaluate("document.fonts.ready")
+        page.wait_for_function("() => document.fonts.check('32px StudioCJK', '创意导演')", timeout=30_000)
+        page.screenshot(path=shots_dir / "zh-studio.png")
+        title.evaluate("h => { h.style.fontSize = '64px'; }")
+        title.screenshot(path=tmp_path / "zh-title.png")
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        doc = cdp.send("DOM.getDocument")
+        node = cdp.send("DOM.querySelector", {"nodeId": doc["root"]["nodeId"], "selector": "h1"})
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})["fonts"]
+        # Each character drawn alone in the page's own font stack: a box is the same picture for all of them.
+        prints = page.evaluate(
+            """(chars) => chars.map((ch) => {
+                const c = document.createElement('canvas'); c.width = c.height = 64;
+                const g = c.getContext('2d'); g.font = '48px ' + getComputedStyle(document.body).fontFamily;
+                g.fillStyle = '#000'; g.fillRect(0, 0, 64, 64); g.fillStyle = '#fff'; g.fillText(ch, 4, 52);
+                return Array.from(g.getImageData(0, 0, 64, 64).data.filter((_, i) => i % 4 === 0)).join(',');
+            })""",
+            list("创意导演批准并拍摄"),
+        )
+        browser.close()
+    assert outside == [], f"the studio fetched from outside the server: {outside}"
+    assert any(f["isCustomFont"] and f["glyphCount"] >= len(CHINESE_TITLE) for f in fonts), fonts
+    assert len(set(prints)) == len(prints), "two different characters drew the same picture: boxes"
+    assert all(any(v != "0" for v in p.split(",")) for p in prints), "a character drew nothing"
+    engine = RapidOCR(params={"Global.log_level": "warning"})
+    text = "".join(
+        engine(np.asarray(Image.open(tmp_path / "zh-title.png").convert("RGB")), use_cls=False).txts or ()
+    )
+    assert sum(ch in text for ch in CHINESE_TITLE) >= 3, (
+        f"the heading {CHINESE_TITLE!r} read back as {text!r}"
+    )
+
+
+def test_api_docs_page_works_offline(server):
+    """/docs is Swagger UI 5 served from the installed fastapi-offline package, not a CDN: it renders the API's
+    operations with no request leaving the server."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser, page, outside = _signed_in(p, server)
+        page.goto(server + "/docs")
+        expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
+        expect(page.locator(".opblock-summary-path", has_text="/v1/films/{film_id}/zip")).to_have_count(1)
+        browser.close()
+    assert outside == [], f"the docs fetched from outside the server: {outside}"

@@ -32,7 +32,8 @@ async function loadRuns() {
     const b = document.createElement("button");
     b.type = "button";
     b.className = "link";
-    b.textContent = `${f.brief.slice(0, 60)} · ${tStatus(f.status)}`;
+    b.textContent = `${f.brief.slice(0, 60)} · ${tStatus(f.status)}` + (f.resumable ? ` · ${t("resumable")}` : "") +
+      (f.chat ? ` · ${t("chatMark")}` : "");
     b.addEventListener("click", () => openFilm(f.id));
     if (current && current.id === f.id) li.setAttribute("aria-current", "true");
     li.append(b);
@@ -79,6 +80,8 @@ function setProgress(status, progress) {
   $("#status").textContent = tStatus(status);
   $("#status").dataset.status = status;
   $("#approve").hidden = status !== "waiting_approval";
+  $("#cancel").hidden = !["queued", "planning", "shooting", "cutting"].includes(status);
+  $("#resume").hidden = status !== "failed";
 }
 
 async function openFilm(id) {
@@ -88,6 +91,9 @@ async function openFilm(id) {
   await refresh(id);
   listen(id);
   loadRuns();
+  try {
+    for (const m of await api(`/v1/films/${id}/messages`)) addChat(m.role === "user" ? "you" : "director", m.text);
+  } catch { /* a film without a chat yet */ }
 }
 
 async function refresh(id) {
@@ -211,6 +217,8 @@ function renderDelivery(f) {
   const play = () => { $("#player").src = fileUrl(f.id, select.value); };
   select.onchange = play;
   if (!$("#player").src.includes(`/v1/films/${f.id}/`)) play();
+  $("#zip").href = `/v1/films/${f.id}/zip`;
+  $("#zip").download = `film-${f.id}.zip`;
   const ul = $("#downloads");
   ul.replaceChildren();
   const wanted = f.files.filter((p) => /^(final.*\.(mp4|srt)|report\.html|contact_sheet\.png|storyboard\.(png|json)|manifest\.json)$/.test(p) ||
@@ -253,6 +261,18 @@ $("#approve").addEventListener("click", async () => {
     await refresh(current.id);
   } catch (e) { $("#film-error").textContent = e.message; }
 });
+
+for (const [button, route] of [["#cancel", "cancel"], ["#resume", "resume"]]) {
+  $(button).addEventListener("click", async () => {
+    try {
+      const r = await api(`/v1/films/${current.id}/${route}`, {method: "POST"});
+      setProgress(r.status, current.progress);
+      if (route === "resume" && !stream) listen(current.id);
+      await refresh(current.id);
+      loadRuns();
+    } catch (e) { $("#film-error").textContent = e.message; }
+  });
+}
 
 $("#chat-form").addEventListener("submit", async (e) => {
   e.preventDefault();
