@@ -157,9 +157,9 @@ class _Progress:
         )
 
 
-def _engine(options: CatalogueOptions) -> Engine:
+def _engine(options: CatalogueOptions, settings: RunSettings) -> Engine:
     if options.ray is None:
-        return LocalEngine(workers=options.workers)
+        return LocalEngine(workers=options.workers, backends=settings.backends())
     try:
         from agent.catalogue_ray import RayEngine
     except ImportError as e:
@@ -243,7 +243,7 @@ def run_catalogue(
                 records.add(got, unit)
                 progress.unit(got)
 
-        _engine(options).run(todo(), ctx, on_record)
+        _engine(options, settings).run(todo(), ctx, on_record)
         records.export()
         if options.video:
             summary.clips = _clips(settings, records, out)

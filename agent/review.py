@@ -15,11 +15,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from agent.catalogue_records import Records
 from agent.catalogue_unit import UnitContext, backends_for, make_unit
 from tools.errors import SettingsError
+
+if TYPE_CHECKING:
+    from agent.backends import Backends
 
 PROMPT = "approve (a), reject (r), redo with a note (d NOTE), skip (s), quit (q)?"
 WORDS = {
@@ -54,7 +57,9 @@ def _ask(stream: TextIO, say: Callable[[str], None]) -> tuple[str, str] | None:
         say(f"{line.strip()!r} is not a decision; {PROMPT}")
 
 
-def _redo(records: Records, row: dict, note: str, say: Callable[[str], None]) -> None:
+def _redo(
+    records: Records, row: dict, note: str, say: Callable[[str], None], backends: Backends | None
+) -> None:
     unit = records.unit(row["unit"])
     context = records.meta("context")
     if unit is None or context is None:
@@ -64,14 +69,19 @@ def _redo(records: Records, row: dict, note: str, say: Callable[[str], None]) ->
     ctx = UnitContext.model_validate_json(context)
     salt = hashlib.sha256(f"{unit.seed}:{note}".encode()).digest()[:4]
     unit = unit.model_copy(update={"note": note, "seed": int.from_bytes(salt, "big") & 0x7FFFFFFF})
-    made = make_unit(unit, ctx, backends_for(ctx))
+    made = make_unit(unit, ctx, backends or backends_for(ctx))
     records.add(made, unit)
     for r in made:
         say(f"  redone: {r.platform} grade {r.grade}" + (f" ({'; '.join(r.issues)})" if r.issues else ""))
 
 
-def review(folder: Path, stream: TextIO, say: Callable[[str], None]) -> dict[str, int]:
-    """Ask for a decision on every B and C image not yet decided; returns how many of each were made."""
+def review(
+    folder: Path, stream: TextIO, say: Callable[[str], None], backends: Backends | None = None
+) -> dict[str, int]:
+    """Ask for a decision on every B and C image not yet decided; returns how many of each were made.
+
+    A redo renders with `backends` (a server's warm ones), else with Backends built from the run's settings.
+    """
     if not (folder / "records.db").is_file():
         raise SettingsError(
             f"{folder} is not a catalogue folder (no records.db); give the --out of a catalogue run"
@@ -99,7 +109,7 @@ def review(folder: Path, stream: TextIO, say: Callable[[str], None]) -> dict[str
                 continue
             records.review(row["sku"], row["scene"], row["platform"], kind, note)
             if kind == "redo":
-                _redo(records, row, note, say)
+                _redo(records, row, note, say, backends)
                 redone.add(row["unit"])
         records.export()
         from agent.catalogue_report import write_report

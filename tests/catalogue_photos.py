@@ -27,7 +27,9 @@ def headphones() -> Image.Image:
 
 def speaker() -> Image.Image:
     img, d = _canvas()
-    d.rounded_rectangle((110, 70, 290, 330), radius=40, fill=(235, 235, 238), outline=(150, 150, 160), width=4)
+    d.rounded_rectangle(
+        (110, 70, 290, 330), radius=40, fill=(235, 235, 238), outline=(150, 150, 160), width=4
+    )
     d.ellipse((150, 150, 250, 250), fill=(70, 70, 80))
     d.ellipse((180, 180, 220, 220), fill=(140, 140, 150))
     return img

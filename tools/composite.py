@@ -50,7 +50,7 @@ def placement(
     return x0, y0, x0 + w, y0 + h
 
 
-def _scaled(cutout: Cutout, w: int, h: int) -> Image.Image:
+def scaled_product(cutout: Cutout, w: int, h: int) -> Image.Image:
     """The cut-out resized in premultiplied alpha, so the edge does not pick up the colour under transparency."""
     if cutout.rgba.size == (w, h):
         return cutout.rgba
@@ -89,7 +89,7 @@ def place(
 ) -> tuple[Image.Image, Image.Image]:
     """(result RGB, product mask "L" in the result's coordinates): the cut-out scaled, anchored, shadowed, on top."""
     x0, y0, x1, y1 = placement(cutout.rgba.size, scene.size, fill, anchor)
-    product = _scaled(cutout, x1 - x0, y1 - y0)
+    product = scaled_product(cutout, x1 - x0, y1 - y0)
     base = scene.convert("RGB")
     if shadow:
         dark = contact_shadow(scene.size, product.getchannel("A"), (x0, y0, x1, y1))

@@ -55,8 +55,8 @@ class Product(BaseModel):
     @field_validator("sku", "name", "category", "color", "material", "price", "promo", mode="before")
     @classmethod
     def _one_line(cls, value: Any, info) -> Any:
-        if value is None:
-            return None
+        if value is None:  # an empty spreadsheet cell or a JSON null
+            return None if info.field_name in ("price", "promo") else ""
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # a spreadsheet's 199.0 is the price 199
         if not isinstance(value, str | int | float):
@@ -172,12 +172,14 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        import openpyxl
-        from openpyxl.utils.exceptions import InvalidFileException
+    import zipfile
 
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, KeyError, OSError, ValueError) as e:
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise SettingsError(
             f"catalogue {path} is not a readable .xlsx workbook ({type(e).__name__}: {e})"
         ) from None

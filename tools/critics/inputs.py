@@ -106,6 +106,16 @@ class Thresholds(BaseModel):
         description="Darkest 0.1% luminance above which a nearly all-white frame is washed out (over-exposed); a "
         "white storyboard panel keeps its black lines.",
     )
+    blown_fail: float = Field(
+        default=0.1,
+        description="Share of the picture outside a flat white background that is clipped next to a soft edge "
+        "(a texture or gradient burnt to white) above which the take is over-exposed.",
+    )
+    white_background_share: float = Field(
+        default=0.25,
+        description="Share of the frame a flat, border-connected white background must cover for the frame to "
+        "count as a product on white: exposure is then judged on the subject, not the background.",
+    )
     ocr_cer_fail: float = Field(
         default=0.2, description="Character error rate of the requested text above which the take fails."
     )

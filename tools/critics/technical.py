@@ -1,6 +1,11 @@
 """The technical critic: resolution and aspect against what was asked, sharpness, exposure, blank frames.
 
 Always runs, offline; judged at fixed working sizes so a verdict does not depend on the image's size.
+
+White is judged by what is clipped, not by the mean: a clipped region with a crisp edge (a product's white
+background, a white panel, a white label) is flat by design; a clipped region that fades into near-white is
+detail the exposure burnt away. A frame whose flat white background reaches the border and covers a good part
+of it is a product on white: its exposure is judged on the subject alone.
 """
 
 from __future__ import annotations
@@ -26,6 +31,48 @@ def sharpness(gray: np.ndarray) -> float:
     return strength / max(float(hi - lo), 0.05)
 
 
+CLIPPED = 253 / 255
+SOFT_EDGE = 0.85  # luminance 3-4 px outside a clipped region that says the clip cut through detail
+TEXTURE_STD = 0.01  # local (5x5) high-pass luminance there that says texture, not a smooth shadow or sky
+
+
+def white_background(gray: np.ndarray) -> np.ndarray:
+    """The clipped (>= 253/255) pixels connected to the frame's border, as a bool mask."""
+    import cv2
+
+    clipped = (gray >= CLIPPED).astype(np.uint8)
+    count, labels = cv2.connectedComponents(clipped, connectivity=4)
+    if count <= 1:
+        return np.zeros(gray.shape, bool)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(labels, edge[edge != 0])
+
+
+def blown_out(gray: np.ndarray) -> np.ndarray:
+    """Clipped pixels near a soft, textured edge: where the clip cut through detail (the detail is lost).
+
+    The edge is read 3-4 px outside the clipped area (past an anti-aliased or feathered rim): a drawn flat white
+    (a product's background, a panel, a label) meets something distinctly darker there, and a shadow or a sky
+    fading into white is smooth there; a burnt-out texture is still near-white and still textured. Clipped
+    pixels within 2% of the frame of such a soft edge are blown out; the middle of a large flat white is not.
+    """
+    import cv2
+
+    clipped = (gray >= CLIPPED).astype(np.uint8)
+    if not clipped.any():
+        return clipped.astype(bool)
+    ring = cv2.dilate(clipped, np.ones((9, 9), np.uint8)).astype(bool)
+    ring &= ~cv2.dilate(clipped, np.ones((5, 5), np.uint8)).astype(bool)
+    g = gray.astype(np.float32)
+    fine = g - cv2.GaussianBlur(g, (0, 0), 1.5)  # detail finer than a shadow's or a sky's smooth fade
+    texture = np.sqrt(cv2.blur(fine * fine, (5, 5))) >= TEXTURE_STD
+    soft = ring & (gray >= SOFT_EDGE) & texture
+    if not soft.any():
+        return np.zeros(gray.shape, bool)
+    distance = cv2.distanceTransform((~soft).astype(np.uint8), cv2.DIST_L2, 3)
+    return clipped.astype(bool) & (distance <= max(4.0, 0.02 * max(gray.shape)))
+
+
 def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
     """Resolution, aspect, blank frames, exposure and sharpness of one still."""
     w, h = img.size
@@ -42,6 +89,20 @@ def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
     fine = luma(img, 1024) if max(img.size) > 1024 else luma(img)
     dark_tail, bright_tail = (float(v) for v in np.percentile(fine, [0.1, 99.9]))
     sharp = sharpness(gray)
+    blown = blown_out(gray)
+    background = white_background(gray) & ~blown
+    white_share = float(background.mean())
+    # Blown-out detail as a share of what is not flat white background, so a small product on a large white
+    # frame is judged on itself.
+    content = max(int((~background).sum()), 1)
+    blown_share = float(blown.sum()) / content
+    border = np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
+    on_white = white_share >= th.white_background_share and border.mean() >= 0.6 and white_share < 0.999
+    over_mean, over_dark_tail = mean, dark_tail
+    if on_white:
+        # A product on white: the background's 255 is the point, so the exposure rules read the subject alone.
+        over_mean = float(gray[~background].mean())
+        over_dark_tail = float(np.percentile(gray[~background], 0.1))
     scores = {
         "tech.width": float(w),
         "tech.height": float(h),
@@ -53,6 +114,8 @@ def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
         "tech.clipped_dark": float((gray <= 2 / 255).mean()),
         "tech.clipped_bright": float((gray >= 253 / 255).mean()),
         "tech.luma_std": std,
+        "tech.white_background": white_share,
+        "tech.blown": blown_share,
     }
 
     def fail(category, reason):
@@ -81,11 +144,19 @@ def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
                 "exposure",
                 f"under-exposed: mean luminance {mean:.2f}, brightest pixels only {bright_tail:.2f}",
             )
-        elif (mean > th.bright_mean and dark_tail > th.bright_tail_min) or (
-            mean > th.washed_mean and dark_tail > th.washed_dark_tail
-        ):
+        elif blown_share > th.blown_fail:
             fail(
-                "exposure", f"over-exposed: mean luminance {mean:.2f}, darkest pixels already {dark_tail:.2f}"
+                "exposure",
+                f"over-exposed: {blown_share:.0%} of the picture (outside a flat white background) is clipped "
+                "to white where there was detail",
+            )
+        elif (over_mean > th.bright_mean and over_dark_tail > th.bright_tail_min) or (
+            over_mean > th.washed_mean and over_dark_tail > th.washed_dark_tail
+        ):
+            what = "the subject's mean luminance" if on_white else "mean luminance"
+            fail(
+                "exposure",
+                f"over-exposed: {what} {over_mean:.2f}, darkest pixels already {over_dark_tail:.2f}",
             )
         if sharp < th.sharpness_fail:
             fail("sharpness", f"blurred: edge strength {sharp:.3f} below {th.sharpness_fail}")
