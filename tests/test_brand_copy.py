@@ -156,3 +156,11 @@ def test_small_image_copy_still_reads(tmp_path):
     image = Image.new("RGB", (320, 320), (230, 230, 230))
     out, texts = lay_out(image, price="¥59", promo="新品")
     assert check_copy(out, texts).passed
+
+
+def test_small_badge_on_a_large_frame_reads_back():
+    pytest.importorskip("rapidocr")
+    image = Image.new("RGB", (1080, 1350), (230, 225, 220))
+    out, texts = lay_out(image, price="¥59", promo="新品", claims=["纯棉"])
+    result = check_copy(out, texts)
+    assert result.passed and result.scores["ocr.cer"] == 0.0, result.issues

@@ -135,3 +135,24 @@ def test_segmentation_model_folder_errors(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "no-such-model"}')
     with pytest.raises(SettingsError, match="cannot load segmentation model folder"):
         cut_out(bottle_photo(), seg_model_dir=tmp_path)
+
+
+def test_jpeg_photo_with_a_vignetted_background(tmp_path):
+    photo = np.asarray(bottle_photo(), dtype=np.float32)
+    yy, xx = np.mgrid[0:480, 0:640]
+    fall = 1 - 0.06 * (((xx - 320) / 320) ** 2 + ((yy - 240) / 240) ** 2)  # corners about 12% darker
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.clip(photo * fall[..., None], 0, 255).astype(np.uint8)).save(path, quality=80)
+    c = cut_out(path)
+    assert c.plain_background, c.reason
+    assert abs(c.box[0] - 0.34 * 640) <= 4 and abs(c.box[2] - 0.66 * 640) <= 4
+    alpha = np.asarray(c.mask)
+    assert alpha[int(480 * 0.44) - c.box[1], 320 - c.box[0]] == 255  # the white label survives JPEG noise
+
+
+def test_dust_on_the_background_is_not_product():
+    photo = bottle_photo()
+    photo.paste((120, 120, 120), (40, 40, 43, 43))  # a speck of dust far from the product
+    photo.paste((90, 90, 90), (600, 450, 602, 452))
+    c = cut_out(photo)
+    assert abs(c.box[0] - 0.34 * 640) <= 3 and abs(c.box[3] - 0.88 * 480) <= 3

@@ -58,7 +58,7 @@ def scaled_product(cutout: Cutout, w: int, h: int) -> Image.Image:
 
 
 def contact_shadow(size: tuple[int, int], alpha: Image.Image, box: tuple[int, int, int, int], strength=0.5):
-    """A shadow-darkness map (0..1, "F"-like float array) of a soft ellipse under the product's base."""
+    """How much to darken each pixel of the frame (float array, 0..1): a soft ellipse under the product's base."""
     x0, y0, x1, y1 = box
     a = np.asarray(alpha) > 127
     rows = np.nonzero(a.any(axis=1))[0]

@@ -87,6 +87,22 @@ def _border_connected(near: np.ndarray) -> np.ndarray:
     return np.isin(labels, edge)
 
 
+def _without_specks(hard: np.ndarray) -> np.ndarray:
+    """The product mask without specks (dust on the sweep, JPEG blotches): parts under 1% of the largest part.
+
+    A product of separate pieces (a pair of earbuds) keeps every piece of a similar size.
+    """
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(hard.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return hard
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(count, bool)
+    keep[1:] = areas >= 0.01 * areas.max()
+    return keep[labels]
+
+
 def _soft_edge(hard: np.ndarray, distance: np.ndarray | None, band: int) -> tuple[np.ndarray, np.ndarray]:
     """(feathered alpha, the unfeathered colour alpha the edge colours are solved with), in 0..1 from a hard product mask: the outer pixel row by colour, then feathered by `band` px.
 
@@ -169,7 +185,8 @@ def cut_out(photo: str | Path | Image.Image, seg_model_dir: str | Path | None = 
         )
     rgb = np.asarray(photo)
     ring = max(2, min(photo.size) // 100)
-    border_lab = _border(lab(rgb), ring)
+    photo_lab = lab(rgb)
+    border_lab = _border(photo_lab, ring)
     bg_lab = np.median(border_lab, axis=0)
     bg_rgb = np.median(_border(rgb, ring), axis=0).astype(np.float32)
     plain = float((np.linalg.norm(border_lab - bg_lab, axis=1) <= TOLERANCE).mean())
@@ -185,8 +202,8 @@ def cut_out(photo: str | Path | Image.Image, seg_model_dir: str | Path | None = 
         distance = None
         how = f"segmentation model {Path(seg_model_dir).name}"
     else:
-        distance = np.linalg.norm(lab(rgb) - bg_lab, axis=-1)
-        hard = ~_border_connected(distance <= TOLERANCE)
+        distance = np.linalg.norm(photo_lab - bg_lab, axis=-1)
+        hard = _without_specks(~_border_connected(distance <= TOLERANCE))
         how = "border-connected background fill"
     share = float(hard.mean())
     if share < 0.002:
