@@ -154,6 +154,7 @@ def one_run(args, mode: str, workers: int, sampler: GpuSampler) -> dict:
     end = time.time()
     first = t0 + row["first_image_s"]
     row.update(
+        run=f"{mode}, {workers} worker(s)" if mode == "ray" else f"local, {args.threads} threads, one GPU",
         mode=mode,
         workers=workers,
         built_before_run_s=round(built_s, 1),
