@@ -265,7 +265,13 @@ class RayEngine:
 
     def _greet(self, ray, actors: list[_Actor]) -> None:
         t = time.perf_counter()
-        hellos = ray.get([a.handle.hello.remote() for a in actors])
+        try:
+            hellos = ray.get([a.handle.hello.remote() for a in actors])
+        except ray.exceptions.RayActorError as e:
+            cause = str(e).strip().splitlines()[-1]  # the builder's own error, after Ray's traceback
+            raise RuntimeError(
+                f"a Ray worker could not start: building its backends failed: {cause}"
+            ) from None
         self.actors_started += hellos
         where = ", ".join(
             f"pid {h['pid']}" + (f" GPU {','.join(h['gpus'])}" if h["gpus"] else "") for h in hellos

@@ -154,6 +154,16 @@ def test_a_units_own_error_stops_the_run_with_its_cause(cluster, tmp_path):
         collect(engine, 8, context(tmp_path))
 
 
+def no_model(ctx: UnitContext) -> dict:
+    raise OSError("no model at /models/missing")
+
+
+def test_a_worker_whose_backends_fail_to_build_stops_the_run_with_the_cause(cluster, tmp_path):
+    engine = RayEngine("local", workers=1, unit_fn=make, build=no_model)
+    with pytest.raises(RuntimeError, match=r"could not start: building its backends failed.*no model at"):
+        collect(engine, 2, context(tmp_path))
+
+
 def test_backpressure_bounds_units_in_flight_and_draws_lazily(cluster, tmp_path):
     drawn: list[str] = []
     seen: list[tuple[int, int]] = []  # (units drawn, records delivered) at each delivery
