@@ -133,6 +133,7 @@ class _Actor:
     handle: Any
     name: str
     in_flight: dict[Any, list[Unit]] = field(default_factory=dict)  # batch ref -> its units
+    isolating: bool = False  # running a dead worker's unit alone
 
 
 class RayEngine:
@@ -233,11 +234,15 @@ class RayEngine:
         exhausted = False
         while True:
             for actor in actors:
-                while len(actor.in_flight) < self.batches_in_flight:
-                    # A dead worker's units go out one a batch, so a unit that kills its worker is found
-                    # alone and the others of its batch are not blamed with it.
-                    units = [again.popleft()] if again else []
-                    if not units and not exhausted:
+                while len(actor.in_flight) < self.batches_in_flight and not actor.isolating:
+                    # A dead worker's units go out one at a time, each alone on an idle actor, so a unit that
+                    # kills its worker is found and the others of its batch are not blamed with it.
+                    units = []
+                    if again:
+                        if actor.in_flight:
+                            break
+                        units, actor.isolating = [again.popleft()], True
+                    elif not exhausted:
                         units = list(itertools.islice(source, batch))
                         exhausted = len(units) < batch
                     if not units:
@@ -252,6 +257,7 @@ class RayEngine:
             ref = ready[0]
             actor = refs[ref]
             units = actor.in_flight.pop(ref)
+            actor.isolating = False
             try:
                 results = ray.get(ref)
             except ray.exceptions.RayActorError as e:
