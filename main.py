@@ -551,7 +551,11 @@ def _add_catalogue_parsers(sub) -> None:
     )
     cat.add_argument("--brand", help="brand.yaml: palette, font, copy colours, corner")
     cat.add_argument("--templates", help="your own folder of <category>/<scene>.j2 scene templates")
-    cat.add_argument("--workers", type=int, default=1, help="units made at once on this machine (default 1)")
+    cat.add_argument(
+        "--workers",
+        type=int,
+        help="units made at once (default 1; with --ray, one worker per GPU of the cluster)",
+    )
     cat.add_argument("--ray", metavar="auto|local|ADDRESS", help="run the units on a Ray cluster")
     cat.add_argument("--video", action="store_true", help="also one short clip per SKU from its best image")
     cat.add_argument("--render-side", type=int, default=1024, help="long side of a render (default 1024)")
@@ -570,7 +574,7 @@ def cmd_catalogue(args, console) -> int:
     from agent.settings import split_commas
 
     settings = make_settings(args, str(Path(args.out)))
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be 1 or more, not {args.workers}")
     options = CatalogueOptions(
         catalogue=args.catalogue,

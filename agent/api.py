@@ -20,7 +20,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from agent import director, downloads, operations, review_queue
+from agent import director, downloads, operations
+from agent import review_queue as review
 from agent.api_models import (
     MAX_BRIEF,
     ChatEntry,
@@ -414,7 +415,7 @@ def get_zip(film: Film = Depends(owned)) -> StreamingResponse:
 def review_queue(request: Request, owner: str = Depends(caller)) -> list[ReviewItem]:
     """Everything of this key's runs that a person should look at: kept takes graded B or C, or whose critics
     disagree, across every finished film (agent/review_queue.py)."""
-    return review_queue.flagged(service(request).store, owner)
+    return review.flagged(service(request).store, owner)
 
 
 @router.post("/review/{film_id}/shots/{n}", response_model=ReviewItem)
@@ -422,7 +423,7 @@ def review_take(n: int, body: ReviewRequest, request: Request, film: Film = Depe
     """A person's decision on a flagged take: approve, reject, or redo with a note (queued)."""
     svc = service(request)
     item = next(
-        (i for i in review_queue.flagged(svc.store, film.owner) if i.film_id == film.id and i.shot == n), None
+        (i for i in review.flagged(svc.store, film.owner) if i.film_id == film.id and i.shot == n), None
     )
     if item is None:
         raise HTTPException(404, f"shot {n} of this film is not in the review queue")

@@ -46,7 +46,7 @@ class CatalogueOptions(BaseModel):
     platforms: list[str] = Field(default_factory=lambda: list(DEFAULT_PLATFORMS))
     brand: str | None = Field(default=None, description="brand.yaml: palette, font, copy colours and corner.")
     templates: str | None = Field(default=None, description="A folder of <category>/<scene>.j2 of one's own.")
-    workers: int = Field(default=1, ge=1, le=256)
+    workers: int | None = Field(default=None, ge=1, le=256)  # None: 1 here, one per GPU on a Ray cluster
     ray: str | None = Field(default=None, description="auto, local or a Ray address: run the units on Ray.")
     video: bool = Field(default=False, description="One short clip per SKU from its best image.")
     cap: int = Field(default=3, ge=1, le=10, description="Most takes per render (the first and its repairs).")
@@ -159,11 +159,11 @@ class _Progress:
 
 def _engine(options: CatalogueOptions, settings: RunSettings) -> Engine:
     if options.ray is None:
-        return LocalEngine(workers=options.workers, backends=settings.backends())
+        return LocalEngine(workers=options.workers or 1, backends=settings.backends())
     try:
         from agent.catalogue_ray import RayEngine
     except ImportError as e:
-        raise SettingsError(f"--ray needs Ray installed (pip install 'ray[default]'): {e}") from None
+        raise SettingsError(f"--ray needs Ray installed (pip install -e '.[ray]'): {e}") from None
     return RayEngine(address=options.ray, workers=options.workers)
 
 

@@ -66,7 +66,8 @@ def blown_out(gray: np.ndarray) -> np.ndarray:
     ring &= ~cv2.dilate(clipped, np.ones((5, 5), np.uint8)).astype(bool)
     g = gray.astype(np.float32)
     fine = g - cv2.GaussianBlur(g, (0, 0), 1.5)  # detail finer than a shadow's or a sky's smooth fade
-    texture = np.sqrt(cv2.blur(fine * fine, (5, 5))) >= TEXTURE_STD
+    # a box blur of squares can round a hair below 0 on flat areas; clamp it before the root
+    texture = np.sqrt(np.maximum(cv2.blur(fine * fine, (5, 5)), 0.0)) >= TEXTURE_STD
     soft = ring & (gray >= SOFT_EDGE) & texture
     if not soft.any():
         return np.zeros(gray.shape, bool)
