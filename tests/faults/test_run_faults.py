@@ -458,12 +458,21 @@ def test_temp_files_cleaned_on_the_next_run(tmp_path):
     cut = Path(tempfile.mkdtemp(prefix="cd-cut-"))
     os.utime(cut, (time.time() - 3600, time.time() - 3600))
     young = Path(tempfile.mkdtemp(prefix="cd-cut-"))  # may be a cut starting now in another run
+    # Young when the redo cleans, however long this loaded machine takes to start it.
+    os.utime(young, (time.time() + 600, time.time() + 600))
+    busy = Path(tempfile.mkdtemp(prefix="cd-cut-"))  # old, but a live ffmpeg works in it
+    os.utime(busy, (time.time() - 3600, time.time() - 3600))
+    worker = subprocess.Popen(["sleep", "120"], cwd=busy)
     left = [
         out / ".final.k3j2h1g0.mp4",
         out / "clips" / ".s01.a1b2c3d4.mp4",
         out / ".manifest.json.zz99yy88.tmp",
         out / "shots" / "s01" / ".take-1.json.qwertyui.tmp",
+        out / "audio" / ".voice-7fn4nfme.wav",
+        out / "audio" / ".mix-qs7uavyw.m4a",
+        out / "contact_sheet.tmp.png",
     ]
+    (out / "audio").mkdir(exist_ok=True)
     for p in left:
         p.write_bytes(b"half")
     try:
@@ -472,8 +481,11 @@ def test_temp_files_cleaned_on_the_next_run(tmp_path):
         assert not any(p.exists() for p in left)
         assert not cut.exists()
         assert young.exists()
+        assert busy.exists()
     finally:
-        for p in (cut, young):
+        worker.kill()
+        worker.wait()
+        for p in (cut, young, busy):
             if p.exists():
                 p.rmdir()
 
