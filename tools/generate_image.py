@@ -346,6 +346,7 @@ class RemoteImageBackend(ImageBackend):
 
         from tools.deadline import deadline
 
+        resp = None
         try:
             with deadline(seconds), call(**ask) as resp:
                 body = bytearray()
@@ -374,6 +375,14 @@ class RemoteImageBackend(ImageBackend):
             raise _Retry(f"could not be reached ({cause})") from None
         except httpx2.TransportError as e:
             raise _Retry(f"broke off its answer ({' '.join(str(e).split())[:200]})") from None
+        except httpx2.DecodingError as e:  # e.g. an HTML page marked gzip that is not: a proxy's, not an image
+            encoding = resp.headers.get("content-encoding", "?") if resp is not None else "?"
+            raise self._fail(
+                f"sent a body that does not decode as its content-encoding {encoding!r} says "
+                f"({' '.join(str(e).split())[:120]})"
+            ) from None
+        except (httpx2.HTTPError, openai.APIError) as e:  # anything else the HTTP layer refuses: this take fails
+            raise self._fail(f"answered in a way the client refused ({type(e).__name__}: {e})"[:300]) from None
 
     def _decode(self, body: bytes):
         import base64
@@ -384,7 +393,7 @@ class RemoteImageBackend(ImageBackend):
 
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested past the parser's depth
             shown = body[:60].decode("utf-8", "replace").encode("unicode_escape").decode()
             raise self._fail(f"answered with a body that is not JSON (starts {shown!r})") from None
         data = payload.get("data") if isinstance(payload, dict) else None

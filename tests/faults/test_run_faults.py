@@ -7,9 +7,7 @@ run's status. All offline, tiny frames, bounded in time.
 
 from __future__ import annotations
 
-import base64
 import errno
-import http.server
 import io
 import json
 import os
@@ -18,11 +16,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from faults.image_server import LOGIN_PAGE, Garbage, Image, ImageServer, Refuse, Status
 from test_cli import ROOT, cli
 
 TINY = ["--shots", "2", "--duration", "4", "--size", "160x96"]
@@ -50,56 +48,26 @@ def finished(out: Path, *extra: str) -> Path:
     return out
 
 
-# --- a server that fails, then comes back -------------------------------------------------------------------
+# --- an image server that fails, then comes back ------------------------------------------------------------
 
 
-class ImageServer:
-    """A loopback /v1/images/generations: HTTP 500 while `broken`, else a small grey PNG as b64_json."""
+def panel_png() -> bytes:
+    """A small grey frame with a shape: what a healthy image server answers."""
+    from PIL import Image, ImageDraw
 
-    def __init__(self):
-        from PIL import Image, ImageDraw
-
-        image = Image.new("RGB", (160, 96), (90, 110, 130))
-        ImageDraw.Draw(image).ellipse((40, 20, 120, 80), fill=(220, 200, 160))
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        self.png = base64.b64encode(buf.getvalue()).decode()
-        self.broken = True
-        self.refuse: bytes | None = None  # a word that, in a request, gets HTTP 400
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                asked = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if server.broken:
-                    body, status = b'{"error": {"message": "out of memory"}}', 500
-                elif server.refuse and server.refuse in asked.lower():
-                    body, status = b'{"error": {"message": "content policy"}}', 400
-                else:
-                    body = json.dumps({"created": 0, "data": [{"b64_json": server.png}]}).encode()
-                    status = 200
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
+    image = Image.new("RGB", (160, 96), (90, 110, 130))
+    ImageDraw.Draw(image).ellipse((40, 20, 120, 80), fill=(220, 200, 160))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 @pytest.fixture
 def image_server():
-    server = ImageServer()
-    yield server
-    server.close()
+    """HTTP 500 until a test scripts it back to health."""
+    with ImageServer(default_png=panel_png()) as server:
+        server.script([Status(500, "out of memory")])
+        yield server
 
 
 # --- item 3: a run whose shots all failed ---------------------------------------------------------------------
@@ -123,7 +91,7 @@ def test_unreachable_image_server_keeps_the_folder_and_says_why(tmp_path):
 def test_failed_run_resumes_once_the_server_is_back(tmp_path, image_server):
     out = tmp_path / "run"
     proc = cli(
-        "run", BRIEF, *TINY, "--image-server", image_server.url, "--image-server-retries", "0",
+        "run", BRIEF, *TINY, "--image-server", image_server.base_url, "--image-server-retries", "0",
         "--max-takes", "1", "--out", str(out), timeout=60,
     )  # fmt: skip
     one_line_error(proc, 1, "every shot failed", "500")
@@ -133,7 +101,7 @@ def test_failed_run_resumes_once_the_server_is_back(tmp_path, image_server):
 
     again = cli("run", "--resume", str(out), timeout=60)  # still down: fails again, not replayed forever
     one_line_error(again, 1, "every shot failed")
-    image_server.broken = False
+    image_server.script([Image(panel_png())])
     done = cli("run", "--resume", str(out), timeout=60)
     assert done.returncode == 0, done.stderr.decode()
     assert marker(out)["status"] == "done"
@@ -141,6 +109,51 @@ def test_failed_run_resumes_once_the_server_is_back(tmp_path, image_server):
     # The failed takes stay on disk and in the record; the new ones are numbered after them.
     assert json.loads((out / "shots" / "s01" / "take-1.json").read_text()) == failed
     assert (out / "shots" / "s01" / "take-3.png").exists()
+
+
+def takes(out: Path) -> dict[str, list[dict]]:
+    return {
+        shot.name: [json.loads(t.read_text()) for t in sorted(shot.glob("take-*.json"))]
+        for shot in sorted((out / "shots").iterdir())
+    }
+
+
+@pytest.mark.parametrize("encoding, words", [(None, "not JSON"), ("gzip", "content-encoding 'gzip'")])
+def test_an_html_page_with_status_200_fails_only_that_take(tmp_path, encoding, words):
+    """A login wall or proxy page instead of an image: that take is a failed take, the shot is shot again."""
+    out = tmp_path / "run"
+    with ImageServer() as server:
+        server.script([Garbage(LOGIN_PAGE, "text/html", encoding), Image(panel_png())])
+        proc = cli(
+            "run", BRIEF, *TINY, "--image-server", server.base_url, "--image-server-retries", "0",
+            "--max-takes", "2", "--out", str(out), timeout=90,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert marker(out)["status"] == "done" and (out / "final.mp4").exists()
+    failed = [(shot, t) for shot, ts in takes(out).items() for t in ts if t.get("error")]
+    assert len(failed) == 1, failed  # the one answer that was a page, and no other
+    shot, take = failed[0]
+    assert take["n"] == 1 and words.lower() in take["error"].lower() and "Sign in" not in take["error"][:40]
+    assert take["critique"]["grade"] == "C"
+    assert take["critique"]["issues"][0]["category"] == "backend"
+    assert len(takes(out)[shot]) == 2, "the shot was not shot again after the failed take"
+    assert (out / "clips" / f"{shot}.mp4").exists()
+
+
+def test_html_on_every_answer_ends_by_the_all_failed_rule(tmp_path):
+    out = tmp_path / "run"
+    with ImageServer() as server:
+        server.script([Garbage(LOGIN_PAGE, "text/html", "gzip")])
+        proc = cli(
+            "run", BRIEF, *TINY, "--image-server", server.base_url, "--image-server-retries", "0",
+            "--max-takes", "2", "--out", str(out), timeout=90,
+        )  # fmt: skip
+        assert (
+            server.hits == 4
+        )  # two shots, two takes each: a take's failure is not asked again by the client
+    one_line_error(proc, 1, "every shot failed", "s01", "s02", "content-encoding")
+    assert out.is_dir() and marker(out)["status"] == "failed"
+    assert all(len(ts) == 2 and all(t["error"] for t in ts) for ts in takes(out).values())
 
 
 # --- item 4: settings checked at start and again on resume ----------------------------------------------------
@@ -271,11 +284,9 @@ def test_startup_writes_the_marker_last(tmp_path, monkeypatch):
 @pytest.fixture
 def picky_server():
     """Refuses the second shot's prompts (they have 'steam' in them), answers the others with an image."""
-    server = ImageServer()
-    server.broken = False
-    server.refuse = b"steam"
-    yield server
-    server.close()
+    with ImageServer() as server:
+        server.script([Refuse("steam", Image(panel_png()))])
+        yield server
 
 
 @pytest.mark.parametrize("allow", [False, True])
@@ -283,7 +294,7 @@ def test_a_film_that_lacks_a_shot(tmp_path, picky_server, allow):
     out = tmp_path / "run"
     flags = ["--allow-missing-shots"] if allow else []
     proc = cli(
-        "run", BRIEF, *TINY, "--image-server", picky_server.url, "--image-server-retries", "0",
+        "run", BRIEF, *TINY, "--image-server", picky_server.base_url, "--image-server-retries", "0",
         "--max-takes", "1", "--out", str(out), *flags, timeout=60,
     )  # fmt: skip
     err = proc.stderr.decode()
