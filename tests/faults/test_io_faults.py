@@ -257,6 +257,58 @@ def test_fifo_and_device_are_refused_without_blocking(tmp_path, config):
         open_image(tmp_path / "gone.png")
 
 
+def test_chat_reference_goes_through_the_safe_opener(tmp_path):
+    """The chat's `reference` (agent/reference_image.py): bombs, FIFOs and corrupt files refused in one line,
+    without blocking; a 16-bit photo kept as what it shows."""
+    from agent.operation_args import OperationError
+    from agent.reference_image import copy_reference
+    from agent.settings import RunSettings
+
+    root = tmp_path / "run"
+    root.mkdir()
+    settings = RunSettings(run_dir=str(root))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png(100_000, 100_000))
+    fifo = tmp_path / "photo.png"
+    os.mkfifo(fifo)
+    corrupt = tmp_path / "cut-off.png"
+    corrupt.write_bytes(png_bytes(photo_scene(random.Random(4), (320, 180)))[:400])  # a download cut short
+
+    for path, words in [
+        (bomb, "megapixels"),
+        (fifo, "FIFO"),
+        (corrupt, "not an image"),
+        (tmp_path / "gone.png", "no such file"),
+    ]:
+        outcome: list = []
+        worker = threading.Thread(
+            target=lambda p=path, o=outcome: o.append(_refusal(copy_reference, root, str(p), settings))
+        )
+        worker.start()
+        worker.join(10)
+        if worker.is_alive():
+            with open(fifo, "wb"):
+                pass
+            pytest.fail(f"copy_reference blocked on {path.name}")
+        err = outcome[0]
+        assert isinstance(err, OperationError) and words in str(err) and "\n" not in str(err), (path, err)
+    assert not (root / "refs").exists()  # nothing copied from any of them
+
+    grey8 = np.asarray(photo_scene(random.Random(5), (320, 180)).convert("L"), dtype=np.float64)
+    Image.fromarray((grey8 * 257).astype(np.uint16)).save(tmp_path / "g16.png")
+    rel = copy_reference(root, str(tmp_path / "g16.png"), settings)
+    kept = np.asarray(Image.open(root / rel).convert("L"), dtype=np.float64)
+    assert np.abs(kept - grey8).max() <= 1  # not the white that Pillow's convert makes of it
+
+
+def _refusal(fn, *args):
+    try:
+        fn(*args)
+    except Exception as err:
+        return err
+    return None
+
+
 # --- model text at the boundary: the Shot model ---------------------------------------------------------------
 
 
