@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tools.beats import MIN_SHOT_SECONDS, PlanError, allocate_durations, split_beats, total_seconds
 from tools.brief import is_meta_sentence, is_product_brief, read_brief_settings
-from tools.film import Brief, BriefReading, Shot, ShotKind, Storyboard
+from tools.film import Brief, BriefReading, Shot, ShotKind, ShotSeconds, Storyboard
 from tools.llm import Chat, LLMError, endpoint_from, strict_schema
 from tools.plan_offline import orientation, plan_offline
 from tools.plan_review import LANGUAGE_NAMES, PlanContext, mend, replace_shots, review
@@ -66,7 +66,7 @@ class PlannedShot(BaseModel):
     lighting: str = Field(description="Lighting, e.g. 'soft window light, warm key'.")
     mood: str = Field(description="Mood in a few words.")
     motion: Motion = Field(description="Camera motion used to animate the still.")
-    duration: float = Field(description="Seconds on screen.")
+    duration: ShotSeconds = Field(description="Seconds on screen.")
     subtitle: str = Field(description="One short subtitle line in the film's language; empty for none.")
     prompt: str = Field(description="Detailed English image prompt for a text-to-image model.")
     negative_prompt: str = Field(description="What the image must not show.")

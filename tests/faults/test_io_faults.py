@@ -356,3 +356,24 @@ def test_absurd_durations_are_refused_with_a_clear_message(duration):
     message = str(info.value)
     assert "shots.0.duration" in message
     assert "at most 600" in message or "greater than 0" in message
+
+
+@pytest.mark.parametrize("duration", [float("inf"), float("nan"), 1e308, -2.0, 601.0])
+def test_the_llm_planners_absurd_duration_is_refused_and_asked_again(duration):
+    """PlannedShot.duration (the LLM planner's answer) is bounded as Shot.duration is; the model is told why."""
+    from llm_server import ChatServer
+    from test_llm_paths import BRIEF, board, good, shot
+    from test_llm_paths import config as planner_config
+
+    from tools.plan import plan_storyboard, read_brief
+
+    with ChatServer() as server:
+        server.script([board([shot(0), shot(1, duration=duration), shot(2), shot(3)]), good()])
+        start = time.monotonic()
+        storyboard = plan_storyboard(read_brief(BRIEF), planner_config(server))
+        assert time.monotonic() - start < 30
+    durations = [s.duration for s in storyboard.shots]
+    assert all(0 < d < 12 for d in durations) and abs(sum(durations) - 12.0) < 0.05, durations
+    assert len(server.requests) == 2
+    asked_again = json.dumps(server.requests[1]["messages"])
+    assert "shots.1.duration" in asked_again and "at most 600" in asked_again
