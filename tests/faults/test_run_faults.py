@@ -156,6 +156,48 @@ def test_html_on_every_answer_ends_by_the_all_failed_rule(tmp_path):
     assert all(len(ts) == 2 and all(t["error"] for t in ts) for ts in takes(out).values())
 
 
+# --- items 1, 2 and 4: model text and a dripping model server, end to end ---------------------------------------
+
+
+def test_nul_and_ten_thousand_character_subtitles_in_an_edited_storyboard_are_cut(tmp_path):
+    """Three 10,000-character subtitles with NUL and escapes: cleaned and clamped as they enter, the cut finishes
+    in bounded time and its subtitle file holds none of them (once, they hung the cut or broke ffmpeg for good)."""
+    out = tmp_path / "run"
+    waiting = cli(
+        "run", BRIEF, "--shots", "3", "--duration", "6", "--size", "160x96", "--approve", "--out", str(out)
+    )
+    assert waiting.returncode == 0, waiting.stderr.decode()
+    board = json.loads((out / "storyboard.json").read_text())
+    for shot in board["shots"]:
+        shot["subtitle"] = "Tea\x00 time\x1b[31m " + "x" * 10_000
+    (out / "storyboard.json").write_text(json.dumps(board))
+    start = time.monotonic()
+    done = cli("approve", str(out), timeout=240)
+    assert done.returncode == 0, done.stderr.decode()
+    assert time.monotonic() - start < 240
+    srt = (out / "final.srt").read_text()
+    assert "\x00" not in srt and "\x1b" not in srt and "Tea time" in srt
+    assert max(len(line) for line in srt.splitlines()) < 200
+
+
+def test_a_dripping_llm_server_is_cut_off_at_its_deadline(tmp_path):
+    from llm_server import ChatServer, Drip
+
+    out = tmp_path / "run"
+    with ChatServer() as server:
+        server.script([Drip(0.5)])
+        start = time.monotonic()
+        proc = cli(
+            "run", BRIEF, *TINY, "--planner", "llm", "--llm-base-url", server.base_url, "--llm-model", "m",
+            "--llm-timeout", "2", "--llm-retries", "0", "--out", str(out), timeout=120,
+        )  # fmt: skip
+        took = time.monotonic() - start
+    line = one_line_error(proc, proc.returncode, server.base_url.split("//")[1].split("/")[0])
+    assert proc.returncode in (1, 2) and ("2 s" in line or "timed out" in line.lower()), line
+    assert len(server.requests) == 1  # no retries were asked for
+    assert took < 60  # the 2 s deadline and a start-up on a loaded machine, not the drip's 100+ s
+
+
 # --- item 4: settings checked at start and again on resume ----------------------------------------------------
 
 
