@@ -375,21 +375,17 @@ class RemoteImageBackend(ImageBackend):
             raise _Retry(f"could not be reached ({cause})") from None
         except httpx2.TransportError as e:
             raise _Retry(f"broke off its answer ({' '.join(str(e).split())[:200]})") from None
-        except (
-            httpx2.DecodingError
-        ) as e:  # e.g. an HTML page marked gzip that is not: a proxy's, not an image
+        except httpx2.DecodingError as e:
+            # e.g. an HTML page (a proxy's, a login wall's) whose headers claim a gzip it does not have
             encoding = resp.headers.get("content-encoding", "?") if resp is not None else "?"
             raise self._fail(
                 f"sent a body that does not decode as its content-encoding {encoding!r} says "
                 f"({' '.join(str(e).split())[:120]})"
             ) from None
-        except (
-            httpx2.HTTPError,
-            openai.APIError,
-        ) as e:  # anything else the HTTP layer refuses: this take fails
-            raise self._fail(
-                f"answered in a way the client refused ({type(e).__name__}: {e})"[:300]
-            ) from None
+        except (httpx2.HTTPError, openai.APIError) as e:
+            # Anything else the HTTP layer refuses is this take's failure, not the run's.
+            said = " ".join(str(e).split())[:200]
+            raise self._fail(f"answered in a way the client refused ({type(e).__name__}: {said})") from None
 
     def _decode(self, body: bytes):
         import base64
