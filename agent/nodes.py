@@ -25,7 +25,7 @@ from tools.repair import RepairPlan
 if TYPE_CHECKING:
     from agent.backends import Backends
     from tools.film import Shot
-    from tools.generate_image import ImageBackend
+    from tools.generate_image import ImageBackend, ImageRequest
 
 _GRADE_RANK = {"A": 0, "B": 1, "C": 2}
 
@@ -279,9 +279,37 @@ def make_take(
     `references` are recorded as given (run-relative in a run); `reference_images` (absolute) are sent. A backend
     error does not raise: it is recorded as `take.error`, and the caller's loop may re-shoot.
     """
-    from tools.generate_image import BackendError, ImageRequest
+    from tools.generate_image import BackendError
 
-    req = ImageRequest(
+    req = _take_request(shot, n, plan, seed, settings, output_path, init_image, reference_images)
+    take = _take_record(shot, n, plan, req, backend, rel_path, references)
+    start = time.perf_counter()
+    try:
+        result = backend.generate(req)
+    except BackendError as err:  # the service failed this take: record it and let the loop re-shoot
+        take.error = str(err)
+        take.timings = {"wall_s": round(time.perf_counter() - start, 3)}
+    else:
+        take.backend, take.model = result.backend, result.model
+        take.parameters = {**take.parameters, **result.parameters}
+        take.timings = {"wall_s": round(time.perf_counter() - start, 3), **result.timings}
+    return take
+
+
+def _take_request(
+    shot: Shot,
+    n: int,
+    plan: RepairPlan | None,
+    seed: int,
+    settings: RunSettings,
+    output_path: str,
+    init_image: str | None,
+    reference_images: Sequence[str],
+) -> ImageRequest:
+    """The ImageRequest of take `n`: the shot's prompt with `seed`, or what the repair plan asks for instead."""
+    from tools.generate_image import ImageRequest
+
+    return ImageRequest(
         prompt=plan.prompt if plan else shot.prompt,
         negative_prompt=plan.negative_prompt if plan else shot.negative_prompt,
         width=settings.width,
@@ -296,7 +324,19 @@ def make_take(
         mask_region=plan.mask_region if plan else None,
         reference_images=list(reference_images),
     )
-    take = Take(
+
+
+def _take_record(
+    shot: Shot,
+    n: int,
+    plan: RepairPlan | None,
+    req: ImageRequest,
+    backend: ImageBackend,
+    rel_path: str,
+    references: Sequence[str],
+) -> Take:
+    """The take's record before it is rendered: what was asked, of which backend, after which take."""
+    return Take(
         shot_id=shot.id,
         n=n,
         path=rel_path,
@@ -316,17 +356,6 @@ def make_take(
             "references": list(references),
         },
     )
-    start = time.perf_counter()
-    try:
-        result = backend.generate(req)
-    except BackendError as err:  # the service failed this take: record it and let the loop re-shoot
-        take.error = str(err)
-        take.timings = {"wall_s": round(time.perf_counter() - start, 3)}
-    else:
-        take.backend, take.model = result.backend, result.model
-        take.parameters = {**take.parameters, **result.parameters}
-        take.timings = {"wall_s": round(time.perf_counter() - start, 3), **result.timings}
-    return take
 
 
 def judge_take(

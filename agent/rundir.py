@@ -37,8 +37,9 @@ _manifest_lock = threading.Lock()
 MARKER = "run.json"  # written last at start-up: a folder with it is a run that --resume continues
 # What start-up writes before the marker; a folder that holds only these (a kill during start-up) may be reused.
 STARTUP_FILES = frozenset({"settings.json", "brief.json", "run.lock", "refs"})
-# Temporary files of an atomic write (".name.XXXX.tmp") or of ffmpeg's output before its rename (".s01.XXXX.mp4").
-TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.(tmp|mp4)")
+# Temporary files of an atomic write (".name.XXXX.tmp"), of ffmpeg's output before its rename (".s01.XXXX.mp4"),
+# of the sound (".voice-XXXX.wav", ".mix-XXXX.m4a") and of the contact sheet ("contact_sheet.tmp.png").
+TEMP_NAME = re.compile(r"\..+[.-][a-z0-9_]{8}\.(tmp|mp4|wav|m4a)|contact_sheet\.tmp\.png")
 CUT_FOLDER_AGE_S = 5  # a cut's folder this young may be one whose ffmpeg is starting (milliseconds after)
 MAX_REFERENCES = 4
 MAX_REFERENCE_BYTES = 50 * 1024 * 1024
@@ -69,7 +70,14 @@ def clean_temp_files(root: Path) -> list[Path]:
     """Remove what killed writes left: temporary files in the run directory, and cut work folders
     (cd-cut-* in the system temp folder) that no live process is using. Returns what was removed."""
     removed = []
-    for folder in [root, root / "clips", root / "refs", root / "storyboards", *root.glob("shots/s*")]:
+    for folder in [
+        root,
+        root / "clips",
+        root / "audio",
+        root / "refs",
+        root / "storyboards",
+        *root.glob("shots/s*"),
+    ]:
         for sub in (folder, folder / "variants"):
             if sub.is_dir():
                 for p in sub.iterdir():

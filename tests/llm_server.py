@@ -9,16 +9,17 @@ Each request to /v1/chat/completions takes the next scripted reply (the last one
 - `Status(code, message)`: an HTTP error with an OpenAI-style error body;
 - `Delay(seconds, reply)`: waits, then answers `reply`;
 - `Drip(interval)`: sends the headers of a valid answer, then its body one byte every `interval` seconds.
-Every request body is recorded in `server.requests`; handlers stop when the server is closed.
+Every request body is recorded in `server.requests`; handlers stop when the server is closed. The server itself
+is tests/loopback.py's.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopback import Http, LoopbackServer
 
 
 @dataclass
@@ -67,88 +68,19 @@ def completion(reply: Reply, model: str) -> dict:
     return body
 
 
-class ChatServer:
-    def __init__(self):
-        self.replies: list = []
-        self.requests: list[dict] = []
-        self.closed = threading.Event()
-        self._lock = threading.Lock()
-        server = self
+class ChatServer(LoopbackServer):
+    def no_script(self, route: str):
+        return Status(404, "no script")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                body = json.loads(raw or b"{}")
-                reply = server._next(body)
-                model = body.get("model", "loopback")
-                while isinstance(reply, Delay):
-                    if server.closed.wait(reply.seconds):
-                        return
-                    reply = reply.reply
-                try:
-                    if isinstance(reply, Status):
-                        self._send(
-                            reply.code, {"error": {"message": reply.message, "type": "invalid_request"}}
-                        )
-                    elif isinstance(reply, Drip):
-                        self._drip(
-                            json.dumps(completion(Reply(reply.content), model)).encode(), reply.interval
-                        )
-                    else:
-                        reply = reply if isinstance(reply, Reply) else Reply(str(reply))
-                        self._send(200, completion(reply, model))
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up: what timeout tests make happen
-
-            def _send(self, code: int, payload: dict):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _drip(self, data: bytes, interval: float):
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.flush()
-                for i in range(len(data)):
-                    self.wfile.write(data[i : i + 1])
-                    self.wfile.flush()
-                    if server.closed.wait(interval):
-                        return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def script(self, replies: list) -> None:
-        with self._lock:
-            self.replies = list(replies)
-
-    def _next(self, body: dict):
-        with self._lock:
-            self.requests.append(body)
-            if not self.replies:
-                return Status(404, "no script")
-            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-
-    def __enter__(self) -> ChatServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.closed.set()
-        self._server.shutdown()
-        self._server.server_close()
+    def answer(self, http: Http, route: str, body: dict, reply) -> None:
+        model = body.get("model", "loopback")
+        while isinstance(reply, Delay):
+            if http.wait(reply.seconds):
+                return
+            reply = reply.reply
+        if isinstance(reply, Status):
+            http.error(reply.code, reply.message)
+        elif isinstance(reply, Drip):
+            http.drip(200, json.dumps(completion(Reply(reply.content), model)).encode(), reply.interval)
+        else:
+            http.send_json(200, completion(reply if isinstance(reply, Reply) else Reply(str(reply)), model))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
 
 from tools.text_safety import clean_model_text
 
@@ -88,6 +88,21 @@ class Brief(BaseModel):
 
 
 MAX_SHOT_SECONDS = 600.0  # the longest film the settings allow
+
+
+def shot_seconds(value: float) -> float:
+    """A shot's length as it enters (a model's answer, an edited storyboard): finite, above 0, at most the
+    longest film. Infinity or 1e308 from a model is refused with this message, which the model is shown."""
+    if not math.isfinite(value) or value <= 0 or value > MAX_SHOT_SECONDS:
+        raise ValueError(
+            f"a shot's duration must be a number of seconds above 0 and at most {MAX_SHOT_SECONDS:g}, "
+            f"not {value!r}"
+        )
+    return value
+
+
+# The type of every shot length a model writes (Shot.duration, the LLM planner's PlannedShot.duration).
+ShotSeconds = Annotated[float, AfterValidator(shot_seconds)]
 # Lengths a shot's text is clamped to where it enters (a model's answer, an edited storyboard.json): far above
 # what a good shot needs, low enough that wrapping, prompts and subtitle files stay cheap.
 SHOT_TEXT_LIMITS = {
@@ -156,12 +171,7 @@ class Shot(BaseModel):
     @field_validator("duration")
     @classmethod
     def _finite_duration(cls, value: float) -> float:
-        if not math.isfinite(value) or value > MAX_SHOT_SECONDS:
-            raise ValueError(
-                f"a shot's duration must be a number of seconds above 0 and at most {MAX_SHOT_SECONDS:g}, "
-                f"not {value!r}"
-            )
-        return value
+        return shot_seconds(value)
 
 
 class Storyboard(BaseModel):

@@ -354,6 +354,7 @@ class RemoteImageBackend(ImageBackend):
 
         from tools.deadline import deadline
 
+        resp = None
         try:
             with deadline(seconds), call(**ask) as resp:
                 body = bytearray()
@@ -382,6 +383,17 @@ class RemoteImageBackend(ImageBackend):
             raise _Retry(f"could not be reached ({cause})") from None
         except httpx2.TransportError as e:
             raise _Retry(f"broke off its answer ({' '.join(str(e).split())[:200]})") from None
+        except httpx2.DecodingError as e:
+            # e.g. an HTML page (a proxy's, a login wall's) whose headers claim a gzip it does not have
+            encoding = resp.headers.get("content-encoding", "?") if resp is not None else "?"
+            raise self._fail(
+                f"sent a body that does not decode as its content-encoding {encoding!r} says "
+                f"({' '.join(str(e).split())[:120]})"
+            ) from None
+        except (httpx2.HTTPError, openai.APIError) as e:
+            # Anything else the HTTP layer refuses is this take's failure, not the run's.
+            said = " ".join(str(e).split())[:200]
+            raise self._fail(f"answered in a way the client refused ({type(e).__name__}: {said})") from None
 
     def _decode(self, body: bytes):
         import base64
@@ -392,7 +404,7 @@ class RemoteImageBackend(ImageBackend):
 
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested past the parser's depth
             shown = body[:60].decode("utf-8", "replace").encode("unicode_escape").decode()
             raise self._fail(f"answered with a body that is not JSON (starts {shown!r})") from None
         data = payload.get("data") if isinstance(payload, dict) else None

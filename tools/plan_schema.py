@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.film import Shot, ShotKind
+from tools.film import Shot, ShotKind, ShotSeconds
 from tools.llm import strict_schema
 
 Motion = Literal["push-in", "pull-out", "pan-left", "pan-right", "drift", "static"]
@@ -52,7 +52,7 @@ class PlannedShot(BaseModel):
     lighting: str = Field(description="Lighting, e.g. 'soft window light, warm key'.")
     mood: str = Field(description="Mood in a few words.")
     motion: Motion = Field(description="Camera motion used to animate the still.")
-    duration: float = Field(description="Seconds on screen.")
+    duration: ShotSeconds = Field(description="Seconds on screen.")
     subtitle: str = Field(description="One short subtitle line in the film's language; empty for none.")
     prompt: str = Field(description="Detailed English image prompt for a text-to-image model.")
     negative_prompt: str = Field(description="What the image must not show.")

@@ -8,11 +8,14 @@ Each POST to /v1/images/generations or /v1/images/edits takes the next scripted 
 - `Image(png)`: a valid answer, `{"data": [{"b64_json": ...}]}`;
 - `Json(payload)`: any JSON body with status 200 (e.g. empty data);
 - `Status(code, message)`: an HTTP error with an OpenAI-style error body;
-- `Garbage(body)`: status 200 with a body that is not JSON;
+- `Garbage(body, content_type, encoding)`: status 200 with a body that is not JSON, e.g. `Garbage(LOGIN_PAGE,
+  "text/html")`, what a proxy or a login wall in front of the server sends; with `encoding="gzip"` the
+  headers also claim a compression the body does not have;
 - `Drip(interval, reply)`: the headers of `reply` (default a valid answer), then its body one byte per interval;
-- `Hang()`: reads the request and never answers.
-`server.hits` counts the requests; handlers stop when the server is closed. `refused_url()` is a URL on which
-nothing listens.
+- `Hang()`: reads the request and never answers;
+- `Refuse(word, reply)`: HTTP 400 (content policy) for a request whose prompt holds `word`, else `reply`.
+`server.hits` counts the requests since the last `script`; handlers stop when the server is closed.
+`refused_url()` is a URL on which nothing listens. The server itself is tests/loopback.py's.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopback import Http, LoopbackServer
+
+LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>...</form></body></html>"
 
 
 @dataclass
@@ -44,6 +49,8 @@ class Status:
 @dataclass
 class Garbage:
     body: bytes = b"<html>502 Bad Gateway from a proxy</html>"
+    content_type: str = "application/json"
+    encoding: str | None = None
 
 
 @dataclass
@@ -55,6 +62,12 @@ class Drip:
 @dataclass
 class Hang:
     pass
+
+
+@dataclass
+class Refuse:
+    word: str
+    reply: object
 
 
 def refused_url() -> str:
@@ -72,85 +85,31 @@ def _body(reply) -> tuple[int, bytes]:
         ).encode()
     if isinstance(reply, Json):
         return 200, json.dumps(reply.payload).encode()
-    if isinstance(reply, Status):
-        return reply.code, json.dumps({"error": {"message": reply.message, "type": "server_error"}}).encode()
-    if isinstance(reply, Garbage):
-        return 200, reply.body
-    raise TypeError(f"not a reply: {reply!r}")
+    raise TypeError(f"not a reply with a body: {reply!r}")
 
 
-class ImageServer:
+class ImageServer(LoopbackServer):
     def __init__(self, default_png: bytes = b""):
-        self.replies: list = []
-        self.hits = 0
-        self.closed = threading.Event()
-        self._lock = threading.Lock()
+        super().__init__()
         self.default_png = default_png
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def no_script(self, route: str):
+        return Status(404, "no script")
 
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                reply = server._next()
-                try:
-                    if isinstance(reply, Hang):
-                        server.closed.wait()
-                    elif isinstance(reply, Drip):
-                        self._drip(*_body(reply.reply or Image(server.default_png)), reply.interval)
-                    else:
-                        self._send(*_body(reply))
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up: what the deadline tests make happen
-
-            def _headers(self, code: int, length: int):
-                self.send_response(code)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(length))
-                self.end_headers()
-
-            def _send(self, code: int, data: bytes):
-                self._headers(code, len(data))
-                self.wfile.write(data)
-
-            def _drip(self, code: int, data: bytes, interval: float):
-                self._headers(code, len(data))
-                self.wfile.flush()
-                for i in range(len(data)):
-                    self.wfile.write(data[i : i + 1])
-                    self.wfile.flush()
-                    if server.closed.wait(interval):
-                        return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def script(self, replies: list) -> None:
-        with self._lock:
-            self.replies = list(replies)
-            self.hits = 0
-
-    def _next(self):
-        with self._lock:
-            self.hits += 1
-            if not self.replies:
-                return Status(404, "no script")
-            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-
-    def __enter__(self) -> ImageServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.closed.set()
-        self._server.shutdown()
-        self._server.server_close()
+    def answer(self, http: Http, route: str, body: dict, reply) -> None:
+        if isinstance(reply, Refuse):
+            asked = json.dumps(body).lower()
+            reply = Status(400, "content policy") if reply.word.lower() in asked else reply.reply
+        if isinstance(reply, Hang):
+            http.wait()
+        elif isinstance(reply, Drip):
+            http.drip(*_body(reply.reply or Image(self.default_png)), reply.interval)
+        elif isinstance(reply, Status):
+            http.error(reply.code, reply.message, "server_error")
+        elif isinstance(reply, Garbage):
+            headers = {"content-type": reply.content_type}
+            if reply.encoding:
+                headers["content-encoding"] = reply.encoding
+            http.send_bytes(200, reply.body, headers)
+        else:
+            http.send_bytes(*_body(reply))

@@ -257,6 +257,58 @@ def test_fifo_and_device_are_refused_without_blocking(tmp_path, config):
         open_image(tmp_path / "gone.png")
 
 
+def test_chat_reference_goes_through_the_safe_opener(tmp_path):
+    """The chat's `reference` (agent/reference_image.py): bombs, FIFOs and corrupt files refused in one line,
+    without blocking; a 16-bit photo kept as what it shows."""
+    from agent.operation_args import OperationError
+    from agent.reference_image import copy_reference
+    from agent.settings import RunSettings
+
+    root = tmp_path / "run"
+    root.mkdir()
+    settings = RunSettings(run_dir=str(root))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png(100_000, 100_000))
+    fifo = tmp_path / "photo.png"
+    os.mkfifo(fifo)
+    corrupt = tmp_path / "cut-off.png"
+    corrupt.write_bytes(png_bytes(photo_scene(random.Random(4), (320, 180)))[:400])  # a download cut short
+
+    for path, words in [
+        (bomb, "megapixels"),
+        (fifo, "FIFO"),
+        (corrupt, "not an image"),
+        (tmp_path / "gone.png", "no such file"),
+    ]:
+        outcome: list = []
+        worker = threading.Thread(
+            target=lambda p=path, o=outcome: o.append(_refusal(copy_reference, root, str(p), settings))
+        )
+        worker.start()
+        worker.join(10)
+        if worker.is_alive():
+            with open(fifo, "wb"):
+                pass
+            pytest.fail(f"copy_reference blocked on {path.name}")
+        err = outcome[0]
+        assert isinstance(err, OperationError) and words in str(err) and "\n" not in str(err), (path, err)
+    assert not (root / "refs").exists()  # nothing copied from any of them
+
+    grey8 = np.asarray(photo_scene(random.Random(5), (320, 180)).convert("L"), dtype=np.float64)
+    Image.fromarray((grey8 * 257).astype(np.uint16)).save(tmp_path / "g16.png")
+    rel = copy_reference(root, str(tmp_path / "g16.png"), settings)
+    kept = np.asarray(Image.open(root / rel).convert("L"), dtype=np.float64)
+    assert np.abs(kept - grey8).max() <= 1  # not the white that Pillow's convert makes of it
+
+
+def _refusal(fn, *args):
+    try:
+        fn(*args)
+    except Exception as err:
+        return err
+    return None
+
+
 # --- model text at the boundary: the Shot model ---------------------------------------------------------------
 
 
@@ -304,3 +356,24 @@ def test_absurd_durations_are_refused_with_a_clear_message(duration):
     message = str(info.value)
     assert "shots.0.duration" in message
     assert "at most 600" in message or "greater than 0" in message
+
+
+@pytest.mark.parametrize("duration", [float("inf"), float("nan"), 1e308, -2.0, 601.0])
+def test_the_llm_planners_absurd_duration_is_refused_and_asked_again(duration):
+    """PlannedShot.duration (the LLM planner's answer) is bounded as Shot.duration is; the model is told why."""
+    from llm_server import ChatServer
+    from test_llm_paths import BRIEF, board, good, shot
+    from test_llm_paths import config as planner_config
+
+    from tools.plan import plan_storyboard, read_brief
+
+    with ChatServer() as server:
+        server.script([board([shot(0), shot(1, duration=duration), shot(2), shot(3)]), good()])
+        start = time.monotonic()
+        storyboard = plan_storyboard(read_brief(BRIEF), planner_config(server))
+        assert time.monotonic() - start < 30
+    durations = [s.duration for s in storyboard.shots]
+    assert all(0 < d < 12 for d in durations) and abs(sum(durations) - 12.0) < 0.05, durations
+    assert len(server.requests) == 2
+    asked_again = json.dumps(server.requests[1]["messages"])
+    assert "shots.1.duration" in asked_again and "at most 600" in asked_again

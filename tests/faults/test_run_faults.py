@@ -7,9 +7,7 @@ run's status. All offline, tiny frames, bounded in time.
 
 from __future__ import annotations
 
-import base64
 import errno
-import http.server
 import io
 import json
 import os
@@ -18,11 +16,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from faults.image_server import LOGIN_PAGE, Garbage, Image, ImageServer, Refuse, Status
 from test_cli import ROOT, cli
 
 TINY = ["--shots", "2", "--duration", "4", "--size", "160x96"]
@@ -50,56 +48,26 @@ def finished(out: Path, *extra: str) -> Path:
     return out
 
 
-# --- a server that fails, then comes back -------------------------------------------------------------------
+# --- an image server that fails, then comes back ------------------------------------------------------------
 
 
-class ImageServer:
-    """A loopback /v1/images/generations: HTTP 500 while `broken`, else a small grey PNG as b64_json."""
+def panel_png() -> bytes:
+    """A small grey frame with a shape: what a healthy image server answers."""
+    from PIL import Image, ImageDraw
 
-    def __init__(self):
-        from PIL import Image, ImageDraw
-
-        image = Image.new("RGB", (160, 96), (90, 110, 130))
-        ImageDraw.Draw(image).ellipse((40, 20, 120, 80), fill=(220, 200, 160))
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        self.png = base64.b64encode(buf.getvalue()).decode()
-        self.broken = True
-        self.refuse: bytes | None = None  # a word that, in a request, gets HTTP 400
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                asked = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if server.broken:
-                    body, status = b'{"error": {"message": "out of memory"}}', 500
-                elif server.refuse and server.refuse in asked.lower():
-                    body, status = b'{"error": {"message": "content policy"}}', 400
-                else:
-                    body = json.dumps({"created": 0, "data": [{"b64_json": server.png}]}).encode()
-                    status = 200
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
+    image = Image.new("RGB", (160, 96), (90, 110, 130))
+    ImageDraw.Draw(image).ellipse((40, 20, 120, 80), fill=(220, 200, 160))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 @pytest.fixture
 def image_server():
-    server = ImageServer()
-    yield server
-    server.close()
+    """HTTP 500 until a test scripts it back to health."""
+    with ImageServer(default_png=panel_png()) as server:
+        server.script([Status(500, "out of memory")])
+        yield server
 
 
 # --- item 3: a run whose shots all failed ---------------------------------------------------------------------
@@ -123,7 +91,7 @@ def test_unreachable_image_server_keeps_the_folder_and_says_why(tmp_path):
 def test_failed_run_resumes_once_the_server_is_back(tmp_path, image_server):
     out = tmp_path / "run"
     proc = cli(
-        "run", BRIEF, *TINY, "--image-server", image_server.url, "--image-server-retries", "0",
+        "run", BRIEF, *TINY, "--image-server", image_server.base_url, "--image-server-retries", "0",
         "--max-takes", "1", "--out", str(out), timeout=60,
     )  # fmt: skip
     one_line_error(proc, 1, "every shot failed", "500")
@@ -133,7 +101,7 @@ def test_failed_run_resumes_once_the_server_is_back(tmp_path, image_server):
 
     again = cli("run", "--resume", str(out), timeout=60)  # still down: fails again, not replayed forever
     one_line_error(again, 1, "every shot failed")
-    image_server.broken = False
+    image_server.script([Image(panel_png())])
     done = cli("run", "--resume", str(out), timeout=60)
     assert done.returncode == 0, done.stderr.decode()
     assert marker(out)["status"] == "done"
@@ -141,6 +109,93 @@ def test_failed_run_resumes_once_the_server_is_back(tmp_path, image_server):
     # The failed takes stay on disk and in the record; the new ones are numbered after them.
     assert json.loads((out / "shots" / "s01" / "take-1.json").read_text()) == failed
     assert (out / "shots" / "s01" / "take-3.png").exists()
+
+
+def takes(out: Path) -> dict[str, list[dict]]:
+    return {
+        shot.name: [json.loads(t.read_text()) for t in sorted(shot.glob("take-*.json"))]
+        for shot in sorted((out / "shots").iterdir())
+    }
+
+
+@pytest.mark.parametrize("encoding, words", [(None, "not JSON"), ("gzip", "content-encoding 'gzip'")])
+def test_an_html_page_with_status_200_fails_only_that_take(tmp_path, encoding, words):
+    """A login wall or proxy page instead of an image: that take is a failed take, the shot is shot again."""
+    out = tmp_path / "run"
+    with ImageServer() as server:
+        server.script([Garbage(LOGIN_PAGE, "text/html", encoding), Image(panel_png())])
+        proc = cli(
+            "run", BRIEF, *TINY, "--image-server", server.base_url, "--image-server-retries", "0",
+            "--max-takes", "2", "--out", str(out), timeout=90,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert marker(out)["status"] == "done" and (out / "final.mp4").exists()
+    failed = [(shot, t) for shot, ts in takes(out).items() for t in ts if t.get("error")]
+    assert len(failed) == 1, failed  # the one answer that was a page, and no other
+    shot, take = failed[0]
+    assert take["n"] == 1 and words.lower() in take["error"].lower() and "Sign in" not in take["error"][:40]
+    assert take["critique"]["grade"] == "C"
+    assert take["critique"]["issues"][0]["category"] == "backend"
+    assert len(takes(out)[shot]) == 2, "the shot was not shot again after the failed take"
+    assert (out / "clips" / f"{shot}.mp4").exists()
+
+
+def test_html_on_every_answer_ends_by_the_all_failed_rule(tmp_path):
+    out = tmp_path / "run"
+    with ImageServer() as server:
+        server.script([Garbage(LOGIN_PAGE, "text/html", "gzip")])
+        proc = cli(
+            "run", BRIEF, *TINY, "--image-server", server.base_url, "--image-server-retries", "0",
+            "--max-takes", "2", "--out", str(out), timeout=90,
+        )  # fmt: skip
+        assert (
+            server.hits == 4
+        )  # two shots, two takes each: a take's failure is not asked again by the client
+    one_line_error(proc, 1, "every shot failed", "s01", "s02", "content-encoding")
+    assert out.is_dir() and marker(out)["status"] == "failed"
+    assert all(len(ts) == 2 and all(t["error"] for t in ts) for ts in takes(out).values())
+
+
+# --- items 1, 2 and 4: model text and a dripping model server, end to end ---------------------------------------
+
+
+def test_nul_and_ten_thousand_character_subtitles_in_an_edited_storyboard_are_cut(tmp_path):
+    """Three 10,000-character subtitles with NUL and escapes: cleaned and clamped as they enter, the cut finishes
+    in bounded time and its subtitle file holds none of them (once, they hung the cut or broke ffmpeg for good)."""
+    out = tmp_path / "run"
+    waiting = cli(
+        "run", BRIEF, "--shots", "3", "--duration", "6", "--size", "160x96", "--approve", "--out", str(out)
+    )
+    assert waiting.returncode == 0, waiting.stderr.decode()
+    board = json.loads((out / "storyboard.json").read_text())
+    for shot in board["shots"]:
+        shot["subtitle"] = "Tea\x00 time\x1b[31m " + "x" * 10_000
+    (out / "storyboard.json").write_text(json.dumps(board))
+    start = time.monotonic()
+    done = cli("approve", str(out), timeout=240)
+    assert done.returncode == 0, done.stderr.decode()
+    assert time.monotonic() - start < 240
+    srt = (out / "final.srt").read_text()
+    assert "\x00" not in srt and "\x1b" not in srt and "Tea time" in srt
+    assert max(len(line) for line in srt.splitlines()) < 200
+
+
+def test_a_dripping_llm_server_is_cut_off_at_its_deadline(tmp_path):
+    from llm_server import ChatServer, Drip
+
+    out = tmp_path / "run"
+    with ChatServer() as server:
+        server.script([Drip(0.5)])
+        start = time.monotonic()
+        proc = cli(
+            "run", BRIEF, *TINY, "--planner", "llm", "--llm-base-url", server.base_url, "--llm-model", "m",
+            "--llm-timeout", "2", "--llm-retries", "0", "--out", str(out), timeout=120,
+        )  # fmt: skip
+        took = time.monotonic() - start
+    line = one_line_error(proc, proc.returncode, server.base_url.split("//")[1].split("/")[0])
+    assert proc.returncode in (1, 2) and ("2 s" in line or "timed out" in line.lower()), line
+    assert len(server.requests) == 1  # no retries were asked for
+    assert took < 60  # the 2 s deadline and a start-up on a loaded machine, not the drip's 100+ s
 
 
 # --- item 4: settings checked at start and again on resume ----------------------------------------------------
@@ -271,11 +326,9 @@ def test_startup_writes_the_marker_last(tmp_path, monkeypatch):
 @pytest.fixture
 def picky_server():
     """Refuses the second shot's prompts (they have 'steam' in them), answers the others with an image."""
-    server = ImageServer()
-    server.broken = False
-    server.refuse = b"steam"
-    yield server
-    server.close()
+    with ImageServer() as server:
+        server.script([Refuse("steam", Image(panel_png()))])
+        yield server
 
 
 @pytest.mark.parametrize("allow", [False, True])
@@ -283,7 +336,7 @@ def test_a_film_that_lacks_a_shot(tmp_path, picky_server, allow):
     out = tmp_path / "run"
     flags = ["--allow-missing-shots"] if allow else []
     proc = cli(
-        "run", BRIEF, *TINY, "--image-server", picky_server.url, "--image-server-retries", "0",
+        "run", BRIEF, *TINY, "--image-server", picky_server.base_url, "--image-server-retries", "0",
         "--max-takes", "1", "--out", str(out), *flags, timeout=60,
     )  # fmt: skip
     err = proc.stderr.decode()
@@ -458,14 +511,21 @@ def test_temp_files_cleaned_on_the_next_run(tmp_path):
     cut = Path(tempfile.mkdtemp(prefix="cd-cut-"))
     os.utime(cut, (time.time() - 3600, time.time() - 3600))
     young = Path(tempfile.mkdtemp(prefix="cd-cut-"))  # may be a cut starting now in another run
-    # Stamped a minute ahead, so it is still "young" when the redo's clean-up looks, however slow the machine.
-    os.utime(young, (time.time() + 60, time.time() + 60))
+    # Young when the redo cleans, however long this loaded machine takes to start it.
+    os.utime(young, (time.time() + 600, time.time() + 600))
+    busy = Path(tempfile.mkdtemp(prefix="cd-cut-"))  # old, but a live ffmpeg works in it
+    os.utime(busy, (time.time() - 3600, time.time() - 3600))
+    worker = subprocess.Popen(["sleep", "120"], cwd=busy)
     left = [
         out / ".final.k3j2h1g0.mp4",
         out / "clips" / ".s01.a1b2c3d4.mp4",
         out / ".manifest.json.zz99yy88.tmp",
         out / "shots" / "s01" / ".take-1.json.qwertyui.tmp",
+        out / "audio" / ".voice-7fn4nfme.wav",
+        out / "audio" / ".mix-qs7uavyw.m4a",
+        out / "contact_sheet.tmp.png",
     ]
+    (out / "audio").mkdir(exist_ok=True)
     for p in left:
         p.write_bytes(b"half")
     try:
@@ -474,8 +534,11 @@ def test_temp_files_cleaned_on_the_next_run(tmp_path):
         assert not any(p.exists() for p in left)
         assert not cut.exists()
         assert young.exists()
+        assert busy.exists()
     finally:
-        for p in (cut, young):
+        worker.kill()
+        worker.wait()
+        for p in (cut, young, busy):
             if p.exists():
                 p.rmdir()
 

@@ -3,13 +3,14 @@ critique's own settings (`CritiqueConfig`, built by the agent with `settings.con
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import BaseModel, Field
 
-from pydantic import BaseModel, Field, SecretStr
+from tools.llm_fields import ChatFields
 
 
-class CritiqueConfig(BaseModel):
-    """The run settings the critics and the repair step read; field names are `RunSettings`'s."""
+class CritiqueConfig(ChatFields):
+    """The run settings the critics and the repair step read; field names are `RunSettings`'s. The chat model
+    (`ChatFields`: `planner`, `llm_*`) writes repair rewrites; the vision model judges takes."""
 
     clip_model: str | None = Field(
         default=None, description="open_clip model name or local folder for CLIP; none/off turns it off."
@@ -19,19 +20,6 @@ class CritiqueConfig(BaseModel):
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="Overrides of `Thresholds` by name."
     )
-    planner: Literal["offline", "llm", "auto"] = Field(
-        default="offline",
-        description="offline: rule rewrites; llm: the chat model rewrites (fail if down); auto: llm, else rules.",
-    )
-    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible chat endpoint.")
-    llm_model: str | None = Field(default=None, description="Chat model name.")
-    llm_api_key: SecretStr | None = Field(
-        default=None, exclude=True, description="Key of the chat and vision endpoints."
-    )
-    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds before one request times out.")
-    llm_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed chat request.")
-    llm_max_tokens: int | None = Field(default=None, gt=0, description="Cap on one answer's tokens.")
-    llm_temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
     seed: int = Field(default=0, description="Run seed; each take's seed derives from it.")
     num_inference_steps: int | None = Field(
         default=None, description="The run's steps; where a repair that adds steps starts."
