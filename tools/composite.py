@@ -80,7 +80,8 @@ def contact_shadow(size: tuple[int, int], alpha: Image.Image, box: tuple[int, in
     # a tighter, darker core right under the base: where the product touches the ground
     core = 0.25 * height
     draw.ellipse((left, cy - core, right, cy + core), fill=round(255 * min(1.0, strength * 1.5)))
-    layer = layer.filter(ImageFilter.GaussianBlur(float(max(1.5, 0.25 * height))))  # Pillow 13 wants a float, not numpy
+    # a float radius, not numpy's: Pillow 13 compares the radius with a tuple
+    layer = layer.filter(ImageFilter.GaussianBlur(float(max(1.5, 0.25 * height))))
     return np.asarray(layer, dtype=np.float32) / 255.0
 
 
