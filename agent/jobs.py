@@ -349,6 +349,21 @@ class JobStore:
         return cur.rowcount
 
     # --- progress events and workers --------------------------------------------------------------------------
+    def film_event(self, film_id: str, node: str, message: str, extra: dict | None = None) -> int:
+        """Append one progress event stamped with the time and the film's current status and progress."""
+        film = self.film(film_id)
+        return self.add_event(
+            film_id,
+            {
+                "time": round(time.time(), 3),
+                "node": node,
+                "message": message,
+                "status": film.status if film else None,
+                "progress": round(film.progress, 3) if film else 0,
+                **(extra or {}),
+            },
+        )
+
     def add_event(self, film_id: str, event: dict) -> int:
         """Append one progress event (its `seq` is set here); the film keeps its last MAX_EVENTS."""
         with self._lock:

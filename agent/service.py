@@ -185,17 +185,7 @@ class FilmService:
 
     # --- progress -------------------------------------------------------------------------------------------
     def event(self, film_id: str, node: str, message: str) -> None:
-        film = self.store.film(film_id)
-        self.store.add_event(
-            film_id,
-            {
-                "time": round(time.time(), 3),
-                "node": node,
-                "message": message,
-                "status": film.status if film else None,
-                "progress": round(film.progress, 3) if film else 0,
-            },
-        )
+        self.store.film_event(film_id, node, message)
 
     def events_after(self, film_id: str, seq: int) -> list[dict]:
         return self.store.events_after(film_id, seq)

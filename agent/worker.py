@@ -152,18 +152,7 @@ class Worker:
         row = {k: fields[k] for k in ("status", "progress") if k in fields}
         if row:
             self.store.update_film(film_id, **row)
-        film = self.store.film(film_id)
-        self.store.add_event(
-            film_id,
-            {
-                "time": round(time.time(), 3),
-                "node": node,
-                "message": message,
-                "status": film.status if film else None,
-                "progress": round(film.progress, 3) if film else 0,
-                **{k: v for k, v in fields.items() if k not in row},
-            },
-        )
+        self.store.film_event(film_id, node, message, {k: v for k, v in fields.items() if k not in row})
 
     def _on_event(self, job: Job, shots: int = 0):
         counts = {"shots": shots, "takes": 0, "clips": 0}
