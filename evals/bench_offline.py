@@ -3,7 +3,10 @@
 Runs `python main.py run` as a new user would (a fresh process, offline defaults) on an 8-shot brief at
 1280×720 and prints the wall time, plus where the time went (from the manifest's timings).
 
-    python evals/bench_offline.py [--shots 8] [--size 1280x720] [--repeat 3]
+    python evals/bench_offline.py [--shots 8] [--size 1280x720] [--repeat 3] [--music FILE]
+
+With --music the film has a ducked music bed under the voice (the voice is on by default); the target is then
+issue 16's ≤ 40 s instead of ≤ 30 s.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=8)
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--music", type=Path, help="a music bed for the film (any audio ffmpeg reads)")
     args = parser.parse_args()
     walls, cpus = [], []
     for i in range(args.repeat):
@@ -38,6 +42,8 @@ def main() -> None:
             out = Path(tmp) / "run"
             cmd = [sys.executable, str(ROOT / "main.py"), "run", BRIEF, "--shots", str(args.shots),
                    "--size", args.size, "--out", str(out)]  # fmt: skip
+            if args.music:
+                cmd += ["--music", str(args.music.resolve())]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -62,7 +68,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(
         f"median {walls[len(walls) // 2]:.1f} s wall, {cpus[len(cpus) // 2]:.1f} CPU s for {args.shots} shots at "
-        f"{args.size} (target ≤ 30 s wall on this 2-core machine); load average now {load:.1f}"
+        f"{args.size}{' with music' if args.music else ''} (target ≤ {40 if args.music else 30} s wall on this "
+        f"2-core machine); load average now {load:.1f}"
     )
 
 
