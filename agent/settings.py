@@ -170,6 +170,11 @@ class RunSettings(BaseSettings):
         description="GPU seconds the film may spend: no re-shoot starts once it would pass them (the best takes "
         "are kept, and the report says so).",
     )  # fmt: skip
+    budget_remote_calls: Annotated[int | None, Flag("run", metavar="N")] = Field(
+        default=None, ge=1,
+        description="Remote calls the film's takes may make (image-server requests, retries included, and vision "
+        "critic calls): no re-shoot starts once it would pass them (the best takes are kept, and the report says so).",
+    )  # fmt: skip
     crossfade: float = Field(default=0.4, ge=0, le=2, description="Crossfade between clips, seconds.")
     thresholds: Annotated[
         dict[str, float], Flag("run", name="--threshold", metavar="NAME=VALUE", append=True)

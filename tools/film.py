@@ -214,6 +214,9 @@ class CriticResult(BaseModel):
     scores: dict[str, float] = Field(default_factory=dict)
     issues: list[Issue] = Field(default_factory=list)
     not_run_reason: str | None = None
+    calls: int = Field(
+        default=0, ge=0, description="Remote model calls this critic made (the budget counts them)."
+    )
 
 
 class Critique(BaseModel):

@@ -303,7 +303,8 @@ class RemoteImageBackend(ImageBackend):
                 ask["mask"] = ("mask.png", mask, "image/png")
         else:
             call = self.client.images.with_streaming_response.generate
-        image = self._decode(self._ask(call, {**ask, "extra_body": extra}))
+        body, calls = self._ask(call, {**ask, "extra_body": extra})
+        image = self._decode(body)
         image = fit_to(image, req.width, req.height)
         if keep is not None:
             image.paste(keep[0], keep[1][:2])
@@ -324,14 +325,15 @@ class RemoteImageBackend(ImageBackend):
             model=self.model,
             seed=req.seed,
             parameters=params,
-            timings={"wall_s": round(time.perf_counter() - start, 3)},
+            timings={"wall_s": round(time.perf_counter() - start, 3), "remote_calls": calls},
         )
 
     def _fail(self, what: str) -> BackendError:
         return BackendError(f"image server {self.base_url} {what}")
 
-    def _ask(self, call, ask: dict) -> bytes:
-        """The answer's body, within the retries and the total time; every failure a BackendError."""
+    def _ask(self, call, ask: dict) -> tuple[bytes, int]:
+        """The answer's body and the requests it took, within the retries and the total time; every failure a
+        BackendError."""
         answers = self.retries + 1
         until = time.monotonic() + self.timeout * answers
         last = ""
@@ -340,7 +342,7 @@ class RemoteImageBackend(ImageBackend):
             if left < 0.05:
                 break
             try:
-                return self._once(call, ask, min(self.timeout, left))
+                return self._once(call, ask, min(self.timeout, left)), n
             except _Retry as retry:
                 last = str(retry)
             if n < answers:

@@ -79,11 +79,13 @@ def vlm_critic(img, req: CritiqueRequest, config: CritiqueConfig) -> CriticResul
             repair=lambda problems: render("vlm_critic_retry.j2", error="; ".join(problems)),
         )
     except LLMError as e:
+        calls = {"calls": e.stats.calls}  # refused or failed calls were still made: the budget counts them
         if e.kind == "refused" and e.status is None:
-            return _not_run(f"VLM refused: {e.detail.removeprefix('answered with a refusal: ')[:200]}")
-        if e.kind == "invalid":
-            tries = e.stats.calls
-            return _not_run(f"VLM answer malformed {tries} time(s): {one_line(e.stats.problems[-1], 200)}")
-        last = e.stats.problems[-1] if e.stats.problems else e.detail
-        return _not_run(f"VLM endpoint failed: {one_line(last, 300)}")
-    return _result(answer.value)
+            reason = f"VLM refused: {e.detail.removeprefix('answered with a refusal: ')[:200]}"
+        elif e.kind == "invalid":
+            reason = f"VLM answer malformed {e.stats.calls} time(s): {one_line(e.stats.problems[-1], 200)}"
+        else:
+            last = e.stats.problems[-1] if e.stats.problems else e.detail
+            reason = f"VLM endpoint failed: {one_line(last, 300)}"
+        return _not_run(reason).model_copy(update=calls)
+    return _result(answer.value).model_copy(update={"calls": answer.stats.calls})
