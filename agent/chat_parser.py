@@ -286,6 +286,32 @@ def _line(text, low, refs, numbers, n, lang):
     )
     if not (slogan or line):
         return None
+    quote, clear = _line_text(text, low, refs)
+    if slogan and not numbers:
+        if not quote:
+            return _question(
+                lang,
+                "What is the slogan? Put it in quotes: the slogan is 'Slow mornings'.",
+                "广告语是什么？请用引号写出来：广告语是“慢享清晨”。",
+            )
+        return Parsed(op="set_line", args={"text": quote})
+    shot = _one_shot(numbers, lang, "give that line to", "设置字幕给")
+    if not isinstance(shot, int):
+        return shot
+    if clear:
+        return Parsed(op="set_line", args={"shot": shot, "text": ""})
+    if not quote:
+        return _question(
+            lang,
+            f"What should shot {shot} say? Put the line in quotes.",
+            f"第{shot}个镜头的字幕是什么？请用引号写出来。",
+        )
+    return Parsed(op="set_line", args={"shot": shot, "text": quote})
+
+
+def _line_text(text, low, refs) -> tuple[str | None, bool]:
+    """The line the message gives (quoted, or the words after "is", "to", "改成" ...), and whether it asks to
+    clear the line instead."""
     quote = _quoted(text)
     clear = _has(
         low,
@@ -314,28 +340,7 @@ def _line(text, low, refs, numbers, n, lang):
         )
         if quote and (len(quote) > 120 or not quote.strip()):
             quote = None
-    if slogan and not numbers:
-        if not quote:
-            return _question(
-                lang,
-                "What is the slogan? Put it in quotes: the slogan is 'Slow mornings'.",
-                "广告语是什么？请用引号写出来：广告语是“慢享清晨”。",
-            )
-        return Parsed(op="set_line", args={"text": quote})
-    if not line and not slogan:
-        return None
-    shot = _one_shot(numbers, lang, "give that line to", "设置字幕给")
-    if not isinstance(shot, int):
-        return shot
-    if clear:
-        return Parsed(op="set_line", args={"shot": shot, "text": ""})
-    if not quote:
-        return _question(
-            lang,
-            f"What should shot {shot} say? Put the line in quotes.",
-            f"第{shot}个镜头的字幕是什么？请用引号写出来。",
-        )
-    return Parsed(op="set_line", args={"shot": shot, "text": quote})
+    return quote, clear
 
 
 def _swap(text, low, refs, numbers, n, lang):
