@@ -26,14 +26,14 @@ SUBJECT_WORDS: dict[str, str] = {
     "cosmetics": "lipstick cosmetic makeup cream serum skincare perfume moisturiser moisturizer 口红 "
     "化妆品 化妆 面霜 精华 护肤 香水",
     "boat": "boat sailboat ship yacht canoe kayak ferry raft 船 纸船 帆船 小船 舟",
-    "vehicle": "car vehicle suv truck bike bicycle motorbike scooter 汽车 车 单车 自行车 电动车",
+    "vehicle": "car vehicle suv truck bike bicycle motorbike scooter 汽车 车子 单车 自行车 电动车",
     "building": "building tower skyscraper house hotel apartment storefront cabin lighthouse 大楼 建筑 房子 酒店 "
     "大厦 民宿",
-    "food": "food dish noodle ramen bowl meal cake bread pastry salad burger pizza snack mooncake chocolate tea "
+    "food": "food dish noodle ramen meal cake bread pastry salad burger pizza snack mooncake chocolate tea "
     "面 饭 菜 蛋糕 美食 点心 月饼 零食 面条 巧克力 茶 食品",
     "animal": "dog puppy cat kitten pet horse bird fox animal 狗 猫 宠物 马 鸟 狐 动物",
     "person": "person people man men woman women girl boy fisherman child children kid nurse hiker runner "
-    "commuter keeper she he her his couple family friends mother father grandmother worker chef 人 女 男 孩 "
+    "commuter keeper she he couple family friends mother father grandmother worker chef 人 女 男 孩 "
     "她 他 护士 家人 朋友 妈妈 爸爸 奶奶 老人 女孩 男孩",
 }
 # The kinds that are things a brief sells (a film "for" one of them is a product film).
