@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from functools import cache
 
+# Words are separated by spaces; "_" stands for a space inside one ("ear_cup": the ear cups are headphones).
 # Ordered: where one kind must win over another (reading a brief takes the first kind named, a drawing the
 # kind named first in the text and, on a tie, the earlier one here), the more specific kind comes first:
 # "保温杯" (a thermos) is a bottle and not a mug, "smartwatch" a watch and not a phone, "马克杯" a mug and not a
 # horse, "面霜" cosmetics and not food.
 SUBJECT_WORDS: dict[str, str] = {
-    "headphones": "headphone earphone headset earbud 耳机 耳麦",
+    "headphones": "headphone earphone headset earbud earcup ear_cup 耳机 耳麦",
     "watch": "watch smartwatch wristwatch 手表 腕表 智能表",
     "phone": "phone smartphone iphone mobile handset 手机",
     "laptop": "laptop notebook computer macbook 笔记本电脑 电脑",
@@ -42,7 +43,7 @@ PRODUCT_KINDS = ("headphones", "watch", "phone", "laptop", "bottle", "mug", "sho
 
 @cache
 def _pattern(kind: str) -> re.Pattern[str]:
-    latin = [re.escape(w) for w in SUBJECT_WORDS[kind].split() if w.isascii()]
+    latin = [re.escape(w.replace("_", " ")) for w in SUBJECT_WORDS[kind].split() if w.isascii()]
     cjk = [re.escape(w) for w in SUBJECT_WORDS[kind].split() if not w.isascii()]
     # The leftmost match of the alternation is where the first of the kind's words stands.
     return re.compile("|".join([rf"\b(?:{'|'.join(latin)})(?:s|es)?\b", *cjk]))
