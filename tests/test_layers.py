@@ -48,9 +48,9 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
 
 MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 60
-# Product files and functions still over the limits, each with its reason. Other branches are splitting them this
-# session; the integrator removes an entry once its owner's branch lands (test_the_allowlists_are_not_stale says
-# when).
+# Product files and functions still over the limits, each with its reason. Other branches are splitting them
+# this session; the integrator removes an entry once its owner's branch lands (test_the_allowlists_are_not_stale
+# says when).
 LONG_FILES = {
     "agent/director.py": "rel is splitting a concept out of it (601 lines)",
     "evals/bench_gpu.py": "gpu is splitting a concept out of it (601 lines)",
@@ -75,7 +75,7 @@ def product_files() -> list[Path]:
 
 
 def long_functions(path: Path, root: Path = ROOT) -> dict[str, int]:
-    """Every function (methods and nested functions too) longer than MAX_FUNCTION_LINES, as 'file:Qual.name'."""
+    """Each function (methods and nested ones too) longer than MAX_FUNCTION_LINES, as 'file:Qual.name'."""
     found: dict[str, int] = {}
     rel = path.relative_to(root).as_posix()
 

@@ -23,9 +23,9 @@ TOKENS_PER_SHOT = 320  # a shot's JSON is ~150-250 tokens; the rest is room, not
 
 
 def _fields(model: type[BaseModel], names: tuple[str, ...], required: tuple[str, ...] = (), **types) -> dict:
-    """`model`'s fields `names`, in that order, as create_model arguments: each with its description and default
-    (none for those `required`), and its type unless `types` gives another. The film model's own constraints
-    and validators stay with it; what a model writes is checked by the types given here."""
+    """`model`'s fields `names`, in that order, as create_model arguments: each with its description and
+    default (none for those `required`), and its type unless `types` gives another. The film model's own
+    constraints and validators stay with it; what a model writes is checked by the types given here."""
     fields = {}
     for name in names:
         field = model.model_fields[name]
@@ -42,16 +42,16 @@ def _fields(model: type[BaseModel], names: tuple[str, ...], required: tuple[str,
 PlannedReading = create_model(
     "PlannedReading",
     __config__=ConfigDict(extra="forbid"),
-    __doc__="What the model read in the brief: BriefReading's fields but the language, which the rules detect.",
+    __doc__="What the model read in the brief: BriefReading's fields but the language (the rules detect it).",
     **_fields(BriefReading, tuple(n for n in BriefReading.model_fields if n != "lang")),
 )
-# Shot's fields a model writes, in the order it writes them; ids, positions, scene and voice-over are the program's.
+# Shot's fields a model writes, in the order it writes them (ids, positions, scene and voice-over are ours).
 _WRITTEN = ("kind", "description", "camera", "lighting", "mood", "motion", "duration", "subtitle", "prompt",
             "negative_prompt", "expect_text", "speaker", "subject_kind")  # fmt: skip
 PlannedShot = create_model(
     "PlannedShot",
     __config__=ConfigDict(extra="forbid"),
-    __doc__="One shot as the language model writes it; a reply without one of its required fields is asked again.",
+    __doc__="One shot as the language model writes it; a reply without a required field is asked again.",
     **_fields(Shot, _WRITTEN, required=_WRITTEN[:-2], motion=Motion, duration=ShotSeconds),
 )
 
