@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from agent.chat_words import _ZH_NUM, EN_NUMBERS, EN_ORDINALS, NUM, ORD, ZH_DIGITS
+from agent.chat_words import _ZH_NUM, EN_NUMBERS, EN_ORDINALS, NUM, ORD
+from tools.brief import ZH_DIGITS
 
 
 def zh_number(text: str) -> int | None:

@@ -261,18 +261,12 @@ def _voiceover(text, low, refs, numbers, n, lang):
             quote += end  # a spoken line keeps its full stop: the voice reads it as the end of a sentence
         if quote and len(quote) > 300:
             quote = None
-    shot = _one_shot(numbers, lang, "give that voice-over to", "把旁白给")
-    if not isinstance(shot, int):
-        return shot
-    if clear and not quote:
-        return Parsed(op="set_voiceover", args={"shot": shot, "text": ""})
-    if not quote:
-        return _question(
-            lang,
-            f"What should the voice-over say over shot {shot}? Put the line in quotes.",
-            f"第{shot}个镜头的旁白是什么？请用引号写出来。",
-        )
-    return Parsed(op="set_voiceover", args={"shot": shot, "text": quote})
+    return _shot_text(
+        "set_voiceover", numbers, lang, quote, clear and not quote,
+        ("give that voice-over to", "把旁白给"),
+        ("What should the voice-over say over shot {shot}? Put the line in quotes.",
+         "第{shot}个镜头的旁白是什么？请用引号写出来。"),
+    )  # fmt: skip
 
 
 def _line(text, low, refs, numbers, n, lang):
@@ -286,6 +280,38 @@ def _line(text, low, refs, numbers, n, lang):
     )
     if not (slogan or line):
         return None
+    quote, clear = _line_text(text, low, refs)
+    if slogan and not numbers:
+        if not quote:
+            return _question(
+                lang,
+                "What is the slogan? Put it in quotes: the slogan is 'Slow mornings'.",
+                "广告语是什么？请用引号写出来：广告语是“慢享清晨”。",
+            )
+        return Parsed(op="set_line", args={"text": quote})
+    return _shot_text(
+        "set_line", numbers, lang, quote, clear,
+        ("give that line to", "设置字幕给"),
+        ("What should shot {shot} say? Put the line in quotes.", "第{shot}个镜头的字幕是什么？请用引号写出来。"),
+    )  # fmt: skip
+
+
+def _shot_text(op, numbers, lang, quote, clear, what: tuple[str, str], ask: tuple[str, str]):
+    """`op` on the one shot the message names: its text set to the quote, or cleared; else a question (which
+    shot, or what it should say)."""
+    shot = _one_shot(numbers, lang, *what)
+    if not isinstance(shot, int):
+        return shot
+    if clear:
+        return Parsed(op=op, args={"shot": shot, "text": ""})
+    if not quote:
+        return _question(lang, *(q.format(shot=shot) for q in ask))
+    return Parsed(op=op, args={"shot": shot, "text": quote})
+
+
+def _line_text(text, low, refs) -> tuple[str | None, bool]:
+    """The line the message gives (quoted, or the words after "is", "to", "改成" ...), and whether it asks to
+    clear the line instead."""
     quote = _quoted(text)
     clear = _has(
         low,
@@ -314,28 +340,7 @@ def _line(text, low, refs, numbers, n, lang):
         )
         if quote and (len(quote) > 120 or not quote.strip()):
             quote = None
-    if slogan and not numbers:
-        if not quote:
-            return _question(
-                lang,
-                "What is the slogan? Put it in quotes: the slogan is 'Slow mornings'.",
-                "广告语是什么？请用引号写出来：广告语是“慢享清晨”。",
-            )
-        return Parsed(op="set_line", args={"text": quote})
-    if not line and not slogan:
-        return None
-    shot = _one_shot(numbers, lang, "give that line to", "设置字幕给")
-    if not isinstance(shot, int):
-        return shot
-    if clear:
-        return Parsed(op="set_line", args={"shot": shot, "text": ""})
-    if not quote:
-        return _question(
-            lang,
-            f"What should shot {shot} say? Put the line in quotes.",
-            f"第{shot}个镜头的字幕是什么？请用引号写出来。",
-        )
-    return Parsed(op="set_line", args={"shot": shot, "text": quote})
+    return quote, clear
 
 
 def _swap(text, low, refs, numbers, n, lang):

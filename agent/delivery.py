@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.retry import retry
@@ -133,11 +134,8 @@ def _make_variant(
     shot, kept: Take, platform: str, settings: RunSettings, run: RunDir, attempt: int
 ) -> Variant:
     """The kept take for `platform`: resized when the aspect ratio matches, else outpainted; then critiqued."""
-    from PIL import Image
-
     from agent.settings import resolve_size
     from tools.critique import CritiqueConfig, CritiqueRequest, critique_image
-    from tools.generate_image import BackendError, ImageRequest
 
     _, width, height = resolve_size(platform, None)
     source, out = run.abs(kept.path), run.variant_path(shot.id, platform)
@@ -159,31 +157,9 @@ def _make_variant(
     )
     start = time.perf_counter()
     if same_aspect:
-        with Image.open(source) as im:
-            resized = im.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        resized.save(buf, format="PNG")
-        write_atomic(out, buf.getvalue())
-        variant.backend, variant.model = "resize", "lanczos"
+        _resize_variant(variant, source, out)
     else:
-        req = ImageRequest(
-            prompt=kept.prompt,
-            negative_prompt=kept.negative_prompt,
-            width=width,
-            height=height,
-            seed=seed,
-            output_path=out.as_posix(),
-            shot=shot,
-            init_image=source.as_posix(),
-            outpaint=True,
-        )
-        try:
-            result = backend.generate(req)
-        except BackendError as err:
-            variant.error = str(err)
-        else:
-            variant.backend, variant.model = result.backend, result.model
-            variant.parameters.update(result.parameters)
+        _outpaint_variant(variant, backend, kept, shot, source, out)
     variant.timings = {"wall_s": round(time.perf_counter() - start, 3)}
     if variant.error is None:
         req = CritiqueRequest(
@@ -195,6 +171,42 @@ def _make_variant(
         )
         variant.critique = critique_image(req, settings.config(CritiqueConfig))
     return variant
+
+
+def _resize_variant(variant: Variant, source: Path, out: Path) -> None:
+    from PIL import Image
+
+    with Image.open(source) as im:
+        resized = im.convert("RGB").resize((variant.width, variant.height), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    resized.save(buf, format="PNG")
+    write_atomic(out, buf.getvalue())
+    variant.backend, variant.model = "resize", "lanczos"
+
+
+def _outpaint_variant(variant: Variant, backend, kept: Take, shot, source: Path, out: Path) -> None:
+    """The kept take outpainted to the variant's frame by the run's image backend; a backend error is kept on
+    the variant (it is made once more), not raised."""
+    from tools.generate_image import BackendError, ImageRequest
+
+    req = ImageRequest(
+        prompt=kept.prompt,
+        negative_prompt=kept.negative_prompt,
+        width=variant.width,
+        height=variant.height,
+        seed=variant.seed,
+        output_path=out.as_posix(),
+        shot=shot,
+        init_image=source.as_posix(),
+        outpaint=True,
+    )
+    try:
+        result = backend.generate(req)
+    except BackendError as err:
+        variant.error = str(err)
+    else:
+        variant.backend, variant.model = result.backend, result.model
+        variant.parameters.update(result.parameters)
 
 
 def _variant_accepted(variant: Variant) -> bool:

@@ -165,8 +165,6 @@ def settings_from_args(
     so (the flag wins). `--platform a,b` and `--size WxH` set platform, platforms, width and height. `fixed` are
     values the command sets itself (run_dir-like, not flags). Raises SettingsError with the flags named.
     """
-    from pydantic import ValidationError
-
     given = {
         name: value
         for name in RunSettings.model_fields
@@ -185,15 +183,28 @@ def settings_from_args(
     ]
     fields = {**{k: v for k, v in asked.items() if k not in given}, **given, **fixed, "run_dir": run_dir}
     if "platform" in fields or size:
-        names = split_commas(fields.pop("platform", None) or "youtube")
-        if not names:
-            raise SettingsError("--platform is empty: give a preset such as tiktok, or a ratio such as 9:16")
-        label, width, height = resolve_size(names[0], size)
-        fields.update(platform=label, width=width, height=height)
-        if len(names) > 1 or platform_flag is not None or "platform" in asked:
-            fields["platforms"] = [resolve_size(n, None)[0] for n in names]
+        _frame(fields, size, explicit=platform_flag is not None or "platform" in asked)
+    return _validated(fields), _conflict_line(conflicts)
+
+
+def _frame(fields: dict, size: str | None, explicit: bool) -> None:
+    """`--platform a,b` and `--size WxH` into platform, width and height (and platforms, when more than one
+    platform is named or the platform was asked for at all)."""
+    names = split_commas(fields.pop("platform", None) or "youtube")
+    if not names:
+        raise SettingsError("--platform is empty: give a preset such as tiktok, or a ratio such as 9:16")
+    label, width, height = resolve_size(names[0], size)
+    fields.update(platform=label, width=width, height=height)
+    if len(names) > 1 or explicit:
+        fields["platforms"] = [resolve_size(n, None)[0] for n in names]
+
+
+def _validated(fields: dict) -> RunSettings:
+    """RunSettings, or SettingsError naming each bad flag."""
+    from pydantic import ValidationError
+
     try:
-        settings = RunSettings(**fields)
+        return RunSettings(**fields)
     except ValidationError as err:
         problems = "; ".join(
             (
@@ -205,16 +216,19 @@ def settings_from_args(
             for e in err.errors()
         )
         raise SettingsError(problems) from None
-    line = None
-    if conflicts:
-        line = (
-            "the brief asks for "
-            + " and ".join(_shown(n, a) for n, a, _ in conflicts)
-            + "; "
-            + " and ".join(
-                f"{_flag_name(n)} {g:g}" if isinstance(g, float) else f"{_flag_name(n)} {g}"
-                for n, _, g in conflicts
-            )
-            + (" wins" if len(conflicts) == 1 else " win")
+
+
+def _conflict_line(conflicts: list[tuple[str, Any, Any]]) -> str | None:
+    """One line saying what the brief asked for and which flag won, or None."""
+    if not conflicts:
+        return None
+    return (
+        "the brief asks for "
+        + " and ".join(_shown(n, a) for n, a, _ in conflicts)
+        + "; "
+        + " and ".join(
+            f"{_flag_name(n)} {g:g}" if isinstance(g, float) else f"{_flag_name(n)} {g}"
+            for n, _, g in conflicts
         )
-    return settings, line
+        + (" wins" if len(conflicts) == 1 else " win")
+    )

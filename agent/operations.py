@@ -18,7 +18,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agent import director, reference_image
+from agent import director
+from agent.film_changes import film_updates, retime
 from agent.operation_args import (
     AddShot,
     Change,
@@ -42,7 +43,6 @@ from agent.shot_edit import (
     new_shot,
     renumber,
     rewrite_prompt,
-    scale_durations,
     shot_line,
 )
 from tools.film import Brief, Shot, Storyboard
@@ -319,66 +319,15 @@ def set_line(root: Path, args: SetLine) -> Change:
 
 def set_film(root: Path, args: SetFilm) -> Change:
     """Length, platform(s), style words, language or a reference image for the whole film."""
-    from tools.plan import PlanError, plan_storyboard
-
     _require_editable(root)
     storyboard = load_storyboard(root)
     settings = director.load_settings(root)
-    notes: list[str] = []
-    update: dict = {}
-    board: dict = {}
-    if args.platforms:
-        try:
-            sizes = [resolve_size(p, None) for p in args.platforms]
-        except SettingsError as err:
-            raise OperationError(str(err).replace("--platform ", "platform ")) from None
-        labels = list(dict.fromkeys(s[0] for s in sizes))
-        update |= {"platform": labels[0], "platforms": labels, "width": sizes[0][1], "height": sizes[0][2]}
-        board |= {"width": sizes[0][1], "height": sizes[0][2]}
-        notes.append(f"platform {', '.join(labels)}: {sizes[0][1]}×{sizes[0][2]}")
-    if args.style:
-        words = [w.strip() for w in args.style.split(",") if w.strip()]
-        have = [w.strip() for w in storyboard.style.split(",") if w.strip()]
-        style = ", ".join(dict.fromkeys(have + words))
-        update["style"] = board["style"] = style
-        notes.append(f"style: {style}")
-    if args.lang:
-        update["lang"] = args.lang
-        notes.append(
-            f"subtitle language {args.lang}"
-            + (
-                f" (the offline planner does not translate: lines stay in {storyboard.lang})"
-                if args.lang != storyboard.lang and settings.planner == "offline"
-                else ""
-            )
-        )
-    if args.reference:
-        rel = reference_image.copy_reference(root, args.reference, settings)
-        update["reference"] = [*settings.reference, rel]
-        notes.append(f"reference image {rel}: every shot is conditioned on it")
-    if args.duration:
-        update["duration"] = args.duration
+    update, board, notes = film_updates(root, args, storyboard, settings)
     settings = settings.model_copy(update=update)
     storyboard = storyboard.model_copy(update=board)
     shots = list(storyboard.shots)
     if args.duration:
-        scaled = scale_durations(shots, args.duration)
-        if scaled is None:
-            try:
-                replanned = plan_storyboard(
-                    Brief.model_validate(read_json(root / "brief.json")),
-                    settings.model_copy(update={"shots": None}),
-                )
-            except PlanError as err:
-                raise OperationError(str(err)) from None
-            storyboard = replanned.model_copy(update=board)
-            shots = list(storyboard.shots)
-            notes.append(
-                f"{args.duration:g} s: re-planned as {len(shots)} shots (undo brings the old ones back)"
-            )
-        else:
-            shots = scaled
-            notes.append(f"{args.duration:g} s: every shot's time scaled")
+        storyboard, shots = retime(root, args.duration, storyboard, settings, board, notes)
     product = _product(root)
     shots = [rewrite_prompt(s, {}, storyboard, product, force=True) for s in shots]
     before = storyboard.shots if args.duration is None else load_storyboard(root).shots

@@ -182,19 +182,7 @@ def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[d
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--llm-base-url", required=True)
-    parser.add_argument("--llm-model", required=True)
-    parser.add_argument("--llm-timeout", type=float, default=120.0)
-    parser.add_argument("--llm-retries", type=int, default=2)
-    parser.add_argument("--llm-max-tokens", type=int, default=None)
-    parser.add_argument("--llm-temperature", type=float, default=None)
-    parser.add_argument("--llm-plan", choices=("auto", "whole", "batches"), default="auto")
-    parser.add_argument("--llm-batch", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=len(BRIEFS))
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="plan only these briefs (names as printed)")
-    parser.add_argument("--json", type=Path, help="also write the rows and totals here")
-    parser.add_argument("--answers", type=Path, help="write every chat completion here, one JSON line each")
+    parser = _parser()
     args = parser.parse_args()
     names = [name for name, _, _ in BRIEFS]
     if unknown := sorted(set(args.only or ()) - set(names)):
@@ -219,8 +207,36 @@ def main() -> int:
             f"{row['seconds']:7.1f} s  {row['offline_shots']} offline  {row['error']}",
             flush=True,
         )
+    totals = _totals(rows)
+    print(json.dumps(totals, indent=2))
+    if args.json:
+        keys = ("llm_timeout", "llm_retries", "llm_max_tokens", "llm_temperature", "llm_plan", "llm_batch")
+        settings = {k: getattr(args, k) for k in keys}
+        report = {"model": args.llm_model, "settings": settings, "rows": rows, "totals": totals}
+        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0 if rows and totals["succeeded"] == len(rows) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--llm-base-url", required=True)
+    parser.add_argument("--llm-model", required=True)
+    parser.add_argument("--llm-timeout", type=float, default=120.0)
+    parser.add_argument("--llm-retries", type=int, default=2)
+    parser.add_argument("--llm-max-tokens", type=int, default=None)
+    parser.add_argument("--llm-temperature", type=float, default=None)
+    parser.add_argument("--llm-plan", choices=("auto", "whole", "batches"), default="auto")
+    parser.add_argument("--llm-batch", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=len(BRIEFS))
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="plan only these briefs (names as printed)")
+    parser.add_argument("--json", type=Path, help="also write the rows and totals here")
+    parser.add_argument("--answers", type=Path, help="write every chat completion here, one JSON line each")
+    return parser
+
+
+def _totals(rows: list[dict]) -> dict:
     done = [r for r in rows if r["ok"]]
-    totals = {
+    return {
         "storyboards": len(rows),
         "succeeded": len(done),
         "all_shots_by_the_model": sum(1 for r in done if not r["offline_shots"]),
@@ -234,22 +250,6 @@ def main() -> int:
             else None
         ),
     }
-    print(json.dumps(totals, indent=2))
-    if args.json:
-        settings = {
-            k: getattr(args, k)
-            for k in (
-                "llm_timeout",
-                "llm_retries",
-                "llm_max_tokens",
-                "llm_temperature",
-                "llm_plan",
-                "llm_batch",
-            )
-        }
-        report = {"model": args.llm_model, "settings": settings, "rows": rows, "totals": totals}
-        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    return 0 if rows and len(done) == len(rows) else 1
 
 
 if __name__ == "__main__":

@@ -197,40 +197,46 @@ def make_image_cases(root: Path, n: int, seed: int) -> list[Case]:
                 expect = rng.choice(EN_TEXTS)
             if kind in {"good text ZH", "wrong text ZH", "missing text ZH"}:
                 expect = rng.choice(ZH_TEXTS)
-            if kind == "good panel":
-                img = storyboard_panel(rng, size)
-            elif kind == "good photo":
-                img = photo_scene(rng, size)
-            elif kind.startswith("good text"):
-                img = base_image(rng, size, expect)
-            elif kind.startswith("wrong text"):
-                img = base_image(rng, size, corrupt_text(rng, expect, "ZH" in kind))
-            elif kind.startswith("missing text"):
-                img = base_image(rng, size, None)
-            else:
-                img = base_image(rng, size)
-                s = min(size)
-                if kind == "blurred":
-                    img = img.filter(ImageFilter.GaussianBlur(s * rng.uniform(0.006, 0.012)))
-                elif kind == "blank":
-                    col = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
-                    noise = np.random.default_rng(k).normal(0, rng.uniform(0, 2), (h, w, 1))
-                    img = Image.fromarray(np.clip(col + noise, 0, 255).astype(np.uint8))
-                elif kind == "under-exposed":
-                    img = Image.fromarray(
-                        (np.asarray(img, dtype=np.float32) * rng.uniform(0.1, 0.25)).astype(np.uint8)
-                    )
-                elif kind == "over-exposed":
-                    a = np.asarray(img, dtype=np.float32) * rng.uniform(1.8, 2.6) + rng.uniform(60, 100)
-                    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
-                elif kind == "too small":
-                    img = img.resize((w // 2, h // 2), Image.LANCZOS)
-                elif kind == "wrong aspect":
-                    img = img.resize((h, w) if w != h else (w, round(h * 0.75)), Image.LANCZOS)
+            img = _case_image(kind, k, rng, size, expect)
             path = root / f"{kind.replace(' ', '_')}-{k:02d}.png"
             img.save(path)
             cases.append(Case(kind, not kind.startswith("good"), str(path), prompt, w, h, expect))
     return cases
+
+
+def _case_image(
+    kind: str, k: int, rng: random.Random, size: tuple[int, int], expect: str | None
+) -> Image.Image:
+    """One labelled still of `kind`: a good panel, photo or text image, or a base image with the kind's fault."""
+    w, h = size
+    if kind == "good panel":
+        return storyboard_panel(rng, size)
+    if kind == "good photo":
+        return photo_scene(rng, size)
+    if kind.startswith("good text"):
+        return base_image(rng, size, expect)
+    if kind.startswith("wrong text"):
+        return base_image(rng, size, corrupt_text(rng, expect, "ZH" in kind))
+    if kind.startswith("missing text"):
+        return base_image(rng, size, None)
+    img = base_image(rng, size)
+    s = min(size)
+    if kind == "blurred":
+        img = img.filter(ImageFilter.GaussianBlur(s * rng.uniform(0.006, 0.012)))
+    elif kind == "blank":
+        col = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
+        noise = np.random.default_rng(k).normal(0, rng.uniform(0, 2), (h, w, 1))
+        img = Image.fromarray(np.clip(col + noise, 0, 255).astype(np.uint8))
+    elif kind == "under-exposed":
+        img = Image.fromarray((np.asarray(img, dtype=np.float32) * rng.uniform(0.1, 0.25)).astype(np.uint8))
+    elif kind == "over-exposed":
+        a = np.asarray(img, dtype=np.float32) * rng.uniform(1.8, 2.6) + rng.uniform(60, 100)
+        img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    elif kind == "too small":
+        img = img.resize((w // 2, h // 2), Image.LANCZOS)
+    elif kind == "wrong aspect":
+        img = img.resize((h, w) if w != h else (w, round(h * 0.75)), Image.LANCZOS)
+    return img
 
 
 def write_clip(path: Path, still: Image.Image, frames: int, fps: int, mode: str) -> None:

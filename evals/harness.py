@@ -103,9 +103,7 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
     Files go under `settings.run_dir` at paths from `Unit.image_rel`. Content failures (a refused rewrite, a
     backend error) are recorded in the returned row; service outages (the chat endpoint down) raise.
     """
-    from agent.graph import build_take_graph
     from agent.nodes import best_take
-    from agent.state import TakeState
 
     start = time.perf_counter()
     strategy = STRATEGIES[unit.strategy]
@@ -125,7 +123,42 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
         return _failed_row(row, str(err), timing, start)
     timing["rewrite_seconds"] = time.perf_counter() - start
 
-    cap = settings.max_takes if strategy.repair_loop else 1
+    takes = _take_loop(unit, prompt, settings.max_takes if strategy.repair_loop else 1, settings)
+    timing["render_seconds"] = sum(t.timings.get("wall_s", 0.0) for t in takes)
+    timing["critique_seconds"] = sum(t.timings.get("critique_s", 0.0) for t in takes)
+    kept = best_take(takes)
+    attempts = [_attempt(t) for t in takes]
+    if kept is None:
+        row = _failed_row(
+            row, takes[-1].error or "no take produced an image", timing, start, takes=len(takes)
+        )
+        row["final_prompt"] = prompt
+        row["attempts"] = attempts
+        return row
+    crit = kept.critique
+    row.update(
+        final_prompt=kept.prompt,
+        image=kept.path,
+        backend=kept.backend,
+        model=kept.model,
+        scores=_scores(kept, takes, timing, start),
+        critics_run=crit.critics_run,
+        critics_not_run=crit.critics_not_run,
+        not_run_reasons={c.name: c.not_run_reason for c in crit.critics if not c.ran},
+        grade=crit.grade,
+        passed=crit.passed,
+        issues=[f"{i.critic}: {i.reason}" for i in crit.issues],
+        error=None,
+        attempts=attempts,
+    )
+    return row
+
+
+def _take_loop(unit: Unit, prompt: str, cap: int, settings: RunSettings) -> list[Take]:
+    """The product's own take loop (agent.graph.build_take_graph), up to `cap` takes, recording nothing."""
+    from agent.graph import build_take_graph
+    from agent.state import TakeState
+
     loop = TakeState(
         shot=_shot(unit.item, prompt),
         max_takes=cap,
@@ -135,30 +168,24 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
         image_paths=[unit.image_rel(n) for n in range(1, cap + 1)],
         record=False,  # results.jsonl is this run's record
     )
-    takes = [Take.model_validate(t) for t in build_take_graph().invoke(loop, context=settings)["takes"]]
-    timing["render_seconds"] = sum(t.timings.get("wall_s", 0.0) for t in takes)
-    timing["critique_seconds"] = sum(t.timings.get("critique_s", 0.0) for t in takes)
-    kept = best_take(takes)
-    attempts = [
-        {
-            "n": t.n,
-            "seed": t.seed,
-            "prompt": t.prompt,
-            "image": None if t.error else t.path,
-            "grade": t.critique.grade,
-            "passed": t.critique.passed,
-            "actions": t.repair.actions if t.repair else [],
-            "error": t.error,
-        }
-        for t in takes
-    ]
-    if kept is None:
-        row = _failed_row(
-            row, takes[-1].error or "no take produced an image", timing, start, takes=len(takes)
-        )
-        row["final_prompt"] = prompt
-        row["attempts"] = attempts
-        return row
+    return [Take.model_validate(t) for t in build_take_graph().invoke(loop, context=settings)["takes"]]
+
+
+def _attempt(t: Take) -> dict:
+    return {
+        "n": t.n,
+        "seed": t.seed,
+        "prompt": t.prompt,
+        "image": None if t.error else t.path,
+        "grade": t.critique.grade,
+        "passed": t.critique.passed,
+        "actions": t.repair.actions if t.repair else [],
+        "error": t.error,
+    }
+
+
+def _scores(kept: Take, takes: list[Take], timing: dict, start: float) -> dict:
+    """The kept take's scores, with each critic's pass, the unit's cost in seconds and its grade points."""
     crit = kept.critique
     scores = dict(crit.scores)
     if "ocr.cer" in scores:
@@ -176,22 +203,7 @@ def run_unit(unit: Unit, settings: RunSettings) -> dict:
         seconds=time.perf_counter() - start,
         **timing,
     )
-    row.update(
-        final_prompt=kept.prompt,
-        image=kept.path,
-        backend=kept.backend,
-        model=kept.model,
-        scores=scores,
-        critics_run=crit.critics_run,
-        critics_not_run=crit.critics_not_run,
-        not_run_reasons={c.name: c.not_run_reason for c in crit.critics if not c.ran},
-        grade=crit.grade,
-        passed=crit.passed,
-        issues=[f"{i.critic}: {i.reason}" for i in crit.issues],
-        error=None,
-        attempts=attempts,
-    )
-    return row
+    return scores
 
 
 def _failed_row(row: dict, error: str, timing: dict, start: float, takes: int = 0) -> dict:
@@ -326,33 +338,9 @@ class EvalPlan:
 def plan_eval(args: argparse.Namespace) -> EvalPlan:
     """Check the command's input and build the plan; raises EvalInputError (or a subclass's) with the cause."""
     strategies = get_strategies(_split([args.strategies]))
-    if args.seeds < 1:
-        raise EvalInputError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.limit is not None and args.limit < 1:
-        raise EvalInputError(f"--limit must be at least 1, got {args.limit}")
-    if args.max_takes is not None and not 1 <= args.max_takes <= 10:
-        raise EvalInputError(f"--max-takes must be between 1 and 10, got {args.max_takes}")
-    _, width, height = resolve_size("1:1", args.size)
+    _check_counts(args)
     out = Path(args.out)
-    overrides = {
-        "image_backend": args.image_backend,
-        "image_model": args.image_model,
-        "image_server": args.image_server,
-        "llm_base_url": args.llm_base_url,
-        "llm_model": args.llm_model,
-        "vlm_base_url": args.vlm_base_url,
-        "vlm_model": args.vlm_model,
-        "clip_model": args.clip_model,
-        "max_takes": args.max_takes,
-    }
-    settings = RunSettings(
-        run_dir=str(out),
-        platform="1:1",
-        width=width,
-        height=height,
-        seed=args.seed,
-        **{k: v for k, v in overrides.items() if v is not None},
-    )
+    settings = _eval_settings(args, out)
     check_ready(strategies, settings)
     try:
         backends(settings)
@@ -372,6 +360,44 @@ def plan_eval(args: argparse.Namespace) -> EvalPlan:
         "seeds": list(range(args.seed, args.seed + args.seeds)),
         "settings": settings.model_dump(mode="json", include=set(_FINGERPRINT_FIELDS)),
     }
+    _check_out(out, config)
+    return EvalPlan(settings, strategies, prompts, config["seeds"], loaded.problems, config)
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    if args.seeds < 1:
+        raise EvalInputError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.limit is not None and args.limit < 1:
+        raise EvalInputError(f"--limit must be at least 1, got {args.limit}")
+    if args.max_takes is not None and not 1 <= args.max_takes <= 10:
+        raise EvalInputError(f"--max-takes must be between 1 and 10, got {args.max_takes}")
+
+
+def _eval_settings(args: argparse.Namespace, out: Path) -> RunSettings:
+    _, width, height = resolve_size("1:1", args.size)
+    overrides = {
+        "image_backend": args.image_backend,
+        "image_model": args.image_model,
+        "image_server": args.image_server,
+        "llm_base_url": args.llm_base_url,
+        "llm_model": args.llm_model,
+        "vlm_base_url": args.vlm_base_url,
+        "vlm_model": args.vlm_model,
+        "clip_model": args.clip_model,
+        "max_takes": args.max_takes,
+    }
+    return RunSettings(
+        run_dir=str(out),
+        platform="1:1",
+        width=width,
+        height=height,
+        seed=args.seed,
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+
+
+def _check_out(out: Path, config: dict) -> None:
+    """--out is new, empty, or an eval run made with the same settings (its numbers would be meaningless mixed)."""
     if out.exists() and not out.is_dir():
         raise EvalInputError(f"--out {str(out)!r} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / CONFIG).exists():
@@ -387,7 +413,6 @@ def plan_eval(args: argparse.Namespace) -> EvalPlan:
                 f"{out} holds results made with other settings ({detail}); mixing them would make the numbers "
                 "meaningless. Use a new --out, or the same settings."
             )
-    return EvalPlan(settings, strategies, prompts, config["seeds"], loaded.problems, config)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -417,7 +442,6 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _run_locked(plan: EvalPlan, out: Path, console) -> int:
     import openai
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from evals.report import write_report, write_summary
 
@@ -429,18 +453,7 @@ def _run_locked(plan: EvalPlan, out: Path, console) -> int:
     todo = [u for u in units if u.key not in done]
     chosen = backends(plan.settings)
     backend, why = chosen["image"], chosen["image_why"]
-    console.print(f"image backend: {backend.name} ({why})", highlight=False)
-    if backend.name == "draft":
-        console.print(
-            "[yellow]draft backend:[/] images are storyboard panels, not model renders; the numbers test the "
-            "harness, not the strategies.",
-            highlight=False,
-        )
-    console.print(
-        f"{len(plan.prompts)} prompts x {len(plan.seeds)} seeds x {len(plan.strategies)} strategies = "
-        f"{len(units)} images; {len(units) - len(todo)} already in {RESULTS}, {len(todo)} to make",
-        highlight=False,
-    )
+    _announce(plan, backend, why, len(units), len(todo), console)
     if todo:
         # Loading the renderer and critics (weights, OCR models) costs seconds once per process; paying it on a
         # throwaway image keeps it out of the first strategy's `seconds`, which would otherwise look slower.
@@ -448,17 +461,9 @@ def _run_locked(plan: EvalPlan, out: Path, console) -> int:
             run_unit(
                 Unit("raw", todo[0].item, todo[0].seed), plan.settings.model_copy(update={"run_dir": tmp})
             )
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     start = time.perf_counter()
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("eval", total=len(todo))
-            for unit in todo:
-                progress.update(task, description=f"{unit.strategy} {unit.item.id} s{unit.seed}")
-                row = run_unit(unit, plan.settings)
-                append_result(out / RESULTS, row)
-                done[unit.key] = row
-                progress.advance(task)
+        _make_units(plan, todo, done, out, console)
     except (openai.APIError, LLMError) as e:
         print(
             f"error: the chat endpoint failed ({type(e).__name__}: {e}); finished units are saved in "
@@ -486,3 +491,33 @@ def _run_locked(plan: EvalPlan, out: Path, console) -> int:
     )
     print(report)
     return 0
+
+
+def _announce(plan: EvalPlan, backend, why: str, units: int, todo: int, console) -> None:
+    console.print(f"image backend: {backend.name} ({why})", highlight=False)
+    if backend.name == "draft":
+        console.print(
+            "[yellow]draft backend:[/] images are storyboard panels, not model renders; the numbers test the "
+            "harness, not the strategies.",
+            highlight=False,
+        )
+    console.print(
+        f"{len(plan.prompts)} prompts x {len(plan.seeds)} seeds x {len(plan.strategies)} strategies = "
+        f"{units} images; {units - todo} already in {RESULTS}, {todo} to make",
+        highlight=False,
+    )
+
+
+def _make_units(plan: EvalPlan, todo: list[Unit], done: dict, out: Path, console) -> None:
+    """Each unit made and its row appended (and kept in `done`) as soon as it is made."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("eval", total=len(todo))
+        for unit in todo:
+            progress.update(task, description=f"{unit.strategy} {unit.item.id} s{unit.seed}")
+            row = run_unit(unit, plan.settings)
+            append_result(out / RESULTS, row)
+            done[unit.key] = row
+            progress.advance(task)

@@ -191,15 +191,50 @@ class DiffusersVideoBackend(VideoBackend):
         self.num_inference_steps = num_inference_steps
 
     def animate(self, req: AnimateRequest) -> AnimateResult:
-        import imageio_ffmpeg
         import numpy as np
         from PIL import Image
 
         from tools.generate_image import BackendError
-        from tools.models import OutOfMemory, call_kwargs, fit_to, frame_count, round_size
+        from tools.models import OutOfMemory, fit_to
 
         start = time.perf_counter()
         spec = self.manager.spec(self.model)
+        kw, task, needed = self._pipeline_kwargs(spec, req)
+        try:
+            video = self.manager.run(self.model, task, **kw).frames[0][:needed]
+            cost = self.manager.last_cost()
+        except OutOfMemory as e:
+            raise BackendError(str(e)) from e
+        clip = [
+            np.asarray(
+                fit_to(Image.fromarray((np.clip(f, 0, 1) * 255).astype("uint8")), req.width, req.height)
+            )
+            for f in video
+        ]
+        _write_h264(clip, req)
+        params = {k: v for k, v in kw.items() if isinstance(v, (int, float, str)) and k != "prompt"}
+        params.update(
+            task=task,
+            pipeline=spec.pipelines[task],
+            generated_size=[kw["width"], kw["height"]],
+            generated_frames=kw["num_frames"],
+            frames=len(clip),
+        )
+        return AnimateResult(
+            path=req.output_path,
+            backend=self.name,
+            model=self.model,
+            parameters=params,
+            # The clip's wait for the device and its CUDA-event seconds, apart from its wall time (issue 14).
+            timings={**(cost.timings() if cost else {}), "wall_s": round(time.perf_counter() - start, 3)},
+        )
+
+    def _pipeline_kwargs(self, spec, req: AnimateRequest) -> tuple[dict, str, int]:
+        """The pipeline call's arguments at the model's frame count and size, its task, and the frames kept."""
+        from PIL import Image
+
+        from tools.models import call_kwargs, fit_to, frame_count, round_size
+
         needed, frames = frame_count(req.duration, req.fps, spec.frame_step)
         gw, gh = round_size(req.width, req.height, spec.size_multiple)
         kw = call_kwargs(spec, req.prompt, req.negative_prompt, self.num_inference_steps, None)
@@ -216,48 +251,28 @@ class DiffusersVideoBackend(VideoBackend):
                 kw["image"] = fit_to(im.convert("RGB"), gw, gh)
         if spec.pipelines[task].startswith("LTX"):
             kw["frame_rate"] = req.fps
-        try:
-            video = self.manager.run(self.model, task, **kw).frames[0][:needed]
-            cost = self.manager.last_cost()
-        except OutOfMemory as e:
-            raise BackendError(str(e)) from e
-        clip = [
-            np.asarray(
-                fit_to(Image.fromarray((np.clip(f, 0, 1) * 255).astype("uint8")), req.width, req.height)
-            )
-            for f in video
-        ]
-        Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
-        # H.264 at exactly the asked size: macro_block_size=1 stops imageio from padding to multiples of 16.
-        writer = imageio_ffmpeg.write_frames(
-            req.output_path,
-            (req.width, req.height),
-            fps=req.fps,
-            codec="libx264",
-            pix_fmt_out="yuv420p",
-            macro_block_size=1,
-            quality=8,
-        )
-        writer.send(None)
-        for frame in clip:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
-        params = {k: v for k, v in kw.items() if isinstance(v, (int, float, str)) and k != "prompt"}
-        params.update(
-            task=task,
-            pipeline=spec.pipelines[task],
-            generated_size=[gw, gh],
-            generated_frames=frames,
-            frames=len(clip),
-        )
-        return AnimateResult(
-            path=req.output_path,
-            backend=self.name,
-            model=self.model,
-            parameters=params,
-            # The clip's wait for the device and its CUDA-event seconds, apart from its wall time (issue 14).
-            timings={**(cost.timings() if cost else {}), "wall_s": round(time.perf_counter() - start, 3)},
-        )
+        return kw, task, needed
+
+
+def _write_h264(clip: list, req: AnimateRequest) -> None:
+    import imageio_ffmpeg
+    import numpy as np
+
+    Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
+    # H.264 at exactly the asked size: macro_block_size=1 stops imageio from padding to multiples of 16.
+    writer = imageio_ffmpeg.write_frames(
+        req.output_path,
+        (req.width, req.height),
+        fps=req.fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        quality=8,
+    )
+    writer.send(None)
+    for frame in clip:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
 
 
 def select_video_backend(settings, manager: Callable[[], Any] | None = None) -> tuple[VideoBackend, str]:

@@ -19,6 +19,7 @@ from functools import cache
 from typing import Literal
 
 from tools.film import Brief, BriefReading
+from tools.subject_words import PRODUCT_KINDS, first_product_word, subject_hits
 
 __all__ = [
     "MAX_BRIEF_CHARS",
@@ -149,27 +150,6 @@ SPEECH_CUES = (
     "道",
 )
 CTA_CUES = ("call to action", "cta", "行动号召")
-# Kinds of subject a draft can draw, with the words that name them; first match wins, so specific kinds first.
-SUBJECT_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("headphones", ("headphone", "earbud", "earphone", "headset", "耳机")),
-    ("watch", ("smartwatch", "wristwatch", "watch", "手表", "腕表")),
-    ("phone", ("smartphone", "phone", "手机")),
-    ("bottle", ("bottle", "flask", "thermos", "tumbler", "保温杯", "保温瓶", "水壶", "瓶")),
-    ("mug", ("mug", "cup", "马克杯", "咖啡杯", "茶杯", "杯")),
-    ("shoe", ("sneaker", "shoe", "boot", "trainer", "鞋")),
-    ("bag", ("backpack", "handbag", "tote", "bag", "背包", "手提包", "包")),
-    ("cosmetics", ("lipstick", "serum", "skincare", "perfume", "cosmetic", "makeup", "cream", "口红", "精华",
-                   "面霜", "护肤", "香水", "化妆")),
-    ("boat", ("boat", "ship", "sailboat", "yacht", "canoe", "kayak", "ferry", "raft", "船", "舟")),
-    ("vehicle", ("car", "bicycle", "bike", "scooter", "vehicle", "truck", "汽车", "自行车", "电动车")),
-    ("building", ("hotel", "house", "building", "apartment", "cabin", "lighthouse", "酒店", "民宿", "建筑")),
-    ("food", ("food", "snack", "cake", "noodle", "mooncake", "chocolate", "tea", "coffee", "bread", "月饼",
-              "零食", "蛋糕", "面条", "巧克力", "茶", "食品")),
-    ("animal", ("dog", "cat", "bird", "horse", "fox", "puppy", "kitten", "狗", "猫", "鸟", "马", "狐")),
-    ("person", ("person", "woman", "man", "girl", "boy", "fisherman", "nurse", "commuter", "runner", "hiker", "keeper",
-                "mother", "father", "child", "grandmother", "she ", "he ", "人", "女孩", "男孩", "她", "他",
-                "妈妈", "奶奶", "老人")),
-)  # fmt: skip
 
 
 @cache
@@ -185,8 +165,10 @@ def has_cue(text: str, cues: tuple[str, ...]) -> bool:
 # --------------------------------------------------------------------------------------------------------------
 # Length, platforms, format
 
-_ZH_DIGITS = {
+# Chinese numerals; the chat's shot numbers (agent/chat_numbers.py) read the same table.
+ZH_DIGITS = {
     "零": 0,
+    "〇": 0,
     "一": 1,
     "二": 2,
     "两": 2,
@@ -214,9 +196,9 @@ def _zh_number(text: str) -> float:
     if "十" in text:
         tens, _, ones = text.partition("十")
         return float(
-            _ZH_DIGITS.get(tens, 1) * 10 + _ZH_DIGITS.get(ones, 0) if ones else _ZH_DIGITS.get(tens, 1) * 10
+            ZH_DIGITS.get(tens, 1) * 10 + ZH_DIGITS.get(ones, 0) if ones else ZH_DIGITS.get(tens, 1) * 10
         )
-    return float(sum(_ZH_DIGITS[c] * 10**i for i, c in enumerate(reversed(text)) if c in _ZH_DIGITS))
+    return float(sum(ZH_DIGITS[c] * 10**i for i, c in enumerate(reversed(text)) if c in ZH_DIGITS))
 
 
 _SENTENCE_BREAK = re.compile(
@@ -522,11 +504,13 @@ def find_subject(text: str) -> Subject | None:
 
 def find_subject_kind(text: str, people_first: bool = False) -> str | None:
     """The first kind of subject the text names; a story (`people_first`) is about its people before its props."""
-    kinds = sorted(SUBJECT_KINDS, key=lambda k: k[0] != "person") if people_first else SUBJECT_KINDS
-    return next((kind for kind, cues in kinds if has_cue(f"{text} ", cues)), None)
+    hits = subject_hits(text.lower())
+    kinds = sorted(hits, key=lambda k: k != "person") if people_first else hits
+    return next(iter(kinds), None)
 
 
-_PRODUCT_NOUNS = tuple(c for _, cues in SUBJECT_KINDS[:8] for c in cues)
+def _names_a_product(text: str) -> bool:
+    return any(kind in PRODUCT_KINDS for kind in subject_hits(text.lower()))
 
 
 def is_product_brief(text: str) -> bool:
@@ -534,7 +518,7 @@ def is_product_brief(text: str) -> bool:
     return bool(
         has_cue(text, PRODUCT_CUES)
         or PRICE.search(text)
-        or (has_cue(text, _PRODUCT_NOUNS) and has_cue(text, DELIVERABLE_CUES))
+        or (_names_a_product(text) and has_cue(text, DELIVERABLE_CUES))
         or (has_cue(text, DELIVERABLE_CUES) and re.search(r"\bfor (?:the |our )?[A-Z][\w-]+ [a-z]", text))
         or (find_cta(text) and find_claims(text))
     )
@@ -570,8 +554,8 @@ def read_brief_settings(text: str) -> BriefReading:
     """What the brief's words ask for, by rules (English and Chinese). Fields not named stay None or empty."""
     product_brief = is_product_brief(text)
     product = find_product(text, product_brief)
-    if product_brief and not product and (noun := _cue_pattern(_PRODUCT_NOUNS).search(text.lower())):
-        product = noun.group(0).strip()
+    if product_brief and not product:
+        product = first_product_word(text.lower())
     about = None if product_brief else find_subject(text)
     return BriefReading(
         duration=find_duration(text),

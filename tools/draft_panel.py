@@ -180,28 +180,40 @@ def _interior(img, d, w, h, floor, rng, c, look) -> None:
               (0, floor))  # fmt: skip
     ink = mix(wall_top, (0, 0, 0), 0.5)
     if look.place == "carriage":
-        n = 3
-        for i in range(n):  # a row of windows onto the dark tunnel or the city going by
-            x0 = w * (0.06 + i * 0.32)
-            box = [x0, floor * 0.2, x0 + w * 0.24, floor * 0.62]
-            d.rounded_rectangle(box, radius=max(1, h // 40), fill=sky_top if night else sky_bottom, outline=ink,
-                                width=max(2, h // 120))  # fmt: skip
-            for _ in range(6 if night else 0):
-                lx, ly = rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3])
-                d.line([(lx, ly), (min(box[2], lx + w * 0.03), ly)], fill=accent, width=max(1, h // 300))
-        d.line(
-            [(0, floor * 0.12), (w, floor * 0.12)],
-            fill=mix(ink, (200, 200, 200), 0.5),
-            width=max(2, h // 90),
-        )
-        for x in (w * 0.37, w * 0.69):  # grab poles
-            d.line([(x, 0), (x, h)], fill=mix(ink, (210, 210, 210), 0.6), width=max(2, w // 200))
-        d.rectangle(
-            [0, floor * 0.74, w, floor], fill=mix(subject, accent, 0.2), outline=ink
-        )  # the bench seats
-        for k in range(5 if night else 0):
-            _glow(img, w * (k + 0.5) / 5, 0, h * 0.25, accent, 0.35)  # strip lights
-        return
+        _carriage(img, d, w, h, floor, rng, c, night, ink)
+    else:
+        _room(img, d, w, h, floor, rng, c, look, ink, floor_c)
+
+
+def _carriage(img, d, w, h, floor, rng, c, night, ink) -> None:
+    """A train or bus inside: a row of windows, grab poles, the bench seats and (at night) strip lights."""
+    sky_top, sky_bottom, _, subject, accent = c
+    n = 3
+    for i in range(n):  # a row of windows onto the dark tunnel or the city going by
+        x0 = w * (0.06 + i * 0.32)
+        box = [x0, floor * 0.2, x0 + w * 0.24, floor * 0.62]
+        d.rounded_rectangle(box, radius=max(1, h // 40), fill=sky_top if night else sky_bottom, outline=ink,
+                            width=max(2, h // 120))  # fmt: skip
+        for _ in range(6 if night else 0):
+            lx, ly = rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3])
+            d.line([(lx, ly), (min(box[2], lx + w * 0.03), ly)], fill=accent, width=max(1, h // 300))
+    d.line(
+        [(0, floor * 0.12), (w, floor * 0.12)],
+        fill=mix(ink, (200, 200, 200), 0.5),
+        width=max(2, h // 90),
+    )
+    for x in (w * 0.37, w * 0.69):  # grab poles
+        d.line([(x, 0), (x, h)], fill=mix(ink, (210, 210, 210), 0.6), width=max(2, w // 200))
+    d.rectangle([0, floor * 0.74, w, floor], fill=mix(subject, accent, 0.2), outline=ink)  # the bench seats
+    for k in range(5 if night else 0):
+        _glow(img, w * (k + 0.5) / 5, 0, h * 0.25, accent, 0.35)  # strip lights
+
+
+def _room(img, d, w, h, floor, rng, c, look, ink, floor_c) -> None:
+    """A room: a window onto the sky (lit windows across the street at night, rain on the glass), a lamp at
+    dusk or night, floor boards running to the wall."""
+    sky_top, sky_bottom, _, _, accent = c
+    night = look.time == "night"
     wx0 = w * rng.choice((0.1, 0.58))
     win = [wx0, floor * 0.14, wx0 + w * 0.3, floor * 0.74]
     sky = _vgradient(int(win[2] - win[0]), int(win[3] - win[1]), sky_top, sky_bottom).astype(np.uint8)

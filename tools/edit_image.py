@@ -116,47 +116,9 @@ def run_edit(manager, source: str, req: EditRequest):
         return im.resize((gw, gh), Image.Resampling.LANCZOS)
 
     if req.mode == "reference":
-        if not req.reference_images:
-            raise ValueError("reference mode needs reference_images")
-        refs = [to_gen(_open(p)) for p in req.reference_images]
-        if "reference" in spec.pipelines:
-            task = "reference"
-            # Omni takes a list of condition images; Qwen-Image-Edit edits one image.
-            kw["image"] = refs if spec.pipelines["reference"] == "ZImageOmniPipeline" else refs[0]
-            params["reference_mode"] = spec.pipelines["reference"]
-        else:
-            task = "img2img"
-            kw.update(image=refs[0], strength=strength)
-            params.update(reference_mode="img2img", strength=strength)
-        params["reference_images"] = list(req.reference_images)
+        task = _reference_inputs(spec, req, strength, to_gen, kw, params)
     else:
-        if not req.image:
-            raise ValueError(f"{req.mode} needs an image")
-        image = _open(req.image)
-        if req.mode == "img2img":
-            task = "img2img"
-            kw.update(image=to_gen(image), strength=strength)
-        elif req.mode == "inpaint":
-            if req.mask_region is None and req.mask_image is None:
-                raise ValueError("inpaint needs mask_region or mask_image")
-            image = image.resize((req.width, req.height), Image.Resampling.LANCZOS)
-            if req.mask_image:
-                mask = _open(req.mask_image).convert("L").resize(image.size, Image.Resampling.NEAREST)
-                params["mask_image"] = req.mask_image
-            else:
-                mask = box_mask((req.width, req.height), req.mask_region)
-            task = "inpaint"
-            kw.update(image=to_gen(image), mask_image=to_gen(mask), strength=strength)
-            if req.mask_region:
-                params["mask_region"] = list(req.mask_region)
-        else:  # outpaint
-            canvas, mask, box = outpaint_canvas(image, req.width, req.height)
-            task = "inpaint"
-            kw.update(image=to_gen(canvas), mask_image=to_gen(mask), strength=strength)
-            keep = (image.resize((box[2] - box[0], box[3] - box[1]), Image.Resampling.LANCZOS), box)
-            params["kept_box"] = list(box)
-        params["strength"] = strength
-        params["source_image"] = req.image
+        task, keep = _image_inputs(req, strength, to_gen, kw, params)
     params.update({k: v for k, v in kw.items() if isinstance(v, (int, float, str)) and k != "prompt"})
     out = manager.run(source, task, **kw).images[0]
     out = out.resize((req.width, req.height), Image.Resampling.LANCZOS)
@@ -164,6 +126,60 @@ def run_edit(manager, source: str, req: EditRequest):
         out.paste(keep[0], keep[1][:2])
     params["pipeline"] = spec.pipelines[task]
     return out, params
+
+
+def _reference_inputs(spec, req: EditRequest, strength: float, to_gen, kw: dict, params: dict) -> str:
+    """Fill the call's reference images into kw (and what was done into params); returns the task."""
+    if not req.reference_images:
+        raise ValueError("reference mode needs reference_images")
+    refs = [to_gen(_open(p)) for p in req.reference_images]
+    if "reference" in spec.pipelines:
+        task = "reference"
+        # Omni takes a list of condition images; Qwen-Image-Edit edits one image.
+        kw["image"] = refs if spec.pipelines["reference"] == "ZImageOmniPipeline" else refs[0]
+        params["reference_mode"] = spec.pipelines["reference"]
+    else:
+        task = "img2img"
+        kw.update(image=refs[0], strength=strength)
+        params.update(reference_mode="img2img", strength=strength)
+    params["reference_images"] = list(req.reference_images)
+    return task
+
+
+def _image_inputs(req: EditRequest, strength: float, to_gen, kw: dict, params: dict):
+    """Fill the source image (and the mask) for img2img, inpaint or outpaint into kw; returns the task and, for
+    an outpaint, the original to paste back at its box."""
+    from PIL import Image
+
+    if not req.image:
+        raise ValueError(f"{req.mode} needs an image")
+    image = _open(req.image)
+    keep = None
+    if req.mode == "img2img":
+        task = "img2img"
+        kw.update(image=to_gen(image), strength=strength)
+    elif req.mode == "inpaint":
+        if req.mask_region is None and req.mask_image is None:
+            raise ValueError("inpaint needs mask_region or mask_image")
+        image = image.resize((req.width, req.height), Image.Resampling.LANCZOS)
+        if req.mask_image:
+            mask = _open(req.mask_image).convert("L").resize(image.size, Image.Resampling.NEAREST)
+            params["mask_image"] = req.mask_image
+        else:
+            mask = box_mask((req.width, req.height), req.mask_region)
+        task = "inpaint"
+        kw.update(image=to_gen(image), mask_image=to_gen(mask), strength=strength)
+        if req.mask_region:
+            params["mask_region"] = list(req.mask_region)
+    else:  # outpaint
+        canvas, mask, box = outpaint_canvas(image, req.width, req.height)
+        task = "inpaint"
+        kw.update(image=to_gen(canvas), mask_image=to_gen(mask), strength=strength)
+        keep = (image.resize((box[2] - box[0], box[3] - box[1]), Image.Resampling.LANCZOS), box)
+        params["kept_box"] = list(box)
+    params["strength"] = strength
+    params["source_image"] = req.image
+    return task, keep
 
 
 def edit_image(req: EditRequest, manager=None, source: str | None = None) -> EditResult:

@@ -131,24 +131,26 @@ class Shot(BaseModel):
 
     id: str = Field(description="Program-assigned id, e.g. s01; used in file names.")
     index: int = Field(description="1-based position in the film.")
-    kind: ShotKind = Field(description="Shot size / role from the shot grammar.")
+    kind: ShotKind = Field(description="Shot size or role from the shot grammar.")
     description: str = Field(description="What the shot shows, in one or two sentences.")
-    camera: str = Field(description="Camera framing and movement, e.g. 'slow push-in, 35mm, eye level'.")
+    camera: str = Field(description="Framing, lens and movement, e.g. 'close-up, 85mm, slow push-in'.")
     lighting: str = Field(description="Lighting, e.g. 'soft window light, warm key'.")
     mood: str = Field(description="Mood in a few words, e.g. 'calm, premium'.")
     duration: float = Field(gt=0, description="Seconds on screen.")
     subtitle: str = Field(
-        default="", description="Subtitle line shown during the shot, in the film's language."
+        default="", description="One short subtitle line in the film's language; empty for none."
     )
-    prompt: str = Field(description="Image prompt written for the image model.")
+    prompt: str = Field(description="Detailed English image prompt for a text-to-image model.")
     negative_prompt: str = Field(default="", description="What the image must not show.")
-    expect_text: str | None = Field(default=None, description="On-image text the shot must show, if any.")
-    motion: str = Field(
-        default="push-in", description="Camera motion for animation: push-in, pull-out, pan-left, ..."
+    expect_text: str | None = Field(
+        default=None, description="Exact on-image text the shot must show, or null."
     )
+    motion: str = Field(default="push-in", description="Camera motion used to animate the still.")
     subject_kind: str | None = Field(default=None, description="Kind of subject shown: mug, person, ...")
     scene: str = Field(default="", description="The scene heading the shot belongs to, '' when none.")
-    speaker: str | None = Field(default=None, description="Who speaks the subtitle, when it is dialogue.")
+    speaker: str | None = Field(
+        default=None, description="Who says the subtitle when it is dialogue, or null."
+    )
     voiceover: str = Field(
         default="", description="The line the voice-over speaks during the shot, '' for none."
     )

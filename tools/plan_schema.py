@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tools.film import Shot, ShotKind, ShotSeconds
+from tools.film import BriefReading, Shot, ShotKind, ShotSeconds
 from tools.llm import strict_schema
 
 Motion = Literal["push-in", "pull-out", "pan-left", "pan-right", "drift", "static"]
@@ -22,45 +22,38 @@ SHOT_KINDS: tuple[str, ...] = ShotKind.__args__  # type: ignore[attr-defined]
 TOKENS_PER_SHOT = 320  # a shot's JSON is ~150-250 tokens; the rest is room, not a target
 
 
-class PlannedReading(BaseModel):
-    """What the model read in the brief; the same fields as BriefReading."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    duration: float | None = Field(
-        default=None, description="Film length in seconds the brief names, or null."
-    )
-    platforms: list[str] = Field(default_factory=list, description="Platforms named, in order.")
-    aspect: str | None = Field(default=None, description="Aspect ratio named (16:9, 9:16, 1:1), or null.")
-    product: str | None = Field(default=None, description="The product or subject and its name, or null.")
-    subject_kind: str | None = Field(default=None, description="headphones, bottle, shoe, mug, person, ...")
-    setting: str | None = Field(default=None, description="Where a film about one thing is set, or null.")
-    slogans: list[str] = Field(default_factory=list, description="Quoted slogans, verbatim.")
-    price: str | None = Field(default=None, description="The price as written, or null.")
-    cta: str | None = Field(default=None, description="The call to action, or null.")
-    claims: list[str] = Field(default_factory=list, description="Product claims, e.g. '40-hour battery'.")
+def _fields(model: type[BaseModel], names: tuple[str, ...], required: tuple[str, ...] = (), **types) -> dict:
+    """`model`'s fields `names`, in that order, as create_model arguments: each with its description and
+    default (none for those `required`), and its type unless `types` gives another. The film model's own
+    constraints and validators stay with it; what a model writes is checked by the types given here."""
+    fields = {}
+    for name in names:
+        field = model.model_fields[name]
+        if name in required:
+            kept = {}
+        elif field.default_factory is not None:
+            kept = {"default_factory": field.default_factory}
+        else:
+            kept = {"default": field.default}
+        fields[name] = (types.get(name, field.annotation), Field(description=field.description, **kept))
+    return fields
 
 
-class PlannedShot(BaseModel):
-    """One shot as the language model writes it. Ids and positions are the program's, so the model gives none."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: ShotKind = Field(description="Shot size or role from the shot grammar.")
-    description: str = Field(description="What the shot shows, in one or two sentences.")
-    camera: str = Field(description="Framing, lens and movement, e.g. 'close-up, 85mm, slow push-in'.")
-    lighting: str = Field(description="Lighting, e.g. 'soft window light, warm key'.")
-    mood: str = Field(description="Mood in a few words.")
-    motion: Motion = Field(description="Camera motion used to animate the still.")
-    duration: ShotSeconds = Field(description="Seconds on screen.")
-    subtitle: str = Field(description="One short subtitle line in the film's language; empty for none.")
-    prompt: str = Field(description="Detailed English image prompt for a text-to-image model.")
-    negative_prompt: str = Field(description="What the image must not show.")
-    expect_text: str | None = Field(description="Exact on-image text the shot must show, or null.")
-    speaker: str | None = Field(
-        default=None, description="Who says the subtitle when it is dialogue, or null."
-    )
-    subject_kind: str | None = Field(default=None, description="Kind of subject shown: mug, person, ...")
+PlannedReading = create_model(
+    "PlannedReading",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="What the model read in the brief: BriefReading's fields but the language (the rules detect it).",
+    **_fields(BriefReading, tuple(n for n in BriefReading.model_fields if n != "lang")),
+)
+# Shot's fields a model writes, in the order it writes them (ids, positions, scene and voice-over are ours).
+_WRITTEN = ("kind", "description", "camera", "lighting", "mood", "motion", "duration", "subtitle", "prompt",
+            "negative_prompt", "expect_text", "speaker", "subject_kind")  # fmt: skip
+PlannedShot = create_model(
+    "PlannedShot",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="One shot as the language model writes it; a reply without a required field is asked again.",
+    **_fields(Shot, _WRITTEN, required=_WRITTEN[:-2], motion=Motion, duration=ShotSeconds),
+)
 
 
 class PlannedStoryboard(BaseModel):

@@ -17,28 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from tools.subject_words import SUBJECT_WORDS, subject_hits
+
 RGB = tuple[int, int, int]
 
-# Ordered: the first kind whose words occur wins, so the more specific words come first ("保温杯", a
-# thermos, is a bottle and not a mug; "smartwatch" is a watch and not a phone).
-SUBJECT_WORDS: dict[str, str] = {
-    "headphones": "headphone headphones earphone earphones headset earbuds earbud 耳机 耳麦",
-    "watch": "watch smartwatch wristwatch 手表 腕表 智能表",
-    "bottle": "bottle flask thermos tumbler perfume 瓶 保温杯 水壶 香水",
-    "mug": "mug teacup coffee espresso latte 马克杯 杯子 咖啡杯 茶杯 咖啡",
-    "cosmetics": "lipstick cosmetics makeup cream serum skincare moisturiser moisturizer 口红 化妆品 面霜 精华 护肤",
-    "shoe": "shoe shoes sneaker sneakers trainers boot boots 鞋 球鞋 运动鞋 靴",
-    "phone": "phone smartphone iphone mobile handset 手机",
-    "laptop": "laptop notebook computer macbook 笔记本电脑 电脑",
-    "bag": "bag handbag backpack tote purse luggage 包 背包 手提包 行李箱",
-    "food": "food dish noodles ramen bowl meal cake bread pastry salad burger pizza 面 饭 菜 蛋糕 美食 点心 月饼",
-    "boat": "boat sailboat ship yacht canoe kayak ferry raft 船 纸船 帆船 小船 舟",
-    "vehicle": "car vehicle suv truck bike bicycle motorbike scooter 汽车 车 单车 自行车 电动车",
-    "animal": "dog puppy cat kitten pet horse bird fox animal 狗 猫 宠物 马 鸟 狐 动物",
-    "building": "building tower skyscraper house hotel apartment storefront 大楼 建筑 房子 酒店 大厦",
-    "person": "person people man woman girl boy fisherman child kid nurse hiker hikers runner commuter she he her his "
-    "couple family friends mother father worker chef 人 女 男 孩 她 他 护士 家人 朋友 妈妈 爸爸",
-}
 KINDS = (*SUBJECT_WORDS, "product")
 _ALIASES = {"headphone": "headphones", "earbuds": "headphones", "car": "vehicle", "dog": "animal",
             "cat": "animal", "ship": "boat", "people": "person", "figure": "person", "cup": "mug",
@@ -48,19 +30,6 @@ _ALIASES = {"headphone": "headphones", "earbuds": "headphones", "car": "vehicle"
 _HEADING = re.compile(r"\b(?:INT|EXT)\.[^\n.]*|(?:内景|外景)[^。，,\n]*")
 _CLOSE = ("close-up", "detail", "insert", "hero")
 _PLACES = ("person", "building", "vehicle")  # kinds a close shot of a product is rarely about
-
-
-def _first_at(text: str, vocab: str) -> int | None:
-    """Where the first of `vocab`'s words occurs in `text` (Latin: whole words, plurals too), or None."""
-    found = []
-    for w in vocab.split():
-        if re.search(r"[\u2e80-\u9fff]", w):
-            i = text.find(w)  # Chinese has no spaces: a word is a substring
-            if i >= 0:
-                found.append(i)
-        elif m := re.search(rf"\b{re.escape(w)}(?:s|es)?\b", text):
-            found.append(m.start())
-    return min(found) if found else None
 
 
 def subject_kind(given: str | None, words: str, shot_kind: str = "medium") -> str:
@@ -76,7 +45,7 @@ def subject_kind(given: str | None, words: str, shot_kind: str = "medium") -> st
             return key
         words = f"{given} {words}"
     text = _HEADING.sub(" ", words).lower()
-    hits = {k: i for k, vocab in SUBJECT_WORDS.items() if (i := _first_at(text, vocab)) is not None}
+    hits = subject_hits(text)
     if not hits:
         return "product"
     order = sorted(hits, key=lambda k: hits[k])

@@ -1,35 +1,29 @@
-// The studio's words in English and Chinese; data-t="key" on an element takes its text from here.
-const STRINGS = {
-  en: {
-    title: "Creative director", newFilm: "New film", brief: "Brief", platform: "Platform", shots: "Shots",
-    waitApproval: "Let me approve the storyboard first", submit: "Make the film", pastRuns: "Past runs",
-    review: "Review queue", approve: "Approve and shoot", storyboard: "Storyboard", theFilm: "The film",
-    cut: "Cut", downloads: "Downloads", chat: "Chat with the director", message: "Message", send: "Send",
-    description: "Description", subtitle: "Line", look: "Look", camera: "Camera", save: "Save shot",
-    redo: "Redo", notePh: "what to change", kept: "kept", take: "take", grade: "grade",
-    reviewApprove: "Approve", reviewReject: "Reject", reviewRedo: "Redo with note", noRuns: "No films yet",
-    nothingToReview: "Nothing to review", saved: "saved", zip: "Everything (zip of the run)",
-    cancel: "Cancel", resume: "Resume", resumable: "resumable", chatMark: "chat",
-    status: {queued: "queued", planning: "planning", waiting_approval: "waiting for approval",
-             shooting: "shooting", cutting: "cutting", done: "done", failed: "failed"},
-  },
-  zh: {
-    title: "创意导演", newFilm: "新影片", brief: "创意简报", platform: "平台", shots: "镜头数",
-    waitApproval: "先让我审批分镜", submit: "开始制作", pastRuns: "历史项目",
-    review: "待审队列", approve: "批准并拍摄", storyboard: "分镜", theFilm: "成片",
-    cut: "版本", downloads: "下载", chat: "与导演对话", message: "消息", send: "发送",
-    description: "画面描述", subtitle: "台词", look: "光线", camera: "机位", save: "保存镜头",
-    redo: "重拍", notePh: "要改什么", kept: "采用", take: "第几条", grade: "评级",
-    reviewApprove: "通过", reviewReject: "驳回", reviewRedo: "按意见重拍", noRuns: "还没有影片",
-    nothingToReview: "没有待审内容", saved: "已保存", zip: "全部文件（压缩包）",
-    cancel: "取消", resume: "继续", resumable: "可继续", chatMark: "对话",
-    status: {queued: "排队中", planning: "规划中", waiting_approval: "等待审批",
-             shooting: "拍摄中", cutting: "剪辑中", done: "完成", failed: "失败"},
-  },
+// The studio's words, each as [English, Chinese]; data-t="key" on an element takes its text from here.
+const LANGS = ["en", "zh"];
+const WORDS = {
+  title: ["Creative director", "创意导演"], newFilm: ["New film", "新影片"], brief: ["Brief", "创意简报"],
+  platform: ["Platform", "平台"], shots: ["Shots", "镜头数"],
+  waitApproval: ["Let me approve the storyboard first", "先让我审批分镜"], submit: ["Make the film", "开始制作"],
+  pastRuns: ["Past runs", "历史项目"], review: ["Review queue", "待审队列"], approve: ["Approve and shoot", "批准并拍摄"],
+  storyboard: ["Storyboard", "分镜"], theFilm: ["The film", "成片"], cut: ["Cut", "版本"],
+  downloads: ["Downloads", "下载"], chat: ["Chat with the director", "与导演对话"], message: ["Message", "消息"],
+  send: ["Send", "发送"], description: ["Description", "画面描述"], subtitle: ["Line", "台词"],
+  look: ["Look", "光线"], camera: ["Camera", "机位"], save: ["Save shot", "保存镜头"], redo: ["Redo", "重拍"],
+  notePh: ["what to change", "要改什么"], kept: ["kept", "采用"], take: ["take", "第几条"], grade: ["grade", "评级"],
+  reviewApprove: ["Approve", "通过"], reviewReject: ["Reject", "驳回"], reviewRedo: ["Redo with note", "按意见重拍"],
+  noRuns: ["No films yet", "还没有影片"], nothingToReview: ["Nothing to review", "没有待审内容"],
+  saved: ["saved", "已保存"], zip: ["Everything (zip of the run)", "全部文件（压缩包）"], cancel: ["Cancel", "取消"],
+  resume: ["Resume", "继续"], resumable: ["resumable", "可继续"], chatMark: ["chat", "对话"],
+};
+const STATUS = {
+  queued: ["queued", "排队中"], planning: ["planning", "规划中"], waiting_approval: ["waiting for approval", "等待审批"],
+  shooting: ["shooting", "拍摄中"], cutting: ["cutting", "剪辑中"], done: ["done", "完成"], failed: ["failed", "失败"],
 };
 let LANG = localStorage.getItem("cd-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
-function t(key) { return STRINGS[LANG][key] ?? STRINGS.en[key] ?? key; }
-function tStatus(s) { return (STRINGS[LANG].status || {})[s] || s; }
+// A word in the chosen language, else in English (a language not in LANGS reads English), else the key itself.
+function inLang(table, key) { const w = table[key]; return w ? (w[LANGS.indexOf(LANG)] ?? w[0]) : key; }
+function t(key) { return inLang(WORDS, key); }
+function tStatus(s) { return inLang(STATUS, s); }
 function applyStrings(root = document) {
   document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
   root.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });

@@ -77,89 +77,112 @@ def blown_out(gray: np.ndarray) -> np.ndarray:
 
 def technical_critic(img, req: CritiqueRequest, th: Thresholds) -> CriticResult:
     """Resolution, aspect, blank frames, exposure and sharpness of one still."""
-    w, h = img.size
-    issues: list[Issue] = []
+    scores, on_white = _measure(img, req, th)
+    issues = _size_issues(img.size, req, th, scores["tech.aspect_error"])
     review: list[Issue] = []
-    asked_ar = req.width / req.height
-    aspect_error = abs(math.log((w / h) / asked_ar))
+    std = scores["tech.luma_std"]
+    if std < th.blank_std:
+        issues.append(_issue("blank", f"the frame is blank or near-uniform (luminance spread {std:.4f})"))
+    else:
+        issues += _exposure_issues(scores, th, on_white)
+        sharp = scores["tech.sharpness"]
+        if sharp < th.sharpness_fail:
+            issues.append(
+                _issue("sharpness", f"blurred: edge strength {sharp:.3f} below {th.sharpness_fail}")
+            )
+        elif sharp < th.sharpness_review:
+            review.append(_issue("sharpness", f"soft: edge strength {sharp:.3f}"))
+    return CriticResult(name="technical", ran=True, passed=not issues, scores=scores, issues=issues + review)
+
+
+def _issue(category: str, reason: str) -> Issue:
+    return Issue(category=category, reason=reason, critic="technical")
+
+
+def _measure(img, req: CritiqueRequest, th: Thresholds) -> tuple[dict[str, float], bool]:
+    """The still's technical scores, and whether it is a product on a white background."""
+    w, h = img.size
+    aspect_error = abs(math.log((w / h) / (req.width / req.height)))
     # Judge sharpness at one working scale (long side 512) so it does not depend on the size; never upscale,
     # which would blur a small image.
     gray = luma(img, min(512, max(img.size)))
-    mean = float(gray.mean())
-    std = float(gray.std())
     # Tails at a finer scale: a storyboard's thin black lines are few pixels, and downscaling greys them out.
     fine = luma(img, 1024) if max(img.size) > 1024 else luma(img)
     dark_tail, bright_tail = (float(v) for v in np.percentile(fine, [0.1, 99.9]))
-    sharp = sharpness(gray)
     blown = blown_out(gray)
     background = white_background(gray) & ~blown
     white_share = float(background.mean())
     # Blown-out detail as a share of what is not flat white background, so a small product on a large white
     # frame is judged on itself.
     content = max(int((~background).sum()), 1)
-    blown_share = float(blown.sum()) / content
     border = np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
     on_white = white_share >= th.white_background_share and border.mean() >= 0.6 and white_share < 0.999
     scores = {
         "tech.width": float(w),
         "tech.height": float(h),
         "tech.aspect_error": aspect_error,
-        "tech.sharpness": sharp,
-        "tech.exposure_mean": mean,
+        "tech.sharpness": sharpness(gray),
+        "tech.exposure_mean": float(gray.mean()),
         "tech.exposure_dark_tail": dark_tail,
         "tech.exposure_bright_tail": bright_tail,
         "tech.clipped_dark": float((gray <= 2 / 255).mean()),
         "tech.clipped_bright": float((gray >= 253 / 255).mean()),
-        "tech.luma_std": std,
+        "tech.luma_std": float(gray.std()),
         "tech.white_background": white_share,
-        "tech.blown": blown_share,
+        "tech.blown": float(blown.sum()) / content,
     }
+    return scores, on_white
 
-    def fail(category, reason):
-        issues.append(Issue(category=category, reason=reason, critic="technical"))
 
+def _size_issues(
+    size: tuple[int, int], req: CritiqueRequest, th: Thresholds, aspect_error: float
+) -> list[Issue]:
+    w, h = size
+    issues = []
     # A person who asks for 320x180 gets judged against 320x180; the floor guards images of unknown intent.
     min_side = min(th.min_side, req.width, req.height) if req.exact_size else th.min_side
     if min(w, h) < min_side:
-        fail("resolution", f"{w}x{h} is below the minimum side of {min_side} px")
+        issues.append(_issue("resolution", f"{w}x{h} is below the minimum side of {min_side} px"))
     elif req.exact_size and (
         w < req.width * (1 - th.size_tolerance) or h < req.height * (1 - th.size_tolerance)
     ):
-        fail("resolution", f"{w}x{h} is smaller than the asked {req.width}x{req.height}")
+        issues.append(_issue("resolution", f"{w}x{h} is smaller than the asked {req.width}x{req.height}"))
     if req.exact_size and aspect_error > th.aspect_tolerance:
-        fail(
+        asked_ar = req.width / req.height
+        issues.append(_issue(
             "aspect",
             f"aspect {w / h:.3f} ({w}x{h}) differs from the asked {asked_ar:.3f} ({req.width}x{req.height})",
-        )
-    if std < th.blank_std:
-        fail("blank", f"the frame is blank or near-uniform (luminance spread {std:.4f})")
-    else:
-        # Exposure needs both a shifted mean and a missing tail: a night scene keeps its highlights, a white
-        # storyboard panel keeps its dark lines; a badly exposed frame has lost one end of the histogram.
-        if mean < th.dark_mean and bright_tail < th.dark_tail_max:
-            fail(
+        ))  # fmt: skip
+    return issues
+
+
+def _exposure_issues(scores: dict[str, float], th: Thresholds, on_white: bool) -> list[Issue]:
+    """Exposure needs both a shifted mean and a missing tail: a night scene keeps its highlights, a white
+    storyboard panel keeps its dark lines; a badly exposed frame has lost one end of the histogram."""
+    mean, blown_share = scores["tech.exposure_mean"], scores["tech.blown"]
+    dark_tail, bright_tail = scores["tech.exposure_dark_tail"], scores["tech.exposure_bright_tail"]
+    if mean < th.dark_mean and bright_tail < th.dark_tail_max:
+        return [
+            _issue(
                 "exposure",
                 f"under-exposed: mean luminance {mean:.2f}, brightest pixels only {bright_tail:.2f}",
             )
-        elif blown_share > th.blown_fail:
-            fail(
-                "exposure",
-                f"over-exposed: {blown_share:.0%} of the picture (outside a flat white background) is clipped "
-                "to white where there was detail",
-            )
-        elif not on_white and (
-            (mean > th.bright_mean and dark_tail > th.bright_tail_min)
-            or (mean > th.washed_mean and dark_tail > th.washed_dark_tail)
-        ):
-            # On a white background the mean and the missing shadows are the point of the picture (a pale
-            # product has no dark tones either): there, over-exposure is what is clipped, checked above.
-            fail(
+        ]
+    if blown_share > th.blown_fail:
+        return [_issue(
+            "exposure",
+            f"over-exposed: {blown_share:.0%} of the picture (outside a flat white background) is clipped "
+            "to white where there was detail",
+        )]  # fmt: skip
+    if not on_white and (
+        (mean > th.bright_mean and dark_tail > th.bright_tail_min)
+        or (mean > th.washed_mean and dark_tail > th.washed_dark_tail)
+    ):
+        # On a white background the mean and the missing shadows are the point of the picture (a pale
+        # product has no dark tones either): there, over-exposure is what is clipped, checked above.
+        return [
+            _issue(
                 "exposure", f"over-exposed: mean luminance {mean:.2f}, darkest pixels already {dark_tail:.2f}"
             )
-        if sharp < th.sharpness_fail:
-            fail("sharpness", f"blurred: edge strength {sharp:.3f} below {th.sharpness_fail}")
-        elif sharp < th.sharpness_review:
-            review.append(
-                Issue(category="sharpness", reason=f"soft: edge strength {sharp:.3f}", critic="technical")
-            )
-    return CriticResult(name="technical", ran=True, passed=not issues, scores=scores, issues=issues + review)
+        ]
+    return []
