@@ -108,6 +108,7 @@ def test_a_film_has_a_voice_measured_to_the_loudness_target(request, film):
         cut.audio is not None and len(cut.audio.voice) == 3 and {v.engine for v in cut.audio.voice} == engines
     )
     integrated, peak = measure_loudness(root / cut.path)  # measured on the delivered MP4, not taken from it
+    print(f"figures {film}: {integrated:.1f} LUFS, true peak {peak:.1f} dBTP")  # for the README (pytest -s)
     assert abs(integrated - (-14.0)) <= 1.0, integrated
     assert peak <= -1.0, peak
     assert (cut.audio.integrated_lufs, cut.audio.true_peak_dbtp) == (integrated, peak)
@@ -122,6 +123,9 @@ def test_subtitle_cues_start_within_150_ms_of_their_voice_line(request, film):
     heard = onsets(decode(root / cut.path))
     cues = srt_starts(root / cut.srt)
     assert len(cues) == 3 and len(heard) >= 3
+    print(
+        f"figures {film}: cue to voice onset ≤ {max(min(abs(c - t) for t in heard) for c in cues) * 1000:.0f} ms"
+    )
     for cue in cues:
         assert min(abs(cue - t) for t in heard) <= 0.15, (cue, heard)
 
@@ -187,11 +191,16 @@ def test_film_with_voice_and_music_is_ducked_under_the_voice(tmp_path, lang):
     integrated, peak = measure_loudness(tmp_path / cut.path)
     assert abs(integrated + 14.0) <= 1.0 and peak <= -1.0, (integrated, peak)
     under, between = ducking_db(tmp_path, shots, cut)
+    print(f"figures {lang} with music: {integrated:.1f} LUFS, true peak {peak:.1f} dBTP, bed {between - under:.1f} dB "
+          "lower under the voice")  # fmt: skip
     assert between - under >= 6.0, (between, under)
     # Under a music bed too, every cue starts with its line as heard in the final (the bed filtered out).
     heard = onsets(decode(tmp_path / cut.path, voice_band=True))
     cues = srt_starts(tmp_path / cut.srt)
     assert len(cues) == 3 and len(heard) >= 3, (cues, heard)
+    print(
+        f"figures {lang} with music: cue to voice onset ≤ {max(min(abs(c - t) for t in heard) for c in cues) * 1000:.0f} ms"
+    )
     for cue in cues:
         assert min(abs(cue - t) for t in heard) <= 0.15, (cue, heard)
 

@@ -63,8 +63,8 @@ def test_two_films_in_one_worker_start_piper_once_and_a_killed_piper_is_started_
     config = ServerConfig(state_dir=str(tmp_path / "state"), keys=["k" * 24], workers=1, worker_processes=0)
 
     def film(c, slogan: str) -> dict:
-        brief = f"A 4-second film for wireless headphones: “{slogan}”"
-        fid = c.post("/v1/films", json={"brief": brief, "options": {"shots": 1}}, headers=key).json()["id"]
+        brief = f"A 4-second film for wireless headphones: “{slogan}”"  # the end card speaks it
+        fid = c.post("/v1/films", json={"brief": brief, "options": {"shots": 2}}, headers=key).json()["id"]
         end = time.monotonic() + 300
         while (row := c.get(f"/v1/films/{fid}", headers=key).json())["status"] not in ("done", "failed"):
             assert time.monotonic() < end, row

@@ -36,17 +36,47 @@ LINE_TIMEOUT = 20.0  # seconds per line on top of BASE_TIMEOUT before a child co
 BASE_TIMEOUT = 10.0
 IDLE_CLOSE = 900.0  # a warm child unused this long is closed; the next line starts a new one
 
-# Replies go to a copy of the original stdout; anything Piper or onnxruntime prints lands on stderr instead.
+# The child. Replies go to a copy of the original stdout; anything Piper or onnxruntime prints lands on stderr.
+# Piper's noise comes from onnxruntime's random kernels, seeded when a session is made and advanced by every run:
+# a session that spoke one line would speak the next differently from a new one. So each line gets a new
+# session made with SEED, and the line's audio depends only on its text, the voice and the seed, warm or cold.
+# The graph is optimised once and kept in memory; a session of it takes a fraction of a second to make, and the
+# next one is made in the background while a line is spoken.
 _CHILD = """
-import json, os, sys, wave
+import json, os, sys, tempfile, wave
+from concurrent.futures import ThreadPoolExecutor
 replies = os.fdopen(os.dup(1), "w", buffering=1)
 os.dup2(2, 1)
+import onnxruntime as ort
 from piper import PiperVoice
-voice = PiperVoice.load(sys.argv[1])
+from piper.config import PiperConfig
+model, seed = sys.argv[1], int(sys.argv[2])
+Level = ort.GraphOptimizationLevel
+def options(level):
+    so = ort.SessionOptions()
+    so.graph_optimization_level, so.log_severity_level = level, 3
+    return so
+with tempfile.TemporaryDirectory() as tmp:
+    so = options(Level.ORT_ENABLE_ALL)
+    so.optimized_model_filepath = os.path.join(tmp, "voice.onnx")
+    ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    with open(so.optimized_model_filepath, "rb") as f:
+        graph = f.read()
+def session():
+    ort.set_seed(seed)
+    return ort.InferenceSession(graph, options(Level.ORT_DISABLE_ALL), providers=["CPUExecutionProvider"])
+with open(model + ".json", encoding="utf-8") as f:
+    config = PiperConfig.from_dict(json.load(f))
+maker = ThreadPoolExecutor(1)
+ahead = maker.submit(session)
+ahead.result()  # a voice that cannot load fails here, before it says it is ready
+voice = PiperVoice(config=config, session=None)
 replies.write('{"ready": true}\\n')
 for request in sys.stdin:
     try:
         for text, path in json.loads(request):
+            voice.session = ahead.result()
+            ahead = maker.submit(session)
             with wave.open(path, "wb") as wf:
                 voice.synthesize_wav(text, wf)
     except Exception as err:
@@ -54,6 +84,7 @@ for request in sys.stdin:
     else:
         replies.write('{"done": true}\\n')
 """
+SEED = 0  # every line's noise seed (recorded with the line's voice)
 
 
 class PiperFailed(RuntimeError):
@@ -71,8 +102,9 @@ class PiperProcess:
         self.model = model
         self._stderr: collections.deque[str] = collections.deque(maxlen=20)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, model],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+            [sys.executable, "-c", _CHILD, model, str(SEED)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1,
+            encoding="utf-8", errors="replace",
         )  # fmt: skip
         # Drained all the time, so a chatty child never blocks on a full stderr pipe; the tail names a failure.
         self._drainer = threading.Thread(target=self._drain, name="piper-stderr", daemon=True)
@@ -93,7 +125,7 @@ class PiperProcess:
     def speak(self, jobs: list[tuple[str, str]]) -> None:
         """Write every (text, wav_path) job; returns when all are written, raises PiperFailed otherwise."""
         try:
-            self.proc.stdin.write(json.dumps(jobs, ensure_ascii=False) + "\n")
+            self.proc.stdin.write(json.dumps(jobs) + "\n")  # ASCII on the wire, whatever the locale
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
             raise _Died(f"piper (pid {self.pid}) was gone before the lines were sent{self._tail()}") from None
@@ -124,7 +156,10 @@ class PiperProcess:
         if not line:
             self.proc.wait()
             raise _Died(f"piper exited {self.proc.returncode} before it could {doing}{self._tail()}")
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise PiperFailed(f"piper answered {line[:80]!r} instead of its reply") from None
 
     def _drain(self) -> None:
         for line in self.proc.stderr:
@@ -164,14 +199,11 @@ class VoicePool:
                 try:
                     proc.speak(jobs)
                     break
-                except _Died:
-                    self._procs.pop(model, None)
-                    if attempt == 2:
-                        raise
-                except PiperFailed:
+                except PiperFailed as err:
                     self._procs.pop(model, None)
                     proc.close()
-                    raise
+                    if attempt == 2 or not isinstance(err, _Died):
+                        raise
             self._used[model] = time.monotonic()
         self._watch_idle()
 
@@ -191,7 +223,8 @@ class VoicePool:
     def _start(self, model: str) -> PiperProcess:
         if self._closed.is_set():
             raise PiperFailed("the voice pool was closed")
-        self.starts += 1
+        with self._lock:
+            self.starts += 1
         proc = PiperProcess(model)
         self._procs[model] = proc
         return proc
