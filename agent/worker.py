@@ -87,7 +87,14 @@ class Worker:
 
     # --- lifecycle ------------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        """Work until `stop` is set. An idle thread looks for a job every IDLE seconds (one indexed read)."""
+        """Work until `stop` is set, with the offline voice kept warm across films (closed when this ends)."""
+        from tools.voice_pool import warm_voices
+
+        with warm_voices():
+            self._work(stop)
+
+    def _work(self, stop: threading.Event) -> None:
+        """An idle thread looks for a job every IDLE seconds (one indexed read)."""
         try:
             models = [self.image_backends().image.model]
         except Exception:  # noqa: BLE001 - a film's job reports the same error with its cause

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from tools.files import temp_file
+from tools.files import read_json, temp_file, write_json
 from tools.film import AudioMix, VoiceLine
 
 # Integrated loudness targets (LUFS), per platform preset. YouTube (Shorts too) plays back normalised to about -14
@@ -59,8 +59,15 @@ def check_music(music: str | None) -> tuple[Path | None, str | None]:
 
     path = Path(music).expanduser()
     what = f"--music {music}"
-    if not path.is_file():
+    if not path.exists():
         return None, f"{what}: no such file; the film is made without music"
+    if not path.is_file():  # a folder, a pipe or a device: ffmpeg would fail or wait on it for good
+        return None, f"{what}: not a regular file; the film is made without music"
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as err:
+        return None, f"{what}: cannot be read ({err.strerror}); the film is made without music"
     try:
         info = probe(path)
     except (ValueError, OSError) as err:
@@ -101,7 +108,7 @@ def mix_film(
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.is_file():
         _render(lines, music, duration, root, config.music_volume, target, out)
-    integrated, peak = measure_loudness(out)
+    integrated, peak = _measured(out)
     return AudioMix(
         path=out.relative_to(root).as_posix(), voice=lines, music=config.music if music else None,
         music_volume=config.music_volume if music else None, target_lufs=target,
@@ -166,10 +173,12 @@ def _render(
         for _ in range(2):
             chain = _level_chain(raw, gain, peak, aim)
             _ffmpeg(["-i", raw, "-af", chain, "-c:a", "aac", "-b:a", "192k", "-f", "mp4", tmp])
-            measured, _ = measure_loudness(tmp)
+            measured, measured_peak = measure_loudness(tmp)
             if abs(measured - target) <= 0.3:
                 break
             gain, aim = _gain_of(chain), aim + target - measured  # what the encoder moved, aimed past
+        # The figures of the file as encoded, kept beside it: every platform's cut reuses the mix unmeasured.
+        write_json(out.with_suffix(".json"), {"integrated_lufs": measured, "true_peak_dbtp": measured_peak})
         os.replace(tmp, out)
     finally:
         Path(raw).unlink(missing_ok=True)
@@ -202,6 +211,15 @@ def _level_chain(raw: str, gain: float, peak: float, target: float) -> str:
             slope = (tried[-1][1] - tried[-2][1]) / (tried[-1][0] - tried[-2][0])
         gain += (target - measured) / min(1.0, max(0.2, slope))
     return chain(gain)
+
+
+def _measured(out: Path) -> tuple[float, float]:
+    """(integrated, true peak) of a made mix: from its sidecar, else measured (a mix made before sidecars)."""
+    try:
+        figures = read_json(out.with_suffix(".json"))
+        return float(figures["integrated_lufs"]), float(figures["true_peak_dbtp"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return measure_loudness(out)
 
 
 def _gain_of(chain: str) -> float:

