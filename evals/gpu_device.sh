@@ -13,9 +13,14 @@ if [ ! -f "$DONE" ]; then
   if [ -f "$P/site.tar.xz" ]; then tar -xJf "$P/site.tar.xz" -C /tmp/site || exit 1; fi
   ls "$P"/*.whl >/dev/null 2>&1 && { python3 -m pip install -q --no-index --no-deps --no-compile \
       --no-cache-dir --upgrade --target /tmp/site "$P"/*.whl || exit 1; }
+  # pip compiles a real install's modules; these were unpacked, so compile them once here (the image sets
+  # PYTHONDONTWRITEBYTECODE, and without .pyc files every fresh process would compile them again)
+  python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
   touch "$DONE"
 fi
 rm -rf /tmp/code && mkdir -p /tmp/code && tar -xzf "$P/code.tar.gz" -C /tmp/code || exit 1
+python3 -m compileall -q -j 16 /tmp/code > /dev/null 2>&1
+echo "PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE:-unset}"
 export PYTHONPATH=/tmp/site:/tmp/code PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 cd /tmp/code
 python3 -c "import torch, diffusers; print(torch.__version__, diffusers.__version__, torch.cuda.get_device_name())" || exit 1

@@ -3,7 +3,6 @@ its own thread give the same pipeline, weight for weight and image for image, as
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -70,24 +69,67 @@ def test_parallel_load_equals_the_library_load(zimage):
     np.testing.assert_array_equal(_image(seq), _image(reference))
 
 
-def test_components_load_on_threads(zimage, monkeypatch):
-    """Each torch component's from_pretrained runs on a loader thread, not the caller's."""
+def test_weight_files_are_read_ahead_in_load_order(zimage, monkeypatch):
+    """Every weight file of the torch components is handed to the read-ahead threads, in the order the
+    components load; parallel=False reads nothing ahead."""
     import torch
-    from diffusers import AutoencoderKL
 
-    names: list[str] = []
-    real = AutoencoderKL.from_pretrained.__func__
+    import tools.model_load as model_load
 
-    def spy(cls, *a, **kw):
-        names.append(threading.current_thread().name)
-        return real(cls, *a, **kw)
+    asked: list[list[Path]] = []
+    real = model_load.read_ahead
 
-    monkeypatch.setattr(AutoencoderKL, "from_pretrained", classmethod(spy))
-    load_pipeline(Path(zimage), torch.float32, "cpu")
-    assert names and names[0].startswith("load")
-    names.clear()
+    def spy(files, **kw):
+        asked.append(list(files))
+        pool = real(files, **kw)
+        pool.shutdown(wait=True)
+        return pool
+
+    monkeypatch.setattr(model_load, "read_ahead", spy)
+    _, report = load_pipeline(Path(zimage), torch.float32, "cpu")
+    order = list(report.components)
+    weights = sorted(Path(zimage).rglob("*.safetensors"), key=lambda f: order.index(f.parent.name))
+    assert asked == [weights]
+    asked.clear()
     load_pipeline(Path(zimage), torch.float32, "cpu", parallel=False)
-    assert names == [threading.current_thread().name]
+    assert asked == []
+
+
+def test_read_ahead_reads_every_chunk(tmp_path, monkeypatch):
+    data = tmp_path / "w.safetensors"
+    data.write_bytes(bytes(range(256)) * 10)  # 2,560 bytes: 11 chunks of 250
+    seen: list[int] = []
+    real_open = Path.open
+
+    def spy_open(self, *a, **kw):
+        f = real_open(self, *a, **kw)
+        real_seek = f.seek
+
+        def seek(pos, *rest):
+            seen.append(pos)
+            return real_seek(pos, *rest)
+
+        return _Wrapped(f, seek)
+
+    monkeypatch.setattr(Path, "open", spy_open)
+    from tools.model_load import read_ahead
+
+    read_ahead([data], workers=3, chunk=250).shutdown(wait=True)
+    assert sorted(seen) == list(range(0, 2560, 250))
+
+
+class _Wrapped:
+    def __init__(self, f, seek):
+        self._f, self.seek = f, seek
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+    def read(self, n):
+        return self._f.read(n)
 
 
 def test_manager_loads_a_folder_once_through_the_fast_loader(zimage):
