@@ -126,11 +126,14 @@ def run(args) -> dict:
         cmd += ["--quantize", args.quantize]
     sampler = GpuSampler().start()
     began, began_perf = time.time(), time.perf_counter()
-    child = subprocess.run(cmd, capture_output=True, text=True)
+    quiet = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # keep the log to what matters
+    child = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **quiet})
     ended_perf = time.perf_counter()
     sampler.stop()
     if child.returncode != 0 or not (out / "final.mp4").exists():
-        raise RuntimeError(f"main.py run failed ({child.returncode}): {child.stderr[-2000:]}")
+        raise RuntimeError(
+            f"main.py run failed ({child.returncode}): {child.stderr[-2000:]}\n{error_log(out)}"
+        )
     pngs = sorted(p.stat().st_mtime for p in out.glob("shots/*/take-*.png"))
     final = (out / "final.mp4").stat().st_mtime
     takes = json.loads((out / "manifest.json").read_text())["takes"]
@@ -151,6 +154,12 @@ def run(args) -> dict:
         "cost": sum_costs([t["timings"] for t in takes]),
         "stdout_tail": child.stdout[-1500:],
     }
+
+
+def error_log(root: Path) -> str:
+    """The traceback a failed run keeps in its folder (the one-line error names only the shots)."""
+    path = root / "error.log"
+    return path.read_text()[-4000:] if path.exists() else ""
 
 
 def worker(args) -> dict:
@@ -183,6 +192,7 @@ def worker(args) -> dict:
                 "wall_s": round(done - t, 2),
                 "first_image_s": round(pngs[0] - t_epoch, 2) if pngs else None,
                 "model_loads_so_far": work.loads,
+                "error_log": error_log(root) if film.status != "done" else "",
                 "gpu_busy": sampler.busy(t, done),
             }
         )

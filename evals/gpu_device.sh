@@ -49,7 +49,8 @@ for step in ${STEPS:-}; do
     run-cc2) one run-cc2 120 $C run --folder $W --compile --compile-cache $CC ;;
     run-plain) one run-plain 120 $C run --folder $W ;;
     worker) one worker 150 $C worker --folder $W --films 2 --compile --compile-cache $CC ;;
-    fp8-1) one fp8-1 560 $F --what films --compile --quantize fp8 --compile-cache /var/tmp/cd-cc8 ;;
+    worker-plain) one worker-plain 150 $C worker --folder $W --films 2 ;;
+    fp8-1) one fp8-1 $(( ${BUDGET:-585} - SECONDS )) $F --what films --compile --quantize fp8 --compile-cache /var/tmp/cd-cc8 ;;
     fp8-2) one fp8-2 300 $F --what films --compile --quantize fp8 --compile-cache /var/tmp/cd-cc8 ;;
     cat-*) n=${step#cat-}; one "$step" 580 evals/bench_catalogue_gpu.py --mode local --units $n --compile --compile-cache $CC ;;
   esac
