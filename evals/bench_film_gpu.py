@@ -16,7 +16,7 @@ timeline and writes JSON:
     python evals/bench_film_gpu.py --tiny --out tiny.json                   # the same code on a CPU, tiny models
 
 Building random weights on the GPU stands in for loading them: a real first process also reads ~20 GB of
-safetensors from disk, which this does not time.
+safetensors from disk, which this does not time (evals/gpu_cold.py does: `main.py run` from saved weights).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ python3 -c "import torch, diffusers; print(torch.__version__, diffusers.__versio
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,utilization.gpu,memory.used --format=csv,noheader
 nproc; uptime; df -h /var/tmp /tmp | tail -2
 W=/var/tmp/cd-weights/Z-Image-Turbo
-CC=/var/tmp/cd-cc
+CACHE=/tmp/cd-cc
 C=evals/gpu_cold.py
 F=evals/bench_film_gpu.py
 one() {  # one NAME LIMIT_S script args...: a fresh process; its JSON row tagged with NAME
@@ -45,14 +45,18 @@ for step in ${STEPS:-}; do
     load) one load 90 $C load --folder $W ;;
     load-seq) one load-seq 90 $C load --folder $W --sequential ;;
     load-lib) one load-lib 120 $C load --folder $W --library ;;
-    run-cc1) one run-cc1 200 $C run --folder $W --compile --compile-cache $CC ;;
-    run-cc2) one run-cc2 120 $C run --folder $W --compile --compile-cache $CC ;;
+    run-cc1) one run-cc1 200 $C run --folder $W --compile --compile-cache $CACHE ;;
+    run-cc2) one run-cc2 120 $C run --folder $W --compile --compile-cache $CACHE ;;
     run-plain) one run-plain 120 $C run --folder $W ;;
-    worker) one worker 150 $C worker --folder $W --films 2 --compile --compile-cache $CC ;;
+    img-cc) one img-cc 150 $F --what images --compile --repeats 1 --compile-cache $CACHE ;;
+    why) for d in /tmp/cold-run-*/film; do echo "== $d"; ls "$d" "$d"/shots/* 2>&1 | head -20
+           cat "$d"/error.log 2>/dev/null | tail -60; cp "$d"/error.log "$OUT"/error.log 2>/dev/null
+           grep -h -o '"error": *"[^"]*"' "$d"/*.json "$d"/shots/*/*.json 2>/dev/null | sort | uniq -c | head; done ;;
+    worker) one worker 150 $C worker --folder $W --films 2 --compile --compile-cache $CACHE ;;
     worker-plain) one worker-plain 150 $C worker --folder $W --films 2 ;;
-    fp8-1) one fp8-1 $(( ${BUDGET:-585} - SECONDS )) $F --what films --compile --quantize fp8 --compile-cache /var/tmp/cd-cc8 ;;
-    fp8-2) one fp8-2 300 $F --what films --compile --quantize fp8 --compile-cache /var/tmp/cd-cc8 ;;
-    cat-*) n=${step#cat-}; one "$step" 580 evals/bench_catalogue_gpu.py --mode local --units $n --compile --compile-cache $CC ;;
+    fp8-1) one fp8-1 $(( ${BUDGET:-585} - SECONDS )) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
+    fp8-2) one fp8-2 300 $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
+    cat-*) n=${step#cat-}; one "$step" 580 evals/bench_catalogue_gpu.py --mode local --units $n --compile --compile-cache $CACHE ;;
   esac
 done
 grep -h '"step"' "$OUT/results.jsonl" | cut -c1-600

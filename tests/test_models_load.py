@@ -140,3 +140,18 @@ def test_manager_loads_a_folder_once_through_the_fast_loader(zimage):
     assert len(manager.load_reports) == 1 and manager.load_reports[0].folder == zimage
     assert local_folder(zimage) is not None
     assert local_folder("no-such-org/no-such-model") is None
+
+
+def test_cold_benchmark_saves_and_loads_a_folder(tmp_path):
+    """evals/gpu_cold.py on tiny configs: the saved folder is a pipeline the manager loads and renders with."""
+    import json
+
+    from evals import gpu_cold
+
+    folder = tmp_path / "Z-Image-Turbo"
+    assert gpu_cold.main(["save", "--tiny", "--folder", str(folder), "--out", str(tmp_path / "s.json")]) == 0
+    assert (folder / "model_index.json").is_file()
+    assert gpu_cold.main(["load", "--tiny", "--folder", str(folder), "--out", str(tmp_path / "l.json")]) == 0
+    row = json.loads((tmp_path / "l.json").read_text())
+    assert set(row["components_s"]) == {"transformer", "text_encoder", "vae"}
+    assert row["first_render_s"] > 0 and row["device"] == "cpu"
