@@ -28,6 +28,7 @@ import math
 import threading
 import time
 from collections import Counter, OrderedDict
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -147,8 +148,13 @@ class ModelManager:
         lora: list[str] | None = None,
         compile_cache: str | None = None,
         render_batch: int = 4,
+        device_lock: AbstractContextManager | None = None,
     ):
         self.device = device or self._default_device()
+        # Held around each pipeline call on the device, after the batch is formed: a server's cross-process GPU
+        # lock belongs here, not around a backend's generate, where it would keep the other shots' requests out
+        # of the render queue (nothing would batch). Its wait counts as queue wait.
+        self.device_lock = device_lock
         self.budget = gpu_memory * GIB if gpu_memory is not None else self._default_budget()
         self.compile = compile
         self.quantize = quantize
@@ -418,7 +424,7 @@ class ModelManager:
         Out of memory: free, fall back to offload, retry once."""
         import torch
 
-        with self._lock:
+        with self._lock, self.device_lock or nullcontext():
             pipe = self.get(source, task)
             began = time.perf_counter()
             try:
