@@ -8,7 +8,8 @@ The table of model families (`MODEL_SPECS`, `spec_for`, `call_kwargs`) is tools/
 - derives the other task pipelines of a family with `from_pipe` (no second load, same component objects);
 - keeps models resident while their parameter bytes fit the budget (`--gpu-memory`), moves the least recently
   used to host memory when they do not, and never loads one model twice;
-- runs one pipeline at a time on the device (a lock: parallel shot branches never share the GPU mid-call);
+- runs one pipeline at a time on the device (a lock: parallel shot branches never share the GPU mid-call; a
+  server's cross-process GPU lock goes in as `device_lock`, held around each pipeline call);
   text-to-image requests go through its `RenderQueue` (tools/render_queue.py), which batches the ones that
   share a model, size and steps into one pipeline call;
 - records what every call cost (`RenderCost`: the wait for the device, GPU seconds from CUDA events, the wall
