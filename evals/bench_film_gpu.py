@@ -16,7 +16,7 @@ timeline and writes JSON:
     python evals/bench_film_gpu.py --tiny --out tiny.json                   # the same code on a CPU, tiny models
 
 Building random weights on the GPU stands in for loading them: a real first process also reads ~20 GB of
-safetensors from disk, which this does not time.
+safetensors from disk, which this does not time (evals/gpu_cold.py does: `main.py run` from saved weights).
 """
 
 from __future__ import annotations
@@ -151,11 +151,12 @@ def build_manager(args):
     manager = ModelManager(
         device=bench.device,
         compile=args.compile,
+        quantize=args.quantize,
         compile_cache=args.compile_cache,
         render_batch=args.render_batch,
     )
     manager.adopt(MODEL, pipe)
-    speed_up(pipe, compile=args.compile, mode=args.compile_mode)
+    speed_up(pipe, compile=args.compile, quantize=args.quantize, mode=args.compile_mode)
     return bench, manager, built
 
 
@@ -185,6 +186,7 @@ def film(
         max_takes=args.max_takes,
         render_batch=args.render_batch,
         compile=args.compile,
+        quantize=args.quantize,
         compile_cache=args.compile_cache,
     )
     settings.attach(Backends.for_settings(settings, manager))
@@ -277,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--compile-cache", default=None)
     ap.add_argument(
+        "--quantize", default="none", choices=["none", "fp8"], help="fp8: torchao FP8 linear layers"
+    )
+    ap.add_argument(
         "--compile-mode", default=None, help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)"
     )
     ap.add_argument("--render-batch", type=int, default=4)
@@ -299,7 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         "gpu": bench.gpu,
         "config": {
             k: getattr(args, k)
-            for k in ("compile", "compile_mode", "compile_cache", "render_batch", "shots", "max_takes")
+            for k in (
+                "compile",
+                "quantize",
+                "compile_mode",
+                "compile_cache",
+                "render_batch",
+                "shots",
+                "max_takes",
+            )
         },
         "build_weights_s": round(built, 2),
         "built_at_s": round(time.time() - STARTED, 2),

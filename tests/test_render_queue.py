@@ -125,3 +125,49 @@ def test_parallel_branches_share_one_call(z_image):
         results = list(pool.map(branch, range(4)))
     assert [b.size for b in manager.queue.batches] == [4]
     assert all(r.cost.batch == 4 for r in results)
+
+
+class CountingLock:
+    """A device lock (as a server's cross-process GPU lock): counts entries, knows whether it is held."""
+
+    def __init__(self):
+        self.entered = 0
+        self.held = False
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        self._lock.acquire()
+        self.entered += 1
+        self.held = True
+        return self
+
+    def __exit__(self, *exc):
+        self.held = False
+        self._lock.release()
+
+
+def test_device_lock_is_held_per_pipeline_call_and_keeps_batching(z_image, monkeypatch):
+    """The manager's device lock wraps each pipeline call, not each request: four parallel branches still meet
+    in one batch, the lock is entered once for it, held while the pipeline runs, and free afterwards."""
+    lock = CountingLock()
+    manager = ModelManager(device="cpu", render_batch=4, device_lock=lock)
+    seen_held: list[bool] = []
+    pipe = manager.get(z_image)
+    real_call = type(pipe).__call__
+
+    def spy(self, *a, **kw):
+        seen_held.append(lock.held)
+        return real_call(self, *a, **kw)
+
+    manager.queue.gather_s = 0.5
+    start = threading.Barrier(4)
+
+    def branch(i):
+        start.wait()
+        return manager.queue.render(z_image, f"shot {i}", i, width=64, height=64, num_inference_steps=2)
+
+    monkeypatch.setattr(type(pipe), "__call__", spy)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(branch, range(4)))
+    assert [b.size for b in manager.queue.batches] == [4]
+    assert lock.entered == 1 and seen_held == [True] and not lock.held

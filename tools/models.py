@@ -3,12 +3,13 @@
 The table of model families (`MODEL_SPECS`, `spec_for`, `call_kwargs`) is tools/model_specs.py.
 
 `ModelManager` (one per run or per server, never a process global: agent/backends.py owns it):
-- loads through `DiffusionPipeline.from_pretrained`, so the class comes from `model_index.json` and hub ids and
-  local folders share one code path; bf16 on CUDA, float32 on CPU;
+- loads weights on this machine (a folder, or a hub id in the cache) straight to the device with the components
+  in parallel (tools/model_load.py), the class coming from `model_index.json`; bf16 on CUDA, float32 on CPU;
 - derives the other task pipelines of a family with `from_pipe` (no second load, same component objects);
 - keeps models resident while their parameter bytes fit the budget (`--gpu-memory`), moves the least recently
   used to host memory when they do not, and never loads one model twice;
-- runs one pipeline at a time on the device (a lock: parallel shot branches never share the GPU mid-call);
+- runs one pipeline at a time on the device (a lock: parallel shot branches never share the GPU mid-call; a
+  server's cross-process GPU lock goes in as `device_lock`, held around each pipeline call);
   text-to-image requests go through its `RenderQueue` (tools/render_queue.py), which batches the ones that
   share a model, size and steps into one pipeline call;
 - records what every call cost (`RenderCost`: the wait for the device, GPU seconds from CUDA events, the wall
@@ -28,6 +29,7 @@ import math
 import threading
 import time
 from collections import Counter, OrderedDict
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -147,8 +149,13 @@ class ModelManager:
         lora: list[str] | None = None,
         compile_cache: str | None = None,
         render_batch: int = 4,
+        device_lock: AbstractContextManager | None = None,
     ):
         self.device = device or self._default_device()
+        # Held around each pipeline call on the device, after the batch is formed: a server's cross-process GPU
+        # lock belongs here, not around a backend's generate, where it would keep the other shots' requests out
+        # of the render queue (nothing would batch). Its wait counts as queue wait.
+        self.device_lock = device_lock
         self.budget = gpu_memory * GIB if gpu_memory is not None else self._default_budget()
         self.compile = compile
         self.quantize = quantize
@@ -156,6 +163,7 @@ class ModelManager:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
         self.load_counts: Counter[str] = Counter()
+        self.load_reports: list = []  # tools.model_load.LoadReport of every load from a folder, in order
         self.events: list[str] = []  # "offload X", "onload X", "cpu-offload X", "oom X" ... in order
         self.compile_cache = use_compile_cache(compile_cache) if compile_cache else None
         self.render_batch = render_batch
@@ -249,19 +257,33 @@ class ModelManager:
             self._ensure_on_device(entry)  # holds the budget: may move others to host memory
 
     def _load(self, source: str) -> _Entry:
+        """Load `source` once. Weights on this machine go straight to the device, components in parallel
+        (tools/model_load.py), when they fit the budget after moving others out; else into host memory, and
+        `_ensure_on_device` decides between a move and CPU offload."""
         import torch
         from diffusers import DiffusionPipeline
+
+        from tools.model_load import load_pipeline, local_folder, weight_bytes
 
         spec = spec_for(source)
         dtype = self.dtype if self.device == "cuda" else getattr(torch, spec.cpu_dtype)
         start = time.perf_counter()
-        pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype)
+        folder = local_folder(source)
+        direct = False
+        if folder is not None:
+            direct = self.device != "cpu" and self._make_room(weight_bytes(folder))
+            pipe, report = load_pipeline(folder, dtype, self.device if direct else "cpu")
+            self.load_reports.append(report)
+        else:  # not on this machine: the library fetches it
+            pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
         self.load_counts[source] += 1
         nbytes = module_bytes(pipe)
-        entry = _Entry(source, spec, {}, nbytes, on_device=False)
+        entry = _Entry(source, spec, {}, nbytes, on_device=direct, placed=direct)
         entry.pipes[self._task_of(pipe, spec)] = pipe
         self._entries[source] = entry
+        if direct:
+            self.events.append(f"load-to-device {source}")
         if self.lora and spec.kind == "image":
             for i, (path, _) in enumerate(self.lora):
                 pipe.load_lora_weights(path, adapter_name=f"style{i}")
@@ -285,15 +307,20 @@ class ModelManager:
                 return task
         return "t2i" if spec.kind == "image" else "t2v"
 
+    def _make_room(self, nbytes: int, keep: _Entry | None = None) -> bool:
+        """Move least recently used models to host memory until `nbytes` more fit the budget; True if they do."""
+        for other in list(self._entries.values()):
+            if self.resident_bytes() + nbytes <= self.budget:
+                break
+            if other is not keep and other.on_device:
+                self._to_host(other)
+        return self.resident_bytes() + nbytes <= self.budget
+
     def _ensure_on_device(self, entry: _Entry) -> None:
         """Make room for `entry` (moving least recently used models to host memory) and move it to the device."""
         if entry.on_device:
             return
-        for other in list(self._entries.values()):
-            if self.resident_bytes() + entry.nbytes <= self.budget:
-                break
-            if other is not entry and other.on_device:
-                self._to_host(other)
+        self._make_room(entry.nbytes, keep=entry)
         pipe = next(iter(entry.pipes.values()))
         if self.resident_bytes() + entry.nbytes > self.budget and self.device == "cuda":
             # It alone does not fit: keep it in host memory and stream each component in as it runs.
@@ -398,7 +425,7 @@ class ModelManager:
         Out of memory: free, fall back to offload, retry once."""
         import torch
 
-        with self._lock:
+        with self._lock, self.device_lock or nullcontext():
             pipe = self.get(source, task)
             began = time.perf_counter()
             try:

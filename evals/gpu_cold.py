@@ -1,0 +1,229 @@
+"""Cold start from weights on disk, as a user meets it: save full-size random weights once, then time fresh
+processes that load them through the product's own loading path (tools/model_load.py, tools/models.py).
+
+    python evals/gpu_cold.py save --folder W/Z-Image-Turbo            # random bf16 weights as safetensors
+    python evals/gpu_cold.py load --folder W/Z-Image-Turbo --out l.json [--sequential] [--library]
+    python evals/gpu_cold.py run --folder W/Z-Image-Turbo --out r.json [--compile --compile-cache DIR]
+    python evals/gpu_cold.py worker --folder W/Z-Image-Turbo --films 2 --out w.json [--compile ...]
+    python evals/gpu_cold.py --tiny ...                                # the same on a CPU with tiny configs
+
+- `save`: the full-size Z-Image-Turbo architecture with random weights (evals/bench_gpu.py's builder), written
+  with `save_pretrained` in 5 GB safetensors shards, the layout of a hub snapshot. Speed does not depend on the
+  weight values, and the folder is read exactly as a downloaded model is.
+- `load`: a fresh process; seconds of imports, then of `ModelManager.get` (straight to the GPU, components on
+  threads; `--sequential` one after another; `--library` the plain `DiffusionPipeline.from_pretrained` and
+  `.to("cuda")` this replaced), per component, and the first image after it.
+- `run`: `main.py run` of the 8-shot 1024² film in a child process, as a user types it; from the child's start
+  to its first take and to final.mp4 (file times), with the GPU's NVML utilisation sampled every 50 ms.
+- `worker`: issue 13's warm server. One `agent.worker.Worker` (the service's worker class, warm backends, the
+  GPU lock) runs `--films` films from its SQLite queue one after another in this process: the first pays the
+  load, the later ones none. Wall time and GPU busy per film.
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.time()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "evals"]
+
+from evals.bench_film_gpu import BRIEF, GpuSampler  # noqa: E402
+
+FILM_FLAGS = ["--shots", "8", "--image-backend", "diffusers", "--video-backend", "motion"]
+FILM_FLAGS += ["--clip-model", "none", "--max-takes", "1", "--no-voice"]
+
+
+def save(args) -> dict:
+    from evals.bench_gpu import Bench
+
+    bench = Bench(tiny=args.tiny, repeats=1)
+    t = time.perf_counter()
+    pipe = bench.build_zimage()
+    bench.sync()
+    built = time.perf_counter() - t
+    t = time.perf_counter()
+    pipe.save_pretrained(args.folder, safe_serialization=True, max_shard_size="5GB")
+    os.sync()
+    files = [f for f in Path(args.folder).rglob("*") if f.is_file()]
+    return {
+        "gpu": bench.gpu,
+        "build_s": round(built, 2),
+        "save_s": round(time.perf_counter() - t, 2),
+        "files": len(files),
+        "gib": round(sum(f.stat().st_size for f in files) / 2**30, 2),
+    }
+
+
+def load(args) -> dict:
+    import diffusers  # noqa: F401  (imports are timed apart from the load)
+    import torch
+    import transformers  # noqa: F401
+
+    from tools.models import ModelManager
+
+    row: dict = {"imports_s": round(time.time() - STARTED, 2)}
+    manager = ModelManager(compile=args.compile, compile_cache=args.compile_cache)
+    t = time.perf_counter()
+    if args.library:  # the path this replaced: host memory first, then one copy of everything to the device
+        from diffusers import DiffusionPipeline
+
+        pipe = DiffusionPipeline.from_pretrained(args.folder, dtype=manager.dtype)
+        pipe.to(manager.device)
+    elif args.sequential:
+        from tools.model_load import load_pipeline
+
+        pipe, report = load_pipeline(Path(args.folder), manager.dtype, manager.device, parallel=False)
+        row["components_s"] = report.components
+    else:
+        pipe = manager.get(args.folder)
+        row["components_s"] = manager.load_reports[-1].components
+        row["events"] = manager.events
+    if manager.device == "cuda":
+        torch.cuda.synchronize()
+    row["load_s"] = round(time.perf_counter() - t, 2)
+    row["loaded_at_s"] = round(time.time() - STARTED, 2)
+    row["device"] = str(pipe.device)
+    if not args.library and not args.sequential:
+        size = 64 if args.tiny else 1024
+        t = time.perf_counter()
+        manager.queue.render(
+            args.folder, "a first image", 0, width=size, height=size, num_inference_steps=9, guidance_scale=0
+        )
+        row["first_render_s"] = round(time.perf_counter() - t, 2)
+        row["first_image_at_s"] = round(time.time() - STARTED, 2)
+    return row
+
+
+def run(args) -> dict:
+    """`main.py run` in a child process; times from the child's start, read from the run folder's files."""
+    out = Path(tempfile.mkdtemp(prefix="cold-run-")) / "film"
+    cmd = [
+        sys.executable,
+        str(ROOT / "main.py"),
+        "run",
+        BRIEF,
+        "--out",
+        str(out),
+        "--image-model",
+        args.folder,
+    ]
+    cmd += FILM_FLAGS + ["--size", "64x64" if args.tiny else "1024x1024"]
+    if args.compile:
+        cmd += ["--compile"]
+    if args.compile_cache:
+        cmd += ["--compile-cache", args.compile_cache]
+    if args.quantize != "none":
+        cmd += ["--quantize", args.quantize]
+    sampler = GpuSampler().start()
+    began, began_perf = time.time(), time.perf_counter()
+    quiet = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # keep the log to what matters
+    child = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **quiet})
+    ended_perf = time.perf_counter()
+    sampler.stop()
+    if child.returncode != 0 or not (out / "final.mp4").exists():
+        raise RuntimeError(
+            f"main.py run failed ({child.returncode}): {child.stderr[-2000:]}\n{error_log(out)}"
+        )
+    pngs = sorted(p.stat().st_mtime for p in out.glob("shots/*/take-*.png"))
+    final = (out / "final.mp4").stat().st_mtime
+    takes = json.loads((out / "manifest.json").read_text())["takes"]
+    from tools.render_queue import sum_costs
+
+    # The render phase, from the takes' own timings: first render call's start to the last PNG.
+    first_png, last_png = pngs[0] - began, pngs[-1] - began
+    render_start = first_png - max(t["timings"].get("run_s", 0) * t["timings"].get("batch", 1) for t in takes)
+    return {
+        "command": " ".join(cmd[1:]),
+        "to_final_mp4_s": round(final - began, 2),
+        "process_s": round(ended_perf - began_perf, 2),
+        "first_image_s": round(first_png, 2),
+        "last_image_s": round(last_png, 2),
+        "after_last_image_s": round(final - pngs[-1], 2),
+        "gpu_render_phase": sampler.busy(began_perf + render_start, began_perf + last_png),
+        "gpu_whole": sampler.busy(began_perf, ended_perf),
+        "cost": sum_costs([t["timings"] for t in takes]),
+        "stdout_tail": child.stdout[-1500:],
+    }
+
+
+def error_log(root: Path) -> str:
+    """The traceback a failed run keeps in its folder (the one-line error names only the shots)."""
+    path = root / "error.log"
+    return path.read_text()[-4000:] if path.exists() else ""
+
+
+def worker(args) -> dict:
+    """Films through one warm `Worker`, one after another, as the service's worker process runs them."""
+    from agent.jobs import JobStore
+    from agent.worker import Worker
+
+    state = Path(tempfile.mkdtemp(prefix="cold-worker-"))
+    base = {"image_backend": "diffusers", "image_model": args.folder, "video_backend": "motion"}
+    base |= {"clip_model": "none", "compile": args.compile, "compile_cache": args.compile_cache}
+    options = {"shots": 8, "size": "64x64" if args.tiny else "1024x1024", "max_takes": 1, "voice": False}
+    work = Worker(state, base)
+    store = JobStore(state / "jobs.sqlite")
+    sampler = GpuSampler().start()
+    films = []
+    for n in range(args.films):
+        film_id = f"film{n}"
+        root = state / "runs" / film_id
+        store.create_film(film_id, "bench", str(root), BRIEF, options)
+        job = store.claim("bench")
+        t_epoch, t = time.time(), time.perf_counter()
+        work.run_job(job)
+        done = time.perf_counter()
+        film = store.film(film_id)
+        pngs = sorted(p.stat().st_mtime for p in root.glob("shots/*/take-*.png"))
+        films.append(
+            {
+                "status": film.status,
+                "error": film.error,
+                "wall_s": round(done - t, 2),
+                "first_image_s": round(pngs[0] - t_epoch, 2) if pngs else None,
+                "model_loads_so_far": work.loads,
+                "error_log": error_log(root) if film.status != "done" else "",
+                "gpu_busy": sampler.busy(t, done),
+            }
+        )
+        print(json.dumps(films[-1]), flush=True)
+    sampler.stop()
+    return {"films": films}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["save", "load", "run", "worker"])
+    ap.add_argument("--folder", required=True, help="the saved pipeline folder")
+    ap.add_argument("--tiny", action="store_true", help="tiny configs on the CPU (checks the script)")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile-cache", default=None)
+    ap.add_argument("--quantize", default="none", choices=["none", "fp8"])
+    ap.add_argument("--sequential", action="store_true", help="load: components one after another")
+    ap.add_argument("--library", action="store_true", help="load: from_pretrained to host, then .to(device)")
+    ap.add_argument("--films", type=int, default=2)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    row = {"what": args.what, **{"save": save, "load": load, "run": run, "worker": worker}[args.what](args)}
+    row["config"] = {
+        k: getattr(args, k) for k in ("compile", "compile_cache", "quantize", "sequential", "library")
+    }
+    text = json.dumps(row, indent=1)
+    print(text, flush=True)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""Loading a diffusers pipeline fast: its weights read straight onto the device, the files read ahead on threads.
+
+`DiffusionPipeline.from_pretrained(folder)` loads every component into host memory, and the caller then copies
+~20 GB to the GPU with `pipe.to("cuda")`. Here each torch component (the denoiser, the text encoder, the VAE)
+is loaded by its own class's `from_pretrained` with `device_map` set to the device, so its safetensors go from
+the file's memory map to the GPU tensor by tensor, with no second copy in host memory; meanwhile threads read
+the weight files ahead, in the order they will be loaded, so a cold disk is read at its full parallel rate
+while the loader copies what is already in the page cache. The small parts (tokenizer, scheduler) and the
+pipeline itself are then made by `DiffusionPipeline.from_pretrained` with the loaded components passed in, so
+the pipeline class and its config come from the library exactly as in a plain load.
+
+The components themselves load one after another: loading two at once on threads is not safe with
+diffusers 0.42 and transformers 5, whose loaders build each model on the meta device through a process-wide
+patch of `nn.Module` (accelerate's `init_empty_weights`); a model built on another thread meanwhile gets meta
+tensors ("Tensor.item() cannot be called on meta tensors" at the first image, seen on an H200).
+
+torch and diffusers are imported inside the functions: importing this module loads neither.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+@dataclass
+class LoadReport:
+    """What one load cost: seconds per component and for the whole pipeline; `parallel`: files read ahead."""
+
+    folder: str
+    device: str
+    seconds: float = 0.0
+    components: dict[str, float] = field(default_factory=dict)
+    parallel: bool = True
+
+
+def local_folder(source: str) -> Path | None:
+    """The folder holding `source`'s model_index.json: the folder itself, or the hub cache's snapshot of a model
+    id (found without a network). None when neither is on this machine."""
+    path = Path(source).expanduser()
+    if (path / "model_index.json").is_file():
+        return path
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(source, "model_index.json")
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def weight_bytes(folder: Path) -> int:
+    """Bytes of the weight files of a pipeline folder (an upper bound of what its modules take on the device)."""
+    return sum(f.stat().st_size for f in folder.glob("*/*") if _weights(f))
+
+
+def module_components(folder: Path) -> dict[str, type]:
+    """{component name: class} for the components of `folder`'s model_index.json that are torch modules."""
+    import torch
+
+    index = json.loads((folder / "model_index.json").read_text())
+    found = {}
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list) or len(value) != 2 or None in value:
+            continue
+        library, class_name = value
+        try:
+            cls = getattr(importlib.import_module(library), class_name)
+        except (ImportError, AttributeError):
+            continue  # a class this install lacks: the pipeline's own loader says so with its cause
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module) and (folder / name).is_dir():
+            found[name] = cls
+    return found
+
+
+def read_ahead(files: list[Path], workers: int = 8, chunk: int = 64 * 2**20) -> ThreadPoolExecutor:
+    """Read `files` on `workers` threads (each file in `chunk` pieces, in order), so that they are in the page
+    cache when the loader maps them. Returns the pool; its threads end when the reads are done."""
+
+    def read(path: Path, start: int) -> None:
+        with path.open("rb", buffering=0) as f:
+            f.seek(start)
+            f.read(chunk)
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="read-ahead")
+    for path in files:
+        for start in range(0, path.stat().st_size, chunk):
+            pool.submit(read, path, start)
+    pool.shutdown(wait=False)
+    return pool
+
+
+def load_pipeline(folder: Path, dtype, device: str, parallel: bool = True):
+    """(pipeline, LoadReport): `folder`'s pipeline with its torch components loaded onto `device` directly.
+
+    `parallel=False` reads no files ahead (for measuring what the reading threads save)."""
+    from diffusers import DiffusionPipeline
+
+    report = LoadReport(str(folder), device, parallel=parallel)
+    start = time.perf_counter()
+    # Straight to the accelerator; on the CPU the library's default (low_cpu_mem_usage) is already one copy.
+    placement = {"device_map": device} if device != "cpu" else {}
+    components = module_components(folder)
+    if parallel:
+        read_ahead([f for name in components for f in sorted((folder / name).glob("*")) if _weights(f)])
+    loaded = {}
+    for name, cls in components.items():
+        began = time.perf_counter()
+        loaded[name] = cls.from_pretrained(folder / name, dtype=dtype, **placement)
+        report.components[name] = round(time.perf_counter() - began, 3)
+    pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, **loaded)
+    report.seconds = round(time.perf_counter() - start, 3)
+    log.info(
+        "loaded %s onto %s in %.1f s (%s)",
+        folder,
+        device,
+        report.seconds,
+        ", ".join(f"{k} {v:.1f} s" for k, v in report.components.items()),
+    )
+    return pipe, report
+
+
+def _weights(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(WEIGHT_SUFFIXES)
