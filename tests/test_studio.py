@@ -232,10 +232,15 @@ def test_studio_review_page_shows_catalogue_images_and_records_a_decision(server
         )
         page.screenshot(path=shots_dir / "review-1-queue.png", full_page=True)
         item.get_by_role("button", name="Approve").click()
-        expect(queue.locator("li[data-kind=image]").filter(has_text="SKU HP-01")).to_contain_text("approved")
+        # The decision rewrites review.jsonl and qc_report.html before it answers: slow on a loaded machine.
+        expect(queue.locator("li[data-kind=image]").filter(has_text="SKU HP-01")).to_contain_text(
+            "approved", timeout=60_000
+        )
         page.reload()
         page.get_by_role("heading", level=1).wait_for()
-        expect(queue.locator("li[data-kind=image]").filter(has_text="SKU HP-01")).to_contain_text("approved")
+        expect(queue.locator("li[data-kind=image]").filter(has_text="SKU HP-01")).to_contain_text(
+            "approved", timeout=30_000
+        )
         expect(queue.locator("li[data-kind=image]").filter(has_text="SKU MUG-7")).not_to_contain_text(
             "approved"
         )
