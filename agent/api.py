@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from agent import director, downloads, operations
+from agent import director, downloads, operations, run_view
 from agent import review_queue as review
 from agent.api_models import (
     MAX_BRIEF,
@@ -70,9 +70,10 @@ def _edit_lock(film_id: str) -> threading.Lock:
         return _EDITS.setdefault(film_id, threading.Lock())
 
 
-def owned(film_id: str, request: Request, owner: str = Depends(caller)) -> Film:
+async def owned(film_id: str, request: Request, owner: str = Depends(caller)) -> Film:
+    # On the event loop: one indexed read on this thread's own connection, which waits for no writer.
     film = service(request).store.film(film_id, owner)
-    if film is None:
+    if film is None or film.kind != "film":
         raise HTTPException(404, f"no film {film_id!r} for this key")
     return film
 
@@ -81,48 +82,16 @@ def _root(film: Film) -> Path:
     return Path(film.run_dir)
 
 
-def _storyboard(root: Path) -> dict | None:
-    try:
-        return read_json(root / "storyboard.json")
-    except (OSError, ValueError):
-        return None
+_storyboard = run_view.storyboard
 
 
-_VIEWS: dict[str, tuple[float, float, tuple]] = {}
-_VIEWS_LOCK = threading.Lock()
+def _refresh(svc: FilmService, film: Film) -> None:
+    """After an edit made here: the film's view (agent/run_view.py) taken again, and `updated` moved."""
+    svc.store.update_film(film.id, view=run_view.take_json(_root(film)))
 
 
-def _read_run(film: Film) -> tuple[dict | None, list[str], dict[str, str]]:
-    """The film's storyboard, files and cuts, cached until its row changes (a worker's event or an edit moves
-    `updated`), and for at most a second while work on it may write files between events."""
-    quiet = film.status in ("done", "failed", "waiting_approval")
-    now = time.monotonic()
-    with _VIEWS_LOCK:
-        hit = _VIEWS.get(film.id)
-    if hit and hit[0] == film.updated and (quiet or now - hit[1] < 1.0):
-        return hit[2]
-    root = _root(film)
-    value = (_storyboard(root), downloads.run_files(root, film.updated, None if quiet else 1.0), _cuts(root))
-    with _VIEWS_LOCK:
-        _VIEWS[film.id] = (film.updated, now, value)
-    return value
-
-
-def _cuts(root: Path) -> dict[str, str]:
-    try:
-        settings = read_json(root / "settings.json")
-    except (OSError, ValueError):
-        return {}
-    platforms = settings.get("platforms") or [settings.get("platform", "film")]
-    cuts = {platforms[0]: "final.mp4"} if (root / "final.mp4").exists() else {}
-    for p in platforms[1:]:
-        if (root / f"final-{p}.mp4").exists():
-            cuts[p] = f"final-{p}.mp4"
-    return cuts
-
-
-def _view(film: Film) -> FilmView:
-    storyboard, files, cuts = _read_run(film)
+def _view(film: Film, view: dict) -> FilmView:
+    storyboard, files, cuts = view["storyboard"], view["files"], view["cuts"]
     return FilmView(
         id=film.id,
         status=film.status,
@@ -197,8 +166,12 @@ def list_films(request: Request, owner: str = Depends(caller)) -> list[FilmSumma
 
 
 @router.get("/films/{film_id}", response_model=FilmView)
-def get_film(film: Film = Depends(owned)) -> FilmView:
-    return _view(film)
+async def get_film(film: Film = Depends(owned)) -> FilmView:
+    """The film's status, progress, storyboard and files: one SQLite read, answered on the event loop."""
+    if film.view is not None:
+        return _view(film, json.loads(film.view))
+    # Not yet seen by a worker (queued), or made by a server from before views were kept.
+    return _view(film, await asyncio.to_thread(run_view.take, _root(film)))
 
 
 @router.get("/films/{film_id}/events", response_class=EventSourceResponse)
@@ -282,7 +255,7 @@ def post_message(body: MessageRequest, request: Request, film: Film = Depends(ow
                 return MessageReply(reply=reply, status=svc.store.film(film.id).status)
         reply = chat.handle(body.text)
         chat.wait()
-    svc.store.update_film(film.id)  # the storyboard may have changed: cached views key on `updated`
+        _refresh(svc, film)  # the storyboard may have changed
     return MessageReply(reply=reply, status=svc.store.film(film.id).status)
 
 
@@ -345,7 +318,7 @@ def patch_shot(n: int, body: ShotPatch, request: Request, film: Film = Depends(o
             change = operations.revise_shot(root, body.revise(n))
         except OperationError as err:
             raise HTTPException(400, str(err)) from None
-        svc.store.update_film(film.id)
+        _refresh(svc, film)
     return ShotChanged(change=change, storyboard=_storyboard(root) or {})
 
 
@@ -423,7 +396,12 @@ def review_take(n: int, body: ReviewRequest, request: Request, film: Film = Depe
     """A person's decision on a flagged take: approve, reject, or redo with a note (queued)."""
     svc = service(request)
     item = next(
-        (i for i in review.flagged(svc.store, film.owner) if i.film_id == film.id and i.shot == n), None
+        (
+            i
+            for i in review.flagged(svc.store, film.owner)
+            if i.kind == "take" and i.film_id == film.id and i.shot == n
+        ),
+        None,
     )
     if item is None:
         raise HTTPException(404, f"shot {n} of this film is not in the review queue")
@@ -475,13 +453,14 @@ async def generate_images(body: ImageGenerationRequest, request: Request) -> Ima
         raise HTTPException(400, "response_format 'url' is not supported here; ask for b64_json")
     width, height = _size(body.size)
     seed = body.seed if body.seed is not None else int(time.time() * 1000) % 2**31
-    job = svc.submit_image(
-        {"prompt": body.prompt, "width": width, "height": height, "seed": seed, "n": body.n}
+    # A write may wait for a worker's transaction: off the event loop, which other requests are using.
+    job = await asyncio.to_thread(
+        svc.submit_image, {"prompt": body.prompt, "width": width, "height": height, "seed": seed, "n": body.n}
     )
     end = time.monotonic() + IMAGE_TIMEOUT
     while (job := svc.store.job(job.id)).state in ("queued", "running"):
         if time.monotonic() > end or await request.is_disconnected():
-            svc.store.finish(job.id, "the caller stopped waiting", state="cancelled")
+            await asyncio.to_thread(svc.store.finish, job.id, "the caller stopped waiting", state="cancelled")
             raise HTTPException(504, f"the image was not made within {IMAGE_TIMEOUT:.0f} s")
         await asyncio.sleep(0.05)
     if job.state != "done":

@@ -139,22 +139,79 @@ class TakesView(BaseModel):
 
 
 class ReviewItem(BaseModel):
-    """One thing flagged for a person. `kind` says what: a film's kept take today; catalogue images later."""
+    """One thing flagged for a person: a film's kept take (`take`: shot, shot_id, take) or a catalogue's image
+    (`image`: sku, scene, platform; `film_id` is then the catalogue's id)."""
 
-    kind: str = "take"
+    kind: Literal["take", "image"] = "take"
     film_id: str
-    shot: int
-    shot_id: str
-    take: int
-    path: str
+    shot: int | None = None
+    shot_id: str | None = None
+    take: int | None = None
+    sku: str | None = None
+    scene: str | None = None
+    platform: str | None = None
+    path: str = Field(description="The image, relative to its run (or catalogue) folder.")
+    url: str = Field(default="", description="Where this key downloads the image.")
     grade: str | None
-    issues: list[str]
+    issues: list[str] = Field(description="Why it is flagged: the critique's reasons.")
     decision: str | None
 
 
 class ReviewRequest(BaseModel):
     action: Literal["approve", "reject", "redo"]
     note: str = Field(default="", max_length=1000)
+
+
+class ImageReviewRequest(ReviewRequest):
+    """A decision on one catalogue image, named as `main.py review` names it."""
+
+    sku: str = Field(max_length=200)
+    scene: str = Field(max_length=200)
+    platform: str = Field(max_length=200)
+
+
+MAX_PRODUCTS = 5000
+MAX_PHOTOS = 200
+
+
+class CatalogueRequest(BaseModel):
+    """A product catalogue: rows as `main.py catalogue` reads them from JSONL, and optional product photos."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    products: list[dict] = Field(
+        min_length=1,
+        max_length=MAX_PRODUCTS,
+        description="Rows with sku, name, category (and color, material, price, promo, claims, image, scenes, "
+        "platforms); `image` names one of `photos`.",
+    )
+    photos: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=MAX_PHOTOS,
+        description="Product photos by file name (letters, digits, . _ -), base64; re-encoded here.",
+    )
+    platforms: list[str] | None = Field(
+        default=None, max_length=20, description="Default: taobao,jd,amazon,instagram."
+    )
+    scenes: list[str] = Field(
+        default_factory=list, max_length=20, description="Empty: the category's scenes."
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    max_takes: int | None = Field(default=None, ge=1, le=10)
+    render_side: int = Field(default=1024, ge=64, le=2048)
+
+
+class CatalogueView(BaseModel):
+    id: str
+    status: FilmStatus
+    progress: float
+    products: int
+    platforms: list[str]
+    grades: dict[str, int] = Field(default_factory=dict, description="Images made so far, by grade.")
+    files: list[str] = Field(default_factory=list, description="Paths relative to the catalogue folder.")
+    error: str | None = None
+    created: float
+    updated: float
 
 
 class ImageGenerationRequest(BaseModel):

@@ -555,17 +555,18 @@ def _redo(root, shot_number, note, on_event, settings, allow_missing) -> Film:
     return _run(graph_input, settings, on_event, allow_missing)
 
 
-def deliver(root: str | Path, platform: str, on_event=None) -> film.Cut:
+def deliver(root: str | Path, platform: str, on_event=None, settings: RunSettings | None = None) -> film.Cut:
     """A cut of the finished film for a platform it was not made for: every kept take framed for that aspect
     (resized, or outpainted and critiqued: agent/delivery.make_variant), animated with the shot's own motion and
     seed, then cut into final-<platform>.mp4 + .srt and listed in manifest.json `cuts`. Clips and variants
-    already recorded are reused, so a killed delivery made again makes only what is missing."""
+    already recorded are reused, so a killed delivery made again makes only what is missing. `settings`: the
+    run's own (load_settings) with warm backends attached, as a server's worker passes them."""
     root = check_run_dir(root, flag=None)
     with run_lock(root):
-        return _deliver(root, platform, on_event)
+        return _deliver(root, platform, on_event, settings)
 
 
-def _deliver(root: Path, platform: str, on_event) -> film.Cut:
+def _deliver(root: Path, platform: str, on_event, settings: RunSettings | None) -> film.Cut:
     from agent.delivery import file_label, platform_clip
     from agent.report import write_report
     from agent.settings import resolve_size
@@ -573,7 +574,7 @@ def _deliver(root: Path, platform: str, on_event) -> film.Cut:
 
     if status(root) != "done":
         raise RunDirError(f"{root} has no finished film to deliver ({status(root)})")
-    settings = load_settings(root)
+    settings = settings or load_settings(root)
     label, width, height = resolve_size(platform, None)
     with _checkpointer(root) as saver:
         snapshot = build_graph(saver).get_state({"configurable": {"thread_id": _thread(root)}})

@@ -25,7 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-JobKind = Literal["start", "approve", "redo", "deliver", "resume", "image"]
+JobKind = Literal["start", "approve", "redo", "deliver", "resume", "image", "catalogue", "review"]
+FilmKind = Literal["film", "catalogue"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 FilmStatus = Literal["queued", "planning", "waiting_approval", "shooting", "cutting", "done", "failed"]
 
@@ -84,6 +85,7 @@ CREATE TABLE IF NOT EXISTS reviews (
 
 class Film(BaseModel):
     id: str
+    kind: FilmKind = "film"
     owner: str
     run_dir: str
     brief: str
@@ -93,6 +95,7 @@ class Film(BaseModel):
     error: str | None = None
     created: float
     updated: float
+    view: str | None = Field(default=None, description="agent/run_view.py's JSON, as of the last change.")
 
 
 class Job(BaseModel):
@@ -121,6 +124,7 @@ class WorkerInfo(BaseModel):
 
 # Columns added after the first release: an older jobs.sqlite gets them when it opens.
 MIGRATIONS = {
+    "films": [("kind", "TEXT NOT NULL DEFAULT 'film'"), ("view", "TEXT")],
     "jobs": [("worker", "TEXT"), ("cancel", "INTEGER NOT NULL DEFAULT 0"), ("result", "TEXT")],
 }
 MAX_EVENTS = 2000  # per film: a long shoot's stream keeps its last events
@@ -131,15 +135,24 @@ class Busy(Exception):
 
 
 class JobStore:
-    """Films and jobs in `path` (SQLite, WAL). Safe to share between threads: one connection behind a lock."""
+    """Films and jobs in `path` (SQLite, WAL). Safe to share between threads: writes go through one connection
+    behind a lock; reads through a connection of the reading thread's own, never behind that lock.
+
+    Why two kinds: a write may wait (busy_timeout) for another process's transaction, and a status call must
+    never wait behind it. In WAL mode a reader sees the last commit and waits for no writer, so a read on the
+    web server's event loop costs one indexed lookup and nothing else."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
         # Several processes write here (the web process queues, workers claim and report): a writer waits for
         # another's transaction rather than failing at once.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed row survives a killed process (only a power cut may lose the last).
@@ -154,6 +167,23 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._readers_lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+
+    @property
+    def _read(self) -> sqlite3.Connection:
+        """This thread's read connection (autocommit: each statement reads the latest committed state)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=5)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA query_only=ON")
+            self._local.db = db
+            with self._readers_lock:
+                self._readers.append(db)
+        return db
 
     @contextmanager
     def _tx(self):
@@ -167,44 +197,46 @@ class JobStore:
             self._db.execute("COMMIT")
 
     # --- films ------------------------------------------------------------------------------------------------
-    def create_film(self, film_id: str, owner: str, run_dir: str, brief: str, options: dict) -> Film:
-        """The film and its `start` job, in one transaction: a film is never left without its work."""
+    def create_film(
+        self, film_id: str, owner: str, run_dir: str, brief: str, options: dict, kind: FilmKind = "film"
+    ) -> Film:
+        """The film and its first job (`start`; a catalogue's: `catalogue`), in one transaction: a film is never
+        left without its work. A catalogue is a row here too, so it has an owner, a status and a queue."""
         now = time.time()
         with self._tx() as db:
             db.execute(
-                "INSERT INTO films (id, owner, run_dir, brief, options, status, created, updated) "
-                "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
-                (film_id, owner, run_dir, brief, json.dumps(options), now, now),
+                "INSERT INTO films (id, kind, owner, run_dir, brief, options, status, created, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (film_id, kind, owner, run_dir, brief, json.dumps(options), now, now),
             )
             db.execute(
-                "INSERT INTO jobs (film_id, kind, args, state, created) VALUES (?, 'start', '{}', 'queued', ?)",
-                (film_id, now),
+                "INSERT INTO jobs (film_id, kind, args, state, created) VALUES (?, ?, '{}', 'queued', ?)",
+                (film_id, "start" if kind == "film" else "catalogue", now),
             )
         return self.film(film_id)
 
     def film(self, film_id: str, owner: str | None = None) -> Film | None:
         """The film, or None when there is none or `owner` does not own it (the same answer: no leak)."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM films WHERE id = ?", (film_id,)).fetchone()
+        row = self._read.execute("SELECT * FROM films WHERE id = ?", (film_id,)).fetchone()
         if row is None or (owner is not None and row["owner"] != owner):
             return None
         return _film(row)
 
-    def films(self, owner: str | None = None, limit: int = 200) -> list[Film]:
-        with self._lock:
-            if owner is None:
-                rows = self._db.execute(
-                    "SELECT * FROM films ORDER BY created DESC LIMIT ?", (limit,)
-                ).fetchall()
-            else:
-                rows = self._db.execute(
-                    "SELECT * FROM films WHERE owner = ? ORDER BY created DESC LIMIT ?", (owner, limit)
-                ).fetchall()
+    def films(self, owner: str | None = None, limit: int = 200, kind: FilmKind = "film") -> list[Film]:
+        if owner is None:
+            rows = self._read.execute(
+                "SELECT * FROM films WHERE kind = ? ORDER BY created DESC LIMIT ?", (kind, limit)
+            ).fetchall()
+        else:
+            rows = self._read.execute(
+                "SELECT * FROM films WHERE owner = ? AND kind = ? ORDER BY created DESC LIMIT ?",
+                (owner, kind, limit),
+            ).fetchall()
         return [_film(r) for r in rows]
 
     def update_film(self, film_id: str, **fields) -> None:
-        """Set status, progress or error; with no fields only `updated` moves (the web caches key on it)."""
-        allowed = {"status", "progress", "error"}
+        """Set status, progress, error or view; with no fields only `updated` moves (caches key on it)."""
+        allowed = {"status", "progress", "error", "view"}
         if set(fields) - allowed:
             raise ValueError(f"update_film takes {sorted(allowed)}, got {sorted(fields)}")
         sets = "".join(f"{k} = ?, " for k in fields)
@@ -216,20 +248,18 @@ class JobStore:
 
     def busy(self, film_id: str) -> bool:
         """True while the film has a job queued or running."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM jobs WHERE film_id = ? AND state IN ('queued', 'running') LIMIT 1", (film_id,)
-            ).fetchone()
+        row = self._read.execute(
+            "SELECT 1 FROM jobs WHERE film_id = ? AND state IN ('queued', 'running') LIMIT 1", (film_id,)
+        ).fetchone()
         return row is not None
 
     def active_jobs(self, owner: str) -> int:
         """Jobs of this owner queued or running: the per-key cap counts these."""
-        with self._lock:
-            (n,) = self._db.execute(
-                "SELECT COUNT(*) FROM jobs JOIN films ON films.id = jobs.film_id "
-                "WHERE films.owner = ? AND jobs.state IN ('queued', 'running')",
-                (owner,),
-            ).fetchone()
+        (n,) = self._read.execute(
+            "SELECT COUNT(*) FROM jobs JOIN films ON films.id = jobs.film_id "
+            "WHERE films.owner = ? AND jobs.state IN ('queued', 'running')",
+            (owner,),
+        ).fetchone()
         return n
 
     # --- jobs -------------------------------------------------------------------------------------------------
@@ -253,13 +283,11 @@ class JobStore:
         return self.job(job_id)
 
     def job(self, job_id: int) -> Job:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._read.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row)
 
     def jobs(self, film_id: str) -> list[Job]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs WHERE film_id = ? ORDER BY id", (film_id,)).fetchall()
+        rows = self._read.execute("SELECT * FROM jobs WHERE film_id = ? ORDER BY id", (film_id,)).fetchall()
         return [_job(r) for r in rows]
 
     def enqueue_image(self, args: dict) -> Job:
@@ -275,9 +303,9 @@ class JobStore:
     def claim(self, worker: str = "") -> Job | None:
         """The next queued job (image jobs first, then the oldest), now running and handed to `worker` alone;
         None when the queue is empty."""
-        with self._lock:  # an idle worker asks often: a read first, the write lock only when there is work
-            if self._db.execute("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").fetchone() is None:
-                return None
+        # An idle worker asks often: a read first, the write lock only when there is work.
+        if self._read.execute("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").fetchone() is None:
+            return None
         now = time.time()
         with self._tx() as db:
             row = db.execute(
@@ -325,8 +353,7 @@ class JobStore:
         return self.job(row["id"])
 
     def cancelled(self, job_id: int) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._read.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
 
     def recover(self) -> int:
@@ -380,11 +407,10 @@ class JobStore:
         return seq
 
     def events_after(self, film_id: str, seq: int, limit: int = 500) -> list[dict]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, data FROM events WHERE film_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (film_id, seq, limit),
-            ).fetchall()
+        rows = self._read.execute(
+            "SELECT seq, data FROM events WHERE film_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (film_id, seq, limit),
+        ).fetchall()
         return [{**json.loads(r[1]), "seq": r[0]} for r in rows]
 
     def worker_seen(self, name: str, pid: int, loads: int, models: list[str]) -> None:
@@ -399,8 +425,7 @@ class JobStore:
             )
 
     def workers(self) -> list[WorkerInfo]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM workers ORDER BY name").fetchall()
+        rows = self._read.execute("SELECT * FROM workers ORDER BY name").fetchall()
         return [WorkerInfo(**{**dict(r), "models": json.loads(r["models"])}) for r in rows]
 
     # --- a person's review of flagged takes -------------------------------------------------------------------
@@ -412,15 +437,13 @@ class JobStore:
             )
 
     def reviews(self, film_id: str) -> dict[tuple[str, int], str]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT shot_id, take, action FROM reviews WHERE film_id = ?", (film_id,)
-            ).fetchall()
+        rows = self._read.execute(
+            "SELECT shot_id, take, action FROM reviews WHERE film_id = ?", (film_id,)
+        ).fetchall()
         return {(r[0], r[1]): r[2] for r in rows}
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        rows = self._read.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
         return {r[0]: r[1] for r in rows}
 
 

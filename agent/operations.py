@@ -506,9 +506,12 @@ def takes(root: Path, args: ShotRef) -> Change:
     return Change(op="takes", message=message, shots=[shot.id], after=lines)
 
 
-def deliver(root: Path, args: DeliverArgs, on_event: Event | None = None) -> Change:
+def deliver(
+    root: Path, args: DeliverArgs, on_event: Event | None = None, settings: RunSettings | None = None
+) -> Change:
     """The film's cut for a platform: the one already made for it, else a new cut at that platform's aspect
-    (the kept takes outpainted to it and animated; agent/director.deliver), listed in manifest.json `cuts`."""
+    (the kept takes outpainted to it and animated; agent/director.deliver), listed in manifest.json `cuts`.
+    `settings`: the run's own with a server's warm backends attached; by default loaded and built here."""
     from agent.delivery import file_label
 
     if _status(root) != "done":
@@ -517,14 +520,14 @@ def deliver(root: Path, args: DeliverArgs, on_event: Event | None = None) -> Cha
         label, width, height = resolve_size(args.platform, None)
     except SettingsError as err:
         raise OperationError(str(err).replace("--platform ", "platform ")) from None
-    settings = director.load_settings(root)
+    settings = settings or director.load_settings(root)
     main = settings.platforms[0] if settings.platforms else settings.platform
     cut = "final.mp4" if label == main else f"final-{file_label(label)}.mp4"
     if (root / cut).exists():
         return Change(op="deliver", message=f"{label}: {cut} (already made)", paths={"film": cut})
     start = time.perf_counter()
     try:
-        made = director.deliver(root, label, on_event=on_event)
+        made = director.deliver(root, label, on_event=on_event, settings=settings)
     except (RunDirError, RuntimeError) as err:
         raise OperationError(f"the {label} cut was not made: {err}") from None
     return Change(

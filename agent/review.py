@@ -107,12 +107,26 @@ def review(
             counts[kind] += 1
             if kind == "skip":
                 continue
-            records.review(row["sku"], row["scene"], row["platform"], kind, note)
+            decide(records, row, kind, note, say, backends)
             if kind == "redo":
-                _redo(records, row, note, say, backends)
                 redone.add(row["unit"])
-        records.export()
-        from agent.catalogue_report import write_report
-
-        write_report(records, folder)
+        publish(records, folder)
     return counts
+
+
+def decide(
+    records: Records, row: dict, kind: str, note: str, say: Callable[[str], None], backends: Backends | None
+) -> None:
+    """One decision on one image (approved, rejected, redo), as this command and the studio make it: kept in
+    records.db; a redo makes the image's unit again with the note. `publish` then writes the exports."""
+    records.review(row["sku"], row["scene"], row["platform"], kind, note)
+    if kind == "redo":
+        _redo(records, row, note, say, backends)
+
+
+def publish(records: Records, folder: Path) -> None:
+    """review.jsonl, the other exports and qc_report.html, written again from records.db after decisions."""
+    from agent.catalogue_report import write_report
+
+    records.export()
+    write_report(records, folder)

@@ -1,10 +1,10 @@
 """The review queue of the service: what a person should look at, across every run a key owns.
 
-`flagged(store, owner)` is the one way in: it asks each source in `SOURCES` for its items. Today the only
-source is the kept takes of finished films (grade B or C, or critics that disagree: one passed the take and
-another failed it); a product catalogue adds its images by appending a source with the same signature
-(`(store, owner) -> list[ReviewItem]`, `kind="image"`). A person's decisions are rows in the queue's SQLite file
-(`reviews`), so they survive a restart. Each film's items are cached until the film's row changes.
+`flagged(store, owner)` is the one way in: it asks each source in `SOURCES` (`(store, owner) -> list[ReviewItem]`)
+for its items. Two sources: the kept takes of finished films (grade B or C, or critics that disagree: one passed
+the take and another failed it), whose decisions are rows in the queue's SQLite file (`reviews`); and the B and C
+images of finished catalogues, read from each catalogue's own records.db, where their decisions are kept too (the
+same records `main.py review` reads and writes). Each run's items are cached until its row changes.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from agent.api_models import ReviewItem
 from agent.jobs import Film, JobStore
@@ -50,6 +51,7 @@ def _film_items(film: Film) -> list[ReviewItem]:
                 shot_id=shot["id"],
                 take=take.n,
                 path=take.path,
+                url=f"/v1/films/{film.id}/files/{quote(take.path)}",
                 grade=take.critique.grade,
                 issues=[f"{x.category}: {x.reason}" for x in take.critique.issues[:4]],
                 decision=None,
@@ -64,20 +66,60 @@ def film_takes(store: JobStore, owner: str) -> list[ReviewItem]:
     for film in store.films(owner):
         if film.status != "done":
             continue
-        with _cache_lock:
-            hit = _cache.get(film.id)
-        if hit is None or hit[0] != film.updated:
-            hit = (film.updated, _film_items(film))
-            with _cache_lock:
-                _cache[film.id] = hit
-        if not hit[1]:
+        items = _cached(film, _film_items)
+        if not items:
             continue
         decisions = store.reviews(film.id)
-        out += [i.model_copy(update={"decision": decisions.get((i.shot_id, i.take))}) for i in hit[1]]
+        out += [i.model_copy(update={"decision": decisions.get((i.shot_id, i.take))}) for i in items]
     return out
 
 
-SOURCES: list[Callable[[JobStore, str], list[ReviewItem]]] = [film_takes]
+def _catalogue_items(film: Film) -> list[ReviewItem]:
+    from agent.catalogue_records import Records
+
+    if not (Path(film.run_dir) / "records.db").is_file():
+        return []
+    with Records(film.run_dir) as records:
+        rows = list(records.rows("where grade in ('B', 'C') and path != ''"))
+    return [
+        ReviewItem(
+            kind="image",
+            film_id=film.id,
+            sku=row["sku"],
+            scene=row["scene"],
+            platform=row["platform"],
+            path=row["path"],
+            url=f"/v1/catalogues/{film.id}/files/{quote(row['path'])}",
+            grade=row["grade"],
+            issues=row["issues"][:4],
+            # `new` is undecided; a redo's new image is `new` again (Records.add), so it comes back undecided.
+            decision=None if row["status"] == "new" else row["status"],
+        )
+        for row in rows
+    ]
+
+
+def _cached(film: Film, make: Callable[[Film], list[ReviewItem]]) -> list[ReviewItem]:
+    with _cache_lock:
+        hit = _cache.get(film.id)
+    if hit is None or hit[0] != film.updated:
+        hit = (film.updated, make(film))
+        with _cache_lock:
+            _cache[film.id] = hit
+    return hit[1]
+
+
+def catalogue_images(store: JobStore, owner: str) -> list[ReviewItem]:
+    """B and C images of the owner's finished catalogues, decided or not, with their decisions."""
+    return [
+        item
+        for film in store.films(owner, kind="catalogue")
+        if film.status == "done"
+        for item in _cached(film, _catalogue_items)
+    ]
+
+
+SOURCES: list[Callable[[JobStore, str], list[ReviewItem]]] = [film_takes, catalogue_images]
 
 
 def flagged(store: JobStore, owner: str) -> list[ReviewItem]:

@@ -85,7 +85,7 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def create_app(config: ServerConfig, service: FilmService | None = None) -> FastAPI:
     """The FastAPI app over the state folder; its workers start with the app and stop with it."""
-    from agent import api, studio
+    from agent import api, api_catalogues, studio
 
     svc = service or FilmService(Path(config.state_dir), config.base, config.workers, config.worker_processes)
 
@@ -111,6 +111,7 @@ def create_app(config: ServerConfig, service: FilmService | None = None) -> Fast
     app.state.rate = RateLimit(config.rate_limit)
     app.state.max_queued = config.max_queued
     app.include_router(api.router)
+    app.include_router(api_catalogues.router)
     app.include_router(studio.router)
     app.add_middleware(BodyLimit, limit=config.max_body)
     return app

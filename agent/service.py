@@ -161,6 +161,32 @@ class FilmService:
         film = self.store.create_film(film_id, owner, str(self.runs / film_id), brief, options)
         return film
 
+    def create_catalogue(
+        self, owner: str, rows: list[dict], photos: dict, catalogue: dict, settings: dict, save, check
+    ) -> Film:
+        """A new catalogue and its job. Its rows become products.jsonl (what `main.py catalogue` reads) beside
+        its photos (`save(img, path)`); `check(products_file)` may refuse them, and then nothing is kept."""
+        import json
+        import shutil
+
+        from tools.files import write_atomic
+
+        cid = uuid.uuid4().hex[:12]
+        upload = self.state_dir / "uploads" / cid
+        for name, img in photos.items():
+            save(img, upload / "photos" / name)
+        upload.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        write_atomic(upload / "products.jsonl", lines.encode("utf-8"))
+        try:
+            check(upload / "products.jsonl")
+        except BaseException:
+            shutil.rmtree(upload, ignore_errors=True)
+            raise
+        options = {"catalogue": catalogue, **settings, "upload": str(upload)}
+        brief = f"catalogue: {len(rows)} products for {', '.join(catalogue['platforms'])}"
+        return self.store.create_film(cid, owner, str(self.runs / cid), brief, options, kind="catalogue")
+
     def submit(self, film_id: str, kind: JobKind, args: dict) -> Job:
         """Queue a job for a film; raises Busy when it already has work queued or running."""
         job = self.store.enqueue(film_id, kind, args)

@@ -18,7 +18,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from agent.auth import COOKIE, caller
+from agent.auth import COOKIE, caller, identify
 from tools.fonts import is_cjk
 
 STATIC = Path(__file__).parent / "static"
@@ -36,7 +36,7 @@ class Session(BaseModel):
 
 def _signed_in(request: Request) -> bool:
     try:
-        caller(request)
+        identify(request)
     except HTTPException as err:
         if err.status_code == 429:
             raise

@@ -21,13 +21,14 @@ import fcntl
 import functools
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
 import time
 from pathlib import Path
 
-from agent import director, operations
+from agent import director, operations, run_view
 from agent.backends import Backends, model_key
 from agent.jobs import Film, FilmStatus, Job, JobStore
 from agent.rundir import MARKER, RunDirError, read_json
@@ -47,7 +48,7 @@ CANCELLED = "cancelled on request; POST /v1/films/{id}/resume continues it (noth
 # No cross-process Event wakes a worker: a multiprocessing Condition can block its setter for good once a waiter
 # was killed, and killed workers are what this design must survive. Polling a queue this small costs nothing.
 IDLE = 0.2
-WORKER_NICE = 10
+WORKER_NICE = 19
 
 
 class Cancelled(KeyboardInterrupt):
@@ -155,10 +156,13 @@ class Worker:
 
     # --- progress -------------------------------------------------------------------------------------------
     def event(self, film_id: str, node: str, message: str, **fields) -> None:
-        """Record one event; `status`/`progress` in fields also update the film's row."""
+        """Record one event; `status`/`progress` in fields also update the film's row, and a film's view
+        (agent/run_view.py) is taken again: this worker wrote the files, so status calls never walk them."""
         row = {k: fields[k] for k in ("status", "progress") if k in fields}
-        if row:
-            self.store.update_film(film_id, **row)
+        film = self.store.film(film_id)
+        if film is not None and film.kind == "film":
+            row["view"] = run_view.take_json(Path(film.run_dir))
+        self.store.update_film(film_id, **row)
         self.store.film_event(film_id, node, message, {k: v for k, v in fields.items() if k not in row})
 
     def _on_event(self, job: Job, shots: int = 0):
@@ -218,7 +222,9 @@ class Worker:
         )
         result = None
         try:
-            if job.kind in ("start", "resume"):
+            if film.kind == "catalogue":
+                result = self._catalogue(job, film, root)
+            elif job.kind in ("start", "resume"):
                 self._start(job, film, root)
             elif job.kind == "approve":
                 self._approve(job, root)
@@ -240,7 +246,12 @@ class Worker:
             self.store.update_film(film.id, status="failed", error=reason)
             self.event(film.id, "failed", reason, status="failed")
             return
-        status = MARKER_STATUS.get(director.status(root), "failed") if (root / MARKER).exists() else "failed"
+        if film.kind == "catalogue":
+            status: FilmStatus = "done"
+        else:
+            status = (
+                MARKER_STATUS.get(director.status(root), "failed") if (root / MARKER).exists() else "failed"
+            )
         done = status == "done"
         self.store.finish(job.id, result=result)
         progress = 1.0 if done else self.store.film(film.id).progress
@@ -294,10 +305,52 @@ class Worker:
     def _deliver(self, job: Job, root: Path) -> dict:
         from agent.operation_args import DeliverArgs
 
+        # The worker's warm backends: a chat's "deliver for tiktok" outpaints and animates with the models the
+        # film was shot with, already loaded, instead of building a second set.
+        settings = self.warm(director.load_settings(root))
         change = operations.deliver(
-            root, DeliverArgs(platform=job.args["platform"]), on_event=self._on_event(job)
+            root, DeliverArgs(platform=job.args["platform"]), on_event=self._on_event(job), settings=settings
         )
         return {"message": change.message, "paths": change.paths}
+
+    def _catalogue(self, job: Job, film: Film, root: Path) -> dict:
+        """A catalogue (`catalogue` job; `resume` continues it: units already recorded are not made again), or
+        a reviewer's redo of one of its images (`review` job), with this worker's warm backends."""
+        from agent import review
+        from agent.catalogue import CatalogueOptions, run_catalogue
+        from agent.catalogue_records import Records
+
+        settings = self.warm(catalogue_settings(self.base, root, film.options))
+        if job.kind == "review":
+            a = job.args
+            with Records(root) as records:
+                key = (a["sku"], a["scene"], a["platform"])
+                row = next(records.rows("where sku = ? and scene = ? and platform = ?", key), None)
+                if row is None:
+                    raise RunDirError(f"catalogue {film.id} has no image {'/'.join(key)}")
+                said: list[str] = []
+                review.decide(records, row, "redo", a["note"], said.append, settings.backends())
+                review.publish(records, root)
+            self.event(film.id, "review", "; ".join(said) or "redone")
+            return {"message": "; ".join(said)}
+        on_event = self._on_event(job)  # for its cancel check
+        units = re.compile(r"units (\d+)/(\d+)")
+
+        def on_progress(line: str) -> None:
+            on_event("catalogue", {})
+            m = units.match(line)
+            fields = {"progress": 0.05 + 0.9 * int(m[1]) / max(int(m[2]), 1)} if m else {}
+            self.event(film.id, "catalogue", line, status="shooting", **fields)
+
+        upload = Path(film.options["upload"])
+        options = CatalogueOptions(
+            **film.options["catalogue"],
+            catalogue=str(upload / "products.jsonl"),
+            out=str(root),
+            images=str(upload / "photos") if (upload / "photos").is_dir() else None,
+        )
+        summary = run_catalogue(settings, options, on_progress=on_progress)
+        return {"grades": summary.grades, "images": summary.images, "bad_rows": summary.bad_rows[:50]}
 
     def _image(self, job: Job) -> None:
         """One request of the OpenAI images route: render and judge; the web process reads the files back."""
@@ -363,6 +416,12 @@ def film_settings(base: dict, root: Path, reading, options: dict) -> RunSettings
     return settings
 
 
+def catalogue_settings(base: dict, root: Path, options: dict) -> RunSettings:
+    """A catalogue's settings: the server's model flags with its own seed and takes; raises SettingsError."""
+    own = {k: options[k] for k in ("seed", "max_takes", "thresholds") if options.get(k) is not None}
+    return RunSettings(run_dir=str(root), **{**base, **own})
+
+
 def _clear(root: Path) -> None:
     for child in root.iterdir():
         shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
@@ -389,12 +448,23 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def lower_priority() -> str:
+    """Put this process, and every child it starts (ffmpeg, the voice), below the web process in CPU priority:
+    nice 19 and, where Linux allows it, SCHED_IDLE. The web process then takes a core the moment a request
+    comes in, however many encoders are running, and a status call never waits behind a shoot's CPU work (the
+    GPU does not care). Both are inherited through fork and exec. Returns what was set, for the log."""
+    os.nice(WORKER_NICE - os.nice(0))
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or a kernel that refuses it: nice alone still helps
+        return f"nice {os.nice(0)}"
+    return f"nice {os.nice(0)}, SCHED_IDLE"
+
+
 def main(state_dir: str, base: dict, name: str, threads: int, parent: int) -> None:
     """The worker process's entry point (multiprocessing, spawn). SIGTERM stops it after its running jobs."""
     _die_with_parent(parent)
-    # Below the web process in CPU priority: on a busy machine a status call is scheduled before a shoot's
-    # Python (the GPU does not care), which is what a separate process is for.
-    os.nice(WORKER_NICE)
+    lower_priority()
     stop = threading.Event()
     # Ctrl-C in a terminal reaches the whole process group: the web process stops us with SIGTERM instead, so
     # the jobs are not cut off twice.

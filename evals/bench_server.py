@@ -5,8 +5,10 @@
 The server runs as a real `main.py serve` process on loopback with the offline backends. With --kill-after S
 it is killed with SIGKILL S seconds in and started again on the same state folder; every film must still
 complete. Prints: films done, lost, duplicated (a film with more than one start job, or a run made twice),
-p50/p95/max latency of GET /v1/films/{id}, wall time, and the machine's load (`uptime`) before and after: on a
-shared machine the load says how much the figures mean.
+p50/p95/p99/max latency of GET /v1/films/{id}, wall time, and the machine's load: `uptime` before and after and
+the 1-minute load average sampled every second during the run (on a shared machine the load says how much the
+figures mean). Each client keeps one HTTP connection open, as a real client's pool does: a new connection (and
+a new httpx client with its TLS context) per call would time the client's own set-up, not the server.
 """
 
 from __future__ import annotations
@@ -56,25 +58,31 @@ def uptime() -> str:
 def client(base: str, key: str, shots: int, latencies: list, results: dict, stop: threading.Event) -> None:
     h = {"Authorization": f"Bearer {key}"}
     body = {"brief": f"a short film about {key[-6:]} kites over a harbour", "options": {"shots": shots}}
-    while True:
-        try:
-            film_id = httpx.post(f"{base}/v1/films", json=body, headers=h, timeout=30).json()["id"]
-            break
-        except (httpx.TransportError, KeyError):
-            time.sleep(0.5)
-    while not stop.is_set():
-        t0 = time.perf_counter()
-        try:
-            r = httpx.get(f"{base}/v1/films/{film_id}", headers=h, timeout=30)
-        except httpx.TransportError:  # the server is being restarted
-            time.sleep(0.3)
-            continue
-        latencies.append(time.perf_counter() - t0)
-        status = r.json()["status"]
-        if status in ("done", "failed"):
-            results[key] = (film_id, status, r.json().get("error"))
-            return
-        time.sleep(0.25)
+    with httpx.Client(base_url=base, headers=h, timeout=30) as http:
+        while True:
+            try:
+                film_id = http.post("/v1/films", json=body).json()["id"]
+                break
+            except (httpx.TransportError, KeyError):
+                time.sleep(0.5)
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                r = http.get(f"/v1/films/{film_id}")
+            except httpx.TransportError:  # the server is being restarted
+                time.sleep(0.3)
+                continue
+            latencies.append(time.perf_counter() - t0)
+            status = r.json()["status"]
+            if status in ("done", "failed"):
+                results[key] = (film_id, status, r.json().get("error"))
+                return
+            time.sleep(0.25)
+
+
+def pct(sorted_values: list[float], p: float) -> float:
+    """The p-th percentile in ms (nearest rank)."""
+    return sorted_values[min(len(sorted_values) - 1, int(p * len(sorted_values)))] * 1000
 
 
 def main() -> None:
@@ -105,7 +113,12 @@ def main() -> None:
     for t in threads:
         t.start()
     killed = False
+    loads: list[float] = []
+    last_load = 0.0
     while any(t.is_alive() for t in threads) and time.perf_counter() - t0 < args.timeout:
+        if time.perf_counter() - last_load >= 1.0:
+            last_load = time.perf_counter()
+            loads.append(os.getloadavg()[0])
         if args.kill_after and not killed and time.perf_counter() - t0 > args.kill_after:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -129,12 +142,14 @@ def main() -> None:
     failed = [(k[-6:], e) for k, (_, s, e) in results.items() if s != "done"]
     runs = sum(1 for p in (state / "runs").iterdir() if (p / "final.mp4").exists())
     lat = sorted(latencies)
-    p95 = lat[int(0.95 * (len(lat) - 1))] * 1000
     print(f"films submitted {args.films}, in the queue {films}, done {done}, failed {len(failed)}, "
           f"lost {args.films - len(results)}, duplicated {dup}, runs with final.mp4 {runs}, jobs retried after kill {retried}")  # fmt: skip
-    print(f"status GET: {len(lat)} calls, p50 {statistics.median(lat) * 1000:.1f} ms, p95 {p95:.1f} ms, "
-          f"max {lat[-1] * 1000:.1f} ms; wall {wall:.1f} s ({args.workers} workers in {args.worker_processes} "
-          f"process(es), {args.shots} shots each)")  # fmt: skip
+    print(f"status GET: {len(lat)} calls, p50 {pct(lat, 0.5):.1f} ms, p95 {pct(lat, 0.95):.1f} ms, "
+          f"p99 {pct(lat, 0.99):.1f} ms, max {lat[-1] * 1000:.1f} ms; wall {wall:.1f} s ({args.workers} workers "
+          f"in {args.worker_processes} process(es), {args.shots} shots each)")  # fmt: skip
+    if loads:
+        print(f"load average (1 min) during the run: min {min(loads):.1f}, mean {statistics.fmean(loads):.1f}, "
+              f"max {max(loads):.1f}")  # fmt: skip
     print(f"{os.cpu_count()} CPUs; uptime before: {load_before}; after: {uptime()}")
     if failed:
         print("failures:", failed[:5])

@@ -487,3 +487,27 @@ def test_operations_approve_and_redo_use_the_settings_given(tmp_path):
     before = len(calls)
     operations.redo(root, RedoArgs(shot=1, note="more light"), settings=warm)
     assert len(calls) > before
+
+
+def test_a_chat_deliver_in_the_service_uses_the_workers_warm_models(tmp_path, monkeypatch):
+    from agent.backends import Backends
+
+    built = []
+    real = Backends.for_settings
+
+    def counted(cls, settings, manager=None):
+        built.append(settings.run_dir)
+        return real(settings, manager)
+
+    # Worker threads in this process (worker_processes=0), so the count sees every Backends built.
+    monkeypatch.setattr(Backends, "for_settings", classmethod(counted))
+    with TestClient(app_for(tmp_path, worker_processes=0)) as c:
+        fid = c.post("/v1/films", json={"brief": BRIEF, "options": {"shots": 1}}, headers=A).json()["id"]
+        assert wait_for(c, fid, {"done", "failed"})["status"] == "done"
+        assert len(built) == 1  # the worker's warm set, built once for the server's model settings
+        for platform, cut in (("tiktok", "final-tiktok.mp4"), ("instagram", "final-instagram.mp4")):
+            reply = c.post(f"/v1/films/{fid}/messages", json={"text": f"deliver for {platform}"}, headers=A)
+            assert reply.status_code == 200 and "shooting now" in reply.json()["reply"].lower(), reply.text
+            film = wait_for(c, fid, {"done", "failed"})
+            assert film["status"] == "done" and cut in film["files"], film["error"]
+    assert len(built) == 1, built  # neither deliver built a model of its own

@@ -185,3 +185,71 @@ def test_api_docs_page_works_offline(server):
         expect(page.locator(".opblock-summary-path", has_text="/v1/films/{film_id}/zip")).to_have_count(1)
         browser.close()
     assert outside == [], f"the docs fetched from outside the server: {outside}"
+
+
+def test_studio_review_page_shows_catalogue_images_and_records_a_decision(server, tmp_path):
+    """A catalogue's B images sit in the studio's review queue with their picture, SKU, scene, platform and
+    reasons; Approve there is recorded in the catalogue's records.db and stays after a reload."""
+    import json
+    import sqlite3
+
+    import httpx
+    from playwright.sync_api import expect, sync_playwright
+
+    from agent.jobs import JobStore
+
+    shots_dir = Path(os.environ.get("STUDIO_SHOTS", tmp_path / "screens"))
+    shots_dir.mkdir(parents=True, exist_ok=True)
+    h = {"Authorization": f"Bearer {KEY}"}
+    body = {"products": [{"sku": "HP-01", "name": "Studio headphones", "category": "electronics"},
+                         {"sku": "MUG-7", "name": "手工陶瓷杯", "category": "home"}],
+            "scenes": ["studio"], "platforms": ["instagram"], "render_side": 192}  # fmt: skip
+    cid = httpx.post(f"{server}/v1/catalogues", json=body, headers=h, timeout=30).json()["id"]
+    end = time.time() + 300
+    while httpx.get(f"{server}/v1/catalogues/{cid}", headers=h).json()["status"] not in ("done", "failed"):
+        assert time.time() < end, "the catalogue did not finish"
+        time.sleep(0.3)
+    root = tmp_path / "state" / "runs" / cid
+    db = sqlite3.connect(root / "records.db")
+    db.execute(
+        "update records set grade = 'B', issues = ?", (json.dumps(["sharpness: edge strength 0.18 is soft"]),)
+    )
+    db.commit()
+    db.close()
+    JobStore(tmp_path / "state" / "jobs.sqlite").update_film(cid)
+    with sync_playwright() as p:
+        browser, page, outside = _signed_in(p, server)
+        page.get_by_role("button", name="English").click()
+        queue = page.get_by_role("list", name="Review queue")
+        item = queue.locator("li[data-kind=image]").filter(has_text="SKU HP-01")
+        expect(item).to_contain_text("studio · instagram · grade B")
+        expect(item).to_contain_text("sharpness: edge strength 0.18 is soft")
+        expect(queue.locator("li[data-kind=image]")).to_have_count(2)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#review li[data-kind=image] img')]"
+            ".every((i) => i.complete && i.naturalWidth > 0)",
+            timeout=30_000,
+        )
+        page.screenshot(path=shots_dir / "review-1-queue.png", full_page=True)
+        item.get_by_role("button", name="Approve").click()
+        # The decision rewrites review.jsonl and qc_report.html before it answers: slow on a loaded machine.
+        expect(queue.locator("li[data-kind=image]").filter(has_text="SKU HP-01")).to_contain_text(
+            "approved", timeout=60_000
+        )
+        page.reload()
+        page.get_by_role("heading", level=1).wait_for()
+        expect(queue.locator("li[data-kind=image]").filter(has_text="SKU HP-01")).to_contain_text(
+            "approved", timeout=30_000
+        )
+        expect(queue.locator("li[data-kind=image]").filter(has_text="SKU MUG-7")).not_to_contain_text(
+            "approved"
+        )
+        page.screenshot(path=shots_dir / "review-2-decided.png", full_page=True)
+        browser.close()
+    assert outside == [], f"the studio fetched from outside the server: {outside}"
+    db = sqlite3.connect(root / "records.db")
+    assert db.execute("select sku, status from records order by sku").fetchall() == [
+        ("HP-01", "approved"),
+        ("MUG-7", "new"),
+    ]
+    db.close()

@@ -47,11 +47,17 @@ async function loadReview() {
   ul.replaceChildren();
   if (!items.length) { ul.append(Object.assign(document.createElement("li"), {textContent: t("nothingToReview")})); }
   for (const item of items) {
+    const image = item.kind === "image";  // a catalogue's image: SKU, scene and platform instead of a shot
     const li = document.createElement("li");
-    const img = Object.assign(document.createElement("img"), {src: fileUrl(item.film_id, item.path), alt: item.shot_id, width: 120});
+    li.dataset.kind = item.kind;
+    const img = Object.assign(document.createElement("img"), {
+      src: item.url || fileUrl(item.film_id, item.path), alt: image ? `${item.sku} ${item.scene} ${item.platform}` : item.shot_id, width: 120});
     const text = document.createElement("div");
-    text.textContent = `${item.shot_id} ${t("take")} ${item.take} · ${t("grade")} ${item.grade}` +
-      (item.decision ? ` · ${item.decision}` : "") + (item.issues.length ? ` — ${item.issues[0]}` : "");
+    const what = image ? `SKU ${item.sku} · ${item.scene} · ${item.platform}` : `${item.shot_id} ${t("take")} ${item.take}`;
+    text.textContent = `${what} · ${t("grade")} ${item.grade}` + (item.decision ? ` · ${item.decision}` : "");
+    const reasons = document.createElement("ul");
+    reasons.className = "reasons";
+    for (const reason of item.issues) reasons.append(Object.assign(document.createElement("li"), {textContent: reason}));
     const note = Object.assign(document.createElement("input"), {placeholder: t("notePh")});
     const row = document.createElement("div");
     row.className = "row";
@@ -59,14 +65,19 @@ async function loadReview() {
       const b = Object.assign(document.createElement("button"), {type: "button", textContent: t(label)});
       b.addEventListener("click", async () => {
         try {
-          await api(`/v1/review/${item.film_id}/shots/${item.shot}`, {method: "POST", body: {action, note: note.value}});
+          if (image) {
+            await api(`/v1/review/${item.film_id}/images`, {method: "POST",
+              body: {sku: item.sku, scene: item.scene, platform: item.platform, action, note: note.value}});
+          } else {
+            await api(`/v1/review/${item.film_id}/shots/${item.shot}`, {method: "POST", body: {action, note: note.value}});
+          }
           loadReview();
-          if (action === "redo") openFilm(item.film_id);
+          if (action === "redo" && !image) openFilm(item.film_id);
         } catch (e) { text.textContent = e.message; }
       });
       row.append(b);
     }
-    li.append(img, text, note, row);
+    li.append(img, text, reasons, note, row);
     ul.append(li);
   }
 }

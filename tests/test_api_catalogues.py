@@ -1,0 +1,180 @@
+"""Catalogues as service jobs: submitted over the API, owned by their key, their B and C images in the studio's
+review queue, and a decision there recorded by the same operation `main.py review` uses (agent/review.decide).
+Offline draft backend; the worker is a real worker process."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from catalogue_photos import headphones
+from fastapi.testclient import TestClient
+
+from agent.server import ServerConfig, create_app
+
+KEY_A, KEY_B = "a" * 24, "b" * 24
+A = {"Authorization": f"Bearer {KEY_A}"}
+B = {"Authorization": f"Bearer {KEY_B}"}
+
+
+def photo_b64() -> str:
+    buf = io.BytesIO()
+    headphones().save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+CATALOGUE = {
+    "products": [
+        {"sku": "HP-01", "name": "Studio headphones", "category": "electronics", "price": "¥399",
+         "image": "hp01.png"},
+        {"sku": "MUG-7", "name": "手工陶瓷杯", "category": "home"},
+    ],
+    "scenes": ["studio"],
+    "platforms": ["instagram"],
+    "render_side": 192,
+}  # fmt: skip
+
+
+def wait_done(client, cid, headers=A, timeout=300) -> dict:
+    end = time.time() + timeout
+    while time.time() < end:
+        view = client.get(f"/v1/catalogues/{cid}", headers=headers).json()
+        if view["status"] in ("done", "failed"):
+            return view
+        time.sleep(0.3)
+    raise AssertionError(f"catalogue {cid} stayed {view['status']}")
+
+
+def grade_b(root: Path) -> None:
+    """Grade every image B in records.db, as the critique grades a borderline image."""
+    db = sqlite3.connect(root / "records.db")
+    db.execute(
+        "update records set grade = 'B', issues = ?", (json.dumps(["sharpness: edge strength 0.18 is soft"]),)
+    )
+    db.commit()
+    db.close()
+
+
+@pytest.fixture
+def client(tmp_path):
+    config = ServerConfig(state_dir=str(tmp_path / "state"), keys=[KEY_A, KEY_B], workers=1)
+    with TestClient(create_app(config)) as c:
+        yield c
+
+
+def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_path):
+    body = {**CATALOGUE, "photos": {"hp01.png": photo_b64()}}
+    r = client.post("/v1/catalogues", json=body, headers=A)
+    assert r.status_code == 202, r.text
+    cid = r.json()["id"]
+    view = wait_done(client, cid)
+    assert view["status"] == "done", view["error"]
+    assert view["products"] == 2 and sum(view["grades"].values()) == 2
+    root = tmp_path / "state" / "runs" / cid
+    assert "review.jsonl" in view["files"] and "records.db" in view["files"]
+    # A catalogue is not a film, and another key sees nothing of it.
+    assert client.get("/v1/films", headers=A).json() == []
+    assert client.get(f"/v1/films/{cid}", headers=A).status_code == 404
+    assert client.get("/v1/catalogues", headers=B).json() == []
+    assert client.get(f"/v1/catalogues/{cid}", headers=B).status_code == 404
+    assert client.get(f"/v1/catalogues/{cid}/files/review.jsonl", headers=B).status_code == 404
+
+    grade_b(root)
+    client.app.state.service.store.update_film(cid)
+    queue = [i for i in client.get("/v1/review", headers=A).json() if i["kind"] == "image"]
+    assert {(i["sku"], i["scene"], i["platform"]) for i in queue} == {
+        ("HP-01", "studio", "instagram"),
+        ("MUG-7", "studio", "instagram"),
+    }
+    assert all(i["grade"] == "B" and i["issues"] == ["sharpness: edge strength 0.18 is soft"] for i in queue)
+    assert all(i["decision"] is None and i["film_id"] == cid for i in queue)
+    assert client.get("/v1/review", headers=B).json() == []
+    image = client.get(queue[0]["url"], headers=A)
+    assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(queue[0]["url"], headers=B).status_code == 404
+
+    hp = {"sku": "HP-01", "scene": "studio", "platform": "instagram"}
+    assert (
+        client.post(f"/v1/review/{cid}/images", json={**hp, "action": "approve"}, headers=B).status_code
+        == 404
+    )
+    missing = {**hp, "sku": "NOPE", "action": "approve"}
+    assert client.post(f"/v1/review/{cid}/images", json=missing, headers=A).status_code == 404
+    r = client.post(f"/v1/review/{cid}/images", json={**hp, "action": "approve", "note": "fine"}, headers=A)
+    assert r.status_code == 200 and r.json()["decision"] == "approved"
+    # Kept where `main.py review` keeps it: the reviews table, the record's status, and review.jsonl rewritten.
+    db = sqlite3.connect(root / "records.db")
+    assert db.execute("select sku, decision, note from reviews").fetchall() == [("HP-01", "approved", "fine")]
+    assert db.execute("select status from records where sku = 'HP-01'").fetchone() == ("approved",)
+    db.close()
+    pending = [json.loads(line)["sku"] for line in (root / "review.jsonl").read_text().splitlines()]
+    assert pending == ["MUG-7"]
+    decided = {i["sku"]: i["decision"] for i in client.get("/v1/review", headers=A).json()}
+    assert decided == {"HP-01": "approved", "MUG-7": None}
+
+    # A redo is a job on the worker's warm models: the image is made again and comes back undecided.
+    mug = {"sku": "MUG-7", "scene": "studio", "platform": "instagram"}
+    assert (
+        client.post(f"/v1/review/{cid}/images", json={**mug, "action": "redo"}, headers=A).status_code == 422
+    )
+    r = client.post(
+        f"/v1/review/{cid}/images", json={**mug, "action": "redo", "note": "warmer light"}, headers=A
+    )
+    assert r.status_code == 200 and r.json()["decision"] == "redo"
+    assert wait_done(client, cid)["status"] == "done"
+    db = sqlite3.connect(root / "records.db")
+    assert db.execute("select made, status from records where sku = 'MUG-7'").fetchone() == (2, "new")
+    assert db.execute("select decision, note from reviews where sku = 'MUG-7'").fetchall() == [
+        ("redo", "warmer light")
+    ]
+    db.close()
+    assert client.app.state.service.loads == 1  # the redo rendered with the worker's warm backends
+
+
+def test_a_decision_survives_a_restart(tmp_path):
+    config = ServerConfig(state_dir=str(tmp_path / "state"), keys=[KEY_A, KEY_B], workers=1)
+    with TestClient(create_app(config)) as c:
+        cid = c.post(
+            "/v1/catalogues", json={**CATALOGUE, "products": CATALOGUE["products"][1:]}, headers=A
+        ).json()["id"]
+        assert wait_done(c, cid)["status"] == "done"
+        grade_b(tmp_path / "state" / "runs" / cid)
+        c.app.state.service.store.update_film(cid)
+        mug = {
+            "sku": "MUG-7",
+            "scene": "studio",
+            "platform": "instagram",
+            "action": "reject",
+            "note": "chipped",
+        }
+        assert c.post(f"/v1/review/{cid}/images", json=mug, headers=A).status_code == 200
+    with TestClient(create_app(config)) as c:
+        [item] = [i for i in c.get("/v1/review", headers=A).json() if i["kind"] == "image"]
+        assert item["sku"] == "MUG-7" and item["decision"] == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"platforms": ["myspace"]}, 422, "unknown platform 'myspace'"),
+        ({"photos": {"../x.png": "AAAA"}}, 422, "not a plain file name"),
+        ({"photos": {"hp01.png": base64.b64encode(b"not an image").decode()}}, 422, "not a readable"),
+        ({"photos": {}}, 422, "products[0].image 'hp01.png' names none of the photos"),
+        ({"products": [{"name": "no sku", "category": "home"}]}, 422, "no usable product rows"),
+        ({"products": []}, 422, "at least 1"),
+        ({"render_side": 9000}, 422, "less than or equal to 2048"),
+        ({"scenes": ["../../etc"]}, 422, "scene '../../etc' is not a name"),
+    ],
+)
+def test_bad_catalogues_are_refused_with_what_is_wrong(client, tmp_path, change, status, message):
+    body = {**CATALOGUE, "photos": {"hp01.png": photo_b64()}, **change}
+    r = client.post("/v1/catalogues", json=body, headers=A)
+    assert r.status_code == status and message in r.text, r.text
+    assert client.get("/v1/catalogues", headers=A).json() == []
+    uploads = tmp_path / "state" / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())  # nothing of a refused catalogue is kept
