@@ -140,8 +140,15 @@ class Worker:
         return self.warm(RunSettings(run_dir=str(self.state_dir / "images"), **self.base)).backends()
 
     def _serialise(self, backends: Backends) -> None:
-        """Every model call of these backends holds the GPU lock; the nodes' isinstance checks still hold."""
+        """Every model call of these backends holds the GPU lock; the nodes' isinstance checks still hold.
+
+        A backend with a model manager gets the lock inside the manager, around each pipeline call after the
+        render queue has formed its batch: holding it around `generate` would let one shot at a time reach the
+        queue, and nothing would be batched."""
         for backend, method in ((backends.image, "generate"), (backends.video, "animate")):
+            if (manager := getattr(backend, "manager", None)) is not None and hasattr(manager, "device_lock"):
+                manager.device_lock = self.gpu
+                continue
             call = getattr(backend, method)
 
             @functools.wraps(call)

@@ -171,3 +171,19 @@ def test_device_lock_is_held_per_pipeline_call_and_keeps_batching(z_image, monke
         list(pool.map(branch, range(4)))
     assert [b.size for b in manager.queue.batches] == [4]
     assert lock.entered == 1 and seen_held == [True] and not lock.held
+
+
+def test_a_warm_worker_puts_its_gpu_lock_inside_the_model_manager(z_image, tmp_path):
+    """The service's worker hands its cross-process GPU lock to the diffusers backend's manager instead of
+    wrapping `generate` (which would let one shot at a time reach the render queue, so nothing would batch);
+    a backend without a manager (the draft panels) is still wrapped."""
+    from agent.settings import RunSettings
+    from agent.worker import Worker
+
+    worker = Worker(tmp_path / "state")
+    settings = worker.warm(RunSettings(run_dir=str(tmp_path / "run"), image_model=z_image, video_backend="motion"))
+    image = settings.backends().image
+    assert image.manager.device_lock is worker.gpu
+    assert not hasattr(image.generate, "__wrapped__"), "generate must reach the render queue unwrapped"
+    draft = worker.warm(RunSettings(run_dir=str(tmp_path / "d"), image_backend="draft", video_backend="motion"))
+    assert hasattr(draft.backends().image.generate, "__wrapped__")
