@@ -181,9 +181,13 @@ def test_a_warm_worker_puts_its_gpu_lock_inside_the_model_manager(z_image, tmp_p
     from agent.worker import Worker
 
     worker = Worker(tmp_path / "state")
-    settings = worker.warm(RunSettings(run_dir=str(tmp_path / "run"), image_model=z_image, video_backend="motion"))
+    settings = worker.warm(
+        RunSettings(run_dir=str(tmp_path / "run"), image_model=z_image, video_backend="motion")
+    )
     image = settings.backends().image
     assert image.manager.device_lock is worker.gpu
     assert not hasattr(image.generate, "__wrapped__"), "generate must reach the render queue unwrapped"
-    draft = worker.warm(RunSettings(run_dir=str(tmp_path / "d"), image_backend="draft", video_backend="motion"))
+    draft = worker.warm(
+        RunSettings(run_dir=str(tmp_path / "d"), image_backend="draft", video_backend="motion")
+    )
     assert hasattr(draft.backends().image.generate, "__wrapped__")
