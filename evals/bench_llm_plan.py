@@ -175,6 +175,8 @@ def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[d
         # Shots the model did not write (the offline planner's, with a note): a storyboard that is the model's
         # own has none.
         "offline_shots": sum(_offline_count(n) for n in notes),
+        # What the director's rules mended in the model's answers (tools/plan_review.py), one per note.
+        "rule_repairs": sum(1 for n in notes if n.startswith(("shot ", "outline beat"))),
         "notes": notes,
         "problems": problems.lines,
     }
@@ -216,7 +218,7 @@ def main() -> int:
         status = "ok  " if row["ok"] else "FAIL"
         print(
             f"{status} {name:14} {row['shots']}/{shots} shots  {row['calls']} calls  {tokens:>11} tokens  "
-            f"{row['seconds']:7.1f} s  {row['offline_shots']} offline  {row['error']}",
+            f"{row['seconds']:7.1f} s  {row['offline_shots']} offline  {row['rule_repairs']} mended  {row['error']}",
             flush=True,
         )
     done = [r for r in rows if r["ok"]]
@@ -228,6 +230,7 @@ def main() -> int:
         "calls_per_storyboard": round(sum(r["calls"] for r in rows) / len(rows), 2) if rows else 0.0,
         "seconds_per_storyboard": round(sum(r["seconds"] for r in rows) / len(rows), 1) if rows else 0.0,
         "max_seconds": max((r["seconds"] for r in rows), default=0.0),
+        "within_120_s": sum(1 for r in done if r["seconds"] <= 120.0),
         "completion_tokens_per_storyboard": (
             round(sum(r["completion_tokens"] for r in rows) / len(rows))
             if rows and all(r["completion_tokens"] is not None for r in rows)

@@ -13,13 +13,14 @@ short call in time will not answer the next one. Every batch failing is an error
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tools.brief import is_meta_sentence
 from tools.film import Brief, Storyboard
 from tools.llm import Chat, LLMError
-from tools.plan_review import PlanContext, mend, review
+from tools.plan_review import LATIN_OR_CJK_WORD, PlanContext, mend, review
 from tools.plan_schema import (
     TOKENS_PER_SHOT,
     PlannedOutline,
@@ -54,6 +55,8 @@ def plan_in_batches(chat: Chat, job: Job) -> PlannedStoryboard:
     """The storyboard as an outline and then batches of `job.batch` shots; LLMError names the failing call."""
     n = job.ctx.shots
     outline = _outline(chat, job)
+    # Shots whose description repeats another's or shows nothing take their own outline beat (tools/plan_review).
+    job.ctx = dataclasses.replace(job.ctx, outline=list(outline.beats))
     system = render("planner_batch.j2", **job.variables, beats=outline.beats, brief=job.brief.text)
     shots: list = []
     failed: list[LLMError] = []
@@ -85,14 +88,8 @@ def _outline(chat: Chat, job: Job) -> PlannedOutline:
     n = job.ctx.shots
 
     def problems(value: PlannedOutline) -> list[str]:
-        beats = [b.strip() for b in value.beats]
-        out = [f"expected exactly {n} beats, got {len(beats)}"] * (len(beats) < n)
-        out += [f"beat {i + 1} is empty" for i, b in enumerate(beats[:n]) if not b]
-        out += [f"beat {i + 1} speaks about the film, not what it shows" for i, b in enumerate(beats[:n])
-                if b and is_meta_sentence(b)]  # fmt: skip
-        if len({b.casefold() for b in beats[:n]}) < min(n, len(beats)):
-            out.append("two beats are the same; every shot must differ")
-        return out
+        # Beats the rules can replace (`_mend_beats`) are not asked again: only a short count is.
+        return [f"expected exactly {n} beats, got {len(value.beats)}"] * (len(value.beats) < n)
 
     messages = [
         {"role": "system", "content": render("planner_outline.j2", **job.variables)},
@@ -119,7 +116,37 @@ def _outline(chat: Chat, job: Job) -> PlannedOutline:
             f"the outline is the offline planner's: the planning model gave none ({exc.detail[:160]})"
         )
         return PlannedOutline(title=board.title, beats=[s.description for s in board.shots])
-    return answer.value.model_copy(update={"beats": [b.strip() for b in answer.value.beats[:n]]})
+    beats = _mend_beats([b.strip() for b in answer.value.beats[:n]], job)
+    return answer.value.model_copy(update={"beats": beats})
+
+
+def _mend_beats(beats: list[str], job: Job) -> list[str]:
+    """A beat that speaks about the film, says almost nothing, is the brief's copy or repeats another takes the
+    offline planner's beat for its place, with a note (counted as a rule repair, not an offline shot)."""
+    board = job.offline()
+    copy = {_key(c) for c in job.ctx.copy}
+    out: list[str] = []
+    for i, beat in enumerate(beats):
+        why = None
+        if len(LATIN_OR_CJK_WORD.findall(beat)) < 3:
+            why = "says almost nothing"
+        elif is_meta_sentence(beat) or any(
+            is_meta_sentence(s) for s in re.split(r"(?<=[.!?。！？])\s+", beat)
+        ):
+            why = "speaks about the film, not what it shows"
+        elif _key(beat) in copy:
+            why = "is the brief's copy, not a picture"
+        elif _key(beat) in {_key(b) for b in out}:
+            why = "repeats an earlier beat"
+        if why:
+            beat = board.shots[min(i, len(board.shots) - 1)].description
+            job.notes.append(f"outline beat {i + 1} {why}; took the offline planner's beat ({beat[:60]!r})")
+        out.append(beat)
+    return out
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.casefold())
 
 
 def _batch(chat: Chat, job: Job, system: str, shots: list, batch: list[int]) -> list:
