@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,10 @@ class Job:
     seed: int | None
     progress: Callable[[str], None]
     notes: list[str] = field(default_factory=list)
+    retry_until: float | None = None  # monotonic: a batch begun after it gets one answer, not retries
+
+    def answers(self) -> int | None:
+        return 1 if self.retry_until is not None and time.monotonic() > self.retry_until else None
 
 
 def plan_in_batches(chat: Chat, job: Job) -> PlannedStoryboard:
@@ -107,6 +112,7 @@ def _outline(chat: Chat, job: Job) -> PlannedOutline:
             max_tokens=job.max_tokens or 60 + TOKENS_PER_BEAT * n,
             seed=job.seed,
             on_progress=job.progress,
+            answers=job.answers(),
         )
     except LLMError as exc:
         if exc.kind == "timeout":
@@ -188,6 +194,7 @@ def _batch(chat: Chat, job: Job, system: str, shots: list, batch: list[int]) -> 
         max_tokens=job.max_tokens or 100 + TOKENS_PER_SHOT * k,
         seed=job.seed,
         on_progress=job.progress,
+        answers=job.answers(),
     )
     board, part = upto(answer.value)
     mended, notes = mend(board, part, job.offline)

@@ -109,11 +109,14 @@ def plan_llm(
     progress = on_progress or log.info
     board_notes: list[str] = []
     variables = _variables(brief, config, n, total, lang)
+    # Asking again (a batch, a shot) is for the first half of one request's time; after it, first answers only,
+    # so a storyboard is planned in about one --llm-timeout however the model answers.
+    retry_until = time.monotonic() + config.llm_timeout / 2
     with Chat(endpoint_from(config, "llm")) as chat:
         planned = _plan_whole_first(chat, brief, config, ctx, variables, offline, board_notes, progress)
         if planned is None:
             job = Job(brief, ctx, variables, offline, getattr(config, "llm_batch", 3), config.llm_max_tokens,
-                      config.seed, progress, board_notes)  # fmt: skip
+                      config.seed, progress, board_notes, retry_until)  # fmt: skip
             try:
                 planned = plan_in_batches(chat, job)
             except LLMError as exc:
@@ -210,18 +213,22 @@ def _plan_whole(
     )
     planned, mended_notes = mend(answer.value, ctx, offline)
     notes += mended_notes
-    # Shots asked again must fit, with the whole answer, in one request's time.
-    deadline = began + config.llm_timeout
+    # Shots asked again must fit, with the whole answer, in most of one request's time.
+    deadline = began + 0.8 * config.llm_timeout
     return _ask_for_shots(chat, messages, planned, ctx, config, offline, notes, progress, deadline)
 
 
 def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offline, notes, progress, until):
     """The shots still wrong after the rules, asked again alone; what the model cannot fix comes from the
     offline planner."""
-    bad = review(planned, ctx).shots
-    indices = sorted(bad)
-    for start in range(0, len(indices), BATCH):
-        batch = indices[start : start + BATCH]
+    tried: set[int] = set()
+    # Judged again after every answer: a shot fixed in its place can fix its twin (two shots alike) too.
+    while True:
+        bad = review(planned, ctx).shots
+        if not (indices := [i for i in sorted(bad) if i not in tried]):
+            return planned
+        batch = indices[:BATCH]
+        tried.update(batch)
         problems = [p for i in batch for p in bad[i]]
 
         def batch_problems(value: PlannedShots, batch=batch, planned=planned) -> list[str]:
@@ -269,7 +276,6 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
                 f"shot(s) {numbers(batch)} from the offline planner: the planning model could not fix "
                 f"them ({problems[0]}; {exc.detail[:160]})"
             )
-    return planned
 
 
 def _plan_error(exc: LLMError, config) -> PlanError:

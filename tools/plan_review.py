@@ -8,9 +8,9 @@ itself): a shot count close to the one asked (the missing beat added from the of
 neighbouring pair merged); a price or on-screen text that is not the brief's (the brief's own price put back, or
 the text dropped); a speaker in a brief without dialogue; a camera that names no framing ('lens'); a description
 that speaks about the film, is the copy or repeats an earlier shot's (that shot's outline beat, or the offline
-planner's beat for its place); the same subtitle or on-screen text on several shots (kept on the last); and an
+planner's beat for its place); the same subtitle on several shots (kept on the last); and an
 image prompt that is the copy, the brief's own sentences, rule words ("subject, setting, framing, lens, lighting,
-mood"), too short or the same as another shot's, rebuilt from the shot's own description, camera, lighting and
+mood"), too short or the same on three shots or more, rebuilt from the shot's own description, camera, lighting and
 mood. What they cannot fix is asked again: for a few shots (a subtitle in the wrong language, about the
 deliverable or a stage direction; a prompt not in English; two shots alike), those shots alone; when most shots
 are wrong, a dialogue line is missing or the count is far off, the whole storyboard.
@@ -170,7 +170,7 @@ def mend(planned, ctx: PlanContext, offline: Callable[[], Storyboard]) -> tuple[
     brief_prices = list(dict.fromkeys(prices(ctx.brief)))
     shots = [_mend_shot(i, s, ctx, brief_prices, offline, notes) for i, s in enumerate(shots)]
     shots = _mend_descriptions(shots, ctx, offline, notes)
-    shots = _mend_repeats(shots, notes)
+    shots = _mend_repeats(shots, ctx, notes)
     shots = _mend_prompts(shots, ctx, offline, notes)
     return planned.model_copy(update={"shots": shots}), notes
 
@@ -261,7 +261,7 @@ def _weak_description(text: str, ctx: PlanContext) -> str | None:
     """Why a description shows nothing, or None."""
     if len(LATIN_OR_CJK_WORD.findall(text)) < 3:
         return "says almost nothing"
-    if is_meta_sentence(text):
+    if is_meta_sentence(text) or META_IN_SUBTITLE.search(text) or any(m and m in text for m in ctx.meta):
         return "speaks about the film, not what it shows"
     if is_rule_words(text):
         return "only restates the rules"
@@ -313,8 +313,8 @@ def _weak_prompt(prompt: str, ctx: PlanContext, subtitles: set[str]) -> str | No
         return "is too short to describe a picture"
     if key in subtitles or any(key == _norm(c) for c in ctx.copy) or key in _norm(ctx.brief):
         return "is the brief's copy, not a picture"
-    if any(is_meta_sentence(s) for s in re.split(r"(?<=[.!?。！？])\s+", prompt)):
-        return "speaks about the film"
+    if META_IN_SUBTITLE.search(prompt) or any(m and m in prompt for m in ctx.meta):
+        return "speaks about the film (its length or platform)"
     return None
 
 
@@ -326,9 +326,10 @@ def _mend_prompts(shots: list, ctx: PlanContext, offline, notes: list[str]) -> l
     out = []
     for i, shot in enumerate(shots):
         why = _weak_prompt(shot.prompt, ctx, subtitles) if shot.prompt.strip() else None
-        if why is None and keys[i] and keys.count(keys[i]) > 1:
-            why = "was the same as another shot's"
-        if why is None or (detect_lang(shot.prompt) == "zh" and why.startswith("was the same")):
+        if why is None and keys[i] and keys.count(keys[i]) > 2:
+            # One prompt on most of the film is no shot's own; a pair alike is the model's to write again.
+            why = f"was the same on {keys.count(keys[i])} shots"
+        if why is None or (detect_lang(shot.prompt) == "zh" and why.startswith("was the same on")):
             # A Chinese prompt is the model's to write again in English (review asks for it).
             out.append(shot)
             continue
@@ -337,10 +338,9 @@ def _mend_prompts(shots: list, ctx: PlanContext, offline, notes: list[str]) -> l
     return out
 
 
-def _mend_repeats(shots: list, notes: list[str]) -> list:
-    """Copy on screen is said once: the same subtitle or on-screen text on several shots stays on the last of
-    them (the end card carries the copy); a subtitle or on-screen text that is a shot's description (what it
-    shows, not copy) is left out."""
+def _mend_repeats(shots: list, ctx: PlanContext, notes: list[str]) -> list:
+    """Copy is said once: the same subtitle on several shots stays on the last of them (the end card carries the
+    copy); a subtitle or on-screen text that is a shot's description (what it shows, not copy) is left out."""
     shown = {same_key(s.description) for s in shots}
     out = list(shots)
     for name, label in (("subtitle", "subtitle"), ("expect_text", "on-screen text")):
@@ -352,12 +352,14 @@ def _mend_repeats(shots: list, notes: list[str]) -> list:
             update = {name: "" if name == "subtitle" else None} | (
                 {"speaker": None} if name == "subtitle" else {}
             )
-            if same_key(value) in shown:
+            # A stage direction as subtitle is the model's to fix (review says so): it may have left the copy out.
+            direction = any(d and d in value for d in ctx.directions)
+            if same_key(value) in shown and not direction:
                 out[i] = out[i].model_copy(update=update)
                 notes.append(
                     f"shot {i + 1}: {label} {value[:50]!r} describes a shot, it is not copy; left out"
                 )
-            elif last[same_key(value)] != i:
+            elif name == "subtitle" and last[same_key(value)] != i:
                 out[i] = out[i].model_copy(update=update)
                 notes.append(
                     f"shot {i + 1}: {label} said again on shot {last[same_key(value)] + 1}; left out here"
