@@ -105,6 +105,7 @@ def test_the_slogan_as_every_prompt_is_rebuilt_from_each_shot(server):
     assert all("soft window light" in s.prompt for s in board.shots)
     assert any("shot 4: the description repeats an earlier shot's" in n for n in notes)
     assert sum(s.duration for s in board.shots) == pytest.approx(10.0)  # 4 x 20 s rescaled to the film
+    assert "shot durations added up to 80 s for a 10 s film; rescaled" in notes
 
 
 @pytest.mark.parametrize("brief", ["headphones-en", "mug-en"])

@@ -318,7 +318,10 @@ def _storyboard_from(
 ) -> Storyboard:
     """Program ids and positions, durations rescaled to the film's length, the reading merged, nothing else changed."""
     reading = merge_reading(brief.reading or read_brief_settings(brief.text), planned.reading)
-    durations = allocate_durations([max(0.1, float(s.duration)) for s in planned.shots], total)
+    asked = [max(0.1, float(s.duration)) for s in planned.shots]
+    durations = allocate_durations(asked, total)
+    if abs(sum(asked) - total) > 0.25 * total:
+        mended = [*mended, f"shot durations added up to {sum(asked):g} s for a {total:g} s film; rescaled"]
     beats = split_beats(brief.text)
     scenes = [b.heading for b in beats if b.heading]
     shots = [
