@@ -126,7 +126,7 @@ def _one_line(text, limit: int = 300) -> str:
 
 def _offline_count(note: str) -> int:
     """Shots a planner note says came from the offline planner ('shot(s) 3, 4 from the offline planner')."""
-    if "from the offline planner" not in note or not note.startswith("shot(s) "):
+    if "from the offline planner" not in note or not note.startswith("shot(s) ") or "subtitle only" in note:
         return 0
     return len(note.removeprefix("shot(s) ").split(" from ")[0].split(","))
 
@@ -177,6 +177,11 @@ def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[d
         "offline_shots": sum(_offline_count(n) for n in notes),
         # What the director's rules mended in the model's answers (tools/plan_review.py), one per note.
         "rule_repairs": sum(1 for n in notes if n.startswith(("shot ", "outline beat"))),
+        # Shots whose copy (subtitle) is the offline planner's while the picture is the model's.
+        "offline_subtitles": sum(
+            _offline_count(n.replace("subtitle only", "")) for n in notes if "subtitle only" in n
+        )
+        + sum(1 for n in notes if n.startswith("shot ") and "took the offline planner's copy" in n),
         "notes": notes,
         "problems": problems.lines,
     }

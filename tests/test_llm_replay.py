@@ -151,3 +151,33 @@ def test_auto_gives_the_whole_storyboard_half_the_timeout_then_short_calls(serve
     assert any(
         n.startswith("planned in short calls: the whole storyboard in one answer failed") for n in notes
     )
+
+
+def test_a_shot_whose_copy_stays_wrong_keeps_its_picture(server):
+    """Asked again and still wrong only in its subtitle: the offline planner gives the copy, the model keeps
+    the picture (description, camera, prompt) it wrote."""
+    from test_llm_paths import board, shot
+
+    wrong = shot(2, subtitle="A 12-second launch film for Instagram")
+    server.script([board([shot(0), shot(1), wrong, shot(3)]), "not json"])
+    notes: list[str] = []
+    with within(8):
+        storyboard = plan_storyboard(read_brief(BRIEF), config(server), notes)
+    third = storyboard.shots[2]
+    assert (third.description, third.prompt) == (wrong["description"], wrong["prompt"])
+    assert "Instagram" not in third.subtitle
+    assert any(n.startswith("shot(s) 3 from the offline planner: subtitle only") for n in notes)
+
+
+def test_short_calls_take_the_offline_copy_for_a_wrong_subtitle_without_asking_again(server):
+    server.script([OUTLINE, shots(0, 1), shots(2, 3, subtitle="然后，Aria。")])
+    notes: list[str] = []
+    with within(6):
+        storyboard = plan_storyboard(
+            read_brief(BRIEF), config(server, llm_plan="batches", llm_batch=2), notes
+        )
+    assert len(server.requests) == 3
+    assert all("然后" not in s.subtitle for s in storyboard.shots)
+    assert any(
+        n.startswith("shot 3: subtitle '然后，Aria。' is not in English; took the offline") for n in notes
+    )

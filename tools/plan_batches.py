@@ -61,7 +61,7 @@ def plan_in_batches(chat: Chat, job: Job) -> PlannedStoryboard:
     n = job.ctx.shots
     outline = _outline(chat, job)
     # Shots whose description repeats another's or shows nothing take their own outline beat (tools/plan_review).
-    job.ctx = dataclasses.replace(job.ctx, outline=list(outline.beats))
+    job.ctx = dataclasses.replace(job.ctx, outline=list(outline.beats), subtitles_by_rule=True)
     system = render("planner_batch.j2", **job.variables, beats=outline.beats, brief=job.brief.text)
     shots: list = []
     failed: list[LLMError] = []

@@ -27,7 +27,15 @@ from tools.llm import Chat, LLMError, endpoint_from
 from tools.llm_answers import one_line
 from tools.plan_batches import Job, plan_in_batches
 from tools.plan_offline import orientation, plan_offline
-from tools.plan_review import LANGUAGE_NAMES, PlanContext, mend, replace_shots, review
+from tools.plan_review import (
+    LANGUAGE_NAMES,
+    PlanContext,
+    mend,
+    replace_shots,
+    review,
+    subtitle_problems,
+    with_offline_subtitle,
+)
 from tools.plan_schema import (
     MOTIONS,
     SHOT_KINDS,
@@ -268,13 +276,19 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
             notes += more
         except LLMError as exc:
             board = offline()
-            chosen = [
-                offline_shot(board.shots[min(i, len(board.shots) - 1)], planned.shots[i]) for i in batch
-            ]
+            theirs = [board.shots[min(i, len(board.shots) - 1)] for i in batch]
+            if all(subtitle_problems(bad[i]) for i in batch):
+                # Only the copy is wrong: the picture stays the model's, the copy is the offline planner's.
+                chosen = [
+                    with_offline_subtitle(planned.shots[i], o) for i, o in zip(batch, theirs, strict=True)
+                ]
+                what = "subtitle only, the rest is the model's"
+            else:
+                chosen = [offline_shot(o, planned.shots[i]) for i, o in zip(batch, theirs, strict=True)]
+                what = "the planning model could not fix them"
             planned = replace_shots(planned, batch, chosen)
             notes.append(
-                f"shot(s) {numbers(batch)} from the offline planner: the planning model could not fix "
-                f"them ({problems[0]}; {exc.detail[:160]})"
+                f"shot(s) {numbers(batch)} from the offline planner: {what} ({problems[0]}; {exc.detail[:160]})"
             )
 
 

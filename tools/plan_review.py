@@ -57,6 +57,9 @@ class PlanContext:
     copy: list[str] = field(default_factory=list)  # the brief's slogans, call to action and claims
     outline: list[str] = field(default_factory=list)  # the model's outline, one line per shot (short calls)
     has_dialogue: bool = False  # the brief has dialogue lines (kept when a batch is judged without them)
+    # Short calls: a subtitle the model got wrong takes the offline planner's copy for its place rather than
+    # a whole batch asked again.
+    subtitles_by_rule: bool = False
 
     def close(self, got: int) -> bool:
         """A count the rules may fix: within a quarter of the asked count (at least one shot either way)."""
@@ -169,6 +172,8 @@ def mend(planned, ctx: PlanContext, offline: Callable[[], Storyboard]) -> tuple[
         shots = _fit_count(shots, ctx, offline, notes)
     brief_prices = list(dict.fromkeys(prices(ctx.brief)))
     shots = [_mend_shot(i, s, ctx, brief_prices, offline, notes) for i, s in enumerate(shots)]
+    if ctx.subtitles_by_rule:
+        shots = _mend_subtitles(shots, ctx, offline, notes)
     shots = _mend_descriptions(shots, ctx, offline, notes)
     shots = _mend_repeats(shots, ctx, notes)
     shots = _mend_prompts(shots, ctx, offline, notes)
@@ -242,6 +247,30 @@ def _mend_shot(i: int, shot, ctx: PlanContext, brief_prices: list[str], offline,
             f"shot {i + 1}: camera {shot.camera[:40]!r} names no framing; the shot grammar's {camera!r}"
         )
     return shot.model_copy(update=update) if update else shot
+
+
+def subtitle_problems(problems: list[str]) -> bool:
+    """Every one of a shot's problems (as `review` words them) is about its subtitle."""
+    return bool(problems) and all(p.split(": ", 1)[-1].startswith("subtitle ") for p in problems)
+
+
+def with_offline_subtitle(shot, offline_shot):
+    """The model's shot with the offline planner's copy (subtitle and speaker) for its place."""
+    return shot.model_copy(update={"subtitle": offline_shot.subtitle, "speaker": offline_shot.speaker})
+
+
+def _mend_subtitles(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
+    out = []
+    for i, shot in enumerate(shots):
+        wrong = [p for p in shot_problems(shot, ctx) if p.startswith("subtitle ")]
+        if wrong:
+            board = offline()
+            shot = with_offline_subtitle(shot, board.shots[min(i, len(board.shots) - 1)])
+            notes.append(
+                f"shot {i + 1}: {wrong[0]}; took the offline planner's copy ({shot.subtitle[:40]!r})"
+            )
+        out.append(shot)
+    return out
 
 
 def _placeholder(text: str) -> bool:
