@@ -181,3 +181,22 @@ def test_short_calls_take_the_offline_copy_for_a_wrong_subtitle_without_asking_a
     assert any(
         n.startswith("shot 3: subtitle '然后，Aria。' is not in English; took the offline") for n in notes
     )
+
+
+def test_a_storyboard_still_wrong_after_its_tries_is_mended_shot_by_shot(server):
+    """Every prompt in Chinese, twice: the last storyboard is kept and its shots asked again one at a time,
+    rather than the whole planning failing."""
+    from test_llm_paths import board, shot
+
+    chinese = board([shot(i, prompt=f"第{i + 1}个镜头，夜班地铁，霓虹灯光，电影感") for i in range(4)])
+    server.script([chinese, chinese, shots(0), shots(1), shots(2), shots(3)])
+    notes: list[str] = []
+    with within(8):
+        storyboard = plan_storyboard(read_brief(BRIEF), config(server, llm_plan="whole"), notes)
+    assert len(server.requests) == 6 and storyboard.planner == "llm:tiny-local"
+    assert any(n.startswith("the planning model's last storyboard, mended shot by shot") for n in notes)
+    assert [s.prompt for s in storyboard.shots] == [
+        json.loads(shots(i))["shots"][0]["prompt"] for i in range(4)
+    ]
+    for i, request in enumerate(server.requests[2:]):
+        assert f"Write only shot(s) {i + 1} again" in last_ask(request)

@@ -250,6 +250,7 @@ class Chat:
             last_transport = ""
             content, finish = content_of(completion)
             value, problems = self._judge(completion, content, mode, call, stats)
+            call.last_value = value if value is not None else call.last_value
             if not problems:
                 call.progress(f"{self.endpoint.model} answered {call.what} in {stats.seconds:.1f} s")
                 return Answer(value=value, text=content, stats=stats)
@@ -271,7 +272,7 @@ class Chat:
         left = until - time.monotonic()
         if left < 0.5 or left < last_took:
             total = _secs(until - started)
-            raise self._error(
+            error = self._error(
                 f"used its total time ({total} s) without a usable {call.what}"
                 + (f" (the last answer took {_secs(last_took)} s, {_secs(max(0, left))} s were left)"
                    if left >= 0.5 else ""),
@@ -279,6 +280,8 @@ class Chat:
                 "budget",
                 stats,
             )  # fmt: skip
+            error.value = call.last_value
+            raise error
 
     def _judge(self, completion, content: str, mode: Mode, call: _Call, stats: CallStats):
         """The answer's value and problems; a refusal (by the API or in words) raises."""
@@ -303,13 +306,15 @@ class Chat:
                 "status" if last_transport.startswith("HTTP") else "connect",
                 stats,
             )
-        return self._error(
+        error = self._error(
             f"answered {answers} time(s) without a usable {call.what}: first problem: "
             f"{one_line(stats.problems[0], 240)}",
             f"try another {self._flag('model')}, or raise {self._flag('retries')} or {self._flag('max-tokens')}",
             "invalid",
             stats,
         )
+        error.value = call.last_value
+        return error
 
     def _ask_again(self, messages, history, content, finish, problems, mode: Mode, call: _Call, stats):
         """The conversation for the next try after an unusable answer, and whether the mode stepped down."""
@@ -533,6 +538,7 @@ class _Call:
     tools: list[dict] | None = None  # OpenAI tool definitions (Chat.tools)
     answers: int | None = None  # answers this call may take; None: the endpoint's retries + 1
     shorter: dict | None = None  # the schema asked for after an answer cut off at the token limit
+    last_value: Any = None  # the last answer that fit the schema model but not `validate`
     until: float | None = None  # monotonic deadline of the whole call; None: timeout x answers from its start
 
     def progress(self, line: str) -> None:

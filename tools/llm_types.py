@@ -70,12 +70,16 @@ class LLMError(RuntimeError):
         stats: CallStats | None = None,
         status: int | None = None,
         detail: str = "",
+        value: Any = None,
     ):
         super().__init__(message)
         self.kind = kind
         self.stats = stats or CallStats()
         self.status = status
         self.detail = detail  # what the endpoint said or did, without the advice: for callers' own messages
+        # kind "invalid": the last answer that parsed and fit the schema model but failed `validate`, if any
+        # (a caller may still mend it by its own rules).
+        self.value = value
 
 
 def endpoint_from(config: Any, which: Literal["llm", "vlm"] = "llm") -> Endpoint:

@@ -202,6 +202,30 @@ def _plan_whole(
         count = [f"expected exactly {n} shots, got {len(value.shots)}"] * (len(value.shots) != n)
         return list(dict.fromkeys(count + found.problems()))
 
+    try:
+        value = _whole_answer(chat, messages, config, n, whole_problems, until, progress)
+    except LLMError as exc:
+        # The last storyboard the model wrote, still wrong by meaning or out of time to ask again whole: what
+        # the rules and single shots can make of it beats starting again.
+        if not isinstance(exc.value, PlannedStoryboard) or not ctx.close(len(exc.value.shots)):
+            raise
+        value = exc.value
+        notes.append(
+            f"the planning model's last storyboard, mended shot by shot ({one_line(exc.detail, 140)})"
+        )
+        progress("planner: mending the last storyboard shot by shot")
+    planned, mended_notes = mend(value, ctx, offline)
+    notes += mended_notes
+    # Shots asked again must fit, with the whole answer, in most of one request's time.
+    deadline = began + 0.8 * config.llm_timeout
+    planned = _ask_for_shots(chat, messages, planned, ctx, config, offline, notes, progress, deadline)
+    said = " ".join(s.subtitle for s in planned.shots) + " " + " ".join(planned.notes)
+    notes += [f"dialogue line not said by the planning model: {d!r}" for d in ctx.dialogue if d not in said]
+    return planned
+
+
+def _whole_answer(chat: Chat, messages, config, n: int, whole_problems, until, progress) -> PlannedStoryboard:
+    schema = planner_schema(n)
     answer = chat.structured(
         messages,
         PlannedStoryboard,
@@ -219,11 +243,7 @@ def _plan_whole(
         # shorter request leaves it out.
         shorter=planner_schema(n, reading=False),
     )
-    planned, mended_notes = mend(answer.value, ctx, offline)
-    notes += mended_notes
-    # Shots asked again must fit, with the whole answer, in most of one request's time.
-    deadline = began + 0.8 * config.llm_timeout
-    return _ask_for_shots(chat, messages, planned, ctx, config, offline, notes, progress, deadline)
+    return answer.value
 
 
 def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offline, notes, progress, until):
