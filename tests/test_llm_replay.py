@@ -200,3 +200,19 @@ def test_a_storyboard_still_wrong_after_its_tries_is_mended_shot_by_shot(server)
     ]
     for i, request in enumerate(server.requests[2:]):
         assert f"Write only shot(s) {i + 1} again" in last_ask(request)
+
+
+def test_a_batch_still_wrong_after_its_tries_keeps_what_is_usable(server):
+    chinese = shots(2, 3, prompt="拥挤的夜班地铁车厢，疲惫的通勤者，霓虹灯光")
+    server.script([OUTLINE, shots(0, 1), chinese, chinese])
+    notes: list[str] = []
+    with within(6):
+        storyboard = plan_storyboard(
+            read_brief(BRIEF), config(server, llm_plan="batches", llm_batch=2), notes
+        )
+    assert len(server.requests) == 4 and not offline_shots(notes)
+    from test_llm_paths import SCENES
+
+    for s, (_, description, _) in zip(storyboard.shots[2:], SCENES[2:], strict=True):
+        assert description in s.prompt and "35mm" in s.prompt  # built from the shot's own fields
+    assert sum("prompt is in Chinese" in n and "rebuilt from the shot's fields" in n for n in notes) == 2

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from tools.brief import is_meta_sentence
 from tools.film import Brief, Storyboard
 from tools.llm import Chat, LLMError
-from tools.plan_review import LATIN_OR_CJK_WORD, PlanContext, mend, review
+from tools.plan_review import LATIN_OR_CJK_WORD, PlanContext, mend, prompt_from_fields, review
 from tools.plan_schema import (
     TOKENS_PER_SHOT,
     PlannedOutline,
@@ -185,18 +185,48 @@ def _batch(chat: Chat, job: Job, system: str, shots: list, batch: list[int]) -> 
         count=k,
         last=batch[-1] == ctx.shots - 1,
     )
-    answer = chat.structured(
-        [{"role": "system", "content": system}, {"role": "user", "content": ask}],
-        PlannedShots,
-        name="shots",
-        validate=problems,
-        schema=shots_schema(k),
-        max_tokens=job.max_tokens or 100 + TOKENS_PER_SHOT * k,
-        seed=job.seed,
-        on_progress=job.progress,
-        answers=job.answers(),
-    )
-    board, part = upto(answer.value)
+    try:
+        value = chat.structured(
+            [{"role": "system", "content": system}, {"role": "user", "content": ask}],
+            PlannedShots,
+            name="shots",
+            validate=problems,
+            schema=shots_schema(k),
+            max_tokens=job.max_tokens or 100 + TOKENS_PER_SHOT * k,
+            seed=job.seed,
+            on_progress=job.progress,
+            answers=job.answers(),
+        ).value
+        last = None
+    except LLMError as exc:
+        # Still wrong after its tries: what the model wrote is kept where it is usable (below).
+        if exc.kind == "timeout" or not isinstance(exc.value, PlannedShots) or len(exc.value.shots) < k:
+            raise
+        value, last = exc.value, exc
+    board, part = upto(value)
     mended, notes = mend(board, part, job.offline)
     job.notes.extend(notes)
+    if last is not None:
+        mended = _keep_what_is_usable(mended, part, batch, job, last)
     return list(mended.shots)
+
+
+def _keep_what_is_usable(board: PlannedStoryboard, part: PlanContext, batch: list[int], job: Job, exc):
+    """A batch the model could not fix: a shot wrong only in its prompt gets one built from its own fields,
+    any other wrong shot is the offline planner's, with a note; the right ones stay the model's."""
+    found = review(board, part).shots
+    shots = list(board.shots)
+    offline = job.offline()
+    for i in (i for i in batch if i in found):
+        if all(p.split(": ", 1)[-1].startswith(("prompt ", "has the same prompt")) for p in found[i]):
+            shots[i] = shots[i].model_copy(
+                update={"prompt": prompt_from_fields(i, shots[i], part, job.offline)}
+            )
+            job.notes.append(f"{found[i][0]}; rebuilt from the shot's fields")
+        else:
+            shots[i] = offline_shot(offline.shots[min(i, len(offline.shots) - 1)], shots[i])
+            job.notes.append(
+                f"shot(s) {i + 1} from the offline planner: the planning model could not fix it "
+                f"({found[i][0]}; {exc.detail[:120]})"
+            )
+    return board.model_copy(update={"shots": shots})

@@ -362,7 +362,7 @@ def _mend_prompts(shots: list, ctx: PlanContext, offline, notes: list[str]) -> l
             # A Chinese prompt is the model's to write again in English (review asks for it).
             out.append(shot)
             continue
-        out.append(shot.model_copy(update={"prompt": _prompt_from_fields(i, shot, ctx, offline)}))
+        out.append(shot.model_copy(update={"prompt": prompt_from_fields(i, shot, ctx, offline)}))
         notes.append(f"shot {i + 1}: the prompt {why}; rebuilt from the shot's fields")
     return out
 
@@ -396,7 +396,7 @@ def _mend_repeats(shots: list, ctx: PlanContext, notes: list[str]) -> list:
     return out
 
 
-def _prompt_from_fields(i: int, shot, ctx: PlanContext, offline) -> str:
+def prompt_from_fields(i: int, shot, ctx: PlanContext, offline) -> str:
     if is_rule_words(shot.description) or detect_lang(shot.description) != "en":
         board = offline()
         return board.shots[min(i, len(board.shots) - 1)].prompt
