@@ -295,21 +295,23 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
             planned, more = mend(replace_shots(planned, batch, chosen), ctx, offline)
             notes += more
         except LLMError as exc:
-            board = offline()
-            theirs = [board.shots[min(i, len(board.shots) - 1)] for i in batch]
-            if all(subtitle_problems(bad[i]) for i in batch):
-                # Only the copy is wrong: the picture stays the model's, the copy is the offline planner's.
-                chosen = [
-                    with_offline_subtitle(planned.shots[i], o) for i, o in zip(batch, theirs, strict=True)
-                ]
-                what = "subtitle only, the rest is the model's"
-            else:
-                chosen = [offline_shot(o, planned.shots[i]) for i, o in zip(batch, theirs, strict=True)]
-                what = "the planning model could not fix them"
-            planned = replace_shots(planned, batch, chosen)
-            notes.append(
-                f"shot(s) {numbers(batch)} from the offline planner: {what} ({problems[0]}; {exc.detail[:160]})"
+            planned = _from_offline(
+                planned, batch, bad, offline(), notes, f"{problems[0]}; {exc.detail[:160]}"
             )
+
+
+def _from_offline(planned, batch: list[int], bad: dict, board: Storyboard, notes: list[str], why: str):
+    """The batch's shots the model could not fix, from the offline planner's storyboard `board`."""
+    theirs = [board.shots[min(i, len(board.shots) - 1)] for i in batch]
+    if all(subtitle_problems(bad[i]) for i in batch):
+        # Only the copy is wrong: the picture stays the model's, the copy is the offline planner's.
+        chosen = [with_offline_subtitle(planned.shots[i], o) for i, o in zip(batch, theirs, strict=True)]
+        what = "subtitle only, the rest is the model's"
+    else:
+        chosen = [offline_shot(o, planned.shots[i]) for i, o in zip(batch, theirs, strict=True)]
+        what = "the planning model could not fix them"
+    notes.append(f"shot(s) {numbers(batch)} from the offline planner: {what} ({why})")
+    return replace_shots(planned, batch, chosen)
 
 
 def _plan_error(exc: LLMError, config) -> PlanError:
