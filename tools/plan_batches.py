@@ -5,9 +5,14 @@ itself.
 
     planned = plan_in_batches(chat, job)     # a PlannedStoryboard; LLMError when the endpoint cannot do it
 
-A batch the model still gets wrong comes from the offline planner, with a note; an outline it gets wrong too (the
-offline planner's beats are then the outline). A timed-out call ends the planning: a server that cannot answer a
-short call in time will not answer the next one. Every batch failing is an error, not an offline storyboard.
+The director's rules mend each answer first (tools/plan_review.py): an outline beat about the film, the copy or
+repeated takes the offline planner's beat for its place; a shot's description that repeats another takes its outline
+beat; a wrong subtitle takes the offline planner's copy. A batch still wrong after its tries keeps its usable
+shots (a prompt-only fault rebuilt from the shot's fields, other wrong shots from the offline planner, with a note);
+a batch with no usable answer comes from the offline planner; an outline with none is the offline planner's beats.
+A timed-out call ends the planning: a server that cannot answer a short call in time will not answer the next one.
+Every batch failing is an error, not an offline storyboard. Batches and the outline are asked again only in the
+first half of `llm_timeout` (`Job.retry_until`).
 """
 
 from __future__ import annotations
