@@ -216,3 +216,20 @@ def test_a_batch_still_wrong_after_its_tries_keeps_what_is_usable(server):
     for s, (_, description, _) in zip(storyboard.shots[2:], SCENES[2:], strict=True):
         assert description in s.prompt and "35mm" in s.prompt  # built from the shot's own fields
     assert sum("prompt is in Chinese" in n and "rebuilt from the shot's fields" in n for n in notes) == 2
+
+
+def test_a_shot_whose_prompt_stays_wrong_gets_one_from_its_own_fields(server):
+    from test_llm_paths import board, shot
+
+    chinese = shot(1, prompt="拥挤的夜班地铁车厢，疲惫的通勤者，霓虹灯光，电影感")
+    server.script([board([shot(0), chinese, shot(2), shot(3)]), json.dumps({"shots": [chinese]})])
+    notes: list[str] = []
+    with within(8):
+        storyboard = plan_storyboard(read_brief(BRIEF), config(server), notes)
+    second = storyboard.shots[1]
+    assert second.description == chinese["description"] and chinese["description"] in second.prompt
+    assert "35mm" in second.prompt and "拥挤" not in second.prompt and not offline_shots(notes)
+    assert any(
+        n.startswith("shot 2: prompt is in Chinese") and n.endswith("rebuilt from the shot's fields")
+        for n in notes
+    )

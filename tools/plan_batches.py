@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from tools.brief import is_meta_sentence
 from tools.film import Brief, Storyboard
 from tools.llm import Chat, LLMError
-from tools.plan_review import LATIN_OR_CJK_WORD, PlanContext, mend, prompt_from_fields, review
+from tools.plan_review import (
+    LATIN_OR_CJK_WORD,
+    PlanContext,
+    mend,
+    prompt_from_fields,
+    prompt_problems,
+    review,
+)
 from tools.plan_schema import (
     TOKENS_PER_SHOT,
     PlannedOutline,
@@ -223,7 +230,7 @@ def _keep_what_is_usable(board: PlannedStoryboard, part: PlanContext, batch: lis
     shots = list(board.shots)
     offline = job.offline()
     for i in (i for i in batch if i in found):
-        if all(p.split(": ", 1)[-1].startswith(("prompt ", "has the same prompt")) for p in found[i]):
+        if prompt_problems(found[i]):
             shots[i] = shots[i].model_copy(
                 update={"prompt": prompt_from_fields(i, shots[i], part, job.offline)}
             )

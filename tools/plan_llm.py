@@ -31,6 +31,8 @@ from tools.plan_review import (
     LANGUAGE_NAMES,
     PlanContext,
     mend,
+    prompt_from_fields,
+    prompt_problems,
     replace_shots,
     review,
     subtitle_problems,
@@ -295,23 +297,33 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
             planned, more = mend(replace_shots(planned, batch, chosen), ctx, offline)
             notes += more
         except LLMError as exc:
-            planned = _from_offline(
-                planned, batch, bad, offline(), notes, f"{problems[0]}; {exc.detail[:160]}"
+            why = f"{problems[0]}; {exc.detail[:160]}"
+            planned = _from_offline(planned, batch, bad, ctx, offline, notes, why)
+
+
+def _from_offline(
+    planned, batch: list[int], bad: dict, ctx: PlanContext, offline, notes: list[str], why: str
+):
+    """The batch's shots the model could not fix: a fault only in the copy takes the offline planner's subtitle,
+    one only in the prompt a prompt built from the shot's own fields; any other shot is the offline planner's."""
+    board = offline()
+    shots = list(planned.shots)
+    for i in batch:
+        theirs = board.shots[min(i, len(board.shots) - 1)]
+        if subtitle_problems(bad[i]):
+            shots[i] = with_offline_subtitle(shots[i], theirs)
+            notes.append(
+                f"shot(s) {i + 1} from the offline planner: subtitle only, the rest is the model's ({why})"
             )
-
-
-def _from_offline(planned, batch: list[int], bad: dict, board: Storyboard, notes: list[str], why: str):
-    """The batch's shots the model could not fix, from the offline planner's storyboard `board`."""
-    theirs = [board.shots[min(i, len(board.shots) - 1)] for i in batch]
-    if all(subtitle_problems(bad[i]) for i in batch):
-        # Only the copy is wrong: the picture stays the model's, the copy is the offline planner's.
-        chosen = [with_offline_subtitle(planned.shots[i], o) for i, o in zip(batch, theirs, strict=True)]
-        what = "subtitle only, the rest is the model's"
-    else:
-        chosen = [offline_shot(o, planned.shots[i]) for i, o in zip(batch, theirs, strict=True)]
-        what = "the planning model could not fix them"
-    notes.append(f"shot(s) {numbers(batch)} from the offline planner: {what} ({why})")
-    return replace_shots(planned, batch, chosen)
+        elif prompt_problems(bad[i]):
+            shots[i] = shots[i].model_copy(update={"prompt": prompt_from_fields(i, shots[i], ctx, offline)})
+            notes.append(f"{bad[i][0]}; rebuilt from the shot's fields")
+        else:
+            shots[i] = offline_shot(theirs, shots[i])
+            notes.append(
+                f"shot(s) {i + 1} from the offline planner: the planning model could not fix them ({why})"
+            )
+    return planned.model_copy(update={"shots": shots})
 
 
 def _plan_error(exc: LLMError, config) -> PlanError:

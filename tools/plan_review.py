@@ -254,6 +254,13 @@ def subtitle_problems(problems: list[str]) -> bool:
     return bool(problems) and all(p.split(": ", 1)[-1].startswith("subtitle ") for p in problems)
 
 
+def prompt_problems(problems: list[str]) -> bool:
+    """Every one of a shot's problems is about its image prompt (its language, a price, a twin's prompt)."""
+    return bool(problems) and all(
+        p.split(": ", 1)[-1].startswith(("prompt ", "has the same prompt")) for p in problems
+    )
+
+
 def with_offline_subtitle(shot, offline_shot):
     """The model's shot with the offline planner's copy (subtitle and speaker) for its place."""
     return shot.model_copy(update={"subtitle": offline_shot.subtitle, "speaker": offline_shot.speaker})
