@@ -126,7 +126,7 @@ def _one_line(text, limit: int = 300) -> str:
 
 def _offline_count(note: str) -> int:
     """Shots a planner note says came from the offline planner ('shot(s) 3, 4 from the offline planner')."""
-    if "from the offline planner" not in note or not note.startswith("shot(s) "):
+    if "from the offline planner" not in note or not note.startswith("shot(s) ") or "subtitle only" in note:
         return 0
     return len(note.removeprefix("shot(s) ").split(" from ")[0].split(","))
 
@@ -175,6 +175,13 @@ def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[d
         # Shots the model did not write (the offline planner's, with a note): a storyboard that is the model's
         # own has none.
         "offline_shots": sum(_offline_count(n) for n in notes),
+        # What the director's rules mended in the model's answers (tools/plan_review.py), one per note.
+        "rule_repairs": sum(1 for n in notes if n.startswith(("shot ", "outline beat"))),
+        # Shots whose copy (subtitle) is the offline planner's while the picture is the model's.
+        "offline_subtitles": sum(
+            _offline_count(n.replace("subtitle only", "")) for n in notes if "subtitle only" in n
+        )
+        + sum(1 for n in notes if n.startswith("shot ") and "took the offline planner's copy" in n),
         "notes": notes,
         "problems": problems.lines,
     }
@@ -204,7 +211,7 @@ def main() -> int:
         status = "ok  " if row["ok"] else "FAIL"
         print(
             f"{status} {name:14} {row['shots']}/{shots} shots  {row['calls']} calls  {tokens:>11} tokens  "
-            f"{row['seconds']:7.1f} s  {row['offline_shots']} offline  {row['error']}",
+            f"{row['seconds']:7.1f} s  {row['offline_shots']} offline  {row['rule_repairs']} mended  {row['error']}",
             flush=True,
         )
     totals = _totals(rows)
@@ -244,6 +251,7 @@ def _totals(rows: list[dict]) -> dict:
         "calls_per_storyboard": round(sum(r["calls"] for r in rows) / len(rows), 2) if rows else 0.0,
         "seconds_per_storyboard": round(sum(r["seconds"] for r in rows) / len(rows), 1) if rows else 0.0,
         "max_seconds": max((r["seconds"] for r in rows), default=0.0),
+        "within_120_s": sum(1 for r in done if r["seconds"] <= 120.0),
         "completion_tokens_per_storyboard": (
             round(sum(r["completion_tokens"] for r in rows) / len(rows))
             if rows and all(r["completion_tokens"] is not None for r in rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -252,3 +253,32 @@ def test_vision_message_carries_a_data_url(server):
     assert url.startswith("data:image/png;base64,")
     Chat(endpoint(server)).structured([message], Board, name="verdict")
     assert server.requests[0]["messages"][0]["content"][1]["image_url"]["url"] == url
+
+
+def test_a_server_refusing_max_length_gets_the_schema_without_it(server):
+    schema = {
+        "type": "object",
+        "properties": {
+            "shots": {"type": "array", "maxItems": 2, "items": {"type": "string", "maxLength": 9}}
+        },
+        "required": ["shots"],
+        "additionalProperties": False,
+    }
+    server.script([Status(400, "Invalid schema for response_format: 'maxLength' is not permitted"), board(1)])
+    chat = Chat(endpoint(server, retries=0))
+    answer = chat.structured(MESSAGES, Board, name="storyboard", schema=schema)
+    assert answer.value and chat.mode == "json_schema" and chat.string_limits is False
+    first, second = (r["response_format"]["json_schema"]["schema"] for r in server.requests)
+    assert first["properties"]["shots"]["items"]["maxLength"] == 9
+    assert "maxLength" not in json.dumps(second) and second["properties"]["shots"]["maxItems"] == 2
+
+
+def test_a_try_that_cannot_finish_in_the_time_left_is_not_sent(server):
+    server.script([Delay(0.9, board(1)), board(3)])
+    chat = Chat(endpoint(server, retries=2))
+    with pytest.raises(LLMError) as err:
+        chat.structured(
+            MESSAGES, Board, name="storyboard", context={"shots": 3}, until=time.monotonic() + 1.5
+        )
+    assert err.value.kind == "budget" and len(server.requests) == 1
+    assert re.search(r"the last answer took [\d.]+ s, [\d.]+ s were left", str(err.value))

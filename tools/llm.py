@@ -15,9 +15,10 @@ Public names:
   and the structured mode that endpoint was found to take, remembered for the Chat's life (make one per run).
   `flags` names the CLI prefix of the endpoint's URL and model in error advice (`"llm"` or `"vlm"`).
   - `structured(messages, schema_model, *, name, validate=None, context=None, schema=None,
-    schema_in_prompt=False, max_tokens=None, temperature=None, seed=None, repair=None, on_progress=None)
-    -> Answer`: asks for one JSON object, parses it (`parse_json`), validates it with `schema_model` (pydantic,
-    with `context`) and `validate(value) -> list[str]`; asks again with the problems listed.
+    schema_in_prompt=False, max_tokens=None, temperature=None, seed=None, repair=None, on_progress=None,
+    answers=None, until=None, shorter=None) -> Answer`: asks for one JSON object, parses it (`parse_json`),
+    validates it with `schema_model` (pydantic, with `context`) and `validate(value) -> list[str]`; asks again
+    with the problems listed (after a cut-off answer, for the `shorter` schema when given).
   - `text(messages, *, check=None, max_tokens=None, temperature=None, seed=None, on_progress=None) -> Answer`:
     plain text; `check(text) -> list[str]` problems are asked again.
   - `rewrite(messages, *, request, ...) -> Answer`: `text` with `clean_reply` and the echo check (`is_echo`).
@@ -33,7 +34,8 @@ Public names:
   `.detail` is what it did without the advice.
 - `parse_json`, `clean_reply`, `is_echo`, `strict_schema` (tools/llm_answers.py), `image_part`,
   `vision_message` (tools/llm_vision.py): helpers, also for callers that need them alone. The format
-  negotiation's pieces are tools/llm_format.py; a Chat kept per endpoint across calls is tools/llm_pool.py.
+  negotiation's pieces are tools/llm_format.py; a Chat kept per endpoint across calls is tools/llm_pool.py;
+  Endpoint, CallStats, Answer and LLMError are defined in tools/llm_types.py.
 
 Structured output is negotiated per endpoint: `response_format` json_schema (strict) → json_object with the schema
 in the prompt → plain text asking for a fenced JSON block. A step down is taken on a clear refusal (HTTP 400/422
@@ -44,8 +46,10 @@ JSON that declines the task ("I'm sorry, I can't") is a refusal, not asked again
 Deadlines: every request has a total deadline of `Endpoint.timeout` seconds (connect, first byte and the whole
 body), enforced under the HTTP client: each socket read and write waits at most the time left, so a server that
 drips a byte every few seconds is cut off at the deadline. One call (`structured`, `text`) takes at most
-`retries + 1` answers and `timeout * (retries + 1)` seconds in all. A timed-out request is not retried: a local
-server keeps computing the abandoned answer, and asking again the same way only waits again.
+`retries + 1` answers and `timeout * (retries + 1)` seconds in all (`answers=` and `until=` bound one call more
+tightly), and a try after the first is not sent when the time left is shorter than the last answer took. A
+timed-out request is not retried: a local server keeps computing the abandoned answer, and asking again the same
+way only waits again.
 `finish_reason == "length"` is answered by a request that asks for a shorter answer, not the same one again.
 """
 
@@ -54,10 +58,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tools.deadline import deadline, deadline_transport
 from tools.llm_answers import (
@@ -73,97 +77,34 @@ from tools.llm_format import (
     Mode,
     content_of,
     is_format_refusal,
+    is_length_refusal,
     next_mode,
     no_json,
     refusal_of,
     response_format,
     with_format,
+    without_lengths,
 )
+from tools.llm_types import Answer, CallStats, Endpoint, Kind, LLMError
+from tools.llm_types import endpoint_from as endpoint_from  # re-exported
 from tools.llm_vision import image_part as image_part  # re-exported
 from tools.llm_vision import vision_message as vision_message
 
+__all__ = [
+    "Answer",
+    "CallStats",
+    "Chat",
+    "Endpoint",
+    "LLMError",
+    "endpoint_from",
+    "rewrite",
+    "structured",
+    "text",
+]
+
 PLACEHOLDER_KEY = "not-needed"  # local servers take any key; the openai client insists on one
 MAX_RESENT_CHARS = 6000  # an invalid answer shown back to the model is clamped to this
-Kind = Literal["connect", "timeout", "status", "auth", "not_found", "refused", "invalid", "budget"]
 M = TypeVar("M", bound=BaseModel)
-
-
-class Endpoint(BaseModel):
-    """One OpenAI-compatible chat endpoint and how to call it."""
-
-    base_url: str = Field(description="Base URL, e.g. http://127.0.0.1:8080/v1.")
-    model: str = Field(description="Model name to ask for.")
-    api_key: SecretStr | None = Field(default=None, description="Key; a placeholder is sent when None.")
-    timeout: float = Field(
-        default=60.0, gt=0, description="Total seconds one request may take, body included."
-    )
-    retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed or invalid answer.")
-    max_tokens: int | None = Field(
-        default=None, gt=0, description="Cap on answer tokens; None: sized per call."
-    )
-    temperature: float | None = Field(
-        default=None, ge=0, le=2, description="Sampling temperature; None: server's."
-    )
-
-
-class CallStats(BaseModel):
-    """What one `structured`/`text` call cost; recorded by benchmarks and the manifest."""
-
-    calls: int = 0
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    seconds: float = 0.0
-    mode: Mode | None = None
-    problems: list[str] = Field(default_factory=list, description="Why earlier answers were asked again.")
-
-    def add_usage(self, usage: Any) -> None:
-        if usage is None:
-            return
-        for name in ("prompt_tokens", "completion_tokens"):
-            if (n := getattr(usage, name, None)) is not None:
-                setattr(self, name, (getattr(self, name) or 0) + int(n))
-
-
-@dataclass
-class Answer(Generic[M]):
-    """A usable answer: the validated value (structured) or None (text), the answer's text, and its cost."""
-
-    value: M | None
-    text: str
-    stats: CallStats = field(default_factory=CallStats)
-
-
-class LLMError(RuntimeError):
-    """A chat endpoint gave no usable answer; the message says which endpoint, what it did and what to change."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: Kind,
-        stats: CallStats | None = None,
-        status: int | None = None,
-        detail: str = "",
-    ):
-        super().__init__(message)
-        self.kind = kind
-        self.stats = stats or CallStats()
-        self.status = status
-        self.detail = detail  # what the endpoint said or did, without the advice: for callers' own messages
-
-
-def endpoint_from(config: Any, which: Literal["llm", "vlm"] = "llm") -> Endpoint:
-    """The Endpoint a tool's config names: `<which>_base_url` and `<which>_model`, and the `llm_*` key, timeout,
-    retries, max tokens and temperature (one person, one set of servers). The config must name both."""
-    return Endpoint(
-        base_url=getattr(config, f"{which}_base_url"),
-        model=getattr(config, f"{which}_model"),
-        api_key=getattr(config, "llm_api_key", None),
-        timeout=getattr(config, "llm_timeout", 60.0),
-        retries=getattr(config, "llm_retries", 2),
-        max_tokens=getattr(config, "llm_max_tokens", None),
-        temperature=getattr(config, "llm_temperature", None),
-    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -185,6 +126,7 @@ class Chat:
         self.endpoint = endpoint
         self.flags = flags
         self.mode: Mode = "json_schema"
+        self.string_limits = True  # maxLength/minLength sent in json_schema until the server refuses them
         key = endpoint.api_key.get_secret_value() if endpoint.api_key else PLACEHOLDER_KEY
         self._openai = openai
         self.client = openai.OpenAI(
@@ -278,30 +220,28 @@ class Chat:
     # -- the loop -------------------------------------------------------------------------------------------
 
     def _ask(self, messages: list[dict], call: _Call) -> Answer:
-        """Ask until `call.judge(content, mode)` finds no problems, within retries + 1 answers and the total time."""
-        ep = self.endpoint
+        """Ask until `call.judge(content, mode)` finds no problems, within the call's answers and total time."""
         stats = CallStats()
-        answers = ep.retries + 1
-        until = time.monotonic() + ep.timeout * answers
+        answers = call.answers if call.answers is not None else self.endpoint.retries + 1
+        started = time.monotonic()
+        until = call.until or started + self.endpoint.timeout * answers
         history = list(messages)
         tries = 0  # answers and transport failures; format refusals do not count (at most two)
-        last_transport = ""
+        last_transport, last_took = "", 0.0
         while tries < answers:
-            if stats.calls and until - time.monotonic() < 0.5:  # the first request always goes
-                raise self._error(
-                    f"used its total time ({_secs(ep.timeout * answers)} s) without a usable {call.what}",
-                    f"raise {self._flag('timeout')} or {self._flag('retries')}",
-                    "budget",
-                    stats,
-                )
+            self._check_time(stats, until, last_took, started, call)
             mode = stats.mode = self.mode if call.format else "text"
-            call.progress(f"asking {ep.model} for {call.what} ({mode}), try {tries + 1} of {answers}")
+            call.progress(
+                f"asking {self.endpoint.model} for {call.what} ({mode}), try {tries + 1} of {answers}"
+            )
+            asked = time.monotonic()
             try:
                 completion = self._request(with_format(history, mode, call.format), stats, until, call, mode)
             except _Refused as refused:
                 self._on_refused(refused, mode, call, stats)
                 continue
             tries += 1
+            last_took = time.monotonic() - asked
             if completion is None:
                 last_transport = stats.problems[-1]
                 if tries < answers:
@@ -309,44 +249,72 @@ class Chat:
                 continue
             last_transport = ""
             content, finish = content_of(completion)
-            if refusal := refusal_of(completion):
-                raise self._error(
-                    f"answered with a refusal: {one_line(refusal)}",
-                    f"rephrase the request or try another {self._flag('model')}",
-                    "refused",
-                    stats,
-                )
-            value, problems = call.judge(content, mode)
-            if no_json(problems) and reads_as_refusal(content):
-                raise self._error(
-                    f"answered with a refusal: {one_line(content)}",
-                    f"rephrase the request or try another {self._flag('model')}",
-                    "refused",
-                    stats,
-                )
+            value, problems = self._judge(completion, content, mode, call, stats)
+            call.last_value = value if value is not None else call.last_value
             if not problems:
-                call.progress(f"{ep.model} answered {call.what} in {stats.seconds:.1f} s")
+                call.progress(f"{self.endpoint.model} answered {call.what} in {stats.seconds:.1f} s")
                 return Answer(value=value, text=content, stats=stats)
             history, stepped = self._ask_again(
                 messages, history, content, finish, problems, mode, call, stats
             )
             if stepped:  # the next mode always gets one answer, even past the retries (at most two steps)
                 answers = max(answers, tries + 1)
-            call.progress(f"{ep.model}'s answer was not usable: {one_line(stats.problems[-1], 120)}")
-        if last_transport:
+            call.progress(
+                f"{self.endpoint.model}'s answer was not usable: {one_line(stats.problems[-1], 120)}"
+            )
+        raise self._gave_up(answers, last_transport, call, stats)
+
+    def _check_time(self, stats: CallStats, until: float, last_took: float, started: float, call: _Call):
+        """Before a try after the first: raise `budget` when the time left cannot hold another answer as long
+        as the last one (asking a slow server again only to be cut off wastes what is left)."""
+        if not stats.calls:
+            return  # the first request always goes
+        left = until - time.monotonic()
+        if left < 0.5 or left < last_took:
+            total = _secs(until - started)
+            error = self._error(
+                f"used its total time ({total} s) without a usable {call.what}"
+                + (f" (the last answer took {_secs(last_took)} s, {_secs(max(0, left))} s were left)"
+                   if left >= 0.5 else ""),
+                f"raise {self._flag('timeout')} or {self._flag('retries')}",
+                "budget",
+                stats,
+            )  # fmt: skip
+            error.value = call.last_value
+            raise error
+
+    def _judge(self, completion, content: str, mode: Mode, call: _Call, stats: CallStats):
+        """The answer's value and problems; a refusal (by the API or in words) raises."""
+        refusal = refusal_of(completion)
+        value, problems = (None, []) if refusal else call.judge(content, mode)
+        if not refusal and no_json(problems) and reads_as_refusal(content):
+            refusal = content
+        if refusal:
             raise self._error(
+                f"answered with a refusal: {one_line(refusal)}",
+                f"rephrase the request or try another {self._flag('model')}",
+                "refused",
+                stats,
+            )
+        return value, problems
+
+    def _gave_up(self, answers: int, last_transport: str, call: _Call, stats: CallStats) -> LLMError:
+        if last_transport:
+            return self._error(
                 f"failed {answers} time(s): {last_transport}",
                 f"check {self._flag('base-url')} and that the server is running, or raise {self._flag('retries')}",
                 "status" if last_transport.startswith("HTTP") else "connect",
                 stats,
             )
-        raise self._error(
+        error = self._error(
             f"answered {answers} time(s) without a usable {call.what}: first problem: "
             f"{one_line(stats.problems[0], 240)}",
             f"try another {self._flag('model')}, or raise {self._flag('retries')} or {self._flag('max-tokens')}",
             "invalid",
             stats,
         )
+        error.value = call.last_value
+        return error
 
     def _ask_again(self, messages, history, content, finish, problems, mode: Mode, call: _Call, stats):
         """The conversation for the next try after an unusable answer, and whether the mode stepped down."""
@@ -355,7 +323,11 @@ class Chat:
             stats.problems.append(
                 f"cut off at the token limit ({call.max_tokens or self.endpoint.max_tokens})"
             )
-            return [*messages, {"role": "user", "content": _BREVITY}], False
+            ask = _BREVITY
+            if call.shorter and call.format:
+                call.format = call.format | {"schema": call.shorter}
+                ask += " Write only these keys: " + ", ".join(call.shorter.get("properties", {})) + "."
+            return [*messages, {"role": "user", "content": ask}], False
         stepped = mode != "text" and no_json(problems)
         if stepped:
             # The server ignored the response format: say so in the next one (all inside the total time).
@@ -367,7 +339,15 @@ class Chat:
         return [*history, shown, {"role": "user", "content": call.repair(problems)}], stepped
 
     def _on_refused(self, refused: _Refused, mode: Mode, call: _Call, stats: CallStats) -> None:
-        """A 4xx: a refusal of the structured mode steps down; any other is the caller's to fix."""
+        """A 4xx: a refusal of string lengths drops them, one of the structured mode steps down; any other is
+        the caller's to fix."""
+        if mode == "json_schema" and self.string_limits and is_length_refusal(refused.code, refused.message):
+            self.string_limits = False
+            call.format = call.format | {"schema": without_lengths(call.format["schema"])}
+            call.progress(
+                f"{self.endpoint.model} does not take maxLength in a schema; sending none from now on"
+            )
+            return
         if mode != "text" and is_format_refusal(refused.code, refused.message):
             self._step_down(f"HTTP {refused.code}: {refused.message}", call)
             return
@@ -405,12 +385,18 @@ class Chat:
         seed: int | None = None,
         repair: Callable[[list[str]], str] | None = None,
         on_progress: Callable[[str], None] | None = None,
+        answers: int | None = None,
+        until: float | None = None,
+        shorter: dict | None = None,
     ) -> Answer[M]:
         """One `schema_model` from the endpoint, validated by pydantic (with `context`) and by `validate`.
 
-        `schema` overrides `schema_model.model_json_schema()` (e.g. to carry minItems/maxItems); with
-        `schema_in_prompt` the caller's messages already hold it, so modes without json_schema add only the
-        format line. `repair(problems)` writes the ask-again message (default: the problems listed).
+        `schema` overrides `schema_model.model_json_schema()` (e.g. to carry minItems/maxItems/maxLength; a
+        server that refuses maxLength gets the schema without it from then on); with `schema_in_prompt` the
+        caller's messages already hold it, so modes without json_schema add only the format line.
+        `repair(problems)` writes the ask-again message (default: the problems listed). `answers` and `until`
+        (a `time.monotonic()` deadline) bound this call more tightly than the endpoint's retries and timeout;
+        `shorter` is the (smaller) schema asked for after an answer cut off at the token limit.
         """
 
         def judge(content: str, mode: Mode) -> tuple[Any, list[str]]:
@@ -424,12 +410,15 @@ class Chat:
                 return None, validation_summary(exc)
             return value, list(validate(value)) if validate else []
 
+        schema = schema or strict_schema(schema_model.model_json_schema())
         fmt = {
             "name": re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64],
-            "schema": schema or strict_schema(schema_model.model_json_schema()),
+            "schema": schema if self.string_limits else without_lengths(schema),
             "in_prompt": schema_in_prompt,
         }
         call = _Call(judge, name, fmt, max_tokens, temperature, seed, repair or _default_repair, on_progress)
+        call.answers, call.until = answers, until
+        call.shorter = shorter if shorter is None or self.string_limits else without_lengths(shorter)
         return self._ask(list(messages), call)
 
     def text(
@@ -547,6 +536,10 @@ class _Call:
     repair: Callable[[list[str]], str]
     on_progress: Callable[[str], None] | None
     tools: list[dict] | None = None  # OpenAI tool definitions (Chat.tools)
+    answers: int | None = None  # answers this call may take; None: the endpoint's retries + 1
+    shorter: dict | None = None  # the schema asked for after an answer cut off at the token limit
+    last_value: Any = None  # the last answer that fit the schema model but not `validate`
+    until: float | None = None  # monotonic deadline of the whole call; None: timeout x answers from its start
 
     def progress(self, line: str) -> None:
         if self.on_progress:

@@ -5,7 +5,8 @@ refusal of a mode.
 Modes, in the order they are tried: `json_schema` (strict; a grammar-enforcing server keeps the schema) →
 `json_object` with the schema in the prompt → `text` asking for a fenced JSON block. A step down is taken on a
 clear refusal (`is_format_refusal`: HTTP 400/422 whose message names response_format, json_schema or json_object)
-or on an answer holding no JSON at all (`no_json`).
+or on an answer holding no JSON at all (`no_json`). String lengths (maxLength) in a schema are sent until a server
+refuses them (`is_length_refusal`), then dropped (`without_lengths`) and the same mode asked again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,24 @@ _FORMAT_REFUSAL = re.compile(r"response_format|json_schema|json_object|structure
 def is_format_refusal(code: int, message: str) -> bool:
     """An HTTP error that refuses the structured mode rather than the request."""
     return code in (400, 422) and bool(_FORMAT_REFUSAL.search(message))
+
+
+_LENGTH_REFUSAL = re.compile(r"\b(?:max|min)Length\b", re.I)
+LENGTH_KEYS = ("maxLength", "minLength")
+
+
+def is_length_refusal(code: int, message: str) -> bool:
+    """An HTTP error that refuses string lengths in the schema (OpenAI's strict mode takes none)."""
+    return code in (400, 422) and bool(_LENGTH_REFUSAL.search(message))
+
+
+def without_lengths(schema: Any) -> Any:
+    """`schema` without maxLength/minLength anywhere in it."""
+    if isinstance(schema, dict):
+        return {k: without_lengths(v) for k, v in schema.items() if k not in LENGTH_KEYS}
+    if isinstance(schema, list):
+        return [without_lengths(v) for v in schema]
+    return schema
 
 
 def next_mode(mode: Mode) -> Mode | None:

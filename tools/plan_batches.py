@@ -5,21 +5,35 @@ itself.
 
     planned = plan_in_batches(chat, job)     # a PlannedStoryboard; LLMError when the endpoint cannot do it
 
-A batch the model still gets wrong comes from the offline planner, with a note; an outline it gets wrong too (the
-offline planner's beats are then the outline). A timed-out call ends the planning: a server that cannot answer a
-short call in time will not answer the next one. Every batch failing is an error, not an offline storyboard.
+The director's rules mend each answer first (tools/plan_review.py): an outline beat about the film, the copy or
+repeated takes the offline planner's beat for its place; a shot's description that repeats another takes its outline
+beat; a wrong subtitle takes the offline planner's copy. A batch still wrong after its tries keeps its usable
+shots (a prompt-only fault rebuilt from the shot's fields, other wrong shots from the offline planner, with a note);
+a batch with no usable answer comes from the offline planner; an outline with none is the offline planner's beats.
+A timed-out call ends the planning: a server that cannot answer a short call in time will not answer the next one.
+Every batch failing is an error, not an offline storyboard. Batches and the outline are asked again only in the
+first half of `llm_timeout` (`Job.retry_until`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tools.brief import is_meta_sentence
 from tools.film import Brief, Storyboard
 from tools.llm import Chat, LLMError
-from tools.plan_review import PlanContext, mend, review
+from tools.plan_review import (
+    LATIN_OR_CJK_WORD,
+    PlanContext,
+    mend,
+    prompt_from_fields,
+    prompt_problems,
+    review,
+)
 from tools.plan_schema import (
     TOKENS_PER_SHOT,
     PlannedOutline,
@@ -48,12 +62,18 @@ class Job:
     seed: int | None
     progress: Callable[[str], None]
     notes: list[str] = field(default_factory=list)
+    retry_until: float | None = None  # monotonic: a batch begun after it gets one answer, not retries
+
+    def answers(self) -> int | None:
+        return 1 if self.retry_until is not None and time.monotonic() > self.retry_until else None
 
 
 def plan_in_batches(chat: Chat, job: Job) -> PlannedStoryboard:
     """The storyboard as an outline and then batches of `job.batch` shots; LLMError names the failing call."""
     n = job.ctx.shots
     outline = _outline(chat, job)
+    # Shots whose description repeats another's or shows nothing take their own outline beat (tools/plan_review).
+    job.ctx = dataclasses.replace(job.ctx, outline=list(outline.beats), subtitles_by_rule=True)
     system = render("planner_batch.j2", **job.variables, beats=outline.beats, brief=job.brief.text)
     shots: list = []
     failed: list[LLMError] = []
@@ -85,14 +105,8 @@ def _outline(chat: Chat, job: Job) -> PlannedOutline:
     n = job.ctx.shots
 
     def problems(value: PlannedOutline) -> list[str]:
-        beats = [b.strip() for b in value.beats]
-        out = [f"expected exactly {n} beats, got {len(beats)}"] * (len(beats) < n)
-        out += [f"beat {i + 1} is empty" for i, b in enumerate(beats[:n]) if not b]
-        out += [f"beat {i + 1} speaks about the film, not what it shows" for i, b in enumerate(beats[:n])
-                if b and is_meta_sentence(b)]  # fmt: skip
-        if len({b.casefold() for b in beats[:n]}) < min(n, len(beats)):
-            out.append("two beats are the same; every shot must differ")
-        return out
+        # Beats the rules can replace (`_mend_beats`) are not asked again: only a short count is.
+        return [f"expected exactly {n} beats, got {len(value.beats)}"] * (len(value.beats) < n)
 
     messages = [
         {"role": "system", "content": render("planner_outline.j2", **job.variables)},
@@ -110,6 +124,7 @@ def _outline(chat: Chat, job: Job) -> PlannedOutline:
             max_tokens=job.max_tokens or 60 + TOKENS_PER_BEAT * n,
             seed=job.seed,
             on_progress=job.progress,
+            answers=job.answers(),
         )
     except LLMError as exc:
         if exc.kind == "timeout":
@@ -119,7 +134,37 @@ def _outline(chat: Chat, job: Job) -> PlannedOutline:
             f"the outline is the offline planner's: the planning model gave none ({exc.detail[:160]})"
         )
         return PlannedOutline(title=board.title, beats=[s.description for s in board.shots])
-    return answer.value.model_copy(update={"beats": [b.strip() for b in answer.value.beats[:n]]})
+    beats = _mend_beats([b.strip() for b in answer.value.beats[:n]], job)
+    return answer.value.model_copy(update={"beats": beats})
+
+
+def _mend_beats(beats: list[str], job: Job) -> list[str]:
+    """A beat that speaks about the film, says almost nothing, is the brief's copy or repeats another takes the
+    offline planner's beat for its place, with a note (counted as a rule repair, not an offline shot)."""
+    board = job.offline()
+    copy = {_key(c) for c in job.ctx.copy}
+    out: list[str] = []
+    for i, beat in enumerate(beats):
+        why = None
+        if len(LATIN_OR_CJK_WORD.findall(beat)) < 3:
+            why = "says almost nothing"
+        elif is_meta_sentence(beat) or any(
+            is_meta_sentence(s) for s in re.split(r"(?<=[.!?。！？])\s+", beat)
+        ):
+            why = "speaks about the film, not what it shows"
+        elif _key(beat) in copy:
+            why = "is the brief's copy, not a picture"
+        elif _key(beat) in {_key(b) for b in out}:
+            why = "repeats an earlier beat"
+        if why:
+            beat = board.shots[min(i, len(board.shots) - 1)].description
+            job.notes.append(f"outline beat {i + 1} {why}; took the offline planner's beat ({beat[:60]!r})")
+        out.append(beat)
+    return out
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.casefold())
 
 
 def _batch(chat: Chat, job: Job, system: str, shots: list, batch: list[int]) -> list:
@@ -152,17 +197,48 @@ def _batch(chat: Chat, job: Job, system: str, shots: list, batch: list[int]) -> 
         count=k,
         last=batch[-1] == ctx.shots - 1,
     )
-    answer = chat.structured(
-        [{"role": "system", "content": system}, {"role": "user", "content": ask}],
-        PlannedShots,
-        name="shots",
-        validate=problems,
-        schema=shots_schema(k),
-        max_tokens=job.max_tokens or 100 + TOKENS_PER_SHOT * k,
-        seed=job.seed,
-        on_progress=job.progress,
-    )
-    board, part = upto(answer.value)
+    try:
+        value = chat.structured(
+            [{"role": "system", "content": system}, {"role": "user", "content": ask}],
+            PlannedShots,
+            name="shots",
+            validate=problems,
+            schema=shots_schema(k),
+            max_tokens=job.max_tokens or 100 + TOKENS_PER_SHOT * k,
+            seed=job.seed,
+            on_progress=job.progress,
+            answers=job.answers(),
+        ).value
+        last = None
+    except LLMError as exc:
+        # Still wrong after its tries: what the model wrote is kept where it is usable (below).
+        if exc.kind == "timeout" or not isinstance(exc.value, PlannedShots) or len(exc.value.shots) < k:
+            raise
+        value, last = exc.value, exc
+    board, part = upto(value)
     mended, notes = mend(board, part, job.offline)
     job.notes.extend(notes)
+    if last is not None:
+        mended = _keep_what_is_usable(mended, part, batch, job, last)
     return list(mended.shots)
+
+
+def _keep_what_is_usable(board: PlannedStoryboard, part: PlanContext, batch: list[int], job: Job, exc):
+    """A batch the model could not fix: a shot wrong only in its prompt gets one built from its own fields,
+    any other wrong shot is the offline planner's, with a note; the right ones stay the model's."""
+    found = review(board, part).shots
+    shots = list(board.shots)
+    offline = job.offline()
+    for i in (i for i in batch if i in found):
+        if prompt_problems(found[i]):
+            shots[i] = shots[i].model_copy(
+                update={"prompt": prompt_from_fields(i, shots[i], part, job.offline)}
+            )
+            job.notes.append(f"{found[i][0]}; rebuilt from the shot's fields")
+        else:
+            shots[i] = offline_shot(offline.shots[min(i, len(offline.shots) - 1)], shots[i])
+            job.notes.append(
+                f"shot(s) {i + 1} from the offline planner: the planning model could not fix it "
+                f"({found[i][0]}; {exc.detail[:120]})"
+            )
+    return board.model_copy(update={"shots": shots})

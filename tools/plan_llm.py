@@ -5,9 +5,11 @@
 The schema sent (`planner_schema(n)`) is strict-mode compatible (every property required, optional ones nullable)
 and holds exactly n shots (minItems = maxItems = n), so a grammar-enforcing server keeps the count. The answer is
 parsed and validated by the same pydantic models whatever structured mode the endpoint took, then judged by meaning
-(tools/plan_review.py): what rules can mend is mended; a few bad shots are asked again alone (in a follow-up turn
-of the same conversation); a storyboard mostly wrong is asked again whole. Shots the model still cannot write come
-from the offline planner, with a note.
+(tools/plan_review.py): what rules can mend is mended; a few bad shots are asked again one at a time (in a follow-up
+turn of the same conversation, while the planning is within one `llm_timeout`); a storyboard mostly wrong is asked
+again whole. Shots the model still cannot write come from the offline planner, with a note. Every array and string
+of the schema is bounded (tools/plan_schema.py), and an answer cut off at the token limit is asked again without
+the brief's reading, which the director reads itself (tools/brief.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 
 from tools.beats import MIN_SHOT_SECONDS, PlanError, allocate_durations, split_beats, total_seconds
@@ -24,7 +27,17 @@ from tools.llm import Chat, LLMError, endpoint_from
 from tools.llm_answers import one_line
 from tools.plan_batches import Job, plan_in_batches
 from tools.plan_offline import orientation, plan_offline
-from tools.plan_review import LANGUAGE_NAMES, PlanContext, mend, replace_shots, review
+from tools.plan_review import (
+    LANGUAGE_NAMES,
+    PlanContext,
+    mend,
+    prompt_from_fields,
+    prompt_problems,
+    replace_shots,
+    review,
+    subtitle_problems,
+    with_offline_subtitle,
+)
 from tools.plan_schema import (
     MOTIONS,
     SHOT_KINDS,
@@ -40,7 +53,7 @@ from tools.plan_schema import (
 )
 from tools.templates import render
 
-BATCH = 4  # shots asked again in one follow-up, at most
+BATCH = 1  # shots asked again in one follow-up: one at a time, so a small model writes each in its place
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +71,15 @@ def script_context(brief: Brief) -> dict:
         for line in re.split(r"(?<=[.!?。！？])\s*|\n", brief.text)
         if line.strip() and is_meta_sentence(line)
     ]
-    return {"dialogue": dialogue, "directions": directions + headings, "meta": meta}
+    reading = brief.reading or read_brief_settings(brief.text)
+    copy = [*reading.slogans, *reading.claims, *([reading.cta] if reading.cta else [])]
+    return {
+        "dialogue": dialogue,
+        "directions": directions + headings,
+        "meta": meta,
+        "copy": copy,
+        "has_dialogue": bool(dialogue),
+    }
 
 
 def plan_llm(
@@ -73,7 +94,8 @@ def plan_llm(
     `config.llm_plan` chooses how: `whole` asks for the whole storyboard in one call, its answer mended by rules
     and, where a few shots are still wrong, a follow-up asks for those shots alone (at most `BATCH` a call);
     `batches` plans in short calls (tools/plan_batches.py: an outline, then `llm_batch` shots a call); `auto`
-    asks whole first and plans in short calls when that answer times out or stays cut off at the token limit.
+    asks whole first, within half of `llm_timeout`, and plans in short calls when that answer times out, runs
+    out of that time or stays cut off at the token limit.
     `on_progress` gets one line per request.
     """
     n = config.shot_count()
@@ -97,21 +119,14 @@ def plan_llm(
     progress = on_progress or log.info
     board_notes: list[str] = []
     variables = _variables(brief, config, n, total, lang)
-    mode = getattr(config, "llm_plan", "whole")
+    # Asking again (a batch, a shot) is for the first half of one request's time; after it, first answers only,
+    # so a storyboard is planned in about one --llm-timeout however the model answers.
+    retry_until = time.monotonic() + config.llm_timeout / 2
     with Chat(endpoint_from(config, "llm")) as chat:
-        planned = None
-        if mode != "batches":
-            try:
-                planned = _plan_whole(chat, brief, config, ctx, variables, offline, board_notes, progress)
-            except LLMError as exc:
-                if mode == "whole" or not _too_long(exc):
-                    raise _plan_error(exc, config) from None
-                why = f"the whole storyboard in one answer failed ({one_line(exc.detail, 140)})"
-                progress(f"planner: {why}; planning in short calls")
-                board_notes.append(f"planned in short calls: {why}")
+        planned = _plan_whole_first(chat, brief, config, ctx, variables, offline, board_notes, progress)
         if planned is None:
             job = Job(brief, ctx, variables, offline, getattr(config, "llm_batch", 3), config.llm_max_tokens,
-                      config.seed, progress, board_notes)  # fmt: skip
+                      config.seed, progress, board_notes, retry_until)  # fmt: skip
             try:
                 planned = plan_in_batches(chat, job)
             except LLMError as exc:
@@ -119,6 +134,26 @@ def plan_llm(
     for line in board_notes:
         log.info("planner: %s", line)
     return _storyboard_from(planned, brief, config, lang, total, notes, board_notes)
+
+
+def _plan_whole_first(chat: Chat, brief: Brief, config, ctx, variables, offline, notes, progress):
+    """The whole storyboard (`whole`, `auto`), or None where short calls should plan it instead (`batches`;
+    `auto` when the whole answer timed out, ran out of time or stayed cut off)."""
+    mode = getattr(config, "llm_plan", "whole")
+    if mode == "batches":
+        return None
+    # auto gives the whole storyboard half of one request's time, tries included: a server that needs more
+    # is better asked in short calls, each with the whole timeout.
+    until = time.monotonic() + config.llm_timeout / 2 if mode == "auto" else None
+    try:
+        return _plan_whole(chat, brief, config, ctx, variables, offline, notes, progress, until)
+    except LLMError as exc:
+        if mode == "whole" or not _too_long(exc):
+            raise _plan_error(exc, config) from None
+        why = f"the whole storyboard in one answer failed ({one_line(exc.detail, 140)})"
+        progress(f"planner: {why}; planning in short calls")
+        notes.append(f"planned in short calls: {why}")
+        return None
 
 
 def _too_long(exc: LLMError) -> bool:
@@ -147,9 +182,10 @@ def _variables(brief: Brief, config, n: int, total: float, lang: str) -> dict:
 
 
 def _plan_whole(
-    chat: Chat, brief: Brief, config, ctx: PlanContext, variables: dict, offline, notes, progress
+    chat: Chat, brief: Brief, config, ctx: PlanContext, variables: dict, offline, notes, progress, until
 ):
-    """The whole storyboard in one answer, mended by rules, its few bad shots asked again alone."""
+    """The whole storyboard in one answer, mended by rules, its few bad shots asked again one at a time."""
+    began = time.monotonic()
     n = ctx.shots
     schema = planner_schema(n)
     system = render("planner_system.j2", **variables, schema=json.dumps(schema, ensure_ascii=False))
@@ -168,6 +204,30 @@ def _plan_whole(
         count = [f"expected exactly {n} shots, got {len(value.shots)}"] * (len(value.shots) != n)
         return list(dict.fromkeys(count + found.problems()))
 
+    try:
+        value = _whole_answer(chat, messages, config, n, whole_problems, until, progress)
+    except LLMError as exc:
+        # The last storyboard the model wrote, still wrong by meaning or out of time to ask again whole: what
+        # the rules and single shots can make of it beats starting again.
+        if not isinstance(exc.value, PlannedStoryboard) or not ctx.close(len(exc.value.shots)):
+            raise
+        value = exc.value
+        notes.append(
+            f"the planning model's last storyboard, mended shot by shot ({one_line(exc.detail, 140)})"
+        )
+        progress("planner: mending the last storyboard shot by shot")
+    planned, mended_notes = mend(value, ctx, offline)
+    notes += mended_notes
+    # Shots asked again must fit, with the whole answer, in most of one request's time.
+    deadline = began + 0.8 * config.llm_timeout
+    planned = _ask_for_shots(chat, messages, planned, ctx, config, offline, notes, progress, deadline)
+    said = " ".join(s.subtitle for s in planned.shots) + " " + " ".join(planned.notes)
+    notes += [f"dialogue line not said by the planning model: {d!r}" for d in ctx.dialogue if d not in said]
+    return planned
+
+
+def _whole_answer(chat: Chat, messages, config, n: int, whole_problems, until, progress) -> PlannedStoryboard:
+    schema = planner_schema(n)
     answer = chat.structured(
         messages,
         PlannedStoryboard,
@@ -180,19 +240,25 @@ def _plan_whole(
         seed=config.seed,
         repair=lambda problems: render("planner_repair.j2", error="; ".join(problems)),
         on_progress=progress,
+        until=until,
+        # Cut off at the token limit: the brief's reading is the director's own (tools/brief.py), so the
+        # shorter request leaves it out.
+        shorter=planner_schema(n, reading=False),
     )
-    planned, mended_notes = mend(answer.value, ctx, offline)
-    notes += mended_notes
-    return _ask_for_shots(chat, messages, planned, ctx, config, offline, notes, progress)
+    return answer.value
 
 
-def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offline, notes, progress):
+def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offline, notes, progress, until):
     """The shots still wrong after the rules, asked again alone; what the model cannot fix comes from the
     offline planner."""
-    bad = review(planned, ctx).shots
-    indices = sorted(bad)
-    for start in range(0, len(indices), BATCH):
-        batch = indices[start : start + BATCH]
+    tried: set[int] = set()
+    # Judged again after every answer: a shot fixed in its place can fix its twin (two shots alike) too.
+    while True:
+        bad = review(planned, ctx).shots
+        if not (indices := [i for i in sorted(bad) if i not in tried]):
+            return planned
+        batch = indices[:BATCH]
+        tried.update(batch)
         problems = [p for i in batch for p in bad[i]]
 
         def batch_problems(value: PlannedShots, batch=batch, planned=planned) -> list[str]:
@@ -214,6 +280,8 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
         )
         progress(f"planner: asking again for shot(s) {numbers(batch)} alone: {problems[0]}")
         try:
+            if until - time.monotonic() < 2.0:
+                raise LLMError("no time left to ask again", kind="budget", detail="no time left to ask again")
             answer = chat.structured(
                 [*messages, {"role": "user", "content": ask}],
                 PlannedShots,
@@ -223,21 +291,39 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
                 max_tokens=config.llm_max_tokens or 200 + TOKENS_PER_SHOT * len(batch),
                 seed=config.seed,
                 on_progress=progress,
+                until=until,
             )
             chosen = picked(answer.value.shots, batch, ctx.shots)
             planned, more = mend(replace_shots(planned, batch, chosen), ctx, offline)
             notes += more
         except LLMError as exc:
-            board = offline()
-            chosen = [
-                offline_shot(board.shots[min(i, len(board.shots) - 1)], planned.shots[i]) for i in batch
-            ]
-            planned = replace_shots(planned, batch, chosen)
+            why = f"{problems[0]}; {exc.detail[:160]}"
+            planned = _from_offline(planned, batch, bad, ctx, offline, notes, why)
+
+
+def _from_offline(
+    planned, batch: list[int], bad: dict, ctx: PlanContext, offline, notes: list[str], why: str
+):
+    """The batch's shots the model could not fix: a fault only in the copy takes the offline planner's subtitle,
+    one only in the prompt a prompt built from the shot's own fields; any other shot is the offline planner's."""
+    board = offline()
+    shots = list(planned.shots)
+    for i in batch:
+        theirs = board.shots[min(i, len(board.shots) - 1)]
+        if subtitle_problems(bad[i]):
+            shots[i] = with_offline_subtitle(shots[i], theirs)
             notes.append(
-                f"shot(s) {numbers(batch)} from the offline planner: the planning model could not fix "
-                f"them ({problems[0]}; {exc.detail[:160]})"
+                f"shot(s) {i + 1} from the offline planner: subtitle only, the rest is the model's ({why})"
             )
-    return planned
+        elif prompt_problems(bad[i]):
+            shots[i] = shots[i].model_copy(update={"prompt": prompt_from_fields(i, shots[i], ctx, offline)})
+            notes.append(f"{bad[i][0]}; rebuilt from the shot's fields")
+        else:
+            shots[i] = offline_shot(theirs, shots[i])
+            notes.append(
+                f"shot(s) {i + 1} from the offline planner: the planning model could not fix them ({why})"
+            )
+    return planned.model_copy(update={"shots": shots})
 
 
 def _plan_error(exc: LLMError, config) -> PlanError:
@@ -280,7 +366,10 @@ def _storyboard_from(
 ) -> Storyboard:
     """Program ids and positions, durations rescaled to the film's length, the reading merged, nothing else changed."""
     reading = merge_reading(brief.reading or read_brief_settings(brief.text), planned.reading)
-    durations = allocate_durations([max(0.1, float(s.duration)) for s in planned.shots], total)
+    asked = [max(0.1, float(s.duration)) for s in planned.shots]
+    durations = allocate_durations(asked, total)
+    if abs(sum(asked) - total) > 0.25 * total:
+        mended = [*mended, f"shot durations added up to {sum(asked):g} s for a {total:g} s film; rescaled"]
     beats = split_beats(brief.text)
     scenes = [b.heading for b in beats if b.heading]
     shots = [
@@ -305,7 +394,11 @@ def _storyboard_from(
         )
         for i, (s, d) in enumerate(zip(planned.shots, durations, strict=True), start=1)
     ]
-    board_notes = [" ".join(n.split()) for n in planned.notes if n.strip()] + mended
+    # The model's notes are for dialogue left out; without dialogue they are its chatter, not the director's.
+    said = (
+        [" ".join(n.split()) for n in planned.notes[:3] if n.strip()] if any(b.lines for b in beats) else []
+    )
+    board_notes = said + mended
     if planned.reading and planned.reading.duration and reading.duration:
         if abs(planned.reading.duration - reading.duration) > 0.5:
             board_notes.append(

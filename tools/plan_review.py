@@ -1,15 +1,19 @@
 """Judging an LLM storyboard by meaning, and mending what rules can mend (tools/plan_llm.py asks for the rest).
 
     review(planned, context)            -> Review: problems of the storyboard as a whole, and of single shots
-    mend(planned, context, offline)     -> (planned, notes): what the director's own rules fix
+    mend(planned, context, offline)     -> (planned, notes): what the director's own rules fix, one note each
 
-What the rules fix, so the model is not asked again for it: a shot count close to the one asked (the missing beat
-added from the offline planner, or the shortest neighbouring pair merged), a price or on-screen text that is not the
-brief's (the brief's own price put back, or the text dropped), and an image prompt that only restates the rules
-("subject, setting, framing, lens, lighting, mood"), rebuilt from the shot's own fields. What they cannot fix is
-asked again: for a few shots (a subtitle in the wrong language, about the deliverable or a stage direction; a prompt
-not in English; two shots alike), those shots alone; when most shots are wrong, a dialogue line is missing or the
-count is far off, the whole storyboard.
+What the rules fix, so the model is not asked again for it (a small local model asked again mostly repeats
+itself): a shot count close to the one asked (the missing beat added from the offline planner, or the shortest
+neighbouring pair merged); a price or on-screen text that is not the brief's (the brief's own price put back, or
+the text dropped); a speaker in a brief without dialogue; a camera that names no framing ('lens'); a description
+that speaks about the film, is the copy or repeats an earlier shot's (that shot's outline beat, or the offline
+planner's beat for its place); the same subtitle on several shots (kept on the last); and an
+image prompt that is the copy, the brief's own sentences, rule words ("subject, setting, framing, lens, lighting,
+mood"), too short or the same on three shots or more, rebuilt from the shot's own description, camera, lighting and
+mood. What they cannot fix is asked again: for a few shots (a subtitle in the wrong language, about the
+deliverable or a stage direction; a prompt not in English; two shots alike), those shots alone; when most shots
+are wrong, a dialogue line is missing or the count is far off, the whole storyboard.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tools.brief import CJK, LATIN, PRICE, detect_lang
+from tools.brief import CJK, LATIN, PRICE, detect_lang, is_meta_sentence
 from tools.film import Shot, Storyboard
 from tools.templates import render_line
 
@@ -35,6 +39,7 @@ RULE_WORDS = frozenset(
 )
 _FILLER = frozenset("a an the and of for in with on to".split())
 _WORD = re.compile(r"[\w-]+", re.UNICODE)
+LATIN_OR_CJK_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|[\u3400-\u9fff]")  # a CJK character counts as a word
 
 
 @dataclass
@@ -49,6 +54,12 @@ class PlanContext:
     meta: list[str] = field(default_factory=list)
     style: str = ""
     orientation: str = "Horizontal"
+    copy: list[str] = field(default_factory=list)  # the brief's slogans, call to action and claims
+    outline: list[str] = field(default_factory=list)  # the model's outline, one line per shot (short calls)
+    has_dialogue: bool = False  # the brief has dialogue lines (kept when a batch is judged without them)
+    # Short calls: a subtitle the model got wrong takes the offline planner's copy for its place rather than
+    # a whole batch asked again.
+    subtitles_by_rule: bool = False
 
     def close(self, got: int) -> bool:
         """A count the rules may fix: within a quarter of the asked count (at least one shot either way)."""
@@ -77,6 +88,12 @@ def _has_letters(text: str) -> bool:
 
 def _norm(text: str) -> str:
     return re.sub(r"[\W_]+", "", text.casefold())
+
+
+def same_key(text: str) -> str:
+    """What two descriptions or prompts are compared by: their words without case, punctuation or articles
+    ('The commuter on a train' is 'A commuter on the train')."""
+    return " ".join(w for w in _WORD.findall(text.casefold()) if w not in _FILLER)
 
 
 def in_brief(text: str, brief: str) -> bool:
@@ -108,7 +125,7 @@ def review(planned, ctx: PlanContext) -> Review:
     for name in ("description", "prompt"):
         seen: dict[str, int] = {}
         for i, shot in enumerate(planned.shots):
-            key = _norm(getattr(shot, name))
+            key = same_key(getattr(shot, name))
             if key and key in seen:
                 # Either one may be the copy, so both are written again.
                 first = seen[key]
@@ -155,6 +172,11 @@ def mend(planned, ctx: PlanContext, offline: Callable[[], Storyboard]) -> tuple[
         shots = _fit_count(shots, ctx, offline, notes)
     brief_prices = list(dict.fromkeys(prices(ctx.brief)))
     shots = [_mend_shot(i, s, ctx, brief_prices, offline, notes) for i, s in enumerate(shots)]
+    if ctx.subtitles_by_rule:
+        shots = _mend_subtitles(shots, ctx, offline, notes)
+    shots = _mend_descriptions(shots, ctx, offline, notes)
+    shots = _mend_repeats(shots, ctx, notes)
+    shots = _mend_prompts(shots, ctx, offline, notes)
     return planned.model_copy(update={"shots": shots}), notes
 
 
@@ -209,16 +231,179 @@ def _mend_shot(i: int, shot, ctx: PlanContext, brief_prices: list[str], offline,
             update[name] = text
             notes.append(f"shot {i + 1}: {name} named {wrong[0]}; the brief's price is {brief_prices[0]}")
     expect = update.get("expect_text", shot.expect_text)
-    if expect and not in_brief(expect, ctx.brief):
+    if expect is not None and not expect.strip():
+        update["expect_text"] = None
+    elif expect and not in_brief(expect, ctx.brief):
         update["expect_text"] = None
         notes.append(f"shot {i + 1}: on-screen text {expect!r} is not in the brief; not asked for")
-    if is_rule_words(shot.prompt):
-        update["prompt"] = _prompt_from_fields(i, shot.model_copy(update=update), ctx, offline)
-        notes.append(f"shot {i + 1}: the prompt only restated the rules; rebuilt from the shot's fields")
+    if shot.speaker and not ctx.has_dialogue:
+        # Nobody speaks in a brief without dialogue: a named speaker would voice the copy as a character.
+        update["speaker"] = None
+        notes.append(f"shot {i + 1}: speaker {shot.speaker[:40]!r} dropped; the brief has no dialogue")
+    if _placeholder(shot.camera):
+        camera = offline().shots[min(i, len(offline().shots) - 1)].camera
+        update["camera"] = camera
+        notes.append(
+            f"shot {i + 1}: camera {shot.camera[:40]!r} names no framing; the shot grammar's {camera!r}"
+        )
     return shot.model_copy(update=update) if update else shot
 
 
-def _prompt_from_fields(i: int, shot, ctx: PlanContext, offline) -> str:
+def subtitle_problems(problems: list[str]) -> bool:
+    """Every one of a shot's problems (as `review` words them) is about its subtitle."""
+    return bool(problems) and all(p.split(": ", 1)[-1].startswith("subtitle ") for p in problems)
+
+
+def prompt_problems(problems: list[str]) -> bool:
+    """Every one of a shot's problems is about its image prompt (its language, a price, a twin's prompt)."""
+    return bool(problems) and all(
+        p.split(": ", 1)[-1].startswith(("prompt ", "has the same prompt")) for p in problems
+    )
+
+
+def with_offline_subtitle(shot, offline_shot):
+    """The model's shot with the offline planner's copy (subtitle and speaker) for its place."""
+    return shot.model_copy(update={"subtitle": offline_shot.subtitle, "speaker": offline_shot.speaker})
+
+
+def _mend_subtitles(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
+    out = []
+    for i, shot in enumerate(shots):
+        wrong = [p for p in shot_problems(shot, ctx) if p.startswith("subtitle ")]
+        if wrong:
+            board = offline()
+            shot = with_offline_subtitle(shot, board.shots[min(i, len(board.shots) - 1)])
+            notes.append(
+                f"shot {i + 1}: {wrong[0]}; took the offline planner's copy ({shot.subtitle[:40]!r})"
+            )
+        out.append(shot)
+    return out
+
+
+def _placeholder(text: str) -> bool:
+    """A field that only names rule words or shot sizes ('lens', 'framing', 'wide, medium, close-up')."""
+    words = [w for w in _WORD.findall(text.casefold()) if w not in _FILLER]
+    return all(w in RULE_WORDS or w in _SIZES for w in words)
+
+
+_SIZES = frozenset(
+    "establishing wide medium close-up closeup insert hero detail over-the-shoulder movement motion that "
+    "its angle".split()
+)
+_LABEL = re.compile(r"^\s*[\w\s-]{1,24}[:：]\s*")  # "Slogan: ...", "口号：..."
+
+
+def _weak_description(text: str, ctx: PlanContext) -> str | None:
+    """Why a description shows nothing, or None."""
+    if len(LATIN_OR_CJK_WORD.findall(text)) < 3:
+        return "says almost nothing"
+    if is_meta_sentence(text) or META_IN_SUBTITLE.search(text) or any(m and m in text for m in ctx.meta):
+        return "speaks about the film, not what it shows"
+    if is_rule_words(text):
+        return "only restates the rules"
+    if same_key(_LABEL.sub("", text)) in {same_key(c) for c in ctx.copy}:
+        return "is the brief's copy, not a picture"
+    return None
+
+
+def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
+    """A description that shows nothing (the brief's words about the film, its copy, rule words), or repeats an
+    earlier shot's, takes that shot's outline beat (short calls) or the offline planner's beat for its place.
+    Without an outline, a storyboard mostly made of repeated shots is left for the model to write again."""
+    seen: set[str] = set()
+    weak: dict[int, str] = {}
+    repeated: dict[int, str] = {}
+    for i, shot in enumerate(shots):
+        key = same_key(shot.description)
+        if why := _weak_description(shot.description, ctx):
+            weak[i] = why
+        elif key in seen:
+            repeated[i] = "repeats an earlier shot's"
+        seen.add(key)
+    if not ctx.outline and len(repeated) > len(shots) / 2:
+        repeated = {}
+    shots = list(shots)
+    for i, why in sorted((weak | repeated).items()):
+        for source, beat in _beats_for(i, ctx, offline):
+            if beat and same_key(beat) not in seen and not _weak_description(beat, ctx):
+                seen.add(same_key(beat))
+                shots[i] = shots[i].model_copy(update={"description": beat})
+                notes.append(f"shot {i + 1}: the description {why}; took {source} ({beat[:60]!r})")
+                break
+    return shots
+
+
+def _beats_for(i: int, ctx: PlanContext, offline):
+    if i < len(ctx.outline):
+        yield "the outline's beat", ctx.outline[i]
+    board = offline()
+    yield "the offline planner's beat", board.shots[min(i, len(board.shots) - 1)].description
+
+
+def _weak_prompt(prompt: str, ctx: PlanContext, subtitles: set[str]) -> str | None:
+    """Why an image prompt describes no picture, or None."""
+    key = _norm(prompt)
+    if is_rule_words(prompt):
+        return "only restated the rules"
+    if len(LATIN_OR_CJK_WORD.findall(prompt)) < 4:
+        return "is too short to describe a picture"
+    if key in subtitles or any(key == _norm(c) for c in ctx.copy) or key in _norm(ctx.brief):
+        return "is the brief's copy, not a picture"
+    if META_IN_SUBTITLE.search(prompt) or any(m and m in prompt for m in ctx.meta):
+        return "speaks about the film (its length or platform)"
+    return None
+
+
+def _mend_prompts(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
+    """A prompt that is the copy, rule words, the brief's own sentences or the same as another shot's is
+    rebuilt from that shot's own description, camera, lighting and mood (prompts/shot_prompt.j2)."""
+    keys = [same_key(s.prompt) for s in shots]
+    subtitles = {_norm(s.subtitle) for s in shots if s.subtitle.strip()}
+    out = []
+    for i, shot in enumerate(shots):
+        why = _weak_prompt(shot.prompt, ctx, subtitles) if shot.prompt.strip() else None
+        if why is None and keys[i] and keys.count(keys[i]) > 2:
+            # One prompt on most of the film is no shot's own; a pair alike is the model's to write again.
+            why = f"was the same on {keys.count(keys[i])} shots"
+        if why is None or (detect_lang(shot.prompt) == "zh" and why.startswith("was the same on")):
+            # A Chinese prompt is the model's to write again in English (review asks for it).
+            out.append(shot)
+            continue
+        out.append(shot.model_copy(update={"prompt": prompt_from_fields(i, shot, ctx, offline)}))
+        notes.append(f"shot {i + 1}: the prompt {why}; rebuilt from the shot's fields")
+    return out
+
+
+def _mend_repeats(shots: list, ctx: PlanContext, notes: list[str]) -> list:
+    """Copy is said once: the same subtitle on several shots stays on the last of them (the end card carries the
+    copy); a subtitle or on-screen text that is a shot's description (what it shows, not copy) is left out."""
+    shown = {same_key(s.description) for s in shots}
+    out = list(shots)
+    for name, label in (("subtitle", "subtitle"), ("expect_text", "on-screen text")):
+        values = [(getattr(s, name) or "").strip() for s in out]
+        last = {same_key(v): i for i, v in enumerate(values) if v}
+        for i, value in enumerate(values):
+            if not value:
+                continue
+            update = {name: "" if name == "subtitle" else None} | (
+                {"speaker": None} if name == "subtitle" else {}
+            )
+            # A stage direction as subtitle is the model's to fix (review says so): it may have left the copy out.
+            direction = any(d and d in value for d in ctx.directions)
+            if same_key(value) in shown and not direction:
+                out[i] = out[i].model_copy(update=update)
+                notes.append(
+                    f"shot {i + 1}: {label} {value[:50]!r} describes a shot, it is not copy; left out"
+                )
+            elif name == "subtitle" and last[same_key(value)] != i:
+                out[i] = out[i].model_copy(update=update)
+                notes.append(
+                    f"shot {i + 1}: {label} said again on shot {last[same_key(value)] + 1}; left out here"
+                )
+    return out
+
+
+def prompt_from_fields(i: int, shot, ctx: PlanContext, offline) -> str:
     if is_rule_words(shot.description) or detect_lang(shot.description) != "en":
         board = offline()
         return board.shots[min(i, len(board.shots) - 1)].prompt

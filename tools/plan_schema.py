@@ -20,6 +20,13 @@ Motion = Literal["push-in", "pull-out", "pan-left", "pan-right", "drift", "stati
 MOTIONS: tuple[str, ...] = ("push-in", "pull-out", "pan-left", "pan-right", "drift", "static")
 SHOT_KINDS: tuple[str, ...] = ShotKind.__args__  # type: ignore[attr-defined]
 TOKENS_PER_SHOT = 320  # a shot's JSON is ~150-250 tokens; the rest is room, not a target
+# Sent as maxLength / maxItems, so a grammar-enforcing server cannot loop inside one field (a 0.5B model wrote
+# "Noise cancellation." into `slogans` until the token limit). Answers are not rejected for length.
+MAX_CHARS = {"title": 80, "description": 200, "camera": 90, "lighting": 90, "mood": 60, "subtitle": 120,
+             "prompt": 400, "negative_prompt": 160, "expect_text": 80, "speaker": 40, "subject_kind": 30,
+             "aspect": 8, "product": 80, "setting": 80, "price": 24, "cta": 60, "beats": 120, "notes": 160,
+             "slogans": 80, "claims": 80, "platforms": 16}  # fmt: skip
+MAX_ITEMS = {"notes": 3, "slogans": 3, "claims": 3, "platforms": 4}
 
 
 def _fields(model: type[BaseModel], names: tuple[str, ...], required: tuple[str, ...] = (), **types) -> dict:
@@ -76,17 +83,40 @@ class PlannedShots(BaseModel):
     shots: list[PlannedShot] = Field(description="Only the shots asked for, in the order asked.")
 
 
-def planner_schema(n: int | None = None) -> dict:
-    """The JSON schema sent as `response_format` (strict: every property required, none extra); with `n`,
-    `shots` holds exactly n items."""
-    schema = strict_schema(PlannedStoryboard.model_json_schema())
+def bounded(schema: dict) -> dict:
+    """`schema` with every array bounded (`MAX_ITEMS`) and every string field bounded (`MAX_CHARS`), nullable
+    ones too, in place."""
+
+    def limit(node: dict, name: str) -> None:
+        for branch in node.get("anyOf", [node]):
+            if branch.get("type") == "string" and name in MAX_CHARS:
+                branch["maxLength"] = MAX_CHARS[name]
+            elif branch.get("type") == "array":
+                if name in MAX_ITEMS:
+                    branch.setdefault("maxItems", MAX_ITEMS[name])
+                limit(branch.get("items", {}), name)
+
+    for obj in [schema, *schema.get("$defs", {}).values()]:
+        for name, prop in obj.get("properties", {}).items():
+            limit(prop, name)
+    return schema
+
+
+def planner_schema(n: int | None = None, *, reading: bool = True) -> dict:
+    """The JSON schema sent as `response_format` (strict: every property required, none extra, every array and
+    string bounded); with `n`, `shots` holds exactly n items. `reading=False` leaves the brief's reading out
+    (the director reads the brief itself, tools/brief.py): the shorter request after a cut-off answer."""
+    schema = bounded(strict_schema(PlannedStoryboard.model_json_schema()))
     if n:
         schema["properties"]["shots"] |= {"minItems": n, "maxItems": n}
+    if not reading:
+        del schema["properties"]["reading"], schema["$defs"]["PlannedReading"]
+        schema["required"].remove("reading")
     return schema
 
 
 def shots_schema(k: int) -> dict:
-    schema = strict_schema(PlannedShots.model_json_schema())
+    schema = bounded(strict_schema(PlannedShots.model_json_schema()))
     schema["properties"]["shots"] |= {"minItems": k, "maxItems": k}
     return schema
 
@@ -120,6 +150,6 @@ class PlannedOutline(BaseModel):
 
 
 def outline_schema(n: int) -> dict:
-    schema = strict_schema(PlannedOutline.model_json_schema())
+    schema = bounded(strict_schema(PlannedOutline.model_json_schema()))
     schema["properties"]["beats"] |= {"minItems": n, "maxItems": n}
     return schema
