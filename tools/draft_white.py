@@ -1,0 +1,108 @@
+"""Draft product shots on white: the subject alone on exact (255, 255, 255) with a contact shadow.
+
+A prompt that asks for a pure white background (a marketplace's main image: "isolated on a pure white
+background", "白底图") gets this instead of a scene. The draft stands for what a real model is asked to make, so
+the critics can judge it by their own rules (border at 255, the product's fill, exposure) instead of failing
+every draft main for a scene the prompt never asked for:
+
+- the silhouette of the subject's kind (tools/silhouettes.py), centred, filling `FILL` of the frame;
+- its body in the product's colour when the prompt names one ("black", "红色"), else a neutral grey;
+- a soft contact shadow where it stands (tools/composite.py's), and nothing else: no backdrop, no vignette,
+  no text.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from PIL import Image
+
+from tools.film import Shot
+from tools.scene_look import mix
+from tools.silhouettes import draw_subject, subject_kind
+
+RGB = tuple[int, int, int]
+WHITE: RGB = (255, 255, 255)
+FILL = 0.8  # the subject's box over the frame's limiting side; the caller re-frames to a platform's own fill
+BASE = 0.88  # where the subject's base stands (share of the height), leaving room for its shadow
+
+# The phrases that ask for the product on white. "A white background wall" in a film's shot is not one of them.
+WHITE_ASKED = re.compile(
+    r"\b(?:pure|plain|solid|seamless|clean)\s+white\s+(?:background|backdrop|sweep)\b"
+    r"|\bisolated\s+on\s+(?:an?\s+)?(?:pure\s+|plain\s+)?white\b"
+    r"|\(\s*255\s*,\s*255\s*,\s*255\s*\)"
+    r"|白底|纯白(?:色)?(?:背景|底)|白色背景",
+    re.IGNORECASE,
+)
+# Colour words (English whole words, Chinese characters) and the body colour a draft gives them. Mid-toned
+# where the colour allows, so the ink outline and the highlight still read; a white product is off-white, so its
+# outline (not its body) separates it from the background.
+COLOUR_WORDS: dict[str, tuple[str, RGB]] = {
+    "black": ("black charcoal 黑", (38, 38, 42)),
+    "white": ("white ivory cream 白 象牙", (232, 230, 224)),
+    "grey": ("grey gray graphite slate 灰", (128, 130, 134)),
+    "silver": ("silver chrome steel 银", (176, 180, 186)),
+    "gold": ("gold golden brass 金", (196, 160, 72)),
+    "red": ("red crimson scarlet burgundy 红", (186, 42, 44)),
+    "pink": ("pink rose blush 粉", (226, 140, 160)),
+    "orange": ("orange coral 橙 橘", (226, 120, 40)),
+    "yellow": ("yellow mustard 黄", (226, 196, 56)),
+    "green": ("green olive sage mint 绿", (64, 130, 80)),
+    "blue": ("blue navy cobalt teal 蓝", (44, 84, 160)),
+    "purple": ("purple violet lavender 紫", (118, 74, 150)),
+    "brown": ("brown walnut tan beige khaki 棕 褐 咖啡色 米色", (128, 88, 56)),
+}
+NEUTRAL: RGB = (86, 92, 102)
+
+
+def asks_white(prompt: str) -> bool:
+    """True when the prompt asks for the product alone on a pure white background."""
+    return bool(WHITE_ASKED.search(prompt))
+
+
+def product_colour(prompt: str) -> RGB | None:
+    """The body colour named first in the prompt, the white-background phrase itself left out; else None."""
+    text = WHITE_ASKED.sub(" ", prompt).lower()
+    found: list[tuple[int, RGB]] = []
+    for vocab, rgb in COLOUR_WORDS.values():
+        for word in vocab.split():
+            if word.isascii():
+                m = re.search(rf"\b{re.escape(word)}\b", text)
+            else:
+                m = re.search(re.escape(word), text)
+            if m:
+                found.append((m.start(), rgb))
+    return min(found)[1] if found else None
+
+
+def render_white(
+    *, width: int, height: int, prompt: str, shot: Shot | None = None
+) -> tuple[Image.Image, dict]:
+    """The subject on exact white with its contact shadow; returns the image and what was drawn."""
+    from tools.composite import contact_shadow
+
+    words = f"{shot.description} {prompt}" if shot else prompt
+    what = subject_kind(shot.subject_kind if shot else None, words, "hero")
+    body = product_colour(prompt) or NEUTRAL
+    light = mix(body, WHITE, 0.45)
+    ink = mix(body, (0, 0, 0), 0.7) if sum(body) < 600 else (120, 120, 126)
+    sprite = draw_subject(what, round(height * FILL), body, light, ink)
+    if sprite.width > width * FILL:  # a wide subject (a car, a laptop): drawn again to fit the width
+        sprite = draw_subject(what, round(height * FILL * width * FILL / sprite.width), body, light, ink)
+    x0 = (width - sprite.width) // 2
+    y0 = min(round(height * BASE) - sprite.height, height - sprite.height)
+    box = (x0, y0, x0 + sprite.width, y0 + sprite.height)
+    dark = contact_shadow((width, height), sprite.getchannel("A"), box, strength=0.35)
+    ground = np.full((height, width, 3), 255.0, np.float32) * (1.0 - dark[..., None])
+    img = Image.fromarray(np.clip(np.rint(ground), 0, 255).astype(np.uint8)).convert("RGBA")
+    img.alpha_composite(sprite, dest=(x0, y0))
+    params = {
+        "kind": "hero",
+        "look": "white background",
+        "subject": what,
+        "drawn": what,
+        "subject_box": list(box),
+        "body": list(body),
+    }
+    return img.convert("RGB"), params
