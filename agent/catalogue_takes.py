@@ -9,13 +9,12 @@ generated from its fields; each fallback is said in the record's notes.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.critique import CritiqueRequest, critique_image, grade, thresholds_for
-from tools.files import write_atomic
+from tools.files import write_png
 from tools.film import CriticResult, Critique, Issue, Shot, Take
 from tools.generate_image import BackendError, ImageRequest
 from tools.images import ImageError, open_image
@@ -118,12 +117,6 @@ def _fill(unit: Unit) -> float:
     return min(0.98, max(p.min_fill for p in load_platforms(unit.platforms)) + WHITE_MARGIN)
 
 
-def _save_png(img, path: Path) -> None:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=3)
-    write_atomic(path, buf.getvalue())
-
-
 def render_take(
     unit: Unit,
     subject: Subject,
@@ -146,7 +139,7 @@ def render_take(
     }
     if subject.cutout is not None and unit.white:
         return _white_composite(unit, subject, path, base)
-    req = _request(unit, subject, backends, path, n, prompt, negative, seed, steps)
+    req = _request(unit, subject, backends, base, steps)
     try:
         result = backends.image.generate(req)
     except BackendError as e:
@@ -170,23 +163,15 @@ def _white_composite(unit: Unit, subject: Subject, path: Path, base: dict) -> Ta
     from tools.composite import white_product_shot
 
     img, mask = white_product_shot(subject.cutout, (unit.width, unit.height), _fill(unit))
-    _save_png(img, path)
-    _save_png(mask, path.with_suffix(".product.png"))
+    write_png(path, img)
+    write_png(path.with_suffix(".product.png"), mask)
     return Take(**base, backend="composite", model="white-product-shot", parameters={"fill": _fill(unit)})
 
 
-def _request(
-    unit: Unit,
-    subject: Subject,
-    backends: Backends,
-    path: Path,
-    n: int,
-    prompt: str,
-    negative: str,
-    seed: int,
-    steps: int | None,
-) -> ImageRequest:
-    """What the backend is asked for: the scene around the masked product, or the whole picture."""
+def _request(unit: Unit, subject: Subject, backends: Backends, base: dict, steps: int | None) -> ImageRequest:
+    """What the backend is asked for (`base`: the take's fields): the scene around the masked product, or the
+    whole picture."""
+    path, prompt, negative, seed = Path(base["path"]), base["prompt"], base["negative_prompt"], base["seed"]
     if subject.cutout is not None and backends.image.name != "draft":
         from tools.composite import background_request
 
@@ -211,7 +196,7 @@ def _request(
         seed=seed,
         num_inference_steps=steps,
         output_path=str(path),
-        take=n,
+        take=base["n"],
         reference_images=[subject.reference] if subject.reference else [],
     )
     if subject.cutout is not None:
@@ -229,10 +214,10 @@ def _place_product(take: Take, subject: Subject, path: Path) -> None:
     from tools.composite import place
 
     scene = open_image(path)
-    _save_png(scene, path.with_suffix(".scene.png"))  # each platform re-places the photo at its own size
+    write_png(path.with_suffix(".scene.png"), scene)  # each platform re-places the photo at its own size
     img, mask = place(scene, subject.cutout, SCENE_FILL, ANCHOR)
-    _save_png(img, path)
-    _save_png(mask, path.with_suffix(".product.png"))
+    write_png(path, img)
+    write_png(path.with_suffix(".product.png"), mask)
     take.parameters = {**take.parameters, "composite": "cutout-placed", "fill": SCENE_FILL}
 
 
@@ -246,7 +231,7 @@ def _whiten(take: Take, unit: Unit, path: Path) -> None:
     if not cut.plain_background:
         return
     img, _ = white_product_shot(cut, (unit.width, unit.height), _fill(unit))
-    _save_png(img, path)
+    write_png(path, img)
     take.parameters = {**take.parameters, "composite": "render-on-white", "fill": _fill(unit)}
 
 
@@ -332,7 +317,7 @@ def finish_platform(best: Take, unit: Unit, subject: Subject, platform: Platform
         )
         critics = [c for c in critics if c.name != "ocr"]
         critics.append(check_copy(img, texts, thresholds_for(ctx.critique)))
-    _save_png(img, Path(ctx.out_dir) / rel)
+    write_png(Path(ctx.out_dir) / rel, img)
     return grade(critics), rel
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from tools.critics.inputs import CritiqueConfig
-from tools.film import Grade, Repair, Take
+from tools.film import Critique, Grade, Repair, Take
 from tools.products import Product
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def make_unit(unit: Unit, ctx: UnitContext, backends: Backends) -> list[UnitReco
                 path=rel,
                 grade=critique.grade,
                 scores=critique.scores,
-                issues=[f"{i.category}: {i.reason}" for i in critique.issues],
+                issues=_issue_lines(critique),
                 prompt=best.prompt,
                 seed=best.seed,
                 model=f"{best.backend}:{best.model}",
@@ -159,6 +159,11 @@ def _takes(unit: Unit, ctx: UnitContext, backends: Backends, subject, work: Path
     return takes
 
 
+def _issue_lines(critique: Critique) -> list[str]:
+    """A critique's issues as the records and the report list them: "category: reason"."""
+    return [f"{i.category}: {i.reason}" for i in critique.issues]
+
+
 def _attempt(take: Take) -> dict[str, Any]:
     """One take as the record lists it: its grade, seed, prompt, the repair that made it and its issues."""
     return {
@@ -168,5 +173,5 @@ def _attempt(take: Take) -> dict[str, Any]:
         "prompt": take.prompt,
         "actions": take.repair.actions if take.repair else [],
         "reason": take.repair.reason if take.repair else "",
-        "issues": [f"{i.category}: {i.reason}" for i in take.critique.issues],
+        "issues": _issue_lines(take.critique),
     }
