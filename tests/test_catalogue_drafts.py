@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-from catalogue_photos import mug
+from catalogue_photos import headphones
 from PIL import Image
 
 from agent.catalogue import CatalogueOptions, run_catalogue
@@ -64,7 +64,7 @@ def test_a_photo_less_amazon_main_in_draft_mode_is_on_exact_white_and_graded_by_
         assert white[: ys.min()].all() and white[:, : xs.min()].all() and white[:, xs.max() + 1 :].all()
         # The subject is there and in the product's colour (a red mug is red, a black watch dark).
         body = img[~white].reshape(-1, 3).astype(int)
-        assert len(body) > 0.3 * white.size
+        assert len(body) > 0.15 * white.size
         red = (body[:, 0] > 150) & (body[:, 1] < 80) & (body[:, 2] < 80)
         dark = body.sum(axis=1) < 180
         assert (red if kind == "mug" else dark).mean() > 0.3, sku
@@ -115,17 +115,18 @@ def test_a_placed_product_is_the_only_product_in_its_draft_scene(tmp_path):
     """The draft scene behind a placed photo is the place alone: the same panel with the subject's silhouette
     drawn differs from it where the silhouette would be, outside the product's mask, and nowhere else."""
     (tmp_path / "images").mkdir()
-    mug().save(tmp_path / "images" / "mug.png")
-    product = Product(sku="HO-1", name="Ceramic Mug", category="home", color="blue", image="mug.png", line=2)
-    slug = sku_slug("HO-1")
-    unit = Unit(key=f"{slug}/lifestyle/1x1-any", sku="HO-1", slug=slug, product=product, scene="lifestyle",
-                platforms=["taobao"], width=320, height=320, seed=11)  # fmt: skip
+    headphones().save(tmp_path / "images" / "headphones.png")
+    product = Product(sku="EL-1", name="Wireless Headphones", category="electronics", color="black",
+                      image="headphones.png", line=2)  # fmt: skip
+    slug = sku_slug("EL-1")
+    w, h = 288, 360
+    unit = Unit(key=f"{slug}/lifestyle/4x5-any", sku="EL-1", slug=slug, product=product, scene="lifestyle",
+                platforms=["instagram"], width=w, height=h, seed=0)  # fmt: skip
     ctx = UnitContext(settings={}, critique=CritiqueConfig(), out_dir=str(tmp_path / "out"),
                       images_dir=str(tmp_path / "images"))  # fmt: skip
     subject = Subject.load(unit, ctx)
     assert subject.cutout is not None
-    backend = DraftBackend()
-    backends = type("B", (), {"image": backend})()
+    backends = type("Backends", (), {"image": DraftBackend()})()
     path = tmp_path / "take-1.png"
     take = render_take(unit, subject, backends, path, 1, subject.prompt, subject.negative, unit.seed, None)
     assert take.parameters["drawn"] == "none" and take.parameters["composite"] == "cutout-placed"
@@ -133,23 +134,25 @@ def test_a_placed_product_is_the_only_product_in_its_draft_scene(tmp_path):
     mask = np.asarray(Image.open(path.with_suffix(".product.png"))) > 0
     scene = np.asarray(Image.open(path.with_suffix(".scene.png")).convert("RGB")).astype(int)
 
-    # The panel the old way: the same shot, seed and size, with the subject's silhouette drawn.
+    # The same panel (shot, seed, size) with the subject's silhouette drawn, as the scene was drawn before.
     shot = subject.shot(unit).model_copy(update={"kind": "establishing", "prompt": subject.prompt})
-    drawn, params = render_panel(width=320, height=320, seed=unit.seed, prompt=subject.prompt, shot=shot)
+    drawn, params = render_panel(width=w, height=h, seed=unit.seed, prompt=subject.prompt, shot=shot)
     with_silhouette = np.asarray(drawn).astype(int)
     x0, y0, x1, y1 = params["subject_box"]
     where = np.zeros(mask.shape, bool)
     where[y0:y1, x0:x1] = True
-    outside = where & ~mask
-    assert outside.sum() > 200  # the silhouette would show beside the product, not only behind it
+    beside = where & ~mask
+    assert (
+        beside.sum() > 0.01 * w * h
+    )  # here a silhouette would stand beside the product, not hidden behind it
     diff = np.abs(scene - with_silhouette).sum(axis=2)
     # No second product: where the silhouette would be, the scene has none of it ...
-    assert (diff[outside] > 30).mean() > 0.3
-    # ... and it is the same place everywhere else (the silhouette's shadow band below its box aside).
+    assert (diff[beside] > 30).mean() > 0.3
+    # ... and it is the same place everywhere else (the silhouette's own shadow just under its box aside).
     far = ~where
-    far[y1 - 10 : y1 + 12, max(0, x0 - 40) : x1 + 40] = False
+    far[y1 - h // 30 : y1 + h // 25, max(0, x0 - w // 8) : x1 + w // 8] = False
     assert (diff[far] == 0).mean() > 0.99
-    # The final picture keeps the scene outside the product and its contact shadow.
-    assert (
-        np.abs(final - scene).sum(axis=2)[outside & (np.arange(320)[:, None] < y1 - 30)] == 0
-    ).mean() > 0.95
+    # The final picture is that scene wherever the product and its contact shadow are not.
+    rows = np.arange(h)[:, None]
+    above_shadow = beside & (rows < np.nonzero(mask.any(axis=1))[0].max() - h // 10)
+    assert (np.abs(final - scene).sum(axis=2)[above_shadow] == 0).mean() > 0.95

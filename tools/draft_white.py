@@ -35,23 +35,25 @@ WHITE_ASKED = re.compile(
     r"|白底|纯白(?:色)?(?:背景|底)|白色背景",
     re.IGNORECASE,
 )
-# Colour words (English whole words, Chinese characters) and the body colour a draft gives them. Mid-toned
-# where the colour allows, so the ink outline and the highlight still read; a white product is off-white, so its
-# outline (not its body) separates it from the background.
+# Colour words (English whole words; Chinese as 色 words, so that 蓝牙 "Bluetooth" is not blue) and the body
+# colour a draft gives them. Mid-toned where the colour allows, so the ink outline and the highlight still read;
+# a white product is off-white, and its outline (not its body) separates it from the background.
 COLOUR_WORDS: dict[str, tuple[str, RGB]] = {
-    "black": ("black charcoal 黑", (38, 38, 42)),
-    "white": ("white ivory cream 白 象牙", (232, 230, 224)),
-    "grey": ("grey gray graphite slate 灰", (128, 130, 134)),
-    "silver": ("silver chrome steel 银", (176, 180, 186)),
-    "gold": ("gold golden brass 金", (196, 160, 72)),
-    "red": ("red crimson scarlet burgundy 红", (186, 42, 44)),
-    "pink": ("pink rose blush 粉", (226, 140, 160)),
-    "orange": ("orange coral 橙 橘", (226, 120, 40)),
-    "yellow": ("yellow mustard 黄", (226, 196, 56)),
-    "green": ("green olive sage mint 绿", (64, 130, 80)),
-    "blue": ("blue navy cobalt teal 蓝", (44, 84, 160)),
-    "purple": ("purple violet lavender 紫", (118, 74, 150)),
-    "brown": ("brown walnut tan beige khaki 棕 褐 咖啡色 米色", (128, 88, 56)),
+    "black": ("black charcoal jet 黑色", (38, 38, 42)),
+    "white": ("white ivory cream 白色 象牙色 米白色", (232, 230, 224)),
+    "clear": ("clear transparent frosted 透明", (206, 218, 226)),
+    "grey": ("grey gray graphite slate 灰色", (128, 130, 134)),
+    "silver": ("silver chrome steel 银色", (176, 180, 186)),
+    "gold": ("gold golden brass 金色", (196, 160, 72)),
+    "red": ("red crimson scarlet burgundy 红色", (186, 42, 44)),
+    "pink": ("pink rose blush 粉色 粉红色", (226, 140, 160)),
+    "orange": ("orange coral amber 橙色 橘色 琥珀色", (214, 120, 40)),
+    "yellow": ("yellow mustard 黄色", (226, 196, 56)),
+    "green": ("green olive sage mint 绿色", (64, 130, 80)),
+    "blue": ("blue navy cobalt teal 蓝色", (44, 84, 160)),
+    "purple": ("purple violet lavender 紫色", (118, 74, 150)),
+    "beige": ("beige sand khaki tan oatmeal 米色 卡其色 沙色", (210, 190, 152)),
+    "brown": ("brown walnut chocolate coffee wood natural 棕色 褐色 咖啡色 原木色 木色", (128, 88, 56)),
 }
 NEUTRAL: RGB = (86, 92, 102)
 
