@@ -27,7 +27,7 @@ from tools.errors import SettingsError
 from tools.files import write_json
 from tools.platforms import Platform, aspect_key, load_platforms
 from tools.products import Product, RowError, read_products, sku_slug
-from tools.scene_templates import scenes_for
+from tools.scene_templates import main_first, scenes_for
 
 __all__ = ["CatalogueOptions", "CatalogueSummary", "run_catalogue"]
 
@@ -87,7 +87,8 @@ class _Plan:
 
     def units(self, product: Product) -> list[Unit]:
         o = self.options
-        scenes = product.scenes or o.scenes or scenes_for(product.category, o.templates)
+        # A category's own scenes start with the one its main image is made in; a user's list is kept in order.
+        scenes = product.scenes or o.scenes or main_first(scenes_for(product.category, o.templates))
         platforms = load_platforms(product.platforms) if product.platforms else self.platforms
         slug = sku_slug(product.sku)
         out = []

@@ -156,3 +156,19 @@ def test_a_placed_product_is_the_only_product_in_its_draft_scene(tmp_path):
     rows = np.arange(h)[:, None]
     above_shadow = beside & (rows < np.nonzero(mask.any(axis=1))[0].max() - h // 10)
     assert (np.abs(final - scene).sum(axis=2)[above_shadow] == 0).mean() > 0.95
+
+
+def test_a_categorys_main_image_is_made_in_its_product_alone_scene():
+    """Amazon's white main of a headphone is studio.png, not flat_lay.png; a user's own order is kept."""
+    from agent.catalogue import _Plan
+
+    settings = RunSettings(run_dir="unused", image_backend="draft")
+    plan = _Plan(CatalogueOptions(catalogue="p.csv", out="o", platforms=["amazon", "taobao"]), settings)
+    cases = {"electronics": "studio", "home": "product_only", "beauty": "minimal", "toys": "studio"}
+    for category, main in cases.items():
+        units = plan.units(Product(sku="S", name="Thing", category=category, line=2))
+        assert units[0].scene == main and units[0].main and units[0].white, category
+        white = [u for u in units if u.white]
+        assert [u.scene for u in white] == [main] and white[0].platforms == ["amazon"], category
+    mine = Product(sku="S", name="Thing", category="electronics", scenes=["lifestyle", "studio"], line=2)
+    assert [u.scene for u in plan.units(mine) if u.white] == ["lifestyle"]
