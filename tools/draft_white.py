@@ -36,8 +36,7 @@ WHITE_ASKED = re.compile(
     re.IGNORECASE,
 )
 # Colour words (English whole words; Chinese as 色 words, so that 蓝牙 "Bluetooth" is not blue) and the body
-# colour a draft gives them. Mid-toned where the colour allows, so the ink outline and the highlight still read;
-# a white product is off-white, and its outline (not its body) separates it from the background.
+# colour a draft gives them. Mid-toned where the colour allows, so the ink outline and the highlight still read.
 COLOUR_WORDS: dict[str, tuple[str, RGB]] = {
     "black": ("black charcoal jet 黑色", (38, 38, 42)),
     "white": ("white ivory cream 白色 象牙色 米白色", (232, 230, 224)),
@@ -87,13 +86,14 @@ def render_white(
     words = f"{shot.description} {prompt}" if shot else prompt
     what = subject_kind(shot.subject_kind if shot else None, words, "hero")
     body = product_colour(prompt) or NEUTRAL
-    light = mix(body, WHITE, 0.45)
-    ink = mix(body, (0, 0, 0), 0.7) if sum(body) < 600 else (120, 120, 126)
+    pale = sum(body) >= 600  # a white product: its shading and outline, not its body, set it off the white
+    light = mix(body, (120, 120, 126), 0.4) if pale else mix(body, WHITE, 0.45)
+    ink = (84, 86, 92) if pale else mix(body, (0, 0, 0), 0.7)
     sprite = draw_subject(what, round(height * FILL), body, light, ink)
     if sprite.width > width * FILL:  # a wide subject (a car, a laptop): drawn again to fit the width
         sprite = draw_subject(what, round(height * FILL * width * FILL / sprite.width), body, light, ink)
     x0 = (width - sprite.width) // 2
-    y0 = min(round(height * BASE) - sprite.height, height - sprite.height)
+    y0 = max(0, min((height - sprite.height) // 2, round(height * BASE) - sprite.height))
     box = (x0, y0, x0 + sprite.width, y0 + sprite.height)
     dark = contact_shadow((width, height), sprite.getchannel("A"), box, strength=0.35)
     ground = np.full((height, width, 3), 255.0, np.float32) * (1.0 - dark[..., None])
