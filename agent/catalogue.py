@@ -27,7 +27,7 @@ from tools.errors import SettingsError
 from tools.files import write_json
 from tools.platforms import Platform, aspect_key, load_platforms
 from tools.products import Product, RowError, read_products, sku_slug
-from tools.scene_templates import scenes_for
+from tools.scene_templates import main_first, scenes_for
 
 __all__ = ["CatalogueOptions", "CatalogueSummary", "run_catalogue"]
 
@@ -87,7 +87,8 @@ class _Plan:
 
     def units(self, product: Product) -> list[Unit]:
         o = self.options
-        scenes = product.scenes or o.scenes or scenes_for(product.category, o.templates)
+        # A category's own scenes start with the one its main image is made in; a user's list is kept in order.
+        scenes = product.scenes or o.scenes or main_first(scenes_for(product.category, o.templates))
         platforms = load_platforms(product.platforms) if product.platforms else self.platforms
         slug = sku_slug(product.sku)
         out = []
@@ -190,12 +191,11 @@ def run_catalogue(
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = CatalogueSummary(out=str(out))
-    images_dir = options.images or str(Path(options.catalogue).resolve().parent)
     ctx = UnitContext(
         settings=settings.model_dump(),
         critique=settings.config(CritiqueConfig),
         out_dir=str(out.resolve()),
-        images_dir=images_dir,
+        images_dir=options.images or str(Path(options.catalogue).resolve().parent),
         brand_path=options.brand,
         templates_dir=options.templates,
         cap=options.cap,
@@ -204,46 +204,9 @@ def run_catalogue(
         write_json(out / "manifest.json", _manifest(options, settings, records))
         records.set_meta("context", ctx.model_dump_json())
         done = records.done_keys()
-        total = 0
-        records.db.execute("begin")  # the products table in one transaction, not one per row
-        for item in plan.rows():
-            if isinstance(item, RowError):
-                summary.bad_rows.append(str(item))
-                if on_progress:
-                    on_progress(str(item))
-                continue
-            summary.rows += 1
-            records.add_product(item.sku, sku_slug(item.sku), item.line)
-            for unit in plan.units(item):
-                total += 1
-                summary.units_skipped += _is_done(unit, done, out)
-        records.db.execute("commit")
-        if summary.rows == 0:
-            raise SettingsError(
-                f"catalogue {options.catalogue}: no usable rows ({len(summary.bad_rows)} bad)"
-            )
-        summary.units = total
-        progress = _Progress(total, summary.units_skipped, on_progress)
-        waiting: dict[str, tuple[Unit, list[UnitRecord]]] = {}
-
-        def todo() -> Iterator[Unit]:
-            for item in plan.rows():
-                if isinstance(item, Product):
-                    for unit in plan.units(item):
-                        if not _is_done(unit, done, out):
-                            waiting[unit.key] = (unit, [])
-                            yield unit
-
-        def on_record(record: UnitRecord) -> None:
-            # All records of a unit go in together, so a kill never leaves half a unit recorded.
-            unit, got = waiting[record.unit]
-            got.append(record)
-            if len(got) == len(unit.platforms):
-                del waiting[record.unit]
-                records.add(got, unit)
-                progress.unit(got)
-
-        _engine(options, settings).run(todo(), ctx, on_record)
+        _count(plan, records, done, summary, on_progress)
+        progress = _Progress(summary.units, summary.units_skipped, on_progress)
+        _make(_engine(options, settings), plan, ctx, records, done, progress)
         records.export()
         if options.video:
             summary.clips = _clips(settings, records, out)
@@ -255,6 +218,66 @@ def run_catalogue(
         summary.images = sum(summary.grades.values())
     summary.seconds = round(time.perf_counter() - t0, 2)
     return summary
+
+
+def _count(
+    plan: _Plan,
+    records: Records,
+    done: set[tuple[str, str, str]],
+    summary: CatalogueSummary,
+    on_progress: Callable[[str], None] | None,
+) -> None:
+    """The first pass over the rows: every bad row said, every product recorded, the units counted."""
+    out = Path(summary.out)
+    records.db.execute("begin")  # the products table in one transaction, not one per row
+    for item in plan.rows():
+        if isinstance(item, RowError):
+            summary.bad_rows.append(str(item))
+            if on_progress:
+                on_progress(str(item))
+            continue
+        summary.rows += 1
+        records.add_product(item.sku, sku_slug(item.sku), item.line)
+        for unit in plan.units(item):
+            summary.units += 1
+            summary.units_skipped += _is_done(unit, done, out)
+    records.db.execute("commit")
+    if summary.rows == 0:
+        raise SettingsError(
+            f"catalogue {plan.options.catalogue}: no usable rows ({len(summary.bad_rows)} bad)"
+        )
+
+
+def _make(
+    engine: Engine,
+    plan: _Plan,
+    ctx: UnitContext,
+    records: Records,
+    done: set[tuple[str, str, str]],
+    progress: _Progress,
+) -> None:
+    """The second pass: the units not yet made, fed lazily to the engine; their records written as they come."""
+    out = Path(ctx.out_dir)
+    waiting: dict[str, tuple[Unit, list[UnitRecord]]] = {}
+
+    def todo() -> Iterator[Unit]:
+        for item in plan.rows():
+            if isinstance(item, Product):
+                for unit in plan.units(item):
+                    if not _is_done(unit, done, out):
+                        waiting[unit.key] = (unit, [])
+                        yield unit
+
+    def on_record(record: UnitRecord) -> None:
+        # All records of a unit go in together, so a kill never leaves half a unit recorded.
+        unit, got = waiting[record.unit]
+        got.append(record)
+        if len(got) == len(unit.platforms):
+            del waiting[record.unit]
+            records.add(got, unit)
+            progress.unit(got)
+
+    engine.run(todo(), ctx, on_record)
 
 
 def _is_done(unit: Unit, done: set[tuple[str, str, str]], out: Path) -> bool:

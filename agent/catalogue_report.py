@@ -77,7 +77,7 @@ def write_report(records: Records, out: Path) -> Path:
         products=products,
         sheets=sheets,
         failed=failed,
-        review=sum(1 for _ in records.rows("where grade = 'B'")),
+        review=sum(1 for _ in records.rows("where grade in ('B', 'C') and status in ('new', 'redo')")),
     )
     path = out / "qc_report.html"
     write_atomic(path, page)

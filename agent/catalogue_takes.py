@@ -9,13 +9,12 @@ generated from its fields; each fallback is said in the record's notes.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.critique import CritiqueRequest, critique_image, grade, thresholds_for
-from tools.files import write_atomic
+from tools.files import write_png
 from tools.film import CriticResult, Critique, Issue, Shot, Take
 from tools.generate_image import BackendError, ImageRequest
 from tools.images import ImageError, open_image
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 SCENE_FILL = 0.55  # share of the frame a product placed into a scene spans: room left for the scene
 ANCHOR = "bottom"  # a product stands on the scene's ground, where its contact shadow falls
 WHITE_MARGIN = 0.03  # above the platform's minimum fill, so a rounding of the cut-out never falls short
+DRAFT_KIND = "establishing"  # a draft scene's framing: the horizon it draws sits behind the placed product
 
 
 @dataclass
@@ -117,12 +117,6 @@ def _fill(unit: Unit) -> float:
     return min(0.98, max(p.min_fill for p in load_platforms(unit.platforms)) + WHITE_MARGIN)
 
 
-def _save_png(img, path: Path) -> None:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=3)
-    write_atomic(path, buf.getvalue())
-
-
 def render_take(
     unit: Unit,
     subject: Subject,
@@ -135,7 +129,6 @@ def render_take(
     steps: int | None,
 ) -> Take:
     """Take `n` of the unit, written to `path`: composited around the cut-out, or rendered by the backend."""
-    size = (unit.width, unit.height)
     base = {
         "shot_id": "s01",
         "n": n,
@@ -145,43 +138,8 @@ def render_take(
         "negative_prompt": negative,
     }
     if subject.cutout is not None and unit.white:
-        from tools.composite import white_product_shot
-
-        img, mask = white_product_shot(subject.cutout, size, _fill(unit))
-        _save_png(img, path)
-        _save_png(mask, path.with_suffix(".product.png"))
-        return Take(**base, backend="composite", model="white-product-shot", parameters={"fill": _fill(unit)})
-    req = ImageRequest(
-        prompt=prompt,
-        negative_prompt=negative,
-        width=unit.width,
-        height=unit.height,
-        seed=seed,
-        num_inference_steps=steps,
-        output_path=str(path),
-        take=n,
-        reference_images=[subject.reference] if subject.reference else [],
-    )
-    if subject.cutout is not None and backends.image.name == "draft":
-        # A draft panel always draws a subject of its own; framed as an establishing shot it is small and sits
-        # behind where the real product is placed, so the panel reads as one product in its scene.
-        req.shot = subject.shot(unit).model_copy(update={"kind": "establishing", "prompt": prompt})
-    elif subject.cutout is not None:
-        from tools.composite import background_request
-
-        # The backend paints the scene around the product (its pixels masked); placing the cut-out on top
-        # afterwards keeps them exact whatever the model did at the mask's edge.
-        req = background_request(
-            subject.cutout,
-            size,
-            prompt,
-            output_path=path,
-            seed=seed,
-            fill=SCENE_FILL,
-            anchor=ANCHOR,
-            negative_prompt=negative,
-            num_inference_steps=steps,
-        )
+        return _white_composite(unit, subject, path, base)
+    req = _request(unit, subject, backends, base, steps)
     try:
         result = backends.image.generate(req)
     except BackendError as e:
@@ -194,17 +152,73 @@ def render_take(
         timings=result.timings,
     )
     if subject.cutout is not None:
-        from tools.composite import place
-
-        scene = open_image(path)
-        _save_png(scene, path.with_suffix(".scene.png"))  # each platform re-places the photo at its own size
-        img, mask = place(scene, subject.cutout, SCENE_FILL, ANCHOR)
-        _save_png(img, path)
-        _save_png(mask, path.with_suffix(".product.png"))
-        take.parameters = {**take.parameters, "composite": "cutout-placed", "fill": SCENE_FILL}
+        _place_product(take, subject, path)
     elif unit.white:
         _whiten(take, unit, path)
     return take
+
+
+def _white_composite(unit: Unit, subject: Subject, path: Path, base: dict) -> Take:
+    """A main image on white from the photo: no model, the cut-out at the platforms' fill on exact 255."""
+    from tools.composite import white_product_shot
+
+    img, mask = white_product_shot(subject.cutout, (unit.width, unit.height), _fill(unit))
+    write_png(path, img)
+    write_png(path.with_suffix(".product.png"), mask)
+    return Take(**base, backend="composite", model="white-product-shot", parameters={"fill": _fill(unit)})
+
+
+def _request(unit: Unit, subject: Subject, backends: Backends, base: dict, steps: int | None) -> ImageRequest:
+    """What the backend is asked for (`base`: the take's fields): the scene around the masked product, or the
+    whole picture."""
+    path, prompt, negative, seed = Path(base["path"]), base["prompt"], base["negative_prompt"], base["seed"]
+    if subject.cutout is not None and backends.image.name != "draft":
+        from tools.composite import background_request
+
+        # The backend paints the scene around the product (its pixels masked); placing the cut-out on top
+        # afterwards keeps them exact whatever the model did at the mask's edge.
+        return background_request(
+            subject.cutout,
+            (unit.width, unit.height),
+            prompt,
+            output_path=path,
+            seed=seed,
+            fill=SCENE_FILL,
+            anchor=ANCHOR,
+            negative_prompt=negative,
+            num_inference_steps=steps,
+        )
+    req = ImageRequest(
+        prompt=prompt,
+        negative_prompt=negative,
+        width=unit.width,
+        height=unit.height,
+        seed=seed,
+        num_inference_steps=steps,
+        output_path=str(path),
+        take=base["n"],
+        reference_images=[subject.reference] if subject.reference else [],
+    )
+    if subject.cutout is not None:
+        from tools.draft_panel import NO_SUBJECT
+
+        # A draft panel does not inpaint: it draws the place alone, with no subject of its own, and the real
+        # product is placed into it afterwards, so the picture shows one product in its scene.
+        update = {"kind": DRAFT_KIND, "subject_kind": NO_SUBJECT, "prompt": prompt}
+        req.shot = subject.shot(unit).model_copy(update=update)
+    return req
+
+
+def _place_product(take: Take, subject: Subject, path: Path) -> None:
+    """The photo's own pixels over the rendered scene, its shadow under them; the scene kept for re-framing."""
+    from tools.composite import place
+
+    scene = open_image(path)
+    write_png(path.with_suffix(".scene.png"), scene)  # each platform re-places the photo at its own size
+    img, mask = place(scene, subject.cutout, SCENE_FILL, ANCHOR)
+    write_png(path, img)
+    write_png(path.with_suffix(".product.png"), mask)
+    take.parameters = {**take.parameters, "composite": "cutout-placed", "fill": SCENE_FILL}
 
 
 def _whiten(take: Take, unit: Unit, path: Path) -> None:
@@ -217,7 +231,7 @@ def _whiten(take: Take, unit: Unit, path: Path) -> None:
     if not cut.plain_background:
         return
     img, _ = white_product_shot(cut, (unit.width, unit.height), _fill(unit))
-    _save_png(img, path)
+    write_png(path, img)
     take.parameters = {**take.parameters, "composite": "render-on-white", "fill": _fill(unit)}
 
 
@@ -303,7 +317,7 @@ def finish_platform(best: Take, unit: Unit, subject: Subject, platform: Platform
         )
         critics = [c for c in critics if c.name != "ocr"]
         critics.append(check_copy(img, texts, thresholds_for(ctx.critique)))
-    _save_png(img, Path(ctx.out_dir) / rel)
+    write_png(Path(ctx.out_dir) / rel, img)
     return grade(critics), rel
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from tools.critics.inputs import CritiqueConfig
-from tools.film import Grade, Repair
+from tools.film import Critique, Grade, Repair, Take
 from tools.products import Product
 
 if TYPE_CHECKING:
@@ -96,51 +96,17 @@ def backends_for(ctx: UnitContext) -> Backends:
 
 def make_unit(unit: Unit, ctx: UnitContext, backends: Backends) -> list[UnitRecord]:
     """Make one unit: takes until one is not C (at most `ctx.cap`), the best kept, one image per platform."""
-    from agent.catalogue_takes import Subject, critique_take, finish_platform, render_take
+    from agent.catalogue_takes import Subject, finish_platform
     from tools.platforms import load_platforms
-    from tools.repair import plan_repair
 
     t0 = time.perf_counter()
-    out = Path(ctx.out_dir)
     subject = Subject.load(unit, ctx)
-    work = out / ".work" / unit.slug / f"{unit.scene}-{unit.key.rsplit('/', 1)[-1]}"
+    work = Path(ctx.out_dir) / ".work" / unit.slug / f"{unit.scene}-{unit.key.rsplit('/', 1)[-1]}"
     work.mkdir(parents=True, exist_ok=True)
-    shot = subject.shot(unit)
-    takes = []
-    for n in range(1, ctx.cap + 1):
-        if n == 1:
-            prompt, negative, seed, steps = shot.prompt, shot.negative_prompt, unit.seed, None
-            repair = None
-        else:
-            plan = plan_repair(shot, takes, ctx.critique)
-            prompt, negative, seed, steps = (
-                plan.prompt,
-                plan.negative_prompt,
-                plan.seed,
-                plan.num_inference_steps,
-            )
-            repair = plan
-        take = render_take(unit, subject, backends, work / f"take-{n}.png", n, prompt, negative, seed, steps)
-        if repair is not None:
-            take.parent = n - 1
-            take.repair = Repair(actions=repair.actions, reason=repair.reason)
-        take.critique = critique_take(take, unit, subject, ctx)
-        takes.append(take)
-        if take.critique.grade != "C":
-            break
+    takes = _takes(unit, ctx, backends, subject, work)
     best = min(takes, key=lambda t: (GRADE_RANK[t.critique.grade], len(t.critique.issues), t.n))
-    attempts = [
-        {
-            "n": t.n,
-            "grade": t.critique.grade,
-            "seed": t.seed,
-            "prompt": t.prompt,
-            "actions": t.repair.actions if t.repair else [],
-            "reason": t.repair.reason if t.repair else "",
-            "issues": [f"{i.category}: {i.reason}" for i in t.critique.issues],
-        }
-        for t in takes
-    ]
+    attempts = [_attempt(t) for t in takes]
+    gpu_s = round(sum(t.timings.get("gpu_s", 0.0) for t in takes), 3)
     records = []
     for platform in load_platforms(unit.platforms):
         critique, rel = finish_platform(best, unit, subject, platform, ctx)
@@ -154,7 +120,7 @@ def make_unit(unit: Unit, ctx: UnitContext, backends: Backends) -> list[UnitReco
                 path=rel,
                 grade=critique.grade,
                 scores=critique.scores,
-                issues=[f"{i.category}: {i.reason}" for i in critique.issues],
+                issues=_issue_lines(critique),
                 prompt=best.prompt,
                 seed=best.seed,
                 model=f"{best.backend}:{best.model}",
@@ -162,7 +128,50 @@ def make_unit(unit: Unit, ctx: UnitContext, backends: Backends) -> list[UnitReco
                 attempts=attempts,
                 notes=subject.notes,
                 wall_s=round(time.perf_counter() - t0, 3),
-                gpu_s=round(sum(t.timings.get("gpu_s", 0.0) for t in takes), 3),
+                gpu_s=gpu_s,
             )
         )
     return records
+
+
+def _takes(unit: Unit, ctx: UnitContext, backends: Backends, subject, work: Path) -> list[Take]:
+    """The first take and the repairs of each C after it, at most `ctx.cap` in all, each critiqued."""
+    from agent.catalogue_takes import critique_take, render_take
+    from tools.repair import plan_repair
+
+    shot = subject.shot(unit)
+    takes: list[Take] = []
+    for n in range(1, ctx.cap + 1):
+        plan = plan_repair(shot, takes, ctx.critique) if takes else None
+        if plan is None:
+            prompt, negative, seed, steps = shot.prompt, shot.negative_prompt, unit.seed, None
+        else:
+            prompt, negative, seed = plan.prompt, plan.negative_prompt, plan.seed
+            steps = plan.num_inference_steps
+        take = render_take(unit, subject, backends, work / f"take-{n}.png", n, prompt, negative, seed, steps)
+        if plan is not None:
+            take.parent = n - 1
+            take.repair = Repair(actions=plan.actions, reason=plan.reason)
+        take.critique = critique_take(take, unit, subject, ctx)
+        takes.append(take)
+        if take.critique.grade != "C":
+            break
+    return takes
+
+
+def _issue_lines(critique: Critique) -> list[str]:
+    """A critique's issues as the records and the report list them: "category: reason"."""
+    return [f"{i.category}: {i.reason}" for i in critique.issues]
+
+
+def _attempt(take: Take) -> dict[str, Any]:
+    """One take as the record lists it: its grade, seed, prompt, the repair that made it and its issues."""
+    return {
+        "n": take.n,
+        "grade": take.critique.grade,
+        "seed": take.seed,
+        "prompt": take.prompt,
+        "actions": take.repair.actions if take.repair else [],
+        "reason": take.repair.reason if take.repair else "",
+        "issues": _issue_lines(take.critique),
+    }

@@ -164,3 +164,18 @@ def test_small_badge_on_a_large_frame_reads_back():
     out, texts = lay_out(image, price="¥59", promo="新品", claims=["纯棉"])
     result = check_copy(out, texts)
     assert result.passed and result.scores["ocr.cer"] == 0.0, result.issues
+
+
+def test_a_price_tag_on_a_2000_px_main_image_reads_back_whole():
+    """On this 2000 px frame rapidocr misses the badge whole or reads "59" in the 60% crops; at 1024 px it
+    reads "$59", so the copy check reads that size too before it calls the copy wrong."""
+    from tools.draft_panel import render_panel
+
+    prompt = (
+        "Outdoor fashion photograph of Linen Shirt, sand, made of linen, worn on a city street in golden-hour "
+        "light, natural pose, background softly blurred, the product in sharp focus"
+    )
+    scene, _ = render_panel(width=1024, height=1024, seed=448734088, prompt=prompt)
+    image, texts = lay_out(scene.resize((2000, 2000), Image.Resampling.LANCZOS), price="$59", brand=Brand())
+    result = check_copy(image, texts)
+    assert texts == ["$59"] and result.passed and result.scores["ocr.cer"] == 0.0, result.issues

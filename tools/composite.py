@@ -137,7 +137,7 @@ def background_request(
     `place(rendered, cutout, fill, anchor)` (same fill and anchor): the model's version of the product is
     always covered by the photo's own.
     """
-    from tools.files import write_atomic
+    from tools.files import write_png
 
     out = Path(output_path)
     canvas, mask = place(Image.new("RGB", size, (128, 128, 128)), cutout, fill, anchor, shadow=False)
@@ -146,8 +146,7 @@ def background_request(
     paths = {}
     for name, image in (("canvas", canvas), ("mask", paint)):
         path = out.with_name(f"{out.stem}.{name}.png")
-        buf = _png(image)
-        write_atomic(path, buf)
+        write_png(path, image)
         paths[name] = str(path.resolve())
     return ImageRequest(
         prompt=prompt,
@@ -162,11 +161,3 @@ def background_request(
         mask_image=paths["mask"],
         strength=1.0,
     )
-
-
-def _png(image: Image.Image) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()

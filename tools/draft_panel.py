@@ -19,12 +19,14 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from tools.draft_white import asks_white, render_white
 from tools.film import Shot
 from tools.scene_look import look_colours, mix, scene_look
 from tools.silhouettes import draw_subject, reference_sprite, subject_kind
 
 RGB = tuple[int, int, int]
 TITLE_SAFE = 0.15  # bottom fraction of the frame kept free of drawn text (burned subtitles go there)
+NO_SUBJECT = "none"  # a shot's subject_kind for the place alone: the caller puts the real product in it
 
 # Palettes as (sky top, sky bottom, ground, subject, accent). Kept mid-toned so a panel is never judged
 # under- or over-exposed by the technical critic: the mood shows in hue, not in crushed blacks.
@@ -398,6 +400,8 @@ def render_panel(
     w, h = width, height
     if w < 8 or h < 8:
         raise ValueError(f"panel size {w}x{h} is too small; each side must be at least 8 px")
+    if asks_white(prompt):  # a product shot on white (a marketplace main) has no scene to draw
+        return render_white(width=w, height=h, prompt=prompt, shot=shot)
     rng = random.Random(seed)
     kind = shot.kind if shot else guess_kind(prompt)
     palette_name, colours = _palette(shot, prompt, reference_images)
@@ -406,12 +410,14 @@ def render_panel(
     colours = tuple(_jitter(c, rng) for c in look_colours(colours, look))
     img = _backdrop(w, h, kind, rng, colours, look)
     given = shot.subject_kind if shot else None  # filled by the planner when it knows it
-    what = subject_kind(given, f"{shot.description} {prompt}" if shot else prompt, kind)
-    sprite_for, drawn = _sprite(what, kind, look, colours, reference_images)
+    bare = given == NO_SUBJECT
+    words = f"{shot.description} {prompt}" if shot else prompt
+    what = NO_SUBJECT if bare else subject_kind(given, words, kind)
+    sprite_for, drawn = (None, NO_SUBJECT) if bare else _sprite(what, kind, look, colours, reference_images)
     text = requested_text(prompt, shot.expect_text if shot else None)
     layout = text_layout(w, h, text, kind) if text else None
     top = layout[4][3] + h * 0.03 if layout else 0
-    box = place_subject(img, w, h, kind, rng, sprite_for, colours[3], top)
+    box = () if bare else place_subject(img, w, h, kind, rng, sprite_for, colours[3], top)
     img = _weather(img, ImageDraw.Draw(img, "RGBA"), w, h, rng, look, colours[4])
     if (w, h) not in _VIGNETTES:
         _VIGNETTES[(w, h)] = _vignette(w, h)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -46,6 +47,13 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_png(path: Path, image) -> None:
+    """Write a PIL image as PNG, atomically; compression level 3 trades a little size for speed."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=3)
+    write_atomic(path, buf.getvalue())
 
 
 def write_json(path: Path, obj: BaseModel | dict | list) -> None:

@@ -22,7 +22,11 @@ from tools.products import SCENE_NAME, Product
 
 CATALOGUE_DIR = Path(__file__).resolve().parents[1] / "prompts" / "catalogue"
 
-__all__ = ["CATALOGUE_DIR", "scene_prompt", "scenes_for"]
+# The scenes a category's main image is made in, in order of preference: the product alone, as marketplaces
+# want their first image. A category with none of them has its first scene (sorted) as the main one.
+MAIN_SCENES = ("studio", "product_only", "minimal")
+
+__all__ = ["CATALOGUE_DIR", "MAIN_SCENES", "main_first", "scene_prompt", "scenes_for"]
 
 
 def _folders(templates_dir: str | Path | None) -> list[Path]:
@@ -60,6 +64,12 @@ def scenes_for(category: str, templates_dir: str | Path | None = None) -> list[s
         if names:
             return sorted(names)
     return []
+
+
+def main_first(scenes: list[str]) -> list[str]:
+    """`scenes` with the one a main image is made in (MAIN_SCENES, in order) moved to the front."""
+    main = next((m for m in MAIN_SCENES if m in scenes), None)
+    return [main, *(s for s in scenes if s != main)] if main else list(scenes)
 
 
 def _template_name(category: str, scene: str, folders: list[Path]) -> str:

@@ -71,12 +71,8 @@ def fidelity(
     limits: FidelityLimits | None = None,
 ) -> CriticResult:
     """Compare the product's pixels in `result` with the cut-out, inside the product's mask."""
-    from skimage.color import deltaE_ciede2000, rgb2lab
-    from skimage.metrics import structural_similarity
-
     from tools.critics.images import load_rgb
 
-    lim = limits or FidelityLimits()
     image = load_rgb(result) if isinstance(result, str) else result.convert("RGB")
     mask = np.asarray(mask_in_result.convert("L"))
     if mask.shape != (image.height, image.width):
@@ -88,20 +84,31 @@ def fidelity(
         reason = "the product mask is empty: the product is not in the result"
         issue = Issue(category="product", reason=reason, critic="fidelity")
         return CriticResult(name="fidelity", ran=True, passed=False, issues=[issue])
-    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    x0, y0, x1, y1 = box
     ref = _reference(cutout, (x1 - x0, y1 - y0))
-    got = np.asarray(image)[y0:y1, x0:x1]
     core = _core(ref[..., 3])
     if core.sum() < 16:
         return CriticResult(name="fidelity", ran=False, not_run_reason="the product is too small to compare")
-    coverage = float((mask[y0:y1, x0:x1] == 255)[core].mean())
+    scores = _compare(ref, np.asarray(image)[y0:y1, x0:x1], core)
+    scores["fidelity.coverage"] = float((mask[y0:y1, x0:x1] == 255)[core].mean())
+    fails, flags = _judge(scores, limits or FidelityLimits())
+    issues = [Issue(category="product", reason=r, critic="fidelity", region=box) for r in fails + flags]
+    return CriticResult(name="fidelity", ran=True, passed=not fails, scores=scores, issues=issues)
 
-    def gray(a):
-        return a[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+def _gray(a: np.ndarray) -> np.ndarray:
+    return a[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def _compare(ref: np.ndarray, got: np.ndarray, core: np.ndarray) -> dict[str, float]:
+    """SSIM (mean and share of the core changed), edge energy and ΔE of `got` against the photo, in the core."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+    from skimage.metrics import structural_similarity
 
     # Outside the core both sides get the photo's values, so a window at the core's edge compares core only.
-    g_ref = gray(ref)
-    g_got = np.where(core, gray(got), g_ref)
+    g_ref = _gray(ref)
+    g_got = np.where(core, _gray(got), g_ref)
     _, ssim_map = structural_similarity(
         g_ref,
         g_got,
@@ -111,20 +118,20 @@ def fidelity(
         use_sample_covariance=False,
         full=True,
     )
-    ssim = float(ssim_map[core].mean())
-    changed = float((ssim_map[core] < 0.9).mean())
-    detail = _detail(g_got, core) / max(_detail(g_ref, core), 1e-6)
     delta = deltaE_ciede2000(rgb2lab(ref[..., :3][core] / 255.0), rgb2lab(got[core] / 255.0))
-    de_mean, de_p95 = float(delta.mean()), float(np.percentile(delta, 95))
-    scores = {
-        "fidelity.ssim": ssim,
-        "fidelity.changed": changed,
-        "fidelity.delta_e": de_mean,
-        "fidelity.delta_e_p95": de_p95,
-        "fidelity.coverage": coverage,
-        "fidelity.detail": detail,
+    return {
+        "fidelity.ssim": float(ssim_map[core].mean()),
+        "fidelity.changed": float((ssim_map[core] < 0.9).mean()),
+        "fidelity.delta_e": float(delta.mean()),
+        "fidelity.delta_e_p95": float(np.percentile(delta, 95)),
+        "fidelity.detail": _detail(g_got, core) / max(_detail(g_ref, core), 1e-6),
     }
-    box = (x0, y0, x1, y1)
+
+
+def _judge(scores: dict[str, float], lim: FidelityLimits) -> tuple[list[str], list[str]]:
+    """(what fails the take, what only flags it for review), from the scores and the limits."""
+    coverage, ssim, changed = scores["fidelity.coverage"], scores["fidelity.ssim"], scores["fidelity.changed"]
+    detail, de_mean = scores["fidelity.detail"], scores["fidelity.delta_e"]
     fails, flags = [], []
     if coverage < lim.coverage_fail:
         fails.append(f"only {coverage:.0%} of the product is in the mask (covered by something)")
@@ -144,5 +151,4 @@ def fidelity(
         )
     elif de_mean > lim.delta_e_review:
         flags.append(f"the product's colour drifted: mean ΔE2000 {de_mean:.1f}")
-    issues = [Issue(category="product", reason=r, critic="fidelity", region=box) for r in fails + flags]
-    return CriticResult(name="fidelity", ran=True, passed=not fails, scores=scores, issues=issues)
+    return fails, flags

@@ -76,7 +76,8 @@ def _ocr():
                 from rapidocr import RapidOCR
             except ImportError as e:
                 raise ImportError("the OCR critic needs rapidocr: pip install rapidocr onnxruntime") from e
-            _ocr_engine = RapidOCR(params={"Global.log_level": "warning"})
+            # "error": an image with no text on it is an answer here, not a warning for the user's terminal.
+            _ocr_engine = RapidOCR(params={"Global.log_level": "error"})
         return _ocr_engine
 
 
