@@ -271,7 +271,7 @@ def images(bench, manager, repeats: int) -> dict:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--tiny", action="store_true", help="tiny configs on the CPU (checks the script, not speed)"
@@ -294,8 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         "--what", default="films,images", help="films (cold, then warm in the same process) and/or images"
     )
     ap.add_argument("--out", default="bench_film_gpu.json")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     t0_perf = time.perf_counter() - (time.time() - STARTED)
     sampler = GpuSampler().start()
     bench, manager, built = build_manager(args)

@@ -53,17 +53,11 @@ MAX_FUNCTION_LINES = 60
 # says when).
 LONG_FILES = {
     "agent/director.py": "rel is splitting a concept out of it (601 lines)",
-    "evals/bench_gpu.py": "gpu is splitting a concept out of it (601 lines)",
 }
 LONG_FUNCTIONS = {
-    "tools/llm.py:Chat._ask": "llm is splitting the ask-validate-retry loop into steps",
-    "tools/critics/fidelity.py:fidelity": "cat is splitting it into one step per check",
-    "agent/catalogue.py:run_catalogue": "cat is splitting it",
-    "agent/catalogue_takes.py:render_take": "cat is splitting it",
-    "agent/catalogue_unit.py:make_unit": "cat is splitting it",
-    "evals/bench_gpu.py:Bench.zimage": "gpu is splitting it with the file",
-    "evals/bench_film_gpu.py:film": "gpu owns the GPU film benchmark and is changing it",
-    "evals/bench_server.py:main": "service owns the server benchmark and is changing it (percentiles, load)",
+    "evals/bench_gpu.py:Bench.zimage": "a GPU benchmark's measurement sequence, run only on the lent GPU machine",
+    "evals/bench_film_gpu.py:film": "a GPU benchmark's timeline of one film, run only on the lent GPU machine",
+    "evals/bench_server.py:main": "the server benchmark's sequence: start, submit, kill, restart, poll, report",
 }
 
 
