@@ -18,7 +18,8 @@ from pathlib import Path
 
 from langgraph.types import Command
 
-from agent.run_graph import STATE_TYPES, Film, film_snapshot
+from agent.graph import build_graph
+from agent.run_graph import STATE_TYPES, Film, checkpointer, thread
 from agent.run_graph import run_graph as _run
 from agent.run_status import RunFailed, missing_shots, read_marker, set_status, status
 from agent.rundir import (
@@ -108,6 +109,12 @@ def check_run_dir(path: str | Path, flag: str | None = "--resume") -> Path:
     if missing:
         raise RunDirError(f"{named}: not a run directory (missing {', '.join(missing)})")
     return p
+
+
+def _snapshot(root: Path):
+    """The graph's state on the run's current thread: its values, the nodes next and any interrupt."""
+    with checkpointer(root) as saver:
+        return build_graph(saver).get_state({"configurable": {"thread_id": thread(root)}})
 
 
 def _has_work(root: Path) -> bool:
@@ -243,7 +250,7 @@ def resume(
         RunDir(root).check_records()
         if not (root / MARKER).exists():  # start-up was killed before its marker
             write_json(root / MARKER, {"id": root.name, "status": "stopped", "created": time.time()})
-        snapshot = film_snapshot(root)
+        snapshot = _snapshot(root)
         state = FilmState.model_validate(snapshot.values) if snapshot.values else None
         board = _edited_storyboard(root, state)
         pending = set(snapshot.next)
@@ -406,7 +413,7 @@ def check_redo(root: str | Path, shot_number: int, note: str = "") -> RedoTarget
     note = " ".join((note or "").split())
     if len(note) > MAX_NOTE:
         raise RunDirError(f"--note is {len(note)} characters; at most {MAX_NOTE}")
-    state = FilmState.model_validate(film_snapshot(root).values)
+    state = FilmState.model_validate(_snapshot(root).values)
     shots = state.storyboard.shots
     if not 1 <= shot_number <= len(shots):
         raise RunDirError(f"--shot {shot_number}: this run has shots 1 to {len(shots)}")
@@ -495,7 +502,7 @@ def _deliver(root: Path, platform: str, on_event) -> film.Cut:
         raise RunDirError(f"{root} has no finished film to deliver ({status(root)})")
     settings = load_settings(root)
     label, width, height = resolve_size(platform, None)
-    state = FilmState.model_validate(film_snapshot(root).values)
+    state = FilmState.model_validate(_snapshot(root).values)
     run = RunDir(root)
     by_id = {r.shot_id: r for r in state.results}
     shots = [s for s in state.storyboard.shots if by_id.get(s.id) and by_id[s.id].clip]

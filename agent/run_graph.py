@@ -23,7 +23,7 @@ from agent.settings import RunSettings
 from agent.state import FilmState
 from tools import film
 
-__all__ = ["STATE_TYPES", "Film", "checkpointer", "film_snapshot", "graph_config", "run_graph", "thread"]
+__all__ = ["STATE_TYPES", "Film", "checkpointer", "graph_config", "run_graph", "thread"]
 
 # The checkpointer restores only the state's own classes: nothing else is ever unpacked from the file.
 # Runs made before the vocabulary moved to tools/film.py recorded them as agent.state.<Name>; agent.state still
@@ -64,12 +64,6 @@ def checkpointer(root: Path):
             yield SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES))
     except sqlite3.DatabaseError as err:
         raise damaged_checkpoints(path, err) from None
-
-
-def film_snapshot(root: Path):
-    """The graph's state on the run's current thread: its values, the nodes next and any interrupt."""
-    with checkpointer(root) as saver:
-        return build_graph(saver).get_state({"configurable": {"thread_id": thread(root)}})
 
 
 def run_graph(
