@@ -251,7 +251,10 @@ def resume(
         if not (root / MARKER).exists():  # start-up was killed before its marker
             write_json(root / MARKER, {"id": root.name, "status": "stopped", "created": time.time()})
         snapshot = _snapshot(root)
-        state = FilmState.model_validate(snapshot.values) if snapshot.values else None
+        # Killed right after the graph's first checkpoint: it holds only the reducers' defaults ({"results": []}),
+        # no brief yet. That is a run with no state: it starts from its input again.
+        values = snapshot.values
+        state = FilmState.model_validate(values) if values and "brief" in values else None
         board = _edited_storyboard(root, state)
         pending = set(snapshot.next)
         if approval is not None:

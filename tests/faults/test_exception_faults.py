@@ -244,3 +244,31 @@ def test_an_exception_after_the_clip_keeps_the_shot_in_the_film(tmp_path, monkey
     )
     assert "the outpainter lost its mask" in (out / "report.html").read_text()
     assert (out / "shots" / "s01" / "variants" / "tiktok.png").exists()
+
+
+def test_killed_right_after_the_first_checkpoint_resumes(tmp_path, capsys):
+    """Found by the soak (evals/results/soak_run3_seed13.log, film-035): a kill between the graph's first
+    checkpoint (its input, step -1) and the next leaves a snapshot whose values are only the reducers' defaults
+    ({"results": []}, no brief). --resume raised a pydantic traceback on it at every try; it must start the run's
+    graph from its input again."""
+    from agent.graph import build_graph
+    from agent.run_graph import checkpointer
+    from agent.state import FilmState
+    from tools.film import Brief
+
+    out = tmp_path / "run"
+    code, errors = run_main(capsys, "run", BRIEF, *TINY, "--approve", "--out", str(out))
+    assert code == 0, errors
+    for name in ("checkpoints.sqlite", "checkpoints.sqlite-wal", "checkpoints.sqlite-shm", "storyboard.json"):
+        (out / name).unlink(missing_ok=True)
+    brief = Brief.model_validate_json((out / "brief.json").read_text())
+    with checkpointer(out) as saver:
+        graph = build_graph(saver)
+        config = {"configurable": {"thread_id": "film"}}
+        for _ in graph.stream(FilmState(brief=brief), config, stream_mode="checkpoints", durability="sync"):
+            break  # the process dies here: only the input's checkpoint is saved
+        assert graph.get_state(config).values == {"results": []}
+
+    code, errors = run_main(capsys, "run", "--resume", str(out))
+    assert code == 0, errors
+    assert marker(out)["status"] == "waiting-for-approval" and (out / "storyboard.json").exists()
