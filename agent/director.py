@@ -1,37 +1,27 @@
-"""Running a film: open the run directory, run the graph with its SQLite checkpointer, resume, report progress.
+"""Directing a run: open the run directory, start it, resume it, shoot again what failed, redo a shot, deliver.
 
 `start()` makes a new run directory; `resume()` continues one. Both return a `Film` once the graph is done (or
-has stopped for approval). Progress events come from the graph's update stream, not from inside nodes.
+has stopped for approval). The graph itself runs in agent/run_graph.py, with its SQLite checkpointer; progress
+events come from the graph's update stream, not from inside nodes.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
-from agent import state
 from agent.graph import build_graph
-from agent.run_status import (
-    RunFailed,
-    damaged_checkpoints,
-    failure,
-    missing_shots,
-    read_marker,
-    set_status,
-    status,
-)
+from agent.run_graph import STATE_TYPES, Film, checkpointer, thread
+from agent.run_graph import run_graph as _run
+from agent.run_status import RunFailed, missing_shots, read_marker, set_status, status
 from agent.rundir import (
     MARKER,
     RecordError,
@@ -51,6 +41,7 @@ from agent.settings import RunSettings, SettingsError
 from agent.state import FilmState
 from tools import film
 from tools.film import Brief, Shot, Storyboard
+from tools.plan import BriefError, PlanError
 
 __all__ = [
     "STATE_TYPES",
@@ -70,21 +61,8 @@ __all__ = [
     "status",
 ]
 
-# The checkpointer restores only the state's own classes: nothing else is ever unpacked from the file.
-# Types the checkpointer may rebuild. Runs made before the vocabulary moved to tools/film.py recorded them as
-# agent.state.<Name>; agent.state still imports every one of them, so those checkpoints resume.
-STATE_TYPES = [("agent.state", name) for name in state.__all__ + film.__all__] + [
-    ("tools.film", name) for name in film.__all__
-]
-STATE_TYPES.append(("tools.repair", "RepairPlan"))  # ShotState.repair_plan
-
-
-@dataclass
-class Film:
-    run_dir: Path
-    state: FilmState | None
-    waiting_for_approval: bool = False
-    missing: dict[str, str] = field(default_factory=dict)  # shot id -> why it is not in the cut
+# Errors that are the input's fault (exit 2): the one line names what to fix, not the run folder.
+INPUT_ERRORS = (RunDirError, SettingsError, BriefError, PlanError)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -133,81 +111,29 @@ def check_run_dir(path: str | Path, flag: str | None = "--resume") -> Path:
     return p
 
 
-def _config(settings: RunSettings, thread: str = "film") -> dict:
-    # Each take is 3 steps (render, critique, repair); leave room for the film graph's own steps.
-    return {"configurable": {"thread_id": thread}, "recursion_limit": 20 + 4 * settings.max_takes}
-
-
-def _thread(root: Path) -> str:
-    """The run's current graph thread: "film", "redo-N" after the Nth redo, "retry-N" after the Nth retry of
-    failed or missing shots (each is its own thread)."""
-    return read_marker(root).get("thread", "film")
-
-
-@contextmanager
-def _checkpointer(root: Path):
-    path = root / "checkpoints.sqlite"
-    try:
-        with closing(sqlite3.connect(path, check_same_thread=False)) as conn:
-            # WAL with synchronous=NORMAL: a killed process loses nothing committed; commits skip an fsync each.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            yield SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES))
-    except sqlite3.DatabaseError as err:
-        raise damaged_checkpoints(path, err) from None
-
-
-def _snapshot(root: Path, settings: RunSettings):
-    with _checkpointer(root) as saver:
-        return build_graph(saver).get_state(_config(settings, _thread(root)))
-
-
-def _run(
-    graph_input, settings: RunSettings, on_event: Callable[[str, dict], None] | None, allow_missing=False
-) -> Film:
-    root = settings.path
-    with _checkpointer(root) as saver:
-        graph = build_graph(saver)
-        config = _config(settings, _thread(root))
-        try:
-            for _namespace, mode, update in graph.stream(
-                graph_input, config, context=settings, stream_mode=["updates", "custom"], subgraphs=True
-            ):
-                if on_event and mode == "custom":  # a node's own progress line, e.g. the planner's requests
-                    on_event("progress", update if isinstance(update, dict) else {})
-                elif on_event:
-                    for node, value in update.items():
-                        on_event(node, value if isinstance(value, dict) else {})
-        except KeyboardInterrupt:
-            set_status(root, "stopped")
-            raise
-        except Exception as err:
-            raise failure(root, settings, graph, config, err) from None
-        snapshot = graph.get_state(config)
-    waiting = bool(snapshot.interrupts)
-    state = FilmState.model_validate(snapshot.values) if snapshot.values else None
-    if waiting and state and state.storyboard:
-        from agent.report import write_storyboard_sheet
-
-        write_storyboard_sheet(state.storyboard, root)  # a picture of what is to be approved
-    missing = {} if waiting else missing_shots(state)
-    if waiting:
-        set_status(root, "waiting-for-approval")
-    elif missing and not allow_missing:
-        set_status(root, "incomplete", missing=missing)
-    else:
-        set_status(root, "done", missing=missing)
-    return Film(root, state, waiting_for_approval=waiting, missing=missing)
+def _snapshot(root: Path):
+    """The graph's state on the run's current thread: its values, the nodes next and any interrupt."""
+    with checkpointer(root) as saver:
+        return build_graph(saver).get_state({"configurable": {"thread_id": thread(root)}})
 
 
 def _has_work(root: Path) -> bool:
-    """A take, a clip or a record exists: the folder is a run's memory and is never deleted."""
-    return any(root.glob("shots/*/*")) or any(root.glob("clips/*")) or (root / "manifest.json").exists()
+    """A storyboard, a take, a clip or a record exists: the folder is a run's memory and is never deleted."""
+    return (
+        (root / "storyboard.json").exists()
+        or any(root.glob("shots/*/*"))
+        or any(root.glob("clips/*"))
+        or (root / "manifest.json").exists()
+    )
 
 
 def start(brief: Brief, settings: RunSettings, on_event=None, allow_missing: bool = False) -> Film:
-    """A new run in settings.run_dir. If planning fails before anything is made, the folder is removed: nothing
-    pretends to be a result. Once a take, a clip or a record exists, the folder stays (status says why)."""
+    """A new run in settings.run_dir.
+
+    The folder stays once start-up has written it, whatever happens after (the error's line and the status say
+    why, and `--resume` continues), with one exception: the input's own fault (a brief the planner refuses, a
+    planner endpoint that is not there: exit 2) before a storyboard exists. That line names no folder, so the
+    folder is removed, as start-up made it, and the same `--out` works again once the input is fixed."""
     root = settings.path
     check_settings(settings)
     references = load_references(settings.reference)  # before anything is created: a bad file leaves nothing
@@ -228,9 +154,12 @@ def start(brief: Brief, settings: RunSettings, on_event=None, allow_missing: boo
         except OSError as err:
             _discard(root, created)
             raise RunDirError(f"cannot write in the run folder {root}: {err.strerror}") from None
+        except INPUT_ERRORS:  # the backends refused the settings: nothing was written
+            _discard(root, created)
+            raise
         try:
             return _run(FilmState(brief=brief), settings, on_event, allow_missing)
-        except BaseException:
+        except INPUT_ERRORS:
             if not _has_work(root):
                 _discard(root, created)
             raise
@@ -321,8 +250,11 @@ def resume(
         RunDir(root).check_records()
         if not (root / MARKER).exists():  # start-up was killed before its marker
             write_json(root / MARKER, {"id": root.name, "status": "stopped", "created": time.time()})
-        snapshot = _snapshot(root, settings)
-        state = FilmState.model_validate(snapshot.values) if snapshot.values else None
+        snapshot = _snapshot(root)
+        # Killed right after the graph's first checkpoint: it holds only the reducers' defaults ({"results": []}),
+        # no brief yet. That is a run with no state: it starts from its input again.
+        values = snapshot.values
+        state = FilmState.model_validate(values) if values and "brief" in values else None
         board = _edited_storyboard(root, state)
         pending = set(snapshot.next)
         if approval is not None:
@@ -484,9 +416,7 @@ def check_redo(root: str | Path, shot_number: int, note: str = "") -> RedoTarget
     note = " ".join((note or "").split())
     if len(note) > MAX_NOTE:
         raise RunDirError(f"--note is {len(note)} characters; at most {MAX_NOTE}")
-    with _checkpointer(root) as saver:
-        snapshot = build_graph(saver).get_state({"configurable": {"thread_id": _thread(root)}})
-    state = FilmState.model_validate(snapshot.values)
+    state = FilmState.model_validate(_snapshot(root).values)
     shots = state.storyboard.shots
     if not 1 <= shot_number <= len(shots):
         raise RunDirError(f"--shot {shot_number}: this run has shots 1 to {len(shots)}")
@@ -576,9 +506,7 @@ def _deliver(root: Path, platform: str, on_event, settings: RunSettings | None) 
         raise RunDirError(f"{root} has no finished film to deliver ({status(root)})")
     settings = settings or load_settings(root)
     label, width, height = resolve_size(platform, None)
-    with _checkpointer(root) as saver:
-        snapshot = build_graph(saver).get_state({"configurable": {"thread_id": _thread(root)}})
-    state = FilmState.model_validate(snapshot.values)
+    state = FilmState.model_validate(_snapshot(root).values)
     run = RunDir(root)
     by_id = {r.shot_id: r for r in state.results}
     shots = [s for s in state.storyboard.shots if by_id.get(s.id) and by_id[s.id].clip]

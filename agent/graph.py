@@ -10,7 +10,8 @@ the take loop (`add_take_loop`; alone as `build_take_graph`, which the evaluatio
              ▲             └─ failed ─► repair ─┐
              └──────────────────────────────────┘   (at most max_takes takes)
 
-shoot:  the take loop, then keep → animate → adapt (--variants: outpaint per platform)
+shoot:  the take loop, then keep → animate → adapt (--variants: outpaint per platform); a node of the branch that
+        raises ends the branch in `shot_failed`, which records the shot as failed (the other shots go on)
 
 The shot branch wires the take loop's nodes into itself rather than nesting the compiled take graph: a run's
 checkpoints name the branch's nodes (render, critique, repair, animate, adapt), and a run killed mid-loop resumes
@@ -49,6 +50,7 @@ def build_take_graph():
 
 def build_shot_graph():
     g = StateGraph(ShotState, output_schema=ShotOutput, context_schema=RunSettings)
+    g.set_node_defaults(error_handler=nodes.shot_failed)
     add_take_loop(g, keep="animate")
     g.add_node("animate", nodes.animate)
     g.add_node("adapt", nodes.adapt)

@@ -7,17 +7,21 @@ so a resumed run never renders again a take that was already recorded.
 
 from __future__ import annotations
 
+import copy
+import sqlite3
 import time
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from langgraph.errors import NodeError
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
 from agent.delivery import PLATFORM_WORKERS, cut_platforms, file_label, make_variant, platform_clip, pre_cut
 from agent.retry import retry
-from agent.rundir import RunDir, write_json
-from agent.settings import RunSettings
+from agent.rundir import RunDir, RunDirError, write_atomic, write_json
+from agent.settings import RunSettings, SettingsError
 from agent.state import FilmState, ShotState, TakeState
 from tools.film import Clip, Critique, Issue, ShotResult, Storyboard, Take
 from tools.repair import RepairPlan
@@ -128,7 +132,9 @@ def cut(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
     run = RunDir(settings.run_dir)
     by_id = {r.shot_id: r for r in state.results}
     shots = [s for s in state.storyboard.shots if by_id.get(s.id) and by_id[s.id].clip]
+    failed = {r.shot_id: r.error for r in state.results if r.error}
     if not shots:
+        run.write_manifest({"failed_shots": failed})
         raise RuntimeError("no shot produced a clip; see report.html and the takes under shots/")
     first, *others = cut_platforms(settings)
     config = settings.config(CutConfig).model_copy(update={"platform": first})
@@ -143,7 +149,11 @@ def cut(state: FilmState, runtime: Runtime[RunSettings]) -> dict:
         framed = config.model_copy(update={"width": width, "height": height, "platform": platform})
         cuts.append(cut_film(shots, clips, run.root, framed, name=f"final-{file_label(platform)}"))
     run.write_manifest(
-        {"cut": film.model_dump(mode="json"), "cuts": [c.model_dump(mode="json") for c in cuts]}
+        {
+            "cut": film.model_dump(mode="json"),
+            "cuts": [c.model_dump(mode="json") for c in cuts],
+            "failed_shots": failed,
+        }
     )
     return {"cut": film}
 
@@ -479,3 +489,41 @@ def adapt(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
             variant = make_variant(state.shot, kept, platform, settings, run)
         variants.append(variant)
     return {"results": [result.model_copy(update={"variants": variants})]}
+
+
+# --- a shot branch that raised ---------------------------------------------------------------------------
+
+# Failures of the run, not of one shot: the input's fault (a damaged record, a bad setting: exit 2), the disk, the
+# checkpoint database. They stop the run with a line that says what to fix. Anything else a branch raises (a bug,
+# a backend's RuntimeError) fails only its shot.
+RUN_ERRORS = (RunDirError, SettingsError, OSError, sqlite3.Error)
+
+
+def shot_failed(state: TakeState, runtime: Runtime[RunSettings], error: NodeError) -> dict:
+    """The shot branch's error handler (LangGraph calls it in place of a node of the branch that raised).
+
+    The shot's result records the exception (type, message, the node) and its traceback goes to
+    shots/<id>/error.log; the branch ends there and the other shots go on. The film then lacks this shot: the run
+    exits non-zero saying so, and `--resume` shoots it again. `state` is what the node that raised was given: the
+    take loop's TakeState, or the ShotState of animate and adapt.
+    """
+    err = error.error
+    if isinstance(err, RUN_ERRORS):
+        # A copy: LangGraph counts the failed node's own exception object as handled once it called this handler.
+        raise copy.copy(err) from err
+    run = RunDir(runtime.context.run_dir)
+    log = run.shot_dir(state.shot.id) / "error.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(log, "".join(traceback.format_exception(err)))
+    said = " ".join(str(err).split())
+    said = said[:120] + "…" if len(said) > 120 else said
+    why = f"{error.node} raised {type(err).__name__}" + (f": {said}" if said else "")
+    # adapt raising leaves animate's result, clip and all: the shot is in the cut, flagged with why.
+    results = state.results if isinstance(state, ShotState) else []
+    made = next((r for r in results if r.shot_id == state.shot.id), None)
+    kept = best_take(state.takes)
+    result = made or ShotResult(
+        shot_id=state.shot.id, takes=state.takes, best=kept.n if kept else None, flagged=True
+    )
+    failed = {"flagged": True, "error": f"{why}; traceback in {run.rel(log)}"}
+    return {"results": [result.model_copy(update=failed)]}

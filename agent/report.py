@@ -127,6 +127,7 @@ def write_report(state: FilmState, run: RunDir, settings) -> str:
                 "frame": kept_take.path if kept_take else None,
                 "kept": kept,
                 "flagged": bool(result is None or result.flagged),
+                "error": result.error if result else None,
                 "clip": _clip_view(result),
                 "takes": [_take_view(t, kept, notes.get((shot.id, t.n))) for t in takes],
                 "cost": cost_line(
@@ -207,7 +208,11 @@ def _decisions(storyboard: Storyboard, shots: list[dict]) -> list[dict]:
     """What a person must decide on: flagged shots and why, failed deliveries, and the planner's notes."""
     out = [{"shot": None, "text": note} for note in storyboard.notes]
     for s in shots:
+        if s["error"]:
+            out.append({"shot": s["id"], "text": f"the shot failed: {s['error']}; --resume shoots it again"})
         if s["kept"] is None:
+            if s["error"]:
+                continue
             out.append(
                 {
                     "shot": s["id"],

@@ -78,7 +78,9 @@ def missing_shots(state: FilmState | None) -> dict[str, str]:
         if result is not None and result.clip is not None:
             continue
         last = result.takes[-1] if result and result.takes else None
-        if last is None:
+        if result is not None and result.error:
+            why = result.error
+        elif last is None:
             why = "no take was made"
         elif last.error:
             why = last.error
@@ -115,7 +117,9 @@ def failure(root: Path, settings: RunSettings, graph, config, err: Exception) ->
             f"every shot failed ({shots}); see {root / 'report.html'}, fix the cause, then --resume {root}"
         )
     else:
-        line = RunFailed(f"{type(err).__name__}: {err}; details in {root / 'error.log'}")
+        line = RunFailed(
+            f"{type(err).__name__}: {err}; details in {root / 'error.log'}; fix the cause, then --resume {root}"
+        )
     if state and state.storyboard and state.approved:
         with suppress(Exception):  # the report is a courtesy here; the failure itself is already in hand
             from agent.report import write_report

@@ -311,6 +311,9 @@ class ShotResult(BaseModel):
     flagged: bool = Field(description="True when the kept take did not pass (cap reached) or needs review.")
     clip: Clip | None = None
     variants: list[Variant] = Field(default_factory=list, description="The kept still for other platforms.")
+    error: str | None = Field(
+        default=None, description="Why the branch failed: the exception it raised (type: message, and where)."
+    )
 
 
 class VoiceLine(BaseModel):
