@@ -105,12 +105,10 @@ def write_storyboard_sheet(storyboard: Storyboard, root: Path) -> Path:
     return sheet
 
 
-def write_report(state: FilmState, run: RunDir, settings) -> str:
-    """contact_sheet.png and report.html for a finished film; returns the report's relative path."""
-    from tools.sound import sound_notes
-
+def _shot_views(state: FilmState, run: RunDir, on_disk: list) -> tuple[list[dict], list[tuple]]:
+    """(one view per storyboard shot: its takes, the kept one, clip, cost and variants; the contact sheet's
+    (frame, label) items)."""
     results = {r.shot_id: r for r in state.results}
-    on_disk = run.takes()
     notes = _redo_notes(run)
     sheet_items, shots = [], []
     for shot in state.storyboard.shots:
@@ -136,6 +134,16 @@ def write_report(state: FilmState, run: RunDir, settings) -> str:
                 "variants": [_variant_view(v) for v in (result.variants if result else [])],
             }
         )
+    return shots, sheet_items
+
+
+def write_report(state: FilmState, run: RunDir, settings) -> str:
+    """contact_sheet.png and report.html for a finished film; returns the report's relative path."""
+    from tools.sound import sound_notes
+
+    results = {r.shot_id: r for r in state.results}
+    on_disk = run.takes()
+    shots, sheet_items = _shot_views(state, run, on_disk)
     if sheet_items:
         _thumb_grid(sheet_items, run.root / "contact_sheet.png")
     cuts = _cuts(state, run)
