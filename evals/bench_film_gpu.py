@@ -160,20 +160,13 @@ def build_manager(args):
     return bench, manager, built
 
 
-def film(
-    args, manager, out: Path, t0_perf: float, t0_epoch: float, sampler: GpuSampler, spans: Spans
-) -> dict:
-    """One film through the director; times relative to t0 (perf_counter and epoch of the same instant)."""
-    from agent import director
-    from agent.backends import Backends
+def film_settings(args, out: Path):
+    """The settings `main.py run BRIEF --shots N --size WxH --image-backend diffusers --image-model MODEL
+    --video-backend motion --clip-model none --max-takes K --render-batch B [--compile ...]` gives."""
     from agent.settings import RunSettings, resolve_size
-    from tools.plan import read_brief
-    from tools.render_queue import sum_costs
 
-    # The settings `main.py run BRIEF --shots N --size WxH --image-backend diffusers --image-model MODEL
-    # --video-backend motion --clip-model none --max-takes K --render-batch B [--compile ...]` gives.
     platform, width, height = resolve_size(None, "64x64" if args.tiny else "1024x1024")
-    settings = RunSettings(
+    return RunSettings(
         run_dir=str(out),
         shots=args.shots,
         platform=platform,
@@ -189,17 +182,36 @@ def film(
         quantize=args.quantize,
         compile_cache=args.compile_cache,
     )
+
+
+def film(
+    args, manager, out: Path, t0_perf: float, t0_epoch: float, sampler: GpuSampler, spans: Spans
+) -> dict:
+    """One film through the director; times relative to t0 (perf_counter and epoch of the same instant)."""
+    from agent import director
+    from agent.backends import Backends
+    from tools.plan import read_brief
+
+    settings = film_settings(args, out)
     settings.attach(Backends.for_settings(settings, manager))
-    queue = manager.queue
-    first_call = len(queue.batches)
+    first_call = len(manager.queue.batches)
     began = time.perf_counter()
     result = director.start(read_brief(BRIEF, "argument"), settings)
     done = time.perf_counter()
     if result.state.cut is None:
         raise RuntimeError(f"the film made no cut; see {out}/report.html")
-    calls = queue.batches[first_call:]
-    manifest = json.loads((out / "manifest.json").read_text())
-    takes = manifest["takes"]
+    calls = manager.queue.batches[first_call:]
+    return timeline(out, calls, (t0_perf, t0_epoch), (began, done), sampler, spans)
+
+
+def timeline(
+    out: Path, calls: list, t0: tuple[float, float], ran: tuple[float, float], sampler, spans
+) -> dict:
+    """Where the film's time went, from its files' times and the render queue's calls."""
+    from tools.render_queue import sum_costs
+
+    (t0_perf, t0_epoch), (began, done) = t0, ran
+    takes = json.loads((out / "manifest.json").read_text())["takes"]
     pngs = sorted(p.stat().st_mtime for p in out.glob("shots/*/take-*.png"))
     final = (out / "final.mp4").stat().st_mtime
     render_start, render_end = calls[0].started, calls[-1].ended

@@ -5,9 +5,9 @@ config.json files) with random bf16 weights time what the real models cost. Weig
 GPU; tokenizers are the small local ones from evals/tokenizers.py (a byte-level tokenizer yields more tokens
 per prompt than Qwen's BPE, so text encoding is, if anything, timed pessimistically).
 
-    python evals/bench_gpu.py --zimage --out bench.json             # Z-Image variants (plain, compiled, fast)
-    python evals/bench_gpu.py --video --switch --out bench.json     # LTX, Wan TI2V-5B clips; model switch
-    python evals/bench_gpu.py --tiny --zimage --video --switch       # the same code on tiny configs, on a CPU
+    python -m evals.bench_gpu --zimage --out bench.json             # Z-Image variants (plain, compiled, fast)
+    python -m evals.bench_gpu --video --switch --out bench.json     # LTX, Wan TI2V-5B clips; model switch
+    python -m evals.bench_gpu --tiny --zimage --video --switch       # the same code on tiny configs, on a CPU
 
 Every image time is end to end (prompt text in, decoded image out: text encoding, 9 steps, VAE decode), median
 of --repeats runs after warm-up. Prints a table last; writes JSON.
@@ -181,8 +181,6 @@ class Bench:
         """Each variant on a freshly built pipeline (a quantized or compiled model is not undone in place)."""
         import torch
 
-        from tools.speed import speed_up
-
         size = 64 if self.tiny else 1024
         steps = 9
         pipe = None
@@ -214,30 +212,7 @@ class Bench:
                 )
 
             t0 = time.perf_counter()
-            if variant == "compile":  # what --compile does
-                speed_up(pipe, compile=True)
-            elif variant in (
-                "fp8",
-                "fp8-all",
-            ):  # what --quantize fp8 --compile does (+ compiled VAE and encoder)
-                speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8")
-                if variant == "fp8-all":
-                    pipe.vae.decoder.compile()
-                    pipe.text_encoder.compile()
-            elif variant == "fast":
-                # On top of compiled blocks: cuDNN attention (faster than FA2 SDPA on Hopper), Inductor's
-                # coordinate-descent tuning and 1x1-convs-as-matmul, a channels-last VAE. (max-autotune was tried:
-                # its autotuning of the VAE's 1024x1024 convolutions alone outran a 10-minute device call.)
-                import torch._inductor.config as ic
-
-                ic.conv_1x1_as_mm = True
-                ic.coordinate_descent_tuning = True
-                ic.epilogue_fusion = False
-                ic.coordinate_descent_check_all_directions = True
-                if self.device == "cuda":
-                    pipe.transformer.set_attention_backend("_native_cudnn")
-                speed_up(pipe, compile=True)
-                pipe.vae.to(memory_format=torch.channels_last)
+            self._apply_variant(pipe, variant)
             self.reset_peak()
             gen()  # warm-up: compilation happens here
             gen()
@@ -246,38 +221,75 @@ class Bench:
 
             graphs = dict(counters["stats"])
             for batch in batches:
-                self.reset_peak()
-                times = self.timed(lambda b=batch: gen(b), warmup=1 if batch > 1 else 0)
-                med = statistics.median(times)
-                # One more run with a synchronising callback after every step, for where the time goes (the
-                # syncs stop the CPU from queueing ahead, so these parts add up to a little more than `med`).
-                self.sync()
-                start = time.perf_counter()
-                gen(batch, breakdown=True)
-                self.sync()
-                end = time.perf_counter()
-                step = statistics.median(b2 - a for a, b2 in itertools.pairwise(marks))
-                encode, decode = (
-                    marks[0] - start - step,
-                    end - marks[-1],
-                )  # text encoding + latents; VAE decode
-                self.row(
-                    model="Z-Image-Turbo",
-                    variant=variant,
-                    size=f"{size}x{size}",
-                    steps=steps,
-                    batch=batch,
-                    s_per_image=round(med / batch, 3),
-                    images_per_s=round(batch / med, 3),
-                    peak_gib=round(self.peak_gib(), 1),
-                    warmup_s=round(warm, 1),
-                    encode_s=round(encode, 3),
-                    s_per_step=round(step, 4),
-                    decode_s=round(decode, 3),
-                    runs=[round(t, 3) for t in times],
-                    dynamo=graphs,
-                )
+                self._measure_batch(gen, marks, dict(variant=variant, size=size, steps=steps, batch=batch),
+                                    warm, graphs)  # fmt: skip
         return pipe
+
+    def _apply_variant(self, pipe, variant: str) -> None:
+        """What the variant does to a freshly built pipeline (the `run` flags it stands for)."""
+        import torch
+
+        from tools.speed import speed_up
+
+        if variant == "compile":  # what --compile does
+            speed_up(pipe, compile=True)
+        elif variant in (
+            "fp8",
+            "fp8-all",
+        ):  # what --quantize fp8 --compile does (+ compiled VAE and encoder)
+            speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8")
+            if variant == "fp8-all":
+                pipe.vae.decoder.compile()
+                pipe.text_encoder.compile()
+        elif variant == "fast":
+            # On top of compiled blocks: cuDNN attention (faster than FA2 SDPA on Hopper), Inductor's
+            # coordinate-descent tuning and 1x1-convs-as-matmul, a channels-last VAE. (max-autotune was tried:
+            # its autotuning of the VAE's 1024x1024 convolutions alone outran a 10-minute device call.)
+            import torch._inductor.config as ic
+
+            ic.conv_1x1_as_mm = True
+            ic.coordinate_descent_tuning = True
+            ic.epilogue_fusion = False
+            ic.coordinate_descent_check_all_directions = True
+            if self.device == "cuda":
+                pipe.transformer.set_attention_backend("_native_cudnn")
+            speed_up(pipe, compile=True)
+            pipe.vae.to(memory_format=torch.channels_last)
+
+    def _measure_batch(self, gen, marks: list[float], case: dict, warm: float, graphs: dict) -> None:
+        """Median seconds of `case["batch"]` images, then one synchronised run for where the time goes."""
+        variant, size, steps, batch = case["variant"], case["size"], case["steps"], case["batch"]
+        self.reset_peak()
+        times = self.timed(lambda: gen(batch), warmup=1 if batch > 1 else 0)
+        med = statistics.median(times)
+        # One more run with a synchronising callback after every step, for where the time goes (the
+        # syncs stop the CPU from queueing ahead, so these parts add up to a little more than `med`).
+        self.sync()
+        start = time.perf_counter()
+        gen(batch, breakdown=True)
+        self.sync()
+        end = time.perf_counter()
+        step = statistics.median(b2 - a for a, b2 in itertools.pairwise(marks))
+        encode, decode = (
+            marks[0] - start - step,
+            end - marks[-1],
+        )  # text encoding + latents; VAE decode
+        self.row(
+            model="Z-Image-Turbo",
+            variant=variant,
+            size=f"{size}x{size}",
+            steps=steps,
+            batch=batch,
+            s_per_image=round(med / batch, 3),
+            images_per_s=round(batch / med, 3),
+            peak_gib=round(self.peak_gib(), 1),
+            warmup_s=round(warm, 1),
+            encode_s=round(encode, 3),
+            s_per_step=round(step, 4),
+            decode_s=round(decode, 3),
+            runs=[round(t, 3) for t in times],
+            dynamo=graphs,
+        )
 
     # ---- video -------------------------------------------------------------------------------------------
 

@@ -85,7 +85,7 @@ def pct(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(p * len(sorted_values)))] * 1000
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--films", type=int, default=20)
     ap.add_argument("--shots", type=int, default=2)
@@ -95,13 +95,14 @@ def main() -> None:
         "--kill-after", type=float, default=None, help="SIGKILL the server after S seconds, restart"
     )
     ap.add_argument("--timeout", type=float, default=1800)
-    args = ap.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="bench-server-"))
-    keys = [f"bench-key-{i:02d}-" + os.urandom(8).hex() for i in range(args.films)]
-    (state / "keys.txt").write_text("\n".join(keys))
+    return ap.parse_args()
+
+
+def drive(args, state: Path, keys: list[str]) -> tuple[list[float], dict, list[float], float]:
+    """Start the server, let every client submit and poll, kill and restart it once if asked; returns the
+    status latencies, each client's result, the load samples and the wall time."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    load_before = uptime()
     proc = start_server(state, state / "keys.txt", port, args.workers, args.worker_processes)
     latencies: list[float] = []
     results: dict = {}
@@ -131,6 +132,10 @@ def main() -> None:
     wall = time.perf_counter() - t0
     proc.terminate()
     proc.wait(30)
+    return latencies, results, loads, wall
+
+
+def report(args, state: Path, latencies: list[float], results: dict, loads: list[float], wall: float) -> None:
     db = sqlite3.connect(state / "jobs.sqlite")
     films = db.execute("SELECT COUNT(*) FROM films").fetchone()[0]
     starts = db.execute(
@@ -150,9 +155,19 @@ def main() -> None:
     if loads:
         print(f"load average (1 min) during the run: min {min(loads):.1f}, mean {statistics.fmean(loads):.1f}, "
               f"max {max(loads):.1f}")  # fmt: skip
-    print(f"{os.cpu_count()} CPUs; uptime before: {load_before}; after: {uptime()}")
     if failed:
         print("failures:", failed[:5])
+
+
+def main() -> None:
+    args = parse_args()
+    state = Path(tempfile.mkdtemp(prefix="bench-server-"))
+    keys = [f"bench-key-{i:02d}-" + os.urandom(8).hex() for i in range(args.films)]
+    (state / "keys.txt").write_text("\n".join(keys))
+    load_before = uptime()
+    latencies, results, loads, wall = drive(args, state, keys)
+    report(args, state, latencies, results, loads, wall)
+    print(f"{os.cpu_count()} CPUs; uptime before: {load_before}; after: {uptime()}")
     print(f"state: {state}")
 
 

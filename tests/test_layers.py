@@ -51,11 +51,7 @@ MAX_FUNCTION_LINES = 60
 # Product files and functions still over the limits, each with its reason; an entry is removed once it is within
 # them (test_the_allowlists_are_not_stale says when).
 LONG_FILES: dict[str, str] = {}
-LONG_FUNCTIONS = {
-    "evals/bench_gpu.py:Bench.zimage": "a GPU benchmark's measurement sequence, run only on the lent GPU machine",
-    "evals/bench_film_gpu.py:film": "a GPU benchmark's timeline of one film, run only on the lent GPU machine",
-    "evals/bench_server.py:main": "the server benchmark's sequence: start, submit, kill, restart, poll, report",
-}
+LONG_FUNCTIONS: dict[str, str] = {}
 
 
 def product_files() -> list[Path]:
