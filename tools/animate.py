@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tools.files import temp_file
+from tools.film import Provenance
 
 MOTIONS = ("push-in", "pull-out", "pan-left", "pan-right", "drift", "static")
 ZOOM = 0.10  # a push-in travels 1.0 → 1.10: visible, and title-safe text stays in frame
@@ -39,12 +40,8 @@ class AnimateRequest(BaseModel):
     seed: int = 0
 
 
-class AnimateResult(BaseModel):
+class AnimateResult(Provenance):
     path: str
-    backend: str
-    model: str
-    parameters: dict = Field(default_factory=dict)
-    timings: dict[str, float] = Field(default_factory=dict)
 
 
 class VideoBackend(ABC):

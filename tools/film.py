@@ -246,44 +246,46 @@ class Repair(BaseModel):
     reason: str
 
 
-class Take(BaseModel):
+class Provenance(BaseModel):
+    """What made an output and what it cost: shared by every backend result and every record of the run (Take,
+    Clip, Variant; tools' ImageResult and AnimateResult). The fields come first in each record's JSON."""
+
+    backend: str
+    model: str
+    parameters: dict = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class Take(Provenance):
     """One rendered still of a shot, with its provenance and critique."""
 
     shot_id: str
     n: int = Field(description="1-based take number within the shot.")
     path: str = Field(description="Image path relative to the run directory.")
-    backend: str
-    model: str
     seed: int
     prompt: str
     negative_prompt: str = ""
-    parameters: dict = Field(default_factory=dict)
     parent: int | None = Field(default=None, description="Take number this one repairs.")
     repair: Repair | None = None
-    timings: dict[str, float] = Field(default_factory=dict)
     critique: Critique | None = None
     error: str | None = Field(default=None, description="Backend error; the take then has no image.")
 
 
-class Clip(BaseModel):
+class Clip(Provenance):
     """One animated shot."""
 
     shot_id: str
     take: int = Field(description="The take the clip was animated from.")
     path: str
-    backend: str
-    model: str
     motion: str
     duration: float
     fps: int
     width: int
     height: int
-    parameters: dict = Field(default_factory=dict)
-    timings: dict[str, float] = Field(default_factory=dict)
     critique: Critique | None = None
 
 
-class Variant(BaseModel):
+class Variant(Provenance):
     """The kept still delivered for another platform: outpainted to its aspect ratio (or resized when it matches)."""
 
     shot_id: str
@@ -293,11 +295,7 @@ class Variant(BaseModel):
     width: int
     height: int
     mode: str = Field(description="outpaint (new borders painted), or resize (same aspect ratio).")
-    backend: str
-    model: str
     seed: int
-    parameters: dict = Field(default_factory=dict)
-    timings: dict[str, float] = Field(default_factory=dict)
     critique: Critique | None = None
     error: str | None = None
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from tools.film import Shot
+from tools.film import Provenance, Shot
 
 
 class BackendError(RuntimeError):
@@ -54,13 +54,9 @@ class ImageRequest(BaseModel):
     strength: float | None = None
 
 
-class ImageResult(BaseModel):
+class ImageResult(Provenance):
     path: str
-    backend: str
-    model: str
     seed: int
-    parameters: dict = Field(default_factory=dict)
-    timings: dict[str, float] = Field(default_factory=dict)
 
 
 class ImageBackend(ABC):
