@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--music", type=Path, help="a music bed for the film (any audio ffmpeg reads)")
     args = parser.parse_args()
+    if args.music and not args.music.is_file():
+        # the film would be made without music (a warning in the run), and the figure would not be the one asked
+        sys.exit(f"--music {args.music}: no such file; give an audio file for the music bed")
     walls, cpus = [], []
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
