@@ -40,6 +40,10 @@ W=/var/tmp/cd-weights/Z-Image-Turbo
 CACHE=/tmp/cd-cc
 C=evals/gpu_cold.py
 F=evals/bench_film_gpu.py
+END=${END:-$(( $(date +%s) + ${BUDGET:-585} ))}
+left() {  # left [CAP]: seconds to the call's end (END, epoch seconds), at most CAP
+  local l=$(( END - $(date +%s) )) cap=${1:-100000}; echo $(( l < cap ? l : cap ))
+}
 one() {  # one NAME LIMIT_S script args...: a fresh process; its JSON row tagged with NAME
   local name=$1 lim=$2; shift 2
   if [ "$lim" -lt 25 ]; then echo "== $name skipped: ${lim} s left"; echo "{\"step\": \"$name\", \"skipped\": true}" >> "$OUT/results.jsonl"; return; fi
@@ -65,12 +69,12 @@ for step in ${STEPS:-}; do
            grep -h -o '"error": *"[^"]*"' "$d"/*.json "$d"/shots/*/*.json 2>/dev/null | sort | uniq -c | head; done ;;
     worker) one worker 150 $C worker --folder $W --films 2 --compile --compile-cache $CACHE ;;
     worker-plain) one worker-plain 150 $C worker --folder $W --films 2 ;;
-    film-fp8) one film-fp8 $(( ${BUDGET:-585} - SECONDS )) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
-    run-fp8) one run-fp8 $(( ${BUDGET:-585} - SECONDS )) $C run --folder $W --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
-    img-fp8) TORCHINDUCTOR_CACHE_DIR=/tmp/cd-cc8 one img-fp8 $(( ${BUDGET:-585} - SECONDS )) -m evals.bench_gpu --zimage --variants ${VARIANTS:-fp8,fp8-cl} --batches 1,4 --repeats 3 ;;
+    film-fp8) one film-fp8 $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
+    run-fp8) one run-fp8 $(left 240) $C run --folder $W --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
+    img-fp8) TORCHINDUCTOR_CACHE_DIR=/tmp/cd-cc8 one img-fp8 $(left 300) -m evals.bench_gpu --zimage --variants ${VARIANTS:-fp8,fp8-cl} --batches 1,4 --repeats 3 ;;
     keep) ls -la /tmp/cd-cc8 2>/dev/null; du -sh /tmp/cd-cc8 2>/dev/null
           f=/tmp/cd-cc8/compile_artifacts.bin; [ -f $f ] && [ $(stat -c %s $f) -lt 16000000 ] && cp $f "$OUT"/ && echo "kept $f" ;;
-    catf-*) n=${step#catf-}; one "$step" $(( ${BUDGET:-585} - SECONDS )) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
+    catf-*) n=${step#catf-}; one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     fp8-1) one fp8-1 $(( ${BUDGET:-585} - SECONDS )) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     fp8-2) one fp8-2 300 $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     cat-*) n=${step#cat-}; one "$step" 580 evals/bench_catalogue_gpu.py --mode local --units $n --compile --compile-cache $CACHE ;;
