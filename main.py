@@ -63,9 +63,6 @@ def cmd_run(args, console) -> int:
     settings = make_settings(args, str(root), brief.reading, console)
     director.check_settings(settings)
     print_backends(settings, console)
-    image = settings.backends().image
-    if getattr(image, "name", "") == "diffusers":  # load the weights while the run plans (a fresh process)
-        image.manager.preload(image.model)
     progress = Progress(console, settings.shot_count())
     with progress:
         film = director.start(brief, settings, on_event=progress, allow_missing=args.allow_missing_shots)

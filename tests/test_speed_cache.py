@@ -60,3 +60,24 @@ def test_the_manager_saves_only_after_a_call_that_compiled(tmp_path, monkeypatch
     plain = models.ModelManager(device="cpu", compile_cache=str(tmp_path))
     plain._keep_compiled()  # not compiling: nothing to keep, and the counter is not read
     assert len(saves) == 2
+
+
+def test_compiling_the_blocks_allows_more_than_eight_recompiles(monkeypatch):
+    """A long compiled run meets more block variants than Dynamo's default 8: --compile raises the limit."""
+    import torch._dynamo.config as dynamo_config
+
+    monkeypatch.setattr(dynamo_config, "recompile_limit", 8)
+    compiled: list[dict] = []
+
+    class Denoiser:
+        def compile_repeated_blocks(self, **kw):
+            compiled.append(kw)
+
+    class Pipe:
+        transformer = Denoiser()
+
+    speed.speed_up(Pipe(), compile=False)
+    assert dynamo_config.recompile_limit == 8 and not compiled
+    speed.speed_up(Pipe(), compile=True)
+    assert compiled == [{"fullgraph": True}]
+    assert dynamo_config.recompile_limit >= speed.RECOMPILE_LIMIT
