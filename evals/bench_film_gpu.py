@@ -283,6 +283,19 @@ def images(bench, manager, repeats: int) -> dict:
     return rows
 
 
+def compile_counters() -> dict:
+    """What the compile caches did in this process: FX graph and AOTAutograd hits and misses, graphs."""
+    from torch._dynamo.utils import counters
+
+    keep = ("fxgraph", "autograd_cache", "unique_graphs", "calls_captured")
+    return {
+        f"{group}.{k}": v
+        for group in ("inductor", "aot_autograd", "stats")
+        for k, v in counters[group].items()
+        if any(w in k for w in keep)
+    }
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -350,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             row["images"] = images(bench, manager, args.repeats)
     finally:
         sampler.stop()
+        row["compile_counters"] = compile_counters()
         Path(args.out).write_text(json.dumps(row, indent=1))
     print_table(row)
     return 0

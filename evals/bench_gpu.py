@@ -241,6 +241,12 @@ class Bench:
             if variant == "fp8-all":
                 pipe.vae.decoder.compile()
                 pipe.text_encoder.compile()
+        elif variant == "fp8-cl":  # FP8 blocks + a channels-last VAE (cuDNN's NHWC convolutions, no compile)
+            speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8")
+            pipe.vae.to(memory_format=torch.channels_last)
+        elif variant == "fp8-vae":  # FP8 blocks + the VAE decoder compiled on its own
+            speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8")
+            pipe.vae.decoder.compile()
         elif variant == "fast":
             # On top of compiled blocks: cuDNN attention (faster than FA2 SDPA on Hopper), Inductor's
             # coordinate-descent tuning and 1x1-convs-as-matmul, a channels-last VAE. (max-autotune was tried:
@@ -403,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--zimage", action="store_true")
     ap.add_argument(
-        "--variants", default="plain,compile,fp8,fp8-all", help="plain, compile, fp8, fp8-all, fast"
+        "--variants",
+        default="plain,compile,fp8,fp8-all",
+        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fast",
     )
     ap.add_argument("--batches", default="1,2,4")
     ap.add_argument("--video", action="store_true")

@@ -127,7 +127,7 @@ def run(args) -> dict:
     sampler = GpuSampler().start()
     began, began_perf = time.time(), time.perf_counter()
     quiet = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # keep the log to what matters
-    child = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **quiet})
+    child = run_child(cmd, {**os.environ, **quiet})
     ended_perf = time.perf_counter()
     sampler.stop()
     if child.returncode != 0 or not (out / "final.mp4").exists():
@@ -154,6 +154,26 @@ def run(args) -> dict:
         "cost": sum_costs([t["timings"] for t in takes]),
         "stdout_tail": child.stdout[-1500:],
     }
+
+
+def run_child(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
+    """`subprocess.run` that ends the child when this process is stopped (the device script's `timeout` sends
+    SIGTERM to this process only: in the sixth session a killed step's `main.py run` went on compiling on the
+    GPU beside the next step)."""
+    import signal
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def stop(signum, frame):
+        proc.kill()
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        out, err = proc.communicate()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def error_log(root: Path) -> str:

@@ -2,23 +2,33 @@
 # The device machine's side of the GPU benchmarks: unpack the carried packages and this project's code, then
 # run the steps named in STEPS, each in a fresh process with its own time limit. Every result is appended to
 # $OUT/results.jsonl and every log to $OUT/log.txt (the device tool returns at most 8 files).
-#   carry: build/gpu5 (site.tar.xz: the wheels the image lacks, unpacked; *.whl; code.tar.gz: `git ls-files`),
-#   or PAYLOAD=build/gpu5cat (the catalogue's wheels: rapidocr and its parts instead of the film's ffmpeg and PyAV)
+#   carry: build/gpu6 (site.tar.xz: the wheels the image lacks, unpacked; *.whl; code.tar.gz: `git ls-files`),
+#   and/or EXTRA=build/gpu6cat (the catalogue's wheels: rapidocr and its parts, installed on top of an earlier
+#   call's /tmp/site on a machine still warm; the two sets together are over the 64 MiB carry)
 #   STEPS="save load-cold load load-seq load-lib run-cc1 run-cc2 worker run-plain" bash evals/gpu_device.sh
+#   CACHE_IN=build/gpu6/compile_artifacts.bin: a mega-cache file brought back from an earlier machine
 set -u
-P=$(realpath "${PAYLOAD:-build/gpu5}")
-DONE=/tmp/site/.done-$(basename "$P")
-if [ ! -f "$DONE" ]; then
+P=$(realpath "${PAYLOAD:-build/gpu6}")
+install_payload() {  # install_payload DIR: its site.tar.xz unpacked and its wheels installed into /tmp/site, once
+  local dir=$1 done=/tmp/site/.done-$(basename "$1")
+  [ -f "$done" ] && return 0
   mkdir -p /tmp/site
-  if [ -f "$P/site.tar.xz" ]; then tar -xJf "$P/site.tar.xz" -C /tmp/site || exit 1; fi
-  ls "$P"/*.whl >/dev/null 2>&1 && { python3 -m pip install -q --no-index --no-deps --no-compile \
-      --no-cache-dir --upgrade --target /tmp/site "$P"/*.whl || exit 1; }
+  if [ -f "$dir/site.tar.xz" ]; then tar -xJf "$dir/site.tar.xz" -C /tmp/site || return 1; fi
+  ls "$dir"/*.whl >/dev/null 2>&1 && { python3 -m pip install -q --no-index --no-deps --no-compile \
+      --no-cache-dir --upgrade --target /tmp/site "$dir"/*.whl || return 1; }
   # pip compiles a real install's modules; these were unpacked, so compile them once here (the image sets
   # PYTHONDONTWRITEBYTECODE, and without .pyc files every fresh process would compile them again)
   python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
-  touch "$DONE"
-fi
+  touch "$done"
+}
+install_payload "$P" || exit 1
+if [ -n "${EXTRA:-}" ]; then install_payload "$(realpath "$EXTRA")" || exit 1; fi
+ls -a /tmp/site | grep '^.done' | tr '\n' ' '; echo
 rm -rf /tmp/code && mkdir -p /tmp/code && tar -xzf "$P/code.tar.gz" -C /tmp/code || exit 1
+for c in /tmp/cd-cc8 /tmp/cd-cc; do
+  if [ -n "${CACHE_IN:-}" ] && [ -f "$CACHE_IN" ] && [ ! -f $c/compile_artifacts.bin ]; then
+    mkdir -p $c && cp "$CACHE_IN" $c/compile_artifacts.bin && echo "mega-cache $CACHE_IN -> $c"; fi
+done
 python3 -m compileall -q -j 16 /tmp/code > /dev/null 2>&1
 echo "PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE:-unset}"
 export PYTHONPATH=/tmp/site:/tmp/code PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
@@ -30,8 +40,13 @@ W=/var/tmp/cd-weights/Z-Image-Turbo
 CACHE=/tmp/cd-cc
 C=evals/gpu_cold.py
 F=evals/bench_film_gpu.py
+END=${END:-$(( $(date +%s) + ${BUDGET:-585} ))}
+left() {  # left [CAP]: seconds to the call's end (END, epoch seconds), at most CAP
+  local l=$(( END - $(date +%s) )) cap=${1:-100000}; echo $(( l < cap ? l : cap ))
+}
 one() {  # one NAME LIMIT_S script args...: a fresh process; its JSON row tagged with NAME
   local name=$1 lim=$2; shift 2
+  if [ "$lim" -lt 25 ]; then echo "== $name skipped: ${lim} s left"; echo "{\"step\": \"$name\", \"skipped\": true}" >> "$OUT/results.jsonl"; return; fi
   echo "== $name $(date +%T)"; local t=$SECONDS
   timeout "$lim" python3 "$@" --out /tmp/r.json >> "$OUT/log.txt" 2>&1; local rc=$?
   echo "rc=$rc $((SECONDS - t)) s"
@@ -54,6 +69,12 @@ for step in ${STEPS:-}; do
            grep -h -o '"error": *"[^"]*"' "$d"/*.json "$d"/shots/*/*.json 2>/dev/null | sort | uniq -c | head; done ;;
     worker) one worker 150 $C worker --folder $W --films 2 --compile --compile-cache $CACHE ;;
     worker-plain) one worker-plain 150 $C worker --folder $W --films 2 ;;
+    film-fp8) one film-fp8 $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
+    run-fp8) one run-fp8 $(left 240) $C run --folder $W --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
+    img-fp8) TORCHINDUCTOR_CACHE_DIR=/tmp/cd-cc8 one img-fp8 $(left 300) -m evals.bench_gpu --zimage --variants ${VARIANTS:-fp8,fp8-cl} --batches 1,4 --repeats 3 ;;
+    keep) ls -la /tmp/cd-cc8 2>/dev/null; du -sh /tmp/cd-cc8 2>/dev/null
+          f=/tmp/cd-cc8/compile_artifacts.bin; [ -f $f ] && [ $(stat -c %s $f) -lt 16000000 ] && cp $f "$OUT"/ && echo "kept $f" ;;
+    catf-*) n=${step#catf-}; one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     fp8-1) one fp8-1 $(( ${BUDGET:-585} - SECONDS )) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     fp8-2) one fp8-2 300 $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     cat-*) n=${step#cat-}; one "$step" 580 evals/bench_catalogue_gpu.py --mode local --units $n --compile --compile-cache $CACHE ;;

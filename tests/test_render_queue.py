@@ -191,3 +191,40 @@ def test_a_warm_worker_puts_its_gpu_lock_inside_the_model_manager(z_image, tmp_p
         RunSettings(run_dir=str(tmp_path / "d"), image_backend="draft", video_backend="motion")
     )
     assert hasattr(draft.backends().image.generate, "__wrapped__")
+
+
+def test_first_batch_takes_one_request_then_the_rest_batch():
+    """A fresh process's queue renders its first request alone (the first image after one render, not four),
+    then batches the others as before."""
+    manager = RecordingManager()
+    queue = RenderQueue(manager, max_batch=4, gather_s=0.01)
+    queue.first_batch = 1
+    with queue._ready:
+        futures = [queue.submit("m", f"s{i}", i, width=64, height=64) for i in range(8)]
+    assert [f.result(timeout=10).image.split("|")[0] for f in futures] == [f"s{i}" for i in range(8)]
+    assert [c["prompts"] for c in manager.calls] == [["s0"], ["s1", "s2", "s3", "s4"], ["s5", "s6", "s7"]]
+    queue.close()
+
+
+def test_preload_loads_on_a_thread_and_the_first_render_waits_for_it(z_image):
+    """`preload` loads the model while the caller goes on; the first render uses that load (one load in all)
+    and, without --compile, runs alone before the rest batch."""
+    manager = ModelManager(device="cpu", render_batch=4)
+    thread = manager.preload(z_image)
+    assert manager.queue.first_batch == 1
+    manager.queue.gather_s = 0.5
+    kw = dict(width=64, height=64, num_inference_steps=2)
+    with manager.queue._ready:
+        futures = [manager.queue.submit(z_image, f"shot {i}", i, **kw) for i in range(3)]
+    [f.result(timeout=120) for f in futures]
+    thread.join(timeout=120)
+    assert manager.load_counts[z_image] == 1
+    assert [b.size for b in manager.queue.batches] == [1, 2]
+    compiled = ModelManager(device="cpu", compile=True)
+
+    def broken(source, task="t2i"):
+        raise OSError(f"{source}: no such model")
+
+    compiled.get = broken
+    compiled.preload("no/such-model").join(timeout=30)  # a failed preload only logs; the render reports it
+    assert compiled.queue.first_batch is None  # batch 1 then 4 would compile two graphs

@@ -46,7 +46,7 @@ from tools.model_specs import (  # noqa: F401  (the table's names are used throu
     call_kwargs,
     spec_for,
 )
-from tools.speed import speed_up, use_compile_cache
+from tools.speed import compiled_graphs, save_compile_artifacts, speed_up, use_compile_cache
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,7 @@ class ModelManager:
         self.load_reports: list = []  # tools.model_load.LoadReport of every load from a folder, in order
         self.events: list[str] = []  # "offload X", "onload X", "cpu-offload X", "oom X" ... in order
         self.compile_cache = use_compile_cache(compile_cache) if compile_cache else None
+        self._graphs_saved = 0  # Dynamo's graph count at the last save of the compile artefacts
         self.render_batch = render_batch
         self._queue_lock = threading.Lock()
         self._queue = None  # made on the first render: a manager that only runs video never starts a worker
@@ -242,6 +243,25 @@ class ModelManager:
                     entry.pipes[task] = getattr(diffusers, name).from_pipe(base, dtype=base.dtype)
                     entry.pipes[task].set_progress_bar_config(disable=True)
             return entry.pipes[task]
+
+    def preload(self, source: str, first_batch: int | None = 1) -> threading.Thread:
+        """Start loading `source` on a thread now, so a fresh process reads its weights while the run imports
+        and plans; the first render waits on the manager's lock until the load is done. `first_batch`: the
+        most requests in the first render call (1: the first image comes after one render, not a batch of
+        four). Ignored when compiling: a batch of one and then four would compile two graphs. A failed load is
+        only logged here: the render's own `get` loads again and reports the cause."""
+
+        def load() -> None:
+            try:
+                self.get(source)
+            except Exception as err:
+                log.warning("preloading %s failed (%s); the first render loads it again", source, err)
+
+        if first_batch and not self.compile:
+            self.queue.first_batch = first_batch
+        thread = threading.Thread(target=load, name=f"preload {source}", daemon=True)
+        thread.start()
+        return thread
 
     def adopt(self, source: str, pipe) -> None:
         """Put a pipeline built in this process (not loaded from `source`) under management, e.g. for benchmarks."""
@@ -456,10 +476,24 @@ class ModelManager:
                     ) from second
                 log.warning("retry of %s/%s with CPU offload succeeded", source, task)
             run_s = time.perf_counter() - began
+            self._keep_compiled()
             from tools.render_queue import RenderCost
 
             cost = RenderCost(began - asked, gpu_s / share, run_s / share, share)
             return out, cost
+
+    def _keep_compiled(self) -> None:
+        """After a call that compiled something new, write the compile artefacts to the cache folder, so the
+        next process (on this machine or one the folder is copied to) loads them instead of compiling."""
+        if not (self.compile and self.compile_cache):
+            return
+        graphs = compiled_graphs()
+        if graphs != self._graphs_saved:
+            self._graphs_saved = graphs
+            try:
+                save_compile_artifacts(self.compile_cache)
+            except Exception as err:  # a full disk must not fail the take that was just rendered
+                log.warning("compile artefacts not saved to %s: %s", self.compile_cache, err)
 
     def _timed(self, pipe, kwargs: dict):
         """(output, GPU seconds between CUDA events around the call; 0.0 off CUDA)."""

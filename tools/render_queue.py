@@ -113,6 +113,10 @@ class RenderQueue:
         self.max_batch = max_batch
         self.gather_s = gather_s
         self.batches: list[BatchRecord] = []  # every call, in order: the benchmark's timeline
+        # The most requests in the queue's very first call (None: max_batch). A fresh process sets 1 so its
+        # first image is out after one render, not after a batch of four, while the rest still batch.
+        self.first_batch: int | None = None
+        self._taken = 0  # calls formed so far
         self._pending: dict[str, list[RenderRequest]] = {}
         self._ready = threading.Condition()
         self._workers: dict[str, threading.Thread] = {}
@@ -166,17 +170,19 @@ class RenderQueue:
                 self._ready.wait()
             first = pending[0]
             key = first.key()
-            if key is not None and self.max_batch > 1:
+            most = self.first_batch if self.first_batch and not self._taken else self.max_batch
+            self._taken += 1
+            if key is not None and most > 1:
                 deadline = first.submitted + self.gather_s
                 while (
-                    sum(r.key() == key for r in pending) < self.max_batch
+                    sum(r.key() == key for r in pending) < most
                     and (left := deadline - time.perf_counter()) > 0
                     and not self._closed
                 ):
                     self._ready.wait(left)
             batch = [first]
             if key is not None:
-                batch += [r for r in pending[1:] if r.key() == key][: self.max_batch - 1]
+                batch += [r for r in pending[1:] if r.key() == key][: most - 1]
             for r in batch:
                 pending.remove(r)
             return batch

@@ -1,6 +1,11 @@
 """Making the denoiser fast and paying for it once: FP8 linear layers, compiled repeated blocks, and the folder
 that keeps Inductor's compiled kernels between processes.
 
+The folder holds Inductor's own caches and one file more, `compile_artifacts.bin`: torch's "mega-cache"
+(`torch.compiler.save_cache_artifacts`), every compiled graph, autotuning result, AOTAutograd entry and
+dynamic-shape profile this process made, in one blob. A later process loads it before its first compile
+(`load_cache_artifacts`), so the folder can also be copied to a fresh machine and still hit.
+
 torch is imported inside the functions: importing this module loads nothing heavy.
 """
 
@@ -67,7 +72,23 @@ def speed_up(pipe, compile: bool = False, quantize: str = "none", mode: str | No
         )
         log.info("FP8 linear layers: %d of the denoiser's", len(chosen))
     if compile and hasattr(denoiser, "compile_repeated_blocks"):
+        allow_recompiles()
         denoiser.compile_repeated_blocks(fullgraph=True, **({"mode": mode} if mode else {}))
+
+
+RECOMPILE_LIMIT = 64
+
+
+def allow_recompiles(limit: int = RECOMPILE_LIMIT) -> None:
+    """Let Dynamo keep more than its default 8 compiled versions of one block's forward.
+
+    All of Z-Image's blocks share one code object: the image blocks, the refiners with modulation and the
+    caption refiner without it, each at the batch sizes and prompt lengths a long run meets. A 400-unit catalogue
+    with `--compile` passed 8 on an H200 and, with `fullgraph=True`, stopped with FailOnRecompileLimitHit
+    ("self.modulation == False"). Raising the limit only lets such a run go on; it compiles nothing more."""
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, limit)
 
 
 def use_compile_cache(folder: str | Path) -> Path:
@@ -88,4 +109,53 @@ def use_compile_cache(folder: str | Path) -> Path:
 
     inductor_config.fx_graph_cache = True
     functorch_config.enable_autograd_cache = True
+    load_compile_artifacts(path)
     return path
+
+
+ARTIFACTS = "compile_artifacts.bin"
+
+
+def load_compile_artifacts(folder: Path) -> bool:
+    """Load the mega-cache file of `folder` into this process's compile caches; False when there is none or
+    torch cannot read it (another torch version, a cut-off file): the compile then runs as without it."""
+    path = Path(folder) / ARTIFACTS
+    if not path.is_file():
+        return False
+    import torch
+
+    try:
+        torch.compiler.load_cache_artifacts(path.read_bytes())
+    except Exception as err:  # a stale or foreign blob must never stop a run: it only costs the compile
+        log.warning("compile cache %s not used (%s: %s)", path, type(err).__name__, err)
+        return False
+    log.info("compile cache artefacts loaded from %s", path)
+    return True
+
+
+def save_compile_artifacts(folder: Path) -> int:
+    """Write this process's compile artefacts to `folder`'s mega-cache file; bytes written (0: nothing new).
+
+    A process that only hit the cache holds fewer artefacts than the file: it keeps the larger file, so a
+    short warm run never replaces what a long first run compiled."""
+    import torch
+
+    from tools.files import write_atomic
+
+    got = torch.compiler.save_cache_artifacts()
+    if not got:
+        return 0
+    blob = got[0]
+    path = Path(folder) / ARTIFACTS
+    if path.is_file() and path.stat().st_size >= len(blob):
+        return 0
+    write_atomic(path, blob)
+    log.info("compile cache artefacts saved to %s (%.1f MB)", path, len(blob) / 1e6)
+    return len(blob)
+
+
+def compiled_graphs() -> int:
+    """Graphs Dynamo has compiled in this process so far: a change after a call means new compile work."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
