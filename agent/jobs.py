@@ -28,7 +28,10 @@ from pydantic import BaseModel, Field
 JobKind = Literal["start", "approve", "redo", "deliver", "resume", "image", "catalogue", "review"]
 FilmKind = Literal["film", "catalogue"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-FilmStatus = Literal["queued", "planning", "waiting_approval", "shooting", "cutting", "done", "failed"]
+# `cancelled`: a catalogue stopped on request (a cancelled film says `failed`, with why, as the studio shows it).
+FilmStatus = Literal[
+    "queued", "planning", "waiting_approval", "shooting", "cutting", "done", "failed", "cancelled"
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS films (

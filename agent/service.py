@@ -200,9 +200,9 @@ class FilmService:
     def cancel(self, film_id: str) -> Job | None:
         job = self.store.cancel(film_id)
         if job and job.state == "cancelled":  # it never started: the film stops where it was
-            from agent.worker import CANCELLED
+            from agent.worker import cancelled_row
 
-            self.store.update_film(film_id, status="failed", error=CANCELLED.format(id=film_id))
+            self.store.update_film(film_id, **cancelled_row(self.store.film(film_id)))
             self.event(film_id, "cancelled", "cancelled before it started")
         return job
 
