@@ -67,7 +67,10 @@ def client(tmp_path):
         yield c
 
 
-def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_path):
+def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_path, monkeypatch):
+    from agent import api_catalogues
+
+    monkeypatch.setattr(api_catalogues, "REPORT_DELAY", 0.2)
     body = {**CATALOGUE, "photos": {"hp01.png": photo_b64()}}
     r = client.post("/v1/catalogues", json=body, headers=A)
     assert r.status_code == 202, r.text
@@ -116,6 +119,11 @@ def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_pa
     assert pending == ["MUG-7"]
     decided = {i["sku"]: i["decision"] for i in client.get("/v1/review", headers=A).json()}
     assert decided == {"HP-01": "approved", "MUG-7": None}
+    # The QC page is written again once decisions pause (REPORT_DELAY, shortened here), off the request.
+    end = time.time() + 60
+    while "1 B and C images waiting" not in (root / "qc_report.html").read_text():
+        assert time.time() < end, "qc_report.html was not written again after the decision"
+        time.sleep(0.1)
 
     # A redo is a job on the worker's warm models: the image is made again and comes back undecided.
     mug = {"sku": "MUG-7", "scene": "studio", "platform": "instagram"}
@@ -134,6 +142,27 @@ def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_pa
     ]
     db.close()
     assert client.app.state.service.loads == 1  # the redo rendered with the worker's warm backends
+
+
+def test_the_qc_page_read_after_a_decision_is_written_first(tmp_path, monkeypatch):
+    """Read through the API before the debounced write: the page is written again, with the decision counted."""
+    from agent import api_catalogues
+
+    monkeypatch.setattr(api_catalogues, "REPORT_DELAY", 3600.0)
+    config = ServerConfig(state_dir=str(tmp_path / "state"), keys=[KEY_A, KEY_B], workers=1)
+    with TestClient(create_app(config)) as c:
+        mugs = [{"sku": sku, "name": "手工陶瓷杯", "category": "home"} for sku in ("MUG-7", "MUG-8")]
+        cid = c.post("/v1/catalogues", json={**CATALOGUE, "products": mugs}, headers=A).json()["id"]
+        assert wait_done(c, cid)["status"] == "done"
+        root = tmp_path / "state" / "runs" / cid
+        grade_b(root)
+        c.app.state.service.store.update_film(cid)
+        written = (root / "qc_report.html").read_text()
+        mug = {"sku": "MUG-7", "scene": "studio", "platform": "instagram", "action": "reject"}
+        assert c.post(f"/v1/review/{cid}/images", json=mug, headers=A).status_code == 200
+        assert (root / "qc_report.html").read_text() == written  # not written by the decision itself
+        page = c.get(f"/v1/catalogues/{cid}/files/qc_report.html", headers=A)
+        assert page.status_code == 200 and "1 B and C images waiting" in page.text
 
 
 def test_a_decision_survives_a_restart(tmp_path):
