@@ -343,7 +343,8 @@ def _retry(root: Path, state: FilmState, board: Storyboard) -> FilmState:
     marker = read_marker(root)
     retries = marker.get("retries", [])
     thread = f"retry-{len(retries) + 1}"
-    failed = {r.shot_id: r.error for r in state.results if r.error}  # error.log goes once the shot is made
+    # What failed, kept here: a shot's error.log is removed once the shot is made.
+    failed = {r.shot_id: r.error for r in state.results if r.error}
     retries.append(
         {"thread": thread, "shots": sorted([*again, *unfinished]), "failed": failed, "time": time.time()}
     )

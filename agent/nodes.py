@@ -91,10 +91,8 @@ def _branch(state: FilmState, settings: RunSettings, index: int, references: lis
     that the cut lasts as long as the storyboard. A re-shot shot numbers its takes after its old ones."""
     shot = state.storyboard.shots[index]
     tail = settings.crossfade if index < len(state.storyboard.shots) - 1 else 0.0
-    left = state.unfinished.get(shot.id)
-    if (
-        left is not None
-    ):  # its take was kept before the clip or a variant raised: the branch goes on from there
+    # A shot whose take was kept before its clip or a variant raised goes on from there, with its takes.
+    if (left := state.unfinished.get(shot.id)) is not None:
         return ShotState(
             shot=shot,
             tail=tail,

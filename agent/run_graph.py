@@ -47,9 +47,8 @@ class Film:
     state: FilmState | None
     waiting_for_approval: bool = False
     missing: dict[str, str] = field(default_factory=dict)  # shot id -> why it is not in the cut
-    failed_variants: dict[str, str] = field(
-        default_factory=dict
-    )  # shot id -> why its --variants still raised
+    # shot id -> why its --variants still raised (the shot is in the cut)
+    failed_variants: dict[str, str] = field(default_factory=dict)
 
 
 def graph_config(settings: RunSettings, thread_id: str = "film") -> dict:
