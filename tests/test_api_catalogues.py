@@ -319,3 +319,24 @@ def test_a_decision_rewrites_only_its_own_lines_and_the_qc_page_later(tmp_path):
     written = page.stat().st_mtime_ns
     refresh_report(tmp_path)
     assert page.stat().st_mtime_ns == written  # nothing decided since: not written again
+
+
+def test_a_cancel_its_worker_never_reached_ends_cancelled_at_the_restart(tmp_path):
+    """The server stopped (or the worker died) after the cancel was asked and before a worker saw it: the job is
+    not queued again, and the catalogue says `cancelled` (before, the job was cancelled and the row said
+    shooting for good)."""
+    config = {"state_dir": str(tmp_path / "state"), "keys": [KEY_A, KEY_B], "workers": 0}
+    with TestClient(create_app(ServerConfig(**config))) as c:
+        store = c.app.state.service.store
+        cid = c.post("/v1/catalogues", json={**CATALOGUE, "products": CATALOGUE["products"][1:]}, headers=A)
+        cid = cid.json()["id"]
+        job = store.claim("worker-0")  # a worker took it ...
+        store.update_film(cid, status="shooting")
+        assert c.post(f"/v1/catalogues/{cid}/cancel", headers=A).json()["status"] == "shooting"
+        assert store.job(job.id).cancel and store.job(job.id).state == "running"  # ... and died before it saw
+    with TestClient(create_app(ServerConfig(**config))) as c:
+        view = c.get(f"/v1/catalogues/{cid}", headers=A).json()
+        assert view["status"] == "cancelled" and "resume" in view["error"], view
+        store = c.app.state.service.store
+        assert [j.state for j in store.jobs(cid)] == ["cancelled"] and store.claim("w") is None
+        assert c.post(f"/v1/catalogues/{cid}/resume", headers=A).status_code == 202
