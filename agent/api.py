@@ -285,26 +285,36 @@ def approve_film(request: Request, film: Film = Depends(owned)) -> FilmCreated:
     return FilmCreated(id=film.id, status=svc.store.film(film.id).status)
 
 
+def cancel_work(svc: FilmService, film: Film, noun: str = "film") -> FilmCreated:
+    """Stop the queued or running job of a film or catalogue (`noun` names it in the message): the worker stops
+    at the run's next step, and what was made stays."""
+    if svc.cancel(film.id) is None:
+        raise HTTPException(409, f"the {noun} is {film.status}: it has no work queued or running to cancel")
+    return FilmCreated(id=film.id, status=svc.store.film(film.id).status)
+
+
+def resume_work(svc: FilmService, film: Film, noun: str = "film") -> FilmCreated:
+    """Queue a `resume` job for a failed or cancelled film or catalogue: it continues from its folder, and
+    nothing recorded there is made again."""
+    if film.status not in ("failed", "cancelled"):
+        raise HTTPException(409, f"the {noun} is {film.status}: only a failed or cancelled {noun} is resumed")
+    try:
+        svc.submit(film.id, "resume", {})
+    except Busy:
+        raise HTTPException(409, f"the {noun} has work queued or running; wait until it is done") from None
+    return FilmCreated(id=film.id, status=svc.store.film(film.id).status)
+
+
 @router.post("/films/{film_id}/cancel", response_model=FilmCreated)
 def cancel_film(request: Request, film: Film = Depends(owned)) -> FilmCreated:
     """Stop the film's queued or running job; the film keeps what it made and `resume` continues it."""
-    svc = service(request)
-    if svc.cancel(film.id) is None:
-        raise HTTPException(409, f"the film is {film.status}: it has no work queued or running to cancel")
-    return FilmCreated(id=film.id, status=svc.store.film(film.id).status)
+    return cancel_work(service(request), film)
 
 
 @router.post("/films/{film_id}/resume", status_code=202, response_model=FilmCreated)
 def resume_film(request: Request, film: Film = Depends(owned)) -> FilmCreated:
     """Continue a film that failed or was cancelled, from its run directory: nothing made is made again."""
-    svc = service(request)
-    if film.status != "failed":
-        raise HTTPException(409, f"the film is {film.status}: only a failed or cancelled film is resumed")
-    try:
-        svc.submit(film.id, "resume", {})
-    except Busy:
-        raise HTTPException(409, "the film has work queued or running; wait until it is done") from None
-    return FilmCreated(id=film.id, status=svc.store.film(film.id).status)
+    return resume_work(service(request), film)
 
 
 @router.patch("/films/{film_id}/shots/{n}", response_model=ShotChanged)

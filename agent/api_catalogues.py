@@ -4,12 +4,18 @@ A catalogue is a row of the queue like a film (agent/jobs.py, kind `catalogue`),
 another key's catalogue answers 404. The worker runs `agent.catalogue.run_catalogue` with its warm backends into
 the catalogue's folder; its B and C images then wait in the studio's review queue (agent/review_queue.py), and
 a decision on one (`POST /v1/review/{id}/images`) is the same `agent.review.decide` that `main.py review` makes.
+`POST .../cancel` and `.../resume` are the films' own (agent/api.cancel_work, resume_work): a catalogue stops
+between units and resumes without making a recorded unit again.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import sqlite3
+import threading
+from contextlib import suppress
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -17,6 +23,7 @@ from fastapi.responses import FileResponse
 
 from agent import downloads
 from agent import review_queue as review
+from agent.api import cancel_work, resume_work
 from agent.api_models import CatalogueRequest, CatalogueView, FilmCreated, ImageReviewRequest, ReviewItem
 from agent.auth import caller, too_many
 from agent.jobs import Busy, Film
@@ -24,6 +31,7 @@ from agent.service import FilmService
 from agent.uploads import UploadError, decode_image, save_png
 from tools.errors import SettingsError
 
+log = logging.getLogger("creative_director.api")
 router = APIRouter(prefix="/v1", dependencies=[Depends(caller)], tags=["catalogues"])
 PHOTO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 DECISIONS = {"approve": "approved", "reject": "rejected"}  # the words records.db keeps (agent/review.py)
@@ -120,7 +128,7 @@ def _grades(root: Path) -> dict[str, int]:
 
 def _view(film: Film) -> CatalogueView:
     root = Path(film.run_dir)
-    quiet = film.status in ("done", "failed")
+    quiet = film.status in ("done", "failed", "cancelled")
     products = (Path(film.options["upload"]) / "products.jsonl").read_bytes().count(b"\n")
     return CatalogueView(
         id=film.id,
@@ -146,11 +154,29 @@ def get_catalogue(film: Film = Depends(owned_catalogue)) -> CatalogueView:
     return _view(film)
 
 
+@router.post("/catalogues/{catalogue_id}/cancel", response_model=FilmCreated)
+def cancel_catalogue(request: Request, film: Film = Depends(owned_catalogue)) -> FilmCreated:
+    """Stop the catalogue between units: the units already recorded stay, and the status becomes `cancelled`
+    (at once when its job had not started, else when the worker reaches the next unit)."""
+    return cancel_work(_service(request), film, "catalogue")
+
+
+@router.post("/catalogues/{catalogue_id}/resume", status_code=202, response_model=FilmCreated)
+def resume_catalogue(request: Request, film: Film = Depends(owned_catalogue)) -> FilmCreated:
+    """Continue a cancelled or failed catalogue: units are idempotent, so those recorded are not made again."""
+    return resume_work(_service(request), film, "catalogue")
+
+
 @router.get("/catalogues/{catalogue_id}/files/{path:path}")
 def get_catalogue_file(path: str, film: Film = Depends(owned_catalogue)) -> FileResponse:
     """An image or export of this catalogue (a path from its `files`)."""
     try:
-        return FileResponse(downloads.safe_path(Path(film.run_dir), path))
+        found = downloads.safe_path(Path(film.run_dir), path)
+        if path == "qc_report.html" and film.status == "done":
+            from agent.review import refresh_report
+
+            refresh_report(Path(film.run_dir))  # decisions since it was written leave it stale
+        return FileResponse(found)
     except downloads.NotInRun:
         raise HTTPException(404, "no such file in this catalogue") from None
 
@@ -166,14 +192,7 @@ def review_image(
 
     svc = _service(request)
     key = (body.sku, body.scene, body.platform)
-    item = next(
-        (
-            i
-            for i in review.flagged(svc.store, film.owner)
-            if i.kind == "image" and i.film_id == film.id and (i.sku, i.scene, i.platform) == key
-        ),
-        None,
-    )
+    item = review.catalogue_item(film, key)
     if item is None:
         raise HTTPException(404, f"{'/'.join(key)} of this catalogue is not in the review queue")
     if svc.busy(film.id):
@@ -191,9 +210,41 @@ def review_image(
     with Records(root) as records:
         row = next(records.rows("where sku = ? and scene = ? and platform = ?", key))
         decisions.decide(records, row, DECISIONS[body.action], body.note, lambda _: None, None)
-        decisions.publish(records, root)
+        decisions.publish_decision(records, root, row)  # its lines of the exports; the QC page goes stale
     svc.store.update_film(film.id)  # the queue's cache of this catalogue keys on `updated`
+    review.decided(film, svc.store.film(film.id), key, DECISIONS[body.action])
+    _report_later(root)
     return item.model_copy(update={"decision": DECISIONS[body.action]})
+
+
+REPORT_DELAY = 5.0  # seconds of no decisions on a catalogue before its qc_report.html is written again
+_reports: dict[Path, threading.Timer] = {}
+_reports_lock = threading.Lock()
+
+
+def _report_later(root: Path) -> None:
+    """Write the catalogue's qc_report.html again once decisions pause (a reviewer makes them seconds apart),
+    on a thread of its own at nice 19, so that no decision waits on its contact sheets. Reading the page
+    through the API before then writes it first (agent/review.refresh_report)."""
+    with _reports_lock:
+        if (old := _reports.pop(root, None)) is not None:
+            old.cancel()
+        timer = _reports[root] = threading.Timer(REPORT_DELAY, _refresh_report, (root,))
+        timer.daemon = True
+        timer.start()
+
+
+def _refresh_report(root: Path) -> None:
+    from agent.review import refresh_report
+
+    with _reports_lock:
+        _reports.pop(root, None)
+    with suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only (Linux)
+    try:
+        refresh_report(root)
+    except (OSError, sqlite3.Error) as err:  # the page is written when it is next read
+        log.warning("qc_report.html of %s not written again: %s", root, err)
 
 
 __all__ = ["router"]

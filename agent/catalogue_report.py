@@ -17,12 +17,21 @@ THUMB = 200
 
 
 def contact_sheet(items: list[tuple[Path, str]], out: Path, columns: int = 8) -> Path:
-    """Thumbnails fitted into squares (platforms differ in aspect), each labelled, as one PNG."""
+    """Thumbnails fitted into squares (platforms differ in aspect), each labelled, as one PNG. A sheet of the
+    same images (path, size, time) and labels is kept as it is: a review decision changes none of them."""
     import io
 
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, PngImagePlugin
 
     from tools.fonts import pil_font
+
+    made_of = repr(
+        [(str(p), label, p.stat().st_size, p.stat().st_mtime_ns) for p, label in items] + [columns]
+    )
+    if out.is_file():
+        with Image.open(out) as old:
+            if old.info.get("made-of") == made_of:
+                return out
 
     rows = (len(items) + columns - 1) // columns
     cols = min(columns, len(items))
@@ -38,8 +47,10 @@ def contact_sheet(items: list[tuple[Path, str]], out: Path, columns: int = 8) ->
             sheet.paste(im, (x + (THUMB - im.width) // 2, y + (THUMB - im.height) // 2))
         for j, line in enumerate(label.split("\n")[:2]):
             draw.text((x + 2, y + THUMB + 4 + j * 17), line[:30], fill=(230, 230, 230), font=font)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("made-of", made_of)
     buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
+    sheet.save(buf, format="PNG", pnginfo=info)
     write_atomic(out, buf.getvalue())
     return out
 

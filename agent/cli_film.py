@@ -73,8 +73,8 @@ def cmd_redo(args, console) -> int:
 
 
 def finish(film, console, args=None) -> int:
-    """The closing lines; exit 1 when the film lacks shots (unless --allow-missing-shots). The last line printed
-    on stdout is always the run directory."""
+    """The closing lines; exit 1 when the film lacks shots (unless --allow-missing-shots) or a --variants still
+    failed. The last line printed on stdout is always the run directory."""
     code = 0
     if film.waiting_for_approval:
         console.print(f"Storyboard ready for review: {film.run_dir / 'storyboard.json'}")
@@ -92,6 +92,14 @@ def finish(film, console, args=None) -> int:
         else:
             print(f"error: {line}; --resume {film.run_dir} shoots them again", file=sys.stderr)
             code = EXIT_FAILED
+    if film.failed_variants:  # the film is whole, but a still asked for by --variants is not
+        shots = "; ".join(f"{sid}: {why}" for sid, why in film.failed_variants.items())
+        print(
+            f"error: a --variants still failed for {len(film.failed_variants)} shot(s), which are in the cut: "
+            f"{shots}; --resume {film.run_dir} makes them again",
+            file=sys.stderr,
+        )
+        code = EXIT_FAILED
     print(film.run_dir)
     return code
 

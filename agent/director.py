@@ -21,7 +21,7 @@ from langgraph.types import Command
 from agent.graph import build_graph
 from agent.run_graph import STATE_TYPES, Film, checkpointer, thread
 from agent.run_graph import run_graph as _run
-from agent.run_status import RunFailed, missing_shots, read_marker, set_status, status
+from agent.run_status import RunFailed, failed_variants, missing_shots, read_marker, set_status, status
 from agent.rundir import (
     MARKER,
     RecordError,
@@ -312,24 +312,28 @@ def _edited_storyboard(root: Path, state: FilmState | None) -> Storyboard | None
 
 
 def _needs_retry(state: FilmState, pending: set[str], allow_missing: bool) -> bool:
-    """Every shot has run (only the cut, or nothing, is left) and some have no clip: shoot those again. A film
-    already cut whose missing shots were allowed is finished."""
+    """Every shot has run (only the cut, or nothing, is left) and some have no clip, or a --variants still that
+    raised: make those again. A film already cut whose missing shots were allowed is finished."""
     if pending - {"cut", "report"}:
         return False
     missing = missing_shots(state)
-    return bool(missing) and not (allow_missing and state.cut is not None)
+    return (bool(missing) and not (allow_missing and state.cut is not None)) or bool(failed_variants(state))
 
 
 def _retry(root: Path, state: FilmState, board: Storyboard) -> FilmState:
-    """A new thread that shoots again every shot without a clip or changed since: the others are kept."""
+    """A new thread that shoots again every shot without a clip or changed since: the others are kept. A shot
+    that failed after its take was kept (its clip or a variant raised) goes on from that step with its takes."""
+    from agent.nodes import resumes_at
+
     before = {s.id: s for s in state.storyboard.shots}
-    kept = [
+    unchanged = [
         r
         for r in state.results
-        if r.clip is not None
-        and before.get(r.shot_id) == next((s for s in board.shots if s.id == r.shot_id), None)
+        if before.get(r.shot_id) == next((s for s in board.shots if s.id == r.shot_id), None)
     ]
-    kept_ids = {r.shot_id for r in kept}
+    unfinished = {r.shot_id: r for r in unchanged if resumes_at(r)}
+    kept = [r for r in unchanged if r.clip is not None and r.shot_id not in unfinished]
+    kept_ids = {r.shot_id for r in kept} | set(unfinished)
     takes = RunDir(root).takes()
     again = {
         s.id: 1 + max((t.n for t in takes if t.shot_id == s.id), default=0)
@@ -339,11 +343,17 @@ def _retry(root: Path, state: FilmState, board: Storyboard) -> FilmState:
     marker = read_marker(root)
     retries = marker.get("retries", [])
     thread = f"retry-{len(retries) + 1}"
-    retries.append({"thread": thread, "shots": sorted(again), "time": time.time()})
+    # What failed, kept here: a shot's error.log is removed once the shot is made.
+    failed = {r.shot_id: r.error for r in state.results if r.error}
+    retries.append(
+        {"thread": thread, "shots": sorted([*again, *unfinished]), "failed": failed, "time": time.time()}
+    )
     marker.update(retries=retries, thread=thread)
     write_json(root / MARKER, marker)
     write_json(root / "storyboard.json", board)
-    return FilmState(brief=state.brief, storyboard=board, approved=True, redo=again, results=kept)
+    return FilmState(
+        brief=state.brief, storyboard=board, approved=True, redo=again, results=kept, unfinished=unfinished
+    )
 
 
 def pending_storyboard(root: Path) -> dict:

@@ -11,7 +11,9 @@ the take loop (`add_take_loop`; alone as `build_take_graph`, which the evaluatio
              └──────────────────────────────────┘   (at most max_takes takes)
 
 shoot:  the take loop, then keep → animate → adapt (--variants: outpaint per platform); a node of the branch that
-        raises ends the branch in `shot_failed`, which records the shot as failed (the other shots go on)
+        raises ends the branch in `shot_failed`, which records the shot as failed (the other shots go on).
+        A branch handed the takes of a shot that failed after its take was kept starts at animate (its clip
+        raised) or at adapt (its variants raised) instead: a retry makes again only what failed (`nodes.entry`).
 
 The shot branch wires the take loop's nodes into itself rather than nesting the compiled take graph: a run's
 checkpoints name the branch's nodes (render, critique, repair, animate, adapt), and a run killed mid-loop resumes
@@ -30,11 +32,11 @@ from agent.state import FilmState, ShotOutput, ShotState, TakeState
 
 
 def add_take_loop(g: StateGraph, keep: str) -> None:
-    """Wire render → critique → (repair → render)* into `g`, leaving for node `keep` once a take is kept."""
+    """Wire render → critique → (repair → render)* into `g`, leaving for node `keep` once a take is kept (the
+    caller wires what leads to render)."""
     g.add_node("render", nodes.render)
     g.add_node("critique", nodes.critique)
     g.add_node("repair", nodes.repair)
-    g.add_edge(START, "render")
     g.add_edge("render", "critique")
     g.add_conditional_edges("critique", nodes.after_critique, {"keep": keep, "repair": "repair"})
     g.add_edge("repair", "render")
@@ -45,6 +47,7 @@ def build_take_graph():
     """The take loop alone: a `TakeState` in, its takes out (pick the kept one with `nodes.best_take`)."""
     g = StateGraph(TakeState, context_schema=RunSettings)
     add_take_loop(g, keep=END)
+    g.add_edge(START, "render")
     return g.compile()
 
 
@@ -54,6 +57,7 @@ def build_shot_graph():
     add_take_loop(g, keep="animate")
     g.add_node("animate", nodes.animate)
     g.add_node("adapt", nodes.adapt)
+    g.add_conditional_edges(START, nodes.entry, ["render", "animate", "adapt"])
     g.add_edge("animate", "adapt")
     g.add_edge("adapt", END)
     return g.compile()

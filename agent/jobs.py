@@ -28,7 +28,10 @@ from pydantic import BaseModel, Field
 JobKind = Literal["start", "approve", "redo", "deliver", "resume", "image", "catalogue", "review"]
 FilmKind = Literal["film", "catalogue"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-FilmStatus = Literal["queued", "planning", "waiting_approval", "shooting", "cutting", "done", "failed"]
+# `cancelled`: a catalogue stopped on request (a cancelled film says `failed`, with why, as the studio shows it).
+FilmStatus = Literal[
+    "queued", "planning", "waiting_approval", "shooting", "cutting", "done", "failed", "cancelled"
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS films (
@@ -355,6 +358,18 @@ class JobStore:
     def cancelled(self, job_id: int) -> bool:
         row = self._read.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
+
+    def end_cancelled(self, worker: str | None = None) -> list[str]:
+        """Running jobs asked to stop whose worker is gone (`worker`'s, or every one at start-up): cancelled, not
+        queued again. Returns their films' ids (the caller sets those films' rows)."""
+        where = "state = 'running' AND cancel = 1" + ("" if worker is None else " AND worker = ?")
+        args = () if worker is None else (worker,)
+        with self._tx() as db:
+            films = [r[0] for r in db.execute(f"SELECT film_id FROM jobs WHERE {where}", args)]  # noqa: S608
+            db.execute(
+                f"UPDATE jobs SET state = 'cancelled', finished = ? WHERE {where}", (time.time(), *args)
+            )
+        return films
 
     def recover(self) -> int:
         """Queue again every job a crash left running (no worker is alive yet); returns how many."""

@@ -91,6 +91,16 @@ def _branch(state: FilmState, settings: RunSettings, index: int, references: lis
     that the cut lasts as long as the storyboard. A re-shot shot numbers its takes after its old ones."""
     shot = state.storyboard.shots[index]
     tail = settings.crossfade if index < len(state.storyboard.shots) - 1 else 0.0
+    # A shot whose take was kept before its clip or a variant raised goes on from there, with its takes.
+    if (left := state.unfinished.get(shot.id)) is not None:
+        return ShotState(
+            shot=shot,
+            tail=tail,
+            references=references,
+            first_take=left.takes[0].n,
+            takes=left.takes,
+            results=[left] if left.clip else [],
+        )
     return ShotState(shot=shot, tail=tail, references=references, first_take=state.redo.get(shot.id, 1))
 
 
@@ -466,19 +476,27 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
         )
         run.save_clip(clip)
         pre_cut(settings, run)  # the cut's segments of this clip, while other shots still render
-    flagged = (
-        not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
-    )
+    flagged = _flagged(kept, clip)
     return {
         "results": [ShotResult(shot_id=shot.id, takes=state.takes, best=kept.n, flagged=flagged, clip=clip)]
     }
 
 
+def _flagged(kept: Take, clip: Clip) -> bool:
+    """A person should look at the shot: its kept take did not pass with an A, or its clip failed its check."""
+    return (
+        not kept.critique.passed or kept.critique.grade != "A" or not (clip.critique and clip.critique.passed)
+    )
+
+
 def adapt(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
-    """Deliver the kept take for every --variants platform (outpainted to its aspect ratio), each critiqued."""
+    """Deliver the kept take for every --variants platform (outpainted to its aspect ratio), each critiqued.
+
+    The branch's last step: the shot is made, so an error.log a failure of it left earlier is removed (what it
+    said stays in run.json's `retries`), and a failure handed over by a retry is cleared from its result."""
     settings = runtime.context
     result = next((r for r in state.results if r.shot_id == state.shot.id), None)
-    if not settings.variants or result is None or result.best is None:
+    if result is None or result.best is None:
         return {}
     run = RunDir(settings.run_dir)
     kept = next(t for t in result.takes if t.n == result.best)
@@ -486,12 +504,42 @@ def adapt(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     for platform in settings.variants:
         variant = run.load_variant(state.shot.id, platform, kept.n)
         if variant is None:
-            variant = make_variant(state.shot, kept, platform, settings, run)
+            try:
+                variant = make_variant(state.shot, kept, platform, settings, run)
+            except Exception as err:
+                err.add_note(f"{VARIANT_NOTE}{platform}")  # for shot_failed's line: which variant raised
+                raise
         variants.append(variant)
-    return {"results": [result.model_copy(update={"variants": variants})]}
+    (run.shot_dir(state.shot.id) / ERROR_LOG).unlink(missing_ok=True)
+    made = {"variants": variants, "error": None, "flagged": _flagged(kept, result.clip)}
+    return {"results": [result.model_copy(update=made)]}
 
 
 # --- a shot branch that raised ---------------------------------------------------------------------------
+
+ERROR_LOG = "error.log"  # shots/<id>/error.log: the traceback of the shot branch's last failure
+VARIANT_NOTE = "variant: "  # the note adapt adds to an exception: which platform's variant raised
+
+
+def entry(state: ShotState) -> Literal["render", "animate", "adapt"]:
+    """Where a shot branch starts: the take loop; or, when a retry handed it the takes of a shot that failed
+    after its take was kept (FilmState.unfinished), the clip, or the variants when the clip was made."""
+    if any(r.shot_id == state.shot.id and r.clip is not None for r in state.results):
+        return "adapt"
+    return "animate" if best_take(state.takes) is not None else "render"
+
+
+def resumes_at(result: ShotResult) -> Literal["animate", "adapt"] | None:
+    """For a shot that failed after its take was kept: the step a retry starts it at (animate: its clip raised;
+    adapt: a variant raised). None when it must be shot again (no take kept, or the take loop raised). Read
+    back from the result's error, which `shot_failed` writes as `<node> raised …`."""
+    if result.error is None or result.best is None:
+        return None
+    node = result.error.split(" raised ", 1)[0]
+    if node == "adapt" and result.clip is not None:
+        return "adapt"
+    return "animate" if node == "animate" else None
+
 
 # Failures of the run, not of one shot: the input's fault (a damaged record, a bad setting: exit 2), the disk, the
 # checkpoint database. They stop the run with a line that says what to fix. Anything else a branch raises (a bug,
@@ -512,12 +560,16 @@ def shot_failed(state: TakeState, runtime: Runtime[RunSettings], error: NodeErro
         # A copy: LangGraph counts the failed node's own exception object as handled once it called this handler.
         raise copy.copy(err) from err
     run = RunDir(runtime.context.run_dir)
-    log = run.shot_dir(state.shot.id) / "error.log"
+    log = run.shot_dir(state.shot.id) / ERROR_LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(log, "".join(traceback.format_exception(err)))
     said = " ".join(str(err).split())
     said = said[:120] + "…" if len(said) > 120 else said
     why = f"{error.node} raised {type(err).__name__}" + (f": {said}" if said else "")
+    notes = [
+        n.removeprefix(VARIANT_NOTE) for n in getattr(err, "__notes__", ()) if n.startswith(VARIANT_NOTE)
+    ]
+    why += f" (the {notes[-1]} variant)" if notes else ""
     # adapt raising leaves animate's result, clip and all: the shot is in the cut, flagged with why.
     results = state.results if isinstance(state, ShotState) else []
     made = next((r for r in results if r.shot_id == state.shot.id), None)

@@ -130,3 +130,67 @@ def publish(records: Records, folder: Path) -> None:
 
     records.export()
     write_report(records, folder)
+    records.set_meta(REPORT_OF, records.meta(DECISIONS) or "0")
+
+
+# records.db meta: how many single decisions `publish_decision` applied, and at which count the report was written
+DECISIONS, REPORT_OF = "decisions", "report_of"
+KEY_FIELDS = ("sku", "scene", "platform")
+
+
+def publish_decision(records: Records, folder: Path, before: dict) -> None:
+    """What one decision on the image of record `before` (its row as it was) changes in the exports, and nothing
+    else, so that a decision costs the same on a catalogue of ten images or ten thousand: its line of
+    catalogue.jsonl (status, review note) and of review.jsonl (gone once approved or rejected). catalogue.csv
+    holds no status. qc_report.html is left stale (it counts the images still to review): `refresh_report`
+    writes it again, later or when it is read."""
+    key = tuple(before[k] for k in KEY_FIELDS)
+    row = next(records.rows("where sku = ? and scene = ? and platform = ?", key))
+    queued = row["grade"] in ("B", "C") and row["status"] in ("new", "redo")
+    was_queued = before["grade"] in ("B", "C") and before["status"] in ("new", "redo")
+    decided = {"status": row["status"], "review_note": row["review_note"]}
+    in_catalogue = _replace_line(folder / "catalogue.jsonl", key, lambda old: {**old, **decided})
+    in_review = _replace_line(
+        folder / "review.jsonl", key, lambda old: {**old, "status": row["status"]} if queued else None
+    )
+    if not in_catalogue or ((queued or was_queued) and not in_review):
+        records.export()  # the exports were older than records.db (a line to change is not there): whole again
+    records.set_meta(DECISIONS, str(int(records.meta(DECISIONS) or 0) + 1))
+
+
+def _replace_line(path: Path, key: tuple[str, str, str], change: Callable[[dict], dict | None]) -> bool:
+    """Rewrite the line of JSONL export `path` that starts with `key`'s fields (as Records.export writes them)
+    with `change(old)`, or drop it when that is None. False when the file or the line is not there."""
+    import json
+
+    from tools.files import write_atomic
+
+    # export() writes each line with json.dumps(row, ensure_ascii=False), sku, scene and platform first.
+    prefix = json.dumps(dict(zip(KEY_FIELDS, key, strict=True)), ensure_ascii=False)[:-1] + ", "
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        return False
+    at = next((i for i, line in enumerate(lines) if line.startswith(prefix)), None)
+    if at is None:
+        return False
+    new = change(json.loads(lines[at]))
+    if new is None:
+        del lines[at]
+    else:
+        lines[at] = json.dumps(new, ensure_ascii=False)
+    write_atomic(path, "\n".join(lines).encode("utf-8"))
+    return True
+
+
+def refresh_report(folder: Path) -> Path:
+    """qc_report.html, written again when a decision came after it (see `publish_decision`); its path."""
+    from agent.catalogue_report import write_report
+
+    page = folder / "qc_report.html"
+    with Records(folder) as records:
+        asked = records.meta(DECISIONS) or "0"
+        if records.meta(REPORT_OF) != asked or not page.is_file():
+            write_report(records, folder)
+            records.set_meta(REPORT_OF, asked)
+    return page

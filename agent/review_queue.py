@@ -4,7 +4,9 @@
 for its items. Two sources: the kept takes of finished films (grade B or C, or critics that disagree: one passed
 the take and another failed it), whose decisions are rows in the queue's SQLite file (`reviews`); and the B and C
 images of finished catalogues, read from each catalogue's own records.db, where their decisions are kept too (the
-same records `main.py review` reads and writes). Each run's items are cached until its row changes.
+same records `main.py review` reads and writes). Each run's items are cached until its row changes; a decision
+on one catalogue image changes only its item in the cache (`decided`), and `catalogue_item` finds one image
+without reading the queue.
 """
 
 from __future__ import annotations
@@ -74,29 +76,59 @@ def film_takes(store: JobStore, owner: str) -> list[ReviewItem]:
     return out
 
 
+IN_QUEUE = "grade in ('B', 'C') and path != ''"  # a catalogue's images a person should look at
+
+
+def _image_item(film: Film, row: dict) -> ReviewItem:
+    return ReviewItem(
+        kind="image",
+        film_id=film.id,
+        sku=row["sku"],
+        scene=row["scene"],
+        platform=row["platform"],
+        path=row["path"],
+        url=f"/v1/catalogues/{film.id}/files/{quote(row['path'])}",
+        grade=row["grade"],
+        issues=row["issues"][:4],
+        # `new` is undecided; a redo's new image is `new` again (Records.add), so it comes back undecided.
+        decision=None if row["status"] == "new" else row["status"],
+    )
+
+
 def _catalogue_items(film: Film) -> list[ReviewItem]:
     from agent.catalogue_records import Records
 
     if not (Path(film.run_dir) / "records.db").is_file():
         return []
     with Records(film.run_dir) as records:
-        rows = list(records.rows("where grade in ('B', 'C') and path != ''"))
-    return [
-        ReviewItem(
-            kind="image",
-            film_id=film.id,
-            sku=row["sku"],
-            scene=row["scene"],
-            platform=row["platform"],
-            path=row["path"],
-            url=f"/v1/catalogues/{film.id}/files/{quote(row['path'])}",
-            grade=row["grade"],
-            issues=row["issues"][:4],
-            # `new` is undecided; a redo's new image is `new` again (Records.add), so it comes back undecided.
-            decision=None if row["status"] == "new" else row["status"],
-        )
-        for row in rows
-    ]
+        rows = list(records.rows(f"where {IN_QUEUE}"))
+    return [_image_item(film, row) for row in rows]
+
+
+def catalogue_item(film: Film, key: tuple[str, str, str]) -> ReviewItem | None:
+    """The image (sku, scene, platform) of a finished catalogue when it is in the review queue, else None: one
+    indexed read, where `flagged` reads every record of every run."""
+    from agent.catalogue_records import Records
+
+    if film.kind != "catalogue" or film.status != "done" or not (Path(film.run_dir) / "records.db").is_file():
+        return None
+    with Records(film.run_dir) as records:
+        row = next(records.rows(f"where sku = ? and scene = ? and platform = ? and {IN_QUEUE}", key), None)
+    return None if row is None else _image_item(film, row)
+
+
+def decided(before: Film, after: Film, key: tuple[str, str, str], decision: str) -> None:
+    """A decision on one image of catalogue `before` (its row now `after`): its cached items stay, with that
+    one decision changed, rather than every record being read again on the next look at the queue."""
+    with _cache_lock:
+        hit = _cache.get(before.id)
+        if hit is None or hit[0] != before.updated:
+            return  # not cached, or changed since: the next look reads it
+        items = [
+            i.model_copy(update={"decision": decision}) if (i.sku, i.scene, i.platform) == key else i
+            for i in hit[1]
+        ]
+        _cache[before.id] = (after.updated, items)
 
 
 def _cached(film: Film, make: Callable[[Film], list[ReviewItem]]) -> list[ReviewItem]:

@@ -18,7 +18,14 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agent import state
 from agent.graph import build_graph
-from agent.run_status import damaged_checkpoints, failure, missing_shots, read_marker, set_status
+from agent.run_status import (
+    damaged_checkpoints,
+    failed_variants,
+    failure,
+    missing_shots,
+    read_marker,
+    set_status,
+)
 from agent.settings import RunSettings
 from agent.state import FilmState
 from tools import film
@@ -40,6 +47,8 @@ class Film:
     state: FilmState | None
     waiting_for_approval: bool = False
     missing: dict[str, str] = field(default_factory=dict)  # shot id -> why it is not in the cut
+    # shot id -> why its --variants still raised (the shot is in the cut)
+    failed_variants: dict[str, str] = field(default_factory=dict)
 
 
 def graph_config(settings: RunSettings, thread_id: str = "film") -> dict:
@@ -95,7 +104,9 @@ def run_graph(
 
 
 def _ended(root: Path, snapshot, allow_missing: bool) -> Film:
-    """The Film the run ended with, and its status: waiting for approval, incomplete (shots missing) or done."""
+    """The Film the run ended with, and its status: waiting for approval, incomplete (shots missing, or a
+    --variants still that raised) or done. A done film with nothing missing has no error.log of an earlier
+    failure left: it would say the run failed."""
     waiting = bool(snapshot.interrupts)
     film_state = FilmState.model_validate(snapshot.values) if snapshot.values else None
     if waiting and film_state and film_state.storyboard:
@@ -103,10 +114,13 @@ def _ended(root: Path, snapshot, allow_missing: bool) -> Film:
 
         write_storyboard_sheet(film_state.storyboard, root)  # a picture of what is to be approved
     missing = {} if waiting else missing_shots(film_state)
+    variants = {} if waiting else failed_variants(film_state)
     if waiting:
         set_status(root, "waiting-for-approval")
-    elif missing and not allow_missing:
-        set_status(root, "incomplete", missing=missing)
+    elif (missing and not allow_missing) or variants:
+        set_status(root, "incomplete", missing=missing, failed_variants=variants)
     else:
         set_status(root, "done", missing=missing)
-    return Film(root, film_state, waiting_for_approval=waiting, missing=missing)
+        if not missing:
+            (root / "error.log").unlink(missing_ok=True)
+    return Film(root, film_state, waiting_for_approval=waiting, missing=missing, failed_variants=variants)

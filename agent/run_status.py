@@ -1,7 +1,8 @@
 """The run's status in its marker (run.json), and what a failed run records: why, which shots are missing.
 
 Statuses: running, waiting-for-approval, stopped (killed or interrupted), failed (the work failed; `--resume`
-tries again), incomplete (cut without some shots; `--resume` shoots them again), done.
+tries again), incomplete (cut without some shots, or a --variants still raised; `--resume` makes them again),
+done.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tools.plan import BriefError, PlanError
 __all__ = [
     "RunFailed",
     "damaged_checkpoints",
+    "failed_variants",
     "failure",
     "missing_shots",
     "read_marker",
@@ -92,6 +94,18 @@ def missing_shots(state: FilmState | None) -> dict[str, str]:
     return out
 
 
+def failed_variants(state: FilmState | None) -> dict[str, str]:
+    """Shots in the cut whose --variants stills raised (the shot's clip was made), with why, in shot order."""
+    if state is None or state.storyboard is None:
+        return {}
+    by_id = {r.shot_id: r for r in state.results}
+    return {
+        s.id: " ".join(r.error.split())[:300]
+        for s in state.storyboard.shots
+        if (r := by_id.get(s.id)) is not None and r.clip is not None and r.error
+    }
+
+
 def failure(root: Path, settings: RunSettings, graph, config, err: Exception) -> Exception:
     """Record why the run stopped (status "failed", error.log, the report of what was made) and return the
     one-line error to raise: RecordError for a damaged file (exit 2), RunFailed for failed work (exit 1)."""
@@ -133,6 +147,7 @@ def set_status(root: Path, status: str, **fields) -> None:
     marker = read_marker(root)
     marker.pop("error", None)
     marker.pop("missing", None)
+    marker.pop("failed_variants", None)
     marker.update(status=status, updated=time.time(), **{k: v for k, v in fields.items() if v})
     try:
         write_json(root / MARKER, marker)

@@ -46,6 +46,7 @@ class FilmService:
 
     # --- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._end_cancelled()
         recovered = self.store.recover()
         if recovered:
             log.warning(
@@ -94,6 +95,7 @@ class FilmService:
         while not self._stop.is_set():
             for name, proc in list(self._procs.items()):
                 if not proc.is_alive() and not self._stop.is_set():
+                    self._end_cancelled(name)
                     again = self.store.requeue_worker(name)
                     log.warning(
                         "%s (pid %s) died with exit code %s; %d job(s) queued again, starting it again",
@@ -121,6 +123,7 @@ class FilmService:
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
+            self._end_cancelled(name)
             self.store.requeue_worker(name)
         self._procs.clear()
 
@@ -200,11 +203,21 @@ class FilmService:
     def cancel(self, film_id: str) -> Job | None:
         job = self.store.cancel(film_id)
         if job and job.state == "cancelled":  # it never started: the film stops where it was
-            from agent.worker import CANCELLED
+            from agent.worker import cancelled_row
 
-            self.store.update_film(film_id, status="failed", error=CANCELLED.format(id=film_id))
+            self.store.update_film(film_id, **cancelled_row(self.store.film(film_id)))
             self.event(film_id, "cancelled", "cancelled before it started")
         return job
+
+    def _end_cancelled(self, worker: str | None = None) -> None:
+        """A cancel the worker never reached (it died, or the server stopped): the job ends cancelled and the
+        film's row says so, as if the worker had stopped it."""
+        from agent.worker import cancelled_row
+
+        for film_id in self.store.end_cancelled(worker):
+            if (film := self.store.film(film_id)) is not None:
+                self.store.update_film(film_id, **cancelled_row(film))
+                self.event(film_id, "cancelled", "cancelled (its worker had stopped)")
 
     def busy(self, film_id: str) -> bool:
         return self.store.busy(film_id)

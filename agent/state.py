@@ -49,6 +49,11 @@ class FilmState(BaseModel):
         default_factory=dict,
         description="Shots being re-shot (`redo`): shot id -> number of their first new take.",
     )
+    unfinished: dict[str, ShotResult] = Field(
+        default_factory=dict,
+        description="Shots whose branch failed after its take was kept (a retry): shot id -> that result; their "
+        "branch starts again at the clip, or at the variants when the clip was made, not at a new take.",
+    )
     cut: Cut | None = None
     report: str | None = None
 

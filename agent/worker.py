@@ -42,7 +42,15 @@ MARKER_STATUS: dict[str, FilmStatus] = {
     "running": "shooting",
     "stopped": "shooting",
 }
-CANCELLED = "cancelled on request; POST /v1/films/{id}/resume continues it (nothing made is made again)"
+CANCELLED = "cancelled on request; POST /v1/{route}/{id}/resume continues it (nothing made is made again)"
+
+
+def cancelled_row(film: Film) -> dict:
+    """The film's row once its job is cancelled: a catalogue's status is `cancelled`; a film's is `failed`, the
+    status the studio offers resume on, with why in `error`. Either is resumed with POST .../resume."""
+    if film.kind == "catalogue":
+        return {"status": "cancelled", "error": CANCELLED.format(route="catalogues", id=film.id)}
+    return {"status": "failed", "error": CANCELLED.format(route="films", id=film.id)}
 
 
 # No cross-process Event wakes a worker: a multiprocessing Condition can block its setter for good once a waiter
@@ -240,9 +248,10 @@ class Worker:
             else:
                 self._redo(job, root)
         except Cancelled:
-            self.store.finish(job.id, CANCELLED.format(id=film.id), state="cancelled")
-            self.store.update_film(film.id, status="failed", error=CANCELLED.format(id=film.id))
-            self.event(film.id, "cancelled", "cancelled", status="failed")
+            row = cancelled_row(film)
+            self.store.finish(job.id, row["error"], state="cancelled")
+            self.store.update_film(film.id, **row)
+            self.event(film.id, "cancelled", "cancelled", status=row["status"])
             return
         # A job's failure (bad model output, a full disk, out of memory) is the job's, not the server's: the
         # cause is recorded on the job and the film, and the other jobs go on.
@@ -262,7 +271,8 @@ class Worker:
         done = status == "done"
         self.store.finish(job.id, result=result)
         progress = 1.0 if done else self.store.film(film.id).progress
-        self.store.update_film(film.id, status=status, progress=progress)
+        # A resumed film or catalogue that is done no longer carries the error of the run that stopped.
+        self.store.update_film(film.id, status=status, progress=progress, **({"error": None} if done else {}))
         self.event(film.id, status, "the film is done" if done else f"the film is {status}", status=status)
 
     def _start(self, job: Job, film: Film, root: Path) -> None:

@@ -67,7 +67,10 @@ def client(tmp_path):
         yield c
 
 
-def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_path):
+def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_path, monkeypatch):
+    from agent import api_catalogues
+
+    monkeypatch.setattr(api_catalogues, "REPORT_DELAY", 0.2)
     body = {**CATALOGUE, "photos": {"hp01.png": photo_b64()}}
     r = client.post("/v1/catalogues", json=body, headers=A)
     assert r.status_code == 202, r.text
@@ -116,6 +119,11 @@ def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_pa
     assert pending == ["MUG-7"]
     decided = {i["sku"]: i["decision"] for i in client.get("/v1/review", headers=A).json()}
     assert decided == {"HP-01": "approved", "MUG-7": None}
+    # The QC page is written again once decisions pause (REPORT_DELAY, shortened here), off the request.
+    end = time.time() + 60
+    while "1 B and C images waiting" not in (root / "qc_report.html").read_text():
+        assert time.time() < end, "qc_report.html was not written again after the decision"
+        time.sleep(0.1)
 
     # A redo is a job on the worker's warm models: the image is made again and comes back undecided.
     mug = {"sku": "MUG-7", "scene": "studio", "platform": "instagram"}
@@ -134,6 +142,27 @@ def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_pa
     ]
     db.close()
     assert client.app.state.service.loads == 1  # the redo rendered with the worker's warm backends
+
+
+def test_the_qc_page_read_after_a_decision_is_written_first(tmp_path, monkeypatch):
+    """Read through the API before the debounced write: the page is written again, with the decision counted."""
+    from agent import api_catalogues
+
+    monkeypatch.setattr(api_catalogues, "REPORT_DELAY", 3600.0)
+    config = ServerConfig(state_dir=str(tmp_path / "state"), keys=[KEY_A, KEY_B], workers=1)
+    with TestClient(create_app(config)) as c:
+        mugs = [{"sku": sku, "name": "手工陶瓷杯", "category": "home"} for sku in ("MUG-7", "MUG-8")]
+        cid = c.post("/v1/catalogues", json={**CATALOGUE, "products": mugs}, headers=A).json()["id"]
+        assert wait_done(c, cid)["status"] == "done"
+        root = tmp_path / "state" / "runs" / cid
+        grade_b(root)
+        c.app.state.service.store.update_film(cid)
+        written = (root / "qc_report.html").read_text()
+        mug = {"sku": "MUG-7", "scene": "studio", "platform": "instagram", "action": "reject"}
+        assert c.post(f"/v1/review/{cid}/images", json=mug, headers=A).status_code == 200
+        assert (root / "qc_report.html").read_text() == written  # not written by the decision itself
+        page = c.get(f"/v1/catalogues/{cid}/files/qc_report.html", headers=A)
+        assert page.status_code == 200 and "1 B and C images waiting" in page.text
 
 
 def test_a_decision_survives_a_restart(tmp_path):
@@ -178,3 +207,136 @@ def test_bad_catalogues_are_refused_with_what_is_wrong(client, tmp_path, change,
     assert client.get("/v1/catalogues", headers=A).json() == []
     uploads = tmp_path / "state" / "uploads"
     assert not uploads.exists() or not any(uploads.iterdir())  # nothing of a refused catalogue is kept
+
+
+def wait_status(client, cid, statuses, timeout=300) -> dict:
+    end = time.time() + timeout
+    while time.time() < end:
+        view = client.get(f"/v1/catalogues/{cid}", headers=A).json()
+        if view["status"] in statuses:
+            return view
+        time.sleep(0.1)
+    raise AssertionError(f"catalogue {cid} stayed {view['status']}")
+
+
+def recorded(root: Path) -> dict[str, int]:
+    """sku -> how many times its image was recorded (1: made once)."""
+    if not (root / "records.db").exists():
+        return {}
+    db = sqlite3.connect(root / "records.db")
+    try:
+        return dict(db.execute("select sku, made from records").fetchall())
+    except sqlite3.OperationalError:  # its tables not written yet
+        return {}
+    finally:
+        db.close()
+
+
+def test_a_queued_catalogue_is_cancelled_at_once_and_stays_cancelled_after_a_restart(tmp_path):
+    config = {"state_dir": str(tmp_path / "state"), "keys": [KEY_A, KEY_B]}
+    body = {**CATALOGUE, "products": CATALOGUE["products"][1:]}
+    with TestClient(create_app(ServerConfig(**config, workers=0))) as c:
+        cid = c.post("/v1/catalogues", json=body, headers=A).json()["id"]
+        assert c.post(f"/v1/catalogues/{cid}/cancel", headers=B).status_code == 404  # not B's
+        r = c.post(f"/v1/catalogues/{cid}/cancel", headers=A)
+        assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+        view = c.get(f"/v1/catalogues/{cid}", headers=A).json()
+        assert view["status"] == "cancelled" and f"/v1/catalogues/{cid}/resume" in view["error"]
+        r = c.post(f"/v1/catalogues/{cid}/cancel", headers=A)
+        assert r.status_code == 409 and "no work queued or running" in r.json()["detail"]
+        assert [j.state for j in c.app.state.service.store.jobs(cid)] == ["cancelled"]
+    with TestClient(create_app(ServerConfig(**config, workers=1))) as c:
+        assert c.get(f"/v1/catalogues/{cid}", headers=A).json()["status"] == "cancelled"  # kept in SQLite
+        assert c.post(f"/v1/catalogues/{cid}/resume", headers=B).status_code == 404
+        assert c.post(f"/v1/catalogues/{cid}/resume", headers=A).status_code == 202
+        view = wait_status(c, cid, {"done", "failed"})
+        assert view["status"] == "done" and view["error"] is None, view
+        assert recorded(tmp_path / "state" / "runs" / cid) == {"MUG-7": 1}
+        r = c.post(f"/v1/catalogues/{cid}/resume", headers=A)
+        assert r.status_code == 409 and "only a failed or cancelled catalogue" in r.json()["detail"]
+
+
+def test_a_running_catalogue_stops_between_units_and_resumes_without_making_them_again(tmp_path):
+    config = {"state_dir": str(tmp_path / "state"), "keys": [KEY_A, KEY_B], "workers": 1}
+    products = [{"sku": f"MUG-{i:02d}", "name": "手工陶瓷杯", "category": "home"} for i in range(16)]
+    body = {**CATALOGUE, "products": products}
+    with TestClient(create_app(ServerConfig(**config))) as c:
+        cid = c.post("/v1/catalogues", json=body, headers=A).json()["id"]
+        root = tmp_path / "state" / "runs" / cid
+        end = time.time() + 300
+        while not recorded(root):
+            assert time.time() < end, "no unit was ever recorded"
+            time.sleep(0.05)
+        assert c.post(f"/v1/catalogues/{cid}/cancel", headers=A).status_code == 200
+        view = wait_status(c, cid, {"cancelled", "done", "failed"})
+        if view["status"] == "done":
+            pytest.skip("the catalogue finished before the cancel reached it (an unusually fast machine)")
+        assert view["status"] == "cancelled", view
+        assert c.app.state.service.store.jobs(cid)[-1].state == "cancelled"
+        made = recorded(root)
+        assert 1 <= len(made) < len(products) and set(made.values()) == {1}  # finished units stay
+    with TestClient(create_app(ServerConfig(**config))) as c:
+        assert c.get(f"/v1/catalogues/{cid}", headers=A).json()["status"] == "cancelled"
+        assert recorded(root) == made  # the restart made nothing
+        assert c.post(f"/v1/catalogues/{cid}/resume", headers=A).status_code == 202
+        view = wait_status(c, cid, {"done", "failed"})
+        assert view["status"] == "done", view
+        after = recorded(root)
+        assert sorted(after) == sorted(p["sku"] for p in products)
+        assert set(after.values()) == {1}  # no unit recorded twice: those made before the cancel were kept
+
+
+def test_a_decision_rewrites_only_its_own_lines_and_the_qc_page_later(tmp_path):
+    """One decision changes its own lines of the exports (identical to writing them whole again), leaves
+    qc_report.html stale, and `refresh_report` writes the page with the new count but keeps the contact sheets
+    (a decision changes no image on them)."""
+    from agent.catalogue_records import Records
+    from agent.review import publish_decision, refresh_report
+    from evals.bench_review import build
+
+    build(tmp_path, 30, 64)
+    page, sheet = tmp_path / "qc_report.html", tmp_path / "qc" / "contact-B.png"
+    waiting = page.read_text().split(" B and C images waiting")[0].rsplit(" ", 1)[-1]
+    sheet_made = sheet.stat().st_mtime_ns
+    names = ("catalogue.jsonl", "catalogue.csv", "review.jsonl")
+    with Records(tmp_path) as records:
+        rows = list(records.rows("where grade in ('B', 'C')"))
+        for row, kind in zip(rows[:3], ("approved", "rejected", "redo"), strict=True):
+            key = (row["sku"], row["scene"], row["platform"])
+            records.review(*key, kind, "a note")  # what decide records (a redo would also make the unit)
+            publish_decision(records, tmp_path, row)
+        one_by_one = {n: (tmp_path / n).read_bytes() for n in names}
+        records.export()
+        assert {n: (tmp_path / n).read_bytes() for n in names} == one_by_one
+    queue = [json.loads(line) for line in (tmp_path / "review.jsonl").read_text().splitlines()]
+    assert (
+        len(queue) == len(rows) - 2 and {"sku": rows[2]["sku"], "status": "redo"}.items() <= queue[0].items()
+    )
+    assert f"{waiting} B and C images waiting" in page.read_text()  # stale until refreshed
+    refresh_report(tmp_path)
+    assert f"{int(waiting) - 2} B and C images waiting" in page.read_text()
+    assert sheet.stat().st_mtime_ns == sheet_made  # the sheet was not drawn again
+    written = page.stat().st_mtime_ns
+    refresh_report(tmp_path)
+    assert page.stat().st_mtime_ns == written  # nothing decided since: not written again
+
+
+def test_a_cancel_its_worker_never_reached_ends_cancelled_at_the_restart(tmp_path):
+    """The server stopped (or the worker died) after the cancel was asked and before a worker saw it: the job is
+    not queued again, and the catalogue says `cancelled` (before, the job was cancelled and the row said
+    shooting for good)."""
+    config = {"state_dir": str(tmp_path / "state"), "keys": [KEY_A, KEY_B], "workers": 0}
+    with TestClient(create_app(ServerConfig(**config))) as c:
+        store = c.app.state.service.store
+        cid = c.post("/v1/catalogues", json={**CATALOGUE, "products": CATALOGUE["products"][1:]}, headers=A)
+        cid = cid.json()["id"]
+        job = store.claim("worker-0")  # a worker took it ...
+        store.update_film(cid, status="shooting")
+        assert c.post(f"/v1/catalogues/{cid}/cancel", headers=A).json()["status"] == "shooting"
+        assert store.job(job.id).cancel and store.job(job.id).state == "running"  # ... and died before it saw
+    with TestClient(create_app(ServerConfig(**config))) as c:
+        view = c.get(f"/v1/catalogues/{cid}", headers=A).json()
+        assert view["status"] == "cancelled" and "resume" in view["error"], view
+        store = c.app.state.service.store
+        assert [j.state for j in store.jobs(cid)] == ["cancelled"] and store.claim("w") is None
+        assert c.post(f"/v1/catalogues/{cid}/resume", headers=A).status_code == 202

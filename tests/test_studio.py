@@ -232,7 +232,7 @@ def test_studio_review_page_shows_catalogue_images_and_records_a_decision(server
         )
         page.screenshot(path=shots_dir / "review-1-queue.png", full_page=True)
         item.get_by_role("button", name="Approve").click()
-        # The decision rewrites review.jsonl and qc_report.html before it answers: slow on a loaded machine.
+        # The decision changes its lines of review.jsonl before it answers (the QC page is written later).
         expect(queue.locator("li[data-kind=image]").filter(has_text="SKU HP-01")).to_contain_text(
             "approved", timeout=60_000
         )

@@ -126,6 +126,7 @@ def test_an_exception_in_one_shot_fails_only_that_shot(tmp_path, monkeypatch, ca
     assert marker(out)["status"] == "done" and (out / "clips" / "s02.mp4").exists()
     assert "failed_shots" in (manifest := json.loads((out / "manifest.json").read_text()))
     assert manifest["failed_shots"] == {}
+    assert not (out / "shots" / "s02" / "error.log").exists()  # no stale error once the shot is made
     after = records(out)
     assert {k: after[k] for k in before} == before  # nothing recorded was made again
     assert all(k.startswith(("shots/s02/", "clips/s02")) for k in set(after) - set(before))
@@ -221,29 +222,83 @@ def test_an_exception_in_the_cut_or_report_resumes_without_shooting_again(
     assert records(out) == before  # no take, no clip made again: only the step that raised ran again
 
 
-def test_an_exception_after_the_clip_keeps_the_shot_in_the_film(tmp_path, monkeypatch, capsys):
+def test_an_exception_in_a_variant_keeps_the_shot_in_the_film_and_exits_1(tmp_path, monkeypatch, capsys):
     """`adapt` (the --variants stills) raises for s02 after its clip was made: the shot stays in the cut, flagged,
-    with the exception in the manifest and the report; the film is whole, so the exit is 0."""
+    with the exception in the manifest and the report; but a deliverable asked for is missing, so the exit is 1
+    with one line naming the shot, the variant and --resume, and the resume makes only that variant."""
     from agent import nodes
 
     real = nodes.make_variant
 
-    def make_variant(shot, *args, **kwargs):
-        if shot.id == "s02":
+    def make_variant(shot, kept, platform, *args, **kwargs):
+        if shot.id == "s02" and platform == "tiktok":
             raise RuntimeError("the outpainter lost its mask")
-        return real(shot, *args, **kwargs)
+        return real(shot, kept, platform, *args, **kwargs)
 
     monkeypatch.setattr(nodes, "make_variant", make_variant)
     out = tmp_path / "run"
-    code, errors = run_main(capsys, "run", BRIEF, *TINY, "--variants", "tiktok", "--out", str(out))
-    assert code == 0 and errors == [], errors
-    assert marker(out)["status"] == "done" and (out / "clips" / "s02.mp4").exists()
+    code, errors = run_main(capsys, "run", BRIEF, *TINY, "--variants", "4:5,tiktok", "--out", str(out))
+    assert code == 1 and len(errors) == 1, errors
+    for w in ["s02", "the tiktok variant", "the outpainter lost its mask", f"--resume {out}"]:
+        assert w in errors[0], (w, errors[0])
+    assert "s01" not in errors[0]
+    assert marker(out)["status"] == "incomplete" and list(marker(out)["failed_variants"]) == ["s02"]
+    assert (out / "clips" / "s02.mp4").exists() and (out / "final.mp4").exists()
     failed = json.loads((out / "manifest.json").read_text())["failed_shots"]
     assert (
         list(failed) == ["s02"] and "adapt raised RuntimeError: the outpainter lost its mask" in failed["s02"]
     )
     assert "the outpainter lost its mask" in (out / "report.html").read_text()
     assert (out / "shots" / "s01" / "variants" / "tiktok.png").exists()
+    made = out / "shots" / "s02" / "variants" / "4x5.png"
+    assert made.exists()  # made before the tiktok variant raised: kept
+    made_stat = (made.stat().st_ino, made.stat().st_mtime_ns)
+    before = records(out)
+
+    monkeypatch.undo()
+    code, errors = run_main(capsys, "run", "--resume", str(out))
+    assert code == 0 and errors == [], errors
+    assert marker(out)["status"] == "done" and "failed_variants" not in marker(out)
+    assert (out / "shots" / "s02" / "variants" / "tiktok.png").exists()
+    assert (made.stat().st_ino, made.stat().st_mtime_ns) == made_stat  # not made again
+    assert records(out) == before  # no take and no clip made again
+    assert json.loads((out / "manifest.json").read_text())["failed_shots"] == {}
+    assert not (out / "shots" / "s02" / "error.log").exists()
+    assert "the outpainter lost its mask" not in (out / "report.html").read_text()
+
+
+def test_a_clip_failure_resumes_by_animating_the_kept_take(tmp_path, monkeypatch, capsys):
+    """The clip step raised for s02 after its take was kept: --resume animates that take again, renders
+    nothing, writes no new take, and the shot's stale error.log is gone once the shot is made."""
+    out = tmp_path / "run"
+    fail_clip(monkeypatch, "s02")
+    code, errors = run_main(capsys, "run", BRIEF, *TINY, "--out", str(out))
+    assert code == 1 and "animate raised" in errors[0], errors
+    takes = sorted(p.name for p in (out / "shots" / "s02").glob("take-*"))
+    assert takes and (out / "shots" / "s02" / "error.log").exists()
+    before = records(out)
+    kept = max(json.loads(v[0])["n"] for k, v in before.items() if k.startswith("shots/s02/"))
+
+    monkeypatch.undo()
+    from tools.generate_image import DraftBackend
+
+    def no_render(self, req):
+        raise AssertionError(f"take {req.take} of {req.shot.id} rendered again")
+
+    monkeypatch.setattr(DraftBackend, "generate", no_render)
+    code, errors = run_main(capsys, "run", "--resume", str(out))
+    assert code == 0, errors
+    assert marker(out)["status"] == "done" and marker(out)["retries"][-1]["shots"] == ["s02"]
+    assert "animate raised" in marker(out)["retries"][-1]["failed"]["s02"]  # the failure, kept as history
+    assert sorted(p.name for p in (out / "shots" / "s02").glob("take-*")) == takes  # no extra take file
+    assert {k: v for k, v in records(out).items() if k.startswith("shots/")} == {
+        k: v for k, v in before.items() if k.startswith("shots/")
+    }
+    clip = json.loads((out / "clips" / "s02.json").read_text())
+    assert clip["take"] == kept
+    assert not (out / "shots" / "s02" / "error.log").exists()
+    assert not (out / "error.log").exists()
+    assert "encoder lost its frames" not in (out / "report.html").read_text()
 
 
 def test_killed_right_after_the_first_checkpoint_resumes(tmp_path, capsys):
