@@ -60,6 +60,9 @@ class PlanContext:
     # Short calls: a subtitle the model got wrong takes the offline planner's copy for its place rather than
     # a whole batch asked again.
     subtitles_by_rule: bool = False
+    # The model's last word on the storyboard: repeated descriptions take beats however many there are, rather
+    # than the storyboard being asked again whole.
+    fill_repeats: bool = False
 
     def close(self, got: int) -> bool:
         """A count the rules may fix: within a quarter of the asked count (at least one shot either way)."""
@@ -240,13 +243,30 @@ def _mend_shot(i: int, shot, ctx: PlanContext, brief_prices: list[str], offline,
         # Nobody speaks in a brief without dialogue: a named speaker would voice the copy as a character.
         update["speaker"] = None
         notes.append(f"shot {i + 1}: speaker {shot.speaker[:40]!r} dropped; the brief has no dialogue")
-    if _placeholder(shot.camera):
+    if _placeholder(shot.camera) or _only_format(shot.camera):
         camera = offline().shots[min(i, len(offline().shots) - 1)].camera
         update["camera"] = camera
         notes.append(
             f"shot {i + 1}: camera {shot.camera[:40]!r} names no framing; the shot grammar's {camera!r}"
         )
+    if _only_format(shot.lighting) or _norm(shot.lighting) in _NONE:
+        lighting = offline().shots[min(i, len(offline().shots) - 1)].lighting
+        update["lighting"] = lighting
+        notes.append(
+            f"shot {i + 1}: lighting {shot.lighting[:40]!r} names no light; the scene's {lighting!r}"
+        )
     return shot.model_copy(update=update) if update else shot
+
+
+_NONE = frozenset("无 没有 none no na n/a null nil 暂无".replace("/", "").split())
+_FORMAT = re.compile(
+    r"\d+\s*[x×*]\s*\d+|\d+|[()（）]|[横竖]屏?|horizontal|vertical|landscape|portrait", re.IGNORECASE
+)
+
+
+def _only_format(text: str) -> bool:
+    """A field that names only the frame's size or orientation ('1280x720 (横)'), or nothing."""
+    return not _FORMAT.sub("", text).strip(" ,，、.;:-")
 
 
 def subtitle_problems(problems: list[str]) -> bool:
@@ -290,6 +310,11 @@ _SIZES = frozenset(
     "establishing wide medium close-up closeup insert hero detail over-the-shoulder movement motion that "
     "its angle".split()
 )
+# Words of a camera direction: a prompt made only of them ('Close-up, 85mm, slow push-in') shows no subject.
+_CAMERA = frozenset(
+    "slow fast gentle push-in push pull-out pull pan left right tilt up down dolly handheld static locked-off "
+    "drift tracking zoom orbit crane mm lens high low eye level angle shallow depth field macro".split()
+)
 _LABEL = re.compile(r"^\s*[\w\s-]{1,24}[:：]\s*")  # "Slogan: ...", "口号：..."
 
 
@@ -308,8 +333,8 @@ def _weak_description(text: str, ctx: PlanContext) -> str | None:
 
 def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
     """A description that shows nothing (the brief's words about the film, its copy, rule words), or repeats an
-    earlier shot's, takes that shot's outline beat (short calls) or the offline planner's beat for its place.
-    Without an outline, a storyboard mostly made of repeated shots is left for the model to write again."""
+    earlier shot's, takes that shot's outline beat or the offline planner's beat for its place; the first shot of
+    a set alike keeps the model's. A prompt that showed the replaced description is rebuilt (`_mend_prompts`)."""
     seen: set[str] = set()
     weak: dict[int, str] = {}
     repeated: dict[int, str] = {}
@@ -320,20 +345,48 @@ def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str])
         elif key in seen:
             repeated[i] = "repeats an earlier shot's"
         seen.add(key)
-    if not ctx.outline and len(repeated) > len(shots) / 2:
-        repeated = {}
+    if not ctx.outline and not ctx.fill_repeats and len(repeated) > len(shots) / 2:
+        repeated = {}  # the model gave no beats: asked again whole while there is time (tools/plan_llm.py)
     shots = list(shots)
     for i, why in sorted((weak | repeated).items()):
-        for source, beat in _beats_for(i, ctx, offline):
+        for source, beat in beats_for(i, ctx, offline):
             if beat and same_key(beat) not in seen and not _weak_description(beat, ctx):
                 seen.add(same_key(beat))
+                old = same_key(shots[i].description)
                 shots[i] = shots[i].model_copy(update={"description": beat})
                 notes.append(f"shot {i + 1}: the description {why}; took {source} ({beat[:60]!r})")
+                if old and old in same_key(shots[i].prompt):
+                    # The prompt was written for the description the shot no longer has.
+                    prompt, built = prompt_and_source(i, shots[i], ctx, offline)
+                    shots[i] = shots[i].model_copy(update={"prompt": prompt})
+                    notes.append(f"shot {i + 1}: the prompt showed the description it no longer has; "
+                                 f"rebuilt from {built}")  # fmt: skip
                 break
     return shots
 
 
-def _beats_for(i: int, ctx: PlanContext, offline):
+def wants_beats(planned, ctx: PlanContext) -> bool:
+    """The model's shots lack beats of their own: a description that repeats an earlier one or shows nothing, or
+    one not in English on a shot whose prompt must be written again (a beat gives that prompt its English)."""
+    seen: set[str] = set()
+    subtitles = {_norm(s.subtitle) for s in planned.shots if s.subtitle.strip()}
+    prompts = [same_key(s.prompt) for s in planned.shots]
+    for i, shot in enumerate(planned.shots):
+        key = same_key(shot.description)
+        if key in seen or _weak_description(shot.description, ctx):
+            return True
+        seen.add(key)
+        bad_prompt = (
+            detect_lang(shot.prompt) == "zh"
+            or prompts[i] in prompts[:i]
+            or (shot.prompt.strip() and _weak_prompt(shot.prompt, ctx, subtitles))
+        )
+        if bad_prompt and detect_lang(shot.description) != "en":
+            return True
+    return False
+
+
+def beats_for(i: int, ctx: PlanContext, offline):
     if i < len(ctx.outline):
         yield "the outline's beat", ctx.outline[i]
     board = offline()
@@ -347,6 +400,10 @@ def _weak_prompt(prompt: str, ctx: PlanContext, subtitles: set[str]) -> str | No
         return "only restated the rules"
     if len(LATIN_OR_CJK_WORD.findall(prompt)) < 4:
         return "is too short to describe a picture"
+    if all(
+        w in _CAMERA or w in _SIZES or w in RULE_WORDS for w in LATIN_OR_CJK_WORD.findall(prompt.casefold())
+    ):
+        return "names only the camera, not what the shot shows"
     if key in subtitles or any(key == _norm(c) for c in ctx.copy) or key in _norm(ctx.brief):
         return "is the brief's copy, not a picture"
     if META_IN_SUBTITLE.search(prompt) or any(m and m in prompt for m in ctx.meta):
@@ -355,22 +412,25 @@ def _weak_prompt(prompt: str, ctx: PlanContext, subtitles: set[str]) -> str | No
 
 
 def _mend_prompts(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
-    """A prompt that is the copy, rule words, the brief's own sentences or the same as another shot's is
-    rebuilt from that shot's own description, camera, lighting and mood (prompts/shot_prompt.j2)."""
+    """A prompt that is the copy, rule words, the brief's own sentences, only the camera, or the same as an
+    earlier shot's is rebuilt from that shot's own description, camera, lighting and mood (prompts/shot_prompt.j2);
+    one prompt on three shots or more is no shot's own, so the first of them is rebuilt too."""
     keys = [same_key(s.prompt) for s in shots]
     subtitles = {_norm(s.subtitle) for s in shots if s.subtitle.strip()}
     out = []
     for i, shot in enumerate(shots):
         why = _weak_prompt(shot.prompt, ctx, subtitles) if shot.prompt.strip() else None
         if why is None and keys[i] and keys.count(keys[i]) > 2:
-            # One prompt on most of the film is no shot's own; a pair alike is the model's to write again.
             why = f"was the same on {keys.count(keys[i])} shots"
-        if why is None or (detect_lang(shot.prompt) == "zh" and why.startswith("was the same on")):
+        elif why is None and keys[i] and keys[i] in keys[:i]:
+            why = f"was the same as shot {keys.index(keys[i]) + 1}'s"
+        if why is None or (detect_lang(shot.prompt) == "zh" and why.startswith("was the same")):
             # A Chinese prompt is the model's to write again in English (review asks for it).
             out.append(shot)
             continue
-        out.append(shot.model_copy(update={"prompt": prompt_from_fields(i, shot, ctx, offline)}))
-        notes.append(f"shot {i + 1}: the prompt {why}; rebuilt from the shot's fields")
+        prompt, source = prompt_and_source(i, shot, ctx, offline)
+        out.append(shot.model_copy(update={"prompt": prompt}))
+        notes.append(f"shot {i + 1}: the prompt {why}; rebuilt from {source}")
     return out
 
 
@@ -403,14 +463,33 @@ def _mend_repeats(shots: list, ctx: PlanContext, notes: list[str]) -> list:
     return out
 
 
+def _english_subject(i: int, shot, ctx: PlanContext) -> str:
+    """What shot i shows, in English, from the model's own words: its description, else its outline beat."""
+    for text in (shot.description, ctx.outline[i] if i < len(ctx.outline) else ""):
+        if text.strip() and not is_rule_words(text) and detect_lang(text) == "en":
+            return text
+    return ""
+
+
 def prompt_from_fields(i: int, shot, ctx: PlanContext, offline) -> str:
-    if is_rule_words(shot.description) or detect_lang(shot.description) != "en":
+    return prompt_and_source(i, shot, ctx, offline)[0]
+
+
+def prompt_and_source(i: int, shot, ctx: PlanContext, offline) -> tuple[str, str]:
+    """The image prompt of shot i built from its own description (or, where that is not English, its outline
+    beat), camera, lighting and mood; the offline planner's prompt only where the model gave no English words for
+    the picture. The second value names the source, for the note."""
+    subject = _english_subject(i, shot, ctx)
+    if not subject:
         board = offline()
-        return board.shots[min(i, len(board.shots) - 1)].prompt
-    return render_line(
+        return board.shots[min(i, len(board.shots) - 1)].prompt, "the offline planner's prompt"
+    source = (
+        "the shot's fields" if subject == shot.description else "the outline's beat and the shot's fields"
+    )
+    prompt = render_line(
         "shot_prompt.j2",
         framing=shot.kind.replace("-", " ").capitalize(),
-        subject=shot.description.rstrip(". "),
+        subject=subject.rstrip(". "),
         setting="",
         product="",
         camera=shot.camera,
@@ -420,6 +499,25 @@ def prompt_from_fields(i: int, shot, ctx: PlanContext, offline) -> str:
         style=ctx.style,
         orientation=ctx.orientation,
     )
+    return prompt, source
+
+
+_REBUILT = re.compile(
+    r"^shot (\d+): (?:the )?(description|prompt)\b.*; (?:took|rebuilt from) (.+?)(?: \(.*)?$"
+)
+
+
+def rebuilt_by_rule(notes: list[str]) -> dict[str, dict[str, int]]:
+    """How many shots had their description or prompt rebuilt by rule, by source, read from the planner's notes
+    (the last note of a shot's field wins): {"description": {"the outline's beat": 2}, "prompt": {...}}."""
+    last: dict[tuple[str, int], str] = {}
+    for note in notes:
+        if m := _REBUILT.match(note):
+            last[(m.group(2), int(m.group(1)))] = m.group(3)
+    out: dict[str, dict[str, int]] = {"description": {}, "prompt": {}}
+    for (field_name, _), source in last.items():
+        out[field_name][source] = out[field_name].get(source, 0) + 1
+    return out
 
 
 def replace_shots(planned, indices: list[int], new: list):

@@ -1,0 +1,149 @@
+"""The director's rules for a small model's shots (issue 18): what they rebuild, from what, and the accounting.
+
+Pure functions of tools/plan_review.py and tools/plan_fields.py, no server: a shot the model could not fix keeps
+every field it got right; a rebuilt description or prompt says where its words came from.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.film import Shot, Storyboard
+from tools.plan_fields import from_what_it_wrote
+from tools.plan_review import PlanContext, mend, rebuilt_by_rule, review, wants_beats
+from tools.plan_schema import PlannedShot, PlannedStoryboard
+
+BRIEF = "A 12-second film for a thermos. A nurse on a night train opens it; steam rises. Slogan: 'Warm all shift.'"
+OFFLINE = [
+    ("establishing", "A night train crosses the sleeping city", "wide city night light"),
+    ("medium", "A tired nurse slumps in a train seat", "cool carriage light"),
+    ("close-up", "Steam rises from the open thermos", "warm practical glow"),
+    ("hero", "The thermos stands on the seat, the end card", "clean studio light"),
+]
+
+
+def offline() -> Storyboard:
+    shots = [
+        Shot(id=f"s{i:02d}", index=i, kind=k, description=d, camera="medium shot, 35mm lens", lighting=light,
+             mood="quiet", duration=3.0, prompt=f"offline prompt {i}: {d}")
+        for i, (k, d, light) in enumerate(OFFLINE, start=1)
+    ]  # fmt: skip
+    return Storyboard(title="t", lang="en", width=1280, height=720, planner="offline", shots=shots)
+
+
+def planned(**kw) -> PlannedShot:
+    values = {
+        "kind": "medium",
+        "description": "A nurse on a night train opens a thermos",
+        "camera": "medium shot, 50mm lens, slow push-in",
+        "lighting": "cool fluorescent carriage light",
+        "mood": "weary",
+        "motion": "push-in",
+        "duration": 3.0,
+        "subtitle": "",
+        "prompt": "A nurse on a night train opens a thermos, 50mm film still, cool fluorescent light",
+        "negative_prompt": "",
+        "expect_text": None,
+        "speaker": None,
+        "subject_kind": None,
+    }
+    return PlannedShot.model_validate(values | kw)
+
+
+def ctx(**kw) -> PlanContext:
+    return PlanContext(**({"shots": 4, "lang": "en", "brief": BRIEF, "copy": ["Warm all shift."]} | kw))
+
+
+def board(shots) -> PlannedStoryboard:
+    return PlannedStoryboard(title="t", shots=shots, reading=None, notes=[])
+
+
+def test_one_description_on_every_shot_takes_the_outline_beats_and_keeps_the_rest():
+    same = board([planned(mood=f"mood {i}", prompt="Close-up, 85mm, slow push-in") for i in range(4)])
+    beats = [
+        "A dark train window",
+        "A nurse yawns in her seat",
+        "Steam curls from the thermos",
+        "The thermos, lid up",
+    ]
+    assert wants_beats(same, ctx())
+    mended, notes = mend(same, ctx(outline=beats, fill_repeats=True), offline)
+    descriptions = [s.description for s in mended.shots]
+    # The first use keeps the model's words; the repeats take their own beat.
+    assert descriptions == ["A nurse on a night train opens a thermos", *beats[1:]]
+    assert [s.mood for s in mended.shots] == [f"mood {i}" for i in range(4)]
+    assert all(s.lighting == "cool fluorescent carriage light" for s in mended.shots)
+    # A prompt that only names the camera shows nothing: each is built from that shot's own fields.
+    for s in mended.shots:
+        assert s.description in s.prompt and "cool fluorescent carriage light" in s.prompt
+    assert not review(mended, ctx()).shots
+    assert rebuilt_by_rule(notes) == {
+        "description": {"the outline's beat": 3},
+        "prompt": {"the shot's fields": 4},
+    }
+
+
+def test_without_an_outline_the_repeats_are_asked_again_whole_until_the_last_word():
+    same = board([planned() for _ in range(4)])
+    judged, _ = mend(same, ctx(), offline)
+    assert review(judged, ctx()).needs_whole(4)  # asked again whole while there is time
+    last, notes = mend(same, ctx(fill_repeats=True), offline)
+    assert len({s.description for s in last.shots}) == 4 and not review(last, ctx()).shots
+    assert rebuilt_by_rule(notes)["description"] == {"the offline planner's beat": 3}
+
+
+def test_a_chinese_description_gets_its_english_prompt_from_its_outline_beat():
+    zh = board(
+        [
+            planned(
+                description=f"城市夜景，汽车驶过街道，镜头{i}",
+                prompt="城市夜景，汽车驶过雨后的街道，车内安静",
+            )
+            for i in range(4)
+        ]
+    )
+    beats = ["A city street at night", "Rain on the car's windscreen", "A quiet cabin", "The car under neon"]
+    assert wants_beats(zh, ctx(lang="zh"))
+    mended, notes = mend(zh, ctx(lang="zh", outline=beats, fill_repeats=True), offline)
+    fixed = from_what_it_wrote(mended, [0, 1, 2, 3], review(mended, ctx(lang="zh")).shots,
+                               ctx(lang="zh", outline=beats), offline, notes, "asked again")  # fmt: skip
+    for s, beat in zip(fixed.shots, beats, strict=True):
+        assert beat in s.prompt and "城市" not in s.prompt and s.description.startswith("城市夜景")
+    assert rebuilt_by_rule(notes)["prompt"] == {"the outline's beat and the shot's fields": 4}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expect"),
+    [("camera", "1280x720 (横)", "medium shot, 35mm lens"), ("lighting", "无", "cool carriage light")],
+)
+def test_a_field_that_names_only_the_frame_or_nothing_takes_the_shot_grammars(field, value, expect):
+    shots = [planned(description=d) for _, d, _ in OFFLINE]
+    shots[1] = shots[1].model_copy(update={field: value})
+    mended, notes = mend(board(shots), ctx(), offline)
+    assert getattr(mended.shots[1], field) == expect
+    assert getattr(mended.shots[0], field) == getattr(shots[0], field)
+    assert any(n.startswith(f"shot 2: {field} {value!r}") for n in notes)
+
+
+def test_a_shot_still_wrong_is_mended_field_by_field_not_replaced():
+    shots = [planned(description=d, prompt=f"{d}, film still, 50mm") for _, d, _ in OFFLINE]
+    shots[2] = shots[2].model_copy(
+        update={"subtitle": "A 12-second film for Instagram", "prompt": shots[1].prompt, "mood": "hopeful"}
+    )
+    bad = review(board(shots), ctx()).shots
+    notes: list[str] = []
+    fixed = from_what_it_wrote(board(shots), [2], bad, ctx(), offline, notes, "asked again")
+    third = fixed.shots[2]
+    assert (third.description, third.mood, third.camera) == (OFFLINE[2][1], "hopeful", shots[2].camera)
+    assert "Instagram" not in third.subtitle and OFFLINE[2][1] in third.prompt
+    assert not [n for n in notes if n.startswith("shot(s) 3 from the offline planner: the planning model")]
+
+
+def test_a_fault_no_rule_mends_is_still_the_offline_planners_shot():
+    shots = [planned(description=d) for _, d, _ in OFFLINE]
+    notes: list[str] = []
+    fixed = from_what_it_wrote(
+        board(shots), [1], {1: ["shot 2: something unknown"]}, ctx(), offline, notes, "x"
+    )
+    assert fixed.shots[1].description == OFFLINE[1][1]
+    assert notes == ["shot(s) 2 from the offline planner: the planning model could not fix them (x)"]
