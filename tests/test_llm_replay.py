@@ -16,6 +16,7 @@ from test_llm_batches import OUTLINE, shots
 from test_llm_paths import BRIEF, config, good, last_ask, within
 
 from tools.plan import plan_storyboard, read_brief
+from tools.plan_review import rebuilt_by_rule, same_key
 from tools.plan_schema import outline_schema, planner_schema, shots_schema
 
 ANSWERS = Path(__file__).parent / "data" / "llm_replay" / "qwen05b_answers.jsonl"
@@ -24,7 +25,11 @@ BRIEFS = {
     'on a loud train puts them on and the city goes quiet. Slogan: "Silence, redesigned."',
     "mug-en": "A 12-second Xiaohongshu clip for a handmade ceramic coffee mug, slogan 'Slow mornings'. Steam at "
     "dawn, hands around the mug, the glaze up close.",
+    "ev-zh": "半分钟的电动汽车广告：城市夜景，汽车驶过雨后的街道，车内安静，充电十分钟续航两百公里。",
 }
+# Session 5's quiet benchmark: whole answers with one description on every shot (call 1), and the same server's
+# answers to the beats call for them (call 2).
+SESSION5 = Path(__file__).parent / "data" / "llm_replay" / "qwen05b_session5_answers.jsonl"
 
 
 def recorded(brief: str, call: int) -> dict:
@@ -233,3 +238,37 @@ def test_a_shot_whose_prompt_stays_wrong_gets_one_from_its_own_fields(server):
         n.startswith("shot 2: prompt is in Chinese") and n.endswith("rebuilt from the shot's fields")
         for n in notes
     )
+
+
+@pytest.mark.parametrize(
+    ("brief", "n", "descriptions"),
+    [
+        # The beats the model gave repeat its description and slogan: the offline planner's beats stand in.
+        ("headphones-en", 4, {"the offline planner's beat": 3}),
+        # Four of its beats are usable; the fifth is the copy it put in every subtitle.
+        ("ev-zh", 6, {"the outline's beat": 4, "the offline planner's beat": 1}),
+    ],
+)
+def test_one_description_on_every_shot_keeps_the_models_shots(server, brief, n, descriptions):
+    """Session 5: the model wrote one description on every shot (ev-zh: the brief's own sentence), and every
+    shot ended up the offline planner's after single-shot re-asks that repeated it. Now one short call asks for
+    the beats, and each shot keeps what the model wrote for it."""
+    rows = [json.loads(line) for line in SESSION5.read_text().splitlines()]
+    rows = [r for r in rows if r["brief"] == brief]
+    whole = json.loads(rows[0]["content"])["shots"]
+    assert len({w["description"] for w in whole}) == 1
+    server.script([Reply(r["content"], finish_reason=r["finish_reason"]) for r in rows])
+    board, notes = plan(server, brief, shots=n, llm_retries=0)
+    assert len(server.requests) == 2  # the whole storyboard, then the beats; no shot asked again
+    assert server.requests[1]["response_format"]["json_schema"]["name"] == "beats"
+    assert not offline_shots(notes), offline_shots(notes)
+    assert board.shots[0].description == whole[0]["description"].strip()  # the first use keeps the model's
+    assert len({same_key(s.description) for s in board.shots}) == n
+    assert [(s.mood, s.motion) for s in board.shots] == [(w["mood"], w["motion"]) for w in whole]
+    prompts = [s.prompt for s in board.shots]
+    assert len(set(prompts)) == n and all(s.description.rstrip("。.") in s.prompt for s in board.shots)
+    rebuilt = rebuilt_by_rule(notes)
+    assert rebuilt["description"] == descriptions
+    assert rebuilt["prompt"] == {"the shot's fields": n}
+    # The copy is said once, on the end card.
+    assert [bool(s.subtitle) for s in board.shots] == [False] * (n - 1) + [True]

@@ -92,24 +92,24 @@ def test_without_an_outline_the_repeats_are_asked_again_whole_until_the_last_wor
     assert rebuilt_by_rule(notes)["description"] == {"the offline planner's beat": 3}
 
 
-def test_a_chinese_description_gets_its_english_prompt_from_its_outline_beat():
-    zh = board(
-        [
-            planned(
-                description=f"城市夜景，汽车驶过街道，镜头{i}",
-                prompt="城市夜景，汽车驶过雨后的街道，车内安静",
-            )
-            for i in range(4)
-        ]
-    )
+def test_a_chinese_description_gets_its_english_prompt_from_its_outline_beat_or_its_own_words():
+    zh = board([planned(description=f"城市夜景，汽车驶过街道，镜头{i}", prompt="城市夜景，汽车驶过雨后的街道，车内安静")
+                for i in range(4)])  # fmt: skip
     beats = ["A city street at night", "Rain on the car's windscreen", "A quiet cabin", "The car under neon"]
-    assert wants_beats(zh, ctx(lang="zh"))
-    mended, notes = mend(zh, ctx(lang="zh", outline=beats, fill_repeats=True), offline)
-    fixed = from_what_it_wrote(mended, [0, 1, 2, 3], review(mended, ctx(lang="zh")).shots,
-                               ctx(lang="zh", outline=beats), offline, notes, "asked again")  # fmt: skip
-    for s, beat in zip(fixed.shots, beats, strict=True):
-        assert beat in s.prompt and "城市" not in s.prompt and s.description.startswith("城市夜景")
-    assert rebuilt_by_rule(notes)["prompt"] == {"the outline's beat and the shot's fields": 4}
+    for outline, subjects, source in (
+        (beats, beats, "the outline's beat and the shot's fields"),
+        # No English beat: the Chinese description in the English frame, as the offline planner writes them.
+        ([], [s.description for s in zh.shots], "the shot's fields"),
+    ):
+        notes: list[str] = []
+        part = ctx(lang="zh", outline=outline)
+        fixed = from_what_it_wrote(
+            zh, [0, 1, 2, 3], review(zh, part).shots, part, offline, notes, "asked again"
+        )
+        for s, subject in zip(fixed.shots, subjects, strict=True):
+            assert subject in s.prompt and "cool fluorescent carriage light" in s.prompt
+        assert all(not review(fixed, part).shots.get(i) for i in range(4))
+        assert rebuilt_by_rule(notes)["prompt"] == {source: 4}
 
 
 @pytest.mark.parametrize(

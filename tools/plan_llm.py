@@ -245,7 +245,7 @@ def _ask_for_beats(chat: Chat, brief: Brief, ctx: PlanContext, variables: dict, 
         {"role": "user", "content": render("planner_user.j2", brief=brief.text,
                                            language=variables["brief_language"])},
     ]  # fmt: skip
-    if until - time.monotonic() < 8.0:
+    if until - time.monotonic() < min(8.0, 0.1 * config.llm_timeout):
         notes.append("no time left to ask for the beats; the offline planner's beats stand in")
         return []
     progress(f"planner: the shots share their descriptions; asking for the film's {n} beats")

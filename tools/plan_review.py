@@ -348,9 +348,12 @@ def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str])
     if not ctx.outline and not ctx.fill_repeats and len(repeated) > len(shots) / 2:
         repeated = {}  # the model gave no beats: asked again whole while there is time (tools/plan_llm.py)
     shots = list(shots)
+    # A beat that is a shot's subtitle is the model's copy, not a picture.
+    copy = {same_key(s.subtitle) for s in shots if s.subtitle.strip()}
     for i, why in sorted((weak | repeated).items()):
         for source, beat in beats_for(i, ctx, offline):
-            if beat and same_key(beat) not in seen and not _weak_description(beat, ctx):
+            key = same_key(beat)
+            if beat and key not in seen and key not in copy and not _weak_description(beat, ctx):
                 seen.add(same_key(beat))
                 old = same_key(shots[i].description)
                 shots[i] = shots[i].model_copy(update={"description": beat})
@@ -366,24 +369,10 @@ def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str])
 
 
 def wants_beats(planned, ctx: PlanContext) -> bool:
-    """The model's shots lack beats of their own: a description that repeats an earlier one or shows nothing, or
-    one not in English on a shot whose prompt must be written again (a beat gives that prompt its English)."""
-    seen: set[str] = set()
-    subtitles = {_norm(s.subtitle) for s in planned.shots if s.subtitle.strip()}
-    prompts = [same_key(s.prompt) for s in planned.shots]
-    for i, shot in enumerate(planned.shots):
-        key = same_key(shot.description)
-        if key in seen or _weak_description(shot.description, ctx):
-            return True
-        seen.add(key)
-        bad_prompt = (
-            detect_lang(shot.prompt) == "zh"
-            or prompts[i] in prompts[:i]
-            or (shot.prompt.strip() and _weak_prompt(shot.prompt, ctx, subtitles))
-        )
-        if bad_prompt and detect_lang(shot.description) != "en":
-            return True
-    return False
+    """The model gave the film no beats of its own: most shots repeat an earlier shot's description (a few such
+    shots, or ones whose description shows nothing, take their outline or offline beat without asking)."""
+    keys = [same_key(s.description) for s in planned.shots]
+    return len(keys) - len(set(keys)) > len(keys) / 2
 
 
 def beats_for(i: int, ctx: PlanContext, offline):
@@ -476,30 +465,39 @@ def prompt_from_fields(i: int, shot, ctx: PlanContext, offline) -> str:
 
 
 def prompt_and_source(i: int, shot, ctx: PlanContext, offline) -> tuple[str, str]:
-    """The image prompt of shot i built from its own description (or, where that is not English, its outline
-    beat), camera, lighting and mood; the offline planner's prompt only where the model gave no English words for
-    the picture. The second value names the source, for the note."""
-    subject = _english_subject(i, shot, ctx)
-    if not subject:
-        board = offline()
-        return board.shots[min(i, len(board.shots) - 1)].prompt, "the offline planner's prompt"
-    source = (
-        "the shot's fields" if subject == shot.description else "the outline's beat and the shot's fields"
-    )
-    prompt = render_line(
-        "shot_prompt.j2",
-        framing=shot.kind.replace("-", " ").capitalize(),
-        subject=subject.rstrip(". "),
-        setting="",
-        product="",
-        camera=shot.camera,
-        lighting=shot.lighting,
-        mood=shot.mood,
-        expect_text=shot.expect_text or "",
-        style=ctx.style,
-        orientation=ctx.orientation,
-    )
-    return prompt, source
+    """The image prompt of shot i built from its own description (or, where that is not English, its English
+    outline beat), camera, lighting and mood. Without English words for the picture, a Chinese description is
+    the subject of the English frame, as the offline planner writes Chinese briefs' prompts; the offline planner's
+    prompt only where the model gave no usable words at all. The second value names the source, for the note."""
+    beat = ctx.outline[i] if i < len(ctx.outline) else ""
+    candidates = [
+        (_english_subject(i, shot, ctx), None),
+        (shot.description, "the shot's fields"),
+        (beat, "the outline's beat and the shot's fields"),
+    ]
+    for subject, source in candidates:
+        if not subject.strip() or is_rule_words(subject) or _weak_description(subject, ctx):
+            continue
+        source = source or (
+            "the shot's fields" if subject == shot.description else "the outline's beat and the shot's fields"
+        )
+        prompt = render_line(
+            "shot_prompt.j2",
+            framing=shot.kind.replace("-", " ").capitalize(),
+            subject=subject.rstrip(". 。"),
+            setting="",
+            product="",
+            camera=shot.camera,
+            lighting=shot.lighting,
+            mood=shot.mood,
+            expect_text=shot.expect_text or "",
+            style=ctx.style,
+            orientation=ctx.orientation,
+        )
+        if detect_lang(prompt) == "en":
+            return prompt, source
+    board = offline()
+    return board.shots[min(i, len(board.shots) - 1)].prompt, "the offline planner's prompt"
 
 
 _REBUILT = re.compile(
