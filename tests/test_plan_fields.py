@@ -147,3 +147,27 @@ def test_a_fault_no_rule_mends_is_still_the_offline_planners_shot():
     )
     assert fixed.shots[1].description == OFFLINE[1][1]
     assert notes == ["shot(s) 2 from the offline planner: the planning model could not fix them (x)"]
+
+
+def test_no_rule_fires_on_the_offline_planners_storyboards_of_the_brief_set():
+    """A good answer is left as it is: the offline planner's own storyboards of the 33-brief set, given back as
+    a model's answer, need no repair and no beats call."""
+    from evals.bench_briefs import config_for, load_cases
+    from tools.brief import read_brief
+    from tools.plan import plan_storyboard
+    from tools.plan_llm import script_context
+    from tools.plan_offline import orientation
+    from tools.plan_schema import offline_shot
+
+    cases = load_cases()
+    assert len(cases) >= 33
+    for case in cases:
+        brief, config = read_brief(case["text"]), config_for(case)
+        good = plan_storyboard(brief, config)
+        answer = board([offline_shot(s) for s in good.shots])
+        part = PlanContext(shots=len(good.shots), lang=good.lang, brief=brief.text, style=config.style,
+                           orientation=orientation(config.width, config.height), fill_repeats=True,
+                           **script_context(brief))  # fmt: skip
+        mended, notes = mend(answer, part, lambda good=good: good)
+        assert (notes, wants_beats(answer, part)) == ([], False), case["id"]
+        assert mended.shots == answer.shots

@@ -401,18 +401,17 @@ def _weak_prompt(prompt: str, ctx: PlanContext, subtitles: set[str]) -> str | No
 
 
 def _mend_prompts(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
-    """A prompt that is the copy, rule words, the brief's own sentences, only the camera, or the same as an
-    earlier shot's is rebuilt from that shot's own description, camera, lighting and mood (prompts/shot_prompt.j2);
-    one prompt on three shots or more is no shot's own, so the first of them is rebuilt too."""
+    """A prompt that is the copy, rule words, the brief's own sentences, only the camera, or the same on three
+    shots or more is rebuilt from that shot's own description, camera, lighting and mood (prompts/shot_prompt.j2)."""
     keys = [same_key(s.prompt) for s in shots]
     subtitles = {_norm(s.subtitle) for s in shots if s.subtitle.strip()}
     out = []
     for i, shot in enumerate(shots):
         why = _weak_prompt(shot.prompt, ctx, subtitles) if shot.prompt.strip() else None
         if why is None and keys[i] and keys.count(keys[i]) > 2:
+            # One prompt on most of the film is no shot's own; a pair alike is the model's to write again (either
+            # one may be the copy).
             why = f"was the same on {keys.count(keys[i])} shots"
-        elif why is None and keys[i] and keys[i] in keys[:i]:
-            why = f"was the same as shot {keys.index(keys[i]) + 1}'s"
         if why is None or (detect_lang(shot.prompt) == "zh" and why.startswith("was the same")):
             # A Chinese prompt is the model's to write again in English (review asks for it).
             out.append(shot)
