@@ -177,6 +177,7 @@ def mend(planned, ctx: PlanContext, offline: Callable[[], Storyboard]) -> tuple[
     shots = [_mend_shot(i, s, ctx, brief_prices, offline, notes) for i, s in enumerate(shots)]
     if ctx.subtitles_by_rule:
         shots = _mend_subtitles(shots, ctx, offline, notes)
+    shots = _mend_kinds(shots, offline, notes)
     shots = _mend_descriptions(shots, ctx, offline, notes)
     shots = _mend_repeats(shots, ctx, notes)
     shots = _mend_prompts(shots, ctx, offline, notes)
@@ -243,7 +244,7 @@ def _mend_shot(i: int, shot, ctx: PlanContext, brief_prices: list[str], offline,
         # Nobody speaks in a brief without dialogue: a named speaker would voice the copy as a character.
         update["speaker"] = None
         notes.append(f"shot {i + 1}: speaker {shot.speaker[:40]!r} dropped; the brief has no dialogue")
-    if _placeholder(shot.camera) or _only_format(shot.camera):
+    if _placeholder(shot.camera) or _only_format(shot.camera) or _no_camera_words(shot.camera):
         camera = offline().shots[min(i, len(offline().shots) - 1)].camera
         update["camera"] = camera
         notes.append(
@@ -262,6 +263,12 @@ _NONE = frozenset("无 没有 none no na n/a null nil 暂无".replace("/", "").s
 _FORMAT = re.compile(
     r"\d+\s*[x×*]\s*\d+|\d+|[()（）]|[横竖]屏?|horizontal|vertical|landscape|portrait", re.IGNORECASE
 )
+
+
+def _no_camera_words(text: str) -> bool:
+    """A camera that names no shot size, lens or movement ('stirred'): not a direction a camera can take."""
+    words = LATIN_OR_CJK_WORD.findall(text.casefold())
+    return bool(words) and not CJK.search(text) and not any(w in _CAMERA or w in _SIZES for w in words)
 
 
 def _only_format(text: str) -> bool:
@@ -297,6 +304,22 @@ def _mend_subtitles(shots: list, ctx: PlanContext, offline, notes: list[str]) ->
                 f"shot {i + 1}: {wrong[0]}; took the offline planner's copy ({shot.subtitle[:40]!r})"
             )
         out.append(shot)
+    return out
+
+
+def _mend_kinds(shots: list, offline, notes: list[str]) -> list:
+    """A shot size repeated back to back ('establishing' on every shot) takes the shot grammar's for its place."""
+    out = list(shots)
+    for i in range(1, len(out)):
+        if out[i].kind == out[i - 1].kind:
+            board = offline()
+            kind = board.shots[min(i, len(board.shots) - 1)].kind
+            nxt = out[i + 1].kind if i + 1 < len(out) else None
+            if kind not in (out[i - 1].kind, nxt):
+                notes.append(
+                    f"shot {i + 1}: kind {out[i].kind!r} repeats the shot before; the shot grammar's {kind!r}"
+                )
+                out[i] = out[i].model_copy(update={"kind": kind})
     return out
 
 
@@ -369,10 +392,10 @@ def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str])
 
 
 def wants_beats(planned, ctx: PlanContext) -> bool:
-    """The model gave the film no beats of its own: most shots repeat an earlier shot's description (a few such
-    shots, or ones whose description shows nothing, take their outline or offline beat without asking)."""
+    """The model gave the film too few beats of its own: two shots or more repeat an earlier shot's description
+    (one such shot, or ones whose description shows nothing, take their outline or offline beat without asking)."""
     keys = [same_key(s.description) for s in planned.shots]
-    return len(keys) - len(set(keys)) > len(keys) / 2
+    return len(keys) - len(set(keys)) >= 2
 
 
 def beats_for(i: int, ctx: PlanContext, offline):
