@@ -80,6 +80,7 @@ def test_one_description_on_every_shot_takes_the_outline_beats_and_keeps_the_res
     assert rebuilt_by_rule(notes) == {
         "description": {"the outline's beat": 3},
         "prompt": {"the shot's fields": 4},
+        "outline": {},
     }
 
 

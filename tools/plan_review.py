@@ -529,12 +529,15 @@ _REBUILT = re.compile(
 
 def rebuilt_by_rule(notes: list[str]) -> dict[str, dict[str, int]]:
     """How many shots had their description or prompt rebuilt by rule, by source, read from the planner's notes
-    (the last note of a shot's field wins): {"description": {"the outline's beat": 2}, "prompt": {...}}."""
+    (the last note of a shot's field wins): {"description": {"the outline's beat": 2}, "prompt": {...},
+    "outline": {...}} ("outline": beats of the short calls' outline that are the offline planner's)."""
     last: dict[tuple[str, int], str] = {}
     for note in notes:
-        if m := _REBUILT.match(note):
+        if m := re.match(r"outline beat (\d+) .*; took (.+?) \(", note):
+            last[("outline", int(m.group(1)))] = m.group(2)
+        elif m := _REBUILT.match(note):
             last[(m.group(2), int(m.group(1)))] = m.group(3)
-    out: dict[str, dict[str, int]] = {"description": {}, "prompt": {}}
+    out: dict[str, dict[str, int]] = {"description": {}, "prompt": {}, "outline": {}}
     for (field_name, _), source in last.items():
         out[field_name][source] = out[field_name].get(source, 0) + 1
     return out
