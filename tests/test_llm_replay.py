@@ -272,3 +272,25 @@ def test_one_description_on_every_shot_keeps_the_models_shots(server, brief, n, 
     assert rebuilt["prompt"] == {"the shot's fields": n}
     # The copy is said once, on the end card.
     assert [bool(s.subtitle) for s in board.shots] == [False] * (n - 1) + [True]
+
+
+def test_the_benchmark_counts_what_the_rules_rebuilt_and_from_what(server):
+    """evals/bench_llm_plan.py's row for the replayed headphones-en: no offline shot, and the three descriptions
+    that came from the offline planner's beats are counted as such, so the storyboard is not called the model's
+    own picture for picture."""
+    import argparse
+
+    from evals.bench_llm_plan import _totals, plan_one
+
+    rows = [json.loads(line) for line in SESSION5.read_text().splitlines()]
+    server.script([Reply(r["content"]) for r in rows if r["brief"] == "headphones-en"])
+    args = argparse.Namespace(
+        llm_base_url=server.base_url, llm_model="tiny-local", llm_timeout=5.0, llm_retries=0,
+        llm_max_tokens=None, llm_temperature=None, llm_plan="auto", llm_batch=3,
+    )  # fmt: skip
+    with within(8):
+        row, answers = plan_one("headphones-en", BRIEFS["headphones-en"], 4, args)
+    assert row["ok"] and row["offline_shots"] == 0 and len(answers) == 2
+    assert row["rebuilt"]["description"] == {"the offline planner's beat": 3}
+    totals = _totals([{"brief": "headphones-en", **row}])
+    assert (totals["all_shots_by_the_model"], totals["all_pictures_from_the_model"]) == (1, 0)
