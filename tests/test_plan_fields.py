@@ -94,8 +94,8 @@ def test_without_an_outline_the_repeats_are_asked_again_whole_until_the_last_wor
 
 
 def test_a_chinese_description_gets_its_english_prompt_from_its_outline_beat_or_its_own_words():
-    zh = board([planned(description=f"城市夜景，汽车驶过街道，镜头{i}", prompt="城市夜景，汽车驶过雨后的街道，车内安静")
-                for i in range(4)])  # fmt: skip
+    prompt = "城市夜景，汽车驶过雨后的街道，车内安静"
+    zh = board([planned(description=f"城市夜景，汽车驶过街道，镜头{i}", prompt=prompt) for i in range(4)])
     beats = ["A city street at night", "Rain on the car's windscreen", "A quiet cabin", "The car under neon"]
     for outline, subjects, source in (
         (beats, beats, "the outline's beat and the shot's fields"),
@@ -166,9 +166,11 @@ def test_no_rule_fires_on_the_offline_planners_storyboards_of_the_brief_set():
         brief, config = read_brief(case["text"]), config_for(case)
         good = plan_storyboard(brief, config)
         answer = board([offline_shot(s) for s in good.shots])
-        part = PlanContext(shots=len(good.shots), lang=good.lang, brief=brief.text, style=config.style,
-                           orientation=orientation(config.width, config.height), fill_repeats=True,
-                           **script_context(brief))  # fmt: skip
+        frame = orientation(config.width, config.height)
+        part = PlanContext(
+            shots=len(good.shots), lang=good.lang, brief=brief.text, style=config.style, orientation=frame,
+            fill_repeats=True, **script_context(brief),
+        )  # fmt: skip
         mended, notes = mend(answer, part, lambda good=good: good)
         assert (notes, wants_beats(answer, part)) == ([], False), case["id"]
         assert mended.shots == answer.shots

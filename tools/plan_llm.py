@@ -7,9 +7,11 @@ and holds exactly n shots (minItems = maxItems = n), so a grammar-enforcing serv
 parsed and validated by the same pydantic models whatever structured mode the endpoint took, then judged by meaning
 (tools/plan_review.py): what rules can mend is mended; a few bad shots are asked again one at a time (in a follow-up
 turn of the same conversation, while the planning is within one `llm_timeout`); a storyboard mostly wrong is asked
-again whole. Shots the model still cannot write come from the offline planner, with a note. Every array and string
-of the schema is bounded (tools/plan_schema.py), and an answer cut off at the token limit is asked again without
-the brief's reading, which the director reads itself (tools/brief.py).
+again whole. A storyboard whose shots repeat one description gets its beats in one short call. A shot the model
+still cannot fix is mended field by field from what it wrote (tools/plan_fields.py); only a fault no rule mends
+makes it the offline planner's, with a note. Every array and string of the schema is bounded
+(tools/plan_schema.py), and an answer cut off at the token limit is asked again without the brief's reading,
+which the director reads itself (tools/brief.py).
 """
 
 from __future__ import annotations
@@ -232,13 +234,14 @@ def _plan_whole(
     return planned
 
 
-def _ask_for_beats(chat: Chat, brief: Brief, ctx: PlanContext, variables: dict, value, config, notes, progress,
-                   until: float) -> list[str]:  # fmt: skip
+def _ask_for_beats(
+    chat: Chat, brief: Brief, ctx: PlanContext, variables: dict, value, config, notes, progress, until: float
+) -> list[str]:
     """The film's beats, one English line a shot, in one short call with the brief's own moments as a hint; []
     when the endpoint gives none in time (the offline planner's beats then stand in, with a note each)."""
     n = ctx.shots
-    hints = [f"{b.heading}: {b.text}" if b.heading else b.text for b in split_beats(brief.text)
-             if b.role == "action" and not is_meta_sentence(b.text)]  # fmt: skip
+    actions = [b for b in split_beats(brief.text) if b.role == "action" and not is_meta_sentence(b.text)]
+    hints = [f"{b.heading}: {b.text}" if b.heading else b.text for b in actions]
     used = list(dict.fromkeys(s.description.strip() for s in value.shots if s.description.strip()))
     messages = [
         {"role": "system", "content": render("planner_beats.j2", **variables, hints=hints, used=used[:3])},
@@ -262,8 +265,8 @@ def _ask_for_beats(chat: Chat, brief: Brief, ctx: PlanContext, variables: dict, 
             until=until,
         )
     except LLMError as exc:
-        notes.append(f"the planning model gave no beats ({one_line(exc.detail, 120)}); the offline "
-                     "planner's beats stand in")  # fmt: skip
+        why = one_line(exc.detail, 120)
+        notes.append(f"the planning model gave no beats ({why}); the offline planner's beats stand in")
         return []
     return [b.strip() for b in answer.value.beats[:n]]
 

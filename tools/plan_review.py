@@ -276,18 +276,6 @@ def _only_format(text: str) -> bool:
     return not _FORMAT.sub("", text).strip(" ,，、.;:-")
 
 
-def subtitle_problems(problems: list[str]) -> bool:
-    """Every one of a shot's problems (as `review` words them) is about its subtitle."""
-    return bool(problems) and all(p.split(": ", 1)[-1].startswith("subtitle ") for p in problems)
-
-
-def prompt_problems(problems: list[str]) -> bool:
-    """Every one of a shot's problems is about its image prompt (its language, a price, a twin's prompt)."""
-    return bool(problems) and all(
-        p.split(": ", 1)[-1].startswith(("prompt ", "has the same prompt")) for p in problems
-    )
-
-
 def with_offline_subtitle(shot, offline_shot):
     """The model's shot with the offline planner's copy (subtitle and speaker) for its place."""
     return shot.model_copy(update={"subtitle": offline_shot.subtitle, "speaker": offline_shot.speaker})
@@ -385,8 +373,8 @@ def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str])
                     # The prompt was written for the description the shot no longer has.
                     prompt, built = prompt_and_source(i, shots[i], ctx, offline)
                     shots[i] = shots[i].model_copy(update={"prompt": prompt})
-                    notes.append(f"shot {i + 1}: the prompt showed the description it no longer has; "
-                                 f"rebuilt from {built}")  # fmt: skip
+                    why = "the prompt showed the description it no longer has"
+                    notes.append(f"shot {i + 1}: {why}; rebuilt from {built}")
                 break
     return shots
 
@@ -480,10 +468,6 @@ def _english_subject(i: int, shot, ctx: PlanContext) -> str:
         if text.strip() and not is_rule_words(text) and detect_lang(text) == "en":
             return text
     return ""
-
-
-def prompt_from_fields(i: int, shot, ctx: PlanContext, offline) -> str:
-    return prompt_and_source(i, shot, ctx, offline)[0]
 
 
 def prompt_and_source(i: int, shot, ctx: PlanContext, offline) -> tuple[str, str]:
