@@ -24,9 +24,10 @@ from tools.plan_schema import offline_shot
 def from_what_it_wrote(
     planned, indices: list[int], bad: dict, ctx: PlanContext, offline, notes: list[str], why: str
 ):
-    """The shots `indices` the model could not fix (`bad`: their problems as `review` words them), mended field by field from what it wrote: a wrong subtitle takes
-    the offline planner's copy, a wrong prompt one built from the shot's fields, a repeated description the
-    shot's beat; only a shot with another fault is wholly the offline planner's."""
+    """The shots `indices` the model could not fix (`bad`: their problems as `review` words them), mended field
+    by field from what it wrote: a wrong subtitle takes the offline planner's copy, a wrong prompt one built from
+    the shot's fields, a description that repeats an earlier shot's the shot's beat (the first use keeps it);
+    only a shot with another fault is wholly the offline planner's."""
     board = offline()
     shots = list(planned.shots)
     for i in indices:
@@ -38,6 +39,7 @@ def from_what_it_wrote(
                 f"shot(s) {i + 1} from the offline planner: the planning model could not fix them ({why})"
             )
             continue
+        described = shots[i].description
         if "description" in fields:
             shots[i] = _with_own_beat(i, shots, ctx, offline, notes)
         if "subtitle" in fields:
@@ -45,7 +47,7 @@ def from_what_it_wrote(
             notes.append(
                 f"shot(s) {i + 1} from the offline planner: subtitle only, the rest is the model's ({why})"
             )
-        if "prompt" in fields or "description" in fields:
+        if "prompt" in fields or shots[i].description != described:
             prompt, source = prompt_and_source(i, shots[i], ctx, offline)
             shots[i] = shots[i].model_copy(update={"prompt": prompt})
             said = next((p for p in bad[i] if field_of(p) == "prompt"), "")
@@ -71,8 +73,11 @@ def field_of(problem: str) -> str | None:
 
 
 def _with_own_beat(i: int, shots: list, ctx: PlanContext, offline, notes: list[str]):
-    """Shot i with a description no other shot has: its outline beat, else the offline planner's beat."""
+    """Shot i with a description no other shot has: its outline beat, else the offline planner's beat; the
+    first shot of a set alike keeps its own (the later ones are mended in their turn)."""
     used = {same_key(s.description) for j, s in enumerate(shots) if j != i}
+    if same_key(shots[i].description) not in {same_key(s.description) for s in shots[:i]}:
+        return shots[i]
     for source, beat in beats_for(i, ctx, offline):
         if beat and same_key(beat) not in used:
             notes.append(
