@@ -16,6 +16,15 @@ client itself (a client built with max_retries > 0) are not seen, which tools.ll
 `--answers` writes one line per chat completion: the brief, the response_format type asked for, finish_reason,
 seconds, tokens and the answer's text (or the exception), so that a rejected answer can be read whole; the
 planner's warnings (why it asked again) go into each row's `problems`.
+
+What the storyboard is made of, per row: `offline_shots` (shots wholly the offline planner's), `offline_subtitles`
+(the offline planner's copy on the model's picture), `rule_repairs`, and `rebuilt`: how many shots had their
+description or prompt rebuilt by the director's rules, by source (`tools.plan_review.rebuilt_by_rule`): "the
+outline's beat" (the model's own beats), "the offline planner's beat", "the shot's fields" (a prompt built from
+the model's description, camera, lighting and mood), "the offline planner's prompt"; `outline` counts beats of the
+short calls' outline that are the offline planner's. The totals count storyboards with no offline shot
+(`all_shots_by_the_model`) and, of those, with no description, prompt or beat from the offline planner
+(`all_pictures_from_the_model`).
 """
 
 from __future__ import annotations
