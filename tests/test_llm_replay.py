@@ -294,3 +294,32 @@ def test_the_benchmark_counts_what_the_rules_rebuilt_and_from_what(server):
     assert row["rebuilt"]["description"] == {"the offline planner's beat": 3}
     totals = _totals([{"brief": "headphones-en", **row}])
     assert (totals["all_shots_by_the_model"], totals["all_pictures_from_the_model"]) == (1, 0)
+
+
+QUIET5 = (
+    Path(__file__).resolve().parents[1] / "evals/results/bench_llm_plan_qwen05b_session5_quiet_answers.jsonl"
+)
+
+
+@pytest.mark.parametrize("beats", ["not json", "echo"])
+def test_every_session5_storyboard_keeps_every_shot_even_when_the_beats_call_fails(server, beats):
+    """All ten of session 5's quiet-run conversations replayed in order (the whole answer, then the model's
+    later answers for the shots asked again), with the beats call answered by junk or by the whole storyboard
+    again: no shot is wholly the offline planner's, and every storyboard's descriptions are distinct."""
+    from evals.bench_llm_plan import BRIEFS as BENCH
+    from evals.bench_llm_plan import _offline_count
+
+    rows = [json.loads(line) for line in QUIET5.read_text().splitlines()]
+    for name, text, n in BENCH:
+        mine = [r for r in rows if r["brief"] == name and r.get("content")]
+        first = Reply(mine[0]["content"], finish_reason=mine[0]["finish_reason"])
+        rest = [Reply(r["content"], finish_reason=r["finish_reason"]) for r in mine[1:]]
+        server.script([first, first if beats == "echo" else Reply(beats), *rest])
+        notes: list[str] = []
+        with within(8):
+            board = plan_storyboard(
+                read_brief(text), config(server, duration=None, shots=n, llm_retries=0, llm_timeout=20), notes
+            )
+        assert sum(_offline_count(note) for note in notes) == 0, (name, notes)
+        assert len({same_key(s.description) for s in board.shots}) == n, name
+        assert "the offline planner's prompt" not in rebuilt_by_rule(notes)["prompt"], name

@@ -387,10 +387,14 @@ def wants_beats(planned, ctx: PlanContext) -> bool:
 
 
 def beats_for(i: int, ctx: PlanContext, offline):
+    """Beats for shot i, best first: its outline beat, the offline planner's beat for its place, then the offline
+    planner's beats of the nearest other places (where the model put this place's beat on another shot)."""
     if i < len(ctx.outline):
         yield "the outline's beat", ctx.outline[i]
     board = offline()
-    yield "the offline planner's beat", board.shots[min(i, len(board.shots) - 1)].description
+    place = min(i, len(board.shots) - 1)
+    for j in sorted(range(len(board.shots)), key=lambda j: (abs(j - place), j)):
+        yield "the offline planner's beat", board.shots[j].description
 
 
 def _weak_prompt(prompt: str, ctx: PlanContext, subtitles: set[str]) -> str | None:
