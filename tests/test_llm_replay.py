@@ -323,3 +323,31 @@ def test_every_session5_storyboard_keeps_every_shot_even_when_the_beats_call_fai
         assert sum(_offline_count(note) for note in notes) == 0, (name, notes)
         assert len({same_key(s.description) for s in board.shots}) == n, name
         assert "the offline planner's prompt" not in rebuilt_by_rule(notes)["prompt"], name
+
+
+QUIET6 = QUIET5.with_name("bench_llm_plan_qwen05b_session6_quiet_answers.jsonl")
+
+
+@pytest.mark.parametrize("brief", ["headphones-en", "bottle-en", "script-zh"])
+def test_beats_that_echo_the_instructions_or_label_copy_are_not_taken(server, brief):
+    """Session 6's quiet run: the beats call answered its own instructions ("The first shot establishes the
+    place; the last closes the film", "Close the film on the product.") or labelled copy ("Claim: …",
+    "字幕：…"), and those became descriptions. Replayed, none is a description and no shot is offline."""
+    from evals.bench_llm_plan import BRIEFS as BENCH
+    from evals.bench_llm_plan import _offline_count
+
+    text, n = next((t, k) for name, t, k in BENCH if name == brief)
+    rows = [json.loads(line) for line in QUIET6.read_text().splitlines()]
+    mine = [r for r in rows if r["brief"] == brief and r.get("content")]
+    server.script([Reply(r["content"], finish_reason=r["finish_reason"]) for r in mine])
+    notes: list[str] = []
+    with within(8):
+        board = plan_storyboard(
+            read_brief(text), config(server, duration=None, shots=n, llm_retries=0, llm_timeout=20), notes
+        )
+    for s in board.shots:
+        assert not s.description.startswith(("The first shot", "Close the film", "Claim:", "字幕")), (
+            s.description
+        )
+    assert sum(_offline_count(note) for note in notes) == 0
+    assert len({same_key(s.description) for s in board.shots}) == n

@@ -174,3 +174,23 @@ def test_no_rule_fires_on_the_offline_planners_storyboards_of_the_brief_set():
         mended, notes = mend(answer, part, lambda good=good: good)
         assert (notes, wants_beats(answer, part)) == ([], False), case["id"]
         assert mended.shots == answer.shots
+
+
+@pytest.mark.parametrize(
+    "beat",
+    [
+        # Seen in the session-6 quiet benchmark: the beats call echoing its own instructions, or labelled copy.
+        "The first shot establishes the place; the last closes the film on the product",
+        "Close the film on the product.",
+        "Claim: cold for 24 hours. Price $39.00",
+        "字幕：今天，慢一点",
+        "广告内容简洁明了，简洁，清晰。",
+        "使用清晰的字体，清晰，清晰。",
+    ],
+)
+def test_a_beat_that_restates_the_instructions_or_is_labelled_copy_is_not_a_picture(beat):
+    same = board([planned() for _ in range(4)])
+    beats = ["A dark train window", beat, "Steam curls from the thermos", "The thermos, lid up"]
+    mended, notes = mend(same, ctx(outline=beats, fill_repeats=True), offline)
+    assert mended.shots[1].description == OFFLINE[1][1]  # the offline planner's beat for that place
+    assert rebuilt_by_rule(notes)["description"] == {"the outline's beat": 2, "the offline planner's beat": 1}

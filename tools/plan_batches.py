@@ -32,6 +32,7 @@ from tools.plan_review import (
     PlanContext,
     mend,
     review,
+    weak_description,
 )
 from tools.plan_schema import (
     TOKENS_PER_SHOT,
@@ -155,6 +156,8 @@ def _mend_beats(beats: list[str], job: Job) -> list[str]:
             why = "is the brief's copy, not a picture"
         elif _key(beat) in {_key(b) for b in out}:
             why = "repeats an earlier beat"
+        elif weak := weak_description(beat, job.ctx):
+            why = weak  # labelled copy, the planner's own instructions echoed
         if why:
             beat = board.shots[min(i, len(board.shots) - 1)].description
             job.notes.append(f"outline beat {i + 1} {why}; took the offline planner's beat ({beat[:60]!r})")

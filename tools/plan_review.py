@@ -337,9 +337,54 @@ def _weak_description(text: str, ctx: PlanContext) -> str | None:
         return "speaks about the film, not what it shows"
     if is_rule_words(text):
         return "only restates the rules"
-    if same_key(_LABEL.sub("", text)) in {same_key(c) for c in ctx.copy}:
+    if same_key(_LABEL.sub("", text)) in {same_key(c) for c in ctx.copy} or _COPY_LABEL.match(text):
         return "is the brief's copy, not a picture"
+    if _echoes_the_prompt(text, ctx):
+        return "restates the planner's instructions"
     return None
+
+
+# A line the model labelled as copy ("Claim: cold for 24 hours", "字幕：今天，慢一点") is copy, not a picture.
+_COPY_LABEL = re.compile(
+    r"^\s*(?:slogan|claim|price|cta|call to action|super|subtitle|caption|tagline|on-screen text|"
+    r"字幕|口号|价格|标语|文案|广告语)\s*[:：]",
+    re.IGNORECASE,
+)
+# Chinese words about making the advert (its wording, font, concision), never what a shot shows.
+_ZH_ABOUT_THE_AD = re.compile(r"广告(?:内容|语言|语)|字体|简洁|明了")
+
+
+def _prompt_words() -> frozenset[str]:
+    """The words of the planner prompts' own instructions (prompts/planner_*.j2, template tags left out)."""
+    from tools.templates import PROMPTS_DIR
+
+    text = " ".join(p.read_text() for p in sorted(PROMPTS_DIR.glob("planner_*.j2")))
+    text = re.sub(r"\{[{%#].*?[}%#]\}", " ", text, flags=re.DOTALL)
+    return frozenset(_stem(w) for w in _WORD.findall(text.casefold()))
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+_PROMPT_WORDS: list[frozenset[str]] = []
+
+
+def _echoes_the_prompt(text: str, ctx: PlanContext) -> bool:
+    """Text made of the planner prompts' instruction words ('The first shot establishes the place; the last closes
+    the film', 'Close the film on the product.'), or Chinese about the advert's wording."""
+    if _ZH_ABOUT_THE_AD.search(text):
+        return True
+    if not _PROMPT_WORDS:
+        _PROMPT_WORDS.append(_prompt_words())
+    words = [_stem(w) for w in _WORD.findall(text.casefold()) if w not in _FILLER]
+    ruled = [w for w in words if w in _PROMPT_WORDS[0]]
+    return len(words) >= 3 and len(ruled) >= 0.75 * len(words)
+
+
+def weak_description(text: str, ctx: PlanContext) -> str | None:
+    """Why a description or beat shows no picture (about the film, copy, the planner's instructions), or None."""
+    return _weak_description(text, ctx)
 
 
 def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
