@@ -16,6 +16,15 @@ client itself (a client built with max_retries > 0) are not seen, which tools.ll
 `--answers` writes one line per chat completion: the brief, the response_format type asked for, finish_reason,
 seconds, tokens and the answer's text (or the exception), so that a rejected answer can be read whole; the
 planner's warnings (why it asked again) go into each row's `problems`.
+
+What the storyboard is made of, per row: `offline_shots` (shots wholly the offline planner's), `offline_subtitles`
+(the offline planner's copy on the model's picture), `rule_repairs`, and `rebuilt`: how many shots had their
+description or prompt rebuilt by the director's rules, by source (`tools.plan_review.rebuilt_by_rule`): "the
+outline's beat" (the model's own beats), "the offline planner's beat", "the shot's fields" (a prompt built from
+the model's description, camera, lighting and mood), "the offline planner's prompt"; `outline` counts beats of the
+short calls' outline that are the offline planner's. The totals count storyboards with no offline shot
+(`all_shots_by_the_model`) and, of those, with no description, prompt or beat from the offline planner
+(`all_pictures_from_the_model`).
 """
 
 from __future__ import annotations
@@ -134,6 +143,7 @@ def _offline_count(note: str) -> int:
 def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[dict]]:
     from agent.settings import RunSettings
     from tools.plan import plan_storyboard, read_brief
+    from tools.plan_review import rebuilt_by_rule
 
     counter = Counter(name)
     uninstall = counter.install()
@@ -182,6 +192,9 @@ def plan_one(name: str, brief_text: str, shots: int, args) -> tuple[dict, list[d
             _offline_count(n.replace("subtitle only", "")) for n in notes if "subtitle only" in n
         )
         + sum(1 for n in notes if n.startswith("shot ") and "took the offline planner's copy" in n),
+        # Shots whose description or image prompt the rules rebuilt, by what from ("the outline's beat" is the
+        # model's own outline; "the offline planner's beat" / "prompt" are not the model's words).
+        "rebuilt": rebuilt_by_rule(notes),
         "notes": notes,
         "problems": problems.lines,
     }
@@ -209,9 +222,13 @@ def main() -> int:
             f"{row['prompt_tokens']}+{row['completion_tokens']}" if row["prompt_tokens"] is not None else "-"
         )
         status = "ok  " if row["ok"] else "FAIL"
+        rebuilt = "; ".join(
+            f"{k} {v}x {src}" for k, sources in row["rebuilt"].items() for src, v in sources.items()
+        )
         print(
             f"{status} {name:14} {row['shots']}/{shots} shots  {row['calls']} calls  {tokens:>11} tokens  "
-            f"{row['seconds']:7.1f} s  {row['offline_shots']} offline  {row['rule_repairs']} mended  {row['error']}",
+            f"{row['seconds']:7.1f} s  {row['offline_shots']} offline  {row['rule_repairs']} mended  {row['error']}"
+            + (f"\n     rebuilt by rule: {rebuilt}" if rebuilt else ""),
             flush=True,
         )
     totals = _totals(rows)
@@ -241,12 +258,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _offline_words(row: dict) -> int:
+    """Shots whose description or prompt the rules took from the offline planner."""
+    return sum(n for sources in row["rebuilt"].values() for src, n in sources.items() if "offline" in src)
+
+
 def _totals(rows: list[dict]) -> dict:
     done = [r for r in rows if r["ok"]]
     return {
         "storyboards": len(rows),
         "succeeded": len(done),
         "all_shots_by_the_model": sum(1 for r in done if not r["offline_shots"]),
+        # ... and of those, how many have every description and prompt in the model's own words (its answer,
+        # its outline, or a prompt built from its fields), none from the offline planner's beats or prompts.
+        "all_pictures_from_the_model": sum(
+            1 for r in done if not r["offline_shots"] and not _offline_words(r)
+        ),
         "success_rate": round(len(done) / len(rows), 3) if rows else 0.0,
         "calls_per_storyboard": round(sum(r["calls"] for r in rows) / len(rows), 2) if rows else 0.0,
         "seconds_per_storyboard": round(sum(r["seconds"] for r in rows) / len(rows), 1) if rows else 0.0,

@@ -16,6 +16,7 @@ from test_llm_batches import OUTLINE, shots
 from test_llm_paths import BRIEF, config, good, last_ask, within
 
 from tools.plan import plan_storyboard, read_brief
+from tools.plan_review import rebuilt_by_rule, same_key
 from tools.plan_schema import outline_schema, planner_schema, shots_schema
 
 ANSWERS = Path(__file__).parent / "data" / "llm_replay" / "qwen05b_answers.jsonl"
@@ -24,7 +25,11 @@ BRIEFS = {
     'on a loud train puts them on and the city goes quiet. Slogan: "Silence, redesigned."',
     "mug-en": "A 12-second Xiaohongshu clip for a handmade ceramic coffee mug, slogan 'Slow mornings'. Steam at "
     "dawn, hands around the mug, the glaze up close.",
+    "ev-zh": "半分钟的电动汽车广告：城市夜景，汽车驶过雨后的街道，车内安静，充电十分钟续航两百公里。",
 }
+# Session 5's quiet benchmark: whole answers with one description on every shot (call 1), and the same server's
+# answers to the beats call for them (call 2).
+SESSION5 = Path(__file__).parent / "data" / "llm_replay" / "qwen05b_session5_answers.jsonl"
 
 
 def recorded(brief: str, call: int) -> dict:
@@ -233,3 +238,116 @@ def test_a_shot_whose_prompt_stays_wrong_gets_one_from_its_own_fields(server):
         n.startswith("shot 2: prompt is in Chinese") and n.endswith("rebuilt from the shot's fields")
         for n in notes
     )
+
+
+@pytest.mark.parametrize(
+    ("brief", "n", "descriptions"),
+    [
+        # The beats the model gave repeat its description and slogan: the offline planner's beats stand in.
+        ("headphones-en", 4, {"the offline planner's beat": 3}),
+        # Four of its beats are usable; the fifth is the copy it put in every subtitle.
+        ("ev-zh", 6, {"the outline's beat": 4, "the offline planner's beat": 1}),
+    ],
+)
+def test_one_description_on_every_shot_keeps_the_models_shots(server, brief, n, descriptions):
+    """Session 5: the model wrote one description on every shot (ev-zh: the brief's own sentence), and every
+    shot ended up the offline planner's after single-shot re-asks that repeated it. Now one short call asks for
+    the beats, and each shot keeps what the model wrote for it."""
+    rows = [json.loads(line) for line in SESSION5.read_text().splitlines()]
+    rows = [r for r in rows if r["brief"] == brief]
+    whole = json.loads(rows[0]["content"])["shots"]
+    assert len({w["description"] for w in whole}) == 1
+    server.script([Reply(r["content"], finish_reason=r["finish_reason"]) for r in rows])
+    board, notes = plan(server, brief, shots=n, llm_retries=0)
+    assert len(server.requests) == 2  # the whole storyboard, then the beats; no shot asked again
+    assert server.requests[1]["response_format"]["json_schema"]["name"] == "beats"
+    assert not offline_shots(notes), offline_shots(notes)
+    assert board.shots[0].description == whole[0]["description"].strip()  # the first use keeps the model's
+    assert len({same_key(s.description) for s in board.shots}) == n
+    assert [(s.mood, s.motion) for s in board.shots] == [(w["mood"], w["motion"]) for w in whole]
+    prompts = [s.prompt for s in board.shots]
+    assert len(set(prompts)) == n and all(s.description.rstrip("。.") in s.prompt for s in board.shots)
+    rebuilt = rebuilt_by_rule(notes)
+    assert rebuilt["description"] == descriptions
+    assert rebuilt["prompt"] == {"the shot's fields": n}
+    # The copy is said once, on the end card.
+    assert [bool(s.subtitle) for s in board.shots] == [False] * (n - 1) + [True]
+
+
+def test_the_benchmark_counts_what_the_rules_rebuilt_and_from_what(server):
+    """evals/bench_llm_plan.py's row for the replayed headphones-en: no offline shot, and the three descriptions
+    that came from the offline planner's beats are counted as such, so the storyboard is not called the model's
+    own picture for picture."""
+    import argparse
+
+    from evals.bench_llm_plan import _totals, plan_one
+
+    rows = [json.loads(line) for line in SESSION5.read_text().splitlines()]
+    server.script([Reply(r["content"]) for r in rows if r["brief"] == "headphones-en"])
+    args = argparse.Namespace(
+        llm_base_url=server.base_url, llm_model="tiny-local", llm_timeout=5.0, llm_retries=0,
+        llm_max_tokens=None, llm_temperature=None, llm_plan="auto", llm_batch=3,
+    )  # fmt: skip
+    with within(8):
+        row, answers = plan_one("headphones-en", BRIEFS["headphones-en"], 4, args)
+    assert row["ok"] and row["offline_shots"] == 0 and len(answers) == 2
+    assert row["rebuilt"]["description"] == {"the offline planner's beat": 3}
+    totals = _totals([{"brief": "headphones-en", **row}])
+    assert (totals["all_shots_by_the_model"], totals["all_pictures_from_the_model"]) == (1, 0)
+
+
+QUIET5 = (
+    Path(__file__).resolve().parents[1] / "evals/results/bench_llm_plan_qwen05b_session5_quiet_answers.jsonl"
+)
+
+
+@pytest.mark.parametrize("beats", ["not json", "echo"])
+def test_every_session5_storyboard_keeps_every_shot_even_when_the_beats_call_fails(server, beats):
+    """All ten of session 5's quiet-run conversations replayed in order (the whole answer, then the model's
+    later answers for the shots asked again), with the beats call answered by junk or by the whole storyboard
+    again: no shot is wholly the offline planner's, and every storyboard's descriptions are distinct."""
+    from evals.bench_llm_plan import BRIEFS as BENCH
+    from evals.bench_llm_plan import _offline_count
+
+    rows = [json.loads(line) for line in QUIET5.read_text().splitlines()]
+    for name, text, n in BENCH:
+        mine = [r for r in rows if r["brief"] == name and r.get("content")]
+        first = Reply(mine[0]["content"], finish_reason=mine[0]["finish_reason"])
+        rest = [Reply(r["content"], finish_reason=r["finish_reason"]) for r in mine[1:]]
+        server.script([first, first if beats == "echo" else Reply(beats), *rest])
+        notes: list[str] = []
+        with within(8):
+            board = plan_storyboard(
+                read_brief(text), config(server, duration=None, shots=n, llm_retries=0, llm_timeout=20), notes
+            )
+        assert sum(_offline_count(note) for note in notes) == 0, (name, notes)
+        assert len({same_key(s.description) for s in board.shots}) == n, name
+        assert "the offline planner's prompt" not in rebuilt_by_rule(notes)["prompt"], name
+
+
+QUIET6 = QUIET5.with_name("bench_llm_plan_qwen05b_session6_quiet_answers.jsonl")
+
+
+@pytest.mark.parametrize("brief", ["headphones-en", "bottle-en", "script-zh"])
+def test_beats_that_echo_the_instructions_or_label_copy_are_not_taken(server, brief):
+    """Session 6's quiet run: the beats call answered its own instructions ("The first shot establishes the
+    place; the last closes the film", "Close the film on the product.") or labelled copy ("Claim: …",
+    "字幕：…"), and those became descriptions. Replayed, none is a description and no shot is offline."""
+    from evals.bench_llm_plan import BRIEFS as BENCH
+    from evals.bench_llm_plan import _offline_count
+
+    text, n = next((t, k) for name, t, k in BENCH if name == brief)
+    rows = [json.loads(line) for line in QUIET6.read_text().splitlines()]
+    mine = [r for r in rows if r["brief"] == brief and r.get("content")]
+    server.script([Reply(r["content"], finish_reason=r["finish_reason"]) for r in mine])
+    notes: list[str] = []
+    with within(8):
+        board = plan_storyboard(
+            read_brief(text), config(server, duration=None, shots=n, llm_retries=0, llm_timeout=20), notes
+        )
+    for s in board.shots:
+        assert not s.description.startswith(("The first shot", "Close the film", "Claim:", "字幕")), (
+            s.description
+        )
+    assert sum(_offline_count(note) for note in notes) == 0
+    assert len({same_key(s.description) for s in board.shots}) == n

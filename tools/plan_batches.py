@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from tools.brief import is_meta_sentence
 from tools.film import Brief, Storyboard
 from tools.llm import Chat, LLMError
+from tools.plan_fields import from_what_it_wrote
 from tools.plan_review import (
     LATIN_OR_CJK_WORD,
     PlanContext,
     mend,
-    prompt_from_fields,
-    prompt_problems,
     review,
+    weak_description,
 )
 from tools.plan_schema import (
     TOKENS_PER_SHOT,
@@ -156,6 +156,8 @@ def _mend_beats(beats: list[str], job: Job) -> list[str]:
             why = "is the brief's copy, not a picture"
         elif _key(beat) in {_key(b) for b in out}:
             why = "repeats an earlier beat"
+        elif weak := weak_description(beat, job.ctx):
+            why = weak  # labelled copy, the planner's own instructions echoed
         if why:
             beat = board.shots[min(i, len(board.shots) - 1)].description
             job.notes.append(f"outline beat {i + 1} {why}; took the offline planner's beat ({beat[:60]!r})")
@@ -224,21 +226,8 @@ def _batch(chat: Chat, job: Job, system: str, shots: list, batch: list[int]) -> 
 
 
 def _keep_what_is_usable(board: PlannedStoryboard, part: PlanContext, batch: list[int], job: Job, exc):
-    """A batch the model could not fix: a shot wrong only in its prompt gets one built from its own fields,
-    any other wrong shot is the offline planner's, with a note; the right ones stay the model's."""
+    """A batch the model could not fix: each wrong shot mended field by field from what the model wrote
+    (tools/plan_fields.py); only a shot with a fault no rule mends is the offline planner's, with a note."""
     found = review(board, part).shots
-    shots = list(board.shots)
-    offline = job.offline()
-    for i in (i for i in batch if i in found):
-        if prompt_problems(found[i]):
-            shots[i] = shots[i].model_copy(
-                update={"prompt": prompt_from_fields(i, shots[i], part, job.offline)}
-            )
-            job.notes.append(f"{found[i][0]}; rebuilt from the shot's fields")
-        else:
-            shots[i] = offline_shot(offline.shots[min(i, len(offline.shots) - 1)], shots[i])
-            job.notes.append(
-                f"shot(s) {i + 1} from the offline planner: the planning model could not fix it "
-                f"({found[i][0]}; {exc.detail[:120]})"
-            )
-    return board.model_copy(update={"shots": shots})
+    wrong = [i for i in batch if i in found]
+    return from_what_it_wrote(board, wrong, found, part, job.offline, job.notes, exc.detail[:120])

@@ -7,13 +7,16 @@ and holds exactly n shots (minItems = maxItems = n), so a grammar-enforcing serv
 parsed and validated by the same pydantic models whatever structured mode the endpoint took, then judged by meaning
 (tools/plan_review.py): what rules can mend is mended; a few bad shots are asked again one at a time (in a follow-up
 turn of the same conversation, while the planning is within one `llm_timeout`); a storyboard mostly wrong is asked
-again whole. Shots the model still cannot write come from the offline planner, with a note. Every array and string
-of the schema is bounded (tools/plan_schema.py), and an answer cut off at the token limit is asked again without
-the brief's reading, which the director reads itself (tools/brief.py).
+again whole. A storyboard whose shots repeat one description gets its beats in one short call. A shot the model
+still cannot fix is mended field by field from what it wrote (tools/plan_fields.py); only a fault no rule mends
+makes it the offline planner's, with a note. Every array and string of the schema is bounded
+(tools/plan_schema.py), and an answer cut off at the token limit is asked again without the brief's reading,
+which the director reads itself (tools/brief.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -25,28 +28,27 @@ from tools.brief import is_meta_sentence, is_product_brief, read_brief_settings
 from tools.film import Brief, BriefReading, Shot, Storyboard
 from tools.llm import Chat, LLMError, endpoint_from
 from tools.llm_answers import one_line
-from tools.plan_batches import Job, plan_in_batches
+from tools.plan_batches import TOKENS_PER_BEAT, Job, plan_in_batches
+from tools.plan_fields import from_what_it_wrote
 from tools.plan_offline import orientation, plan_offline
 from tools.plan_review import (
     LANGUAGE_NAMES,
     PlanContext,
     mend,
-    prompt_from_fields,
-    prompt_problems,
     replace_shots,
     review,
-    subtitle_problems,
-    with_offline_subtitle,
+    wants_beats,
 )
 from tools.plan_schema import (
     MOTIONS,
     SHOT_KINDS,
     TOKENS_PER_SHOT,
+    PlannedOutline,
     PlannedReading,
     PlannedShots,
     PlannedStoryboard,
     numbers,
-    offline_shot,
+    outline_schema,
     picked,
     planner_schema,
     shots_schema,
@@ -216,14 +218,57 @@ def _plan_whole(
             f"the planning model's last storyboard, mended shot by shot ({one_line(exc.detail, 140)})"
         )
         progress("planner: mending the last storyboard shot by shot")
-    planned, mended_notes = mend(value, ctx, offline)
-    notes += mended_notes
     # Shots asked again must fit, with the whole answer, in most of one request's time.
     deadline = began + 0.8 * config.llm_timeout
+    ctx = dataclasses.replace(ctx, fill_repeats=True)
+    if wants_beats(value, ctx):
+        # One short call for the beats the model left out (the same description on many shots), rather than
+        # one re-ask a shot that repeats itself; the shots keep everything else the model wrote.
+        beats = _ask_for_beats(chat, brief, ctx, variables, value, config, notes, progress, deadline)
+        ctx = dataclasses.replace(ctx, outline=beats)
+    planned, mended_notes = mend(value, ctx, offline)
+    notes += mended_notes
     planned = _ask_for_shots(chat, messages, planned, ctx, config, offline, notes, progress, deadline)
     said = " ".join(s.subtitle for s in planned.shots) + " " + " ".join(planned.notes)
     notes += [f"dialogue line not said by the planning model: {d!r}" for d in ctx.dialogue if d not in said]
     return planned
+
+
+def _ask_for_beats(
+    chat: Chat, brief: Brief, ctx: PlanContext, variables: dict, value, config, notes, progress, until: float
+) -> list[str]:
+    """The film's beats, one English line a shot, in one short call with the brief's own moments as a hint; []
+    when the endpoint gives none in time (the offline planner's beats then stand in, with a note each)."""
+    n = ctx.shots
+    actions = [b for b in split_beats(brief.text) if b.role == "action" and not is_meta_sentence(b.text)]
+    hints = [f"{b.heading}: {b.text}" if b.heading else b.text for b in actions]
+    used = list(dict.fromkeys(s.description.strip() for s in value.shots if s.description.strip()))
+    messages = [
+        {"role": "system", "content": render("planner_beats.j2", **variables, hints=hints, used=used[:3])},
+        {"role": "user", "content": render("planner_user.j2", brief=brief.text,
+                                           language=variables["brief_language"])},
+    ]  # fmt: skip
+    if until - time.monotonic() < min(8.0, 0.1 * config.llm_timeout):
+        notes.append("no time left to ask for the beats; the offline planner's beats stand in")
+        return []
+    progress(f"planner: the shots share their descriptions; asking for the film's {n} beats")
+    try:
+        answer = chat.structured(
+            messages,
+            PlannedOutline,
+            name="beats",
+            schema=outline_schema(n),
+            max_tokens=config.llm_max_tokens or 60 + TOKENS_PER_BEAT * n,
+            seed=config.seed,
+            on_progress=progress,
+            answers=1,
+            until=until,
+        )
+    except LLMError as exc:
+        why = one_line(exc.detail, 120)
+        notes.append(f"the planning model gave no beats ({why}); the offline planner's beats stand in")
+        return []
+    return [b.strip() for b in answer.value.beats[:n]]
 
 
 def _whole_answer(chat: Chat, messages, config, n: int, whole_problems, until, progress) -> PlannedStoryboard:
@@ -277,6 +322,9 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
             count=len(batch),
             problems=problems,
             storyboard=planned.model_dump_json(exclude={"reading"}),
+            # Its beat said outright and the other shots' descriptions named, so the model does not repeat them.
+            beats=[f"shot {i + 1} shows: {ctx.outline[i]}" for i in batch if i < len(ctx.outline)],
+            used=list(dict.fromkeys(s.description for j, s in enumerate(planned.shots) if j not in batch)),
         )
         progress(f"planner: asking again for shot(s) {numbers(batch)} alone: {problems[0]}")
         try:
@@ -298,32 +346,7 @@ def _ask_for_shots(chat: Chat, messages, planned, ctx: PlanContext, config, offl
             notes += more
         except LLMError as exc:
             why = f"{problems[0]}; {exc.detail[:160]}"
-            planned = _from_offline(planned, batch, bad, ctx, offline, notes, why)
-
-
-def _from_offline(
-    planned, batch: list[int], bad: dict, ctx: PlanContext, offline, notes: list[str], why: str
-):
-    """The batch's shots the model could not fix: a fault only in the copy takes the offline planner's subtitle,
-    one only in the prompt a prompt built from the shot's own fields; any other shot is the offline planner's."""
-    board = offline()
-    shots = list(planned.shots)
-    for i in batch:
-        theirs = board.shots[min(i, len(board.shots) - 1)]
-        if subtitle_problems(bad[i]):
-            shots[i] = with_offline_subtitle(shots[i], theirs)
-            notes.append(
-                f"shot(s) {i + 1} from the offline planner: subtitle only, the rest is the model's ({why})"
-            )
-        elif prompt_problems(bad[i]):
-            shots[i] = shots[i].model_copy(update={"prompt": prompt_from_fields(i, shots[i], ctx, offline)})
-            notes.append(f"{bad[i][0]}; rebuilt from the shot's fields")
-        else:
-            shots[i] = offline_shot(theirs, shots[i])
-            notes.append(
-                f"shot(s) {i + 1} from the offline planner: the planning model could not fix them ({why})"
-            )
-    return planned.model_copy(update={"shots": shots})
+            planned = from_what_it_wrote(planned, batch, bad, ctx, offline, notes, why)
 
 
 def _plan_error(exc: LLMError, config) -> PlanError:

@@ -60,6 +60,9 @@ class PlanContext:
     # Short calls: a subtitle the model got wrong takes the offline planner's copy for its place rather than
     # a whole batch asked again.
     subtitles_by_rule: bool = False
+    # The model's last word on the storyboard: repeated descriptions take beats however many there are, rather
+    # than the storyboard being asked again whole.
+    fill_repeats: bool = False
 
     def close(self, got: int) -> bool:
         """A count the rules may fix: within a quarter of the asked count (at least one shot either way)."""
@@ -174,6 +177,7 @@ def mend(planned, ctx: PlanContext, offline: Callable[[], Storyboard]) -> tuple[
     shots = [_mend_shot(i, s, ctx, brief_prices, offline, notes) for i, s in enumerate(shots)]
     if ctx.subtitles_by_rule:
         shots = _mend_subtitles(shots, ctx, offline, notes)
+    shots = _mend_kinds(shots, offline, notes)
     shots = _mend_descriptions(shots, ctx, offline, notes)
     shots = _mend_repeats(shots, ctx, notes)
     shots = _mend_prompts(shots, ctx, offline, notes)
@@ -240,25 +244,36 @@ def _mend_shot(i: int, shot, ctx: PlanContext, brief_prices: list[str], offline,
         # Nobody speaks in a brief without dialogue: a named speaker would voice the copy as a character.
         update["speaker"] = None
         notes.append(f"shot {i + 1}: speaker {shot.speaker[:40]!r} dropped; the brief has no dialogue")
-    if _placeholder(shot.camera):
+    if _placeholder(shot.camera) or _only_format(shot.camera) or _no_camera_words(shot.camera):
         camera = offline().shots[min(i, len(offline().shots) - 1)].camera
         update["camera"] = camera
         notes.append(
             f"shot {i + 1}: camera {shot.camera[:40]!r} names no framing; the shot grammar's {camera!r}"
         )
+    if _only_format(shot.lighting) or _norm(shot.lighting) in _NONE:
+        lighting = offline().shots[min(i, len(offline().shots) - 1)].lighting
+        update["lighting"] = lighting
+        notes.append(
+            f"shot {i + 1}: lighting {shot.lighting[:40]!r} names no light; the scene's {lighting!r}"
+        )
     return shot.model_copy(update=update) if update else shot
 
 
-def subtitle_problems(problems: list[str]) -> bool:
-    """Every one of a shot's problems (as `review` words them) is about its subtitle."""
-    return bool(problems) and all(p.split(": ", 1)[-1].startswith("subtitle ") for p in problems)
+_NONE = frozenset("无 没有 none no na n/a null nil 暂无".replace("/", "").split())
+_FORMAT = re.compile(
+    r"\d+\s*[x×*]\s*\d+|\d+|[()（）]|[横竖]屏?|horizontal|vertical|landscape|portrait", re.IGNORECASE
+)
 
 
-def prompt_problems(problems: list[str]) -> bool:
-    """Every one of a shot's problems is about its image prompt (its language, a price, a twin's prompt)."""
-    return bool(problems) and all(
-        p.split(": ", 1)[-1].startswith(("prompt ", "has the same prompt")) for p in problems
-    )
+def _no_camera_words(text: str) -> bool:
+    """A camera that names no shot size, lens or movement ('stirred'): not a direction a camera can take."""
+    words = LATIN_OR_CJK_WORD.findall(text.casefold())
+    return bool(words) and not CJK.search(text) and not any(w in _CAMERA or w in _SIZES for w in words)
+
+
+def _only_format(text: str) -> bool:
+    """A field that names only the frame's size or orientation ('1280x720 (横)'), or nothing."""
+    return not _FORMAT.sub("", text).strip(" ,，、.;:-")
 
 
 def with_offline_subtitle(shot, offline_shot):
@@ -280,6 +295,22 @@ def _mend_subtitles(shots: list, ctx: PlanContext, offline, notes: list[str]) ->
     return out
 
 
+def _mend_kinds(shots: list, offline, notes: list[str]) -> list:
+    """A shot size repeated back to back ('establishing' on every shot) takes the shot grammar's for its place."""
+    out = list(shots)
+    for i in range(1, len(out)):
+        if out[i].kind == out[i - 1].kind:
+            board = offline()
+            kind = board.shots[min(i, len(board.shots) - 1)].kind
+            nxt = out[i + 1].kind if i + 1 < len(out) else None
+            if kind not in (out[i - 1].kind, nxt):
+                notes.append(
+                    f"shot {i + 1}: kind {out[i].kind!r} repeats the shot before; the shot grammar's {kind!r}"
+                )
+                out[i] = out[i].model_copy(update={"kind": kind})
+    return out
+
+
 def _placeholder(text: str) -> bool:
     """A field that only names rule words or shot sizes ('lens', 'framing', 'wide, medium, close-up')."""
     words = [w for w in _WORD.findall(text.casefold()) if w not in _FILLER]
@@ -289,6 +320,11 @@ def _placeholder(text: str) -> bool:
 _SIZES = frozenset(
     "establishing wide medium close-up closeup insert hero detail over-the-shoulder movement motion that "
     "its angle".split()
+)
+# Words of a camera direction: a prompt made only of them ('Close-up, 85mm, slow push-in') shows no subject.
+_CAMERA = frozenset(
+    "slow fast gentle push-in push pull-out pull pan left right tilt up down dolly handheld static locked-off "
+    "drift tracking zoom orbit crane mm lens high low eye level angle shallow depth field macro".split()
 )
 _LABEL = re.compile(r"^\s*[\w\s-]{1,24}[:：]\s*")  # "Slogan: ...", "口号：..."
 
@@ -301,15 +337,60 @@ def _weak_description(text: str, ctx: PlanContext) -> str | None:
         return "speaks about the film, not what it shows"
     if is_rule_words(text):
         return "only restates the rules"
-    if same_key(_LABEL.sub("", text)) in {same_key(c) for c in ctx.copy}:
+    if same_key(_LABEL.sub("", text)) in {same_key(c) for c in ctx.copy} or _COPY_LABEL.match(text):
         return "is the brief's copy, not a picture"
+    if _echoes_the_prompt(text, ctx):
+        return "restates the planner's instructions"
     return None
+
+
+# A line the model labelled as copy ("Claim: cold for 24 hours", "字幕：今天，慢一点") is copy, not a picture.
+_COPY_LABEL = re.compile(
+    r"^\s*(?:slogan|claim|price|cta|call to action|super|subtitle|caption|tagline|on-screen text|"
+    r"字幕|口号|价格|标语|文案|广告语)\s*[:：]",
+    re.IGNORECASE,
+)
+# Chinese words about making the advert (its wording, font, concision), never what a shot shows.
+_ZH_ABOUT_THE_AD = re.compile(r"广告(?:内容|语言|语)|字体|简洁|明了")
+
+
+def _prompt_words() -> frozenset[str]:
+    """The words of the planner prompts' own instructions (prompts/planner_*.j2, template tags left out)."""
+    from tools.templates import PROMPTS_DIR
+
+    text = " ".join(p.read_text() for p in sorted(PROMPTS_DIR.glob("planner_*.j2")))
+    text = re.sub(r"\{[{%#].*?[}%#]\}", " ", text, flags=re.DOTALL)
+    return frozenset(_stem(w) for w in _WORD.findall(text.casefold()))
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+_PROMPT_WORDS: list[frozenset[str]] = []
+
+
+def _echoes_the_prompt(text: str, ctx: PlanContext) -> bool:
+    """Text made of the planner prompts' instruction words ('The first shot establishes the place; the last closes
+    the film', 'Close the film on the product.'), or Chinese about the advert's wording."""
+    if _ZH_ABOUT_THE_AD.search(text):
+        return True
+    if not _PROMPT_WORDS:
+        _PROMPT_WORDS.append(_prompt_words())
+    words = [_stem(w) for w in _WORD.findall(text.casefold()) if w not in _FILLER]
+    ruled = [w for w in words if w in _PROMPT_WORDS[0]]
+    return len(words) >= 3 and len(ruled) >= 0.75 * len(words)
+
+
+def weak_description(text: str, ctx: PlanContext) -> str | None:
+    """Why a description or beat shows no picture (about the film, copy, the planner's instructions), or None."""
+    return _weak_description(text, ctx)
 
 
 def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
     """A description that shows nothing (the brief's words about the film, its copy, rule words), or repeats an
-    earlier shot's, takes that shot's outline beat (short calls) or the offline planner's beat for its place.
-    Without an outline, a storyboard mostly made of repeated shots is left for the model to write again."""
+    earlier shot's, takes that shot's outline beat or the offline planner's beat for its place; the first shot of
+    a set alike keeps the model's. A prompt that showed the replaced description is rebuilt (`_mend_prompts`)."""
     seen: set[str] = set()
     weak: dict[int, str] = {}
     repeated: dict[int, str] = {}
@@ -320,24 +401,45 @@ def _mend_descriptions(shots: list, ctx: PlanContext, offline, notes: list[str])
         elif key in seen:
             repeated[i] = "repeats an earlier shot's"
         seen.add(key)
-    if not ctx.outline and len(repeated) > len(shots) / 2:
-        repeated = {}
+    if not ctx.outline and not ctx.fill_repeats and len(repeated) > len(shots) / 2:
+        repeated = {}  # the model gave no beats: asked again whole while there is time (tools/plan_llm.py)
     shots = list(shots)
+    # A beat that is a shot's subtitle is the model's copy, not a picture.
+    copy = {same_key(s.subtitle) for s in shots if s.subtitle.strip()}
     for i, why in sorted((weak | repeated).items()):
-        for source, beat in _beats_for(i, ctx, offline):
-            if beat and same_key(beat) not in seen and not _weak_description(beat, ctx):
+        for source, beat in beats_for(i, ctx, offline):
+            key = same_key(beat)
+            if beat and key not in seen and key not in copy and not _weak_description(beat, ctx):
                 seen.add(same_key(beat))
+                old = same_key(shots[i].description)
                 shots[i] = shots[i].model_copy(update={"description": beat})
                 notes.append(f"shot {i + 1}: the description {why}; took {source} ({beat[:60]!r})")
+                if old and old in same_key(shots[i].prompt):
+                    # The prompt was written for the description the shot no longer has.
+                    prompt, built = prompt_and_source(i, shots[i], ctx, offline)
+                    shots[i] = shots[i].model_copy(update={"prompt": prompt})
+                    why = "the prompt showed the description it no longer has"
+                    notes.append(f"shot {i + 1}: {why}; rebuilt from {built}")
                 break
     return shots
 
 
-def _beats_for(i: int, ctx: PlanContext, offline):
+def wants_beats(planned, ctx: PlanContext) -> bool:
+    """The model gave the film too few beats of its own: two shots or more repeat an earlier shot's description
+    (one such shot, or ones whose description shows nothing, take their outline or offline beat without asking)."""
+    keys = [same_key(s.description) for s in planned.shots]
+    return len(keys) - len(set(keys)) >= 2
+
+
+def beats_for(i: int, ctx: PlanContext, offline):
+    """Beats for shot i, best first: its outline beat, the offline planner's beat for its place, then the offline
+    planner's beats of the nearest other places (where the model put this place's beat on another shot)."""
     if i < len(ctx.outline):
         yield "the outline's beat", ctx.outline[i]
     board = offline()
-    yield "the offline planner's beat", board.shots[min(i, len(board.shots) - 1)].description
+    place = min(i, len(board.shots) - 1)
+    for j in sorted(range(len(board.shots)), key=lambda j: (abs(j - place), j)):
+        yield "the offline planner's beat", board.shots[j].description
 
 
 def _weak_prompt(prompt: str, ctx: PlanContext, subtitles: set[str]) -> str | None:
@@ -347,6 +449,10 @@ def _weak_prompt(prompt: str, ctx: PlanContext, subtitles: set[str]) -> str | No
         return "only restated the rules"
     if len(LATIN_OR_CJK_WORD.findall(prompt)) < 4:
         return "is too short to describe a picture"
+    if all(
+        w in _CAMERA or w in _SIZES or w in RULE_WORDS for w in LATIN_OR_CJK_WORD.findall(prompt.casefold())
+    ):
+        return "names only the camera, not what the shot shows"
     if key in subtitles or any(key == _norm(c) for c in ctx.copy) or key in _norm(ctx.brief):
         return "is the brief's copy, not a picture"
     if META_IN_SUBTITLE.search(prompt) or any(m and m in prompt for m in ctx.meta):
@@ -355,22 +461,24 @@ def _weak_prompt(prompt: str, ctx: PlanContext, subtitles: set[str]) -> str | No
 
 
 def _mend_prompts(shots: list, ctx: PlanContext, offline, notes: list[str]) -> list:
-    """A prompt that is the copy, rule words, the brief's own sentences or the same as another shot's is
-    rebuilt from that shot's own description, camera, lighting and mood (prompts/shot_prompt.j2)."""
+    """A prompt that is the copy, rule words, the brief's own sentences, only the camera, or the same on three
+    shots or more is rebuilt from that shot's own description, camera, lighting and mood (prompts/shot_prompt.j2)."""
     keys = [same_key(s.prompt) for s in shots]
     subtitles = {_norm(s.subtitle) for s in shots if s.subtitle.strip()}
     out = []
     for i, shot in enumerate(shots):
         why = _weak_prompt(shot.prompt, ctx, subtitles) if shot.prompt.strip() else None
         if why is None and keys[i] and keys.count(keys[i]) > 2:
-            # One prompt on most of the film is no shot's own; a pair alike is the model's to write again.
+            # One prompt on most of the film is no shot's own; a pair alike is the model's to write again (either
+            # one may be the copy).
             why = f"was the same on {keys.count(keys[i])} shots"
-        if why is None or (detect_lang(shot.prompt) == "zh" and why.startswith("was the same on")):
+        if why is None or (detect_lang(shot.prompt) == "zh" and why.startswith("was the same")):
             # A Chinese prompt is the model's to write again in English (review asks for it).
             out.append(shot)
             continue
-        out.append(shot.model_copy(update={"prompt": prompt_from_fields(i, shot, ctx, offline)}))
-        notes.append(f"shot {i + 1}: the prompt {why}; rebuilt from the shot's fields")
+        prompt, source = prompt_and_source(i, shot, ctx, offline)
+        out.append(shot.model_copy(update={"prompt": prompt}))
+        notes.append(f"shot {i + 1}: the prompt {why}; rebuilt from {source}")
     return out
 
 
@@ -403,23 +511,69 @@ def _mend_repeats(shots: list, ctx: PlanContext, notes: list[str]) -> list:
     return out
 
 
-def prompt_from_fields(i: int, shot, ctx: PlanContext, offline) -> str:
-    if is_rule_words(shot.description) or detect_lang(shot.description) != "en":
-        board = offline()
-        return board.shots[min(i, len(board.shots) - 1)].prompt
-    return render_line(
-        "shot_prompt.j2",
-        framing=shot.kind.replace("-", " ").capitalize(),
-        subject=shot.description.rstrip(". "),
-        setting="",
-        product="",
-        camera=shot.camera,
-        lighting=shot.lighting,
-        mood=shot.mood,
-        expect_text=shot.expect_text or "",
-        style=ctx.style,
-        orientation=ctx.orientation,
-    )
+def _english_subject(i: int, shot, ctx: PlanContext) -> str:
+    """What shot i shows, in English, from the model's own words: its description, else its outline beat."""
+    for text in (shot.description, ctx.outline[i] if i < len(ctx.outline) else ""):
+        if text.strip() and not is_rule_words(text) and detect_lang(text) == "en":
+            return text
+    return ""
+
+
+def prompt_and_source(i: int, shot, ctx: PlanContext, offline) -> tuple[str, str]:
+    """The image prompt of shot i built from its own description (or, where that is not English, its English
+    outline beat), camera, lighting and mood. Without English words for the picture, a Chinese description is
+    the subject of the English frame, as the offline planner writes Chinese briefs' prompts; the offline planner's
+    prompt only where the model gave no usable words at all. The second value names the source, for the note."""
+    beat = ctx.outline[i] if i < len(ctx.outline) else ""
+    candidates = [
+        (_english_subject(i, shot, ctx), None),
+        (shot.description, "the shot's fields"),
+        (beat, "the outline's beat and the shot's fields"),
+    ]
+    for subject, source in candidates:
+        if not subject.strip() or is_rule_words(subject) or _weak_description(subject, ctx):
+            continue
+        source = source or (
+            "the shot's fields" if subject == shot.description else "the outline's beat and the shot's fields"
+        )
+        prompt = render_line(
+            "shot_prompt.j2",
+            framing=shot.kind.replace("-", " ").capitalize(),
+            subject=subject.rstrip(". 。"),
+            setting="",
+            product="",
+            camera=shot.camera,
+            lighting=shot.lighting,
+            mood=shot.mood,
+            expect_text=shot.expect_text or "",
+            style=ctx.style,
+            orientation=ctx.orientation,
+        )
+        if detect_lang(prompt) == "en":
+            return prompt, source
+    board = offline()
+    return board.shots[min(i, len(board.shots) - 1)].prompt, "the offline planner's prompt"
+
+
+_REBUILT = re.compile(
+    r"^shot (\d+): (?:the )?(description|prompt)\b.*; (?:took|rebuilt from) (.+?)(?: \(.*)?$"
+)
+
+
+def rebuilt_by_rule(notes: list[str]) -> dict[str, dict[str, int]]:
+    """How many shots had their description or prompt rebuilt by rule, by source, read from the planner's notes
+    (the last note of a shot's field wins): {"description": {"the outline's beat": 2}, "prompt": {...},
+    "outline": {...}} ("outline": beats of the short calls' outline that are the offline planner's)."""
+    last: dict[tuple[str, int], str] = {}
+    for note in notes:
+        if m := re.match(r"outline beat (\d+) .*; took (.+?) \(", note):
+            last[("outline", int(m.group(1)))] = m.group(2)
+        elif m := _REBUILT.match(note):
+            last[(m.group(2), int(m.group(1)))] = m.group(3)
+    out: dict[str, dict[str, int]] = {"description": {}, "prompt": {}, "outline": {}}
+    for (field_name, _), source in last.items():
+        out[field_name][source] = out[field_name].get(source, 0) + 1
+    return out
 
 
 def replace_shots(planned, indices: list[int], new: list):
