@@ -102,7 +102,12 @@ class UnitWorker:
     """A Ray actor's body: the Backends built once, a batch's units run on threads that share them."""
 
     def __init__(
-        self, ctx: UnitContext, unit_fn: UnitFn | None = None, build: BuildFn | None = None, threads=8
+        self,
+        ctx: UnitContext,
+        unit_fn: UnitFn | None = None,
+        build: BuildFn | None = None,
+        threads: int = 8,
+        cpu_threads: int | None = None,
     ):
         from agent.catalogue_engine import Stages, render_batch_of
         from agent.catalogue_unit import backends_for, make_unit
@@ -112,10 +117,13 @@ class UnitWorker:
         t = time.perf_counter()
         self.backends = (build or backends_for)(ctx)
         self.build_s = time.perf_counter() - t
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unit")
         # With a render queue a unit's render and its CPU work run on separate threads (agent/catalogue_engine.py
-        # Stages), so the renders of the next batch queue up while this batch is critiqued and written.
+        # Stages), so the renders of the next batch queue up while this batch is critiqued and written. Fewer
+        # CPU threads than units in flight: the critiques go first come, first served, so the oldest batch is
+        # done and sent back (and the next one sent) instead of every batch finishing late together.
         self.stages = Stages() if unit_fn is None and render_batch_of(self.backends) else None
+        cpu = cpu_threads or threads if self.stages else threads
+        self.pool = ThreadPoolExecutor(max_workers=cpu, thread_name_prefix="unit")
         self.render_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unit-render")
 
     def hello(self) -> dict[str, Any]:
@@ -213,7 +221,13 @@ class RayEngine:
 
     def _start(self, ctx: UnitContext, batch: int) -> _Actor:
         self._made += 1
-        handle = self._remote.remote(ctx, self.unit_fn, self.build, batch * self.batches_in_flight)
+        handle = self._remote.remote(
+            ctx,
+            self.unit_fn,
+            self.build,
+            batch * self.batches_in_flight,
+            batch * max(1, self.batches_in_flight - 1),
+        )
         return _Actor(handle, f"worker {self._made}")
 
     # ---- the run --------------------------------------------------------------------------------------------

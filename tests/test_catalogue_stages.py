@@ -207,3 +207,45 @@ def test_a_killed_staged_run_rerun_finishes_the_rest_and_makes_nothing_twice(cat
     assert len(rows) == 24 and all(r["made"] == 1 for r in rows)
     assert {p: (out / p).stat().st_mtime_ns for p in before} == before  # nothing recorded was made again
     assert not list(out.rglob("*.tmp"))
+
+
+def test_the_ray_actor_body_renders_its_next_batch_while_the_last_is_critiqued(
+    catalogue, tiny_z_image, one_by_one, monkeypatch
+):
+    """UnitWorker (the Ray actor's body, here in this process): with a render queue its units run in the two
+    stages, with the records of the one-by-one run. (On these two loaded cores the CPU stage is the slower one,
+    so the actor's six units in flight all wait on it at times: the strict check above is the LocalEngine's.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.catalogue_ray import UnitWorker
+
+    settings = _settings(tiny_z_image, catalogue / "ray", render_batch=1)
+    backends = settings.backends()
+    timeline = Timeline(backends.manager.queue)
+    got: list[dict] = []
+
+    class WorkerEngine:
+        """Batches of two units, three at once, on one UnitWorker, as RayEngine sends them to a GPU actor."""
+
+        peak_in_flight = 0
+
+        def run(self, units, ctx, on_record):
+            worker = UnitWorker(
+                ctx, build=lambda c: backends, threads=2 * 3, cpu_threads=2 * 2
+            )  # as RayEngine
+            assert worker.stages is not None  # a render queue: the worker splits its units in two
+            worker.stages = timeline.stages()
+            units = list(units)
+            batches = [units[i : i + 2] for i in range(0, len(units), 2)]
+            with ThreadPoolExecutor(3) as calls:
+                for records in calls.map(worker.run_batch, batches):
+                    for unit_records in records:
+                        for r in unit_records:
+                            on_record(r)
+                            got.append(r)
+
+    rows = _run(catalogue, catalogue / "ray", settings, WorkerEngine(), monkeypatch)
+    assert _what(rows) == _what(one_by_one)
+    cpu = list(timeline.finished.values())
+    overlapped = [a for a, _, _ in timeline.batches if any(s < a < e for s, e in cpu)]
+    assert len(overlapped) >= len(timeline.batches) // 2  # renders went on while other units were critiqued
