@@ -49,9 +49,13 @@ class Subject:
             prompt = f"{prompt}. Reviewer's note: {unit.note}"
         subject = cls(prompt=prompt)
         if ctx.brand_path:
-            from tools.brand import load_brand
+            from tools.brand import load_brand, palette_phrase
 
             subject.brand = load_brand(ctx.brand_path)
+            if not unit.white:  # a scene takes the brand's colours; a main on white stays pure white
+                subject.prompt = (
+                    f"{prompt}, {palette_phrase(subject.brand.palette)} for the set and the props"
+                )
         if unit.product.image:
             subject._photo(unit.product, ctx)
         if not _has_category(unit.product.category, ctx.templates_dir):

@@ -155,3 +155,19 @@ def _weights() -> tuple[str, ...]:
     from tools.fonts import WEIGHTS
 
     return WEIGHTS
+
+
+def colour_name(colour: str) -> str:
+    """The nearest plain colour word for a #RRGGBB colour (tools/draft_white.COLOUR_WORDS' names)."""
+    from tools.draft_white import COLOUR_WORDS
+
+    c = rgb(colour)
+    # A saturated colour is named by a hue (a dark navy is blue, not black); a grey one by a neutral.
+    chromatic = max(c) - min(c) > 40
+    names = [n for n, (_, v) in COLOUR_WORDS.items() if (max(v) - min(v) > 40) == chromatic]
+    return min(names, key=lambda n: sum((x - y) ** 2 for x, y in zip(c, COLOUR_WORDS[n][1], strict=True)))
+
+
+def palette_phrase(palette: list[str]) -> str:
+    """The palette as a prompt says it: "brand colours #E4002B red, #FFFFFF white" (the draft reads the hex)."""
+    return "brand colours " + ", ".join(f"{c[:7]} {colour_name(c)}" for c in palette)
