@@ -59,6 +59,7 @@ class Unit(BaseModel):
         default=False, description="The product's main image: the platforms' main rules apply."
     )
     note: str = Field(default="", description="A reviewer's redo note, added to the prompt.")
+    shadow: bool = Field(default=True, description="False: a main on white with no shadow at all.")
 
 
 class UnitContext(BaseModel):
