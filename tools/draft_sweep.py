@@ -68,10 +68,11 @@ def _props(img: Image.Image, w: int, h: int, rng: random.Random, wall: RGB, acce
     shadow = shadow.filter(ImageFilter.GaussianBlur(max(1, h // 90)))
     img.paste((0, 0, 0), (0, 0), shadow)
     d = ImageDraw.Draw(img)
-    d.rectangle([bx, base - block_h, bx + block_w, base], fill=shade)
-    d.rectangle(
-        [bx, base - block_h, bx + block_w, base - block_h * 0.92], fill=mix(shade, (255, 255, 255), 0.2)
-    )
-    d.ellipse([px, base - ball * 2, px + ball * 2, base], fill=shade)
+    # Crisp edges, as a prop in focus has: a picture of soft gradients alone reads as out of focus.
+    ink, line = mix(shade, (0, 0, 0), 0.55), max(1, h // 240)
+    d.rectangle([bx, base - block_h, bx + block_w, base], fill=shade, outline=ink, width=line)
+    d.rectangle([bx + line, base - block_h + line, bx + block_w - line, base - block_h * 0.92],
+                fill=mix(shade, (255, 255, 255), 0.2))  # fmt: skip
+    d.ellipse([px, base - ball * 2, px + ball * 2, base], fill=shade, outline=ink, width=line)
     d.ellipse([px + ball * 0.4, base - ball * 1.7, px + ball * 0.9, base - ball * 1.2],
               fill=mix(shade, (255, 255, 255), 0.25))  # fmt: skip
