@@ -9,6 +9,10 @@ platform of the unit (resized from the one render, the copy laid out where the p
 given its inputs and idempotent: a rerun of a unit writes the same files again, atomically. It never writes the
 records: the driver does, with what it returns.
 
+`make_unit` is `finish_unit(start_unit(...))`: `start_unit` is the render stage (the subject and the first take)
+and `finish_unit` the CPU stage (critique, repairs, the platform images), which the engines run on separate
+threads when a render queue batches the renders (agent/catalogue_engine.py `Stages`).
+
 Unit, UnitContext and UnitRecord are pydantic models that pickle, so a Ray actor can take them.
 """
 

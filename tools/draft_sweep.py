@@ -69,7 +69,7 @@ def _props(img: Image.Image, w: int, h: int, rng: random.Random, wall: RGB, acce
     img.paste((0, 0, 0), (0, 0), shadow)
     d = ImageDraw.Draw(img)
     # Crisp edges, as a prop in focus has: a picture of soft gradients alone reads as out of focus.
-    ink, line = mix(shade, (0, 0, 0), 0.55), max(1, h // 240)
+    ink, line = mix(shade, (0, 0, 0), 0.6), max(1, h // 160)
     d.rectangle([bx, base - block_h, bx + block_w, base], fill=shade, outline=ink, width=line)
     d.rectangle([bx + line, base - block_h + line, bx + block_w - line, base - block_h * 0.92],
                 fill=mix(shade, (255, 255, 255), 0.2))  # fmt: skip
