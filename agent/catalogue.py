@@ -53,6 +53,11 @@ class CatalogueOptions(BaseModel):
     render_side: int = Field(
         default=1024, ge=64, le=4096, description="Long side of a render before resizing."
     )
+    shadow: bool = Field(
+        default=True,
+        description="False: main images on white with no shadow (--no-shadow; also brand.yaml `shadow: none` "
+        "and a platform preset's `shadow: false`).",
+    )
 
 
 class CatalogueSummary(BaseModel):
@@ -84,6 +89,11 @@ class _Plan:
     def __init__(self, options: CatalogueOptions, settings: RunSettings):
         self.options, self.settings = options, settings
         self.platforms = load_platforms(options.platforms)
+        self.shadow = options.shadow
+        if options.brand:
+            from tools.brand import load_brand
+
+            self.shadow = self.shadow and load_brand(options.brand).shadow != "none"
 
     def units(self, product: Product) -> list[Unit]:
         o = self.options
@@ -97,7 +107,9 @@ class _Plan:
             for p in platforms:
                 white = i == 0 and p.background == "white"
                 ratio = aspect_key(p).split("-")[0]
-                groups.setdefault(f"{ratio}-{'white' if white else 'any'}", []).append(p)
+                # A main with no shadow cannot share its render with one that has a shadow.
+                bare = "-noshadow" if white and not (self.shadow and p.shadow) else ""
+                groups.setdefault(f"{ratio}-{'white' if white else 'any'}{bare}", []).append(p)
             for group, members in groups.items():
                 key = f"{slug}/{scene}/{group}"
                 w, h = _render_size(members, o.render_side)
@@ -112,8 +124,9 @@ class _Plan:
                         width=w,
                         height=h,
                         seed=_seed(self.settings.seed, key),
-                        white=group.endswith("-white"),
+                        white="-white" in group,
                         main=i == 0,
+                        shadow=not group.endswith("-noshadow"),
                     )
                 )
         return out

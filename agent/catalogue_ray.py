@@ -4,8 +4,10 @@
 
 Each actor (`UnitWorker`) builds its `Backends` once, so the model loads once and stays warm, and takes units
 in batches. Inside an actor a batch's units run on threads that share the one Backends, so the render queue
-(tools/render_queue.py) puts same-size renders of several units into one pipeline call; an actor takes two
-batches at once (`max_concurrency`), so the next batch renders while the last one is critiqued and written.
+(tools/render_queue.py) puts same-size renders of several units into one pipeline call; with a render queue
+each unit's render and its CPU work run on separate threads (agent/catalogue_engine.py `Stages`), and a GPU
+actor takes three batches at once (`max_concurrency`; two on CPU actors), so the next batch renders while the
+last one is critiqued and written.
 
 Backpressure: the driver keeps at most `batches_in_flight` batches per actor and draws the next units from
 the lazy iterable only when a batch comes back, so a 200,000-row catalogue is never queued whole. Records come
@@ -100,8 +102,14 @@ class UnitWorker:
     """A Ray actor's body: the Backends built once, a batch's units run on threads that share them."""
 
     def __init__(
-        self, ctx: UnitContext, unit_fn: UnitFn | None = None, build: BuildFn | None = None, threads=8
+        self,
+        ctx: UnitContext,
+        unit_fn: UnitFn | None = None,
+        build: BuildFn | None = None,
+        threads: int = 8,
+        cpu_threads: int | None = None,
     ):
+        from agent.catalogue_engine import Stages, render_batch_of
         from agent.catalogue_unit import backends_for, make_unit
 
         self.ctx = ctx
@@ -109,7 +117,14 @@ class UnitWorker:
         t = time.perf_counter()
         self.backends = (build or backends_for)(ctx)
         self.build_s = time.perf_counter() - t
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unit")
+        # With a render queue a unit's render and its CPU work run on separate threads (agent/catalogue_engine.py
+        # Stages), so the renders of the next batch queue up while this batch is critiqued and written. Fewer
+        # CPU threads than units in flight: the critiques go first come, first served, so the oldest batch is
+        # done and sent back (and the next one sent) instead of every batch finishing late together.
+        self.stages = Stages() if unit_fn is None and render_batch_of(self.backends) else None
+        cpu = cpu_threads or threads if self.stages else threads
+        self.pool = ThreadPoolExecutor(max_workers=cpu, thread_name_prefix="unit")
+        self.render_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unit-render")
 
     def hello(self) -> dict[str, Any]:
         """Where this actor runs: the driver waits on it before sending work (the model is loaded then)."""
@@ -124,6 +139,11 @@ class UnitWorker:
 
     def run_batch(self, units: list[Unit]) -> list[list[UnitRecord]]:
         """Every unit of the batch at once, so their renders meet in the render queue; records in order."""
+        if self.stages is not None:
+            chained = [
+                self.stages.chain(self.render_pool, self.pool, u, self.ctx, self.backends) for u in units
+            ]
+            return [finished.result() for _, finished in chained]
         futures = [self.pool.submit(self.unit_fn, u, self.ctx, self.backends) for u in units]
         return [f.result() for f in futures]
 
@@ -140,8 +160,8 @@ class RayEngine:
     """The `Engine` of agent/catalogue_engine.py on Ray.
 
     `workers`: actors to start; None: one per GPU of the cluster, or one per CPU but one where it has none.
-    `batch`: units per batch (default the run's --render-batch); `batches_in_flight`: per actor, so at most
-    `workers × batches_in_flight × batch` units are out at once. `unit_fn` and `build` replace make_unit and
+    `batch`: units per batch (default the run's --render-batch); `batches_in_flight`: per actor (default 3 on
+    GPU actors, 2 on CPU ones), so at most `workers × batches_in_flight × batch` units are out at once. `unit_fn` and `build` replace make_unit and
     the Backends builder (benchmarks and tests; both must pickle). `on_event` gets the engine's own lines
     (workers up, a worker lost, units sent again); the driver's progress comes from `on_record`.
     """
@@ -152,7 +172,7 @@ class RayEngine:
         workers: int | None = None,
         *,
         batch: int | None = None,
-        batches_in_flight: int = 2,
+        batches_in_flight: int | None = None,
         max_restarts: int = 3,
         max_unit_tries: int = 3,
         unit_fn: UnitFn | None = None,
@@ -165,12 +185,15 @@ class RayEngine:
         if batch is not None and batch < 1:
             raise SettingsError(f"batch must be at least 1, not {batch}")
         require_ray()
+        if batches_in_flight is not None and batches_in_flight < 1:
+            raise SettingsError(f"batches_in_flight must be at least 1, not {batches_in_flight}")
         self.address, self.workers, self.batch = address, workers, batch
-        self.batches_in_flight, self.max_restarts, self.max_unit_tries = (
+        self.asked_in_flight, self.max_restarts, self.max_unit_tries = (
             batches_in_flight,
             max_restarts,
             max_unit_tries,
         )
+        self.batches_in_flight = batches_in_flight or 2
         self.unit_fn, self.build, self.num_cpus = unit_fn, build, num_cpus
         self.say = on_event or (lambda line: None)
         self.peak_in_flight = 0  # units out at once, measured: the backpressure test and the benchmark
@@ -198,7 +221,13 @@ class RayEngine:
 
     def _start(self, ctx: UnitContext, batch: int) -> _Actor:
         self._made += 1
-        handle = self._remote.remote(ctx, self.unit_fn, self.build, batch * self.batches_in_flight)
+        handle = self._remote.remote(
+            ctx,
+            self.unit_fn,
+            self.build,
+            batch * self.batches_in_flight,
+            batch * max(1, self.batches_in_flight - 1),
+        )
         return _Actor(handle, f"worker {self._made}")
 
     # ---- the run --------------------------------------------------------------------------------------------
@@ -212,6 +241,10 @@ class RayEngine:
         actors: list[_Actor] = []
         try:
             count, gpus = self._shape(ray)
+            # A GPU actor holds a third batch: one renders, the next waits in its render queue, and the last
+            # is critiqued and written, so the GPU never waits for a batch to come back and a new one to come.
+            # CPU actors render on the cores the critique needs, where a third batch only takes memory.
+            self.batches_in_flight = self.asked_in_flight or (3 if gpus else 2)
             self._remote = ray.remote(
                 num_gpus=gpus, num_cpus=0 if gpus else 1, max_concurrency=self.batches_in_flight
             )(UnitWorker)

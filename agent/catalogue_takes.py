@@ -44,16 +44,24 @@ class Subject:
 
     @classmethod
     def load(cls, unit: Unit, ctx: UnitContext) -> Subject:
-        prompt = scene_prompt(unit.product, unit.scene, ctx.templates_dir, white=unit.white)
+        prompt = scene_prompt(
+            unit.product, unit.scene, ctx.templates_dir, white=unit.white, shadow=unit.shadow
+        )
         if unit.note:
             prompt = f"{prompt}. Reviewer's note: {unit.note}"
         subject = cls(prompt=prompt)
         if ctx.brand_path:
-            from tools.brand import load_brand
+            from tools.brand import load_brand, palette_phrase
 
             subject.brand = load_brand(ctx.brand_path)
+            if not unit.white:  # a scene takes the brand's colours; a main on white stays pure white
+                subject.prompt = (
+                    f"{prompt}, {palette_phrase(subject.brand.palette)} for the set and the props"
+                )
         if unit.product.image:
             subject._photo(unit.product, ctx)
+            if subject.cutout is not None and not unit.shadow:
+                subject.cutout = subject.cutout.without_shadow()
         if not _has_category(unit.product.category, ctx.templates_dir):
             subject.notes.append(
                 f"category {unit.product.category!r} has no scene templates; the default ones are used"
@@ -230,6 +238,8 @@ def _whiten(take: Take, unit: Unit, path: Path) -> None:
     cut = cut_out(open_image(path))
     if not cut.plain_background:
         return
+    if not unit.shadow:
+        cut = cut.without_shadow()
     img, _ = white_product_shot(cut, (unit.width, unit.height), _fill(unit))
     write_png(path, img)
     take.parameters = {**take.parameters, "composite": "render-on-white", "fill": _fill(unit)}

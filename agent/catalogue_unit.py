@@ -9,12 +9,17 @@ platform of the unit (resized from the one render, the copy laid out where the p
 given its inputs and idempotent: a rerun of a unit writes the same files again, atomically. It never writes the
 records: the driver does, with what it returns.
 
+`make_unit` is `finish_unit(start_unit(...))`: `start_unit` is the render stage (the subject and the first take)
+and `finish_unit` the CPU stage (critique, repairs, the platform images), which the engines run on separate
+threads when a render queue batches the renders (agent/catalogue_engine.py `Stages`).
+
 Unit, UnitContext and UnitRecord are pydantic models that pickle, so a Ray actor can take them.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +32,16 @@ from tools.products import Product
 if TYPE_CHECKING:
     from agent.backends import Backends
 
-__all__ = ["Unit", "UnitContext", "UnitRecord", "backends_for", "make_unit"]
+__all__ = [
+    "StartedUnit",
+    "Unit",
+    "UnitContext",
+    "UnitRecord",
+    "backends_for",
+    "finish_unit",
+    "make_unit",
+    "start_unit",
+]
 
 GRADE_RANK: dict[str, int] = {"A": 0, "B": 1, "C": 2}
 
@@ -49,6 +63,7 @@ class Unit(BaseModel):
         default=False, description="The product's main image: the platforms' main rules apply."
     )
     note: str = Field(default="", description="A reviewer's redo note, added to the prompt.")
+    shadow: bool = Field(default=True, description="False: a main on white with no shadow at all.")
 
 
 class UnitContext(BaseModel):
@@ -94,16 +109,40 @@ def backends_for(ctx: UnitContext) -> Backends:
     return RunSettings.model_validate(ctx.settings).backends()
 
 
-def make_unit(unit: Unit, ctx: UnitContext, backends: Backends) -> list[UnitRecord]:
-    """Make one unit: takes until one is not C (at most `ctx.cap`), the best kept, one image per platform."""
-    from agent.catalogue_takes import Subject, finish_platform
-    from tools.platforms import load_platforms
+@dataclass
+class StartedUnit:
+    """A unit after its render stage: the subject loaded and the first take rendered, not yet critiqued."""
+
+    unit: Unit
+    subject: Any
+    work: Path
+    first: Take
+    t0: float = field(default_factory=time.perf_counter)
+
+
+def start_unit(unit: Unit, ctx: UnitContext, backends: Backends) -> StartedUnit:
+    """The render stage: the subject (prompt, cut-out, brand) and the first take, rendered and written."""
+    from agent.catalogue_takes import Subject, render_take
 
     t0 = time.perf_counter()
     subject = Subject.load(unit, ctx)
     work = Path(ctx.out_dir) / ".work" / unit.slug / f"{unit.scene}-{unit.key.rsplit('/', 1)[-1]}"
     work.mkdir(parents=True, exist_ok=True)
-    takes = _takes(unit, ctx, backends, subject, work)
+    shot = subject.shot(unit)
+    first = render_take(
+        unit, subject, backends, work / "take-1.png", 1, shot.prompt, shot.negative_prompt, unit.seed, None
+    )
+    return StartedUnit(unit, subject, work, first, t0)
+
+
+def finish_unit(started: StartedUnit, ctx: UnitContext, backends: Backends) -> list[UnitRecord]:
+    """The CPU stage: the first take critiqued, a C repaired up to the cap (those renders wait here), the best
+    take kept and one image per platform written."""
+    from agent.catalogue_takes import finish_platform
+    from tools.platforms import load_platforms
+
+    unit, subject = started.unit, started.subject
+    takes = _takes(unit, ctx, backends, subject, started.work, started.first)
     best = min(takes, key=lambda t: (GRADE_RANK[t.critique.grade], len(t.critique.issues), t.n))
     attempts = [_attempt(t) for t in takes]
     gpu_s = round(sum(t.timings.get("gpu_s", 0.0) for t in takes), 3)
@@ -127,14 +166,19 @@ def make_unit(unit: Unit, ctx: UnitContext, backends: Backends) -> list[UnitReco
                 takes=len(takes),
                 attempts=attempts,
                 notes=subject.notes,
-                wall_s=round(time.perf_counter() - t0, 3),
+                wall_s=round(time.perf_counter() - started.t0, 3),
                 gpu_s=gpu_s,
             )
         )
     return records
 
 
-def _takes(unit: Unit, ctx: UnitContext, backends: Backends, subject, work: Path) -> list[Take]:
+def make_unit(unit: Unit, ctx: UnitContext, backends: Backends) -> list[UnitRecord]:
+    """Make one unit: takes until one is not C (at most `ctx.cap`), the best kept, one image per platform."""
+    return finish_unit(start_unit(unit, ctx, backends), ctx, backends)
+
+
+def _takes(unit: Unit, ctx: UnitContext, backends: Backends, subject, work: Path, first: Take) -> list[Take]:
     """The first take and the repairs of each C after it, at most `ctx.cap` in all, each critiqued."""
     from agent.catalogue_takes import critique_take, render_take
     from tools.repair import plan_repair
@@ -142,14 +186,15 @@ def _takes(unit: Unit, ctx: UnitContext, backends: Backends, subject, work: Path
     shot = subject.shot(unit)
     takes: list[Take] = []
     for n in range(1, ctx.cap + 1):
-        plan = plan_repair(shot, takes, ctx.critique) if takes else None
-        if plan is None:
-            prompt, negative, seed, steps = shot.prompt, shot.negative_prompt, unit.seed, None
+        if n == 1:
+            take = first
         else:
-            prompt, negative, seed = plan.prompt, plan.negative_prompt, plan.seed
+            plan = plan_repair(shot, takes, ctx.critique)
+            path = work / f"take-{n}.png"
             steps = plan.num_inference_steps
-        take = render_take(unit, subject, backends, work / f"take-{n}.png", n, prompt, negative, seed, steps)
-        if plan is not None:
+            take = render_take(
+                unit, subject, backends, path, n, plan.prompt, plan.negative_prompt, plan.seed, steps
+            )
             take.parent = n - 1
             take.repair = Repair(actions=plan.actions, reason=plan.reason)
         take.critique = critique_take(take, unit, subject, ctx)

@@ -29,6 +29,7 @@ def cmd_catalogue(args, console) -> int:
         video=args.video,
         cap=settings.max_takes,
         render_side=args.render_side,
+        shadow=not args.no_shadow,
     )
     backends = settings.backends()
     console.print(f"[bold]render[/]   {backends.image_why}")

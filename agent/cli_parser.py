@@ -137,6 +137,7 @@ def _add_catalogue_parsers(sub) -> None:
     cat.add_argument("--ray", metavar="auto|local|ADDRESS", help="run the units on a Ray cluster")
     cat.add_argument("--video", action="store_true", help="also one short clip per SKU from its best image")
     cat.add_argument("--render-side", type=int, default=1024, help="long side of a render (default 1024)")
+    cat.add_argument("--no-shadow", action="store_true", help="main images on white with no shadow at all")
     add_settings_arguments(cat, ["seed", "max_takes", "thresholds"])
     _add_backend_flags(cat)
 

@@ -7,6 +7,7 @@ names the file and the field.
     corner: top-right                            # top-left | top-right | bottom-left | bottom-right
     size: 0.07                                   # price text height, as a share of the image's short side
     currency: "¥"                                # put before a price given as a bare number
+    shadow: none                                 # main images on white with no shadow (default: contact)
     text_colours: {price: "#FFFFFF", promo: "#1A1A1A", claim: "#1A1A1A"}
     badge_colours: {price: "#E4002B", promo: "#FFD400", claim: "#FFFFFFCC"}   # #RRGGBBAA: a see-through plate
 
@@ -78,6 +79,9 @@ class Brand(BaseModel):
     corner: Corner = Field(default="top-right", description="Where the price tag and the promo badge go.")
     size: float = Field(default=0.07, ge=0.02, le=0.3, description="Price text height / image's short side.")
     currency: str = Field(default="¥", max_length=4, description="Put before a price given as a bare number.")
+    shadow: Literal["contact", "none"] = Field(
+        default="contact", description="none: main images on white with no shadow at all."
+    )
     text_colours: TextColours = Field(
         default_factory=TextColours,
         description="Text colour of the price tag, the promo badge and the claims.",
@@ -155,3 +159,19 @@ def _weights() -> tuple[str, ...]:
     from tools.fonts import WEIGHTS
 
     return WEIGHTS
+
+
+def colour_name(colour: str) -> str:
+    """The nearest plain colour word for a #RRGGBB colour (tools/draft_white.COLOUR_WORDS' names)."""
+    from tools.draft_white import COLOUR_WORDS
+
+    c = rgb(colour)
+    # A saturated colour is named by a hue (a dark navy is blue, not black); a grey one by a neutral.
+    chromatic = max(c) - min(c) > 40
+    names = [n for n, (_, v) in COLOUR_WORDS.items() if (max(v) - min(v) > 40) == chromatic]
+    return min(names, key=lambda n: sum((x - y) ** 2 for x, y in zip(c, COLOUR_WORDS[n][1], strict=True)))
+
+
+def palette_phrase(palette: list[str]) -> str:
+    """The palette as a prompt says it: "brand colours #E4002B red, #FFFFFF white" (the draft reads the hex)."""
+    return "brand colours " + ", ".join(f"{c[:7]} {colour_name(c)}" for c in palette)

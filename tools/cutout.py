@@ -17,7 +17,7 @@ same soft edge and decontamination are applied to it).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,23 @@ class Cutout:
     reason: str
     background: tuple[int, int, int] = (255, 255, 255)
     shadow: bool = False  # the photo's own shadow is in `rgba` (black at partial opacity), under the product
+    shadow_mask: Image.Image | None = None  # where that shadow is ("L", 255), the size of `rgba`
+
+    def without_shadow(self) -> Cutout:
+        """The product alone: its photo's shadow taken out and the box shrunk to the product (a main image that
+        must be cut out on pure white, with no shadow)."""
+        if not self.shadow or self.shadow_mask is None:
+            return self
+        alpha = np.asarray(self.mask).copy()
+        alpha[np.asarray(self.shadow_mask) > 0] = 0
+        ys, xs = np.nonzero(alpha)
+        crop = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        a8 = Image.fromarray(alpha).crop(crop)
+        rgba = self.rgba.crop(crop)
+        rgba.putalpha(a8)
+        x0, y0 = self.box[:2]
+        box = (x0 + crop[0], y0 + crop[1], x0 + crop[2], y0 + crop[3])
+        return replace(self, rgba=rgba, mask=a8, box=box, shadow=False, shadow_mask=None)
 
 
 def lab(rgb: np.ndarray) -> np.ndarray:
@@ -234,7 +251,8 @@ def _finish(
     a8 = np.clip(np.rint(alpha[y0:y1, x0:x1] * 255), 0, 255).astype(np.uint8)
     rgba = Image.fromarray(np.dstack([colours, a8]))
     bg = tuple(int(v) for v in background)
-    return Cutout(rgba, Image.fromarray(a8), box, True, reason, bg, bool(shadow.any()))  # type: ignore[arg-type]
+    where = Image.fromarray((shadow[y0:y1, x0:x1] * 255).astype(np.uint8)) if shadow.any() else None
+    return Cutout(rgba, Image.fromarray(a8), box, True, reason, bg, bool(shadow.any()), where)  # type: ignore[arg-type]
 
 
 def _open(photo: str | Path | Image.Image) -> Image.Image:

@@ -15,13 +15,15 @@ The bottom `TITLE_SAFE` of the frame carries no drawn text: the cut burns subtit
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from tools.draft_white import asks_white, render_white
+from tools.draft_sweep import draw_sweep
+from tools.draft_white import asks_white, product_colour, render_white
 from tools.film import Shot
-from tools.scene_look import look_colours, mix, scene_look
+from tools.scene_look import brand_palette, look_colours, mix, palette_colours, scene_look
 from tools.silhouettes import draw_subject, reference_sprite, subject_kind
 
 RGB = tuple[int, int, int]
@@ -405,6 +407,7 @@ def render_panel(
     rng = random.Random(seed)
     kind = shot.kind if shot else guess_kind(prompt)
     palette_name, colours = _palette(shot, prompt, reference_images)
+    palette_name, colours = _product_colours(shot, prompt, palette_name, colours)
     scene = (shot.scene or "") if shot else ""  # the planner's scene heading, when it has one
     look = scene_look(scene, f"{shot.lighting} {shot.description} {prompt}" if shot else prompt, kind)
     colours = tuple(_jitter(c, rng) for c in look_colours(colours, look))
@@ -419,9 +422,10 @@ def render_panel(
     top = layout[4][3] + h * 0.03 if layout else 0
     box = () if bare else place_subject(img, w, h, kind, rng, sprite_for, colours[3], top)
     img = _weather(img, ImageDraw.Draw(img, "RGBA"), w, h, rng, look, colours[4])
-    if (w, h) not in _VIGNETTES:
-        _VIGNETTES[(w, h)] = _vignette(w, h)
-    img = Image.fromarray((np.asarray(img, np.float32) * _VIGNETTES[(w, h)]).astype(np.uint8))
+    if look.place != "sweep":  # a sweep has its own fall-off from the key light
+        if (w, h) not in _VIGNETTES:
+            _VIGNETTES[(w, h)] = _vignette(w, h)
+        img = Image.fromarray((np.asarray(img, np.float32) * _VIGNETTES[(w, h)]).astype(np.uint8))
     params = {"kind": kind, "palette": palette_name, "look": f"{look.place} {look.time} {look.weather}",
               "subject": what, "drawn": drawn, "subject_box": list(box)}  # fmt: skip
     if layout:
@@ -445,6 +449,27 @@ def _palette(shot: Shot | None, prompt: str, reference_images) -> tuple[str, tup
     return palette_name, colours
 
 
+def _product_colours(shot: Shot | None, prompt: str, name: str, colours: tuple) -> tuple[str, tuple]:
+    """A prompt alone (a catalogue product, no storyboard shot): the subject in the colour its name is given
+    in ("Wireless Headphones, red, on ..."), and a "brand colours #RRGGBB ..." phrase sets the scene's colours.
+    A film's shot keeps its mood palette: its colour words are the scene's, not one product's."""
+    brand = brand_palette(prompt)
+    body = product_colour(subject_phrase(prompt)) if shot is None else None
+    if brand:
+        return f"brand+{name}", palette_colours(brand, body or colours[3])
+    if body:
+        return name, (*colours[:3], body, colours[4])
+    return name, colours
+
+
+def subject_phrase(prompt: str) -> str:
+    """The prompt's product: after its first " of ", up to where the scene starts (" on ", " in ", ...)."""
+    text = prompt.split(" of ", 1)[-1]
+    return re.split(r"\s(?:on|in|at|against|among|beside|by|with|arranged|worn|showing)\s", text, maxsplit=1)[
+        0
+    ]
+
+
 def _backdrop(w: int, h: int, kind: str, rng: random.Random, colours: tuple, look) -> Image.Image:
     """The place the shot is in (exterior, interior, carriage, studio) at the framing's horizon; a hero shot
     gets its pedestal and light cone."""
@@ -452,10 +477,10 @@ def _backdrop(w: int, h: int, kind: str, rng: random.Random, colours: tuple, loo
     d = ImageDraw.Draw(img, "RGBA")
     horizon = {"establishing": 0.62, "wide": 0.64, "medium": 0.7, "over-the-shoulder": 0.7}.get(kind, 0.72)
     horizon_y = round(h * (horizon + rng.uniform(-0.03, 0.03)))
-    {"exterior": _exterior, "interior": _interior, "carriage": _interior, "studio": _studio}[look.place](
-        img, d, w, h, horizon_y, rng, colours, look
-    )
-    if kind == "hero":
+    places = {"exterior": _exterior, "interior": _interior, "carriage": _interior, "studio": _studio}
+    places["sweep"] = draw_sweep
+    places[look.place](img, d, w, h, horizon_y, rng, colours, look)
+    if kind == "hero" and look.place != "sweep":  # on a sweep the product stands on the floor, no pedestal
         accent, cx = colours[4], w / 2
         d.polygon([(cx - w * 0.06, 0), (cx + w * 0.06, 0), (cx + w * 0.28, h * 0.75), (cx - w * 0.28, h * 0.75)],
                   fill=(*mix(accent, (255, 255, 255), 0.5), 40))  # fmt: skip

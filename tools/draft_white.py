@@ -55,6 +55,7 @@ COLOUR_WORDS: dict[str, tuple[str, RGB]] = {
     "brown": ("brown walnut chocolate coffee wood natural 棕色 褐色 咖啡色 原木色 木色", (128, 88, 56)),
 }
 NEUTRAL: RGB = (86, 92, 102)
+NO_SHADOW = re.compile(r"\bno (?:drop |contact |cast )?shadows?\b|无阴影|不要阴影", re.IGNORECASE)
 
 
 def asks_white(prompt: str) -> bool:
@@ -96,6 +97,8 @@ def render_white(
     y0 = max(0, min((height - sprite.height) // 2, round(height * BASE) - sprite.height))
     box = (x0, y0, x0 + sprite.width, y0 + sprite.height)
     dark = contact_shadow((width, height), sprite.getchannel("A"), box, strength=0.35)
+    if NO_SHADOW.search(prompt):  # a main that must be cut out on pure white
+        dark = np.zeros_like(dark)
     ground = np.full((height, width, 3), 255.0, np.float32) * (1.0 - dark[..., None])
     img = Image.fromarray(np.clip(np.rint(ground), 0, 255).astype(np.uint8)).convert("RGBA")
     img.alpha_composite(sprite, dest=(x0, y0))

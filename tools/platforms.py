@@ -35,6 +35,9 @@ class Platform(BaseModel):
     background: Literal["white", "any"] = Field(description="white: pure (255,255,255) around the product.")
     min_fill: float = Field(ge=0, le=1, description="Least share of the frame's long side the product spans.")
     text_on_main: bool = Field(description="Whether price tags, badges and claims may be drawn on the image.")
+    shadow: bool = Field(
+        default=True, description="Whether a main on white may show the product's soft contact shadow."
+    )
     rules: list[str] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list, description="Where the figures come from.")
     unconfirmed: list[str] = Field(default_factory=list, description="Which figures no source confirmed.")

@@ -32,6 +32,12 @@ INTERIOR_WORDS = ("interior indoor indoors inside room kitchen office bedroom li
 EXTERIOR_WORDS = ("exterior outdoor outdoors outside street city skyline rooftop mountain mountains trail "
                   "beach sea ocean park forest field sky road 户外 室外 街 城市 山 海 公园 森林 天空 屋顶 路")  # fmt: skip
 CARRIAGE_WORDS = "subway train carriage metro bus tram 地铁 车厢 列车 公交"
+# A product photographer's studio: a seamless paper sweep or a backdrop, not a room. "studio" alone is not
+# one of them (a recording studio, an artist's studio are rooms).
+SWEEP_WORDS = "seamless backdrop cyclorama plinth 无缝 影棚 背景布 纯色背景"
+# The phrase a catalogue prompt names its brand palette in: "brand colours #E4002B red, #FFFFFF white".
+BRAND_PHRASE = re.compile(r"\bbrand colou?rs?\b([^.;]*)", re.IGNORECASE)
+HEX = re.compile(r"#([0-9a-fA-F]{6})\b")
 
 
 def _count(text: str, vocab: str) -> int:
@@ -48,7 +54,8 @@ def _count(text: str, vocab: str) -> int:
 class Look:
     """Where and when the shot happens, as far as the panel's light is concerned."""
 
-    place: str  # exterior, interior, carriage (a train or bus inside), studio (seamless backdrop)
+    place: str  # exterior, interior, carriage (a train or bus inside), studio (a hero's dark stage), sweep
+    # (a product photographer's seamless backdrop)
     time: str  # day, dawn, dusk, night
     weather: str  # clear, rain, snow, fog
 
@@ -57,7 +64,8 @@ def scene_look(scene: str, words: str, kind: str) -> Look:
     """The look from a scene heading ("INT. SUBWAY CAR – NIGHT") and the shot's lighting and description words.
 
     The heading wins where it speaks (INT./EXT., its time of day); the words decide the rest. A hero, insert or
-    detail shot with no place in its words is a studio packshot.
+    detail shot with no place in its words is a studio packshot. Words of a seamless backdrop (SWEEP_WORDS)
+    with no INT./EXT. heading make it a sweep, whatever else the words name.
     """
     head = scene.lower()
     text = f"{head} {words}".lower()
@@ -72,7 +80,9 @@ def scene_look(scene: str, words: str, kind: str) -> Look:
         inside, outside = 1, 0
     elif re.match(r"\s*(ext\.|ext\b|外景)", head):
         inside, outside = 0, 1
-    if inside > outside:
+    if _count(text, SWEEP_WORDS) and not re.match(r"\s*(int\.|int\b|内景|ext\.|ext\b|外景)", head):
+        place = "sweep"
+    elif inside > outside:
         place = "carriage" if _count(text, CARRIAGE_WORDS) else "interior"
     elif outside or kind in ("establishing", "wide"):
         place = "exterior"
@@ -108,3 +118,29 @@ def look_colours(base: tuple[RGB, ...], look: Look) -> tuple[RGB, ...]:
         sky_top, sky_bottom = mix(sky_top, grey, amount), mix(sky_bottom, grey, amount)
         ground = mix(ground, grey, amount * 0.5)
     return sky_top, sky_bottom, ground, subject, accent
+
+
+def brand_palette(prompt: str) -> list[RGB]:
+    """The #RRGGBB colours of the prompt's "brand colours ..." phrase, in order; [] when it has none."""
+    m = BRAND_PHRASE.search(prompt)
+    if not m:
+        return []
+    return [tuple(int(h[i : i + 2], 16) for i in (0, 2, 4)) for h in HEX.findall(m.group(1))]  # type: ignore[misc]
+
+
+def _lightness(c: RGB) -> float:
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+
+def palette_colours(palette: list[RGB], subject: RGB) -> tuple[RGB, ...]:
+    """(sky top, sky bottom, ground, subject, accent) in a brand's colours, the subject in its own.
+
+    The set is one brand colour, the one nearest mid-grey (so the picture is neither under- nor over-exposed to
+    the technical critic), in shades a few percent apart: a look's gradients and mixes between its colours then
+    stay near it, where a mix of two brand colours would be neither. The props and the light (the accent) take
+    the most saturated of the others. The brand-colour critic then measures these very colours.
+    """
+    by_mid = sorted(palette, key=lambda c: abs(_lightness(c) - 150))
+    wall, others = by_mid[0], by_mid[1:]
+    accent = max(others, key=lambda c: max(c) - min(c)) if others else mix(wall, (0, 0, 0), 0.35)
+    return mix(wall, (0, 0, 0), 0.05), wall, mix(wall, (0, 0, 0), 0.1), subject, accent

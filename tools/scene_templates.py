@@ -80,7 +80,11 @@ def _template_name(category: str, scene: str, folders: list[Path]) -> str:
 
 
 def scene_prompt(
-    product: Product, scene: str, templates_dir: str | Path | None = None, white: bool = False
+    product: Product,
+    scene: str,
+    templates_dir: str | Path | None = None,
+    white: bool = False,
+    shadow: bool = True,
 ) -> str:
     """The image prompt for `product` in `scene`, one line; `white` gives the pure-white main image's prompt.
 
@@ -92,7 +96,7 @@ def scene_prompt(
     name = "white.j2" if white else _template_name(product.category, scene, folders)
     env = _environment(tuple(folders))
     try:
-        text = env.get_template(name).render(product=product, scene=scene)
+        text = env.get_template(name).render(product=product, scene=scene, shadow=shadow)
     except jinja2.TemplateError as e:
         where = getattr(e, "filename", None) or name
         raise SettingsError(f"scene template {where}: {type(e).__name__}: {e}") from None
