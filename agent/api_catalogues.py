@@ -104,7 +104,12 @@ def create_catalogue(body: CatalogueRequest, request: Request, owner: str = Depe
         owner,
         rows,
         photos,
-        {"platforms": platforms, "scenes": body.scenes, "render_side": body.render_side},
+        {
+            "platforms": platforms,
+            "scenes": body.scenes,
+            "render_side": body.render_side,
+            "shadow": body.shadow,
+        },
         {"seed": body.seed, "max_takes": body.max_takes},
         save=save_png,
         check=check,

@@ -199,6 +199,10 @@ class CatalogueRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     max_takes: int | None = Field(default=None, ge=1, le=10)
     render_side: int = Field(default=1024, ge=64, le=2048)
+    shadow: bool = Field(
+        default=True,
+        description="False: main images on white with no shadow at all, as `main.py catalogue --no-shadow`.",
+    )
 
 
 class CatalogueView(BaseModel):

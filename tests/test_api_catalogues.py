@@ -340,3 +340,28 @@ def test_a_cancel_its_worker_never_reached_ends_cancelled_at_the_restart(tmp_pat
         store = c.app.state.service.store
         assert [j.state for j in store.jobs(cid)] == ["cancelled"] and store.claim("w") is None
         assert c.post(f"/v1/catalogues/{cid}/resume", headers=A).status_code == 202
+
+
+def test_shadow_false_makes_the_main_on_white_with_no_shadow(client, tmp_path):
+    """`shadow: false` in the request is `main.py catalogue --no-shadow`: the drawn main's contact shadow goes."""
+    import numpy as np
+    from PIL import Image
+
+    def shade_below_the_product(shadow: bool | None) -> int:
+        """How far from white the rows under the product are, summed: its contact shadow, and the soft edge
+        a 192 px draft gets when it is resized to Amazon's 2000 px."""
+        body = {"products": [CATALOGUE["products"][1]], "scenes": ["product_only"], "platforms": ["amazon"],
+                "render_side": 192, **({} if shadow is None else {"shadow": shadow})}  # fmt: skip
+        r = client.post("/v1/catalogues", json=body, headers=A)
+        assert r.status_code == 202, r.text
+        view = wait_done(client, r.json()["id"])
+        assert view["status"] == "done", view["error"]
+        (png,) = [f for f in view["files"] if f.startswith("amazon/") and f.endswith(".png")]
+        with Image.open(tmp_path / "state" / "runs" / view["id"] / png) as im:
+            a = np.asarray(im.convert("L")).astype(int)
+        rows = np.nonzero((a < 200).any(axis=1))[0]  # the product's own pixels, not its soft shadow
+        return int((255 - a[rows.max() + 1 :]).sum())
+
+    shaded = shade_below_the_product(None)  # by default the main keeps its contact shadow
+    bare = shade_below_the_product(False)
+    assert bare < shaded / 4, (bare, shaded)
