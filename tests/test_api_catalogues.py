@@ -258,7 +258,9 @@ def test_a_queued_catalogue_is_cancelled_at_once_and_stays_cancelled_after_a_res
 
 def test_a_running_catalogue_stops_between_units_and_resumes_without_making_them_again(tmp_path):
     config = {"state_dir": str(tmp_path / "state"), "keys": [KEY_A, KEY_B], "workers": 1}
-    products = [{"sku": f"MUG-{i:02d}", "name": "手工陶瓷杯", "category": "home"} for i in range(16)]
+    # Draft units at 192 px finish in bursts of the engine's units in flight: 16 units were all made before a
+    # cancel sent after the first record reached the worker (seen in CI). 64 leave the cancel room to land.
+    products = [{"sku": f"MUG-{i:02d}", "name": "手工陶瓷杯", "category": "home"} for i in range(64)]
     body = {**CATALOGUE, "products": products}
     with TestClient(create_app(ServerConfig(**config))) as c:
         cid = c.post("/v1/catalogues", json=body, headers=A).json()["id"]
