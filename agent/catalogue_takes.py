@@ -322,11 +322,17 @@ def finish_platform(best: Take, unit: Unit, subject: Subject, platform: Platform
         from tools.copy_layout import check_copy, lay_out
 
         p = unit.product
-        img, texts = lay_out(
-            img, price=p.price, promo=p.promo, claims=p.claims, brand=subject.brand, avoid=mask
+        img, texts, boxes = lay_out(
+            img,
+            price=p.price,
+            promo=p.promo,
+            claims=p.claims,
+            brand=subject.brand,
+            avoid=mask,
+            with_boxes=True,
         )
         critics = [c for c in critics if c.name != "ocr"]
-        critics.append(check_copy(img, texts, thresholds_for(ctx.critique)))
+        critics.append(check_copy(img, texts, thresholds_for(ctx.critique), boxes=boxes))
     write_png(Path(ctx.out_dir) / rel, img)
     return grade(critics), rel
 

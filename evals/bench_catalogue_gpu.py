@@ -80,7 +80,9 @@ class GpuSampler:
         return out
 
 
-def random_manager(tiny: bool, compile: bool, quantize: str, render_batch: int):
+def random_manager(
+    tiny: bool, compile: bool, quantize: str, render_batch: int, compile_cache: str | None = None
+):
     """A ModelManager holding the full-size (or tiny) random Z-Image-Turbo, sped up as asked."""
     from evals.bench_gpu import Bench
     from tools.models import ModelManager
@@ -88,7 +90,13 @@ def random_manager(tiny: bool, compile: bool, quantize: str, render_batch: int):
 
     bench = Bench(tiny=tiny, repeats=1)
     pipe = bench.build_zimage()
-    manager = ModelManager(device=bench.device, compile=compile, quantize=quantize, render_batch=render_batch)
+    manager = ModelManager(
+        device=bench.device,
+        compile=compile,
+        quantize=quantize,
+        render_batch=render_batch,
+        compile_cache=compile_cache,  # its mega-cache file loaded now and saved after calls that compiled
+    )
     manager.adopt(MODEL, pipe)
     speed_up(pipe, compile=compile, quantize=quantize)
     return manager
@@ -100,7 +108,9 @@ def random_backends(ctx, tiny: bool = False):
     from agent.settings import RunSettings
 
     settings = RunSettings.model_validate(ctx.settings)
-    manager = random_manager(tiny, settings.compile, settings.quantize, settings.render_batch)
+    manager = random_manager(
+        tiny, settings.compile, settings.quantize, settings.render_batch, settings.compile_cache
+    )
     return Backends.for_settings(settings, manager)
 
 

@@ -98,6 +98,7 @@ class Spans:
         ("tools.critique", "critique_image", "critique"),
         ("tools.critique", "critique_clip", "clip check"),
         ("tools.animate", "MotionBackend.animate", "clip"),
+        ("tools.animate", "DiffusersVideoBackend.animate", "video clip"),
         ("tools.sound", "film_sound", "sound"),
         ("tools.cut_segments", "encode_film", "cut encode"),
         ("tools.cut_segments", "_encode_segment", "segment"),
@@ -157,6 +158,13 @@ def build_manager(args):
     )
     manager.adopt(MODEL, pipe)
     speed_up(pipe, compile=args.compile, quantize=args.quantize, mode=args.compile_mode)
+    if args.video == "ltx":  # full-size random LTX-Video 2B (T5-XXL text encoder) beside the image model
+        from tools.model_specs import DEFAULT_VIDEO_MODEL
+
+        t = time.perf_counter()
+        manager.adopt(DEFAULT_VIDEO_MODEL, bench.build_ltx())
+        bench.sync()
+        built += time.perf_counter() - t
     return bench, manager, built
 
 
@@ -165,7 +173,11 @@ def film_settings(args, out: Path):
     --video-backend motion --clip-model none --max-takes K --render-batch B [--compile ...]` gives."""
     from agent.settings import RunSettings, resolve_size
 
-    platform, width, height = resolve_size(None, "64x64" if args.tiny else "1024x1024")
+    full = "768x512" if args.video == "ltx" else "1024x1024"  # the issue's LTX film: 3 s clips at 768×512
+    platform, width, height = resolve_size(None, "64x64" if args.tiny else full)
+    video = (
+        {"video_backend": "diffusers", "video_model": "Lightricks/LTX-Video"} if args.video == "ltx" else {}
+    )
     return RunSettings(
         run_dir=str(out),
         shots=args.shots,
@@ -174,13 +186,13 @@ def film_settings(args, out: Path):
         height=height,
         image_backend="diffusers",
         image_model=MODEL,
-        video_backend="motion",
         clip_model="none",
         max_takes=args.max_takes,
         render_batch=args.render_batch,
         compile=args.compile,
         quantize=args.quantize,
         compile_cache=args.compile_cache,
+        **({"video_backend": "motion"} | video),
     )
 
 
@@ -196,7 +208,8 @@ def film(
     settings.attach(Backends.for_settings(settings, manager))
     first_call = len(manager.queue.batches)
     began = time.perf_counter()
-    result = director.start(read_brief(BRIEF, "argument"), settings)
+    brief = BRIEF.replace("20-second", "24-second") if args.video == "ltx" else BRIEF  # 8 shots of 3 s
+    result = director.start(read_brief(brief, "argument"), settings)
     done = time.perf_counter()
     if result.state.cut is None:
         raise RuntimeError(f"the film made no cut; see {out}/report.html")
@@ -296,6 +309,14 @@ def compile_counters() -> dict:
     }
 
 
+def compile_time_totals(top: int = 20) -> dict:
+    """Seconds each compile phase of this process took in all (Dynamo's own account), the largest first."""
+    from torch._dynamo.utils import compilation_time_metrics
+
+    totals = {k: round(sum(v), 2) for k, v in compilation_time_metrics.items()}
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1])[:top])
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -318,11 +339,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--what", default="films,images", help="films (cold, then warm in the same process) and/or images"
     )
+    ap.add_argument(
+        "--video", default="motion", choices=["motion", "ltx"], help="ltx: LTX-Video 2B clips at 768x512"
+    )
+    ap.add_argument(
+        "--sample-stacks",
+        action="store_true",
+        help="count where the cold film's threads are (evals/stack_sampler.py)",
+    )
     ap.add_argument("--out", default="bench_film_gpu.json")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from evals.stack_sampler import StackSampler
+
     args = parse_args(argv)
     t0_perf = time.perf_counter() - (time.time() - STARTED)
     sampler = GpuSampler().start()
@@ -340,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 "render_batch",
                 "shots",
                 "max_takes",
+                "video",
             )
         },
         "build_weights_s": round(built, 2),
@@ -354,7 +386,14 @@ def main(argv: list[str] | None = None) -> int:
             row["first_image_s"] = first_image(bench, manager)
         with tempfile.TemporaryDirectory() as tmp:
             if "films" in what:
-                row["cold"] = film(args, manager, Path(tmp) / "cold", t0_perf, STARTED, sampler, spans)
+                stacks = StackSampler().start() if args.sample_stacks else None
+                try:
+                    row["cold"] = film(args, manager, Path(tmp) / "cold", t0_perf, STARTED, sampler, spans)
+                finally:
+                    if stacks:
+                        stacks.stop()
+                        row["cold_stacks"] = stacks.summary()
+                        print(json.dumps({"cold_stacks": row["cold_stacks"]}, indent=1), flush=True)
                 print(json.dumps({"cold": row["cold"]}), flush=True)
                 t_perf, t_epoch = time.perf_counter(), time.time()
                 row["warm"] = film(args, manager, Path(tmp) / "warm", t_perf, t_epoch, sampler, spans)
@@ -364,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sampler.stop()
         row["compile_counters"] = compile_counters()
+        row["compile_times"] = compile_time_totals()
         Path(args.out).write_text(json.dumps(row, indent=1))
     print_table(row)
     return 0

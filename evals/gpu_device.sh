@@ -25,9 +25,10 @@ install_payload "$P" || exit 1
 if [ -n "${EXTRA:-}" ]; then install_payload "$(realpath "$EXTRA")" || exit 1; fi
 ls -a /tmp/site | grep '^.done' | tr '\n' ' '; echo
 rm -rf /tmp/code && mkdir -p /tmp/code && tar -xzf "$P/code.tar.gz" -C /tmp/code || exit 1
-for c in /tmp/cd-cc8 /tmp/cd-cc; do
+for c in /tmp/cd-cc8 /tmp/cd-cc; do  # CACHE_IN may be xz-compressed (the 8.5 MB FP8 file packs to 0.5 MB)
   if [ -n "${CACHE_IN:-}" ] && [ -f "$CACHE_IN" ] && [ ! -f $c/compile_artifacts.bin ]; then
-    mkdir -p $c && cp "$CACHE_IN" $c/compile_artifacts.bin && echo "mega-cache $CACHE_IN -> $c"; fi
+    mkdir -p $c && case $CACHE_IN in *.xz) xz -dc "$CACHE_IN" > $c/compile_artifacts.bin ;; *) cp "$CACHE_IN" $c/compile_artifacts.bin ;; esac
+    echo "mega-cache $CACHE_IN -> $c ($(stat -c %s $c/compile_artifacts.bin) bytes)"; fi
 done
 python3 -m compileall -q -j 16 /tmp/code > /dev/null 2>&1
 echo "PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE:-unset}"
@@ -69,12 +70,16 @@ for step in ${STEPS:-}; do
            grep -h -o '"error": *"[^"]*"' "$d"/*.json "$d"/shots/*/*.json 2>/dev/null | sort | uniq -c | head; done ;;
     worker) one worker 150 $C worker --folder $W --films 2 --compile --compile-cache $CACHE ;;
     worker-plain) one worker-plain 150 $C worker --folder $W --films 2 ;;
+    film-fp8s) one film-fp8s $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --sample-stacks ;;
+    img1-fp8|img2-fp8) one $step $(left ${IMG_CAP:-200}) $F --what images --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --repeats 3 ;;
+    film-ltx) one film-ltx $(left ${LTX_CAP:-300}) $F --what films --video ltx ;;
     film-fp8) one film-fp8 $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     run-fp8) one run-fp8 $(left 240) $C run --folder $W --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     img-fp8) TORCHINDUCTOR_CACHE_DIR=/tmp/cd-cc8 one img-fp8 $(left 300) -m evals.bench_gpu --zimage --variants ${VARIANTS:-fp8,fp8-cl} --batches 1,4 --repeats 3 ;;
     keep) ls -la /tmp/cd-cc8 2>/dev/null; du -sh /tmp/cd-cc8 2>/dev/null
-          f=/tmp/cd-cc8/compile_artifacts.bin; [ -f $f ] && [ $(stat -c %s $f) -lt 16000000 ] && cp $f "$OUT"/ && echo "kept $f" ;;
-    catf-*) n=${step#catf-}; one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
+          f=/tmp/cd-cc8/compile_artifacts.bin; [ -f $f ] && xz -T4 -6 -c $f > "$OUT"/compile_artifacts_fp8.bin.xz && echo "kept $f"
+          f=/tmp/cd-cc/compile_artifacts.bin; [ -f $f ] && xz -T4 -6 -c $f > "$OUT"/compile_artifacts_bf16.bin.xz && echo "kept $f" ;;
+    catf-*) n=${step#catf-}; one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --verbose ;;
     fp8-1) one fp8-1 $(( ${BUDGET:-585} - SECONDS )) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     fp8-2) one fp8-2 300 $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     cat-*) n=${step#cat-}; one "$step" 580 evals/bench_catalogue_gpu.py --mode local --units $n --compile --compile-cache $CACHE ;;

@@ -179,3 +179,21 @@ def test_a_price_tag_on_a_2000_px_main_image_reads_back_whole():
     image, texts = lay_out(scene.resize((2000, 2000), Image.Resampling.LANCZOS), price="$59", brand=Brand())
     result = check_copy(image, texts)
     assert texts == ["$59"] and result.passed and result.scores["ocr.cer"] == 0.0, result.issues
+
+
+def test_copy_is_read_in_its_plates_and_the_plates_are_not_blind(scene_with_product):
+    """With the plates lay_out drew, each text is read there by the recogniser alone; a plate that does not hold
+    its text (the bare scene) falls back to searching the whole image, and still fails."""
+    pytest.importorskip("rapidocr")
+    image, mask = scene_with_product
+    out, texts, boxes = lay_out(
+        image, price="¥199", promo="限时特惠", claims=["Free shipping over $50"], avoid=mask, with_boxes=True
+    )
+    assert len(boxes) == len(texts) == 3
+    result = check_copy(out, texts, boxes=boxes)
+    assert result.passed and result.scores["ocr.read_in_plates"] == 1.0 and result.scores["ocr.cer"] == 0.0
+    bare = check_copy(image, texts, boxes=boxes)
+    assert not bare.passed and bare.scores["ocr.read_in_plates"] == 0.0 and bare.scores["ocr.cer"] > 0.5
+    # a plate that holds other text is caught too: the boxes swapped read the wrong words
+    swapped = check_copy(out, texts, boxes=[boxes[1], boxes[0], boxes[2]])
+    assert swapped.scores["ocr.read_in_plates"] == 0.0

@@ -133,8 +133,10 @@ def lay_out(
     claims: tuple[str, ...] | list[str] = (),
     brand: Brand | None = None,
     avoid: Image.Image | None = None,
-) -> tuple[Image.Image, list[str]]:
-    """(the image with its price tag, promo badge and claims; the texts as drawn, one per line, for OCR)."""
+    with_boxes: bool = False,
+) -> tuple[Image.Image, list[str]] | tuple[Image.Image, list[str], list[tuple[int, int, int, int]]]:
+    """(the image with its price tag, promo badge and claims; the texts as drawn, one per line, for OCR), and
+    with `with_boxes` each text's plate (x0, y0, x1, y1) too, for `check_copy` to read just there."""
     brand = brand or Brand()
     w, h = image.size
     unit = min(w, h)
@@ -163,7 +165,8 @@ def lay_out(
                 brand, group, prefer, image.size, margin, gap, mask, [b for _, b in placed]
             )
     texts = [b.text for b, _ in placed]
-    return (_draw(image, brand, placed) if placed else image.convert("RGB")), texts
+    out = _draw(image, brand, placed) if placed else image.convert("RGB")
+    return (out, texts, [box for _, box in placed]) if with_boxes else (out, texts)
 
 
 def _tiles(image: Image.Image) -> list[Image.Image]:
@@ -178,16 +181,32 @@ def _tiles(image: Image.Image) -> list[Image.Image]:
     return tiles
 
 
-def check_copy(image: Image.Image, texts: list[str], thresholds=None) -> CriticResult:
-    """Read the laid-out copy back (the OCR critic's reader, once) and score each text's character error rate;
-    passes only when every text reads back within the OCR critic's fail limit."""
+def check_copy(
+    image: Image.Image,
+    texts: list[str],
+    thresholds=None,
+    boxes: list[tuple[int, int, int, int]] | None = None,
+) -> CriticResult:
+    """Read the laid-out copy back and score each text's character error rate; passes only when every text
+    reads back within the OCR critic's fail limit.
+
+    With `boxes` (lay_out's plates, one per text) each text is read in its own plate by the recogniser alone:
+    the layout knows where it drew, so nothing has to find the text. Only when a plate does not read back is
+    the whole image searched, as without boxes (the OCR critic's reader, then crops of it)."""
     from tools.critics.inputs import Thresholds
-    from tools.critics.ocr import best_substring_distance, normalise_text, read_text
-    from tools.film import Issue
+    from tools.critics.ocr import best_substring_distance, normalise_text, read_line, read_text
 
     th = thresholds or Thresholds()
     if not texts:
         return CriticResult(name="ocr", ran=False, not_run_reason="no copy laid out")
+    if boxes is not None and len(boxes) == len(texts):
+        got = [normalise_text(read_line(image.crop(box))) for box in boxes]
+        cers = [
+            best_substring_distance(normalise_text(t), g)[0] / max(len(normalise_text(t)), 1)
+            for t, g in zip(texts, got, strict=True)
+        ]
+        if max(cers) <= th.ocr_cer_fail:
+            return _copy_result(texts, cers, len(boxes), th, read="plates")
     lines = read_text(image)
     haystacks = ["".join(normalise_text(t) for t, _, _ in lines)]
 
@@ -198,17 +217,30 @@ def check_copy(image: Image.Image, texts: list[str], thresholds=None) -> CriticR
         # rapidocr's detector works on a downscaled frame and can miss a small badge on a large image that it
         # reads at once in a crop or at a smaller size: read those too.
         haystacks += ["".join(normalise_text(t) for t, _, _ in read_text(tile)) for tile in _tiles(image)]
-    cers, issues = [], []
-    for text in texts:
-        cer = cer_of(normalise_text(text))
-        cers.append(cer)
-        if cer > th.ocr_cer_review:
-            reason = f'laid-out text "{text}" reads back with character error rate {cer:.2f}'
-            issues.append(Issue(category="text", reason=reason, critic="ocr"))
+    return _copy_result(texts, [cer_of(normalise_text(t)) for t in texts], len(lines), th, read="image")
+
+
+def _copy_result(texts: list[str], cers: list[float], lines: int, th, read: str) -> CriticResult:
+    from tools.film import Issue
+
+    issues = [
+        Issue(
+            category="text",
+            reason=f'laid-out text "{t}" reads back with character error rate {c:.2f}',
+            critic="ocr",
+        )
+        for t, c in zip(texts, cers, strict=True)
+        if c > th.ocr_cer_review
+    ]
     return CriticResult(
         name="ocr",
         ran=True,
         passed=max(cers) <= th.ocr_cer_fail,
-        scores={"ocr.cer": max(cers), "ocr.cer_mean": float(np.mean(cers)), "ocr.lines": float(len(lines))},
+        scores={
+            "ocr.cer": max(cers),
+            "ocr.cer_mean": float(np.mean(cers)),
+            "ocr.lines": float(lines),
+            "ocr.read_in_plates": 1.0 if read == "plates" else 0.0,
+        },
         issues=issues,
     )

@@ -65,9 +65,13 @@ def speed_up(pipe, compile: bool = False, quantize: str = "none", mode: str | No
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
         chosen = set(fp8_layers(denoiser))
+        # set_inductor_config=False: by default torchao turns on Inductor's coordinate-descent tuning, which
+        # re-tunes every kernel at its first launch in each process. On an H200 that was 172 s of a 192 s
+        # first FP8 call whose FX-graph and AOTAutograd caches all hit (seventh session), so FP8 paid minutes
+        # in every process however warm the compile cache.
         quantize_(
             denoiser,
-            Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+            Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=False),
             filter_fn=lambda m, fqn: fqn in chosen,
         )
         log.info("FP8 linear layers: %d of the denoiser's", len(chosen))
