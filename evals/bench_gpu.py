@@ -406,7 +406,7 @@ class Bench:
         torch.cuda.empty_cache() if self.device == "cuda" else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--tiny", action="store_true", help="tiny configs on the CPU (checks the script, not speed)"
@@ -448,7 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--switch", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="bench_gpu.json")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     bench = Bench(args.tiny, args.repeats)
     bench.jsonl = args.out + "l"

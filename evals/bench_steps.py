@@ -133,34 +133,11 @@ class StepBench:
     # ---- the variant -------------------------------------------------------------------------------------
 
     def variant(self, variant: str) -> dict:
-        import torch
-
         from evals.bench_gpu import PROMPT
         from tools.text_cache import TextCache
 
         b = self.bench
-        gc.collect()
-        if b.device == "cuda":
-            torch.cuda.empty_cache()
-        torch._dynamo.reset()
-        self.recompiled = 0
-        t0 = time.perf_counter()
-        pipe = b.build_zimage()
-        built = time.perf_counter() - t0
-        b._apply_variant(pipe, variant)
-        t1 = time.perf_counter()
-        self.call(pipe)  # warm-up: a compiled variant compiles here, then once more for a second length
-        pipe(
-            prompt="a cup",
-            height=self.size,
-            width=self.size,
-            num_inference_steps=self.steps,
-            guidance_scale=0.0,
-        )
-        warm = time.perf_counter() - t1
-        row: dict = dict(variant=variant, attention="auto", size=f"{self.size}x{self.size}", steps=self.steps)
-        row.update(build_s=round(built, 1), warmup_s=round(warm, 1))
-        self.pipe, self.warm = pipe, warm
+        pipe, row = self.build(variant)
 
         # Text encoding: the pipeline's own encoder (as a call from text runs it), then the cache's answer.
         row["text_encode_s"] = self.repeat(
@@ -196,6 +173,33 @@ class StepBench:
             self.report(row)
         self.attention_rows(variant, pipe, embeds, row)
         return row
+
+    def build(self, variant: str):
+        """(a fresh pipeline with the variant applied and warmed up, the variant's row so far)."""
+        import torch
+
+        gc.collect()
+        if self.bench.device == "cuda":
+            torch.cuda.empty_cache()
+        torch._dynamo.reset()
+        self.recompiled = 0
+        t0 = time.perf_counter()
+        pipe = self.bench.build_zimage()
+        built = time.perf_counter() - t0
+        self.bench._apply_variant(pipe, variant)
+        t1 = time.perf_counter()
+        self.call(pipe)  # warm-up: a compiled variant compiles here, then once more for a second length
+        pipe(
+            prompt="a cup",
+            height=self.size,
+            width=self.size,
+            num_inference_steps=self.steps,
+            guidance_scale=0.0,
+        )
+        self.pipe, self.warm = pipe, time.perf_counter() - t1
+        row: dict = dict(variant=variant, attention="auto", size=f"{self.size}x{self.size}", steps=self.steps)
+        row.update(build_s=round(built, 1), warmup_s=round(self.warm, 1))
+        return pipe, row
 
     def loop(self, pipe, embeds) -> dict:
         """Seconds of the denoising loop (embeddings in, latents out) and the median of its steps."""
