@@ -26,6 +26,7 @@ def test_steps_mode_times_each_step_and_notes_what_it_cannot_run(tmp_path, capsy
         "call_s",
         "call_cached_text_s",
         "call_cached_text_best_decode_s",
+        "call_manager_repeated_prompt_s",
         "b4_s_per_image",
         "peak_gib_b1",
         "peak_gib_b4",
