@@ -12,6 +12,8 @@ The table of model families (`MODEL_SPECS`, `spec_for`, `call_kwargs`) is tools/
   server's cross-process GPU lock goes in as `device_lock`, held around each pipeline call);
   text-to-image requests go through its `RenderQueue` (tools/render_queue.py), which batches the ones that
   share a model, size and steps into one pipeline call;
+- keeps the prompt embeddings of recent texts (tools/text_cache.py), so a re-shoot, a second seed or a second
+  platform of the same prompt skips the text encoder; applies `--attention` to the image model's denoiser;
 - records what every call cost (`RenderCost`: the wait for the device, GPU seconds from CUDA events, the wall
   time of the call), so a take's provenance says what it cost apart from the time it spent queued;
 - points Inductor's caches at a folder that outlives the process (`compile_cache`), so `--compile` is paid once
