@@ -29,6 +29,7 @@ import time
 # What the first compile of the VAE decoder may take at 1024² (not yet measured on a GPU): below this much time
 # left, it is skipped.
 VAE_COMPILE_NEED_S = 90.0
+SOURCE = "Tongyi-MAI/Z-Image-Turbo"
 
 
 class Clock:
@@ -71,6 +72,7 @@ class StepBench:
         self.size = 64 if bench.tiny else 1024
         self.steps = 9
         self.skipped: list[dict] = []
+        self.pipe = self.manager = None
         self.recompiled = 0  # graphs Dynamo compiled inside timed runs (should stay 0)
 
     def left(self) -> float:
@@ -148,12 +150,11 @@ class StepBench:
             lambda: pipe.encode_prompt(prompt=[PROMPT], do_classifier_free_guidance=False)
         )
         cache = TextCache()
-        source = "Tongyi-MAI/Z-Image-Turbo"
-        cache.embeddings(source, pipe, [PROMPT], 512)
+        cache.embeddings(SOURCE, pipe, [PROMPT], 512)
         cached = []
         for _ in range(b.repeats):
             t = time.perf_counter()
-            embeds = cache.embeddings(source, pipe, [PROMPT], 512)
+            embeds = cache.embeddings(SOURCE, pipe, [PROMPT], 512)
             cached.append(time.perf_counter() - t)
         row["text_cached_s"] = statistics.median(cached)
 
@@ -168,7 +169,7 @@ class StepBench:
         row["call_cached_text_s"] = self.repeat(lambda: self.call(pipe, embeds=embeds))
         row.update(self.decode(pipe, latents, variant))
         row["call_cached_text_best_decode_s"] = self.repeat(lambda: self.call(pipe, embeds=embeds))
-        row["call_manager_repeated_prompt_s"] = self.repeat(self.through_manager(pipe))
+        row["call_manager_repeated_prompt_s"] = self.repeat(self.through_manager())
         self.report(row)
 
         if self.fits(variant, "batch 4", self.warm + 4 * (b.repeats + 1) * row["call_s"]):
@@ -187,6 +188,8 @@ class StepBench:
         """(a fresh pipeline with the variant applied and warmed up, the variant's row so far)."""
         import torch
 
+        from tools.models import ModelManager
+
         gc.collect()
         if self.bench.device == "cuda":
             torch.cuda.empty_cache()
@@ -195,6 +198,10 @@ class StepBench:
         t0 = time.perf_counter()
         pipe = self.bench.build_zimage()
         built = time.perf_counter() - t0
+        # Adopted before the variant is applied, as bench_film_gpu.py does: adopting moves the pipeline to the
+        # device, which is not to be tried on FP8 weights.
+        self.manager = ModelManager(device=self.bench.device)
+        self.manager.adopt(SOURCE, pipe)
         self.bench._apply_variant(pipe, variant)
         t1 = time.perf_counter()
         self.call(pipe)  # warm-up: a compiled variant compiles here, then once more for a second length
@@ -210,18 +217,15 @@ class StepBench:
         row.update(build_s=round(built, 1), warmup_s=round(self.warm, 1))
         return pipe, row
 
-    def through_manager(self, pipe):
+    def through_manager(self):
         """A call as a re-shoot makes it: ModelManager.run with a prompt it has seen (its text cache answers)."""
         from evals.bench_gpu import PROMPT
-        from tools.models import ModelManager
 
-        manager = ModelManager(device=self.bench.device)
-        manager.adopt("Tongyi-MAI/Z-Image-Turbo", pipe)
         kw = dict(height=self.size, width=self.size, num_inference_steps=self.steps, guidance_scale=0.0)
 
         def run():
-            gen = manager.generator(0)
-            return manager.run("Tongyi-MAI/Z-Image-Turbo", "t2i", prompt=PROMPT, generator=gen, **kw)
+            gen = self.manager.generator(0)
+            return self.manager.run(SOURCE, "t2i", prompt=PROMPT, generator=gen, **kw)
 
         return run
 
@@ -367,4 +371,4 @@ def run_steps(
             steps.report(
                 dict(variant=variant, attention="auto", error=f"{type(err).__name__}: {first}"[:300])
             )
-        steps.pipe = None
+        steps.pipe = steps.manager = None
