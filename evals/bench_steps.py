@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+import traceback
 
 # What the first compile of the VAE decoder may take at 1024² (not yet measured on a GPU): below this much time
 # left, it is skipped.
@@ -368,6 +369,7 @@ def run_steps(
             steps.variant(variant)
         except Exception as err:
             first = str(err).splitlines()[0] if str(err) else ""
+            traceback.print_exc()  # the error row holds one line; the log keeps where it came from
             steps.report(
                 dict(variant=variant, attention="auto", error=f"{type(err).__name__}: {first}"[:300])
             )
