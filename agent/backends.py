@@ -36,6 +36,7 @@ MODEL_FIELDS = (
     "quantize",
     "compile_cache",
     "render_batch",
+    "attention",
     "num_inference_steps",
 )
 

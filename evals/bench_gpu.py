@@ -8,9 +8,13 @@ per prompt than Qwen's BPE, so text encoding is, if anything, timed pessimistica
     python -m evals.bench_gpu --zimage --out bench.json             # Z-Image variants (plain, compiled, fast)
     python -m evals.bench_gpu --video --switch --out bench.json     # LTX, Wan TI2V-5B clips; model switch
     python -m evals.bench_gpu --tiny --zimage --video --switch       # the same code on tiny configs, on a CPU
+    python -m evals.bench_gpu --what steps --variants plain,fp8 --budget-s 540 --out steps.json
+                                                                   # batch 1, each step timed on its own
 
 Every image time is end to end (prompt text in, decoded image out: text encoding, 9 steps, VAE decode), median
-of --repeats runs after warm-up. Prints a table last; writes JSON.
+of --repeats runs after warm-up. Prints a table last; writes JSON. `--what steps` (evals/bench_steps.py) takes a
+single image apart instead: text encoding, one DiT step, the loop, the VAE decode, the whole call, batch 4,
+peak memory and the attention backends, inside a deadline.
 """
 
 from __future__ import annotations
@@ -402,17 +406,36 @@ class Bench:
         torch.cuda.empty_cache() if self.device == "cuda" else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--tiny", action="store_true", help="tiny configs on the CPU (checks the script, not speed)"
     )
     ap.add_argument("--zimage", action="store_true")
     ap.add_argument(
-        "--variants",
-        default="plain,compile,fp8,fp8-all",
-        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fast",
+        "--what",
+        choices=("pipeline", "steps"),
+        default="pipeline",
+        help="pipeline: the --zimage/--video/--switch runs; steps: one image's steps timed on their own",
     )
+    ap.add_argument(
+        "--variants",
+        default=None,
+        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fast (default plain,compile,fp8,fp8-all; "
+        "with --what steps plain,fp8)",
+    )
+    ap.add_argument(
+        "--attentions",
+        default="native,_native_cudnn,_native_flash,_native_efficient",
+        help="--what steps: the attention backends to time the denoising loop under",
+    )
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=540.0,
+        help="--what steps: seconds for the whole mode; steps that would not fit are skipped with a note",
+    )
+    ap.add_argument("--compile-cache", default=None, help="folder for Inductor's caches (tools/speed.py)")
     ap.add_argument("--batches", default="1,2,4")
     ap.add_argument("--video", action="store_true")
     ap.add_argument(
@@ -425,14 +448,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--switch", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="bench_gpu.json")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     bench = Bench(args.tiny, args.repeats)
     bench.jsonl = args.out + "l"
+    if args.compile_cache:
+        from tools.speed import use_compile_cache
+
+        use_compile_cache(args.compile_cache)
+    if args.what == "steps":
+        return steps_main(bench, args)
     zpipe = None
+    variants = (args.variants or "plain,compile,fp8,fp8-all").split(",")
     try:
         if args.zimage:
-            zpipe = bench.zimage(args.variants.split(","), [int(b) for b in args.batches.split(",")])
+            zpipe = bench.zimage(variants, [int(b) for b in args.batches.split(",")])
         if args.video or args.switch:
             ltx, wan = bench.video(args.video_steps) if args.video else (None, bench.build_wan5b())
             if args.switch:
@@ -461,6 +495,27 @@ def main(argv: list[str] | None = None) -> int:
                 if k in r
             )
             print(f"| {r['model']} | {r['variant']} | {cfg} | {res} |")
+    return 0
+
+
+def steps_main(bench: Bench, args) -> int:
+    """`--what steps`: the single image's steps, a table of them, the JSON (rows and skipped steps)."""
+    from evals.bench_steps import run_steps, table
+
+    skipped: list[dict] = []
+    try:
+        run_steps(
+            bench,
+            (args.variants or "plain,fp8").split(","),
+            args.attentions.split(","),
+            args.budget_s,
+            skipped,
+        )
+    finally:
+        Path(args.out).write_text(
+            json.dumps({"gpu": bench.gpu, "rows": bench.rows, "skipped": skipped}, indent=1)
+        )
+        print(f"\n{bench.gpu}\n" + table(bench.rows, skipped))
     return 0
 
 

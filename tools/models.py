@@ -12,6 +12,8 @@ The table of model families (`MODEL_SPECS`, `spec_for`, `call_kwargs`) is tools/
   server's cross-process GPU lock goes in as `device_lock`, held around each pipeline call);
   text-to-image requests go through its `RenderQueue` (tools/render_queue.py), which batches the ones that
   share a model, size and steps into one pipeline call;
+- keeps the prompt embeddings of recent texts (tools/text_cache.py), so a re-shoot, a second seed or a second
+  platform of the same prompt skips the text encoder; applies `--attention` to the image model's denoiser;
 - records what every call cost (`RenderCost`: the wait for the device, GPU seconds from CUDA events, the wall
   time of the call), so a take's provenance says what it cost apart from the time it spent queued;
 - points Inductor's caches at a folder that outlives the process (`compile_cache`), so `--compile` is paid once
@@ -35,6 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tools.errors import SettingsError
 from tools.model_specs import (  # noqa: F401  (the table's names are used through this module too)
     DEFAULT_IMAGE_MODEL,
     DEFAULT_VIDEO_MODEL,
@@ -46,7 +49,8 @@ from tools.model_specs import (  # noqa: F401  (the table's names are used throu
     call_kwargs,
     spec_for,
 )
-from tools.speed import compiled_graphs, save_compile_artifacts, speed_up, use_compile_cache
+from tools.speed import ATTENTION, compiled_graphs, save_compile_artifacts, speed_up, use_compile_cache
+from tools.text_cache import TextCache
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +139,9 @@ class ManagerConfig(BaseModel):
     render_batch: int = Field(
         default=4, ge=1, description="Most text-to-image requests in one pipeline call."
     )
+    attention: Literal["auto", "native", "_native_cudnn", "_native_flash", "_native_efficient"] = Field(
+        default="auto", description="Attention backend of the image model's denoiser (tools/speed.py)."
+    )
 
 
 class ModelManager:
@@ -150,6 +157,8 @@ class ModelManager:
         compile_cache: str | None = None,
         render_batch: int = 4,
         device_lock: AbstractContextManager | None = None,
+        text_cache_size: int = 64,
+        attention: str = "auto",
     ):
         self.device = device or self._default_device()
         # Held around each pipeline call on the device, after the batch is formed: a server's cross-process GPU
@@ -160,6 +169,18 @@ class ModelManager:
         self.compile = compile
         self.quantize = quantize
         self.lora = [parse_lora(x) for x in (lora or [])]
+        if attention not in ATTENTION:
+            raise SettingsError(
+                f"--attention {attention!r}: not a backend; choose one of {', '.join(ATTENTION)}"
+            )
+        if attention not in ("auto", "native") and self.device != "cuda":
+            raise SettingsError(
+                f"--attention {attention} needs a CUDA GPU; use auto or native on this machine"
+            )
+        if attention == "_native_flash" and render_batch > 1:
+            # Flash takes no attention mask, and a batch of prompts of different lengths needs one.
+            raise SettingsError("--attention _native_flash renders one image per call: add --render-batch 1")
+        self.attention = attention
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
         self.load_counts: Counter[str] = Counter()
@@ -171,6 +192,9 @@ class ModelManager:
         self._queue_lock = threading.Lock()
         self._queue = None  # made on the first render: a manager that only runs video never starts a worker
         self._costs = threading.local()  # each calling thread reads the cost of its own last call
+        # Prompt embeddings of recent texts (tools/text_cache.py): a re-shoot or a second platform of the same
+        # prompt skips the text encoder. 0 turns it off.
+        self.text_cache = TextCache(text_cache_size)
 
     @classmethod
     def from_config(cls, config: ManagerConfig) -> ModelManager:
@@ -181,6 +205,7 @@ class ModelManager:
             lora=list(config.lora),
             compile_cache=config.compile_cache,
             render_batch=config.render_batch,
+            attention=config.attention,
         )
 
     @staticmethod
@@ -230,6 +255,7 @@ class ModelManager:
                     next(iter(entry.pipes.values())),
                     compile=self.compile,
                     quantize=self.quantize if entry.spec.kind == "image" else "none",
+                    attention=self.attention if entry.spec.kind == "image" else "auto",
                 )
             if task not in entry.pipes:
                 name = entry.spec.pipelines.get(task)
@@ -383,6 +409,7 @@ class ModelManager:
             entry = self._entries.pop(source, None)
             if entry is not None:
                 entry.pipes.clear()
+                self.text_cache.forget(source)
                 self.events.append(f"evict {source}")
                 self._free()
 
@@ -396,18 +423,21 @@ class ModelManager:
             pipe = next(iter(entry.pipes.values()))
             pipe.load_lora_weights(path, adapter_name=name)
             entry.loras.append(name)
+            self.text_cache.forget(source)  # a LoRA may reach into the text encoder
             return name
 
     def set_lora_weights(self, source: str, weights: dict[str, float]) -> None:
         with self._lock:
             pipe = next(iter(self._entries[source].pipes.values()))
             pipe.set_adapters(list(weights), list(weights.values()))
+            self.text_cache.forget(source)
 
     def unload_loras(self, source: str) -> None:
         with self._lock:
             entry = self._entries[source]
             next(iter(entry.pipes.values())).unload_lora_weights()
             entry.loras.clear()
+            self.text_cache.forget(source)
 
     # ---- running -------------------------------------------------------------------------------------------
 
@@ -449,7 +479,7 @@ class ModelManager:
             pipe = self.get(source, task)
             began = time.perf_counter()
             try:
-                out, gpu_s = self._timed(pipe, kwargs)
+                out, gpu_s = self._timed(pipe, kwargs, source)
             except torch.OutOfMemoryError as first:
                 entry = self._entries[source]
                 self.events.append(f"oom {source}")
@@ -468,7 +498,7 @@ class ModelManager:
                     entry.offload = True
                     self.events.append(f"cpu-offload {source}")
                 try:
-                    out, gpu_s = self._timed(pipe, kwargs)
+                    out, gpu_s = self._timed(pipe, kwargs, source)
                 except torch.OutOfMemoryError as second:
                     self._free()
                     raise OutOfMemory(
@@ -495,15 +525,15 @@ class ModelManager:
             except Exception as err:  # a full disk must not fail the take that was just rendered
                 log.warning("compile artefacts not saved to %s: %s", self.compile_cache, err)
 
-    def _timed(self, pipe, kwargs: dict):
-        """(output, GPU seconds between CUDA events around the call; 0.0 off CUDA)."""
+    def _timed(self, pipe, kwargs: dict, source: str):
+        """(output, GPU seconds between CUDA events around the call, text encoding included; 0.0 off CUDA)."""
         if self.device != "cuda":
-            return pipe(**kwargs), 0.0
+            return pipe(**self.text_cache.prepare(source, pipe, kwargs)), 0.0
         import torch
 
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        out = pipe(**kwargs)
+        out = pipe(**self.text_cache.prepare(source, pipe, kwargs))
         end.record()
         end.synchronize()
         return out, start.elapsed_time(end) / 1000.0

@@ -15,6 +15,8 @@ import logging
 import os
 from pathlib import Path
 
+from tools.errors import SettingsError
+
 log = logging.getLogger(__name__)
 
 
@@ -47,17 +49,49 @@ def fp8_unavailable() -> str | None:
     return None
 
 
-def speed_up(pipe, compile: bool = False, quantize: str = "none", mode: str | None = None) -> None:
+ATTENTION = ("auto", "native", "_native_cudnn", "_native_flash", "_native_efficient")
+
+
+def set_attention(denoiser, attention: str) -> None:
+    """Run the denoiser's attention through one of diffusers' backends (models/attention_dispatch.py).
+
+    "auto" leaves the model as it is (diffusers' default, PyTorch's own SDPA choice): cuDNN attention cost 8% at
+    batch 1 on an H100 (docs/PERFORMANCE.md), so no backend is picked until a measurement says it pays.
+    "native" is plain `scaled_dot_product_attention`; the others force one SDPA kernel and need a CUDA GPU.
+    `_native_flash` takes no attention mask, so it fails on a batch of prompts of different lengths.
+    diffusers also makes the backend the process's active one, which every model without its own setting
+    would then use; the previous one is put back, so only this denoiser changes."""
+    if attention not in ATTENTION:
+        raise SettingsError(f"--attention {attention!r}: not a backend; choose one of {', '.join(ATTENTION)}")
+    if attention == "auto":
+        return
+    import torch
+
+    if attention != "native" and not torch.cuda.is_available():
+        raise SettingsError(f"--attention {attention} needs a CUDA GPU; use auto or native on this machine")
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    active = _AttentionBackendRegistry._active_backend
+    denoiser.set_attention_backend(attention)
+    _AttentionBackendRegistry.set_active_backend(active)
+    log.info("attention backend of the denoiser: %s", attention)
+
+
+def speed_up(
+    pipe, compile: bool = False, quantize: str = "none", mode: str | None = None, attention: str = "auto"
+) -> None:
     """Make the denoiser faster in place: FP8 linear layers (torchao) and/or compiled repeated blocks.
 
     `quantize="fp8"`: torchao's dynamic FP8 (e4m3) activations and weights with per-row scales, on the layers of
     `fp8_layers`; needs a GPU with FP8 tensor cores (compute capability 8.9 or newer: Ada, Hopper, Blackwell).
     Quantize first, then compile, so Inductor fuses the activation scaling into the surrounding kernels.
     `mode`: torch.compile's mode for the blocks ("reduce-overhead" adds CUDA graphs); None is the default.
+    `attention`: the denoiser's attention backend (`set_attention`), set before the compile traces it.
     """
     denoiser = getattr(pipe, "transformer", None)
     if denoiser is None:
         return
+    set_attention(denoiser, attention)
     if quantize == "fp8":
         problem = fp8_unavailable()
         if problem:
