@@ -51,7 +51,7 @@ one() {  # one NAME LIMIT_S script args...: a fresh process; its JSON row tagged
   echo "== $name $(date +%T)"; local t=$SECONDS
   timeout "$lim" python3 "$@" --out /tmp/r.json >> "$OUT/log.txt" 2>&1; local rc=$?
   echo "rc=$rc $((SECONDS - t)) s"
-  if [ -f /tmp/r.json ]; then python3 -c "import json,sys; r=json.load(open('/tmp/r.json')); r['step']='$name'; r['rc']=$rc; print(json.dumps(r))" >> "$OUT/results.jsonl"; rm -f /tmp/r.json
+  if [ -f /tmp/r.json ]; then python3 -c "import json,sys; r=json.load(open('/tmp/r.json')); r={'rows': r} if isinstance(r, list) else r; r['step']='$name'; r['rc']=$rc; print(json.dumps(r))" >> "$OUT/results.jsonl"; rm -f /tmp/r.json
   else echo "{\"step\": \"$name\", \"rc\": $rc}" >> "$OUT/results.jsonl"; tail -5 "$OUT/log.txt"; fi
 }
 for step in ${STEPS:-}; do
