@@ -1,0 +1,93 @@
+"""The segments the shot branches prepare are exactly the ones the cut uses: with the voice re-timing the film,
+and with no voice to speak, the cut node encodes no segment of its own and only joins."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import agent.delivery
+import tools.cut as cut_module
+import tools.cut_segments as segs
+from agent import director
+from agent.settings import RunSettings
+from tools.cut import probe
+from tools.film import Brief
+
+# The end card speaks its copy, a line longer than its shot: it re-times the shots around it.
+BRIEF = Brief(
+    text="A 6-second film for a lighthouse museum. The keeper climbs the long stairs to the lamp room. "
+    "He lights the lamp: “Still shining for every ship that comes in late at night.”",
+    lang="en",
+)
+
+
+@pytest.fixture
+def encoded(monkeypatch):
+    """Every segment encode, tagged with who made it: a shot branch or the cut node."""
+    monkeypatch.setattr(agent.delivery, "PREPARE_MIN_CPUS", 1)  # this machine's cores are few; the hook runs
+    in_cut, made = [False], []
+    real_encode, real_cut = segs._encode_segment, cut_module.cut_film
+
+    def encode(seg, *a, **k):
+        made.append(("cut" if in_cut[0] else "branch", seg.a, seg.b))
+        return real_encode(seg, *a, **k)
+
+    def cut(*a, **k):
+        in_cut[0] = True
+        try:
+            return real_cut(*a, **k)
+        finally:
+            in_cut[0] = False
+
+    monkeypatch.setattr(segs, "_encode_segment", encode)
+    monkeypatch.setattr(cut_module, "cut_film", cut)
+    return made
+
+
+def run_film(tmp_path):
+    settings = RunSettings(run_dir=str(tmp_path / "run"), width=160, height=96, shots=3, duration=6.0,
+                           max_takes=1, crossfade=0.4)  # fmt: skip
+    film = director.start(BRIEF, settings)
+    assert film.state.cut is not None
+    return film
+
+
+def test_a_voiced_film_is_prepared_as_the_cut_times_it(tmp_path, encoded):
+    from tools.voice import VoiceUnavailable, offline_engine
+
+    try:
+        offline_engine("en")
+    except VoiceUnavailable:
+        pytest.skip("no offline English voice installed")
+    film = run_film(tmp_path)
+    audio = film.state.cut.audio
+    assert audio is not None and audio.voice, "the end card's copy is spoken"
+    storyboard = json.loads((film.run_dir / "storyboard.json").read_text())
+    clips = [probe(film.run_dir / "clips" / f"{s['id']}.mp4")["duration"] for s in storyboard["shots"]]
+    film_length = probe(film.run_dir / "final.mp4")["duration"]
+    retimed = abs(film_length - (sum(clips) - 0.4 * (len(clips) - 1))) < 0.15
+    assert retimed, "the line fits: the film keeps its length while its shots are re-timed"
+    assert [e for e in encoded if e[0] == "cut"] == [], (
+        f"the cut encoded what the branches had not: {encoded}"
+    )
+    made = [(a, b) for _, a, b in encoded]
+    assert len(made) == len(set(made)), f"each segment made once: {made}"
+
+
+def test_a_film_without_a_voice_is_prepared_without_voice_onsets(tmp_path, encoded, monkeypatch):
+    """No engine to speak the line (none installed, no endpoint): its subtitle starts with the fade as in the
+    cut, not where the voice would have started."""
+    import tools.voice
+    from tools.voice import VoiceUnavailable
+
+    def nothing(lang):
+        raise VoiceUnavailable("no offline voice in this test")
+
+    monkeypatch.setattr(tools.voice, "offline_engine", nothing)
+    film = run_film(tmp_path)
+    assert film.state.cut.audio is None or not film.state.cut.audio.voice
+    assert [e for e in encoded if e[0] == "cut"] == [], (
+        f"the cut encoded what the branches had not: {encoded}"
+    )
