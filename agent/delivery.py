@@ -101,9 +101,10 @@ def platform_clip(shot: Shot, result: ShotResult, platform: str, settings: RunSe
 PREPARE_MIN_CPUS = 8  # the head start pays where cores idle while the GPU renders; on a small CPU it competes
 
 
-def pre_cut(settings: RunSettings, run: RunDir) -> None:
+def pre_cut(settings: RunSettings, run: RunDir, made: Clip | None = None) -> None:
     """Encode the first cut's segments that the clips on disk allow, while other shots still render (a shot
     branch calls this once its clip is made), so that the cut after the last clip has little left to do.
+    `made`: a clip written but not recorded yet (its check is running): its segments are made too.
 
     Only a head start: a failure here is logged and left to the cut, which encodes whatever is missing. Skipped
     on machines of fewer than `PREPARE_MIN_CPUS` cores, where the encodes would take cores from the renders and
@@ -121,6 +122,8 @@ def pre_cut(settings: RunSettings, run: RunDir) -> None:
     try:
         storyboard = Storyboard.model_validate(read_json(run.root / "storyboard.json"))
         clips = {s.id: run.load_clip(s.id) for s in storyboard.shots}
+        if made is not None:
+            clips[made.shot_id] = made
         config = settings.config(CutConfig).model_copy(update={"platform": cut_platforms(settings)[0]})
         prepare_cut(storyboard.shots, clips, run.root, config)
     except Exception as err:  # noqa: BLE001 - the cut makes the same segments and reports its own errors

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import sqlite3
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -413,9 +414,14 @@ _OTHER_MOTION = {"push-in": "drift", "drift": "push-in", "pull-out": "drift", "s
 
 
 def _make_clip(
-    state: ShotState, kept: Take, settings: RunSettings, run: RunDir, attempt: int, before: Clip | None
-) -> Clip:
-    """Animate `kept` and check the clip; a second attempt changes the motion and the seed of the one before."""
+    state: ShotState, kept: Take, settings: RunSettings, run: RunDir, attempt: int, before: Clip | None,
+    ahead: list[threading.Thread] | None = None,
+) -> Clip:  # fmt: skip
+    """Animate `kept` and check the clip; a second attempt changes the motion and the seed of the one before.
+
+    `ahead`: once the clip's file is written, its cut segments start encoding on a thread (appended here)
+    while the check runs; a clip that fails its check and is made again leaves them unused (their keys hold
+    the file's modification time), and the one made again starts its own."""
     from tools.animate import AnimateRequest
     from tools.critique import critique_clip
 
@@ -452,6 +458,9 @@ def _make_clip(
         parameters={**result.parameters, "seed": seed, "attempt": attempt, "remade_because": reason},
         timings={"wall_s": round(time.perf_counter() - start, 3), **result.timings},
     )
+    if ahead is not None:
+        ahead.append(threading.Thread(target=pre_cut, args=(settings, run, clip), name=f"pre-cut-{shot.id}"))
+        ahead[-1].start()
     clip.critique = critique_clip(
         run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), _critique_config(settings), motion
     )
@@ -469,13 +478,19 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
 
     clip = run.load_clip(shot.id)
     if clip is None or clip.take != kept.n:
-        clip = retry(
-            CLIP_TAKES,
-            lambda k, before: _make_clip(state, kept, settings, run, k, before),
-            lambda c: c.critique.passed,
-        )
-        run.save_clip(clip)
-        pre_cut(settings, run)  # the cut's segments of this clip, while other shots still render
+        ahead: list[threading.Thread] = []
+        try:
+            clip = retry(
+                CLIP_TAKES,
+                lambda k, before: _make_clip(state, kept, settings, run, k, before, ahead),
+                lambda c: c.critique.passed,
+            )
+            run.save_clip(clip)
+        finally:
+            for thread in ahead:
+                thread.join()
+        # What the head start could not make: segments with a clip another branch recorded meanwhile.
+        pre_cut(settings, run)
     flagged = _flagged(kept, clip)
     return {
         "results": [ShotResult(shot_id=shot.id, takes=state.takes, best=kept.n, flagged=flagged, clip=clip)]

@@ -91,3 +91,51 @@ def test_a_film_without_a_voice_is_prepared_without_voice_onsets(tmp_path, encod
     assert [e for e in encoded if e[0] == "cut"] == [], (
         f"the cut encoded what the branches had not: {encoded}"
     )
+
+
+def test_segments_start_while_the_clip_is_checked_and_a_remade_clip_keeps_its_record(
+    tmp_path, encoded, monkeypatch
+):
+    """s02's first clip fails its check; the check only returns once that clip's segments are being encoded
+    (the head start overlaps it), and the clip made again is the one recorded, prepared and cut."""
+    import threading
+
+    import tools.critique
+    import tools.cut_segments as segs
+    from tools.film import Critique, Issue
+
+    started = threading.Event()
+    encode = segs._encode_segment  # the fixture's tagging wrapper
+
+    def tagged(seg, name, paths, *a, **k):
+        if paths[seg.a].name == "s02.mp4":
+            started.set()
+        return encode(seg, name, paths, *a, **k)
+
+    monkeypatch.setattr(segs, "_encode_segment", tagged)
+    real_check, checks = tools.critique.critique_clip, []
+
+    def check(clip_path, still_path, config, motion=None):
+        first = clip_path.endswith("s02.mp4") and not any(c == "s02" for c in checks)
+        checks.append("s02" if clip_path.endswith("s02.mp4") else "other")
+        if first:
+            checks.append("overlapped" if started.wait(60) else "not overlapped")
+            issue = Issue(category="motion", reason="frozen: made to fail in this test", critic="motion")
+            return Critique(passed=False, grade="C", issues=[issue])
+        return real_check(clip_path, still_path, config, motion)
+
+    monkeypatch.setattr(tools.critique, "critique_clip", check)
+    settings = RunSettings(run_dir=str(tmp_path / "run"), width=160, height=96, shots=3, duration=6.0,
+                           max_takes=1, crossfade=0.4, voice=False)  # fmt: skip
+    film = director.start(BRIEF, settings)
+    assert film.state.cut is not None
+    assert "overlapped" in checks, "s02's segments were encoding while its first clip was checked"
+    record = json.loads((film.run_dir / "clips" / "s02.json").read_text())
+    assert record["parameters"]["attempt"] == 2 and "made to fail" in record["parameters"]["remade_because"]
+    manifest = json.loads((film.run_dir / "manifest.json").read_text())
+    assert [c["shot_id"] for c in manifest["clips"]] == ["s01", "s02", "s03"]
+    assert [e for e in encoded if e[0] == "cut"] == [], (
+        f"the cut encoded what the branches had not: {encoded}"
+    )
+    cached = list((film.run_dir / "segments" / "final").glob("*.mp4"))
+    assert len(cached) == 5, "the cut's segments only: those of s02's first clip were removed"
