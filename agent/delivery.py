@@ -98,6 +98,7 @@ def platform_clip(shot: Shot, result: ShotResult, platform: str, settings: RunSe
     return clip
 
 
+AHEAD_NICE = 5  # how far below the run the segments of a clip not yet checked are encoded
 PREPARE_MIN_CPUS = 8  # the head start pays where cores idle while the GPU renders; on a small CPU it competes
 
 
@@ -125,7 +126,8 @@ def pre_cut(settings: RunSettings, run: RunDir, made: Clip | None = None) -> Non
         if made is not None:
             clips[made.shot_id] = made
         config = settings.config(CutConfig).model_copy(update={"platform": cut_platforms(settings)[0]})
-        prepare_cut(storyboard.shots, clips, run.root, config)
+        # A clip still in its check may be made again: its segments yield the cores to the work needed now.
+        prepare_cut(storyboard.shots, clips, run.root, config, nice=AHEAD_NICE if made else 0)
     except Exception as err:  # noqa: BLE001 - the cut makes the same segments and reports its own errors
         logging.getLogger(__name__).warning("segments not prepared ahead of the cut: %s", err)
 

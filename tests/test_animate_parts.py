@@ -55,3 +55,21 @@ def test_parts_only_on_a_machine_with_cores_to_spare(monkeypatch):
     assert A._parts(70) == 1
     monkeypatch.setattr(A.os, "cpu_count", lambda: 16)
     assert A._parts(70) == 2 and A._parts(120) == 4 and A._parts(30) == 1
+
+
+def test_ffmpeg_run_below_this_process(tmp_path, monkeypatch):
+    """Work done ahead runs `nice` steps below the run, as ffmpeg's own priority."""
+    calls = []
+    real = A.os.setpriority
+
+    def record(which, who, prio):
+        calls.append((who, prio))
+        real(which, who, prio)
+
+    monkeypatch.setattr(A.os, "setpriority", record)
+    A.run_ffmpeg(["-f", "lavfi", "-i", "color=s=32x32:d=0.2", str(tmp_path / "a.mp4")], nice=3)
+    A.run_ffmpeg(["-f", "lavfi", "-i", "color=s=32x32:d=0.2", str(tmp_path / "b.mp4")])
+    assert len(calls) == 1 and calls[0][1] == A.os.getpriority(A.os.PRIO_PROCESS, 0) + 3
+    assert (tmp_path / "a.mp4").stat().st_size > 0 and (tmp_path / "b.mp4").stat().st_size > 0
+    with pytest.raises(RuntimeError, match="ffmpeg failed"):
+        A.run_ffmpeg(["-i", str(tmp_path / "missing.png"), str(tmp_path / "c.mp4")], nice=3)

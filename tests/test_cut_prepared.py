@@ -104,11 +104,12 @@ def test_segments_start_while_the_clip_is_checked_and_a_remade_clip_keeps_its_re
     import tools.cut_segments as segs
     from tools.film import Critique, Issue
 
-    started = threading.Event()
+    started, niceness = threading.Event(), []
     encode = segs._encode_segment  # the fixture's tagging wrapper
 
     def tagged(seg, name, paths, *a, **k):
-        if paths[seg.a].name == "s02.mp4":
+        if paths[seg.a].name == "s02.mp4" and not started.is_set():
+            niceness.append(a[-1])  # the `nice` its encoders run at
             started.set()
         return encode(seg, name, paths, *a, **k)
 
@@ -130,6 +131,7 @@ def test_segments_start_while_the_clip_is_checked_and_a_remade_clip_keeps_its_re
     film = director.start(BRIEF, settings)
     assert film.state.cut is not None
     assert "overlapped" in checks, "s02's segments were encoding while its first clip was checked"
+    assert niceness == [agent.delivery.AHEAD_NICE], "a clip not yet checked is encoded below the run"
     record = json.loads((film.run_dir / "clips" / "s02.json").read_text())
     assert record["parameters"]["attempt"] == 2 and "made to fail" in record["parameters"]["remade_because"]
     manifest = json.loads((film.run_dir / "manifest.json").read_text())

@@ -68,19 +68,33 @@ def _parts(n: int) -> int:
     return max(1, min(MAX_PARTS, n // PART_FRAMES))
 
 
-def run_ffmpeg(args: list[str], *, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> None:
+def run_ffmpeg(
+    args: list[str], *, cwd: str | Path | None = None, env: dict[str, str] | None = None, nice: int = 0
+) -> None:
     """Run the ffmpeg that ships with imageio-ffmpeg with an argument list (never a shell string).
 
-    A failure raises RuntimeError carrying ffmpeg's own last lines, which name the real cause.
+    `nice`: how much lower than this process ffmpeg runs (work done ahead, which may go unused, yields the
+    cores to the work that is needed now). A failure raises RuntimeError carrying ffmpeg's own last lines,
+    which name the real cause.
     """
     import imageio_ffmpeg
 
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
-    proc = subprocess.run(
-        cmd, check=False, cwd=cwd, env=env, capture_output=True, text=True, errors="replace"
-    )
+    with subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+    ) as proc:
+        if nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
+            except OSError:  # it has already exited, or the priority is at its floor: it runs as it is
+                pass
+        try:
+            _, stderr = proc.communicate()
+        except BaseException:  # as subprocess.run: an interrupted wait leaves no ffmpeg behind
+            proc.kill()
+            raise
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+        tail = "\n".join(stderr.strip().splitlines()[-8:])
         raise RuntimeError(f"ffmpeg failed (exit {proc.returncode}):\n{tail}")
 
 

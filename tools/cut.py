@@ -260,7 +260,9 @@ def _cues(
     return cues, [(b, e, "\n".join(wrap_text(t, units, balance=True))) for b, e, t in cues]
 
 
-def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Path, config: CutConfig) -> int:
+def prepare_cut(
+    shots: list[Shot], clips: dict[str, Clip | None], root: str | Path, config: CutConfig, nice: int = 0
+) -> int:
     """Encode now the segments of the film's first cut whose clips are already made, while other shots are
     still rendering: `cut_film` then only makes what is left and joins. Returns the segments made.
 
@@ -270,7 +272,8 @@ def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Pa
     speak_ahead) re-time the shots and start their subtitles, so this waits for the speaker and reads them
     from the cache; while a line is not spoken, or with --cut-to-beat, nothing is made (it would be wasted).
     Whatever `cut_film` later finds different (a clip made again) only misses the cache and is encoded then:
-    the prepared segments are never wrong, only unused.
+    the prepared segments are never wrong, only unused. `nice`: the encoders run that much below this process
+    (a clip still being checked may be made again).
     """
     from tools.animate import frame_count
     from tools.cut_segments import encode_segments
@@ -301,7 +304,8 @@ def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Pa
     before = set(cache.glob("*.mp4")) if cache.exists() else set()
     # Two cores left to the render loop and the critics: the GPU is still being fed while these encode.
     workers = max(1, (os.cpu_count() or 2) - 2)
-    encode_segments(paths, timed, durations, fade, w, h, fps, burned, _subtitle_style(w, h), cache, workers)
+    style = _subtitle_style(w, h)
+    encode_segments(paths, timed, durations, fade, w, h, fps, burned, style, cache, workers, nice=nice)
     return len(set(cache.glob("*.mp4")) - before)
 
 
