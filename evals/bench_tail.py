@@ -99,6 +99,29 @@ def steps(tmp: Path, width: int, height: int, repeat: int) -> dict:
     return {"clip_s": [round(v, 3) for v in clip], "check_s": [round(v, 3) for v in check]}
 
 
+def spans_for_pre_cut(spans) -> None:
+    """The branches' head start as spans too: `pre_cut` (agent.clips holds its own name for it)."""
+    import functools
+    import threading
+
+    import agent.clips
+
+    real = agent.clips.pre_cut
+    lock = threading.Lock()
+
+    @functools.wraps(real)
+    def timed(*a, **k):
+        start = time.perf_counter()
+        try:
+            return real(*a, **k)
+        finally:
+            label = "pre_cut ahead" if len(a) > 2 or k.get("made") else "pre_cut"
+            with lock:
+                spans.spans.append((label, start, time.perf_counter()))
+
+    agent.clips.pre_cut = timed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shots", type=int, default=8)
@@ -118,6 +141,7 @@ def main() -> None:
     if args.prepare:
         agent.delivery.PREPARE_MIN_CPUS = 1
     spans = Spans()
+    spans_for_pre_cut(spans)
     # Which segments the cut itself encodes: those no branch prepared.
     in_cut, cut_encoded = [False], []
     real_encode, real_cut = segs._encode_segment, cut_module.cut_film

@@ -4,6 +4,7 @@ and with no voice to speak, the cut node encodes no segment of its own and only 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -141,3 +142,46 @@ def test_segments_start_while_the_clip_is_checked_and_a_remade_clip_keeps_its_re
     )
     cached = list((film.run_dir / "segments" / "final").glob("*.mp4"))
     assert len(cached) == 5, "the cut's segments only: those of s02's first clip were removed"
+
+
+@pytest.mark.parametrize("max_takes", [1, 2])
+def test_the_only_take_is_animated_while_it_is_critiqued(tmp_path, monkeypatch, max_takes):
+    """--max-takes 1: the take is kept whatever its verdict, so its clip is made while it is judged, and the
+    animate node uses that clip (each clip made once). With a re-shoot possible, nothing starts early."""
+    import threading
+
+    import agent.nodes
+    from tools.animate import MotionBackend
+
+    animated, lock = [], threading.Lock()
+    real_animate = MotionBackend.animate
+
+    def animate(self, req):
+        with lock:
+            animated.append(req.output_path.rsplit("/", 1)[-1])
+        return real_animate(self, req)
+
+    monkeypatch.setattr(MotionBackend, "animate", animate)
+    real_judge, during = agent.nodes.judge_take, []
+
+    def judge(take, *a, **k):
+        deadline = time.monotonic() + (60 if max_takes == 1 else 1.0)
+        while f"{take.shot_id}.mp4" not in animated and time.monotonic() < deadline:
+            time.sleep(0.02)
+        during.append((take.shot_id, f"{take.shot_id}.mp4" in animated))
+        return real_judge(take, *a, **k)
+
+    monkeypatch.setattr(agent.nodes, "judge_take", judge)
+    settings = RunSettings(run_dir=str(tmp_path / "run"), width=160, height=96, shots=3, duration=6.0,
+                           max_takes=max_takes, crossfade=0.4, voice=False)  # fmt: skip
+    film = director.start(BRIEF, settings)
+    assert film.state.cut is not None
+    assert sorted(during) == [(s, max_takes == 1) for s in ("s01", "s02", "s03")]
+    clips = json.loads((film.run_dir / "manifest.json").read_text())["clips"]
+    made = sorted(animated)
+    assert made == sorted(f"{c['shot_id']}.mp4" for c in clips for _ in range(c["parameters"]["attempt"]))
+    lengths = {c["shot_id"]: c["duration"] for c in clips}
+    storyboard = json.loads((film.run_dir / "storyboard.json").read_text())["shots"]
+    tails = [0.4, 0.4, 0.0]  # every clip but the last runs on under the fade into the next
+    for shot, tail in zip(storyboard, tails, strict=True):
+        assert lengths[shot["id"]] == pytest.approx(shot["duration"] + tail, abs=1 / 24)
