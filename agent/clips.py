@@ -25,13 +25,14 @@ _OTHER_MOTION = {"push-in": "drift", "drift": "push-in", "pull-out": "drift", "s
 
 def make_clip(
     shot: Shot, tail: float, kept: Take, settings: RunSettings, run: RunDir, attempt: int, before: Clip | None,
-    ahead: list[threading.Thread] | None = None,
+    ahead: list[threading.Thread] | None = None, complete: set[int] | None = None,
 ) -> Clip:  # fmt: skip
     """Animate `kept` and check the clip; a second attempt changes the motion and the seed of the one before.
 
     `ahead`: once the clip's file is written, its cut segments start encoding on a thread (appended here)
     while the check runs; a clip that fails its check and is made again leaves them unused (their keys hold
-    the file's modification time), and the one made again starts its own."""
+    the file's modification time), and the one made again starts its own. `complete` gets the attempt's
+    number once its head start has found every shot's clip (nothing is left for a later one to make)."""
     from agent import nodes  # its `backends` is where a benchmark swaps them (evals/bench_graph.py)
     from tools.animate import AnimateRequest
     from tools.critique import CritiqueConfig, critique_clip
@@ -70,7 +71,12 @@ def make_clip(
         timings={"wall_s": round(time.perf_counter() - start, 3), **result.timings},
     )
     if ahead is not None:
-        ahead.append(threading.Thread(target=pre_cut, args=(settings, run, clip), name=f"pre-cut-{shot.id}"))
+
+        def head_start() -> None:
+            if pre_cut(settings, run, clip) and complete is not None:
+                complete.add(attempt)
+
+        ahead.append(threading.Thread(target=head_start, name=f"pre-cut-{shot.id}"))
         ahead[-1].start()
     clip.critique = critique_clip(
         run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), settings.config(CritiqueConfig), motion
@@ -81,18 +87,20 @@ def make_clip(
 def shot_clip(shot: Shot, tail: float, kept: Take, settings: RunSettings, run: RunDir) -> Clip:
     """The kept take's clip, checked (made again once if it fails), recorded, its cut segments prepared."""
     ahead: list[threading.Thread] = []
+    complete: set[int] = set()
     try:
         clip = retry(
             CLIP_TAKES,
-            lambda k, before: make_clip(shot, tail, kept, settings, run, k, before, ahead),
+            lambda k, before: make_clip(shot, tail, kept, settings, run, k, before, ahead, complete),
             lambda c: c.critique.passed,
         )
         run.save_clip(clip)
     finally:
         for thread in ahead:
             thread.join()
-    # What the head start could not make: segments with a clip another branch recorded meanwhile.
-    pre_cut(settings, run)
+    if clip.parameters["attempt"] not in complete:
+        # What the head start could not make: segments with a clip another branch recorded meanwhile.
+        pre_cut(settings, run)
     return clip
 
 
