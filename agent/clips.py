@@ -113,6 +113,8 @@ def clip_ahead(shot: Shot, take: Take, settings: RunSettings, run: RunDir) -> No
     """Start making `take`'s clip on a thread now, while it is critiqued: called for a take that will be kept
     whatever its verdict (the loop's only take). The tail follows the storyboard's order as the branch's does
     (agent/nodes.py _branch); `wait_ahead` checks it against the branch's own."""
+    if (recorded := run.load_clip(shot.id)) is not None and recorded.take == take.n:
+        return  # made before a kill that came ahead of the critique's checkpoint
     shots = Storyboard.model_validate(read_json(run.root / "storyboard.json")).shots
     index = next((i for i, s in enumerate(shots) if s.id == shot.id), None)
     if index is None:
@@ -145,3 +147,15 @@ def wait_ahead(run: RunDir, shot_id: str, n: int, tail: float) -> None:
         return
     if abs(used - tail) > 1e-9:
         run.clip_record(shot_id).unlink(missing_ok=True)
+
+
+def settle_ahead(run: RunDir, shot_id: str, n: int) -> None:
+    """Let a clip being made ahead of take `n` finish (its record stands: a clip of that take), for a critique
+    that raised: the shot's failure is then handled with no clip or manifest still being written."""
+    with _AHEAD_LOCK:
+        made = _AHEAD.pop((run.root.resolve(), shot_id, n), None)
+    if made is not None:
+        try:
+            made[1].result()
+        except Exception:  # noqa: BLE001, S110 - made again, and its error reported, if the shot is resumed
+            pass

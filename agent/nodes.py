@@ -18,7 +18,7 @@ from langgraph.errors import NodeError
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from agent.clips import clip_ahead, shot_clip, wait_ahead
+from agent.clips import clip_ahead, settle_ahead, shot_clip, wait_ahead
 from agent.delivery import PLATFORM_WORKERS, cut_platforms, file_label, make_variant, platform_clip
 from agent.rundir import RunDir, RunDirError, write_atomic, write_json
 from agent.settings import RunSettings, SettingsError
@@ -238,14 +238,18 @@ def critique(state: TakeState, runtime: Runtime[RunSettings]) -> dict:
     ):
         clip_ahead(state.shot, take, settings, run)  # kept whatever the verdict: animated while it is judged
     start = time.perf_counter()
-    verdict = judge_take(
-        take,
-        run.abs(take.path).as_posix(),
-        state.judge_prompt or state.shot.prompt,
-        settings,
-        expect_text=state.shot.expect_text,
-        reference_images=[run.abs(r).as_posix() for r in state.references],
-    )
+    try:
+        verdict = judge_take(
+            take,
+            run.abs(take.path).as_posix(),
+            state.judge_prompt or state.shot.prompt,
+            settings,
+            expect_text=state.shot.expect_text,
+            reference_images=[run.abs(r).as_posix() for r in state.references],
+        )
+    except BaseException:
+        settle_ahead(run, take.shot_id, take.n)  # no clip is still being written once the shot has failed
+        raise
     timings = {**take.timings, "critique_s": round(time.perf_counter() - start, 3)}
     take = take.model_copy(update={"critique": verdict, "timings": timings})
     if state.record:

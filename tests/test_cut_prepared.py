@@ -185,3 +185,37 @@ def test_the_only_take_is_animated_while_it_is_critiqued(tmp_path, monkeypatch, 
     tails = [0.4, 0.4, 0.0]  # every clip but the last runs on under the fade into the next
     for shot, tail in zip(storyboard, tails, strict=True):
         assert lengths[shot["id"]] == pytest.approx(shot["duration"] + tail, abs=1 / 24)
+
+
+def test_a_critique_that_raises_lets_the_clip_ahead_finish_first(tmp_path, monkeypatch):
+    """The shot whose critique raises fails as before; its clip made ahead is finished (not left writing into
+    the run while the others are cut), and the film is cut from the other shots."""
+    import threading
+
+    import agent.nodes
+
+    real_judge = agent.nodes.judge_take
+
+    def judge(take, *a, **k):
+        if take.shot_id == "s02":
+            raise RuntimeError("the critic broke in this test")
+        return real_judge(take, *a, **k)
+
+    monkeypatch.setattr(agent.nodes, "judge_take", judge)
+    from tools.animate import MotionBackend
+
+    real_animate = MotionBackend.animate
+
+    def slow(self, req):  # s02's clip outlasts the rest of the film unless its failure waits for it
+        if req.output_path.endswith("s02.mp4"):
+            time.sleep(4)
+        return real_animate(self, req)
+
+    monkeypatch.setattr(MotionBackend, "animate", slow)
+    settings = RunSettings(run_dir=str(tmp_path / "run"), width=160, height=96, shots=3, duration=6.0,
+                           max_takes=1, crossfade=0.4, voice=False)  # fmt: skip
+    film = director.start(BRIEF, settings, allow_missing=True)
+    assert not [t for t in threading.enumerate() if t.name.startswith("clip-ahead-")]
+    assert film.state.cut is not None and film.state.cut.shots == ["s01", "s03"]
+    manifest = json.loads((film.run_dir / "manifest.json").read_text())
+    assert "s02" in manifest["failed_shots"]
