@@ -132,7 +132,9 @@ class MotionBackend(VideoBackend):
 
     zoompan places its crop on whole pixels, which makes slow moves judder; the still is first scaled up
     (up to 3×) so one whole-pixel step is a third of an output pixel. The upscale happens once per clip
-    (the input is a single frame), so it costs little.
+    (the input is a single frame), so it costs little. zoompan itself runs on one thread: on a machine of
+    `PARTS_MIN_CPUS` cores or more the clip's frames are made in runs by several ffmpeg processes at once
+    (each frame depends only on its number) and joined by stream copy (`parameters["parts"]`).
     """
 
     name = "motion"
