@@ -98,12 +98,15 @@ def platform_clip(shot: Shot, result: ShotResult, platform: str, settings: RunSe
     return clip
 
 
+AHEAD_NICE = 5  # how far below the run the segments of a clip not yet checked are encoded
 PREPARE_MIN_CPUS = 8  # the head start pays where cores idle while the GPU renders; on a small CPU it competes
 
 
-def pre_cut(settings: RunSettings, run: RunDir) -> None:
+def pre_cut(settings: RunSettings, run: RunDir, made: Clip | None = None) -> bool:
     """Encode the first cut's segments that the clips on disk allow, while other shots still render (a shot
     branch calls this once its clip is made), so that the cut after the last clip has little left to do.
+    `made`: a clip written but not recorded yet (its check is running): its segments are made too. True when
+    every shot had its clip: nothing is left for a later call to prepare.
 
     Only a head start: a failure here is logged and left to the cut, which encodes whatever is missing. Skipped
     on machines of fewer than `PREPARE_MIN_CPUS` cores, where the encodes would take cores from the renders and
@@ -112,7 +115,7 @@ def pre_cut(settings: RunSettings, run: RunDir) -> None:
     import os
 
     if (os.cpu_count() or 1) < PREPARE_MIN_CPUS:
-        return
+        return False
 
     from agent.rundir import read_json
     from tools.cut import CutConfig, prepare_cut
@@ -121,10 +124,15 @@ def pre_cut(settings: RunSettings, run: RunDir) -> None:
     try:
         storyboard = Storyboard.model_validate(read_json(run.root / "storyboard.json"))
         clips = {s.id: run.load_clip(s.id) for s in storyboard.shots}
+        if made is not None:
+            clips[made.shot_id] = made
         config = settings.config(CutConfig).model_copy(update={"platform": cut_platforms(settings)[0]})
-        prepare_cut(storyboard.shots, clips, run.root, config)
+        # A clip still in its check may be made again: its segments yield the cores to the work needed now.
+        prepare_cut(storyboard.shots, clips, run.root, config, nice=AHEAD_NICE if made else 0)
     except Exception as err:  # noqa: BLE001 - the cut makes the same segments and reports its own errors
         logging.getLogger(__name__).warning("segments not prepared ahead of the cut: %s", err)
+        return False
+    return all(clips.values())
 
 
 VARIANT_TRIES = 2  # a variant that fails its critique (or the backend) is made once more with another seed

@@ -18,8 +18,8 @@ from langgraph.errors import NodeError
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from agent.delivery import PLATFORM_WORKERS, cut_platforms, file_label, make_variant, platform_clip, pre_cut
-from agent.retry import retry
+from agent.clips import clip_ahead, settle_ahead, shot_clip, wait_ahead
+from agent.delivery import PLATFORM_WORKERS, cut_platforms, file_label, make_variant, platform_clip
 from agent.rundir import RunDir, RunDirError, write_atomic, write_json
 from agent.settings import RunSettings, SettingsError
 from agent.state import FilmState, ShotState, TakeState
@@ -231,15 +231,25 @@ def critique(state: TakeState, runtime: Runtime[RunSettings]) -> dict:
         return {}
     if state.record and (recorded := run.load_take(take.shot_id, take.n)) and recorded.critique is not None:
         return {"takes": [recorded]}  # judged before a kill that came ahead of this step's checkpoint
+    if (
+        state.record
+        and take.error is None
+        and len(state.takes) == 1 == (state.max_takes or settings.max_takes)
+    ):
+        clip_ahead(state.shot, take, settings, run)  # kept whatever the verdict: animated while it is judged
     start = time.perf_counter()
-    verdict = judge_take(
-        take,
-        run.abs(take.path).as_posix(),
-        state.judge_prompt or state.shot.prompt,
-        settings,
-        expect_text=state.shot.expect_text,
-        reference_images=[run.abs(r).as_posix() for r in state.references],
-    )
+    try:
+        verdict = judge_take(
+            take,
+            run.abs(take.path).as_posix(),
+            state.judge_prompt or state.shot.prompt,
+            settings,
+            expect_text=state.shot.expect_text,
+            reference_images=[run.abs(r).as_posix() for r in state.references],
+        )
+    except BaseException:
+        settle_ahead(run, take.shot_id, take.n)  # no clip is still being written once the shot has failed
+        raise
     timings = {**take.timings, "critique_s": round(time.perf_counter() - start, 3)}
     take = take.model_copy(update={"critique": verdict, "timings": timings})
     if state.record:
@@ -408,56 +418,6 @@ def judge_take(
     )
 
 
-CLIP_TAKES = 2  # a failing clip (frozen, flickering, drifting) is made once more with another seed and motion
-_OTHER_MOTION = {"push-in": "drift", "drift": "push-in", "pull-out": "drift", "static": "push-in"}
-
-
-def _make_clip(
-    state: ShotState, kept: Take, settings: RunSettings, run: RunDir, attempt: int, before: Clip | None
-) -> Clip:
-    """Animate `kept` and check the clip; a second attempt changes the motion and the seed of the one before."""
-    from tools.animate import AnimateRequest
-    from tools.critique import critique_clip
-
-    shot, backend = state.shot, backends(settings)["video"]
-    motion, seed, reason = shot.motion, kept.seed, None
-    if before is not None:
-        motion, seed = _OTHER_MOTION.get(before.motion, "push-in"), before.parameters["seed"] + 1
-        reason = "; ".join(i.reason for i in before.critique.issues) or "clip failed its check"
-    req = AnimateRequest(
-        image_path=run.abs(kept.path).as_posix(),
-        output_path=run.clip_path(shot.id).as_posix(),
-        prompt=kept.prompt,
-        negative_prompt=kept.negative_prompt,
-        duration=shot.duration + state.tail,
-        fps=settings.fps,
-        width=settings.width,
-        height=settings.height,
-        motion=motion,
-        seed=seed,
-    )
-    start = time.perf_counter()
-    result = backend.animate(req)
-    clip = Clip(
-        shot_id=shot.id,
-        take=kept.n,
-        path=run.rel(run.clip_path(shot.id)),
-        backend=result.backend,
-        model=result.model,
-        motion=motion,
-        duration=result.parameters.get("duration", req.duration),
-        fps=settings.fps,
-        width=settings.width,
-        height=settings.height,
-        parameters={**result.parameters, "seed": seed, "attempt": attempt, "remade_because": reason},
-        timings={"wall_s": round(time.perf_counter() - start, 3), **result.timings},
-    )
-    clip.critique = critique_clip(
-        run.abs(clip.path).as_posix(), run.abs(kept.path).as_posix(), _critique_config(settings), motion
-    )
-    return clip
-
-
 def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     """Animate the kept take into a clip of the shot's duration, and check the clip."""
     settings = runtime.context
@@ -467,15 +427,10 @@ def animate(state: ShotState, runtime: Runtime[RunSettings]) -> dict:
     if kept is None:
         return {"results": [ShotResult(shot_id=shot.id, takes=state.takes, best=None, flagged=True)]}
 
+    wait_ahead(run, shot.id, kept.n, state.tail)  # a clip made while the take was critiqued
     clip = run.load_clip(shot.id)
     if clip is None or clip.take != kept.n:
-        clip = retry(
-            CLIP_TAKES,
-            lambda k, before: _make_clip(state, kept, settings, run, k, before),
-            lambda c: c.critique.passed,
-        )
-        run.save_clip(clip)
-        pre_cut(settings, run)  # the cut's segments of this clip, while other shots still render
+        clip = shot_clip(shot, state.tail, kept, settings, run)
     flagged = _flagged(kept, clip)
     return {
         "results": [ShotResult(shot_id=shot.id, takes=state.takes, best=kept.n, flagged=flagged, clip=clip)]

@@ -260,14 +260,20 @@ def _cues(
     return cues, [(b, e, "\n".join(wrap_text(t, units, balance=True))) for b, e, t in cues]
 
 
-def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Path, config: CutConfig) -> int:
+def prepare_cut(
+    shots: list[Shot], clips: dict[str, Clip | None], root: str | Path, config: CutConfig, nice: int = 0
+) -> int:
     """Encode now the segments of the film's first cut whose clips are already made, while other shots are
     still rendering: `cut_film` then only makes what is left and joins. Returns the segments made.
 
     `shots` is the whole storyboard in order, `clips` the clips made so far (shot id → Clip, or None). A shot
     without a clip is assumed to get the length it is planned for (its duration, plus the crossfade for all but
-    the last) and no voice retiming. Whatever `cut_film` later finds different (a longer voice line, a clip made
-    again) only misses the cache and is encoded then: the prepared segments are never wrong, only unused.
+    the last). The film is timed as the cut will time it: the voice lines spoken ahead (tools/sound.py
+    speak_ahead) re-time the shots and start their subtitles, so this waits for the speaker and reads them
+    from the cache; while a line is not spoken, or with --cut-to-beat, nothing is made (it would be wasted).
+    Whatever `cut_film` later finds different (a clip made again) only misses the cache and is encoded then:
+    the prepared segments are never wrong, only unused. `nice`: the encoders run that much below this process
+    (a clip still being checked may be made again).
     """
     from tools.animate import frame_count
     from tools.cut_segments import encode_segments
@@ -289,32 +295,45 @@ def prepare_cut(shots: list[Shot], clips: dict[str, Clip | None], root: str | Pa
     if not any(paths):
         return 0
     fade = _fade(durations, config.crossfade)
-    _, burned = _cues(shots, durations, fade, _voice_onsets(shots, durations, fade, config), w, h)
+    timing = _sound_timing(shots, durations, fade, root, config)
+    if timing is None:
+        return 0
+    timed, onsets = timing
+    _, burned = _cues(shots, timed, fade, onsets, w, h)
     cache = root / "segments" / "final"
     before = set(cache.glob("*.mp4")) if cache.exists() else set()
     # Two cores left to the render loop and the critics: the GPU is still being fed while these encode.
     workers = max(1, (os.cpu_count() or 2) - 2)
-    encode_segments(
-        paths, durations, durations, fade, w, h, fps, burned, _subtitle_style(w, h), cache, workers
-    )
+    style = _subtitle_style(w, h)
+    encode_segments(paths, timed, durations, fade, w, h, fps, burned, style, cache, workers, nice=nice)
     return len(set(cache.glob("*.mp4")) - before)
 
 
-def _voice_onsets(
-    shots: list[Shot], durations: list[float], fade: float, config: CutConfig
-) -> dict[str, float]:
-    """Where the voice lines will start if none retimes a shot (tools/sound.py places them so): a voiced
-    shot's subtitle starts with its line, and a prepared fade must burn it from there."""
-    from tools.sound import LEAD
+def _sound_timing(
+    shots: list[Shot], durations: list[float], fade: float, root: Path, config: CutConfig
+) -> tuple[list[float], dict[str, float]] | None:
+    """(the shots' lengths, shot id → second its speech starts) as tools/sound.py film_sound will make them,
+    from the voice lines already spoken; None while they cannot be known yet (tests/test_cut_prepared.py
+    holds the two to the same result)."""
+    from tools.sound import LEAD, retime, voice_lines
+    from tools.voice import VoiceConfig, spoken_lines
 
-    if not config.voice:
-        return {}
-    onsets, t = {}, 0.0
-    for i, (shot, d) in enumerate(zip(shots, durations, strict=True)):
-        if shot.voiceover.strip():
-            onsets[shot.id] = t + (fade / 2 if i else 0.0) + LEAD
+    if config.cut_to_beat:
+        return None
+    wanted = voice_lines(shots)
+    if not (config.voice and wanted):
+        return durations, {}
+    voice_cfg = VoiceConfig.model_validate({k: getattr(config, k) for k in VoiceConfig.model_fields})
+    lines = spoken_lines(wanted, _lang(shots, config), root, voice_cfg)
+    if lines is None:
+        return None
+    index = {s.id: i for i, s in enumerate(shots)}
+    timed, _ = retime(durations, {index[ln.shot_id]: ln.speech for ln in lines}, fade)
+    starts, t = [], 0.0
+    for i, d in enumerate(timed):
+        starts.append(t + (fade / 2 if i else 0.0))
         t += d - fade
-    return onsets
+    return timed, {ln.shot_id: starts[index[ln.shot_id]] + LEAD for ln in lines}
 
 
 def _clip_files(shots: list[Shot], clips: list[Clip], root: Path) -> list[Path]:

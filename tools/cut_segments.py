@@ -127,7 +127,7 @@ def _segment_key(
 
 def _encode_segment(
     seg: Segment, name: str, paths: list[Path | None], retimes: list[str], srt: str, style: str,
-    w: int, h: int, fps: int, cache: Path, work: Path, env: dict[str, str], threads: int,
+    w: int, h: int, fps: int, cache: Path, work: Path, env: dict[str, str], threads: int, nice: int = 0,
 ) -> None:  # fmt: skip
     """Encode `seg` into cache/<name>.mp4 (a temporary name, then renamed: a killed cut leaves no half segment)."""
     from tools.animate import run_ffmpeg
@@ -161,7 +161,7 @@ def _encode_segment(
         f"file:{tmp}",
     ]
     try:
-        run_ffmpeg(args, cwd=work, env=env)
+        run_ffmpeg(args, cwd=work, env=env, nice=nice)
         os.replace(tmp, cache / f"{name}.mp4")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -171,11 +171,12 @@ def _encode_segment(
 def encode_segments(
     paths: list[Path | None], durations: list[float], clip_durations: list[float], fade: float, w: int, h: int,
     fps: int, cues: list[tuple[float, float, str]], style: str, cache: Path, workers: int | None = None,
-    piece: int | None = None, wait: bool = False,
+    piece: int | None = None, wait: bool = False, nice: int = 0,
 ) -> list[tuple[Segment, str | None]]:  # fmt: skip
     """Every segment of the film with its cache name; those whose clips are all on disk (`paths[i]` not None)
     and that are not in `cache` yet are encoded now, in parallel. A segment with a missing clip gets None.
-    One that another thread is making is left to it, or, with `wait` (the cut), waited for."""
+    One that another thread is making is left to it, or, with `wait` (the cut), waited for. `nice`: the
+    encoders run that much below this process (segments made ahead that may go unused)."""
     from tools.cut import _retime
 
     segments = plan_segments(durations, fade, fps, piece)
@@ -199,7 +200,7 @@ def encode_segments(
         ]
         _claims.update((cache, name) for _, name, _ in todo)
     try:
-        _encode_all(todo, paths, retimes, style, w, h, fps, cache, workers)
+        _encode_all(todo, paths, retimes, style, w, h, fps, cache, workers, nice)
     finally:
         with _claimed:
             _claims.difference_update((cache, name) for _, name, _ in todo)
@@ -212,7 +213,9 @@ _claims: set[tuple[Path, str]] = set()
 _claimed = threading.Condition()
 
 
-def _encode_all(todo, paths, retimes, style, w, h, fps, cache: Path, workers: int | None) -> None:
+def _encode_all(
+    todo, paths, retimes, style, w, h, fps, cache: Path, workers: int | None, nice: int = 0
+) -> None:
     from tools.fonts import fontconfig_env
 
     cpus = os.cpu_count() or 2
@@ -226,7 +229,7 @@ def _encode_all(todo, paths, retimes, style, w, h, fps, cache: Path, workers: in
             def one(item: tuple[Segment, str, str]) -> None:
                 seg, name, text = item
                 _encode_segment(
-                    seg, name, paths, retimes, text, style, w, h, fps, cache, Path(tmp), env, threads
+                    seg, name, paths, retimes, text, style, w, h, fps, cache, Path(tmp), env, threads, nice
                 )
 
             with ThreadPoolExecutor(max_workers=workers) as pool:

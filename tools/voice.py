@@ -135,6 +135,32 @@ def speak_lines(
         return _speak_lines(lines, lang, root, config)
 
 
+def spoken_lines(
+    lines: list[tuple[str, str]], lang: str, root: str | Path, config: VoiceConfig
+) -> list[VoiceLine] | None:
+    """The lines `speak_lines` would give now, from the cache only, once a speaker at work has finished: None
+    when one is not spoken yet (its engine might still speak it), [] when no engine can (nothing installed,
+    no endpoint). Speaks nothing: the cut's head start (tools/cut.py prepare_cut) times the film with it."""
+    root = Path(root)
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    with open(root / "audio" / ".voice.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # waits for the speaker (speak_ahead) to finish
+        if config.tts_base_url:
+            engine = ("openai", config.tts_base_url, config.tts_model, config.tts_voice)
+        else:
+            try:
+                engine = offline_engine(lang)
+            except VoiceUnavailable:
+                return []
+        out = []
+        for shot_id, text in lines:
+            hit = _cached(root / f"audio/voice-{_key(*engine, text)}.wav")
+            if hit is None:
+                return None
+            out.append(hit.model_copy(update={"shot_id": shot_id}))
+        return out
+
+
 def _speak_lines(
     lines: list[tuple[str, str]], lang: str, root: Path, config: VoiceConfig
 ) -> tuple[list[VoiceLine], list[str]]:
