@@ -79,9 +79,9 @@ def _ocr(kind: str = "page"):
             except ImportError as e:
                 raise ImportError("the OCR critic needs rapidocr: pip install rapidocr onnxruntime") from e
             # "error": an image with no text on it is an answer here, not a warning for the user's terminal.
-            # Threads: onnxruntime's default pool is every core, and its idle threads spin. Eight catalogue units
-            # reading their plates at once kept a 16-core machine at load 30 while the GPU waited (66% busy).
-            # A line is a tiny input: it runs on the caller's thread; a page search gets a few.
+            # Threads: onnxruntime's default pool is every core, and its idle threads spin: the likely cause of
+            # a load of 30 on a 16-core machine while eight catalogue units read their plates and the GPU
+            # waited (66% busy). A line is a tiny input: it runs on the caller's thread; a page search gets a few.
             threads = 1 if kind == "line" else min(4, os.cpu_count() or 1)
             params = {"Global.log_level": "error", "EngineConfig.onnxruntime.intra_op_num_threads": threads}
             if kind == "line":
