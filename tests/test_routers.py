@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from agent import nodes
+from agent.retry import retry
 from agent.settings import RunSettings
 from agent.state import FilmState, ShotState, TakeState
 from tools.film import Brief, Critique, Shot, ShotResult, Storyboard, Take
@@ -168,8 +169,8 @@ def test_retry_stops_at_the_first_accepted_and_caps_the_rest():
         made.append((k, before))
         return k
 
-    assert nodes.retry(3, attempt, lambda k: k == 2) == 2
+    assert retry(3, attempt, lambda k: k == 2) == 2
     assert made == [(1, None), (2, 1)]  # each attempt sees the one before it
     made.clear()
-    assert nodes.retry(3, attempt, lambda k: False) == 3  # none accepted: the last one, after exactly `tries`
+    assert retry(3, attempt, lambda k: False) == 3  # none accepted: the last one, after exactly `tries`
     assert [k for k, _ in made] == [1, 2, 3]
