@@ -173,7 +173,7 @@ class _Progress:
 
 def _engine(options: CatalogueOptions, settings: RunSettings) -> Engine:
     if options.ray is None:
-        return LocalEngine(workers=options.workers or 1, backends=settings.backends())
+        return LocalEngine(workers=options.workers, backends=settings.backends())
     try:
         from agent.catalogue_ray import RayEngine
     except ImportError as e:

@@ -21,8 +21,11 @@ ones `make_unit` gives: the stages are its two halves. agent/catalogue_ray.py is
 from __future__ import annotations
 
 import itertools
+import sys
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,7 +42,16 @@ from agent.catalogue_unit import (
 if TYPE_CHECKING:
     from agent.backends import Backends
 
-__all__ = ["Engine", "LocalEngine", "Stages", "UnitFn", "render_batch_of"]
+__all__ = ["Engine", "LocalEngine", "Stages", "UnitFn", "render_batch_of", "render_switch_interval"]
+
+# With a render queue on a GPU, one thread launches every kernel of a batch while the CPU threads critique and
+# write. Each launch needs the GIL, and Python hands it over only every 5 ms: the CPU threads' Python work then
+# starves the GPU. On one H200 (FP8 Z-Image-Turbo, 768x1024, batch 4, 160 units) the GPU was busy 66% of the run
+# at 8 threads and 5 ms, 80% at 0.5 ms, 82% with 4 threads (docs/PERFORMANCE.md, eighth session).
+RENDER_SWITCH_S = (
+    0.0005  # the interpreter's switch interval while a render queue runs (Python's default: 5 ms)
+)
+RENDER_WORKERS = 4  # CPU-stage threads when the run renders through a render queue and --workers is not given
 
 UnitFn = Callable[[Unit, UnitContext, "Backends"], list[UnitRecord]]
 
@@ -111,30 +123,42 @@ class LocalEngine:
 
     def __init__(
         self,
-        workers: int = 1,
+        workers: int | None = 1,
         backends: Backends | None = None,
         unit_fn: UnitFn | None = None,
         *,
         stages: Stages | None = None,
         render_ahead: int | None = None,
+        switch_interval_s: float | None = RENDER_SWITCH_S,
     ):
-        if workers < 1:
+        if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
         if render_ahead is not None and render_ahead < 0:
             raise ValueError(f"render_ahead must be 0 or more, not {render_ahead}")
-        self.workers = workers
+        if switch_interval_s is not None and switch_interval_s <= 0:
+            raise ValueError(f"switch_interval_s must be above 0, not {switch_interval_s}")
+        self.workers = workers  # None: RENDER_WORKERS with a render queue, else 1 (set when the run starts)
         self.backends = backends
         self.unit_fn = unit_fn or make_unit
         self.stages = stages if unit_fn is None else None
         self.render_ahead = render_ahead
-        self.max_in_flight = 2 * workers
+        self.switch_interval_s = switch_interval_s  # None: leave the interpreter's as it is
         self.peak_in_flight = 0  # measured, for the backpressure test and the benchmark
+
+    @property
+    def max_in_flight(self) -> int:
+        return 2 * (self.workers or 1)
 
     def run(self, units: Iterable[Unit], ctx: UnitContext, on_record: Callable[[UnitRecord], None]) -> None:
         backends = self.backends or backends_for(ctx)
+        queued = render_batch_of(backends) is not None
+        if self.workers is None:
+            self.workers = RENDER_WORKERS if queued else 1
         ahead = self._ahead(backends)
         if ahead:
-            self._run_staged(iter(units), ctx, on_record, backends, ahead)
+            interval = self.switch_interval_s if queued else None
+            with render_switch_interval(interval):
+                self._run_staged(iter(units), ctx, on_record, backends, ahead)
         else:
             self._run_whole(iter(units), ctx, on_record, backends)
 
@@ -193,3 +217,33 @@ class LocalEngine:
                 future.cancel()
             render.shutdown(wait=True, cancel_futures=True)
             cpu.shutdown(wait=True, cancel_futures=True)
+
+
+_switch_lock = threading.Lock()
+_switch_users: list[
+    float
+] = []  # the intervals asked for by the runs under way; the interpreter has the least
+_switch_before: list[float] = []
+
+
+@contextmanager
+def render_switch_interval(seconds: float | None):
+    """The interpreter's thread switch interval at most `seconds` while the block runs (None: unchanged).
+
+    Runs may overlap (a server runs several catalogues in threads): the shortest interval asked for holds until
+    the last of them ends, and then the interval from before the first comes back.
+    """
+    if seconds is None:
+        yield
+        return
+    with _switch_lock:
+        if not _switch_users:
+            _switch_before[:] = [sys.getswitchinterval()]
+        _switch_users.append(seconds)
+        sys.setswitchinterval(min(_switch_users + _switch_before))
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users.remove(seconds)
+            sys.setswitchinterval(min(_switch_users + _switch_before) if _switch_users else _switch_before[0])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -109,7 +110,7 @@ class UnitWorker:
         threads: int = 8,
         cpu_threads: int | None = None,
     ):
-        from agent.catalogue_engine import Stages, render_batch_of
+        from agent.catalogue_engine import RENDER_SWITCH_S, RENDER_WORKERS, Stages, render_batch_of
         from agent.catalogue_unit import backends_for, make_unit
 
         self.ctx = ctx
@@ -122,7 +123,9 @@ class UnitWorker:
         # CPU threads than units in flight: the critiques go first come, first served, so the oldest batch is
         # done and sent back (and the next one sent) instead of every batch finishing late together.
         self.stages = Stages() if unit_fn is None and render_batch_of(self.backends) else None
-        cpu = cpu_threads or threads if self.stages else threads
+        cpu = (cpu_threads or RENDER_WORKERS) if self.stages else threads
+        if self.stages:  # this process is the actor's alone: the render thread gets the GIL back quickly
+            sys.setswitchinterval(RENDER_SWITCH_S)  # (agent/catalogue_engine.py says why)
         self.pool = ThreadPoolExecutor(max_workers=cpu, thread_name_prefix="unit")
         self.render_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unit-render")
 

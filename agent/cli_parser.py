@@ -132,7 +132,8 @@ def _add_catalogue_parsers(sub) -> None:
     cat.add_argument(
         "--workers",
         type=int,
-        help="units made at once (default 1; with --ray, one worker per GPU of the cluster)",
+        help="units critiqued and written at once (default 4 when the model renders on a GPU, else 1; "
+        "with --ray, one worker per GPU of the cluster)",
     )
     cat.add_argument("--ray", metavar="auto|local|ADDRESS", help="run the units on a Ray cluster")
     cat.add_argument("--video", action="store_true", help="also one short clip per SKU from its best image")

@@ -157,7 +157,7 @@ def build_manager(args):
         render_batch=args.render_batch,
     )
     manager.adopt(MODEL, pipe)
-    speed_up(pipe, compile=args.compile, quantize=args.quantize, mode=args.compile_mode)
+    speed_up(pipe, compile=args.compile, quantize=args.quantize, mode=args.compile_mode, compile_vae=True)
     if args.video == "ltx":  # full-size random LTX-Video 2B (T5-XXL text encoder) beside the image model
         from tools.model_specs import DEFAULT_VIDEO_MODEL
 

@@ -72,6 +72,7 @@ for step in ${STEPS:-}; do
     worker-plain) one worker-plain 150 $C worker --folder $W --films 2 ;;
     film-fp8s) one film-fp8s $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --sample-stacks ;;
     img1-fp8|img2-fp8) one $step $(left ${IMG_CAP:-200}) $F --what images --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --repeats 3 ;;
+    steps) lim=$(left ${STEPS_CAP:-200}); one steps $lim -m evals.bench_gpu --what steps --variants ${STEP_VARIANTS:-fp8} --budget-s $(( lim - 45 )) --compile-cache /tmp/cd-cc8 ;;
     film-ltx) one film-ltx $(left ${LTX_CAP:-300}) $F --what films --video ltx ;;
     film-fp8) one film-fp8 $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     run-fp8) one run-fp8 $(left 240) $C run --folder $W --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
@@ -79,7 +80,8 @@ for step in ${STEPS:-}; do
     keep) ls -la /tmp/cd-cc8 2>/dev/null; du -sh /tmp/cd-cc8 2>/dev/null
           f=/tmp/cd-cc8/compile_artifacts.bin; [ -f $f ] && xz -T4 -6 -c $f > "$OUT"/compile_artifacts_fp8.bin.xz && echo "kept $f"
           f=/tmp/cd-cc/compile_artifacts.bin; [ -f $f ] && xz -T4 -6 -c $f > "$OUT"/compile_artifacts_bf16.bin.xz && echo "kept $f" ;;
-    catf-*) n=${step#catf-}; one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --verbose ;;
+    catf-*) n=${step#catf-}; one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --verbose ${CATF_ARGS:-} ;;
+    cat[gh]-*) n=${step#cat?-}; one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --verbose $([ ${step:3:1} = g ] && echo "${CATG_ARGS:-}" || echo "${CATH_ARGS:-}") ;;
     fp8-1) one fp8-1 $(( ${BUDGET:-585} - SECONDS )) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     fp8-2) one fp8-2 300 $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     cat-*) n=${step#cat-}; one "$step" 580 evals/bench_catalogue_gpu.py --mode local --units $n --compile --compile-cache $CACHE ;;

@@ -249,3 +249,44 @@ def test_the_ray_actor_body_renders_its_next_batch_while_the_last_is_critiqued(
     cpu = list(timeline.finished.values())
     overlapped = [a for a, _, _ in timeline.batches if any(s < a < e for s, e in cpu)]
     assert len(overlapped) >= len(timeline.batches) // 2  # renders went on while other units were critiqued
+
+
+def test_a_render_queue_run_shortens_the_switch_interval_and_gives_it_back(
+    catalogue, tiny_z_image, monkeypatch
+):
+    """While units render through the queue the CPU threads see RENDER_SWITCH_S (the render thread gets the GIL
+    back quickly), the run picks RENDER_WORKERS threads when none are given, and the interval is restored."""
+    from agent.catalogue_engine import RENDER_SWITCH_S, RENDER_WORKERS
+
+    settings = _settings(tiny_z_image, catalogue / "switch", render_batch=2)
+    seen: list[float] = []
+
+    def finish(started, ctx, backends):
+        seen.append(sys.getswitchinterval())
+        return finish_unit(started, ctx, backends)
+
+    engine = LocalEngine(None, settings.backends(), stages=Stages(start=start_unit, finish=finish))
+    before = sys.getswitchinterval()
+    assert before > RENDER_SWITCH_S
+    rows = _run(catalogue, catalogue / "switch", settings, engine, monkeypatch)
+    assert len(rows) == 12 and len(seen) == 12
+    assert set(seen) == {RENDER_SWITCH_S}
+    assert engine.workers == RENDER_WORKERS
+    assert sys.getswitchinterval() == before
+
+
+def test_overlapping_runs_keep_the_shortest_interval_until_the_last_ends():
+    from agent.catalogue_engine import render_switch_interval
+
+    before = sys.getswitchinterval()
+    with render_switch_interval(0.002):
+        assert sys.getswitchinterval() == 0.002
+        outer = render_switch_interval(0.0005)
+        outer.__enter__()
+        assert sys.getswitchinterval() == 0.0005
+        with render_switch_interval(None):
+            assert sys.getswitchinterval() == 0.0005
+    # the first run ended, the second still runs: its interval holds
+    assert sys.getswitchinterval() == 0.0005
+    outer.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before

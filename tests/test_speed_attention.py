@@ -112,3 +112,41 @@ def test_the_flag_reaches_the_manager_and_names_its_choices(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "a brief", "--attention", "bogus"])
     assert "_native_cudnn" in capsys.readouterr().err
+
+
+def test_compile_also_compiles_an_image_models_vae_decoder_on_a_gpu(monkeypatch):
+    """--compile compiles the VAE's decoder of an image model on CUDA (measured to pay); not on a CPU, not
+    without --compile, and not for a video model's VAE (compile_vae=False)."""
+    import torch
+    import torch._dynamo.config as dynamo_config
+
+    compiled: list[str] = []
+
+    class Part:
+        def __init__(self, name):
+            self.name = name
+
+        def compile(self, **kw):
+            compiled.append(self.name)
+
+        def compile_repeated_blocks(self, **kw):
+            compiled.append(self.name)
+
+    class Vae:
+        decoder = Part("decoder")
+
+    class Pipe:
+        transformer = Part("blocks")
+        vae = Vae()
+
+        def __init__(self, device):
+            self.device = torch.device(device)
+
+    with dynamo_config.patch(recompile_limit=dynamo_config.recompile_limit):  # compile=True raises it
+        speed.speed_up(Pipe("cuda"), compile=True, compile_vae=True)
+        assert compiled == ["blocks", "decoder"]
+        compiled.clear()
+        speed.speed_up(Pipe("cpu"), compile=True, compile_vae=True)
+        speed.speed_up(Pipe("cuda"), compile=True, compile_vae=False)
+        speed.speed_up(Pipe("cuda"), compile=False, compile_vae=True)
+        assert compiled == ["blocks", "blocks"]

@@ -256,6 +256,7 @@ class ModelManager:
                     compile=self.compile,
                     quantize=self.quantize if entry.spec.kind == "image" else "none",
                     attention=self.attention if entry.spec.kind == "image" else "auto",
+                    compile_vae=entry.spec.kind == "image",
                 )
             if task not in entry.pipes:
                 name = entry.spec.pipelines.get(task)

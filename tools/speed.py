@@ -78,7 +78,12 @@ def set_attention(denoiser, attention: str) -> None:
 
 
 def speed_up(
-    pipe, compile: bool = False, quantize: str = "none", mode: str | None = None, attention: str = "auto"
+    pipe,
+    compile: bool = False,
+    quantize: str = "none",
+    mode: str | None = None,
+    attention: str = "auto",
+    compile_vae: bool = False,
 ) -> None:
     """Make the denoiser faster in place: FP8 linear layers (torchao) and/or compiled repeated blocks.
 
@@ -87,6 +92,9 @@ def speed_up(
     Quantize first, then compile, so Inductor fuses the activation scaling into the surrounding kernels.
     `mode`: torch.compile's mode for the blocks ("reduce-overhead" adds CUDA graphs); None is the default.
     `attention`: the denoiser's attention backend (`set_attention`), set before the compile traces it.
+    `compile_vae` (with `compile`, on a CUDA device): the VAE's decoder compiled too. On one H200 a 1024² decode
+    went from 86.8 to 35.8 ms for an 18.4 s compile (channels-last made it slower, 140.8 ms: not used), so it
+    pays from a few hundred images in a process, or at once where the compile cache already holds it.
     """
     denoiser = getattr(pipe, "transformer", None)
     if denoiser is None:
@@ -112,6 +120,15 @@ def speed_up(
     if compile and hasattr(denoiser, "compile_repeated_blocks"):
         allow_recompiles()
         denoiser.compile_repeated_blocks(fullgraph=True, **({"mode": mode} if mode else {}))
+    decoder = getattr(getattr(pipe, "vae", None), "decoder", None)
+    if compile and compile_vae and decoder is not None and _on_cuda(pipe):
+        allow_recompiles()
+        decoder.compile()  # nn.Module.compile: in place; a new batch size or image size recompiles it once
+
+
+def _on_cuda(pipe) -> bool:
+    device = getattr(pipe, "device", None)
+    return getattr(device, "type", None) == "cuda"
 
 
 RECOMPILE_LIMIT = 64
