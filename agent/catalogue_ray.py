@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 import os
 import socket
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -110,7 +109,7 @@ class UnitWorker:
         threads: int = 8,
         cpu_threads: int | None = None,
     ):
-        from agent.catalogue_engine import RENDER_SWITCH_S, RENDER_WORKERS, Stages, render_batch_of
+        from agent.catalogue_engine import RENDER_WORKERS, Stages, render_batch_of
         from agent.catalogue_unit import backends_for, make_unit
 
         self.ctx = ctx
@@ -124,8 +123,6 @@ class UnitWorker:
         # done and sent back (and the next one sent) instead of every batch finishing late together.
         self.stages = Stages() if unit_fn is None and render_batch_of(self.backends) else None
         cpu = (cpu_threads or RENDER_WORKERS) if self.stages else threads
-        if self.stages:  # this process is the actor's alone: the render thread gets the GIL back quickly
-            sys.setswitchinterval(RENDER_SWITCH_S)  # (agent/catalogue_engine.py says why)
         self.pool = ThreadPoolExecutor(max_workers=cpu, thread_name_prefix="unit")
         self.render_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unit-render")
 
@@ -143,10 +140,13 @@ class UnitWorker:
     def run_batch(self, units: list[Unit]) -> list[list[UnitRecord]]:
         """Every unit of the batch at once, so their renders meet in the render queue; records in order."""
         if self.stages is not None:
-            chained = [
-                self.stages.chain(self.render_pool, self.pool, u, self.ctx, self.backends) for u in units
-            ]
-            return [finished.result() for _, finished in chained]
+            from agent.catalogue_engine import RENDER_SWITCH_S, render_switch_interval
+
+            with render_switch_interval(RENDER_SWITCH_S):  # the render thread gets the GIL back quickly
+                chained = [
+                    self.stages.chain(self.render_pool, self.pool, u, self.ctx, self.backends) for u in units
+                ]
+                return [finished.result() for _, finished in chained]
         futures = [self.pool.submit(self.unit_fn, u, self.ctx, self.backends) for u in units]
         return [f.result() for f in futures]
 

@@ -33,7 +33,7 @@ BRIEF = (
 )
 
 
-def film(out: Path, shots: int, width: int, height: int, spans, cut_encoded: list) -> dict:
+def film(out: Path, shots: int, width: int, height: int, spans, spy) -> dict:
     from agent import director
     from agent.settings import RunSettings
     from tools.plan import read_brief
@@ -65,7 +65,7 @@ def film(out: Path, shots: int, width: int, height: int, spans, cut_encoded: lis
         "director_s": round(done - t0, 2),
         "last_image_s": round(last_png, 2),
         "after_last_image_s": round(final - pngs[-1], 2),
-        "cut_encoded_segments": len(cut_encoded),
+        "cut_encoded_segments": len(spy.by("cut")),
         "median_s": {k: round(statistics.median(v), 3) for k, v in sorted(by_step.items())},
         "count": {k: len(v) for k, v in sorted(by_step.items())},
         "after_last_image": rows,
@@ -134,39 +134,22 @@ def main() -> None:
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     import agent.delivery
-    import tools.cut as cut_module
-    import tools.cut_segments as segs
     from evals.bench_film_gpu import Spans
+    from evals.segment_spy import SegmentSpy
 
     if args.prepare:
         agent.delivery.PREPARE_MIN_CPUS = 1
     spans = Spans()
     spans_for_pre_cut(spans)
     # Which segments the cut itself encodes: those no branch prepared.
-    in_cut, cut_encoded = [False], []
-    real_encode, real_cut = segs._encode_segment, cut_module.cut_film
-
-    def encode(seg, *a, **k):
-        if in_cut[0]:
-            cut_encoded.append(seg)
-        return real_encode(seg, *a, **k)
-
-    def cut(*a, **k):
-        in_cut[0] = True
-        try:
-            return real_cut(*a, **k)
-        finally:
-            in_cut[0] = False
-
-    segs._encode_segment = encode
-    cut_module.cut_film = cut
+    spy = SegmentSpy().install()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.steps:
             print(json.dumps({"steps": steps(Path(tmp), width, height, args.repeat)}), flush=True)
         for i in range(args.repeat):
-            cut_encoded.clear()
-            row = film(Path(tmp) / f"run{i}", args.shots, width, height, spans, cut_encoded)
+            spy.clear()
+            row = film(Path(tmp) / f"run{i}", args.shots, width, height, spans, spy)
             rows.append(row)
             tail = ", ".join(f"{r['step']}@{r['start_s']}+{r['seconds']}" for r in row["after_last_image"])
             print(

@@ -267,18 +267,22 @@ def test_a_render_queue_run_shortens_the_switch_interval_and_gives_it_back(
 
     engine = LocalEngine(None, settings.backends(), stages=Stages(start=start_unit, finish=finish))
     before = sys.getswitchinterval()
-    assert before > RENDER_SWITCH_S
-    rows = _run(catalogue, catalogue / "switch", settings, engine, monkeypatch)
+    sys.setswitchinterval(0.005)  # Python's default, whatever an earlier test left
+    try:
+        rows = _run(catalogue, catalogue / "switch", settings, engine, monkeypatch)
+        assert sys.getswitchinterval() == 0.005
+    finally:
+        sys.setswitchinterval(before)
     assert len(rows) == 12 and len(seen) == 12
     assert set(seen) == {RENDER_SWITCH_S}
     assert engine.workers == RENDER_WORKERS
-    assert sys.getswitchinterval() == before
 
 
 def test_overlapping_runs_keep_the_shortest_interval_until_the_last_ends():
     from agent.catalogue_engine import render_switch_interval
 
     before = sys.getswitchinterval()
+    assert before > 0.002, "an earlier test left the interval shortened"
     with render_switch_interval(0.002):
         assert sys.getswitchinterval() == 0.002
         outer = render_switch_interval(0.0005)

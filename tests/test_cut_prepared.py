@@ -9,10 +9,9 @@ import time
 import pytest
 
 import agent.delivery
-import tools.cut as cut_module
-import tools.cut_segments as segs
 from agent import director
 from agent.settings import RunSettings
+from evals.segment_spy import SegmentSpy
 from tools.cut import probe
 from tools.film import Brief
 
@@ -28,23 +27,7 @@ BRIEF = Brief(
 def encoded(monkeypatch):
     """Every segment encode, tagged with who made it: a shot branch or the cut node."""
     monkeypatch.setattr(agent.delivery, "PREPARE_MIN_CPUS", 1)  # this machine's cores are few; the hook runs
-    in_cut, made = [False], []
-    real_encode, real_cut = segs._encode_segment, cut_module.cut_film
-
-    def encode(seg, *a, **k):
-        made.append(("cut" if in_cut[0] else "branch", seg.a, seg.b))
-        return real_encode(seg, *a, **k)
-
-    def cut(*a, **k):
-        in_cut[0] = True
-        try:
-            return real_cut(*a, **k)
-        finally:
-            in_cut[0] = False
-
-    monkeypatch.setattr(segs, "_encode_segment", encode)
-    monkeypatch.setattr(cut_module, "cut_film", cut)
-    return made
+    return SegmentSpy().install(monkeypatch.setattr).made
 
 
 def run_film(tmp_path):

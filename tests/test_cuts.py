@@ -204,26 +204,10 @@ def test_shot_branches_prepare_the_cut_so_the_cut_only_joins(tmp_path, monkeypat
     """The overlap in a real run: each shot branch encodes its segments once its clip exists; the cut node then
     encodes none and joins them in shot order, and the film lasts what the storyboard says."""
     import agent.delivery
-    import tools.cut as cut_module
-    import tools.cut_segments as segs
+    from evals.segment_spy import SegmentSpy
 
     monkeypatch.setattr(agent.delivery, "PREPARE_MIN_CPUS", 1)  # this machine's cores are few; the hook runs
-    in_cut, encoded = [False], []
-    real_encode, real_cut = segs._encode_segment, cut_module.cut_film
-
-    def encode(seg, *a, **k):
-        encoded.append(("cut" if in_cut[0] else "branch", seg.a, seg.b))
-        return real_encode(seg, *a, **k)
-
-    def cut(*a, **k):
-        in_cut[0] = True
-        try:
-            return real_cut(*a, **k)
-        finally:
-            in_cut[0] = False
-
-    monkeypatch.setattr(segs, "_encode_segment", encode)
-    monkeypatch.setattr(cut_module, "cut_film", cut)
+    encoded = SegmentSpy().install(monkeypatch.setattr).made
     settings = RunSettings(run_dir=str(tmp_path / "run"), width=160, height=96, shots=3, duration=6.0,
                            max_takes=1, voice=False, crossfade=0.4)  # fmt: skip
     film = director.start(BRIEF, settings)
