@@ -48,9 +48,8 @@ __all__ = ["Engine", "LocalEngine", "Stages", "UnitFn", "render_batch_of", "rend
 # write. Each launch needs the GIL, and Python hands it over only every 5 ms: the CPU threads' Python work then
 # starves the GPU. On one H200 (FP8 Z-Image-Turbo, 768x1024, batch 4, 160 units) the GPU was busy 66% of the run
 # at 8 threads and 5 ms, 80% at 0.5 ms, 82% with 4 threads (docs/PERFORMANCE.md, eighth session).
-RENDER_SWITCH_S = (
-    0.0005  # the interpreter's switch interval while a render queue runs (Python's default: 5 ms)
-)
+# The interpreter's switch interval while a render queue runs (Python's default: 5 ms).
+RENDER_SWITCH_S = 0.0005
 RENDER_WORKERS = 4  # CPU-stage threads when the run renders through a render queue and --workers is not given
 
 UnitFn = Callable[[Unit, UnitContext, "Backends"], list[UnitRecord]]
@@ -220,9 +219,8 @@ class LocalEngine:
 
 
 _switch_lock = threading.Lock()
-_switch_users: list[
-    float
-] = []  # the intervals asked for by the runs under way; the interpreter has the least
+# The intervals asked for by the runs under way (the interpreter has the least), and the one from before them.
+_switch_users: list[float] = []
 _switch_before: list[float] = []
 
 
