@@ -244,4 +244,4 @@ def render_switch_interval(seconds: float | None):
     finally:
         with _switch_lock:
             _switch_users.remove(seconds)
-            sys.setswitchinterval(min(_switch_users + _switch_before) if _switch_users else _switch_before[0])
+            sys.setswitchinterval(min(_switch_users + _switch_before))  # none left: the one from before

@@ -80,8 +80,8 @@ for step in ${STEPS:-}; do
     keep) ls -la /tmp/cd-cc8 2>/dev/null; du -sh /tmp/cd-cc8 2>/dev/null
           f=/tmp/cd-cc8/compile_artifacts.bin; [ -f $f ] && xz -T4 -6 -c $f > "$OUT"/compile_artifacts_fp8.bin.xz && echo "kept $f"
           f=/tmp/cd-cc/compile_artifacts.bin; [ -f $f ] && xz -T4 -6 -c $f > "$OUT"/compile_artifacts_bf16.bin.xz && echo "kept $f" ;;
-    catf-*) n=${step#catf-}; one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --verbose ${CATF_ARGS:-} ;;
-    cat[gh]-*) n=${step#cat?-}; one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --verbose $([ ${step:3:1} = g ] && echo "${CATG_ARGS:-}" || echo "${CATH_ARGS:-}") ;;
+    cat[fgh]-*) n=${step#cat?-}; extra=CAT$(echo ${step:3:1} | tr a-z A-Z)_ARGS  # CATF_ARGS, CATG_ARGS, CATH_ARGS
+          one "$step" $(left ${CAT_CAP:-480}) evals/bench_catalogue_gpu.py --mode local --units $n --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --verbose ${!extra:-} ;;
     fp8-1) one fp8-1 $(( ${BUDGET:-585} - SECONDS )) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     fp8-2) one fp8-2 300 $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     cat-*) n=${step#cat-}; one "$step" 580 evals/bench_catalogue_gpu.py --mode local --units $n --compile --compile-cache $CACHE ;;
