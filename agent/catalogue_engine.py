@@ -21,11 +21,8 @@ ones `make_unit` gives: the stages are its two halves. agent/catalogue_ray.py is
 from __future__ import annotations
 
 import itertools
-import sys
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,18 +35,26 @@ from agent.catalogue_unit import (
     make_unit,
     start_unit,
 )
+from tools.render_queue import RENDER_SWITCH_S, render_switch_interval
 
 if TYPE_CHECKING:
     from agent.backends import Backends
 
-__all__ = ["Engine", "LocalEngine", "Stages", "UnitFn", "render_batch_of", "render_switch_interval"]
+__all__ = [
+    "RENDER_SWITCH_S",
+    "Engine",
+    "LocalEngine",
+    "Stages",
+    "UnitFn",
+    "render_batch_of",
+    "render_switch_interval",
+]
 
 # With a render queue on a GPU, one thread launches every kernel of a batch while the CPU threads critique and
-# write. Each launch needs the GIL, and Python hands it over only every 5 ms: the CPU threads' Python work then
-# starves the GPU. On one H200 (FP8 Z-Image-Turbo, 768x1024, batch 4, 160 units) the GPU was busy 66% of the run
-# at 8 threads and 5 ms, 80% at 0.5 ms, 82% with 4 threads (docs/PERFORMANCE.md, eighth session).
-# The interpreter's switch interval while a render queue runs (Python's default: 5 ms).
-RENDER_SWITCH_S = 0.0005
+# write; the queue shortens the interpreter's switch interval while it renders (tools/render_queue.py
+# RENDER_SWITCH_S), and a catalogue run keeps it short for the whole run, its CPU stage included. On one H200
+# (FP8 Z-Image-Turbo, 768x1024, batch 4, 160 units) the GPU was busy 66% of the run at 8 threads and 5 ms, 80%
+# at 0.5 ms, 82% with 4 threads (docs/PERFORMANCE.md, eighth session).
 RENDER_WORKERS = 4  # CPU-stage threads when the run renders through a render queue and --workers is not given
 
 UnitFn = Callable[[Unit, UnitContext, "Backends"], list[UnitRecord]]
@@ -216,32 +221,3 @@ class LocalEngine:
                 future.cancel()
             render.shutdown(wait=True, cancel_futures=True)
             cpu.shutdown(wait=True, cancel_futures=True)
-
-
-_switch_lock = threading.Lock()
-# The intervals asked for by the runs under way (the interpreter has the least), and the one from before them.
-_switch_users: list[float] = []
-_switch_before: list[float] = []
-
-
-@contextmanager
-def render_switch_interval(seconds: float | None):
-    """The interpreter's thread switch interval at most `seconds` while the block runs (None: unchanged).
-
-    Runs may overlap (a server runs several catalogues in threads): the shortest interval asked for holds until
-    the last of them ends, and then the interval from before the first comes back.
-    """
-    if seconds is None:
-        yield
-        return
-    with _switch_lock:
-        if not _switch_users:
-            _switch_before[:] = [sys.getswitchinterval()]
-        _switch_users.append(seconds)
-        sys.setswitchinterval(min(_switch_users + _switch_before))
-    try:
-        yield
-    finally:
-        with _switch_lock:
-            _switch_users.remove(seconds)
-            sys.setswitchinterval(min(_switch_users + _switch_before))  # none left: the one from before

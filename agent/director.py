@@ -43,6 +43,11 @@ from tools import film
 from tools.film import Brief, Shot, Storyboard
 from tools.plan import BriefError, PlanError
 
+# A new run starts loading its image model (a diffusers backend) on a thread before it plans. In a fresh process
+# the load then overlaps the planning and the graph's start, and the first render call takes one image, not a
+# batch of four (ModelManager.preload). Benchmarks set it to False to measure without it.
+PRELOAD = True
+
 __all__ = [
     "STATE_TYPES",
     "Film",
@@ -145,7 +150,9 @@ def start(brief: Brief, settings: RunSettings, on_event=None, allow_missing: boo
     with run_lock(root):
         try:
             _remove_contents(root, keep={LOCK_FILE})  # at most what a killed start-up left
-            settings.backends()  # chosen once for the run; the copy below keeps them (private attributes are copied)
+            backends = settings.backends()  # chosen once for the run; the copy below keeps them
+            if PRELOAD and hasattr(backends.image, "preload"):
+                backends.image.preload()  # a new run renders first: its image model loads while it plans
             settings = settings.model_copy(update={"reference": save_references(references, root)})
             write_json(root / "brief.json", brief)
             write_json(root / "settings.json", settings.model_dump(mode="json"))

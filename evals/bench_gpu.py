@@ -245,6 +245,12 @@ class Bench:
             if variant == "fp8-all":
                 pipe.vae.decoder.compile()
                 pipe.text_encoder.compile()
+        elif (
+            variant == "fp8-tensor"
+        ):  # FP8 with one scale per tensor (cuBLAS's plain FP8 GEMM) instead of per row
+            speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8", fp8_scales="tensor")
+        elif variant == "fp8-cg":  # FP8 blocks compiled with CUDA graphs (torch.compile mode reduce-overhead)
+            speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8", mode="reduce-overhead")
         elif variant == "fp8-cl":  # FP8 blocks + a channels-last VAE (cuDNN's NHWC convolutions, no compile)
             speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8")
             pipe.vae.to(memory_format=torch.channels_last)
@@ -421,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--variants",
         default=None,
-        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fast (default plain,compile,fp8,fp8-all; "
+        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fp8-tensor, fp8-cg, fast (default plain,compile,fp8,fp8-all; "
         "with --what steps plain,fp8)",
     )
     ap.add_argument(
@@ -507,7 +513,7 @@ def steps_main(bench: Bench, args) -> int:
         run_steps(
             bench,
             (args.variants or "plain,fp8").split(","),
-            args.attentions.split(","),
+            [a for a in args.attentions.split(",") if a],  # "" times none
             args.budget_s,
             skipped,
         )

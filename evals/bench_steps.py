@@ -1,6 +1,6 @@
 """Where a single Z-Image-Turbo image's time goes, each step timed on its own (`bench_gpu.py --what steps`).
 
-At batch 1 and 1024² (64² with --tiny), 9 steps, guidance 0, for each variant (a freshly built pipeline, as
+At batch 1 and 1024² (64² with --tiny), the model's default steps (8: one forward each), guidance 0, for each variant (a freshly built pipeline, as
 `bench_gpu.py` builds it) this times with CUDA events (perf_counter on a CPU):
 
 - text encoding: the pipeline's own encoder run (what every call from text pays), and the answer of the
@@ -26,6 +26,8 @@ import gc
 import statistics
 import time
 import traceback
+
+from tools.model_specs import spec_for
 
 # What the first compile of the VAE decoder may take at 1024² (not yet measured on a GPU): below this much time
 # left, it is skipped.
@@ -71,7 +73,7 @@ class StepBench:
         self.deadline = time.perf_counter() + budget_s
         self.attentions = attentions
         self.size = 64 if bench.tiny else 1024
-        self.steps = 9
+        self.steps = spec_for(SOURCE).num_inference_steps  # the product's default: 8 (tools/model_specs.py)
         self.skipped: list[dict] = []
         self.pipe = self.manager = None
         self.recompiled = 0  # graphs Dynamo compiled inside timed runs (should stay 0)
@@ -246,7 +248,10 @@ class StepBench:
             loops.append(s)
             per_step.append(statistics.median(self.clock.between(a, b) for a, b in zip(marks, marks[1:])))
         self.recompiled += compiled_graphs() - before
-        return {"dit_step_s": statistics.median(per_step), "denoise_loop_s": statistics.median(loops)}
+        out = {"dit_step_s": statistics.median(per_step), "denoise_loop_s": statistics.median(loops)}
+        if self.bench.device == "cuda":
+            out.update(profile_loop(run))
+        return out
 
     def decode(self, pipe, latents, variant: str) -> dict:
         """The VAE decode alone: plain, channels-last, compiled; leaves the pipeline with the fastest one."""
@@ -312,11 +317,68 @@ class StepBench:
         self.bench.row(model="Z-Image-Turbo steps", **shown)
 
 
+# Kernel families of a profiled loop, by the first match in the kernel's name (lower case).
+KERNEL_KINDS = (
+    ("attention", ("flash", "fmha", "attention", "cudnn", "sdpa")),
+    ("fp8 gemm", ("f8", "fp8", "e4m3", "scaled_mm")),
+    ("gemm", ("gemm", "cutlass", "sm90_xmma", "nvjet", "matmul")),
+    ("triton (fused elementwise, norms, quantisation)", ("triton",)),
+)
+
+
+def kernel_kind(name: str) -> str:
+    low = name.lower()
+    return next((kind for kind, marks in KERNEL_KINDS if any(m in low for m in marks)), "other")
+
+
+def profile_loop(run) -> dict:
+    """One denoising loop under torch.profiler: the GPU's kernel seconds against the loop's wall time (their
+    difference is time the GPU waited for the CPU: launches, Python between the blocks, a sync), the kernel
+    seconds per family, and the ten kernels that took longest in all."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t = time.perf_counter()
+        run()
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    spans = sorted((e.time_range.start, e.time_range.end) for e in kernels)
+    busy, reach = 0.0, None  # the union of the kernels' intervals (microseconds)
+    for a, b in spans:
+        if reach is None or a > reach:
+            busy += b - a
+            reach = b
+        elif b > reach:
+            busy += b - reach
+            reach = b
+    first, last = (spans[0][0], max(b for _, b in spans)) if spans else (0, 0)
+    kinds: dict[str, float] = {}
+    names: dict[str, float] = {}
+    for e in kernels:
+        d = (e.time_range.end - e.time_range.start) / 1e6
+        kinds[kernel_kind(e.name)] = kinds.get(kernel_kind(e.name), 0.0) + d
+        names[e.name[:90]] = names.get(e.name[:90], 0.0) + d
+    top = sorted(names.items(), key=lambda kv: -kv[1])[:10]
+    return {
+        "profiled_loop_wall_s": wall,
+        "profiled_kernel_busy_s": busy / 1e6,
+        "profiled_gpu_span_s": (last - first) / 1e6,
+        "profiled_kernels": len(kernels),
+        "profiled_kinds_s": {k: round(v, 4) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+        "profiled_top_kernels_s": {k: round(v, 4) for k, v in top},
+    }
+
+
 FIELDS = (
     ("text_encode_s", "text encoding, new prompt"),
     ("text_cached_s", "text encoding, cached prompt"),
     ("dit_step_s", "one DiT step"),
     ("denoise_loop_s", "denoising loop (9 steps)"),
+    ("profiled_loop_wall_s", "denoising loop under the profiler"),
+    ("profiled_kernel_busy_s", "  of it, GPU kernels running"),
     ("vae_decode_s", "VAE decode"),
     ("vae_decode_channels_last_s", "VAE decode, channels-last"),
     ("vae_decode_compiled_s", "VAE decode, compiled"),

@@ -37,7 +37,7 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "evals"]
 
-from evals.bench_film_gpu import BRIEF, GpuSampler  # noqa: E402
+from evals.bench_film_gpu import BRIEF, IMAGE_STEPS, GpuSampler  # noqa: E402
 
 FILM_FLAGS = ["--shots", "8", "--image-backend", "diffusers", "--video-backend", "motion"]
 FILM_FLAGS += ["--clip-model", "none", "--max-takes", "1", "--no-voice"]
@@ -97,7 +97,13 @@ def load(args) -> dict:
         size = 64 if args.tiny else 1024
         t = time.perf_counter()
         manager.queue.render(
-            args.folder, "a first image", 0, width=size, height=size, num_inference_steps=9, guidance_scale=0
+            args.folder,
+            "a first image",
+            0,
+            width=size,
+            height=size,
+            num_inference_steps=IMAGE_STEPS,
+            guidance_scale=0,
         )
         row["first_render_s"] = round(time.perf_counter() - t, 2)
         row["first_image_at_s"] = round(time.time() - STARTED, 2)
@@ -107,8 +113,16 @@ def load(args) -> dict:
 def run(args) -> dict:
     """`main.py run` in a child process; times from the child's start, read from the run folder's files."""
     out = Path(tempfile.mkdtemp(prefix="cold-run-")) / "film"
+    trace = out.parent / "trace.json"
+    # With --trace the child runs under evals/startup_trace.py (every thread's stack every 50 ms, as spans);
+    # --no-preload implies it (the tracer sets agent.director.PRELOAD before main.py runs).
+    args.trace = args.trace or args.no_preload
+    wrap = [str(ROOT / "evals" / "startup_trace.py"), "--out", str(trace)] if args.trace else []
+    if args.no_preload:
+        wrap += ["--set", "agent.director.PRELOAD=0"]
     cmd = [
         sys.executable,
+        *([*wrap, "--"] if wrap else []),
         str(ROOT / "main.py"),
         "run",
         BRIEF,
@@ -127,7 +141,8 @@ def run(args) -> dict:
     sampler = GpuSampler().start()
     began, began_perf = time.time(), time.perf_counter()
     quiet = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # keep the log to what matters
-    child = run_child(cmd, {**os.environ, **quiet})
+    extra = dict(item.split("=", 1) for item in args.env)
+    child = run_child(cmd, {**os.environ, **quiet, **extra})
     ended_perf = time.perf_counter()
     sampler.stop()
     if child.returncode != 0 or not (out / "final.mp4").exists():
@@ -152,8 +167,25 @@ def run(args) -> dict:
         "gpu_render_phase": sampler.busy(began_perf + render_start, began_perf + last_png),
         "gpu_whole": sampler.busy(began_perf, ended_perf),
         "cost": sum_costs([t["timings"] for t in takes]),
+        "env": extra,
         "stdout_tail": child.stdout[-1500:],
+        **({"trace": startup_spans(trace, began)} if args.trace else {}),
     }
+
+
+def startup_spans(path: Path, began: float) -> dict:
+    """The child's startup trace, its times moved to this process's clock (the child's start = `began`):
+    the spans of the first 40 s and each thread's seconds per label."""
+    if not path.exists():
+        return {"missing": str(path)}
+    trace = json.loads(path.read_text())
+    shift = trace["started"] - began
+    spans = [
+        {**s, "start": round(s["start"] + shift, 2), "end": round(s["end"] + shift, 2)}
+        for s in trace["spans"]
+        if s["start"] + shift < 40
+    ]
+    return {"child_started_s": round(shift, 3), "spans": spans, "seconds": trace["seconds"]}
 
 
 def run_child(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
@@ -232,11 +264,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sequential", action="store_true", help="load: components one after another")
     ap.add_argument("--library", action="store_true", help="load: from_pretrained to host, then .to(device)")
     ap.add_argument("--films", type=int, default=2)
+    ap.add_argument("--trace", action="store_true", help="run: the child under evals/startup_trace.py")
+    ap.add_argument("--no-preload", action="store_true", help="run: agent.director.PRELOAD off (traced)")
+    ap.add_argument("--env", action="append", default=[], help="run: KEY=VALUE in the child's environment")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     row = {"what": args.what, **{"save": save, "load": load, "run": run, "worker": worker}[args.what](args)}
     row["config"] = {
-        k: getattr(args, k) for k in ("compile", "compile_cache", "quantize", "sequential", "library")
+        k: getattr(args, k)
+        for k in (
+            "compile",
+            "compile_cache",
+            "quantize",
+            "sequential",
+            "library",
+            "trace",
+            "no_preload",
+            "env",
+        )
     }
     text = json.dumps(row, indent=1)
     print(text, flush=True)

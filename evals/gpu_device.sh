@@ -64,6 +64,20 @@ for step in ${STEPS:-}; do
     run-cc1) one run-cc1 200 $C run --folder $W --compile --compile-cache $CACHE ;;
     run-cc2) one run-cc2 120 $C run --folder $W --compile --compile-cache $CACHE ;;
     run-plain) one run-plain 120 $C run --folder $W ;;
+    run-trace) one run-trace $(left 120) $C run --folder $W --trace ;;              # preload on (the default)
+    run-trace-np) one run-trace-np $(left 120) $C run --folder $W --no-preload ;;   # agent.director.PRELOAD off
+    run-trace-par) one run-trace-par $(left 120) $C run --folder $W --trace --env HF_ENABLE_PARALLEL_LOADING=yes ;;
+    pyc) # Does the image ship bytecode for its own packages? It sets PYTHONDONTWRITEBYTECODE, so without .pyc
+         # files every process compiles torch._dynamo, sympy, sklearn ... again. A user's pip install writes
+         # them; this step gives later steps of the call a bytecode cache (/tmp/pyc) as such an install has.
+         python3 -c "import torch, os, glob, sys; d = os.path.dirname(torch.__file__); print('pyc in torch/_dynamo:', len(glob.glob(d + '/_dynamo/__pycache__/*.pyc')), 'py:', len(glob.glob(d + '/_dynamo/*.py')), sys.version.split()[0])" >> "$OUT/log.txt" 2>&1
+         unset PYTHONDONTWRITEBYTECODE; export PYTHONPYCACHEPREFIX=/tmp/pyc
+         for i in 1 2 3; do /usr/bin/time -f "imports with a bytecode cache, run $i: %e s" python3 -c "import torch, diffusers; from diffusers import ZImagePipeline; from transformers import Qwen3Model" >> "$OUT/log.txt" 2>&1; done ;;
+    imports) for m in torch diffusers transformers; do python3 -X importtime -c "import $m" 2> /tmp/imp-$m.txt; done
+             python3 -X importtime -c "import torch, diffusers, transformers; from diffusers import ZImagePipeline; from transformers import Qwen3Model" 2> /tmp/imp.txt
+             { echo "== importtime, top cumulative (us)"; sort -t'|' -k2 -n -r /tmp/imp.txt | head -30; } >> "$OUT/log.txt"
+             for i in 1 2; do /usr/bin/time -f "import torch+diffusers+ZImagePipeline+Qwen3Model: %e s" python3 -c "import torch, diffusers; from diffusers import ZImagePipeline; from transformers import Qwen3Model" >> "$OUT/log.txt" 2>&1; done
+             /usr/bin/time -f "python3 main.py --help: %e s" python3 main.py --help > /dev/null 2>> "$OUT/log.txt" ;;
     img-cc) one img-cc 150 $F --what images --compile --repeats 1 --compile-cache $CACHE ;;
     why) for d in /tmp/cold-run-*/film; do echo "== $d"; ls "$d" "$d"/shots/* 2>&1 | head -20
            cat "$d"/error.log 2>/dev/null | tail -60; cp "$d"/error.log "$OUT"/error.log 2>/dev/null
@@ -72,7 +86,7 @@ for step in ${STEPS:-}; do
     worker-plain) one worker-plain 150 $C worker --folder $W --films 2 ;;
     film-fp8s) one film-fp8s $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --sample-stacks ;;
     img1-fp8|img2-fp8) one $step $(left ${IMG_CAP:-200}) $F --what images --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --repeats 3 ;;
-    steps) lim=$(left ${STEPS_CAP:-200}); one steps $lim -m evals.bench_gpu --what steps --variants ${STEP_VARIANTS:-fp8} --budget-s $(( lim - 45 )) --compile-cache /tmp/cd-cc8 ;;
+    steps) lim=$(left ${STEPS_CAP:-200}); one steps $lim -m evals.bench_gpu --what steps --variants ${STEP_VARIANTS:-fp8} --budget-s $(( lim - 45 )) --compile-cache /tmp/cd-cc8 ${STEP_ARGS:-} ;;
     film-ltx) one film-ltx $(left ${LTX_CAP:-300}) $F --what films --video ltx ;;
     film-fp8) one film-fp8 $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     run-fp8) one run-fp8 $(left 240) $C run --folder $W --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;

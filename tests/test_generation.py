@@ -60,8 +60,31 @@ def _pixels(path: str) -> np.ndarray:
 # ---- the table ------------------------------------------------------------------------------------------------
 
 
+def test_z_image_turbo_default_steps_are_the_model_cards_eight_forwards():
+    """The card's recipe (9 steps in the diffusers it was written for: sigma_min 0, so the 9th timestep is
+    sigma 0 and its forward moves nothing) and the table's default on this diffusers take the same steps: the
+    sigmas of every forward that moves the latents are equal, and none is wasted now."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.pipelines.z_image.pipeline_z_image import get_default_z_image_sigmas, retrieve_timesteps
+
+    config = dict(num_train_timesteps=1000, use_dynamic_shifting=False, shift=3.0)  # Z-Image-Turbo's
+    card = FlowMatchEulerDiscreteScheduler(**config)
+    card.sigma_min = 0.0
+    card.set_timesteps(9)
+    sig = card.sigmas.tolist()
+    moving = [a for a, b in zip(sig, sig[1:]) if b != a]  # forwards whose Euler step is not zero
+    assert len(sig) - 1 == 9 and len(moving) == 8
+
+    steps = spec_for("Tongyi-MAI/Z-Image-Turbo").num_inference_steps
+    ours = FlowMatchEulerDiscreteScheduler(**config)
+    retrieve_timesteps(ours, steps, "cpu", sigmas=get_default_z_image_sigmas(steps))
+    now = ours.sigmas.tolist()
+    assert len(now) - 1 == steps == 8  # one forward per step
+    assert now[:-1] == pytest.approx(moving, abs=1e-6) and now[-1] == 0.0
+
+
 def test_table_matches_ids_and_folders(models):
-    assert spec_for("Tongyi-MAI/Z-Image-Turbo").num_inference_steps == 9
+    assert spec_for("Tongyi-MAI/Z-Image-Turbo").num_inference_steps == 8
     assert spec_for("Tongyi-MAI/Z-Image-Turbo").guidance_scale == 0.0
     assert spec_for("Tongyi-MAI/Z-Image").family == "z-image"
     assert spec_for("Qwen/Qwen-Image-Edit").pipelines["reference"] == "QwenImageEditPipeline"

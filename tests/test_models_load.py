@@ -155,3 +155,22 @@ def test_cold_benchmark_saves_and_loads_a_folder(tmp_path):
     row = json.loads((tmp_path / "l.json").read_text())
     assert set(row["components_s"]) == {"transformer", "text_encoder", "vae"}
     assert row["first_render_s"] > 0 and row["device"] == "cpu"
+
+
+def test_diffusers_reads_a_components_shards_on_threads():
+    """tools/models.py imports the loader before diffusers, and the loader turns on diffusers' parallel shard
+    loading (read once, at diffusers' import); a user's HF_ENABLE_PARALLEL_LOADING=no still wins. In a fresh
+    interpreter, so no earlier import in this test process decides it."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "import tools.models, diffusers.models.modeling_utils as m; print(m.HF_ENABLE_PARALLEL_LOADING)"
+    env = {k: v for k, v in os.environ.items() if k != "HF_ENABLE_PARALLEL_LOADING"}
+    root = str(Path(__file__).resolve().parents[1])
+    for setting, expected in ((None, "True"), ("no", "False")):
+        run_env = env if setting is None else {**env, "HF_ENABLE_PARALLEL_LOADING": setting}
+        out = subprocess.run(
+            [sys.executable, "-c", probe], cwd=root, env=run_env, capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip().splitlines()[-1] == expected, out.stderr[-500:]

@@ -228,3 +228,57 @@ def test_preload_loads_on_a_thread_and_the_first_render_waits_for_it(z_image):
     compiled.get = broken
     compiled.preload("no/such-model").join(timeout=30)  # a failed preload only logs; the render reports it
     assert compiled.queue.first_batch is None  # batch 1 then 4 would compile two graphs
+
+
+def test_the_switch_interval_is_short_during_each_call_and_restored_after():
+    """While the queue's thread launches a batch's kernels the interpreter hands the GIL over every
+    RENDER_SWITCH_S (the shot branches and clip encoders would otherwise hold it for 5 ms at a time); after the
+    call the interval from before comes back. None leaves it alone."""
+    import sys
+
+    from tools.render_queue import RENDER_SWITCH_S
+
+    seen: list[float] = []
+    manager = RecordingManager()
+    real = manager.call
+
+    def call(*args, **kwargs):
+        seen.append(sys.getswitchinterval())
+        return real(*args, **kwargs)
+
+    manager.call = call
+    before = sys.getswitchinterval()
+    assert before > RENDER_SWITCH_S  # Python's default, 5 ms
+    queue = RenderQueue(manager, max_batch=1, gather_s=0.0)
+    queue.render("m", "a", 1, width=64, height=64)
+    plain = RenderQueue(manager, max_batch=1, gather_s=0.0, switch_interval_s=None)
+    plain.render("m", "b", 2, width=64, height=64)
+    assert seen == [RENDER_SWITCH_S, before]
+    assert sys.getswitchinterval() == before
+    queue.close(), plain.close()
+
+
+def test_images_are_made_pil_from_tensors_exactly_as_the_library_does(z_image):
+    """The manager asks an image pipeline for tensors and makes the PIL images itself (on the device, where one
+    is): byte for byte what the pipeline's own "pil" output gives, for a whole call and for values on the
+    rounding boundaries; a caller's own output_type is left alone."""
+    import torch
+    from diffusers.image_processor import VaeImageProcessor
+
+    from tools.models import tensors_to_pil
+
+    x = torch.rand(2, 3, 8, 8, dtype=torch.bfloat16)
+    x[0, 0, 0, :4] = torch.tensor([0.5 / 255, 1.5 / 255, 254.5 / 255, 1.0])  # halves: round to even
+    library = VaeImageProcessor().postprocess(x * 2 - 1, output_type="pil")  # it denormalises [-1, 1] first
+    denorm = VaeImageProcessor().postprocess(x * 2 - 1, output_type="pt")
+    ours = tensors_to_pil(denorm)
+    assert [np.asarray(a).tobytes() for a in ours] == [np.asarray(b).tobytes() for b in library]
+
+    manager = ModelManager(device="cpu")
+    kw = dict(prompt="a red cup", height=64, width=64, num_inference_steps=2, guidance_scale=0.0)
+    mine = manager.run(z_image, "t2i", generator=torch.Generator().manual_seed(3), **kw).images[0]
+    pipe = manager.get(z_image)
+    theirs = pipe(generator=torch.Generator().manual_seed(3), **kw).images[0]
+    assert np.asarray(mine).tobytes() == np.asarray(theirs).tobytes()
+    latents = manager.run(z_image, "t2i", output_type="latent", generator=manager.generator(3), **kw).images
+    assert isinstance(latents, torch.Tensor) and latents.ndim == 4

@@ -161,6 +161,11 @@ class DiffusersImageBackend(ImageBackend):
         self.manager = manager or ModelManager()
         self.num_inference_steps = num_inference_steps
 
+    def preload(self):
+        """Start loading the model on a thread (ModelManager.preload): a new run calls this before it plans, so
+        the weights are read while the process imports and plans rather than after. Returns the thread."""
+        return self.manager.preload(self.model)
+
     def generate(self, req: ImageRequest) -> ImageResult:
         from tools.models import OutOfMemory
 

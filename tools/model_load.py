@@ -14,6 +14,11 @@ diffusers 0.42 and transformers 5, whose loaders build each model on the meta de
 patch of `nn.Module` (accelerate's `init_empty_weights`); a model built on another thread meanwhile gets meta
 tensors ("Tensor.item() cannot be called on meta tensors" at the first image, seen on an H200).
 
+Within a component, diffusers reads its weight shards on threads when `HF_ENABLE_PARALLEL_LOADING` is on
+(transformers does so by default). Importing this module turns it on unless the environment says otherwise; it
+must happen before diffusers is imported, since diffusers reads the variable once, at import (tools/models.py
+imports this module first). On one H200 the 8-shot film's load went from 4.9 to 3.7 s with it (ninth session).
+
 torch and diffusers are imported inside the functions: importing this module loads neither.
 """
 
@@ -22,12 +27,15 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+os.environ.setdefault("HF_ENABLE_PARALLEL_LOADING", "yes")  # diffusers: a component's shards on threads
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 

@@ -53,12 +53,15 @@ _QWEN_TASKS = {
 # Order matters: the first entry whose id substring or class name matches wins (Turbo before base, Edit before
 # plain Qwen-Image, the Wan variants before each other).
 MODEL_SPECS: list[ModelSpec] = [
-    # Model card: 9 steps (8 DiT forwards), guidance 0 (the Turbo model is guidance-distilled).
+    # Model card: "9 steps (8 DiT forwards)", guidance 0 (the Turbo model is guidance-distilled). The card's
+    # diffusers ran 9 timesteps whose last is sigma 0, a forward whose step is zero; diffusers 0.42 spaces N
+    # steps as linspace(1, 1/N, N), so there 9 steps are nine working forwards on another schedule, and 8
+    # steps are exactly the card's eight (tests/test_generation.py compares the sigmas).
     ModelSpec(
         "z-image-turbo",
         "image",
         _Z_IMAGE_TASKS,
-        9,
+        8,
         0.0,
         16,
         negative_prompt=False,

@@ -15,10 +15,12 @@ the call's GPU and wall time.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Hashable
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +100,13 @@ class BatchRecord:
     size: int
 
 
+# The interpreter's thread switch interval while the queue renders (Python's default is 5 ms). One thread
+# launches every kernel of a batch, each launch needs the GIL, and the shot branches, clip encoders and critics
+# do Python work meanwhile: with 5 ms the launches wait and the GPU idles. On one H200 a catalogue's GPU went
+# from 66% to 80% busy at 0.5 ms (docs/PERFORMANCE.md, eighth session).
+RENDER_SWITCH_S = 0.0005
+
+
 class RenderQueue:
     """Batches text-to-image requests per model; `submit` returns a future of `Rendered`.
 
@@ -106,12 +115,21 @@ class RenderQueue:
     that delay on a lone request.
     """
 
-    def __init__(self, manager, max_batch: int = 4, gather_s: float = 0.05):
+    def __init__(
+        self,
+        manager,
+        max_batch: int = 4,
+        gather_s: float = 0.05,
+        switch_interval_s: float | None = RENDER_SWITCH_S,
+    ):
         if max_batch < 1:
             raise ValueError(f"render batch must be at least 1, got {max_batch}")
         self.manager = manager
         self.max_batch = max_batch
         self.gather_s = gather_s
+        self.switch_interval_s = (
+            switch_interval_s  # during each call (render_switch_interval); None: unchanged
+        )
         self.batches: list[BatchRecord] = []  # every call, in order: the benchmark's timeline
         # The most requests in the queue's very first call (None: max_batch). A fresh process sets 1 so its
         # first image is out after one render, not after a batch of four, while the rest still batch.
@@ -190,7 +208,8 @@ class RenderQueue:
     def _work(self, source: str) -> None:
         while (batch := self._take_batch(source)) is not None:
             try:
-                results = self._run(batch)
+                with render_switch_interval(self.switch_interval_s):
+                    results = self._run(batch)
             except BaseException as err:  # every waiting branch gets the cause, not a hang
                 for r in batch:
                     r.future.set_exception(err)
@@ -219,3 +238,32 @@ class RenderQueue:
             Rendered(image, RenderCost(began - r.submitted, cost.gpu_s, cost.run_s, len(batch)))
             for r, image in zip(batch, images, strict=True)
         ]
+
+
+_switch_lock = threading.Lock()
+# The intervals asked for by the runs under way (the interpreter has the least), and the one from before them.
+_switch_users: list[float] = []
+_switch_before: list[float] = []
+
+
+@contextmanager
+def render_switch_interval(seconds: float | None):
+    """The interpreter's thread switch interval at most `seconds` while the block runs (None: unchanged).
+
+    Runs may overlap (a server runs several catalogues in threads): the shortest interval asked for holds until
+    the last of them ends, and then the interval from before the first comes back.
+    """
+    if seconds is None:
+        yield
+        return
+    with _switch_lock:
+        if not _switch_users:
+            _switch_before[:] = [sys.getswitchinterval()]
+        _switch_users.append(seconds)
+        sys.setswitchinterval(min(_switch_users + _switch_before))
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users.remove(seconds)
+            sys.setswitchinterval(min(_switch_users + _switch_before))  # none left: the one from before

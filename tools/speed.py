@@ -84,6 +84,7 @@ def speed_up(
     mode: str | None = None,
     attention: str = "auto",
     compile_vae: bool = False,
+    fp8_scales: str = "row",
 ) -> None:
     """Make the denoiser faster in place: FP8 linear layers (torchao) and/or compiled repeated blocks.
 
@@ -95,6 +96,8 @@ def speed_up(
     `compile_vae` (with `compile`, on a CUDA device): the VAE's decoder compiled too. On one H200 a 1024² decode
     went from 86.8 to 35.8 ms for an 18.4 s compile (channels-last made it slower, 140.8 ms: not used), so it
     pays from a few hundred images in a process, or at once where the compile cache already holds it.
+    `fp8_scales`: "row" (one scale per row of activations and weights, the default) or "tensor" (one per
+    tensor: cuBLAS's plain FP8 path, coarser; for benchmarks).
     """
     denoiser = getattr(pipe, "transformer", None)
     if denoiser is None:
@@ -104,7 +107,12 @@ def speed_up(
         problem = fp8_unavailable()
         if problem:
             raise RuntimeError(problem)
-        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+        from torchao.quantization import (
+            Float8DynamicActivationFloat8WeightConfig,
+            PerRow,
+            PerTensor,
+            quantize_,
+        )
 
         chosen = set(fp8_layers(denoiser))
         # set_inductor_config=False: by default torchao turns on Inductor's coordinate-descent tuning, which
@@ -113,7 +121,9 @@ def speed_up(
         # in every process however warm the compile cache.
         quantize_(
             denoiser,
-            Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=False),
+            Float8DynamicActivationFloat8WeightConfig(
+                granularity=PerTensor() if fp8_scales == "tensor" else PerRow(), set_inductor_config=False
+            ),
             filter_fn=lambda m, fqn: fqn in chosen,
         )
         log.info("FP8 linear layers: %d of the denoiser's", len(chosen))
