@@ -44,8 +44,9 @@ from tools.film import Brief, Shot, Storyboard
 from tools.plan import BriefError, PlanError
 
 # A new run starts loading its image model (a diffusers backend) on a thread before it plans. In a fresh process
-# the load then overlaps the planning and the graph's start, and the first render call takes one image, not a
-# batch of four (ModelManager.preload). Benchmarks set it to False to measure without it.
+# the library imports and the load start before the planning and the graph, and the first render call takes one
+# image, not a batch of four (ModelManager.preload): on one H200 the first image came 3-7 s earlier (ninth
+# session, docs/PERFORMANCE.md). Benchmarks set it to False to measure without it.
 PRELOAD = True
 
 __all__ = [

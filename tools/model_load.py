@@ -17,7 +17,7 @@ tensors ("Tensor.item() cannot be called on meta tensors" at the first image, se
 Within a component, diffusers reads its weight shards on threads when `HF_ENABLE_PARALLEL_LOADING` is on
 (transformers does so by default). Importing this module turns it on unless the environment says otherwise; it
 must happen before diffusers is imported, since diffusers reads the variable once, at import (tools/models.py
-imports this module first). On one H200 the 8-shot film's load went from 4.9 to 3.7 s with it (ninth session).
+imports this module first). On one H200 the 8-shot film's load went from 4.3 to 3.7 s with it (ninth session).
 
 torch and diffusers are imported inside the functions: importing this module loads neither.
 """

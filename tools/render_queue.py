@@ -127,9 +127,8 @@ class RenderQueue:
         self.manager = manager
         self.max_batch = max_batch
         self.gather_s = gather_s
-        self.switch_interval_s = (
-            switch_interval_s  # during each call (render_switch_interval); None: unchanged
-        )
+        # The interpreter's switch interval during each call (render_switch_interval); None: left as it is.
+        self.switch_interval_s = switch_interval_s
         self.batches: list[BatchRecord] = []  # every call, in order: the benchmark's timeline
         # The most requests in the queue's very first call (None: max_batch). A fresh process sets 1 so its
         # first image is out after one render, not after a batch of four, while the rest still batch.
