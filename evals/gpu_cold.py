@@ -114,30 +114,7 @@ def run(args) -> dict:
     """`main.py run` in a child process; times from the child's start, read from the run folder's files."""
     out = Path(tempfile.mkdtemp(prefix="cold-run-")) / "film"
     trace = out.parent / "trace.json"
-    # With --trace the child runs under evals/startup_trace.py (every thread's stack every 50 ms, as spans);
-    # --no-preload implies it (the tracer sets agent.director.PRELOAD before main.py runs).
-    args.trace = args.trace or args.no_preload
-    wrap = [str(ROOT / "evals" / "startup_trace.py"), "--out", str(trace)] if args.trace else []
-    if args.no_preload:
-        wrap += ["--set", "agent.director.PRELOAD=0"]
-    cmd = [
-        sys.executable,
-        *([*wrap, "--"] if wrap else []),
-        str(ROOT / "main.py"),
-        "run",
-        BRIEF,
-        "--out",
-        str(out),
-        "--image-model",
-        args.folder,
-    ]
-    cmd += FILM_FLAGS + ["--size", "64x64" if args.tiny else "1024x1024"]
-    if args.compile:
-        cmd += ["--compile"]
-    if args.compile_cache:
-        cmd += ["--compile-cache", args.compile_cache]
-    if args.quantize != "none":
-        cmd += ["--quantize", args.quantize]
+    cmd = film_command(args, out, trace)
     sampler = GpuSampler().start()
     began, began_perf = time.time(), time.perf_counter()
     quiet = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # keep the log to what matters
@@ -186,6 +163,26 @@ def startup_spans(path: Path, began: float) -> dict:
         if s["start"] + shift < 40
     ]
     return {"child_started_s": round(shift, 3), "spans": spans, "seconds": trace["seconds"]}
+
+
+def film_command(args, out: Path, trace: Path) -> list[str]:
+    """The child's command line: `main.py run` of the 8-shot film into `out`, as a user types it. With --trace
+    it runs under evals/startup_trace.py (every thread's stack every 50 ms, as spans, into `trace`);
+    --no-preload implies it (the tracer sets agent.director.PRELOAD before main.py runs)."""
+    args.trace = args.trace or args.no_preload
+    wrap = [str(ROOT / "evals" / "startup_trace.py"), "--out", str(trace)] if args.trace else []
+    if args.no_preload:
+        wrap += ["--set", "agent.director.PRELOAD=0"]
+    cmd = [sys.executable, *([*wrap, "--"] if wrap else []), str(ROOT / "main.py"), "run", BRIEF]
+    cmd += ["--out", str(out), "--image-model", args.folder]
+    cmd += FILM_FLAGS + ["--size", "64x64" if args.tiny else "1024x1024"]
+    if args.compile:
+        cmd += ["--compile"]
+    if args.compile_cache:
+        cmd += ["--compile-cache", args.compile_cache]
+    if args.quantize != "none":
+        cmd += ["--quantize", args.quantize]
+    return cmd
 
 
 def run_child(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
