@@ -245,9 +245,8 @@ class Bench:
             if variant == "fp8-all":
                 pipe.vae.decoder.compile()
                 pipe.text_encoder.compile()
-        elif (
-            variant == "fp8-tensor"
-        ):  # FP8 with one scale per tensor (cuBLAS's plain FP8 GEMM) instead of per row
+        elif variant == "fp8-tensor":
+            # FP8 with one scale per tensor (cuBLAS's plain FP8 GEMM) instead of one per row
             speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8", fp8_scales="tensor")
         elif variant == "fp8-cg":  # FP8 blocks compiled with CUDA graphs (torch.compile mode reduce-overhead)
             speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8", mode="reduce-overhead")

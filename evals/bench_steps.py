@@ -1,7 +1,8 @@
 """Where a single Z-Image-Turbo image's time goes, each step timed on its own (`bench_gpu.py --what steps`).
 
-At batch 1 and 1024² (64² with --tiny), the model's default steps (8: one forward each), guidance 0, for each variant (a freshly built pipeline, as
-`bench_gpu.py` builds it) this times with CUDA events (perf_counter on a CPU):
+At batch 1 and 1024² (64² with --tiny), the model's default steps (8: one forward each), guidance 0, for each
+variant (a freshly built pipeline, as `bench_gpu.py` builds it) this times with CUDA events (perf_counter on a
+CPU):
 
 - text encoding: the pipeline's own encoder run (what every call from text pays), and the answer of the
   project's `TextCache` (tools/text_cache.py, what ModelManager does for a repeated prompt);
@@ -359,7 +360,8 @@ def profile_loop(run) -> dict:
     names: dict[str, float] = {}
     for e in kernels:
         d = (e.time_range.end - e.time_range.start) / 1e6
-        kinds[kernel_kind(e.name)] = kinds.get(kernel_kind(e.name), 0.0) + d
+        kind = kernel_kind(e.name)
+        kinds[kind] = kinds.get(kind, 0.0) + d
         names[e.name[:90]] = names.get(e.name[:90], 0.0) + d
     top = sorted(names.items(), key=lambda kv: -kv[1])[:10]
     return {
@@ -376,7 +378,7 @@ FIELDS = (
     ("text_encode_s", "text encoding, new prompt"),
     ("text_cached_s", "text encoding, cached prompt"),
     ("dit_step_s", "one DiT step"),
-    ("denoise_loop_s", "denoising loop (9 steps)"),
+    ("denoise_loop_s", "denoising loop (all steps)"),
     ("profiled_loop_wall_s", "denoising loop under the profiler"),
     ("profiled_kernel_busy_s", "  of it, GPU kernels running"),
     ("vae_decode_s", "VAE decode"),

@@ -73,8 +73,7 @@ for step in ${STEPS:-}; do
          python3 -c "import torch, os, glob, sys; d = os.path.dirname(torch.__file__); print('pyc in torch/_dynamo:', len(glob.glob(d + '/_dynamo/__pycache__/*.pyc')), 'py:', len(glob.glob(d + '/_dynamo/*.py')), sys.version.split()[0])" >> "$OUT/log.txt" 2>&1
          unset PYTHONDONTWRITEBYTECODE; export PYTHONPYCACHEPREFIX=/tmp/pyc
          for i in 1 2 3; do /usr/bin/time -f "imports with a bytecode cache, run $i: %e s" python3 -c "import torch, diffusers; from diffusers import ZImagePipeline; from transformers import Qwen3Model" >> "$OUT/log.txt" 2>&1; done ;;
-    imports) for m in torch diffusers transformers; do python3 -X importtime -c "import $m" 2> /tmp/imp-$m.txt; done
-             python3 -X importtime -c "import torch, diffusers, transformers; from diffusers import ZImagePipeline; from transformers import Qwen3Model" 2> /tmp/imp.txt
+    imports) python3 -X importtime -c "import torch, diffusers, transformers; from diffusers import ZImagePipeline; from transformers import Qwen3Model" 2> /tmp/imp.txt
              { echo "== importtime, top cumulative (us)"; sort -t'|' -k2 -n -r /tmp/imp.txt | head -30; } >> "$OUT/log.txt"
              for i in 1 2; do /usr/bin/time -f "import torch+diffusers+ZImagePipeline+Qwen3Model: %e s" python3 -c "import torch, diffusers; from diffusers import ZImagePipeline; from transformers import Qwen3Model" >> "$OUT/log.txt" 2>&1; done
              /usr/bin/time -f "python3 main.py --help: %e s" python3 main.py --help > /dev/null 2>> "$OUT/log.txt" ;;
