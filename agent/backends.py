@@ -34,6 +34,7 @@ MODEL_FIELDS = (
     "gpu_memory",
     "compile",
     "quantize",
+    "cuda_graphs",
     "compile_cache",
     "render_batch",
     "attention",

@@ -331,6 +331,11 @@ class RunSettings(BaseSettings):
         description="fp8: FP8 linear layers in the image model's denoiser (torchao; GPUs with FP8 tensor cores "
         "such as H100); with --compile, the fastest setting.",
     )
+    cuda_graphs: Annotated[bool, Flag("models")] = Field(
+        default=False,
+        description="Replay the image denoiser's forward from CUDA graphs, one per shape of its inputs (a CUDA "
+        "GPU; pays most with --compile --quantize fp8, where the GPU otherwise waits for kernel launches).",
+    )
     compile_cache: Annotated[str | None, Flag("models")] = Field(
         default=None,
         description="Folder that keeps --compile's kernels between runs (Inductor's caches), so the compile is "

@@ -158,9 +158,17 @@ def build_manager(args):
         quantize=args.quantize,
         compile_cache=args.compile_cache,
         render_batch=args.render_batch,
+        cuda_graphs=args.cuda_graphs,
     )
     manager.adopt(MODEL, pipe)
-    speed_up(pipe, compile=args.compile, quantize=args.quantize, mode=args.compile_mode, compile_vae=True)
+    speed_up(
+        pipe,
+        compile=args.compile,
+        quantize=args.quantize,
+        mode=args.compile_mode,
+        compile_vae=True,
+        cuda_graphs=args.cuda_graphs,
+    )
     if args.video == "ltx":  # full-size random LTX-Video 2B (T5-XXL text encoder) beside the image model
         from tools.model_specs import DEFAULT_VIDEO_MODEL
 
@@ -194,6 +202,7 @@ def film_settings(args, out: Path):
         render_batch=args.render_batch,
         compile=args.compile,
         quantize=args.quantize,
+        cuda_graphs=args.cuda_graphs,
         compile_cache=args.compile_cache,
         **({"video_backend": "motion"} | video),
     )
@@ -339,6 +348,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--compile-mode", default=None, help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)"
     )
+    ap.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="the denoiser's forward from CUDA graphs (tools/denoiser_graph.py)",
+    )
     ap.add_argument("--render-batch", type=int, default=4)
     ap.add_argument("--shots", type=int, default=8)
     ap.add_argument(
@@ -376,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                 "compile",
                 "quantize",
                 "compile_mode",
+                "cuda_graphs",
                 "compile_cache",
                 "render_batch",
                 "shots",

@@ -250,6 +250,12 @@ class Bench:
             speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8", fp8_scales="tensor")
         elif variant == "fp8-cg":  # FP8 blocks compiled with CUDA graphs (torch.compile mode reduce-overhead)
             speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8", mode="reduce-overhead")
+        elif (
+            variant == "fp8-graph"
+        ):  # --compile --quantize fp8 --cuda-graphs: the whole forward from CUDA graphs
+            speed_up(
+                pipe, compile=True, quantize="none" if self.tiny else "fp8", cuda_graphs=self.device == "cuda"
+            )
         elif variant == "fp8-cl":  # FP8 blocks + a channels-last VAE (cuDNN's NHWC convolutions, no compile)
             speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8")
             pipe.vae.to(memory_format=torch.channels_last)
@@ -426,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--variants",
         default=None,
-        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fp8-tensor, fp8-cg, fast (default plain,compile,fp8,fp8-all; "
+        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fp8-tensor, fp8-cg, fp8-graph, fast (default plain,compile,fp8,fp8-all; "
         "with --what steps plain,fp8)",
     )
     ap.add_argument(

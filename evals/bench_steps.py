@@ -28,6 +28,7 @@ import statistics
 import time
 import traceback
 
+from tools.denoiser_graph import graphed
 from tools.model_specs import spec_for
 
 # What the first compile of the VAE decoder may take at 1024² (not yet measured on a GPU): below this much time
@@ -315,6 +316,9 @@ class StepBench:
         shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
         shown["left_s"] = round(self.left())
         shown["compiled_while_timed"] = self.recompiled
+        graphs = graphed(self.pipe) if self.pipe is not None else None
+        if graphs is not None:  # how the denoiser's calls went: eager, captured, replayed, capture failed
+            shown["cuda_graph_calls"] = dict(graphs.counts)
         self.bench.row(model="Z-Image-Turbo steps", **shown)
 
 
@@ -364,6 +368,13 @@ def profile_loop(run) -> dict:
         kinds[kind] = kinds.get(kind, 0.0) + d
         names[e.name[:90]] = names.get(e.name[:90], 0.0) + d
     top = sorted(names.items(), key=lambda kv: -kv[1])[:10]
+    # The host waiting for the device inside the loop: each of these drains the GPU's queue.
+    waits: dict[str, int] = {}
+    for e in prof.events():
+        if e.device_type != torch.autograd.DeviceType.CUDA and (
+            "Synchronize" in e.name or "MemcpyDtoH" in e.name or e.name == "aten::_local_scalar_dense"
+        ):
+            waits[e.name] = waits.get(e.name, 0) + 1
     return {
         "profiled_loop_wall_s": wall,
         "profiled_kernel_busy_s": busy / 1e6,
@@ -371,6 +382,7 @@ def profile_loop(run) -> dict:
         "profiled_kernels": len(kernels),
         "profiled_kinds_s": {k: round(v, 4) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
         "profiled_top_kernels_s": {k: round(v, 4) for k, v in top},
+        "profiled_host_waits": waits,
     }
 
 
@@ -414,6 +426,10 @@ def table(rows: list[dict], skipped: list[dict]) -> str:
                 lines.append(f"| {variant} | {attention} | {label} | {r[key]}{unit} |")
         if "decode_kept" in r:
             lines.append(f"| {variant} | {attention} | decode kept | {r['decode_kept']} |")
+        if "cuda_graph_calls" in r:
+            lines.append(
+                f"| {variant} | {attention} | denoiser calls by CUDA graph | {r['cuda_graph_calls']} |"
+            )
     lines += [f"| {s['variant']} | | {s['what']} | skipped: {s['skipped']} |" for s in skipped]
     return "\n".join(lines)
 

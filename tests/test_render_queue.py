@@ -265,7 +265,7 @@ def test_images_are_made_pil_from_tensors_exactly_as_the_library_does(z_image):
     import torch
     from diffusers.image_processor import VaeImageProcessor
 
-    from tools.models import tensors_to_pil
+    from tools.pipeline_output import tensors_to_pil
 
     x = torch.rand(2, 3, 8, 8, dtype=torch.bfloat16)
     x[0, 0, 0, :4] = torch.tensor([0.5 / 255, 1.5 / 255, 254.5 / 255, 1.0])  # halves: round to even

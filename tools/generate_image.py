@@ -515,6 +515,8 @@ def select_image_backend(settings, manager=None) -> tuple[ImageBackend, str]:
         problem = fp8_unavailable()
         if problem:
             raise SettingsError(problem)
+    if settings.cuda_graphs and not _cuda():
+        raise SettingsError("--cuda-graphs needs a CUDA GPU; leave it out on this machine")
 
     if choice == "diffusers":
         model = settings.image_model or DEFAULT_IMAGE_MODEL
@@ -537,3 +539,9 @@ def select_image_backend(settings, manager=None) -> tuple[ImageBackend, str]:
         )
     why = "no --image-model or --image-server, and no CUDA GPU with Z-Image-Turbo in the Hugging Face cache"
     return DraftBackend(), f"draft: {why}; drawing storyboard panels (offline, no weights)"
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

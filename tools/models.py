@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tools.denoiser_graph import clear as clear_graphs
 from tools.errors import SettingsError
 from tools.model_load import load_pipeline, local_folder, weight_bytes  # sets how diffusers loads
 from tools.model_specs import (  # noqa: F401  (the table's names are used through this module too)
@@ -50,6 +51,7 @@ from tools.model_specs import (  # noqa: F401  (the table's names are used throu
     call_kwargs,
     spec_for,
 )
+from tools.pipeline_output import as_pil, image_pipeline
 from tools.speed import ATTENTION, compiled_graphs, save_compile_artifacts, speed_up, use_compile_cache
 from tools.text_cache import TextCache
 
@@ -143,6 +145,9 @@ class ManagerConfig(BaseModel):
     attention: Literal["auto", "native", "_native_cudnn", "_native_flash", "_native_efficient"] = Field(
         default="auto", description="Attention backend of the image model's denoiser (tools/speed.py)."
     )
+    cuda_graphs: bool = Field(
+        default=False, description="CUDA graphs over the image denoiser's forward (tools/denoiser_graph.py)."
+    )
 
 
 class ModelManager:
@@ -160,6 +165,7 @@ class ModelManager:
         device_lock: AbstractContextManager | None = None,
         text_cache_size: int = 64,
         attention: str = "auto",
+        cuda_graphs: bool = False,
     ):
         self.device = device or self._default_device()
         # Held around each pipeline call on the device, after the batch is formed: a server's cross-process GPU
@@ -182,6 +188,9 @@ class ModelManager:
             # Flash takes no attention mask, and a batch of prompts of different lengths needs one.
             raise SettingsError("--attention _native_flash renders one image per call: add --render-batch 1")
         self.attention = attention
+        if cuda_graphs and self.device != "cuda":
+            raise SettingsError("--cuda-graphs needs a CUDA GPU; leave it out on this machine")
+        self.cuda_graphs = cuda_graphs
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
         self.load_counts: Counter[str] = Counter()
@@ -207,6 +216,7 @@ class ModelManager:
             compile_cache=config.compile_cache,
             render_batch=config.render_batch,
             attention=config.attention,
+            cuda_graphs=config.cuda_graphs,
         )
 
     @staticmethod
@@ -258,6 +268,7 @@ class ModelManager:
                     quantize=self.quantize if entry.spec.kind == "image" else "none",
                     attention=self.attention if entry.spec.kind == "image" else "auto",
                     compile_vae=entry.spec.kind == "image",
+                    cuda_graphs=self.cuda_graphs and entry.spec.kind == "image",
                 )
             if task not in entry.pipes:
                 name = entry.spec.pipelines.get(task)
@@ -370,6 +381,7 @@ class ModelManager:
         pipe = next(iter(entry.pipes.values()))
         if self.resident_bytes() + entry.nbytes > self.budget and self.device == "cuda":
             # It alone does not fit: keep it in host memory and stream each component in as it runs.
+            clear_graphs(pipe)
             pipe.enable_model_cpu_offload()
             entry.offload = True
             self.events.append(f"cpu-offload {entry.source}")
@@ -387,6 +399,7 @@ class ModelManager:
 
     def _to_host(self, entry: _Entry) -> None:
         pipe = next(iter(entry.pipes.values()))
+        clear_graphs(pipe)  # a graph holds the weights' device addresses
         if entry.offload:
             pipe.remove_all_hooks()
             entry.offload = False
@@ -421,6 +434,7 @@ class ModelManager:
             entry = self._entries.get(source) or self._load(source)
             name = f"style{len(entry.loras)}"
             pipe = next(iter(entry.pipes.values()))
+            clear_graphs(pipe)  # a graph would keep running without the new adapter
             pipe.load_lora_weights(path, adapter_name=name)
             entry.loras.append(name)
             self.text_cache.forget(source)  # a LoRA may reach into the text encoder
@@ -429,12 +443,14 @@ class ModelManager:
     def set_lora_weights(self, source: str, weights: dict[str, float]) -> None:
         with self._lock:
             pipe = next(iter(self._entries[source].pipes.values()))
+            clear_graphs(pipe)  # the adapters' weights are numbers baked into a graph
             pipe.set_adapters(list(weights), list(weights.values()))
             self.text_cache.forget(source)
 
     def unload_loras(self, source: str) -> None:
         with self._lock:
             entry = self._entries[source]
+            clear_graphs(next(iter(entry.pipes.values())))
             next(iter(entry.pipes.values())).unload_lora_weights()
             entry.loras.clear()
             self.text_cache.forget(source)
@@ -494,6 +510,7 @@ class ModelManager:
                         self._to_host(other)
                 self._free()
                 if self.device == "cuda" and not entry.offload:
+                    clear_graphs(pipe)
                     next(iter(entry.pipes.values())).enable_model_cpu_offload()
                     entry.offload = True
                     self.events.append(f"cpu-offload {source}")
@@ -531,48 +548,23 @@ class ModelManager:
         An image pipeline asked for no `output_type` returns tensors, made PIL here by `tensors_to_pil` (the
         library's own arithmetic, on the device): a 1024² image's conversion took 13-29 ms on the host on an
         H200 machine, on the render thread, with the GIL held."""
-        as_tensors = "output_type" not in kwargs and kwargs.get("return_dict", True) and _image_pipeline(pipe)
+        as_tensors = "output_type" not in kwargs and kwargs.get("return_dict", True) and image_pipeline(pipe)
         call = {
             **self.text_cache.prepare(source, pipe, kwargs),
             **({"output_type": "pt"} if as_tensors else {}),
         }
         if self.device != "cuda":
             out = pipe(**call)
-            return (_with_pil(out) if as_tensors else out), 0.0
+            return (as_pil(out) if as_tensors else out), 0.0
         import torch
 
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         out = pipe(**call)
-        out = _with_pil(out) if as_tensors else out
+        out = as_pil(out) if as_tensors else out
         end.record()
         end.synchronize()
         return out, start.elapsed_time(end) / 1000.0
-
-
-def _image_pipeline(pipe) -> bool:
-    """A still-image pipeline (its output is `.images` from a VaeImageProcessor), not a video one."""
-    return hasattr(pipe, "image_processor") and not hasattr(pipe, "video_processor")
-
-
-def _with_pil(out):
-    out.images = tensors_to_pil(out.images)
-    return out
-
-
-def tensors_to_pil(images) -> list:
-    """PIL images from a pipeline's `output_type="pt"` images ((B, C, H, W) in [0, 1]), exactly as its "pil"
-    output makes them (diffusers' pt_to_numpy and numpy_to_pil: float32, x 255, round half to even, uint8),
-    with the arithmetic on the tensors' device and only the bytes copied to the host."""
-    import torch
-    from PIL import Image
-
-    if images.ndim == 3:
-        images = images[None]
-    data = (images.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    if data.shape[-1] == 1:
-        return [Image.fromarray(a.squeeze(-1), mode="L") for a in data]
-    return [Image.fromarray(a) for a in data]
 
 
 def ready_on_gpu(model_id: str) -> bool:

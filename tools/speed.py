@@ -71,6 +71,10 @@ def set_attention(denoiser, attention: str) -> None:
         raise SettingsError(f"--attention {attention} needs a CUDA GPU; use auto or native on this machine")
     from diffusers.models.attention_dispatch import _AttentionBackendRegistry
 
+    from tools.denoiser_graph import GraphedForward
+
+    if isinstance(denoiser.forward, GraphedForward):
+        denoiser.forward.clear()  # its graphs replay the old backend's kernels
     active = _AttentionBackendRegistry._active_backend
     denoiser.set_attention_backend(attention)
     _AttentionBackendRegistry.set_active_backend(active)
@@ -85,6 +89,7 @@ def speed_up(
     attention: str = "auto",
     compile_vae: bool = False,
     fp8_scales: str = "row",
+    cuda_graphs: bool = False,
 ) -> None:
     """Make the denoiser faster in place: FP8 linear layers (torchao) and/or compiled repeated blocks.
 
@@ -98,35 +103,15 @@ def speed_up(
     pays from a few hundred images in a process, or at once where the compile cache already holds it.
     `fp8_scales`: "row" (one scale per row of activations and weights, the default) or "tensor" (one per
     tensor: cuBLAS's plain FP8 path, coarser; for benchmarks).
+    `cuda_graphs` (a CUDA device): the denoiser's whole forward replayed from CUDA graphs, one per input shape,
+    on top of whatever else is applied (tools/denoiser_graph.py).
     """
     denoiser = getattr(pipe, "transformer", None)
     if denoiser is None:
         return
     set_attention(denoiser, attention)
     if quantize == "fp8":
-        problem = fp8_unavailable()
-        if problem:
-            raise RuntimeError(problem)
-        from torchao.quantization import (
-            Float8DynamicActivationFloat8WeightConfig,
-            PerRow,
-            PerTensor,
-            quantize_,
-        )
-
-        chosen = set(fp8_layers(denoiser))
-        # set_inductor_config=False: by default torchao turns on Inductor's coordinate-descent tuning, which
-        # re-tunes every kernel at its first launch in each process. On an H200 that was 172 s of a 192 s
-        # first FP8 call whose FX-graph and AOTAutograd caches all hit (seventh session), so FP8 paid minutes
-        # in every process however warm the compile cache.
-        quantize_(
-            denoiser,
-            Float8DynamicActivationFloat8WeightConfig(
-                granularity=PerTensor() if fp8_scales == "tensor" else PerRow(), set_inductor_config=False
-            ),
-            filter_fn=lambda m, fqn: fqn in chosen,
-        )
-        log.info("FP8 linear layers: %d of the denoiser's", len(chosen))
+        quantize_fp8(denoiser, fp8_scales)
     if compile and hasattr(denoiser, "compile_repeated_blocks"):
         allow_recompiles()
         denoiser.compile_repeated_blocks(fullgraph=True, **({"mode": mode} if mode else {}))
@@ -134,6 +119,37 @@ def speed_up(
     if compile and compile_vae and decoder is not None and _on_cuda(pipe):
         allow_recompiles()
         decoder.compile()  # nn.Module.compile: in place; a new batch size or image size recompiles it once
+    if cuda_graphs:
+        from tools.denoiser_graph import install
+
+        install(denoiser)
+
+
+def quantize_fp8(denoiser, fp8_scales: str = "row") -> None:
+    """torchao's dynamic FP8 on the layers of `fp8_layers`, in place (`speed_up`'s `quantize="fp8"`)."""
+    problem = fp8_unavailable()
+    if problem:
+        raise RuntimeError(problem)
+    from torchao.quantization import (
+        Float8DynamicActivationFloat8WeightConfig,
+        PerRow,
+        PerTensor,
+        quantize_,
+    )
+
+    chosen = set(fp8_layers(denoiser))
+    # set_inductor_config=False: by default torchao turns on Inductor's coordinate-descent tuning, which
+    # re-tunes every kernel at its first launch in each process. On an H200 that was 172 s of a 192 s
+    # first FP8 call whose FX-graph and AOTAutograd caches all hit (seventh session), so FP8 paid minutes
+    # in every process however warm the compile cache.
+    quantize_(
+        denoiser,
+        Float8DynamicActivationFloat8WeightConfig(
+            granularity=PerTensor() if fp8_scales == "tensor" else PerRow(), set_inductor_config=False
+        ),
+        filter_fn=lambda m, fqn: fqn in chosen,
+    )
+    log.info("FP8 linear layers: %d of the denoiser's", len(chosen))
 
 
 def _on_cuda(pipe) -> bool:
