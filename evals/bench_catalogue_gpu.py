@@ -81,7 +81,12 @@ class GpuSampler:
 
 
 def random_manager(
-    tiny: bool, compile: bool, quantize: str, render_batch: int, compile_cache: str | None = None
+    tiny: bool,
+    compile: bool,
+    quantize: str,
+    render_batch: int,
+    compile_cache: str | None = None,
+    cuda_graphs: bool = False,
 ):
     """A ModelManager holding the full-size (or tiny) random Z-Image-Turbo, sped up as asked."""
     from evals.bench_gpu import Bench
@@ -96,9 +101,11 @@ def random_manager(
         quantize=quantize,
         render_batch=render_batch,
         compile_cache=compile_cache,  # its mega-cache file loaded now and saved after calls that compiled
+        cuda_graphs=cuda_graphs,
     )
     manager.adopt(MODEL, pipe)
-    speed_up(pipe, compile=compile, quantize=quantize, compile_vae=True)  # as ModelManager does
+    # as ModelManager does
+    speed_up(pipe, compile=compile, quantize=quantize, compile_vae=True, cuda_graphs=cuda_graphs)
     return manager
 
 
@@ -109,7 +116,12 @@ def random_backends(ctx, tiny: bool = False):
 
     settings = RunSettings.model_validate(ctx.settings)
     manager = random_manager(
-        tiny, settings.compile, settings.quantize, settings.render_batch, settings.compile_cache
+        tiny,
+        settings.compile,
+        settings.quantize,
+        settings.render_batch,
+        settings.compile_cache,
+        settings.cuda_graphs,
     )
     return Backends.for_settings(settings, manager)
 
@@ -122,6 +134,7 @@ def model_settings(args) -> dict:
         compile=args.compile,
         quantize=args.quantize,
         compile_cache=args.compile_cache,
+        cuda_graphs=args.cuda_graphs,
         **steps,
     )
 
@@ -173,7 +186,10 @@ def one_run(args, mode: str, workers: int, sampler: GpuSampler) -> dict:
         steady_images_per_gpu_s=row["steady_images_per_s"] and round(row["steady_images_per_s"] / workers, 3),
         gpu_busy=sampler.busy(first, end),
         peak_units_in_flight=engine.peak_in_flight,
-        config={k: getattr(args, k) for k in ("compile", "quantize", "render_batch", "cap", "platforms")},
+        config={
+            k: getattr(args, k)
+            for k in ("compile", "quantize", "cuda_graphs", "render_batch", "cap", "platforms")
+        },
         threads=getattr(engine, "workers", None),
         switch_interval_s=getattr(engine, "switch_interval_s", None),
     )
@@ -207,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--quantize", default="none", choices=["none", "fp8"])
     ap.add_argument("--compile-cache", default=None)
+    ap.add_argument("--cuda-graphs", action="store_true", help="the denoiser from CUDA graphs")
     ap.add_argument(
         "--tiny", action="store_true", help="tiny configs on the CPU (checks the script, not speed)"
     )

@@ -87,6 +87,7 @@ for step in ${STEPS:-}; do
     img1-fp8|img2-fp8) one $step $(left ${IMG_CAP:-200}) $F --what images --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --repeats 3 ;;
     steps) lim=$(left ${STEPS_CAP:-200}); one steps $lim -m evals.bench_gpu --what steps --variants ${STEP_VARIANTS:-fp8} --budget-s $(( lim - 45 )) --compile-cache /tmp/cd-cc8 ${STEP_ARGS:-} ;;
     film-ltx) one film-ltx $(left ${LTX_CAP:-300}) $F --what films --video ltx ;;
+    film-graph) one film-graph $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --cuda-graphs ;;
     film-fp8) one film-fp8 $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     run-fp8) one run-fp8 $(left 240) $C run --folder $W --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     img-fp8) TORCHINDUCTOR_CACHE_DIR=/tmp/cd-cc8 one img-fp8 $(left 300) -m evals.bench_gpu --zimage --variants ${VARIANTS:-fp8,fp8-cl} --batches 1,4 --repeats 3 ;;
