@@ -73,7 +73,7 @@ def set_attention(denoiser, attention: str) -> None:
 
     from tools.denoiser_graph import GraphedForward
 
-    if isinstance(denoiser.forward, GraphedForward):
+    if isinstance(getattr(denoiser, "forward", None), GraphedForward):
         denoiser.forward.clear()  # its graphs replay the old backend's kernels
     active = _AttentionBackendRegistry._active_backend
     denoiser.set_attention_backend(attention)
