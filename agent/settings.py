@@ -334,7 +334,7 @@ class RunSettings(BaseSettings):
     cuda_graphs: Annotated[bool, Flag("models")] = Field(
         default=False,
         description="Replay the image denoiser's forward from CUDA graphs, one per shape of its inputs (a CUDA "
-        "GPU; pays most with --compile --quantize fp8, where the GPU otherwise waits for kernel launches).",
+        "GPU; with --compile --quantize fp8 on an H200 it saved 8 ms of a 0.63 s image at batch 1).",
     )
     compile_cache: Annotated[str | None, Flag("models")] = Field(
         default=None,

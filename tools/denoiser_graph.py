@@ -34,6 +34,7 @@ from collections import Counter, OrderedDict
 log = logging.getLogger(__name__)
 
 MAX_GRAPHS = 16  # graphs kept per denoiser, least recently used dropped first
+NEEDS_CUDA = "--cuda-graphs needs a CUDA GPU; leave it out on this machine"
 _PLAIN = (type(None), bool, int, float, str)
 
 
@@ -153,21 +154,26 @@ class GraphedForward:
         self.failed.clear()
 
 
-def install(denoiser) -> GraphedForward:
-    """Graph `denoiser`'s forward (once: a second call returns the installed one). Needs a CUDA device."""
+def cuda_graphs_unavailable() -> str | None:
+    """Why `--cuda-graphs` cannot run on this machine, or None when it can."""
     import torch
 
+    return None if torch.cuda.is_available() else NEEDS_CUDA
+
+
+def install(denoiser) -> GraphedForward:
+    """Graph `denoiser`'s forward (once: a second call returns the installed one). Needs a CUDA device."""
     from tools.errors import SettingsError
 
     current = denoiser.forward
     if isinstance(current, GraphedForward):
         return current
-    if not torch.cuda.is_available():
-        raise SettingsError("--cuda-graphs needs a CUDA GPU; leave it out on this machine")
+    problem = cuda_graphs_unavailable()
+    if problem:
+        raise SettingsError(problem)
     graphed = GraphedForward(current)
-    denoiser.forward = (
-        graphed  # an instance attribute: nn.Module.__call__ finds it before the class's forward
-    )
+    # an instance attribute: nn.Module.__call__ finds it before the class's forward
+    denoiser.forward = graphed
     return graphed
 
 

@@ -494,6 +494,7 @@ def select_image_backend(settings, manager=None) -> tuple[ImageBackend, str]:
     choice = settings.image_backend
     if choice == "draft":
         return DraftBackend(), "draft: asked for with --image-backend draft"
+    from tools.denoiser_graph import cuda_graphs_unavailable
     from tools.errors import SettingsError
     from tools.models import DEFAULT_IMAGE_MODEL, ManagerConfig, ModelManager, ready_on_gpu
     from tools.speed import fp8_unavailable
@@ -515,8 +516,9 @@ def select_image_backend(settings, manager=None) -> tuple[ImageBackend, str]:
         problem = fp8_unavailable()
         if problem:
             raise SettingsError(problem)
-    if settings.cuda_graphs and not _cuda():
-        raise SettingsError("--cuda-graphs needs a CUDA GPU; leave it out on this machine")
+    problem = settings.cuda_graphs and cuda_graphs_unavailable()
+    if problem:
+        raise SettingsError(problem)
 
     if choice == "diffusers":
         model = settings.image_model or DEFAULT_IMAGE_MODEL
@@ -539,9 +541,3 @@ def select_image_backend(settings, manager=None) -> tuple[ImageBackend, str]:
         )
     why = "no --image-model or --image-server, and no CUDA GPU with Z-Image-Turbo in the Hugging Face cache"
     return DraftBackend(), f"draft: {why}; drawing storyboard panels (offline, no weights)"
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

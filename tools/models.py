@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tools.denoiser_graph import NEEDS_CUDA as GRAPHS_NEED_CUDA
 from tools.denoiser_graph import clear as clear_graphs
 from tools.errors import SettingsError
 from tools.model_load import load_pipeline, local_folder, weight_bytes  # sets how diffusers loads
@@ -189,7 +190,7 @@ class ModelManager:
             raise SettingsError("--attention _native_flash renders one image per call: add --render-batch 1")
         self.attention = attention
         if cuda_graphs and self.device != "cuda":
-            raise SettingsError("--cuda-graphs needs a CUDA GPU; leave it out on this machine")
+            raise SettingsError(GRAPHS_NEED_CUDA)
         self.cuda_graphs = cuda_graphs
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
@@ -450,8 +451,9 @@ class ModelManager:
     def unload_loras(self, source: str) -> None:
         with self._lock:
             entry = self._entries[source]
-            clear_graphs(next(iter(entry.pipes.values())))
-            next(iter(entry.pipes.values())).unload_lora_weights()
+            pipe = next(iter(entry.pipes.values()))
+            clear_graphs(pipe)
+            pipe.unload_lora_weights()
             entry.loras.clear()
             self.text_cache.forget(source)
 
