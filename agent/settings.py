@@ -345,11 +345,13 @@ class RunSettings(BaseSettings):
         default=4, ge=1, description="Most same-size text-to-image takes rendered in one pipeline call."
     )
     attention: Annotated[
-        Literal["auto", "native", "_native_cudnn", "_native_flash", "_native_efficient"], Flag("models")
+        Literal["auto", "native", "_native_cudnn", "_native_flash", "_native_efficient", "fp8"],
+        Flag("models"),
     ] = Field(
         default="auto",
         description="Attention backend of the image model's denoiser (diffusers'): auto leaves the library's "
-        "choice; _native_cudnn, _native_flash (needs --render-batch 1), _native_efficient need a CUDA GPU.",
+        "choice; _native_cudnn, _native_flash (needs --render-batch 1), _native_efficient need a CUDA GPU; fp8 is "
+        "cuDNN's FP8 attention for Z-Image (H100/H200-class GPU, cudnn-frontend).",
     )
     num_inference_steps: Annotated[int | None, Flag("models", name="--steps")] = Field(
         default=None, ge=1, description="Override the model's default steps."

@@ -256,6 +256,16 @@ class Bench:
             speed_up(
                 pipe, compile=True, quantize="none" if self.tiny else "fp8", cuda_graphs=self.device == "cuda"
             )
+        elif (
+            variant == "fp8-graph-attn"
+        ):  # and --attention fp8: cuDNN's FP8 attention (tools/fp8_attention.py)
+            speed_up(
+                pipe,
+                compile=True,
+                quantize="none" if self.tiny else "fp8",
+                attention="auto" if self.tiny else "fp8",
+                cuda_graphs=self.device == "cuda",
+            )
         elif variant == "fp8-cl":  # FP8 blocks + a channels-last VAE (cuDNN's NHWC convolutions, no compile)
             speed_up(pipe, compile=True, quantize="none" if self.tiny else "fp8")
             pipe.vae.to(memory_format=torch.channels_last)

@@ -186,7 +186,7 @@ class StepBench:
             row["b4_s_per_image"] = self.repeat(lambda: self.call(pipe, batch=4)) / 4
             row["peak_gib_b4"] = round(b.peak_gib(), 2)
             self.report(row)
-        self.attention_rows(variant, pipe, embeds, row)
+        self.attention_rows(variant, pipe, embeds, row, latents)
         return row
 
     def build(self, variant: str):
@@ -291,8 +291,11 @@ class StepBench:
         out["decode_kept"] = kept
         return out
 
-    def attention_rows(self, variant: str, pipe, embeds, base: dict) -> None:
-        """The denoising loop under each backend diffusers accepts here; one row each, or a note why not."""
+    def attention_rows(self, variant: str, pipe, embeds, base: dict, latents) -> None:
+        """The denoising loop under each backend `--attention` accepts here; one row each, or a note why not.
+        Each row also has the relative difference of its latents from the variant's own (`latents`, same seed):
+        what a backend changes in the image, FP8 attention's rounding above all."""
+        from tools.fp8_attention import remove
         from tools.speed import set_attention
 
         for name in self.attentions:
@@ -306,9 +309,14 @@ class StepBench:
                 self.call(pipe, embeds=embeds, output_type="latent")  # a compiled variant recompiles here
                 row["switch_s"] = round(time.perf_counter() - t, 1)
                 row.update(self.loop(pipe, embeds))
+                mine = self.call(pipe, embeds=embeds, output_type="latent").images.float()
+                row["latents_rel_diff"] = round(
+                    ((mine - latents.float()).norm() / latents.float().norm()).item(), 5
+                )
             except Exception as err:  # a backend this GPU or build cannot run is a finding, not a crash
                 row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
             self.report(row)
+        remove(pipe.transformer)
         pipe.transformer.reset_attention_backend()
 
     def report(self, row: dict) -> None:
@@ -407,6 +415,7 @@ FIELDS = (
     ("peak_gib_b4", "peak GiB, batch 4"),
     ("warmup_s", "warm-up (compile)"),
     ("compiled_while_timed", "graphs compiled inside timed runs (0: clean)"),
+    ("latents_rel_diff", "latents' relative difference from the variant's own attention"),
 )
 
 
@@ -422,7 +431,7 @@ def table(rows: list[dict], skipped: list[dict]) -> str:
             lines.append(f"| {variant} | {attention} | error | {r['error']} |")
         for key, label in FIELDS:
             if key in r:
-                unit = "" if key.startswith(("peak", "compiled")) else " s"
+                unit = "" if key.startswith(("peak", "compiled", "latents")) else " s"
                 lines.append(f"| {variant} | {attention} | {label} | {r[key]}{unit} |")
         if "decode_kept" in r:
             lines.append(f"| {variant} | {attention} | decode kept | {r['decode_kept']} |")

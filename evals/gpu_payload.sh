@@ -29,7 +29,8 @@ done
 ls "$wheels"/antlr4_python3_runtime-4.9.3-*.whl > /dev/null 2>&1 ||
   python3 -m pip wheel -q --no-deps antlr4-python3-runtime==4.9.3 -w "$wheels"
 need=(diffusers==0.42.1 langgraph==1.2.12 langgraph-checkpoint-sqlite==3.1.2 openai==3.22.1 "pydantic>=2.11,<3"
-  "pydantic-settings>=2.10,<3" rapidocr==3.10.0 manimgx-fonts-cjk==2026.9.26.post1 openpyxl==3.1.5 torchao==0.17.0)
+  "pydantic-settings>=2.10,<3" rapidocr==3.10.0 manimgx-fonts-cjk==2026.9.26.post1 openpyxl==3.1.5 torchao==0.17.0
+  nvidia-cudnn-frontend==1.14.1)
 [ "$what" != cat ] && need+=(av==17.0.0 imageio-ffmpeg==0.6.0)
 python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" \
   --find-links "$wheels" -d "$wheels" "${need[@]}"

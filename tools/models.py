@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 from tools.denoiser_graph import NEEDS_CUDA as GRAPHS_NEED_CUDA
 from tools.denoiser_graph import clear as clear_graphs
 from tools.errors import SettingsError
+from tools.fp8_attention import fp8_attention_unavailable
 from tools.model_load import load_pipeline, local_folder, weight_bytes  # sets how diffusers loads
 from tools.model_specs import (  # noqa: F401  (the table's names are used through this module too)
     DEFAULT_IMAGE_MODEL,
@@ -143,8 +144,8 @@ class ManagerConfig(BaseModel):
     render_batch: int = Field(
         default=4, ge=1, description="Most text-to-image requests in one pipeline call."
     )
-    attention: Literal["auto", "native", "_native_cudnn", "_native_flash", "_native_efficient"] = Field(
-        default="auto", description="Attention backend of the image model's denoiser (tools/speed.py)."
+    attention: Literal["auto", "native", "_native_cudnn", "_native_flash", "_native_efficient", "fp8"] = (
+        Field(default="auto", description="Attention backend of the image model's denoiser (tools/speed.py).")
     )
     cuda_graphs: bool = Field(
         default=False, description="CUDA graphs over the image denoiser's forward (tools/denoiser_graph.py)."
@@ -185,6 +186,8 @@ class ModelManager:
             raise SettingsError(
                 f"--attention {attention} needs a CUDA GPU; use auto or native on this machine"
             )
+        if attention == "fp8" and self.device == "cuda" and (problem := fp8_attention_unavailable()):
+            raise SettingsError(problem)
         if attention == "_native_flash" and render_batch > 1:
             # Flash takes no attention mask, and a batch of prompts of different lengths needs one.
             raise SettingsError("--attention _native_flash renders one image per call: add --render-batch 1")

@@ -49,11 +49,12 @@ def fp8_unavailable() -> str | None:
     return None
 
 
-ATTENTION = ("auto", "native", "_native_cudnn", "_native_flash", "_native_efficient")
+ATTENTION = ("auto", "native", "_native_cudnn", "_native_flash", "_native_efficient", "fp8")
 
 
 def set_attention(denoiser, attention: str) -> None:
-    """Run the denoiser's attention through one of diffusers' backends (models/attention_dispatch.py).
+    """Run the denoiser's attention through one of diffusers' backends (models/attention_dispatch.py), or
+    through cuDNN's FP8 attention ("fp8", Z-Image only: tools/fp8_attention.py).
 
     "auto" leaves the model as it is (diffusers' default, PyTorch's own SDPA choice): cuDNN attention cost 8% at
     batch 1 on an H100 (docs/PERFORMANCE.md), so no backend is picked until a measurement says it pays.
@@ -71,10 +72,18 @@ def set_attention(denoiser, attention: str) -> None:
         raise SettingsError(f"--attention {attention} needs a CUDA GPU; use auto or native on this machine")
     from diffusers.models.attention_dispatch import _AttentionBackendRegistry
 
+    from tools import fp8_attention
     from tools.denoiser_graph import GraphedForward
 
     if isinstance(getattr(denoiser, "forward", None), GraphedForward):
         denoiser.forward.clear()  # its graphs replay the old backend's kernels
+    if attention == "fp8":
+        problem = fp8_attention.fp8_attention_unavailable()
+        if problem:
+            raise SettingsError(problem)
+        fp8_attention.install(denoiser)
+        return
+    fp8_attention.remove(denoiser)
     active = _AttentionBackendRegistry._active_backend
     denoiser.set_attention_backend(attention)
     _AttentionBackendRegistry.set_active_backend(active)
