@@ -86,6 +86,7 @@ for step in ${STEPS:-}; do
     film-fp8s) one film-fp8s $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --sample-stacks ;;
     img1-fp8|img2-fp8) one $step $(left ${IMG_CAP:-200}) $F --what images --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --repeats 3 ;;
     steps) lim=$(left ${STEPS_CAP:-200}); one steps $lim -m evals.bench_gpu --what steps --variants ${STEP_VARIANTS:-fp8} --budget-s $(( lim - 45 )) --compile-cache /tmp/cd-cc8 ${STEP_ARGS:-} ;;
+    attn) one attn 90 evals/bench_fp8_attention.py; one attn-b4 60 evals/bench_fp8_attention.py --batch 4 ;;
     film-ltx) one film-ltx $(left ${LTX_CAP:-300}) $F --what films --video ltx ;;
     film-graph) one film-graph $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --cuda-graphs ;;
     film-fp8) one film-fp8 $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
