@@ -88,10 +88,14 @@ def test_clear_drops_every_graph_and_what_was_seen(tmp_path):
     wrapped.seen.add(("k",))
     wrapped.failed.add(("f",))
     wrapped.graphs[("k",)] = object()
+    wrapped.pool = (
+        0,
+        1,
+    )  # a pool handle: released by torch with its last graph, so never captured into again
     pipe = type("Pipe", (), {"transformer": dit})()
     assert graphed(pipe) is wrapped
     clear(pipe)
-    assert not wrapped.graphs and not wrapped.seen and not wrapped.failed
+    assert not wrapped.graphs and not wrapped.seen and not wrapped.failed and wrapped.pool is None
     clear(type("Pipe", (), {"transformer": None})())  # a pipeline without a denoiser: nothing to do
 
 

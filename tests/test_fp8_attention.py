@@ -101,3 +101,31 @@ def test_the_custom_op_has_a_shape_only_fake_for_tracing():
         one = torch.ones(1, 1, 1, 1)
         out = op(q8, q8, q8, one, one, one, 128**-0.5)
     assert out.shape == (1, 4128, 30, 128) and out.dtype == torch.float8_e4m3fn
+
+
+def test_rope_in_real_arithmetic_is_the_models_complex_rope():
+    torch.manual_seed(2)
+    x = torch.randn(2, 5, 3, 8)
+    freqs = torch.polar(torch.ones(2, 5, 4), torch.randn(2, 5, 4))
+    z = torch.view_as_complex(x.float().reshape(2, 5, 3, 4, 2))  # diffusers' ZSingleStreamAttnProcessor
+    theirs = torch.view_as_real(z * freqs.unsqueeze(2)).flatten(3)
+    assert torch.allclose(fp8_attention.rope(x, freqs), theirs, atol=1e-6)
+
+
+def test_the_qk_norm_bound_holds_after_rope_and_a_fixed_scale_saturates_past_it():
+    torch.manual_seed(3)
+    norm = torch.nn.RMSNorm(16)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(16) * 2)
+    bound = fp8_attention.norm_bound(norm, 16)
+    x = torch.randn(1, 64, 2, 16)
+    x[0, 0, 0] = torch.tensor([100.0] + [0.0] * 15)  # all of a head's length in one element: the worst case
+    freqs = torch.polar(torch.ones(1, 64, 8), torch.randn(1, 64, 8))
+    y = fp8_attention.rope(norm(x), freqs)
+    assert y.abs().max() <= bound
+    # The worst-case head: its length sqrt(16) * |w0|, all in the first pair, kept by the rotation.
+    assert torch.isclose(y[0, 0, 0, :2].norm(), 4 * norm.weight[0].abs(), rtol=1e-3)
+    q8, descale = fp8_attention.quantize(y * 3, bound)  # past the bound: saturated, never NaN
+    assert not q8.float().isnan().any() and q8.float().abs().max() == 448.0
+    assert torch.allclose(descale, torch.full((1, 1, 1, 1), bound / 448))
+    assert fp8_attention.norm_bound(None, 16) is None

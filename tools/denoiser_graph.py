@@ -152,6 +152,10 @@ class GraphedForward:
         self.graphs.clear()
         self.seen.clear()
         self.failed.clear()
+        # A fresh pool for the next captures: once its last graph is gone, torch releases the old pool, and
+        # capturing into its stale handle fails an internal assert of the caching allocator (seen on an H200
+        # after set_attention switched backends, eleventh session).
+        self.pool = None
 
 
 def cuda_graphs_unavailable() -> str | None:

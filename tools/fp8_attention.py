@@ -5,9 +5,11 @@ On one H200 the bf16 attention of Z-Image-Turbo's 30 blocks is about a quarter o
 (149 of 550 ms over 8 steps, cuDNN's bf16 flash kernel at about 460 TFLOP/s; docs/PERFORMANCE.md). Hopper's
 FP8 tensor cores run the same two matmuls at twice the rate. This replaces the attention of each block:
 
-- Q, K and V (after the blocks' QK-norm and RoPE, in bf16) are each cast to FP8 e4m3 with one scale per tensor,
-  its absolute maximum mapped to 448 (e4m3's largest value); Inductor fuses the scaling into the kernels
-  around it when the blocks are compiled;
+- Q, K and V are each cast to FP8 e4m3 with one scale per tensor. Q and K come out of the blocks' RMS
+  QK-norm and RoPE, so no element can exceed sqrt(head_dim) times the norm's largest weight (`norm_bound`):
+  that bound maps to 448 (e4m3's largest value), a fixed scale, and the RoPE (written here in real arithmetic)
+  and the cast fuse into one kernel when the blocks are compiled. V's scale is its absolute maximum (one
+  reduction); e4m3 is a floating-point format, so a scale only has to keep values in range;
 - cuDNN's `sdpa_fp8` graph runs the attention: QKᵀ, the softmax with its probabilities scaled by 448 into FP8,
   PV, each product's scales undone inside the kernel; on Hopper its output is FP8 too, scaled as V is (every
   output row is an average of V's rows, so V's maximum bounds it);
@@ -59,22 +61,41 @@ def fp8_attention_unavailable() -> str | None:
     return None
 
 
-def quantize(x):
-    """(x in FP8 e4m3, its descale as a float32 [1, 1, 1, 1] tensor): one scale for the whole tensor."""
+def quantize(x, bound: float | None = None):
+    """(x in FP8 e4m3, its descale as a float32 [1, 1, 1, 1] tensor): one scale for the whole tensor, mapping
+    `bound` (or, without one, x's absolute maximum: a reduction kernel) to 448. Values past the bound saturate
+    (e4m3fn has no infinity: an unclamped overflow would be NaN)."""
     import torch
 
-    amax = x.detach().abs().amax().float().clamp(min=1e-12)
-    scale = E4M3_MAX / amax
-    return (x.float() * scale).to(torch.float8_e4m3fn), (1.0 / scale).reshape(1, 1, 1, 1)
+    if bound is None:
+        amax = x.detach().abs().amax().float().clamp(min=1e-12)
+        scale, descale = E4M3_MAX / amax, (amax / E4M3_MAX).reshape(1, 1, 1, 1)
+    else:
+        scale = E4M3_MAX / bound
+        descale = torch.full((1, 1, 1, 1), bound / E4M3_MAX, dtype=torch.float32, device=x.device)
+    return (x.float() * scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn), descale
 
 
-def attention(query, key, value, scale: float):
-    """Attention over (batch, sequence, heads, head_dim) bf16 tensors through FP8; bf16 out, same layout."""
-    q8, dq = quantize(query)
-    k8, dk = quantize(key)
+def attention(query, key, value, scale: float, q_bound: float | None = None, k_bound: float | None = None):
+    """Attention over (batch, sequence, heads, head_dim) tensors through FP8; out in value's dtype, same
+    layout. `q_bound`/`k_bound`: what no element of query/key exceeds (`norm_bound`), so their scales need no
+    reduction; value's is its maximum."""
+    q8, dq = quantize(query, q_bound)
+    k8, dk = quantize(key, k_bound)
     v8, dv = quantize(value)
     out = (_sdpa_fp8 or register())(q8, k8, v8, dq, dk, dv, scale)
-    return (out.float() * dv).to(query.dtype)
+    return (out.float() * dv).to(value.dtype)
+
+
+def norm_bound(norm, head_dim: int) -> float | None:
+    """What no element of an RMS-normed head (then rotated by RoPE) can exceed: an RMS-normed vector of
+    `head_dim` elements has length at most sqrt(head_dim), its weight stretches it by at most the weight's
+    largest magnitude, and RoPE rotates pairs of elements, which keeps the length. None without a norm."""
+    if norm is None:
+        return None
+    weight = getattr(norm, "weight", None)
+    stretch = 1.0 if weight is None else float(weight.detach().abs().max())
+    return head_dim**0.5 * stretch * 1.01  # 1% for the norm's own rounding to bf16
 
 
 _sdpa_fp8 = None  # the custom op, once registered (a plain global, so Dynamo reads it while tracing a block)
@@ -200,17 +221,34 @@ def _build(q8, scale: float):
     return graph, t, graph.get_workspace_size()
 
 
+def rope(x, freqs_cis):
+    """Z-Image's rotary embedding (diffusers multiplies complex numbers) in real float32 arithmetic, so
+    Inductor fuses it with the FP8 cast that follows: it generates no code for complex operators.
+    x: (B, S, H, D); freqs_cis: complex (B, S, D/2)."""
+    import torch
+
+    cos_sin = torch.view_as_real(freqs_cis).unsqueeze(2)  # (B, S, 1, D/2, 2)
+    cos, sin = cos_sin[..., 0], cos_sin[..., 1]
+    pairs = x.float().unflatten(-1, (-1, 2))
+    a, b = pairs[..., 0], pairs[..., 1]
+    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(3)
+
+
 def processor_class():
     """Z-Image's attention processor with its attention through FP8 (a subclass, so diffusers sees the
     processor it knows). Built on first use, as it needs diffusers."""
     global _processor
     if _processor is not None:
         return _processor
-    import torch
     from diffusers.models.transformers.transformer_z_image import ZSingleStreamAttnProcessor
 
     class Fp8AttnProcessor(ZSingleStreamAttnProcessor):
-        """Diffusers' Z-Image attention, with the attention itself through `attention` when no mask is given."""
+        """Diffusers' Z-Image attention, with the attention itself through `attention` when no mask is given.
+        `q_bound`/`k_bound` (`norm_bound` of the module's QK-norms) give Q and K fixed FP8 scales."""
+
+        def __init__(self, q_bound: float | None = None, k_bound: float | None = None):
+            super().__init__()
+            self.q_bound, self.k_bound = q_bound, k_bound
 
         def __call__(
             self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, freqs_cis=None
@@ -225,15 +263,11 @@ def processor_class():
             if attn.norm_k is not None:
                 key = attn.norm_k(key)
             if freqs_cis is not None:
-                query, key = _rope(query, freqs_cis), _rope(key, freqs_cis)
-            out = attention(query, key, value, query.shape[-1] ** -0.5).flatten(2, 3)
+                query, key = rope(query, freqs_cis), rope(key, freqs_cis)
+            scale = query.shape[-1] ** -0.5
+            out = attention(query, key, value, scale, self.q_bound, self.k_bound).flatten(2, 3)
             out = attn.to_out[0](out)
             return attn.to_out[1](out) if len(attn.to_out) > 1 else out
-
-    def _rope(x, freqs_cis):  # the model's rotary embedding, in float32 as diffusers does it
-        with torch.autocast("cuda", enabled=False):
-            z = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
-            return torch.view_as_real(z * freqs_cis.unsqueeze(2)).flatten(3).type_as(x)
 
     _processor = Fp8AttnProcessor
     return Fp8AttnProcessor
@@ -258,8 +292,8 @@ def install(denoiser) -> int:
             "use auto or a diffusers backend for this model"
         )
     for m in modules:
-        if not isinstance(m.processor, cls):
-            m.set_processor(cls())
+        head_dim = m.to_q.out_features // m.heads
+        m.set_processor(cls(norm_bound(m.norm_q, head_dim), norm_bound(m.norm_k, head_dim)))
     log.info("FP8 attention in %d attention modules", len(modules))
     return len(modules)
 
