@@ -159,6 +159,7 @@ def build_manager(args):
         compile_cache=args.compile_cache,
         render_batch=args.render_batch,
         cuda_graphs=args.cuda_graphs,
+        attention=args.attention,
     )
     manager.adopt(MODEL, pipe)
     speed_up(
@@ -168,6 +169,7 @@ def build_manager(args):
         mode=args.compile_mode,
         compile_vae=True,
         cuda_graphs=args.cuda_graphs,
+        attention=args.attention,
     )
     if args.video == "ltx":  # full-size random LTX-Video 2B (T5-XXL text encoder) beside the image model
         from tools.model_specs import DEFAULT_VIDEO_MODEL
@@ -203,6 +205,7 @@ def film_settings(args, out: Path):
         compile=args.compile,
         quantize=args.quantize,
         cuda_graphs=args.cuda_graphs,
+        attention=args.attention,
         compile_cache=args.compile_cache,
         **({"video_backend": "motion"} | video),
     )
@@ -353,6 +356,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the denoiser's forward from CUDA graphs (tools/denoiser_graph.py)",
     )
+    ap.add_argument(
+        "--attention",
+        default="auto",
+        help="the denoiser's attention (--attention's choices; fp8: tools/fp8_attention.py)",
+    )
     ap.add_argument("--render-batch", type=int, default=4)
     ap.add_argument("--shots", type=int, default=8)
     ap.add_argument(
@@ -391,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                 "quantize",
                 "compile_mode",
                 "cuda_graphs",
+                "attention",
                 "compile_cache",
                 "render_batch",
                 "shots",

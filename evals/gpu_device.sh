@@ -89,6 +89,7 @@ for step in ${STEPS:-}; do
     attn) one attn 90 evals/bench_fp8_attention.py; one attn-b4 60 evals/bench_fp8_attention.py --batch 4 ;;
     film-ltx) one film-ltx $(left ${LTX_CAP:-300}) $F --what films --video ltx ;;
     film-graph) one film-graph $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --cuda-graphs ;;
+    film-attn) one film-attn $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 --cuda-graphs --attention fp8 ;;
     film-fp8) one film-fp8 $(left ${FILM_CAP:-420}) $F --what films --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     run-fp8) one run-fp8 $(left 240) $C run --folder $W --compile --quantize fp8 --compile-cache /tmp/cd-cc8 ;;
     img-fp8) TORCHINDUCTOR_CACHE_DIR=/tmp/cd-cc8 one img-fp8 $(left 300) -m evals.bench_gpu --zimage --variants ${VARIANTS:-fp8,fp8-cl} --batches 1,4 --repeats 3 ;;
