@@ -2,8 +2,9 @@
 cudnn-frontend.
 
 On one H200 the bf16 attention of Z-Image-Turbo's 30 blocks is about a quarter of a 1024² image's kernels
-(149 of 550 ms over 8 steps, cuDNN's bf16 flash kernel at about 460 TFLOP/s; docs/PERFORMANCE.md). Hopper's
-FP8 tensor cores run the same two matmuls at twice the rate. This replaces the attention of each block:
+(141 of 564 ms over 8 steps: 0.59 ms a call, cuDNN's bf16 flash kernel). cuDNN's FP8 kernel took 0.43 ms a
+call in the same model, and the image 0.594 s instead of 0.631 s through ModelManager.run (docs/PERFORMANCE.md,
+eleventh session). This replaces the attention of each block:
 
 - Q, K and V are each cast to FP8 e4m3 with one scale per tensor. Q and K come out of the blocks' RMS
   QK-norm and RoPE, so no element can exceed sqrt(head_dim) times the norm's largest weight (`norm_bound`):
@@ -16,8 +17,7 @@ FP8 tensor cores run the same two matmuls at twice the rate. This replaces the a
 - the output is scaled back to bf16 for the block's output projection.
 
 A call with an attention mask (a batch of prompts of different lengths) runs the model's own bf16 attention:
-the FP8 graph here is built without padding. The cuDNN graph of each shape is built once (a few hundred ms) and
-kept; it runs on the caller's CUDA stream, so the blocks' compile and `--cuda-graphs` capture it like any
+the FP8 graph here is built without padding. The cuDNN graph of each shape is built once and kept; it runs on the caller's CUDA stream, so the blocks' compile and `--cuda-graphs` capture it like any
 kernel. It is a `torch.library` custom op, opaque to Dynamo, with a shape-only fake for tracing.
 
 What it costs in accuracy: e4m3 keeps 3 bits of mantissa, so each product carries about 6% rounding per
