@@ -118,6 +118,9 @@ def _signed_in(p, server):
     page.goto(server + "/")
     page.get_by_label("API key").fill(KEY)
     page.get_by_role("button", name="Sign in").click()
+    # The sign-in page has a heading too: wait for its key field to go (the session cookie is set and the
+    # page reloaded into the studio), or a loaded machine runs the test's next request without the cookie.
+    page.get_by_label("API key").wait_for(state="detached")
     page.get_by_role("heading", level=1).wait_for()
     return browser, page, outside
 

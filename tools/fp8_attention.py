@@ -301,7 +301,7 @@ def install(denoiser) -> int:
 def remove(denoiser) -> int:
     """Put diffusers' own Z-Image attention back where `install` replaced it; how many."""
     cls = _processor
-    if cls is None:
+    if cls is None or not hasattr(denoiser, "modules"):  # never installed, or not a torch module
         return 0
     from diffusers.models.transformers.transformer_z_image import ZSingleStreamAttnProcessor
 
