@@ -442,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--variants",
         default=None,
-        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fp8-tensor, fp8-cg, fp8-graph, fast (default plain,compile,fp8,fp8-all; "
+        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fp8-tensor, fp8-cg, fp8-graph, fp8-graph-attn, fast (default plain,compile,fp8,fp8-all; "
         "with --what steps plain,fp8)",
     )
     ap.add_argument(
