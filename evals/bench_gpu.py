@@ -256,9 +256,8 @@ class Bench:
             speed_up(
                 pipe, compile=True, quantize="none" if self.tiny else "fp8", cuda_graphs=self.device == "cuda"
             )
-        elif (
-            variant == "fp8-graph-attn"
-        ):  # and --attention fp8: cuDNN's FP8 attention (tools/fp8_attention.py)
+        elif variant == "fp8-graph-attn":
+            # fp8-graph and --attention fp8: cuDNN's FP8 attention (tools/fp8_attention.py)
             speed_up(
                 pipe,
                 compile=True,

@@ -88,10 +88,8 @@ def test_clear_drops_every_graph_and_what_was_seen(tmp_path):
     wrapped.seen.add(("k",))
     wrapped.failed.add(("f",))
     wrapped.graphs[("k",)] = object()
-    wrapped.pool = (
-        0,
-        1,
-    )  # a pool handle: released by torch with its last graph, so never captured into again
+    # a pool handle: torch releases it with its last graph, so it is never captured into again
+    wrapped.pool = (0, 1)
     pipe = type("Pipe", (), {"transformer": dit})()
     assert graphed(pipe) is wrapped
     clear(pipe)
