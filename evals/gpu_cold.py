@@ -3,6 +3,7 @@ processes that load them through the product's own loading path (tools/model_loa
 
     python evals/gpu_cold.py save --folder W/Z-Image-Turbo            # random bf16 weights as safetensors
     python evals/gpu_cold.py load --folder W/Z-Image-Turbo --out l.json [--sequential] [--library]
+    python evals/gpu_cold.py stage --folder W/Z-Image-Turbo --out s.json
     python evals/gpu_cold.py run --folder W/Z-Image-Turbo --out r.json [--compile --compile-cache DIR]
     python evals/gpu_cold.py worker --folder W/Z-Image-Turbo --films 2 --out w.json [--compile ...]
     python evals/gpu_cold.py --tiny ...                                # the same on a CPU with tiny configs
@@ -13,6 +14,10 @@ processes that load them through the product's own loading path (tools/model_loa
 - `load`: a fresh process; seconds of imports, then of `ModelManager.get` (straight to the GPU, components on
   threads; `--sequential` one after another; `--library` the plain `DiffusionPipeline.from_pretrained` and
   `.to("cuda")` this replaced), per component, and the first image after it.
+- `stage`: a fresh process that starts copying the weights onto the GPU right after `import torch`
+  (tools/weight_stage.py), imports diffusers meanwhile, then builds the pipeline around the staged tensors;
+  when it is ready, against `load`'s imports-then-load. Then the library's own load beside it, and every
+  tensor of the two compared (equal or not).
 - `run`: `main.py run` of the 8-shot 1024² film in a child process, as a user types it; from the child's start
   to its first take and to final.mp4 (file times), with the GPU's NVML utilisation sampled every 50 ms.
 - `worker`: issue 13's warm server. One `agent.worker.Worker` (the service's worker class, warm backends, the
@@ -110,6 +115,50 @@ def load(args) -> dict:
     return row
 
 
+def stage(args) -> dict:
+    import torch
+
+    from tools import model_load
+    from tools.weight_stage import Stage
+
+    row: dict = {"torch_at_s": round(time.time() - STARTED, 2)}
+    device = "cpu" if args.tiny else "cuda"
+    began = time.perf_counter()
+    staged = Stage(Path(args.folder), device).start()  # what ModelManager.preload starts
+    import diffusers  # noqa: F401  (the imports the copies overlap)
+    import transformers  # noqa: F401
+    from diffusers import DiffusionPipeline  # noqa: F401
+
+    module_classes = model_load.module_components(Path(args.folder))
+    row["imports_done_at_s"] = round(time.time() - STARTED, 2)
+    row["imports_during_stage_s"] = round(time.perf_counter() - began, 2)
+    dtype = torch.float32 if args.tiny else torch.bfloat16
+    t = time.perf_counter()
+    pipe, report = model_load.load_pipeline(Path(args.folder), dtype, device, stage=staged)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    row.update(load_after_imports_s=round(time.perf_counter() - t, 2), components_s=report.components)
+    row.update(loaded_at_s=round(time.time() - STARTED, 2), staged=report.staged)
+    reference, _ = model_load.load_pipeline(Path(args.folder), dtype, device)  # the library, per component
+    differ, count = [], 0
+    for name in module_classes:
+        mine, theirs = getattr(pipe, name).state_dict(), getattr(reference, name).state_dict()
+        count += len(theirs)
+        if mine.keys() != theirs.keys():
+            differ.append(f"{name}: keys")
+        differ += [f"{name}.{k}" for k in theirs if k in mine and not _same(mine[k], theirs[k])]
+    row.update(tensors_compared=count, tensors_differ=differ[:20])
+    if device == "cuda":
+        row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return row
+
+
+def _same(a, b) -> bool:
+    import torch
+
+    return a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
+
+
 def run(args) -> dict:
     """`main.py run` in a child process; times from the child's start, read from the run folder's files."""
     out = Path(tempfile.mkdtemp(prefix="cold-run-")) / "film"
@@ -168,11 +217,13 @@ def startup_spans(path: Path, began: float) -> dict:
 def film_command(args, out: Path, trace: Path) -> list[str]:
     """The child's command line: `main.py run` of the 8-shot film into `out`, as a user types it. With --trace
     it runs under evals/startup_trace.py (every thread's stack every 50 ms, as spans, into `trace`);
-    --no-preload implies it (the tracer sets agent.director.PRELOAD before main.py runs)."""
-    args.trace = args.trace or args.no_preload
+    --no-preload and --no-stage imply it (the tracer sets their constants before main.py runs)."""
+    args.trace = args.trace or args.no_preload or args.no_stage
     wrap = [str(ROOT / "evals" / "startup_trace.py"), "--out", str(trace)] if args.trace else []
     if args.no_preload:
         wrap += ["--set", "agent.director.PRELOAD=0"]
+    if args.no_stage:
+        wrap += ["--set", "tools.weight_stage.STAGE=0"]
     cmd = [sys.executable, *([*wrap, "--"] if wrap else []), str(ROOT / "main.py"), "run", BRIEF]
     cmd += ["--out", str(out), "--image-model", args.folder]
     cmd += FILM_FLAGS + ["--size", "64x64" if args.tiny else "1024x1024"]
@@ -252,7 +303,7 @@ def worker(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["save", "load", "run", "worker"])
+    ap.add_argument("what", choices=["save", "load", "stage", "run", "worker"])
     ap.add_argument("--folder", required=True, help="the saved pipeline folder")
     ap.add_argument("--tiny", action="store_true", help="tiny configs on the CPU (checks the script)")
     ap.add_argument("--compile", action="store_true")
@@ -263,10 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--films", type=int, default=2)
     ap.add_argument("--trace", action="store_true", help="run: the child under evals/startup_trace.py")
     ap.add_argument("--no-preload", action="store_true", help="run: agent.director.PRELOAD off (traced)")
+    ap.add_argument("--no-stage", action="store_true", help="run: tools.weight_stage.STAGE off (traced)")
     ap.add_argument("--env", action="append", default=[], help="run: KEY=VALUE in the child's environment")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    row = {"what": args.what, **{"save": save, "load": load, "run": run, "worker": worker}[args.what](args)}
+    row = {"what": args.what, **{"save": save, "load": load, "stage": stage, "run": run, "worker": worker}[args.what](args)}
     row["config"] = {
         k: getattr(args, k)
         for k in (
@@ -277,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             "library",
             "trace",
             "no_preload",
+            "no_stage",
             "env",
         )
     }

@@ -33,6 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools import weight_stage
+from tools.weight_stage import assemble
+
 log = logging.getLogger(__name__)
 
 os.environ.setdefault("HF_ENABLE_PARALLEL_LOADING", "yes")  # diffusers: a component's shards on threads
@@ -49,6 +52,7 @@ class LoadReport:
     seconds: float = 0.0
     components: dict[str, float] = field(default_factory=dict)
     parallel: bool = True
+    staged: list[str] = field(default_factory=list)  # components built around weights staged in advance
 
 
 def local_folder(source: str) -> Path | None:
@@ -89,6 +93,17 @@ def module_components(folder: Path) -> dict[str, type]:
     return found
 
 
+def stage_folder(source: str, device: str, room: float):
+    """A tools/weight_stage.py Stage of `source`'s weights onto `device`, started, when staging is on, the device
+    is a GPU, the weights are on this machine and fit `room` bytes; else None (the load reads them itself)."""
+    if not weight_stage.STAGE or not device.startswith("cuda"):
+        return None
+    folder = local_folder(source)
+    if folder is None or weight_bytes(folder) > room:
+        return None
+    return weight_stage.Stage(folder, device).start()
+
+
 def read_ahead(files: list[Path], workers: int = 8, chunk: int = 64 * 2**20) -> ThreadPoolExecutor:
     """Read `files` on `workers` threads (each file in `chunk` pieces, in order), so that they are in the page
     cache when the loader maps them. Returns the pool; its threads end when the reads are done."""
@@ -106,10 +121,12 @@ def read_ahead(files: list[Path], workers: int = 8, chunk: int = 64 * 2**20) -> 
     return pool
 
 
-def load_pipeline(folder: Path, dtype, device: str, parallel: bool = True):
+def load_pipeline(folder: Path, dtype, device: str, parallel: bool = True, stage=None):
     """(pipeline, LoadReport): `folder`'s pipeline with its torch components loaded onto `device` directly.
 
-    `parallel=False` reads no files ahead (for measuring what the reading threads save)."""
+    `stage`: a tools/weight_stage.py Stage of this folder onto `device`, started earlier: components whose
+    tensors it holds are built around them (`assemble`), the rest the library loads. `parallel=False` reads no
+    files ahead (for measuring what the reading threads save)."""
     from diffusers import DiffusionPipeline
 
     report = LoadReport(str(folder), device, parallel=parallel)
@@ -117,21 +134,34 @@ def load_pipeline(folder: Path, dtype, device: str, parallel: bool = True):
     # Straight to the accelerator; on the CPU the library's default (low_cpu_mem_usage) is already one copy.
     placement = {"device_map": device} if device != "cpu" else {}
     components = module_components(folder)
+    if stage is not None and stage.device != device:
+        stage.discard()
+        stage = None
     if parallel:
-        read_ahead([f for name in components for f in sorted((folder / name).glob("*")) if _weights(f)])
+        staged = stage.files if stage is not None else {}
+        ahead = [f for name in components if name not in staged for f in sorted((folder / name).glob("*"))]
+        read_ahead([f for f in ahead if _weights(f)])
     loaded = {}
     for name, cls in components.items():
         began = time.perf_counter()
-        loaded[name] = cls.from_pretrained(folder / name, dtype=dtype, **placement)
+        tensors = stage.take(name) if stage is not None else None
+        model = assemble(cls, folder / name, tensors, dtype, placement) if tensors is not None else None
+        del tensors  # a component the stage could not build gives its memory back before the library loads it
+        if model is None:
+            model = cls.from_pretrained(folder / name, dtype=dtype, **placement)
+        else:
+            report.staged.append(name)
+        loaded[name] = model
         report.components[name] = round(time.perf_counter() - began, 3)
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, **loaded)
     report.seconds = round(time.perf_counter() - start, 3)
     log.info(
-        "loaded %s onto %s in %.1f s (%s)",
+        "loaded %s onto %s in %.1f s (%s%s)",
         folder,
         device,
         report.seconds,
         ", ".join(f"{k} {v:.1f} s" for k, v in report.components.items()),
+        f"; staged: {', '.join(report.staged)}" if report.staged else "",
     )
     return pipe, report
 

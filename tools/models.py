@@ -41,7 +41,7 @@ from tools.denoiser_graph import NEEDS_CUDA as GRAPHS_NEED_CUDA
 from tools.denoiser_graph import clear as clear_graphs
 from tools.errors import SettingsError
 from tools.fp8_attention import fp8_attention_unavailable
-from tools.model_load import load_pipeline, local_folder, weight_bytes  # sets how diffusers loads
+from tools.model_load import load_pipeline, local_folder, stage_folder, weight_bytes  # sets diffusers env
 from tools.model_specs import (  # noqa: F401  (the table's names are used through this module too)
     DEFAULT_IMAGE_MODEL,
     DEFAULT_VIDEO_MODEL,
@@ -199,6 +199,7 @@ class ModelManager:
         self._lock = threading.RLock()
         self.load_counts: Counter[str] = Counter()
         self.load_reports: list = []  # tools.model_load.LoadReport of every load from a folder, in order
+        self._stages: dict = {}  # source: its weights being copied onto the GPU by preload (weight_stage.py)
         self.events: list[str] = []  # "offload X", "onload X", "cpu-offload X", "oom X" ... in order
         self.compile_cache = use_compile_cache(compile_cache) if compile_cache else None
         self._graphs_saved = 0  # Dynamo's graph count at the last save of the compile artefacts
@@ -263,6 +264,8 @@ class ModelManager:
             fresh = entry is None
             if fresh:
                 entry = self._load(source)
+            elif stage := self._stages.pop(source, None):  # staged by a preload that came too late
+                stage.discard()
             self._entries.move_to_end(source)
             self._ensure_on_device(entry)
             if fresh:  # on the device already: quantizing there is quick, and compiling is lazy anyway
@@ -288,8 +291,8 @@ class ModelManager:
             return entry.pipes[task]
 
     def preload(self, source: str, first_batch: int | None = 1) -> threading.Thread:
-        """Start loading `source` on a thread now, so a fresh process reads its weights while the run imports
-        and plans; the first render waits on the manager's lock until the load is done. `first_batch`: the
+        """Start loading `source` on a thread now, its weights copied to the GPU at once (tools/weight_stage.py)
+        while the run imports and plans; the first render waits on the manager's lock for it. `first_batch`: the
         most requests in the first render call (1: the first image comes after one render, not a batch of
         four). Ignored when compiling: a batch of one and then four would compile two graphs. A failed load is
         only logged here: the render's own `get` loads again and reports the cause."""
@@ -302,6 +305,8 @@ class ModelManager:
 
         if first_batch and not self.compile:
             self.queue.first_batch = first_batch
+        if source not in self._entries and source not in self._stages:  # copies begin now, imports or not
+            self._stages[source] = stage_folder(source, self.device, self.budget - self.resident_bytes())
         thread = threading.Thread(target=load, name=f"preload {source}", daemon=True)
         thread.start()
         return thread
@@ -333,7 +338,8 @@ class ModelManager:
         direct = False
         if folder is not None:
             direct = self.device != "cpu" and self._make_room(weight_bytes(folder))
-            pipe, report = load_pipeline(folder, dtype, self.device if direct else "cpu")
+            stage = self._stages.pop(source, None)
+            pipe, report = load_pipeline(folder, dtype, self.device if direct else "cpu", stage=stage)
             self.load_reports.append(report)
         else:  # not on this machine: the library fetches it
             pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype)
