@@ -318,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--env", action="append", default=[], help="run: KEY=VALUE in the child's environment")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    row = {"what": args.what, **{"save": save, "load": load, "stage": stage, "run": run, "worker": worker}[args.what](args)}
+    row = {
+        "what": args.what,
+        **{"save": save, "load": load, "stage": stage, "run": run, "worker": worker}[args.what](args),
+    }
     row["config"] = {
         k: getattr(args, k)
         for k in (

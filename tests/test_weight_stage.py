@@ -44,8 +44,13 @@ def test_weight_files_follow_the_loaders_names(tmp_path):
     assert weight_files(tmp_path) == []  # a shard the index names is missing
     for name in set(shards.values()):
         (tmp_path / name).write_bytes(b"x")
-    assert weight_files(tmp_path) == [tmp_path / "model-00001.safetensors", tmp_path / "model-00002.safetensors"]
-    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "../x.safetensors"}}))
+    assert weight_files(tmp_path) == [
+        tmp_path / "model-00001.safetensors",
+        tmp_path / "model-00002.safetensors",
+    ]
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "../x.safetensors"}})
+    )
     assert weight_files(tmp_path) == []  # an index never points the stage outside the component's folder
 
 
@@ -58,7 +63,9 @@ def test_staged_load_equals_the_library_load(zimage):
     assert set(stage.files) == MODULES  # not the tokenizer, not the scheduler
     pipe, report = load_pipeline(zimage, torch.float32, "cpu", stage=stage)
     assert set(report.staged) == MODULES and type(pipe) is type(reference)
-    unstaged, _ = load_pipeline(zimage, torch.float32, "cpu")  # the loader's own from_pretrained per component
+    unstaged, _ = load_pipeline(
+        zimage, torch.float32, "cpu"
+    )  # the loader's own from_pretrained per component
     ref, got = _state(reference), _state(pipe)
     assert ref.keys() == got.keys()
     assert all(torch.equal(ref[k], got[k]) and ref[k].dtype == got[k].dtype for k in ref)
@@ -88,7 +95,9 @@ def test_what_the_stage_cannot_build_exactly_goes_to_the_library(zimage):
 
     tensors = Stage(zimage, "cpu").start().take("transformer")
     folder = zimage / "transformer"
-    assert assemble(ZImageTransformer2DModel, folder, tensors, torch.bfloat16, {}) is None  # the library casts
+    assert (
+        assemble(ZImageTransformer2DModel, folder, tensors, torch.bfloat16, {}) is None
+    )  # the library casts
     partial = dict(list(tensors.items())[1:])
     assert assemble(ZImageTransformer2DModel, folder, partial, torch.float32, {}) is None  # a key missing
     # A whole load asked in another dtype: nothing staged is used, and the pipeline is the library's.
