@@ -237,6 +237,8 @@ class Bench:
 
         if variant == "compile":  # what --compile does
             speed_up(pipe, compile=True)
+        elif variant == "graph":  # --cuda-graphs alone: the plain bf16 denoiser replayed from CUDA graphs
+            speed_up(pipe, cuda_graphs=self.device == "cuda")
         elif variant in (
             "fp8",
             "fp8-all",
@@ -441,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--variants",
         default=None,
-        help="plain, compile, fp8, fp8-all, fp8-cl, fp8-vae, fp8-tensor, fp8-cg, fp8-graph, fp8-graph-attn, fast (default plain,compile,fp8,fp8-all; "
+        help="plain, graph, compile, fp8, fp8-all, fp8-cl, fp8-vae, fp8-tensor, fp8-cg, fp8-graph, fp8-graph-attn, fast (default plain,compile,fp8,fp8-all; "
         "with --what steps plain,fp8)",
     )
     ap.add_argument(

@@ -233,6 +233,8 @@ def film_command(args, out: Path, trace: Path) -> list[str]:
         cmd += ["--compile-cache", args.compile_cache]
     if args.quantize != "none":
         cmd += ["--quantize", args.quantize]
+    if args.cuda_graphs:
+        cmd += ["--cuda-graphs"]
     return cmd
 
 
@@ -309,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--compile-cache", default=None)
     ap.add_argument("--quantize", default="none", choices=["none", "fp8"])
+    ap.add_argument("--cuda-graphs", action="store_true", help="run: the film with --cuda-graphs")
     ap.add_argument("--sequential", action="store_true", help="load: components one after another")
     ap.add_argument("--library", action="store_true", help="load: from_pretrained to host, then .to(device)")
     ap.add_argument("--films", type=int, default=2)
@@ -328,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             "compile",
             "compile_cache",
             "quantize",
+            "cuda_graphs",
             "sequential",
             "library",
             "trace",

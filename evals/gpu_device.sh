@@ -67,6 +67,8 @@ for step in ${STEPS:-}; do
     run-trace) one run-trace $(left 120) $C run --folder $W --trace ;;              # preload on (the default)
     run-trace-np) one run-trace-np $(left 120) $C run --folder $W --no-preload ;;   # agent.director.PRELOAD off
     run-trace-ns) one run-trace-ns $(left 120) $C run --folder $W --no-stage ;;     # tools.weight_stage.STAGE off
+    run-graph) one run-graph $(left 120) $C run --folder $W --trace --cuda-graphs ;;  # eager bf16 + CUDA graphs
+    img-graph) one img-graph $(left 200) -m evals.bench_gpu --zimage --variants plain,graph --batches 1,4 --repeats 3 ;;
     stage) one stage 120 $C stage --folder $W ;;                                     # copies during the imports
     run-trace-par) one run-trace-par $(left 120) $C run --folder $W --trace --env HF_ENABLE_PARALLEL_LOADING=yes ;;
     pyc) # Does the image ship bytecode for its own packages? It sets PYTHONDONTWRITEBYTECODE, so without .pyc
