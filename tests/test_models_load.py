@@ -155,6 +155,14 @@ def test_cold_benchmark_saves_and_loads_a_folder(tmp_path):
     row = json.loads((tmp_path / "l.json").read_text())
     assert set(row["components_s"]) == {"transformer", "text_encoder", "vae"}
     assert row["first_render_s"] > 0 and row["device"] == "cpu"
+    assert (
+        gpu_cold.main(["stage", "--tiny", "--folder", str(folder), "--out", str(tmp_path / "st.json")]) == 0
+    )
+    row = json.loads(
+        (tmp_path / "st.json").read_text()
+    )  # built around the staged tensors, equal to the library's
+    assert set(row["staged"]) == {"transformer", "text_encoder", "vae"}
+    assert row["tensors_compared"] > 0 and row["tensors_differ"] == []
 
 
 def test_diffusers_reads_a_components_shards_on_threads():

@@ -19,6 +19,10 @@ Within a component, diffusers reads its weight shards on threads when `HF_ENABLE
 must happen before diffusers is imported, since diffusers reads the variable once, at import (tools/models.py
 imports this module first). On one H200 the 8-shot film's load went from 4.3 to 3.7 s with it (ninth session).
 
+In a fresh process the copies can begin before any of this: `stage_folder` (called by ModelManager.preload)
+starts tools/weight_stage.py's Stage, which copies the weight files onto the GPU while diffusers is still
+being imported, and `load_pipeline` then builds each component it holds around its tensors.
+
 torch and diffusers are imported inside the functions: importing this module loads neither.
 """
 
