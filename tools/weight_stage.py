@@ -72,7 +72,8 @@ class Stage:
 
     def take(self, name: str) -> dict | None:
         """`name`'s tensors on the device once all its files are copied (the stage lets go of them), or None
-        when it has none or a file failed (logged: the library then reads the files and reports the cause)."""
+        when it has none or a file failed. A failure (logged) drops the whole stage, so that the library,
+        which then reads the files and reports the cause, has all the device's memory (an out-of-memory)."""
         futures = self._futures.pop(name, None)
         if not futures:
             return None
@@ -81,7 +82,9 @@ class Stage:
             try:
                 tensors.update(future.result())
             except Exception as err:  # noqa: BLE001 (any failure: the library's own load says it properly)
-                log.warning("staging %s/%s failed (%s); the library loads it", self.folder, name, err)
+                log.warning("staging %s/%s failed (%s); the library loads it all", self.folder, name, err)
+                del tensors
+                self.discard()
                 return None
         return tensors
 
