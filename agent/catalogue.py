@@ -171,9 +171,14 @@ class _Progress:
         )
 
 
-def _engine(options: CatalogueOptions, settings: RunSettings) -> Engine:
+def _engine(options: CatalogueOptions, settings: RunSettings, work: bool = True) -> Engine:
+    """The engine that makes the units. On this machine its image model starts loading now when there is work
+    (the weights copied to the GPU while the libraries import, tools/weight_stage.py), as a film's does."""
     if options.ray is None:
-        return LocalEngine(workers=options.workers, backends=settings.backends())
+        backends = settings.backends()
+        if work and hasattr(backends.image, "preload"):
+            backends.image.preload()
+        return LocalEngine(workers=options.workers, backends=backends)
     try:
         from agent.catalogue_ray import RayEngine
     except ImportError as e:
@@ -219,7 +224,8 @@ def run_catalogue(
         done = records.done_keys()
         _count(plan, records, done, summary, on_progress)
         progress = _Progress(summary.units, summary.units_skipped, on_progress)
-        _make(_engine(options, settings), plan, ctx, records, done, progress)
+        engine = _engine(options, settings, work=summary.units > summary.units_skipped)
+        _make(engine, plan, ctx, records, done, progress)
         records.export()
         if options.video:
             summary.clips = _clips(settings, records, out)

@@ -76,7 +76,7 @@ def _records(out: Path) -> list[dict]:
 
 
 def _run(catalogue: Path, out: Path, settings: RunSettings, engine: LocalEngine, monkeypatch) -> list[dict]:
-    monkeypatch.setattr(catalogue_mod, "_engine", lambda options, s: engine)
+    monkeypatch.setattr(catalogue_mod, "_engine", lambda options, s, work=True: engine)
     options = CatalogueOptions(
         catalogue=str(catalogue / "products.csv"),
         out=str(out),
@@ -294,3 +294,20 @@ def test_overlapping_runs_keep_the_shortest_interval_until_the_last_ends():
     assert sys.getswitchinterval() == 0.0005
     outer.__exit__(None, None, None)
     assert sys.getswitchinterval() == before
+
+
+def test_a_catalogue_with_work_starts_loading_its_image_model_before_its_first_unit(
+    catalogue, tiny_z_image, monkeypatch
+):
+    from tools.generate_image import DiffusersImageBackend
+
+    real, threads = DiffusersImageBackend.preload, []
+    monkeypatch.setattr(DiffusersImageBackend, "preload", lambda self: threads.append(real(self)))
+    options = CatalogueOptions(catalogue=str(catalogue / "products.csv"), out=str(catalogue / "out"))
+    settings = _settings(tiny_z_image, catalogue / "out", render_batch=4)
+    catalogue_mod._engine(options, settings, work=False)
+    assert threads == []  # every unit made already: nothing is loaded
+    engine = catalogue_mod._engine(options, settings, work=True)
+    assert len(threads) == 1
+    threads[0].join()
+    assert engine.backends.manager.load_counts[tiny_z_image] == 1  # loaded before any unit asked for it
