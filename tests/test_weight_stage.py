@@ -131,6 +131,22 @@ def test_stage_folder_stages_only_a_gpu_load_that_fits(zimage, monkeypatch):
     assert stage_folder(str(zimage), "cuda", float("inf")) is None
 
 
+def test_a_malformed_folder_is_not_staged_and_preload_never_sees_the_error(zimage, tmp_path):
+    folder = tmp_path / "bad"
+    shutil.copytree(zimage, folder)
+    (folder / "model_index.json").write_text("{not json")
+    assert stage_folder(str(folder), "cpu", float("inf")) is None
+    stage = weight_stage.Stage  # the stage itself refuses it; stage_folder keeps that from the preload
+    with pytest.raises(ValueError):
+        stage(folder, "cuda")
+    (folder / "model_index.json").write_text(
+        json.dumps({"transformer": ["diffusers", "X"], "_class_name": 1})
+    )
+    shards = folder / "transformer" / "diffusion_pytorch_model.safetensors.index.json"
+    shards.write_text("[]")  # an index that is not a mapping
+    assert stage_folder(str(folder), "cuda", float("inf")) is None
+
+
 def test_the_manager_stages_at_preload_and_loads_from_the_stage(zimage, monkeypatch):
     calls = []
 

@@ -103,9 +103,13 @@ def stage_folder(source: str, device: str, room: float):
     if not weight_stage.STAGE or not device.startswith("cuda"):
         return None
     folder = local_folder(source)
-    if folder is None or weight_bytes(folder) > room:
+    try:
+        if folder is None or weight_bytes(folder) > room:
+            return None
+        return weight_stage.Stage(folder, device).start()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # malformed: the load says why
+        log.info("not staging %s: %s", source, err)
         return None
-    return weight_stage.Stage(folder, device).start()
 
 
 def read_ahead(files: list[Path], workers: int = 8, chunk: int = 64 * 2**20) -> ThreadPoolExecutor:
