@@ -135,7 +135,7 @@ def test_a_malformed_folder_is_not_staged_and_preload_never_sees_the_error(zimag
     folder = tmp_path / "bad"
     shutil.copytree(zimage, folder)
     (folder / "model_index.json").write_text("{not json")
-    assert stage_folder(str(folder), "cpu", float("inf")) is None
+    assert stage_folder(str(folder), "cuda", float("inf")) is None  # nothing raised, nothing started
     stage = weight_stage.Stage  # the stage itself refuses it; stage_folder keeps that from the preload
     with pytest.raises(ValueError):
         stage(folder, "cuda")
