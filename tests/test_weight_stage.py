@@ -89,7 +89,7 @@ def test_a_diffusers_model_takes_the_staged_tensors_without_a_copy(zimage):
     assert all(params[k].data_ptr() == tensors[k].data_ptr() for k in tensors)
 
 
-def test_what_the_stage_cannot_build_exactly_goes_to_the_library(zimage):
+def test_what_the_stage_cannot_build_exactly_goes_to_the_library(zimage, monkeypatch):
     import torch
     from diffusers import ZImageTransformer2DModel
 
@@ -103,6 +103,11 @@ def test_what_the_stage_cannot_build_exactly_goes_to_the_library(zimage):
     # A whole load asked in another dtype: nothing staged is used, and the pipeline is the library's.
     pipe, report = load_pipeline(zimage, torch.bfloat16, "cpu", stage=Stage(zimage, "cpu").start())
     assert report.staged == [] and pipe.transformer.dtype == torch.bfloat16
+    # A component whose building fails in any way is the library's to load (and to report on).
+    monkeypatch.setattr("tools.model_load.assemble", lambda *a: 1 / 0)
+    pipe, report = load_pipeline(zimage, torch.float32, "cpu", stage=Stage(zimage, "cpu").start())
+    assert report.staged == [] and set(report.components) == MODULES
+    monkeypatch.undo()
     # A stage onto another device than the load's is dropped, not half used.
     other = Stage(zimage, "cpu").start()
     other.device = "cuda"

@@ -153,7 +153,7 @@ def load_pipeline(folder: Path, dtype, device: str, parallel: bool = True, stage
     for name, cls in components.items():
         began = time.perf_counter()
         tensors = stage.take(name) if stage is not None else None
-        model = assemble(cls, folder / name, tensors, dtype, placement) if tensors is not None else None
+        model = _assembled(cls, folder / name, tensors, dtype, placement) if tensors is not None else None
         del tensors  # a component the stage could not build gives its memory back before the library loads it
         if model is None:
             model = cls.from_pretrained(folder / name, dtype=dtype, **placement)
@@ -172,6 +172,15 @@ def load_pipeline(folder: Path, dtype, device: str, parallel: bool = True, stage
         f"; staged: {', '.join(report.staged)}" if report.staged else "",
     )
     return pipe, report
+
+
+def _assembled(cls, folder: Path, tensors: dict, dtype, placement: dict):
+    """`assemble`, or None when it fails in any way: the library's own load then reports the cause."""
+    try:
+        return assemble(cls, folder, tensors, dtype, placement)
+    except Exception as err:  # noqa: BLE001
+        log.warning("building %s around its staged weights failed (%s); the library loads it", folder, err)
+        return None
 
 
 def _weights(path: Path) -> bool:
