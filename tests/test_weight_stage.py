@@ -95,9 +95,8 @@ def test_what_the_stage_cannot_build_exactly_goes_to_the_library(zimage, monkeyp
 
     tensors = Stage(zimage, "cpu").start().take("transformer")
     folder = zimage / "transformer"
-    assert (
-        assemble(ZImageTransformer2DModel, folder, tensors, torch.bfloat16, {}) is None
-    )  # the library casts
+    # Asked in another dtype: the library casts, so the stage builds nothing.
+    assert assemble(ZImageTransformer2DModel, folder, tensors, torch.bfloat16, {}) is None
     partial = dict(list(tensors.items())[1:])
     assert assemble(ZImageTransformer2DModel, folder, partial, torch.float32, {}) is None  # a key missing
     # A whole load asked in another dtype: nothing staged is used, and the pipeline is the library's.
@@ -141,9 +140,8 @@ def test_a_malformed_folder_is_not_staged_and_preload_never_sees_the_error(zimag
     shutil.copytree(zimage, folder)
     (folder / "model_index.json").write_text("{not json")
     assert stage_folder(str(folder), "cuda", float("inf")) is None  # nothing raised, nothing started
-    stage = weight_stage.Stage  # the stage itself refuses it; stage_folder keeps that from the preload
-    with pytest.raises(ValueError):
-        stage(folder, "cuda")
+    with pytest.raises(ValueError):  # the stage itself refuses it; stage_folder keeps that from the preload
+        Stage(folder, "cuda")
     (folder / "model_index.json").write_text(
         json.dumps({"transformer": ["diffusers", "X"], "_class_name": 1})
     )
@@ -168,7 +166,7 @@ def test_the_manager_stages_at_preload_and_loads_from_the_stage(zimage, monkeypa
     assert len(calls) == 1 and manager.load_counts[str(zimage)] == 1
 
 
-def test_a_stage_that_comes_after_the_load_is_dropped(zimage, monkeypatch):
+def test_a_stage_that_comes_after_the_load_is_dropped(zimage):
     manager = ModelManager(device="cpu")
     manager.get(str(zimage))
     late = Stage(zimage, "cpu").start()

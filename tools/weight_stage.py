@@ -130,7 +130,7 @@ def _diffusers_model(cls, folder: Path, tensors: dict, placement: dict):
         return None
     with init_empty_weights():
         model = cls.from_config(config)
-    if set(dict(model.named_buffers())) - set(tensors):
+    if {name for name, _ in model.named_buffers()} - tensors.keys():
         return None  # buffers computed at construction: the library's dtype rules for them apply
     try:
         model.load_state_dict(tensors, strict=True, assign=True)
