@@ -21,6 +21,8 @@ from pydantic import BaseModel, Field
 from agent.catalogue_engine import Engine, LocalEngine
 from agent.catalogue_records import Records
 from agent.catalogue_unit import Unit, UnitContext, UnitRecord
+from agent.rundir import is_temp_file
+from agent.runlock import run_lock
 from agent.settings import RunSettings
 from tools.critics.inputs import CritiqueConfig
 from tools.errors import SettingsError
@@ -200,14 +202,43 @@ def _check(options: CatalogueOptions) -> None:
 
 
 def run_catalogue(
-    settings: RunSettings, options: CatalogueOptions, on_progress: Callable[[str], None] | None = None
+    settings: RunSettings,
+    options: CatalogueOptions,
+    on_progress: Callable[[str], None] | None = None,
+    wait: bool = False,
 ) -> CatalogueSummary:
-    """Make every (sku, scene, platform) image not yet made; write the exports, the report and the manifest."""
+    """Make every (sku, scene, platform) image not yet made; write the exports, the report and the manifest.
+
+    One process at a time works on a catalogue folder: another one's run raises RunLockedError naming it, or
+    with `wait` is waited for (said through `on_progress`).
+    """
     t0 = time.perf_counter()
     _check(options)
     plan = _Plan(options, settings)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out, wait=wait, on_wait=on_progress):
+        _clean_temp_files(out)
+        summary = _run(settings, options, plan, out, on_progress)
+    summary.seconds = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+def _clean_temp_files(out: Path) -> None:
+    """Remove what a killed run's writes left beside its images and exports (".studio.png.XXXX.tmp"); the
+    lock is held, so no other run or redo of this folder is writing."""
+    for p in out.rglob(".*"):
+        if is_temp_file(p):
+            p.unlink(missing_ok=True)
+
+
+def _run(
+    settings: RunSettings,
+    options: CatalogueOptions,
+    plan: _Plan,
+    out: Path,
+    on_progress: Callable[[str], None] | None,
+) -> CatalogueSummary:
     summary = CatalogueSummary(out=str(out))
     ctx = UnitContext(
         settings=settings.model_dump(),
@@ -235,7 +266,6 @@ def run_catalogue(
         write_json(out / "manifest.json", _manifest(options, settings, records))
         summary.grades = records.grade_counts()
         summary.images = sum(summary.grades.values())
-    summary.seconds = round(time.perf_counter() - t0, 2)
     return summary
 
 

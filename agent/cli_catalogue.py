@@ -36,7 +36,7 @@ def cmd_catalogue(args, console) -> int:
     if backends.image.name == "draft":
         console.print("[yellow]Draft mode: images are storyboard panels (or composites of your photos).[/]")
     summary = run_catalogue(
-        settings, options, on_progress=lambda line: print(line, file=sys.stderr, flush=True)
+        settings, options, on_progress=lambda line: print(line, file=sys.stderr, flush=True), wait=args.wait
     )
     g = summary.grades
     console.print(

@@ -139,6 +139,11 @@ def _add_catalogue_parsers(sub) -> None:
     cat.add_argument("--video", action="store_true", help="also one short clip per SKU from its best image")
     cat.add_argument("--render-side", type=int, default=1024, help="long side of a render (default 1024)")
     cat.add_argument("--no-shadow", action="store_true", help="main images on white with no shadow at all")
+    cat.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another process is working on the folder, wait for it to finish",
+    )
     add_settings_arguments(cat, ["seed", "max_takes", "thresholds"])
     _add_backend_flags(cat)
 

@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-HIDDEN = ("checkpoints.sqlite",)  # and its -wal / -shm companions
+HIDDEN = ("checkpoints.sqlite", "run.lock")  # the first with its -wal / -shm companions
 STORED = {".mp4", ".png", ".jpg", ".jpeg", ".webp", ".wav", ".mp3", ".m4a", ".zip"}  # already compressed
 CHUNK = 1 << 20
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from agent.catalogue_records import Records
 from agent.catalogue_unit import UnitContext, backends_for, make_unit
+from agent.runlock import run_lock
 from tools.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -121,7 +122,8 @@ def decide(
     records.db; a redo makes the image's unit again with the note. `publish` then writes the exports."""
     records.review(row["sku"], row["scene"], row["platform"], kind, note)
     if kind == "redo":
-        _redo(records, row, note, say, backends)
+        with run_lock(records.out_dir, wait=True, on_wait=say):  # not while a catalogue run writes the folder
+            _redo(records, row, note, say, backends)
 
 
 def publish(records: Records, folder: Path) -> None:

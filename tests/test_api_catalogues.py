@@ -79,7 +79,9 @@ def test_a_catalogue_job_its_review_queue_decisions_and_ownership(client, tmp_pa
     assert view["status"] == "done", view["error"]
     assert view["products"] == 2 and sum(view["grades"].values()) == 2
     root = tmp_path / "state" / "runs" / cid
-    assert "review.jsonl" in view["files"] and "records.db" in view["files"]
+    assert (
+        "review.jsonl" in view["files"] and "records.db" in view["files"] and "run.lock" not in view["files"]
+    )
     # A catalogue is not a film, and another key sees nothing of it.
     assert client.get("/v1/films", headers=A).json() == []
     assert client.get(f"/v1/films/{cid}", headers=A).status_code == 404

@@ -259,6 +259,34 @@ def test_a_killed_catalogue_rerun_finishes_the_rest_and_makes_nothing_twice(cata
     assert {r["path"]: r["made_at"] for r in _records(out)} == {r["path"]: r["made_at"] for r in rows}
 
 
+def test_one_process_at_a_time_and_a_killed_write_s_temp_file_is_swept(catalogue, capsys):
+    one = catalogue / "one.csv"
+    one.write_text((DATA / "products.csv").read_text(encoding="utf-8").splitlines()[0] + "\n"
+                   "EL-001,Wireless Headphones,electronics,black,,$129,,,headphones.png,,\n", encoding="utf-8")  # fmt: skip
+    out = catalogue / "out"
+    args = ["catalogue", str(one), "--out", str(out), "--images", str(catalogue / "images"), "--scenes", "studio",
+            "--platforms", "taobao", "--render-side", "128"]  # fmt: skip
+    out.mkdir()
+    code = "import sys, time\nfrom pathlib import Path; from agent.runlock import run_lock\nwith run_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)\n"  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out)], cwd=ROOT, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"pid {holder.pid}" in err and "--wait" in err and not (out / "records.db").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a kill releases the lock
+        holder.wait()
+    (out / "taobao").mkdir()
+    stale = out / "taobao" / ".studio.png.5w72m_2m.tmp"  # what a kill during an image's write leaves
+    stale.write_bytes(b"half a png")
+    kept = out / "taobao" / ".notes"  # a dot file that is not a temporary file of ours
+    kept.write_text("mine", encoding="utf-8")
+    assert main(args) == 0
+    assert not stale.exists() and kept.read_text(encoding="utf-8") == "mine"
+    assert [r["made"] for r in _records(out)] == [1]
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 

@@ -137,6 +137,7 @@ def test_film_lifecycle_edit_approve_chat_takes_files_and_ownership(client):
     film = client.get(f"/v1/films/{fid}", headers=A).json()
     assert film["status"] == "done" and film["progress"] == 1.0 and film["film"] == "final.mp4", film["error"]
     assert "final.srt" in film["files"] and not any(f.startswith("checkpoints") for f in film["files"])
+    assert "run.lock" not in film["files"]  # the director holds it in the run directory; not a download
     mp4 = client.get(f"/v1/films/{fid}/files/final.mp4", headers=A)
     assert mp4.status_code == 200 and mp4.content[4:8] == b"ftyp"
     takes = client.get(f"/v1/films/{fid}/shots/1/takes", headers=A).json()
