@@ -33,6 +33,7 @@ import time
 from collections import Counter, OrderedDict
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -257,8 +258,6 @@ class ModelManager:
 
     def get(self, source: str, task: Task = "t2i"):
         """The pipeline for `task` of model `source`, on the device, loading the model at most once per process."""
-        import diffusers
-
         with self._lock:
             entry = self._entries.get(source)
             fresh = entry is None
@@ -286,7 +285,10 @@ class ModelManager:
                     entry.pipes[task] = base
                 else:
                     # from_pipe casts to float32 unless told otherwise, and the modules are shared: keep the dtype.
-                    entry.pipes[task] = getattr(diffusers, name).from_pipe(base, dtype=base.dtype)
+                    # import_module: during another thread's import, `import diffusers` gives the pre-lazy module.
+                    entry.pipes[task] = getattr(import_module("diffusers"), name).from_pipe(
+                        base, dtype=base.dtype
+                    )
                     entry.pipes[task].set_progress_bar_config(disable=True)
             return entry.pipes[task]
 

@@ -83,14 +83,6 @@ class RenderRequest:
 
 
 @dataclass(frozen=True)
-class Rendered:
-    """A request's image (PIL) and what it cost."""
-
-    image: Any
-    cost: RenderCost
-
-
-@dataclass(frozen=True)
 class BatchRecord:
     """One pipeline call the worker made: when it started and ended (perf_counter) and how many it served."""
 
@@ -98,6 +90,15 @@ class BatchRecord:
     started: float
     ended: float
     size: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A request's image (PIL), what it cost, and the pipeline call that made it."""
+
+    image: Any
+    cost: RenderCost
+    call: BatchRecord | None = None
 
 
 # The interpreter's thread switch interval while the queue renders (Python's default is 5 ms). One thread
@@ -229,12 +230,13 @@ class RenderQueue:
         out, cost = self.manager.call(first.source, first.task, kwargs, asked=started, share=len(batch))
         ended = time.perf_counter()
         began = started + cost.queue_wait_s  # the lock may have been held by an edit, a clip or a load
-        self.batches.append(BatchRecord(first.source, began, ended, len(batch)))
+        call = BatchRecord(first.source, began, ended, len(batch))
+        self.batches.append(call)
         images = list(out.images)
         if len(images) != len(batch):
             raise RuntimeError(f"{first.source} returned {len(images)} images for {len(batch)} prompts")
         return [
-            Rendered(image, RenderCost(began - r.submitted, cost.gpu_s, cost.run_s, len(batch)))
+            Rendered(image, RenderCost(began - r.submitted, cost.gpu_s, cost.run_s, len(batch)), call)
             for r, image in zip(batch, images, strict=True)
         ]
 
