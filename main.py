@@ -17,14 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent.cli_input import (
-    EXIT_FAILED,
-    EXIT_USAGE,
-    UsageError,
-    make_settings,
-    start_render_process,
-    user_errors,
-)
+from agent.cli_input import EXIT_FAILED, EXIT_USAGE, UsageError, make_settings, user_errors
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "UsageError", "build_parser", "main", "make_settings"]
 
@@ -102,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console(stderr=True, soft_wrap=True)
     args = build_parser().parse_args(argv)
-    start_render_process(args)  # before the imports below: its own interpreter imports and loads meanwhile
     from agent.run_status import RunFailed
 
     commands, errors = _commands(), user_errors()

@@ -23,39 +23,6 @@ def user_errors() -> tuple[type[Exception], ...]:
     return (UsageError, BriefError, SettingsError, RunDirError, PlanError)
 
 
-def start_render_process(args) -> None:
-    """A new `run` naming an image model on this machine: start the process that will load and render it now,
-    before the director's imports (tools/render_process.py). The image backend adopts it if the run's
-    settings, once read, are the ones guessed here from the flags; else it is closed unused."""
-    from tools import render_process
-
-    mode = getattr(args, "render_process", None) or "auto"
-    if args.command != "run" or args.resume or mode == "off" or not args.image_model:
-        return
-    if (
-        args.image_backend not in (None, "auto", "diffusers")
-        or args.video_model
-        or args.video_backend == "diffusers"
-    ):
-        return  # another backend, or a video model that shares the GPU with it through one manager
-    if mode == "auto" and not render_process.gpu_present():
-        return
-    from tools.model_load import local_folder
-    from tools.models import ManagerConfig
-
-    try:
-        if local_folder(args.image_model) is None:
-            return  # a model to download: the run says what is missing, as it would without this
-    except ValueError:
-        return  # neither a folder nor a model id: the settings say so
-    flags = {k: getattr(args, k) for k in ManagerConfig.model_fields if getattr(args, k, None) is not None}
-    try:
-        config = ManagerConfig(**flags)
-    except ValueError:
-        return  # bad flags: the settings say which
-    render_process.start_early(args.image_model, config)
-
-
 def read_brief_arg(value: str | None, file: str | None, what: str):
     """The Brief read from the argument, a file or stdin."""
     from tools import plan

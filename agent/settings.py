@@ -344,13 +344,6 @@ class RunSettings(BaseSettings):
     render_batch: Annotated[int, Flag("models")] = Field(
         default=4, ge=1, description="Most same-size text-to-image takes rendered in one pipeline call."
     )
-    render_process: Annotated[Literal["auto", "on", "off"], Flag("models")] = Field(
-        default="auto",
-        description="A new run's image model loads and renders in a process of its own, started at the "
-        "command's first line, while the run imports and plans (tools/render_process.py): auto does so when "
-        "--image-model is given, the machine has an NVIDIA GPU and clips are not made by a diffusers model; on "
-        "also without a GPU; off never.",
-    )
     attention: Annotated[
         Literal["auto", "native", "_native_cudnn", "_native_flash", "_native_efficient", "fp8"],
         Flag("models"),

@@ -193,7 +193,6 @@ def run(args) -> dict:
         "gpu_render_phase": sampler.busy(began_perf + render_start, began_perf + last_png),
         "gpu_whole": sampler.busy(began_perf, ended_perf),
         "cost": sum_costs([t["timings"] for t in takes]),
-        "render_process": sum(bool(t["parameters"].get("render_process")) for t in takes),  # takes made there
         "env": extra,
         "stdout_tail": child.stdout[-1500:],
         **({"trace": startup_spans(trace, began)} if args.trace else {}),
@@ -236,8 +235,6 @@ def film_command(args, out: Path, trace: Path) -> list[str]:
         cmd += ["--quantize", args.quantize]
     if args.cuda_graphs:
         cmd += ["--cuda-graphs"]
-    if args.render_process:
-        cmd += ["--render-process", args.render_process]
     return cmd
 
 
@@ -321,7 +318,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", action="store_true", help="run: the child under evals/startup_trace.py")
     ap.add_argument("--no-preload", action="store_true", help="run: agent.director.PRELOAD off (traced)")
     ap.add_argument("--no-stage", action="store_true", help="run: tools.weight_stage.STAGE off (traced)")
-    ap.add_argument("--render-process", choices=["auto", "on", "off"], help="run: main.py's --render-process")
     ap.add_argument("--env", action="append", default=[], help="run: KEY=VALUE in the child's environment")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)

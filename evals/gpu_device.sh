@@ -64,8 +64,6 @@ for step in ${STEPS:-}; do
     run-cc1) one run-cc1 200 $C run --folder $W --compile --compile-cache $CACHE ;;
     run-cc2) one run-cc2 120 $C run --folder $W --compile --compile-cache $CACHE ;;
     run-plain) one run-plain 120 $C run --folder $W ;;
-    run-off) one run-off $(left 120) $C run --folder $W --render-process off ;;       # the model in main.py's process
-    run-rp) one run-rp $(left 120) $C run --folder $W --render-process on ;;          # in a process of its own
     run-trace) one run-trace $(left 120) $C run --folder $W --trace ;;              # preload on (the default)
     run-trace-np) one run-trace-np $(left 120) $C run --folder $W --no-preload ;;   # agent.director.PRELOAD off
     run-trace-ns) one run-trace-ns $(left 120) $C run --folder $W --no-stage ;;     # tools.weight_stage.STAGE off

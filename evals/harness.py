@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.nodes import backends
 from agent.rundir import write_json
 from agent.settings import RunSettings, SettingsError, resolve_size
 from evals.prompts import EvalPrompt, PromptSetError, filter_prompts, load_prompt_set, sample_prompts
@@ -275,6 +274,14 @@ def append_result(path: Path, row: dict) -> None:
 
 
 # --- the command --------------------------------------------------------------------------------------------
+
+
+def backends(settings: RunSettings) -> dict:
+    """The run's backends (agent/nodes.py), imported when an eval runs: every command's parser imports this
+    module, and parsing needs none of the director's graph (langgraph)."""
+    from agent.nodes import backends as chosen
+
+    return chosen(settings)
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:

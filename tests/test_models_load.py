@@ -182,3 +182,38 @@ def test_diffusers_reads_a_components_shards_on_threads():
             [sys.executable, "-c", probe], cwd=root, env=run_env, capture_output=True, text=True, check=True
         )
         assert out.stdout.strip().splitlines()[-1] == expected, out.stderr[-500:]
+
+
+RACE = """
+import importlib.abc, sys, threading, time
+started = threading.Event()
+
+class Slow(importlib.abc.MetaPathFinder):  # holds the other thread inside diffusers' own import for a second
+    def find_spec(self, name, path, target=None):
+        if name == "diffusers.utils" and threading.current_thread().name == "importer":
+            started.set()
+            time.sleep(1.0)
+        return None
+
+sys.meta_path.insert(0, Slow())
+from tools.models import ModelManager
+importer = threading.Thread(target=__import__, args=("diffusers",), name="importer")
+importer.start()
+started.wait(60)
+print(type(ModelManager(device="cpu").get(sys.argv[1], "img2img")).__name__)
+"""
+
+
+def test_a_task_pipeline_is_found_while_another_thread_imports_diffusers(zimage):
+    """A preload imports diffusers on its thread while a shot asks for an edit pipeline: the manager finds the
+    pipeline class in diffusers' lazy module, not in the module object from before it replaced itself (which
+    an `import diffusers` statement returns while the import is under way, and which has no pipelines)."""
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", RACE, zimage], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.strip().splitlines()[-1] == "ZImageImg2ImgPipeline"

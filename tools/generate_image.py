@@ -12,7 +12,6 @@ Input is an `ImageRequest`, output an `ImageResult`. A backend that fails for re
 from __future__ import annotations
 
 import io
-import logging
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -20,8 +19,6 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from tools.film import Provenance, Shot
-
-log = logging.getLogger(__name__)
 
 
 class BackendError(RuntimeError):
@@ -157,33 +154,20 @@ class DiffusersImageBackend(ImageBackend):
 
     name = "diffusers"
 
-    def __init__(self, model: str, manager=None, num_inference_steps: int | None = None, remote=None):
+    def __init__(self, model: str, manager=None, num_inference_steps: int | None = None):
         from tools.models import ModelManager
 
         self.model = model
         self.manager = manager or ModelManager()
         self.num_inference_steps = num_inference_steps
-        # tools/render_process.py's RenderProcess: the model loaded and rendering in a process of its own, which
-        # the command line started; once it has ended, this process loads the model and renders itself.
-        self.remote = remote
 
     def preload(self):
         """Start loading the model on a thread (ModelManager.preload): a new run calls this before it plans, so
-        the weights are read while the process imports and plans rather than after. Returns the thread (None:
-        the render process loads it)."""
-        if self._remote():
-            return None
+        the weights are read while the process imports and plans rather than after. Returns the thread."""
         return self.manager.preload(self.model)
-
-    def _remote(self):
-        if self.remote is not None and not self.remote.alive:
-            log.warning("%s; rendering in this process from now on", self.remote.ended)
-            self.remote = None
-        return self.remote
 
     def generate(self, req: ImageRequest) -> ImageResult:
         from tools.models import OutOfMemory
-        from tools.render_process import RenderProcessError
 
         start = time.perf_counter()
         steps = req.num_inference_steps or self.num_inference_steps
@@ -192,7 +176,7 @@ class DiffusersImageBackend(ImageBackend):
                 image, params, cost = self._edit(req, steps)
             else:
                 image, params, cost = self._text_to_image(req, steps)
-        except (OutOfMemory, RenderProcessError) as e:
+        except OutOfMemory as e:
             raise BackendError(str(e)) from e
         saving = time.perf_counter()
         Path(req.output_path).parent.mkdir(parents=True, exist_ok=True)
@@ -215,12 +199,11 @@ class DiffusersImageBackend(ImageBackend):
         gw, gh = round_size(req.width, req.height, spec.size_multiple)
         kw = call_kwargs(spec, req.prompt, req.negative_prompt, steps, req.guidance_scale)
         prompt, negative = kw.pop("prompt"), kw.pop("negative_prompt", None)
-        queue = self._remote() or self.manager.queue
-        done = queue.render(self.model, prompt, req.seed, negative_prompt=negative, height=gh, width=gw, **kw)
+        done = self.manager.queue.render(
+            self.model, prompt, req.seed, negative_prompt=negative, height=gh, width=gw, **kw
+        )
         params = {**kw, **({"negative_prompt": negative} if negative is not None else {})}
         params.update(mode="t2i", generated_size=[gw, gh], pipeline=spec.pipelines["t2i"])
-        if queue is self.remote:
-            params["render_process"] = True
         return fit_to(done.image, req.width, req.height), params, done.cost
 
     def _edit(self, req: ImageRequest, steps: int | None):
@@ -249,8 +232,6 @@ class DiffusersImageBackend(ImageBackend):
             guidance_scale=req.guidance_scale,
             output_path=req.output_path,
         )
-        if remote := self._remote():
-            return remote.edit(edit)
         image, params = run_edit(self.manager, self.model, edit)
         return image, params, self.manager.last_cost()
 
@@ -519,13 +500,9 @@ def select_image_backend(settings, manager=None) -> tuple[ImageBackend, str]:
     from tools.speed import fp8_unavailable
 
     def diffusers(model: str) -> DiffusersImageBackend:
-        # The run's ModelManager, sized by --gpu-memory, with --compile, --quantize and --lora applied; and the
-        # render process the command line started for this model with these settings, if it did.
-        from tools.render_process import take
-
+        # The run's ModelManager, sized by --gpu-memory, with --compile, --quantize and --lora applied.
         owner = manager() if manager else ModelManager.from_config(settings.config(ManagerConfig))
-        remote = take(model, settings.config(ManagerConfig))
-        return DiffusersImageBackend(model, owner, settings.num_inference_steps, remote)
+        return DiffusersImageBackend(model, owner, settings.num_inference_steps)
 
     def remote() -> RemoteImageBackend:
         return RemoteImageBackend(

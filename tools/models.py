@@ -258,7 +258,8 @@ class ModelManager:
 
     def get(self, source: str, task: Task = "t2i"):
         """The pipeline for `task` of model `source`, on the device, loading the model at most once per process."""
-        with self._lock:
+        diffusers = import_module("diffusers")  # an `import` statement gives the pre-lazy module
+        with self._lock:  # while another thread (a preload) imports diffusers: no pipeline class in it
             entry = self._entries.get(source)
             fresh = entry is None
             if fresh:
@@ -285,10 +286,7 @@ class ModelManager:
                     entry.pipes[task] = base
                 else:
                     # from_pipe casts to float32 unless told otherwise, and the modules are shared: keep the dtype.
-                    # import_module: during another thread's import, `import diffusers` gives the pre-lazy module.
-                    entry.pipes[task] = getattr(import_module("diffusers"), name).from_pipe(
-                        base, dtype=base.dtype
-                    )
+                    entry.pipes[task] = getattr(diffusers, name).from_pipe(base, dtype=base.dtype)
                     entry.pipes[task].set_progress_bar_config(disable=True)
             return entry.pipes[task]
 

@@ -83,6 +83,14 @@ class RenderRequest:
 
 
 @dataclass(frozen=True)
+class Rendered:
+    """A request's image (PIL) and what it cost."""
+
+    image: Any
+    cost: RenderCost
+
+
+@dataclass(frozen=True)
 class BatchRecord:
     """One pipeline call the worker made: when it started and ended (perf_counter) and how many it served."""
 
@@ -90,15 +98,6 @@ class BatchRecord:
     started: float
     ended: float
     size: int
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A request's image (PIL), what it cost, and the pipeline call that made it."""
-
-    image: Any
-    cost: RenderCost
-    call: BatchRecord | None = None
 
 
 # The interpreter's thread switch interval while the queue renders (Python's default is 5 ms). One thread
@@ -230,13 +229,12 @@ class RenderQueue:
         out, cost = self.manager.call(first.source, first.task, kwargs, asked=started, share=len(batch))
         ended = time.perf_counter()
         began = started + cost.queue_wait_s  # the lock may have been held by an edit, a clip or a load
-        call = BatchRecord(first.source, began, ended, len(batch))
-        self.batches.append(call)
+        self.batches.append(BatchRecord(first.source, began, ended, len(batch)))
         images = list(out.images)
         if len(images) != len(batch):
             raise RuntimeError(f"{first.source} returned {len(images)} images for {len(batch)} prompts")
         return [
-            Rendered(image, RenderCost(began - r.submitted, cost.gpu_s, cost.run_s, len(batch)), call)
+            Rendered(image, RenderCost(began - r.submitted, cost.gpu_s, cost.run_s, len(batch)))
             for r, image in zip(batch, images, strict=True)
         ]
 
