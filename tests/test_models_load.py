@@ -199,7 +199,8 @@ sys.meta_path.insert(0, Slow())
 from tools.models import ModelManager
 importer = threading.Thread(target=__import__, args=("diffusers",), name="importer")
 importer.start()
-started.wait(60)
+if not started.wait(60):
+    sys.exit("diffusers.utils was never imported: the race was not set up")
 print(type(ModelManager(device="cpu").get(sys.argv[1], "img2img")).__name__)
 """
 
