@@ -341,6 +341,12 @@ class RunSettings(BaseSettings):
         description="Folder that keeps --compile's kernels between runs (Inductor's caches), so the compile is "
         "paid once per machine.",
     )
+    compile_aot: Annotated[bool, Flag("models")] = Field(
+        default=False,
+        description="Run the image denoiser's repeated blocks from AOTInductor packages (Z-Image, bf16): the "
+        "first process compiles them into --compile-cache (or ~/.cache/creative-director/compile), later ones "
+        "load them in about a second instead of tracing as --compile does.",
+    )
     render_batch: Annotated[int, Flag("models")] = Field(
         default=4, ge=1, description="Most same-size text-to-image takes rendered in one pipeline call."
     )

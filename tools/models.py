@@ -38,10 +38,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tools.denoiser_graph import NEEDS_CUDA as GRAPHS_NEED_CUDA
+from tools.aot_blocks import default_folder as aot_default_folder
 from tools.denoiser_graph import clear as clear_graphs
-from tools.errors import SettingsError
-from tools.fp8_attention import fp8_attention_unavailable
 from tools.model_load import load_pipeline, local_folder, stage_folder, weight_bytes  # sets diffusers env
 from tools.model_specs import (  # noqa: F401  (the table's names are used through this module too)
     DEFAULT_IMAGE_MODEL,
@@ -55,7 +53,13 @@ from tools.model_specs import (  # noqa: F401  (the table's names are used throu
     spec_for,
 )
 from tools.pipeline_output import as_pil, image_pipeline
-from tools.speed import ATTENTION, compiled_graphs, save_compile_artifacts, speed_up, use_compile_cache
+from tools.speed import (
+    check_speed_settings,
+    compiled_graphs,
+    save_compile_artifacts,
+    speed_up,
+    use_compile_cache,
+)
 from tools.text_cache import TextCache
 
 log = logging.getLogger(__name__)
@@ -151,6 +155,9 @@ class ManagerConfig(BaseModel):
     cuda_graphs: bool = Field(
         default=False, description="CUDA graphs over the image denoiser's forward (tools/denoiser_graph.py)."
     )
+    compile_aot: bool = Field(
+        default=False, description="Denoiser blocks from AOTInductor packages (aot_blocks)."
+    )
 
 
 class ModelManager:
@@ -169,6 +176,7 @@ class ModelManager:
         text_cache_size: int = 64,
         attention: str = "auto",
         cuda_graphs: bool = False,
+        compile_aot: bool = False,
     ):
         self.device = device or self._default_device()
         # Held around each pipeline call on the device, after the batch is formed: a server's cross-process GPU
@@ -179,22 +187,18 @@ class ModelManager:
         self.compile = compile
         self.quantize = quantize
         self.lora = [parse_lora(x) for x in (lora or [])]
-        if attention not in ATTENTION:
-            raise SettingsError(
-                f"--attention {attention!r}: not a backend; choose one of {', '.join(ATTENTION)}"
-            )
-        if attention not in ("auto", "native") and self.device != "cuda":
-            raise SettingsError(
-                f"--attention {attention} needs a CUDA GPU; use auto or native on this machine"
-            )
-        if attention == "fp8" and self.device == "cuda" and (problem := fp8_attention_unavailable()):
-            raise SettingsError(problem)
-        if attention == "_native_flash" and render_batch > 1:
-            # Flash takes no attention mask, and a batch of prompts of different lengths needs one.
-            raise SettingsError("--attention _native_flash renders one image per call: add --render-batch 1")
+        check_speed_settings(
+            self.device,
+            attention,
+            render_batch,
+            cuda_graphs,
+            compile=compile,
+            quantize=quantize,
+            compile_aot=compile_aot,
+            lora=bool(self.lora),
+        )
         self.attention = attention
-        if cuda_graphs and self.device != "cuda":
-            raise SettingsError(GRAPHS_NEED_CUDA)
+        self.compile_aot = compile_aot
         self.cuda_graphs = cuda_graphs
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
@@ -203,6 +207,7 @@ class ModelManager:
         self._stages: dict = {}  # source: its weights being copied onto the GPU by preload (weight_stage.py)
         self.events: list[str] = []  # "offload X", "onload X", "cpu-offload X", "oom X" ... in order
         self.compile_cache = use_compile_cache(compile_cache) if compile_cache else None
+        self.aot_folder = (self.compile_cache or aot_default_folder()) if compile_aot else None
         self._graphs_saved = 0  # Dynamo's graph count at the last save of the compile artefacts
         self.render_batch = render_batch
         self._queue_lock = threading.Lock()
@@ -223,6 +228,7 @@ class ModelManager:
             render_batch=config.render_batch,
             attention=config.attention,
             cuda_graphs=config.cuda_graphs,
+            compile_aot=config.compile_aot,
         )
 
     @staticmethod
@@ -276,6 +282,7 @@ class ModelManager:
                     attention=self.attention if entry.spec.kind == "image" else "auto",
                     compile_vae=entry.spec.kind == "image",
                     cuda_graphs=self.cuda_graphs and entry.spec.kind == "image",
+                    aot=self.aot_folder if entry.spec.kind == "image" else None,
                 )
             if task not in entry.pipes:
                 name = entry.spec.pipelines.get(task)

@@ -52,6 +52,45 @@ def fp8_unavailable() -> str | None:
 ATTENTION = ("auto", "native", "_native_cudnn", "_native_flash", "_native_efficient", "fp8")
 
 
+def check_speed_settings(
+    device: str,
+    attention: str,
+    render_batch: int,
+    cuda_graphs: bool,
+    compile: bool = False,
+    quantize: str = "none",
+    compile_aot: bool = False,
+    lora: bool = False,
+) -> None:
+    """Refuse, with SettingsError naming the flags, speed settings that cannot run together or on `device`."""
+    from tools.denoiser_graph import NEEDS_CUDA
+    from tools.fp8_attention import fp8_attention_unavailable
+
+    if attention not in ATTENTION:
+        raise SettingsError(f"--attention {attention!r}: not a backend; choose one of {', '.join(ATTENTION)}")
+    if attention not in ("auto", "native") and device != "cuda":
+        raise SettingsError(f"--attention {attention} needs a CUDA GPU; use auto or native on this machine")
+    if attention == "fp8" and device == "cuda" and (problem := fp8_attention_unavailable()):
+        raise SettingsError(problem)
+    if attention == "_native_flash" and render_batch > 1:
+        # Flash takes no attention mask, and a batch of prompts of different lengths needs one.
+        raise SettingsError("--attention _native_flash renders one image per call: add --render-batch 1")
+    if cuda_graphs and device != "cuda":
+        raise SettingsError(NEEDS_CUDA)
+    clashes = {
+        "--compile": compile,
+        "--quantize fp8": quantize == "fp8",
+        "--cuda-graphs": cuda_graphs,
+        f"--attention {attention}": attention not in ("auto", "native"),
+        "--lora": lora,
+    }
+    if compile_aot and (named := [flag for flag, on in clashes.items() if on]):
+        raise SettingsError(
+            f"--compile-aot runs the denoiser's bf16 blocks from ahead-of-time packages; it does not combine "
+            f"with {', '.join(named)}: leave {'those' if len(named) > 1 else 'it'} out, or use --compile instead"
+        )
+
+
 def set_attention(denoiser, attention: str) -> None:
     """Run the denoiser's attention through one of diffusers' backends (models/attention_dispatch.py), or
     through cuDNN's FP8 attention ("fp8", Z-Image only: tools/fp8_attention.py).
@@ -99,6 +138,7 @@ def speed_up(
     compile_vae: bool = False,
     fp8_scales: str = "row",
     cuda_graphs: bool = False,
+    aot: str | Path | None = None,
 ) -> None:
     """Make the denoiser faster in place: FP8 linear layers (torchao) and/or compiled repeated blocks.
 
@@ -114,6 +154,8 @@ def speed_up(
     tensor: cuBLAS's plain FP8 path, coarser; for benchmarks).
     `cuda_graphs` (a CUDA device): the denoiser's whole forward replayed from CUDA graphs, one per input shape,
     on top of whatever else is applied (tools/denoiser_graph.py).
+    `aot` (a folder): the repeated blocks run from AOTInductor packages kept there (tools/aot_blocks.py),
+    compiled by the first process that needs one; instead of `compile`, not with it.
     """
     denoiser = getattr(pipe, "transformer", None)
     if denoiser is None:
@@ -132,6 +174,10 @@ def speed_up(
         from tools.denoiser_graph import install
 
         install(denoiser)
+    if aot is not None:
+        from tools import aot_blocks
+
+        aot_blocks.install(denoiser, aot)
 
 
 def quantize_fp8(denoiser, fp8_scales: str = "row") -> None:
