@@ -35,6 +35,7 @@ MODEL_FIELDS = (
     "compile",
     "quantize",
     "cuda_graphs",
+    "compile_aot",
     "compile_cache",
     "render_batch",
     "attention",

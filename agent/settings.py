@@ -426,6 +426,15 @@ class RunSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _compile_aot_alone(self):
+        from tools.speed import aot_clash
+
+        args = (self.compile, self.quantize, self.cuda_graphs, self.attention, bool(self.lora))
+        if self.compile_aot and (problem := aot_clash(*args)):
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _anchor_within_shots(self):
         if self.anchor is not None and self.shots is not None and self.anchor > self.shots:
             raise ValueError(f"--anchor {self.anchor} is past the last of {self.shots} shots")

@@ -101,7 +101,7 @@ def _forward(block, eager, packages: Packages, *args, **kwargs):
     given = tuple(n for n in names if values.get(n) is not None)
     if not set(given) <= set(SUPPORTED[type(block).__name__]) or "x" not in given:
         return eager(*args, **kwargs)  # per-token modulation (the omni mode) and the like: not compiled
-    tensors = [values[n] for n in given]
+    tensors = [values[n].contiguous() for n in given]  # the layout compiled for (a no-op when it is)
     weights = dict(block.named_parameters()) | dict(block.named_buffers())
     if any(".lora_" in name for name in weights):
         return eager(*args, **kwargs)  # a LoRA adapter: its scale would be baked into the package
@@ -115,7 +115,7 @@ def _fits(tensors, given, signature) -> bool:
     """The inputs have the dtypes and ranks the package was made for, and a batch and sequence it takes."""
     batch = tensors[0].shape[0]
     for name, t, (dtype, ndim) in zip(given, tensors, signature, strict=True):
-        if str(t.dtype) != dtype or t.ndim != ndim or t.shape[0] != batch or not t.is_contiguous():
+        if str(t.dtype) != dtype or t.ndim != ndim or t.shape[0] != batch:
             return False
         if name in SEQUENCE_INPUTS and t.shape[1] != tensors[0].shape[1]:
             return False

@@ -219,17 +219,7 @@ class ModelManager:
 
     @classmethod
     def from_config(cls, config: ManagerConfig) -> ModelManager:
-        return cls(
-            gpu_memory=config.gpu_memory,
-            compile=config.compile,
-            quantize=config.quantize,
-            lora=list(config.lora),
-            compile_cache=config.compile_cache,
-            render_batch=config.render_batch,
-            attention=config.attention,
-            cuda_graphs=config.cuda_graphs,
-            compile_aot=config.compile_aot,
-        )
+        return cls(**config.model_dump())  # its fields are named as this class's arguments
 
     @staticmethod
     def _default_device() -> str:

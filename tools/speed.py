@@ -77,6 +77,12 @@ def check_speed_settings(
         raise SettingsError("--attention _native_flash renders one image per call: add --render-batch 1")
     if cuda_graphs and device != "cuda":
         raise SettingsError(NEEDS_CUDA)
+    if compile_aot and (problem := aot_clash(compile, quantize, cuda_graphs, attention, lora)):
+        raise SettingsError(problem)
+
+
+def aot_clash(compile: bool, quantize: str, cuda_graphs: bool, attention: str, lora: bool) -> str | None:
+    """What `--compile-aot` cannot be combined with among these settings, said as the error; None if nothing."""
     clashes = {
         "--compile": compile,
         "--quantize fp8": quantize == "fp8",
@@ -84,11 +90,12 @@ def check_speed_settings(
         f"--attention {attention}": attention not in ("auto", "native"),
         "--lora": lora,
     }
-    if compile_aot and (named := [flag for flag, on in clashes.items() if on]):
-        raise SettingsError(
-            f"--compile-aot runs the denoiser's bf16 blocks from ahead-of-time packages; it does not combine "
-            f"with {', '.join(named)}: leave {'those' if len(named) > 1 else 'it'} out, or use --compile instead"
-        )
+    if not (named := [flag for flag, on in clashes.items() if on]):
+        return None
+    return (
+        f"--compile-aot runs the denoiser's bf16 blocks from ahead-of-time packages; it does not combine with "
+        f"{', '.join(named)}: leave {'those' if len(named) > 1 else 'it'} out, or use --compile instead"
+    )
 
 
 def set_attention(denoiser, attention: str) -> None:
