@@ -4,7 +4,7 @@ processes that load them through the product's own loading path (tools/model_loa
     python evals/gpu_cold.py save --folder W/Z-Image-Turbo            # random bf16 weights as safetensors
     python evals/gpu_cold.py load --folder W/Z-Image-Turbo --out l.json [--sequential] [--library]
     python evals/gpu_cold.py stage --folder W/Z-Image-Turbo --out s.json
-    python evals/gpu_cold.py run --folder W/Z-Image-Turbo --out r.json [--compile --compile-cache DIR]
+    python evals/gpu_cold.py run --folder W/Z-Image-Turbo --out r.json [--compile | --compile-aot] [--compile-cache DIR]
     python evals/gpu_cold.py worker --folder W/Z-Image-Turbo --films 2 --out w.json [--compile ...]
     python evals/gpu_cold.py --tiny ...                                # the same on a CPU with tiny configs
 
@@ -229,6 +229,8 @@ def film_command(args, out: Path, trace: Path) -> list[str]:
     cmd += FILM_FLAGS + ["--size", "64x64" if args.tiny else "1024x1024"]
     if args.compile:
         cmd += ["--compile"]
+    if args.compile_aot:
+        cmd += ["--compile-aot"]
     if args.compile_cache:
         cmd += ["--compile-cache", args.compile_cache]
     if args.quantize != "none":
@@ -309,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folder", required=True, help="the saved pipeline folder")
     ap.add_argument("--tiny", action="store_true", help="tiny configs on the CPU (checks the script)")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile-aot", action="store_true", help="run: the film with --compile-aot")
     ap.add_argument("--compile-cache", default=None)
     ap.add_argument("--quantize", default="none", choices=["none", "fp8"])
     ap.add_argument("--cuda-graphs", action="store_true", help="run: the film with --cuda-graphs")
@@ -329,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         k: getattr(args, k)
         for k in (
             "compile",
+            "compile_aot",
             "compile_cache",
             "quantize",
             "cuda_graphs",

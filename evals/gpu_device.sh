@@ -64,6 +64,9 @@ for step in ${STEPS:-}; do
     run-cc1) one run-cc1 200 $C run --folder $W --compile --compile-cache $CACHE ;;
     run-cc2) one run-cc2 120 $C run --folder $W --compile --compile-cache $CACHE ;;
     run-plain) one run-plain 120 $C run --folder $W ;;
+    run-plain-t) one run-plain-t $(left 120) $C run --folder $W --trace ;;
+    run-aot) one run-aot $(left ${AOT_CAP:-120}) $C run --folder $W --trace --compile-aot --compile-cache /tmp/cd-aot ;;  # the first compiles
+    aot-keep) ls -la /tmp/cd-aot/aot >> "$OUT/log.txt" 2>&1; cat /tmp/cd-aot/aot/*.failed >> "$OUT/log.txt" 2>/dev/null ;;
     run-trace) one run-trace $(left 120) $C run --folder $W --trace ;;              # preload on (the default)
     run-trace-np) one run-trace-np $(left 120) $C run --folder $W --no-preload ;;   # agent.director.PRELOAD off
     run-trace-ns) one run-trace-ns $(left 120) $C run --folder $W --no-stage ;;     # tools.weight_stage.STAGE off
