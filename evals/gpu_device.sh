@@ -66,6 +66,7 @@ for step in ${STEPS:-}; do
     run-plain) one run-plain 120 $C run --folder $W ;;
     run-plain-t) one run-plain-t $(left 120) $C run --folder $W --trace ;;
     run-aot) one run-aot $(left ${AOT_CAP:-120}) $C run --folder $W --trace --compile-aot --compile-cache /tmp/cd-aot ;;  # the first compiles
+    aot-load) one aot-load 90 evals/aot_load.py --cache /tmp/cd-aot; one aot-load2 90 evals/aot_load.py --cache /tmp/cd-aot ;;
     aot-keep) ls -la /tmp/cd-aot/aot >> "$OUT/log.txt" 2>&1; cat /tmp/cd-aot/aot/*.failed >> "$OUT/log.txt" 2>/dev/null ;;
     run-trace) one run-trace $(left 120) $C run --folder $W --trace ;;              # preload on (the default)
     run-trace-np) one run-trace-np $(left 120) $C run --folder $W --no-preload ;;   # agent.director.PRELOAD off
