@@ -345,7 +345,8 @@ class RunSettings(BaseSettings):
         default=False,
         description="Run the image denoiser's repeated blocks from AOTInductor packages (Z-Image, bf16): the "
         "first process compiles them into --compile-cache (or ~/.cache/creative-director/compile), later ones "
-        "load them in about a second instead of tracing as --compile does.",
+        "only load them. About 30% faster per image on an H200, but loading took 14-18 s there, so a cold film is "
+        "slower than without it today (docs/PERFORMANCE.md).",
     )
     render_batch: Annotated[int, Flag("models")] = Field(
         default=4, ge=1, description="Most same-size text-to-image takes rendered in one pipeline call."
