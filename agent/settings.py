@@ -345,7 +345,7 @@ class RunSettings(BaseSettings):
         default=False,
         description="Run the image denoiser's repeated blocks from AOTInductor packages (Z-Image, bf16): the "
         "first process compiles them into --compile-cache (or ~/.cache/creative-director/compile), later ones "
-        "only load them. About 30% faster per image on an H200, but loading took 14-18 s there, so a cold film is "
+        "only load them. On an H200 about 1.0 s per image against 1.43 s, but loading took 14-18 s, so a cold film is "
         "slower than without it today (docs/PERFORMANCE.md).",
     )
     render_batch: Annotated[int, Flag("models")] = Field(

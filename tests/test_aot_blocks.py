@@ -222,3 +222,11 @@ def test_the_command_line_refuses_compile_aot_with_compile(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "--compile-aot" in proc.stderr and "does not combine with --compile" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
+
+
+def test_the_flag_is_in_the_help():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "run", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--compile-aot" in proc.stdout and "AOTInductor packages" in proc.stdout
