@@ -174,15 +174,26 @@ class Packages:
                     "ahead-of-time compile of %s failed, it runs eagerly: %s", type(block).__name__, err
                 )
                 return None
-        import torch._inductor
-
         try:
-            loader = torch._inductor.aoti_load_package(str(path)).loader
+            loader = load_package(path)
         except Exception as err:  # noqa: BLE001 - an unreadable package costs a compile, never the run
             log.warning("package %s not loaded (%s); it is compiled again", path, err)
             path.unlink(missing_ok=True)
             return self._open(key, block, given, tensors, weights) if not failed.is_file() else None
         return Runner(loader, tuple(weights), signature)
+
+
+def load_package(path: Path):
+    """The runner of one package, built by AOTInductor's C++ loader straight from the archive.
+
+    `torch._inductor.aoti_load_package` does the same and then compares the package's recorded CPU vector
+    ISA with this machine's, which probes each ISA by building a test library and opening it in a child
+    interpreter (on torch 2.11 each child imports torch; `evals/aot_load.py load` times both ways). The key
+    already pins the device and the torch version, so that comparison tells nothing here. The arguments: the
+    file, the model's name in the archive ("model"), not single-threaded, one runner, the current device."""
+    import torch
+
+    return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
 
 
 def package_key(block, given, tensors, weights) -> str:
