@@ -69,8 +69,6 @@ for step in ${STEPS:-}; do
     aot-make) one aot-make $(left 240) evals/aot_load.py make --cache /tmp/cd-aot ;;  # one package per kind of block
     aot-load) one aot-load 90 -X faulthandler evals/aot_load.py load --cache /tmp/cd-aot
               one aot-load2 90 -X faulthandler evals/aot_load.py load --cache /tmp/cd-aot ;;
-    aot-spy) /tmp/site/bin/py-spy record --native -r 200 -f raw -o "$OUT"/aot-spy.txt -- python3 evals/aot_load.py \
-               load --cache /tmp/cd-aot >> "$OUT/log.txt" 2>&1; echo "py-spy rc=$?" ;;
     aot-keep) ls -la /tmp/cd-aot/aot >> "$OUT/log.txt" 2>&1; cat /tmp/cd-aot/aot/*.failed >> "$OUT/log.txt" 2>/dev/null ;;
     run-trace) one run-trace $(left 120) $C run --folder $W --trace ;;              # preload on (the default)
     run-trace-np) one run-trace-np $(left 120) $C run --folder $W --no-preload ;;   # agent.director.PRELOAD off
