@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 
 from tools.errors import SettingsError
@@ -174,12 +175,14 @@ class Packages:
                     "ahead-of-time compile of %s failed, it runs eagerly: %s", type(block).__name__, err
                 )
                 return None
+        started = time.perf_counter()
         try:
             loader = load_package(path)
         except Exception as err:  # noqa: BLE001 - an unreadable package costs a compile, never the run
             log.warning("package %s not loaded (%s); it is compiled again", path, err)
             path.unlink(missing_ok=True)
             return self._open(key, block, given, tensors, weights) if not failed.is_file() else None
+        log.info("loaded %s in %.2f s", path.name, time.perf_counter() - started)
         return Runner(loader, tuple(weights), signature)
 
 
@@ -236,7 +239,6 @@ def compile_package(block, given, tensors, weights, path: Path) -> Path:
     has one image, since export fixes a dimension whose example size is 1."""
     import os
     import tempfile
-    import time
 
     import torch
     import torch._inductor
