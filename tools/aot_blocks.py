@@ -6,8 +6,9 @@ block of each kind is exported (`torch.export`) with its weights as inputs, comp
 package (a shared library holding its kernels), and kept in the cache folder; every block of that kind then
 runs through that one package with its own weights. A later process loads the package and calls it: no
 tracing, no code generation.
-Measured (docs/PERFORMANCE.md, fourteenth session): about 1.0 s per 1024² image against 1.43 s eager on an
-H200, but the first package's load took 14-18 s there, so a cold film was slower than without it.
+Measured (docs/PERFORMANCE.md): about 1.0 s per 1024² image against 1.43 s eager on an H200. The first load
+took 14-18 s there through `aoti_load_package`; loaded with `load_package` below, a cold film with the packages
+on disk took 26.1 and 29.5 s against 30.2 and 31.6 s plain on the same machine (fifteenth session).
 
 - One package per kind of block: the block's class and structure (its parameters' names, shapes and dtypes, and
   its settings such as eps, heads and modulation), which of its inputs the model passes, their dtypes, the
