@@ -9,8 +9,8 @@ config on the CPU), which compiles one package per kind; it writes what each pac
 `aot/inputs.json`. `load` then takes each package apart in a fresh process: what the archive holds (the kernel
 files, and whether they are machine code or PTX), unpacking it with zipfile, opening its shared library with
 ctypes, the project's `aot_blocks.load_package`, `torch._inductor.aoti_load_package` twice (the first under
-cProfile), and the first and second calls. Each step's row is written
-to --out as it is measured, so a crash keeps the steps before it.
+cProfile), and the first and second calls. Each step's row is written to --out as it is measured, so a crash
+keeps the steps before it.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "evals"]
 
-PACKAGES = (
-    "ZImageTransformerBlock-*.pt2"  # the names aot_blocks writes (its temporary files start with a dot)
-)
+# The names aot_blocks writes; its temporary files start with a dot and are left out.
+PACKAGES = "ZImageTransformerBlock-*.pt2"
 
 
 def make(args) -> dict:
@@ -167,11 +166,7 @@ def _tensor(torch, shape, dtype, device):
     dtype = getattr(torch, dtype.removeprefix("torch."))
     if dtype == torch.bool:
         return torch.ones(shape, dtype=dtype, device=device)
-    return (
-        torch.randn(shape, device=device).to(dtype)
-        if not dtype.is_complex
-        else torch.randn(shape, dtype=dtype, device=device)
-    )
+    return torch.randn(shape, dtype=dtype, device=device)
 
 
 def main(argv=None):

@@ -66,7 +66,7 @@ for step in ${STEPS:-}; do
     run-plain) one run-plain 120 $C run --folder $W ;;
     run-plain-t) one run-plain-t $(left 120) $C run --folder $W --trace ;;
     run-aot) one run-aot $(left ${AOT_CAP:-120}) $C run --folder $W --trace --compile-aot --compile-cache /tmp/cd-aot ;;  # the first compiles
-    aot-make) one aot-make $(left 240) evals/aot_load.py make --cache /tmp/cd-aot ;;  # one package per kind of block
+    aot-make) one aot-make $(left 240) -X faulthandler evals/aot_load.py make --cache /tmp/cd-aot ;;  # one package per kind of block
     aot-load) one aot-load 90 -X faulthandler evals/aot_load.py load --cache /tmp/cd-aot
               one aot-load2 90 -X faulthandler evals/aot_load.py load --cache /tmp/cd-aot ;;
     aot-keep) ls -la /tmp/cd-aot/aot >> "$OUT/log.txt" 2>&1; cat /tmp/cd-aot/aot/*.failed >> "$OUT/log.txt" 2>/dev/null ;;
