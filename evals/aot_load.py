@@ -11,6 +11,10 @@ files, and whether they are machine code or PTX), unpacking it with zipfile, ope
 ctypes, the project's `aot_blocks.load_package`, `torch._inductor.aoti_load_package` twice (the first under
 cProfile), and the first and second calls. Each step's row is written to --out as it is measured, so a crash
 keeps the steps before it.
+
+Both bare-process runs of this script crashed on an H200 (a segmentation fault in the C++ loader) where the film,
+which loads its packages on a render thread, never did. `--thread` runs the whole step list on a worker thread
+instead of the main thread, and `--no-dlopen` leaves out the ctypes step, to tell those two apart.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import pstats
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -70,7 +75,11 @@ def make(args) -> dict:
     t = time.perf_counter()
     with torch.no_grad():
         dit(x, torch.full((1,), 0.5, device=device), cap, return_dict=False)
-    row = {"compile_and_first_forward_s": round(time.perf_counter() - t, 2), "packages": calls}
+    row = {
+        "thread": threading.current_thread().name,
+        "compile_and_first_forward_s": round(time.perf_counter() - t, 2),
+        "packages": calls,
+    }
     (Path(args.cache) / "aot" / "inputs.json").write_text(json.dumps(calls, indent=1))
     return row
 
@@ -117,6 +126,7 @@ def load(args) -> list[dict]:
     from tools import aot_blocks
 
     steps = Steps(args.out)
+    steps.note("where", thread=threading.current_thread().name, dlopen=args.dlopen)
     torch = steps("import torch", lambda: __import__("torch"))
     steps("import torch._inductor", lambda: __import__("torch._inductor"))
     on_gpu = torch.cuda.is_available()
@@ -128,7 +138,7 @@ def load(args) -> list[dict]:
         steps.note("contents", package=path.name, **contents(path))
         with tempfile.TemporaryDirectory() as tmp:
             steps("unzip (python)", lambda p=path, d=tmp: zipfile.ZipFile(p).extractall(d), package=path.name)
-            for so in Path(tmp).rglob("*.so"):
+            for so in Path(tmp).rglob("*.so") if args.dlopen else ():
                 steps("dlopen .so (ctypes)", lambda s=so: ctypes.CDLL(str(s)), package=path.name)
         steps("load_package (aot_blocks)", lambda p=path: aot_blocks.load_package(p), package=path.name)
         profile = cProfile.Profile()
@@ -177,7 +187,19 @@ def main(argv=None):
         "--tiny", action="store_true", help="make: the tiny config on the CPU (checks the script)"
     )
     ap.add_argument("--out", default=None)
+    ap.add_argument("--thread", action="store_true", help="run on a worker thread, not the main thread")
+    ap.add_argument("--no-dlopen", dest="dlopen", action="store_false", help="load: leave out the ctypes step")
     args = ap.parse_args(argv)
+    if args.thread:
+        done = {}
+        worker = threading.Thread(target=lambda: done.update(got=_main(args)), name="aot-worker")
+        worker.start()
+        worker.join()
+        return done.get("got")
+    return _main(args)
+
+
+def _main(args):
     if args.what == "make":
         row = make(args)
         print(json.dumps(row, indent=1))

@@ -69,6 +69,17 @@ for step in ${STEPS:-}; do
     aot-make) one aot-make $(left 240) -X faulthandler evals/aot_load.py make --cache /tmp/cd-aot ;;  # one package per kind of block
     aot-load) one aot-load 90 -X faulthandler evals/aot_load.py load --cache /tmp/cd-aot
               one aot-load2 90 -X faulthandler evals/aot_load.py load --cache /tmp/cd-aot ;;
+    aot-make-th) one aot-make-th $(left 240) -X faulthandler evals/aot_load.py make --cache /tmp/cd-aot --thread ;;
+    aot-load-nd) one aot-load-nd 90 -X faulthandler evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen ;;
+    aot-load-th) one aot-load-th 90 -X faulthandler evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen --thread ;;
+    aot-gdb) # the C++ stack of the crash: cuda-gdb also debugs host code (the image has no gdb); randomisation
+             # stays on, as in a plain run
+             echo "== aot-gdb $(date +%T)"; t=$SECONDS
+             timeout $(left 150) cuda-gdb -q -batch -ex "set pagination off" -ex "set confirm off" \
+               -ex "set disable-randomization off" -ex run -ex "bt 40" -ex "info sharedlibrary" \
+               --args python3 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen --out /tmp/gdb.json \
+               > "$OUT/gdb.txt" 2>&1; echo "rc=$? $((SECONDS - t)) s"
+             grep -n -A45 "SIGSEGV\|signal SIG" "$OUT/gdb.txt" | head -80 ;;
     aot-keep) ls -la /tmp/cd-aot/aot >> "$OUT/log.txt" 2>&1; cat /tmp/cd-aot/aot/*.failed >> "$OUT/log.txt" 2>/dev/null ;;
     run-trace) one run-trace $(left 120) $C run --folder $W --trace ;;              # preload on (the default)
     run-trace-np) one run-trace-np $(left 120) $C run --folder $W --no-preload ;;   # agent.director.PRELOAD off
