@@ -188,7 +188,9 @@ def main(argv=None):
     )
     ap.add_argument("--out", default=None)
     ap.add_argument("--thread", action="store_true", help="run on a worker thread, not the main thread")
-    ap.add_argument("--no-dlopen", dest="dlopen", action="store_false", help="load: leave out the ctypes step")
+    ap.add_argument(
+        "--no-dlopen", dest="dlopen", action="store_false", help="load: leave out the ctypes step"
+    )
     args = ap.parse_args(argv)
     if args.thread:
         done = {}
