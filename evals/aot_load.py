@@ -14,7 +14,8 @@ keeps the steps before it.
 
 Both bare-process runs of this script crashed on an H200 (a segmentation fault in the C++ loader) where the film,
 which loads its packages on a render thread, never did. `--thread` runs the whole step list on a worker thread
-instead of the main thread, and `--no-dlopen` leaves out the ctypes step, to tell those two apart.
+instead of the main thread, `--no-dlopen` leaves out the ctypes step, and `--imports a,b` and `--warm` first import
+what a film imports and run what it runs on the GPU, to find what the film does that a bare process does not.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import ctypes
+import importlib
 import io
 import json
 import pstats
@@ -132,6 +134,10 @@ def load(args) -> list[dict]:
     on_gpu = torch.cuda.is_available()
     if on_gpu:
         steps("cuda init", lambda: torch.zeros(1, device="cuda"))
+    for name in filter(None, args.imports.split(",")):
+        steps(f"import {name}", lambda n=name: importlib.import_module(n))
+    if args.warm:
+        steps("warm (matmul, attention)", lambda: _warm(torch, "cuda" if on_gpu else "cpu"))
     folder = Path(args.cache) / "aot"
     calls = json.loads((folder / "inputs.json").read_text()) if (folder / "inputs.json").is_file() else []
     for path in sorted(folder.glob(PACKAGES)):
@@ -172,6 +178,15 @@ def load(args) -> list[dict]:
     return steps.rows
 
 
+def _warm(torch, device):
+    """What a film has run before its first package loads: a bf16 matrix product and attention."""
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    a = torch.randn(256, 256, device=device, dtype=dtype)
+    q = torch.randn(1, 8, 128, 64, device=device, dtype=dtype)
+    (a @ a).sum().item()
+    torch.nn.functional.scaled_dot_product_attention(q, q, q).sum().item()
+
+
 def _tensor(torch, shape, dtype, device):
     dtype = getattr(torch, dtype.removeprefix("torch."))
     if dtype == torch.bool:
@@ -191,6 +206,8 @@ def main(argv=None):
     ap.add_argument(
         "--no-dlopen", dest="dlopen", action="store_false", help="load: leave out the ctypes step"
     )
+    ap.add_argument("--imports", default="", help="load: modules to import first, comma-separated")
+    ap.add_argument("--warm", action="store_true", help="load: run a matrix product and attention first")
     args = ap.parse_args(argv)
     if args.thread:
         done = {}

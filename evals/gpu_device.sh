@@ -80,7 +80,29 @@ for step in ${STEPS:-}; do
                --args python3 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen --out /tmp/gdb.json \
                > "$OUT/gdb.txt" 2>&1; echo "rc=$? $((SECONDS - t)) s"
              grep -n -A45 "SIGSEGV\|signal SIG" "$OUT/gdb.txt" | head -80 ;;
-    aot-keep) ls -la /tmp/cd-aot/aot >> "$OUT/log.txt" 2>&1; cat /tmp/cd-aot/aot/*.failed >> "$OUT/log.txt" 2>/dev/null ;;
+    aot-why) # what a bare process lacks that a film has (the crash is in the package's std::regex, parse_device_str)
+             { echo "== aot-why $(date +%T)"; g++ --version | head -1
+               python3 -c "import torch, torch._inductor.config as c; print('cxx', c.cpp.cxx, 'abi', torch._C._GLIBCXX_USE_CXX11_ABI)"
+               strings /lib/x86_64-linux-gnu/libstdc++.so.6 | grep -E '^GLIBCXX_3[.]4[.][0-9]+$' | sort -V | tail -1
+               ls -la /lib/x86_64-linux-gnu/libstdc++.so.6* $(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))")/lib | grep -i "stdc\|gomp\|global_deps"
+               rm -rf /tmp/pk && mkdir /tmp/pk && p=$(ls /tmp/cd-aot/aot/*.pt2 | head -1) && (cd /tmp/pk && python3 -m zipfile -e "$p" .)
+               so=$(find /tmp/pk -name "*.so" | head -1); readelf -d "$so" | grep -E "NEEDED|FLAGS|SYMBOLIC"; readelf -p .comment "$so" | head -5
+               tl=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))")/lib
+               readelf -p .comment $tl/libtorch_cpu.so | head -4
+               for f in "$so" $tl/libtorch_cpu.so $tl/libtorch_global_deps.so $tl/libtorch_python.so; do
+                 echo "$f: $(nm -D --defined-only "$f" 2>/dev/null | c++filt | grep -c 'regex_traits<char>::transform_primary\|_BracketMatcher<std::__cxx11::regex_traits<char>, false, false>::_M_apply')"; done
+             } >> "$OUT/log.txt" 2>&1
+             LD_DEBUG=bindings timeout 60 python3 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen 2>&1 >/dev/null \
+               | grep -a "wrapper.so" | grep -a -i "regex\|facet\|locale\|collate\|ctype\|_Compiler" | c++filt | head -300 > "$OUT/bindings.txt"
+             echo "bindings: $(wc -l < "$OUT/bindings.txt") lines"
+             one aot-load-warm 90 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen --warm
+             one aot-load-imp 90 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen --warm --imports diffusers,transformers,av,cv2,PIL.Image,langgraph.graph
+             TORCH_USE_RTLD_GLOBAL=1 one aot-load-rg 90 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen ;;
+    run-aot-ld) # the film's bindings of the package's std::regex code, to set beside aot-why's bare process
+             rm -f /tmp/ldfilm.*; LD_DEBUG=bindings LD_DEBUG_OUTPUT=/tmp/ldfilm one run-aot-ld $(left ${AOT_CAP:-120}) $C run --folder $W --compile-aot --compile-cache /tmp/cd-aot
+             du -shc /tmp/ldfilm.* | tail -1; grep -a -h "wrapper.so" /tmp/ldfilm.* | grep -a -i "regex\|facet\|locale\|collate\|ctype\|_Compiler" | c++filt | head -600 > "$OUT/bindings_film.txt"
+             echo "film bindings: $(wc -l < "$OUT/bindings_film.txt") lines"; rm -f /tmp/ldfilm.* ;;
+    aot-keep) ls -la /tmp/cd-aot/aot >> "$OUT/log.txt" 2>&1; mkdir -p "$OUT/aot" && cp /tmp/cd-aot/aot/*.pt2 /tmp/cd-aot/aot/inputs.json "$OUT/aot/" 2>/dev/null; cat /tmp/cd-aot/aot/*.failed >> "$OUT/log.txt" 2>/dev/null ;;
     run-trace) one run-trace $(left 120) $C run --folder $W --trace ;;              # preload on (the default)
     run-trace-np) one run-trace-np $(left 120) $C run --folder $W --no-preload ;;   # agent.director.PRELOAD off
     run-trace-ns) one run-trace-ns $(left 120) $C run --folder $W --no-stage ;;     # tools.weight_stage.STAGE off
