@@ -91,12 +91,15 @@ for step in ${STEPS:-}; do
                readelf -p .comment $tl/libtorch_cpu.so | head -4
                for f in "$so" $tl/libtorch_cpu.so $tl/libtorch_global_deps.so $tl/libtorch_python.so; do
                  echo "$f: $(nm -D --defined-only "$f" 2>/dev/null | c++filt | grep -c 'regex_traits<char>::transform_primary\|_BracketMatcher<std::__cxx11::regex_traits<char>, false, false>::_M_apply')"; done
+               echo "compiler's libstdc++: $(g++ -print-file-name=libstdc++.so.6) -> $(readlink -f "$(g++ -print-file-name=libstdc++.so.6)")"
+               ldd "$so" | grep -i "stdc\|torch"; ldd "$(readlink -f "$(which python3)")" | head -8
              } >> "$OUT/log.txt" 2>&1
              LD_DEBUG=bindings timeout 60 python3 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen 2>&1 >/dev/null \
                | grep -a "wrapper.so" | grep -a -i "regex\|facet\|locale\|collate\|ctype\|_Compiler" | c++filt | head -300 > "$OUT/bindings.txt"
              echo "bindings: $(wc -l < "$OUT/bindings.txt") lines"
              one aot-load-warm 90 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen --warm
              one aot-load-imp 90 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen --warm --imports diffusers,transformers,av,cv2,PIL.Image,langgraph.graph
+             LD_PRELOAD=$(readlink -f "$(g++ -print-file-name=libstdc++.so.6)") one aot-load-pre 90 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen
              TORCH_USE_RTLD_GLOBAL=1 one aot-load-rg 90 evals/aot_load.py load --cache /tmp/cd-aot --no-dlopen ;;
     run-aot-ld) # the film's bindings of the package's std::regex code, to set beside aot-why's bare process
              rm -f /tmp/ldfilm.*; LD_DEBUG=bindings LD_DEBUG_OUTPUT=/tmp/ldfilm one run-aot-ld $(left ${AOT_CAP:-120}) $C run --folder $W --compile-aot --compile-cache /tmp/cd-aot
