@@ -161,6 +161,101 @@ def test_an_unreadable_package_is_dropped_and_never_stops_the_run(compiled, tmp_
     assert names == [".failed", ".failed"]  # the cut-off packages are gone, the failed recompile written down
 
 
+def test_a_fresh_package_that_does_not_load_is_written_down_not_compiled_again(
+    compiled, tmp_path, monkeypatch
+):
+    made = []
+
+    def cut_off(block, given, tensors, weights, path):  # a compile that "succeeds" with an unloadable file
+        made.append(path.name)
+        path.write_bytes(b"cut off")
+        return path
+
+    monkeypatch.setattr(aot_blocks, "compile_package", cut_off)
+    dit = _transformer(compiled["model"])
+    aot_blocks.install(dit, tmp_path)
+    for want, have in zip(compiled["eager"], _denoise(dit), strict=True):
+        assert torch.equal(want, have)
+    assert len(made) == 2  # one compile per kind, not one after another for ever
+    failed = sorted((tmp_path / "aot").glob("*.failed"))
+    assert len(failed) == 2 and "load of a fresh package" in failed[0].read_text()
+    assert not list((tmp_path / "aot").glob("*.pt2"))
+
+
+def _static_libstdcxx_compiler(folder: Path) -> Path | None:
+    """A g++ that links libstdc++ and libgcc into every shared library statically, as the H200 image's does;
+    None without a static libstdc++ to link."""
+    gxx = shutil.which("g++")
+    if gxx is None:
+        return None
+    found = subprocess.run(
+        [gxx, "-print-file-name=libstdc++.a"], capture_output=True, text=True
+    ).stdout.strip()
+    if not Path(found).is_file():
+        return None
+    wrapper = folder / "g++-static-libstdcxx"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case " $* " in *" -shared "*) exec {gxx} "$@" -static-libstdc++ -static-libgcc ;; esac\n'
+        f'exec {gxx} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_a_package_with_its_own_static_libstdcxx_loads_in_a_bare_process(tmp_path):
+    """The H200 image's compiler links libstdc++ into each package; a bare process that opened such a package
+    crashed in its constructor (std::regex on mismatched locale facets). aot_blocks.load_package shares the
+    process's C++ runtime first. Built here with the same linking; torch's own loader is the control."""
+    import os
+
+    cxx = _static_libstdcxx_compiler(tmp_path)
+    if cxx is None:
+        pytest.skip("no g++ with a static libstdc++ to build such a package")
+    package = tmp_path / "static.pt2"
+    make = f"""
+import torch, torch._inductor
+class M(torch.nn.Module):
+    def forward(self, x, w):
+        return torch.relu(x @ w)
+ep = torch.export.export(M(), (torch.randn(4, 8), torch.randn(8, 8)))
+torch._inductor.aoti_compile_and_package(ep, package_path={str(package)!r})
+"""
+    env = os.environ | {"CXX": str(cxx), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    proc = subprocess.run([sys.executable, "-c", make], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0 and package.is_file(), proc.stderr[-3000:]
+    run = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from tools import aot_blocks
+x = torch.arange(32, dtype=torch.float32).reshape(4, 8) - 16
+w = torch.eye(8)
+if {ours}:
+    loader = aot_blocks.load_package({package!r})
+else:
+    loader = torch._C._aoti.AOTIModelPackageLoader({package!r}, "model", False, 1, -1)
+print(float((loader.boxed_run([x, w])[0] - torch.relu(x)).abs().max()))
+"""
+    control = subprocess.run(
+        [sys.executable, "-c", run.format(root=str(ROOT), ours=False, package=str(package))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # the setup reproduces the fault: torch's loader alone fails (bad_cast here, a segfault on GCC 13)
+    assert control.returncode != 0, (
+        "torch's own loader opened the package: the test no longer shows the fault"
+    )
+    ours = subprocess.run(
+        [sys.executable, "-c", run.format(root=str(ROOT), ours=True, package=str(package))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ours.returncode == 0, ours.stderr[-3000:]
+    assert float(ours.stdout.strip().splitlines()[-1]) == 0.0
+
+
 def test_a_lora_adapter_makes_its_blocks_run_eagerly(compiled, monkeypatch):
     from peft import LoraConfig, inject_adapter_in_model
 

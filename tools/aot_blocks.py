@@ -155,7 +155,7 @@ class Packages:
                 self._runners[key] = self._open(key, block, given, tensors, weights)
             return self._runners[key]
 
-    def _open(self, key, block, given, tensors, weights) -> Runner | None:
+    def _open(self, key, block, given, tensors, weights, compiled: bool = False) -> Runner | None:
         path, failed = self.folder / f"{key}.pt2", self.folder / f"{key}.failed"
         signature = tuple((str(t.dtype), t.ndim) for t in tensors)
         if failed.is_file():
@@ -169,22 +169,49 @@ class Packages:
             try:
                 compile_package(block, given, tensors, weights, path)
             except Exception as err:  # noqa: BLE001 - the block still runs eagerly; the run goes on
-                from tools.files import write_atomic
-
-                write_atomic(failed, f"{type(err).__name__}: {err}\n".encode())
-                log.warning(
-                    "ahead-of-time compile of %s failed, it runs eagerly: %s", type(block).__name__, err
-                )
-                return None
+                return _give_up(block, failed, "compile", err)
+            compiled = True
         started = time.perf_counter()
         try:
             loader = load_package(path)
         except Exception as err:  # noqa: BLE001 - an unreadable package costs a compile, never the run
-            log.warning("package %s not loaded (%s); it is compiled again", path, err)
             path.unlink(missing_ok=True)
-            return self._open(key, block, given, tensors, weights) if not failed.is_file() else None
+            if compiled:  # made by this process and still not loadable: compiling again would not help
+                return _give_up(block, failed, "load of a fresh package", err)
+            log.warning("package %s not loaded (%s); it is compiled again", path, err)
+            return self._open(key, block, given, tensors, weights)
         log.info("loaded %s in %.2f s", path.name, time.perf_counter() - started)
         return Runner(loader, tuple(weights), signature)
+
+
+def _give_up(block, failed: Path, what: str, err: Exception) -> None:
+    """Write down why a kind of block runs eagerly from now on (`<key>.failed`), and say so."""
+    from tools.files import write_atomic
+
+    write_atomic(failed, f"{what}: {type(err).__name__}: {err}\n".encode())
+    log.warning("ahead-of-time %s of %s failed, it runs eagerly: %s", what, type(block).__name__, err)
+
+
+@functools.cache
+def share_cxx_runtime() -> bool:
+    """Put the C++ runtime this process already runs (libstdc++, loaded with torch) in its global symbol scope,
+    once; whether it was there to share.
+
+    A compiler that links libstdc++ into each package statically (the H200 image's does: its packages list no
+    libstdc++ among their needed libraries) leaves each package a copy of its own, which still binds a few
+    symbols (the locale facets' ids) to the process's copy when that copy is in the global scope and the rest
+    to its own when it is not. The facets then do not match their ids: the package's constructor, parsing its
+    device string with std::regex, crashed the process there (a segmentation fault; on GCC 12 here,
+    std::bad_cast). Torch loads libstdc++ privately, so a bare process crashed and a film, where some library
+    had already made it global, did not. With the runtime global, every such symbol binds to one copy."""
+    import ctypes
+    import os
+
+    try:  # RTLD_NOLOAD: only promote a library already loaded, never load one
+        ctypes.CDLL("libstdc++.so.6", mode=os.RTLD_GLOBAL | os.RTLD_NOLOAD)
+    except (OSError, AttributeError):  # not loaded under that name, or no such flags (not glibc)
+        return False
+    return True
 
 
 def load_package(path: Path):
@@ -197,6 +224,7 @@ def load_package(path: Path):
     file, the model's name in the archive ("model"), not single-threaded, one runner, the current device."""
     import torch
 
+    share_cxx_runtime()
     return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
 
 
