@@ -12,10 +12,10 @@ ctypes, the project's `aot_blocks.load_package`, `torch._inductor.aoti_load_pack
 cProfile), and the first and second calls. Each step's row is written to --out as it is measured, so a crash
 keeps the steps before it.
 
-Both bare-process runs of this script crashed on an H200 (a segmentation fault in the C++ loader) where the film,
-which loads its packages on a render thread, never did. `--thread` runs the whole step list on a worker thread
-instead of the main thread, `--no-dlopen` leaves out the ctypes step, and `--imports a,b` and `--warm` first import
-what a film imports and run what it runs on the GPU, to find what the film does that a bare process does not.
+Bare-process runs of this script crashed on an H200 where films did not. `--thread` (a worker thread instead of
+the main thread), `--no-dlopen` (no ctypes step), `--imports a,b` and `--warm` (what a film imports and runs
+first) told the suspects apart: none mattered. The cause was the package's own static libstdc++ against torch's
+private one, fixed in `aot_blocks.share_cxx_runtime` (docs/PERFORMANCE.md, sixteenth session).
 """
 
 from __future__ import annotations

@@ -198,12 +198,13 @@ def share_cxx_runtime() -> bool:
     once; whether it was there to share.
 
     A compiler that links libstdc++ into each package statically (the H200 image's does: its packages list no
-    libstdc++ among their needed libraries) leaves each package a copy of its own, which still binds a few
-    symbols (the locale facets' ids) to the process's copy when that copy is in the global scope and the rest
-    to its own when it is not. The facets then do not match their ids: the package's constructor, parsing its
-    device string with std::regex, crashed the process there (a segmentation fault; on GCC 12 here,
-    std::bad_cast). Torch loads libstdc++ privately, so a bare process crashed and a film, where some library
-    had already made it global, did not. With the runtime global, every such symbol binds to one copy."""
+    libstdc++ among their needed libraries) makes a package run two copies at once: most of its locale and
+    regex code binds to its own copy, a few symbols (the facets' ids) to the process's, so the ids index the
+    other copy's facets. The package's constructor, parsing its device string with std::regex, then crashed the
+    process there (a segmentation fault; std::bad_cast with GCC 12 here). Torch loads libstdc++ privately, so a
+    bare process crashed, and a film, where some library had already made it global, did not. The global scope
+    is searched first, so with the process's copy there every such symbol binds to that one copy
+    (docs/PERFORMANCE.md, sixteenth session)."""
     import ctypes
     import os
 
