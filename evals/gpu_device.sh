@@ -84,10 +84,10 @@ for step in ${STEPS:-}; do
              { echo "== aot-why $(date +%T)"; g++ --version | head -1
                python3 -c "import torch, torch._inductor.config as c; print('cxx', c.cpp.cxx, 'abi', torch._C._GLIBCXX_USE_CXX11_ABI)"
                strings /lib/x86_64-linux-gnu/libstdc++.so.6 | grep -E '^GLIBCXX_3[.]4[.][0-9]+$' | sort -V | tail -1
-               ls -la /lib/x86_64-linux-gnu/libstdc++.so.6* $(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))")/lib | grep -i "stdc\|gomp\|global_deps"
+               tl=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))")/lib
+               ls -la /lib/x86_64-linux-gnu/libstdc++.so.6* $tl | grep -i "stdc\|gomp\|global_deps"
                rm -rf /tmp/pk && mkdir /tmp/pk && p=$(ls /tmp/cd-aot/aot/*.pt2 | head -1) && (cd /tmp/pk && python3 -m zipfile -e "$p" .)
                so=$(find /tmp/pk -name "*.so" | head -1); readelf -d "$so" | grep -E "NEEDED|FLAGS|SYMBOLIC"; readelf -p .comment "$so" | head -5
-               tl=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))")/lib
                readelf -p .comment $tl/libtorch_cpu.so | head -4
                for f in "$so" $tl/libtorch_cpu.so $tl/libtorch_global_deps.so $tl/libtorch_python.so; do
                  echo "$f: $(nm -D --defined-only "$f" 2>/dev/null | c++filt | grep -c 'regex_traits<char>::transform_primary\|_BracketMatcher<std::__cxx11::regex_traits<char>, false, false>::_M_apply')"; done

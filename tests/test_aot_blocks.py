@@ -236,22 +236,16 @@ else:
     loader = torch._C._aoti.AOTIModelPackageLoader({package!r}, "model", False, 1, -1)
 print(float((loader.boxed_run([x, w])[0] - torch.relu(x)).abs().max()))
 """
-    control = subprocess.run(
-        [sys.executable, "-c", run.format(root=str(ROOT), ours=False, package=str(package))],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def load(ours: bool):
+        code = run.format(root=str(ROOT), ours=ours, package=str(package))
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
     # the setup reproduces the fault: torch's loader alone fails (bad_cast here, a segfault on GCC 13)
-    assert control.returncode != 0, (
+    assert load(ours=False).returncode != 0, (
         "torch's own loader opened the package: the test no longer shows the fault"
     )
-    ours = subprocess.run(
-        [sys.executable, "-c", run.format(root=str(ROOT), ours=True, package=str(package))],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ours = load(ours=True)
     assert ours.returncode == 0, ours.stderr[-3000:]
     assert float(ours.stdout.strip().splitlines()[-1]) == 0.0
 

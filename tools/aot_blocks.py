@@ -155,8 +155,9 @@ class Packages:
                 self._runners[key] = self._open(key, block, given, tensors, weights)
             return self._runners[key]
 
-    def _open(self, key, block, given, tensors, weights, compiled: bool = False) -> Runner | None:
+    def _open(self, key, block, given, tensors, weights) -> Runner | None:
         path, failed = self.folder / f"{key}.pt2", self.folder / f"{key}.failed"
+        compiled = False
         signature = tuple((str(t.dtype), t.ndim) for t in tensors)
         if failed.is_file():
             log.warning(
